@@ -1,0 +1,1 @@
+"""Analysis of finished sessions: envelope vs headers, findings. Never prints."""

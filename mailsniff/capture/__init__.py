@@ -1,0 +1,1 @@
+"""Packet sources: pcap, pcapng (optionally gzip-compressed, or stdin) and live capture."""

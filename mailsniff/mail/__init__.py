@@ -1,0 +1,1 @@
+"""Message parsing: MIME structure, RFC 2047 words, address lists."""

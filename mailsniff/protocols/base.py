@@ -1,0 +1,133 @@
+"""Shared pieces of the sans-IO protocol parsers: direction, a bounded line buffer, text decoding.
+
+Nothing here (or anywhere in `mailsniff.protocols`) does I/O: parsers are fed
+`(ts_ns, direction, bytes)` and hand back typed events, like h11.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from mailsniff.limits import MAX_LINE
+
+__all__ = ["Direction", "Line", "ReceiveBuffer", "to_text"]
+
+
+class Direction(str, Enum):
+    """Who sent the bytes: the side that sends commands, or the side that answers."""
+
+    CLIENT = "client"
+    SERVER = "server"
+
+    @property
+    def other(self) -> Direction:
+        return Direction.SERVER if self is Direction.CLIENT else Direction.CLIENT
+
+
+@dataclass(slots=True, frozen=True)
+class Line:
+    """One line taken from a stream."""
+
+    raw: bytes  # without the line ending; at most MAX_LINE bytes
+    ending: bytes  # b"\r\n", b"\n" (bare LF, tolerated), or b"" (cut: overlong or end of stream)
+    overlong: int = 0  # bytes dropped beyond MAX_LINE (0 when the line fit)
+
+    @property
+    def size(self) -> int:
+        """Bytes this line occupied in the stream."""
+        return len(self.raw) + len(self.ending) + self.overlong
+
+
+def to_text(raw: bytes) -> str:
+    """Decode protocol bytes for display: UTF-8 where valid, each other byte as U+FFFD-free latin-1.
+
+    Captured bytes are hostile and arbitrary; this never raises. (Escaping of control characters
+    for the terminal is the renderer's job.)
+    """
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+class ReceiveBuffer:
+    """Bytes of one direction waiting to be parsed, taken as lines or as exact byte counts.
+
+    Bounded: a line longer than `max_line` is returned cut (with `overlong` counting the bytes
+    dropped) and the remainder up to its line ending is discarded, so memory never grows with a
+    peer that never sends a newline.
+    """
+
+    __slots__ = ("_buf", "_max_line", "_skipping", "_skipped")
+
+    def __init__(self, max_line: int = MAX_LINE) -> None:
+        self._buf = bytearray()
+        self._max_line = max_line
+        self._skipping = False  # inside an overlong line: drop until LF
+        self._skipped = 0
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    def append(self, data: bytes) -> None:
+        self._buf += data
+
+    def clear(self) -> int:
+        """Drop everything buffered (a gap made it untrustworthy); returns bytes dropped."""
+        n = len(self._buf)
+        self._buf.clear()
+        self._skipping = False
+        self._skipped = 0
+        return n
+
+    def take_line(self) -> Line | None:
+        """The next complete line, or None until one is complete (or cut as overlong)."""
+        buf = self._buf
+        if self._skipping:
+            i = buf.find(b"\n")
+            if i < 0:
+                self._skipped += len(buf)
+                buf.clear()
+                return None
+            self._skipped += i + 1
+            del buf[: i + 1]
+            self._skipping = False
+            # The cut line was already returned; nothing new to give for the tail.
+            return self.take_line()
+        i = buf.find(b"\n", 0, self._max_line + 2)
+        if i < 0:
+            if len(buf) > self._max_line + 1:
+                raw = bytes(buf[: self._max_line])
+                dropped = len(buf) - self._max_line
+                buf.clear()
+                self._skipping = True
+                self._skipped = 0
+                return Line(raw, b"", overlong=dropped)
+            return None
+        if i > 0 and buf[i - 1] == 0x0D:
+            raw, ending = bytes(buf[: i - 1]), b"\r\n"
+        else:
+            raw, ending = bytes(buf[:i]), b"\n"
+        del buf[: i + 1]
+        if len(raw) > self._max_line:
+            return Line(raw[: self._max_line], ending, overlong=len(raw) - self._max_line)
+        return Line(raw, ending)
+
+    def take_bytes(self, n: int) -> bytes:
+        """Up to `n` bytes from the front (fewer if fewer are buffered)."""
+        out = bytes(self._buf[:n])
+        del self._buf[:n]
+        return out
+
+    def take_rest(self) -> bytes:
+        """Everything buffered (a partial line at the end of the stream)."""
+        out = bytes(self._buf)
+        self._buf.clear()
+        return out
+
+    def find(self, needle: bytes) -> int:
+        return self._buf.find(needle)
+
+    def peek(self, n: int) -> bytes:
+        return bytes(self._buf[:n])

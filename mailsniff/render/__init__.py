@@ -1,0 +1,1 @@
+"""Renderers: rich console, JSON Lines. They present finished sessions; they never compute facts."""

@@ -1,0 +1,1 @@
+"""Session builders: fold protocol events into the records of `mailsniff.model`."""

@@ -1,0 +1,47 @@
+"""What the pipeline, live capture and the active client drive: one handler per connection."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from mailsniff.limits import MAX_TRANSCRIPT_LINES
+from mailsniff.model import Session, TranscriptLine
+from mailsniff.protocols.base import Direction
+
+__all__ = ["SessionHandler", "TranscriptRecorder"]
+
+
+class SessionHandler(Protocol):
+    """Folds one connection's bytes into a Session record (through a sans-IO parser).
+
+    The caller owns the connection facts (endpoints, times, gaps list, close reason);
+    the handler owns the protocol facts (banner, auth, transactions, messages, transcript).
+    """
+
+    session: Session
+
+    def data(self, ts_ns: int, direction: Direction, data: bytes) -> None:
+        """Bytes of one direction, in stream order."""
+
+    def gap(self, ts_ns: int, direction: Direction, length: int) -> None:
+        """`length` bytes of `direction` were never captured; resynchronise at a line start."""
+
+    def close(self, ts_ns: int) -> None:
+        """The connection ended (FIN/RST, idle, or end of input): flush what is pending."""
+
+
+class TranscriptRecorder:
+    """Appends TranscriptLine records to a session, bounded by MAX_TRANSCRIPT_LINES."""
+
+    __slots__ = ("_session", "_limit")
+
+    def __init__(self, session: Session, limit: int = MAX_TRANSCRIPT_LINES) -> None:
+        self._session = session
+        self._limit = limit
+
+    def add(self, ts_ns: int, direction: Direction, text: str, note: str | None = None) -> None:
+        s = self._session
+        if len(s.transcript) >= self._limit:
+            s.transcript_dropped += 1
+            return
+        s.transcript.append(TranscriptLine(ts_ns, direction, text, note))

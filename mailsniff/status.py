@@ -1,0 +1,23 @@
+"""Exit statuses: the only place exit numbers are defined."""
+
+from enum import IntEnum, unique
+
+__all__ = ["ExitStatus"]
+
+
+@unique
+class ExitStatus(IntEnum):
+    """Process exit codes, documented in README.md and docs/cli.md."""
+
+    #: The capture was read to its end (gaps inside streams are reported in the output).
+    SUCCESS = 0
+    #: Unexpected internal error (a bug in mailsniff).
+    ERROR = 1
+    #: The command line was wrong (unknown option, bad filter syntax).
+    USAGE = 2
+    #: The input could not be read at all (missing file, not a capture, unsupported link type).
+    INPUT_ERROR = 3
+    #: The capture is truncated or corrupt part-way; everything before that point was reported.
+    TRUNCATED = 4
+    #: Interrupted with Ctrl-C.
+    INTERRUPTED = 130
