@@ -8,7 +8,7 @@ since the Unix epoch (UTC); renderers turn them into ISO 8601.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from mailsniff.protocols.base import Direction
 
@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 
-class Protocol(str, Enum):
+class Protocol(StrEnum):
     SMTP = "smtp"
     POP3 = "pop3"
     IMAP = "imap"

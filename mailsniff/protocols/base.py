@@ -7,14 +7,14 @@ Nothing here (or anywhere in `mailsniff.protocols`) does I/O: parsers are fed
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from mailsniff.limits import MAX_LINE
 
 __all__ = ["Direction", "Line", "ReceiveBuffer", "to_text"]
 
 
-class Direction(str, Enum):
+class Direction(StrEnum):
     """Who sent the bytes: the side that sends commands, or the side that answers."""
 
     CLIENT = "client"
