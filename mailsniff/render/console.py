@@ -1,0 +1,636 @@
+"""Rich terminal rendering of finished SMTP (RFC 5321) and POP3 (RFC 1939) sessions.
+
+Renderers present, they never decide: `Transaction.bcc`, `Transaction.header_only` and
+`Session.findings` were filled in by analysis. Every captured string becomes
+`Text(safe_text(s))`, never markup, so a banner like `[bold red]x[/]` or an ESC sequence is shown
+as written instead of being obeyed. The console is always injected by the caller.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.rule import Rule
+from rich.table import Column, Table
+from rich.text import Text
+
+from mailsniff.model import (
+    Address,
+    AuthAttempt,
+    Exchange,
+    Message,
+    Protocol,
+    RcptAttempt,
+    RetrievedMessage,
+    Session,
+    Transaction,
+    TranscriptLine,
+)
+from mailsniff.protocols.base import Direction
+from mailsniff.render.text import (
+    format_clock,
+    format_duration,
+    format_size,
+    format_timestamp,
+    safe_text,
+    shorten,
+)
+
+__all__ = ["render_overview", "render_session", "render_summary"]
+
+# Styles, named once so the look stays consistent (and degrades to plain text off a TTY).
+_CLIENT = "cyan"
+_SERVER = "green"
+_DIM = "dim"
+_KEY = "bold"
+_GOOD = "green"
+_BAD = "bold red"
+_WARN = "yellow"
+_BCC = "bold magenta"
+_HEADER_ONLY = "bold yellow"
+
+#: Findings that mean something went wrong or leaked; the rest are notable, not alarming.
+_SEVERE_FINDINGS = frozenset(
+    {"cleartext-credentials", "auth-failed", "from-mismatch", "sender-rejected"}
+)
+
+#: Longest captured string put in an overview cell before the table's own ellipsis applies;
+#: keeps measuring thousands of rows cheap.
+_OVERVIEW_CELL = 60
+#: Characters of an XOAUTH2 bearer token shown (the token is a secret and long).
+_TOKEN_PREFIX = 12
+#: Characters of a sha256 shown in attachment tables.
+_SHA_PREFIX = 16
+
+
+# --------------------------------------------------------------------------- small pieces
+
+
+def _text(s: str | None, style: str = "") -> Text:
+    """Captured (or any) text, escaped, as a Text that is never parsed as markup."""
+    if s is None:
+        return Text("-", style=_DIM)
+    return Text(safe_text(s), style=style)
+
+
+def _join(parts: Iterable[str], sep: str = ", ") -> str:
+    return sep.join(parts)
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for item in items:
+        seen.setdefault(item, None)
+    return list(seen)
+
+
+def _address(a: Address) -> str:
+    if a.name and a.address:
+        return f"{a.name} <{a.address}>"
+    return a.address or a.name or "(empty)"
+
+
+def _addresses(addrs: Sequence[Address]) -> str | None:
+    return _join(_address(a) for a in addrs) if addrs else None
+
+
+def _reply_style(reply: str | None) -> str:
+    if reply is None:
+        return _DIM
+    return _BAD if reply[:1] in ("4", "5") or reply.startswith("-ERR") else ""
+
+
+def _reply(reply: str | None) -> Text:
+    if reply is None:
+        return Text("(no reply captured)", style=_DIM)
+    return _text(reply, _reply_style(reply))
+
+
+def _kv_grid() -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style=_KEY, no_wrap=True)
+    grid.add_column(overflow="fold")
+    return grid
+
+
+def _section(console: Console, title: str) -> None:
+    console.print(Rule(Text(title, style=_KEY), align="left", style=_DIM))
+
+
+# --------------------------------------------------------------------------- overview
+
+
+def _tls_cell(session: Session) -> Text:
+    if session.implicit_tls:
+        return Text("implicit", style=_WARN)
+    if session.tls:
+        return Text("STARTTLS", style=_WARN)
+    return Text("-", style=_DIM)
+
+
+def _counts_cell(session: Session) -> str:
+    recipients = sum(len(t.rcpts) for t in session.transactions)
+    messages = sum(1 for t in session.transactions if t.message is not None)
+    messages += len(session.messages)
+    return f"{recipients}/{messages}"
+
+
+def render_overview(console: Console, sessions: Sequence[Session]) -> None:
+    """Print one table row per session: who talked to whom, when, as whom, and what was found.
+
+    Args:
+        console: where to print.
+        sessions: finished sessions, in the order to show.
+    """
+    table = Table(
+        Column("id", justify="right", no_wrap=True),
+        Column("proto", no_wrap=True),
+        Column("client -> server", no_wrap=True, overflow="ellipsis", max_width=47),
+        Column("start (UTC)", no_wrap=True),
+        Column("duration", justify="right", no_wrap=True),
+        Column("user", no_wrap=True, overflow="ellipsis", max_width=22),
+        Column("MAIL FROM", no_wrap=True, overflow="ellipsis", max_width=28),
+        Column("rcpt/msg", justify="right", no_wrap=True),
+        Column("tls", no_wrap=True),
+        Column("complete", no_wrap=True),
+        Column("findings", justify="right", no_wrap=True),
+        title=Text(f"Sessions ({len(sessions)})", style=_KEY),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for s in sessions:
+        users = _unique(a.username for a in s.auth if a.username is not None)
+        senders = _unique(f"<{t.mail_from}>" for t in s.transactions)
+        findings = len(s.findings)
+        table.add_row(
+            Text(str(s.id)),
+            Text(str(s.protocol)),
+            _text(shorten(f"{s.client} -> {s.server}", _OVERVIEW_CELL)),
+            Text(format_timestamp(s.start_ns, micro=False)),
+            Text(format_duration(s.end_ns - s.start_ns)),
+            _text(shorten(_join(users), _OVERVIEW_CELL)),
+            _text(shorten(_join(senders), _OVERVIEW_CELL)),
+            Text(_counts_cell(s)),
+            _tls_cell(s),
+            Text("yes", style=_GOOD) if s.complete else Text("no", style=_WARN),
+            Text(str(findings), style=_BAD if findings else _DIM),
+        )
+    console.print(table)
+
+
+# --------------------------------------------------------------------------- one session
+
+
+def _header_panel(session: Session) -> Panel:
+    grid = _kv_grid()
+    grid.add_row("client", _text(str(session.client)))
+    grid.add_row("server", _text(str(session.server)))
+    grid.add_row("start", Text(format_timestamp(session.start_ns)))
+    grid.add_row(
+        "end",
+        Text(
+            f"{format_timestamp(session.end_ns)}  "
+            f"({format_duration(session.end_ns - session.start_ns)})"
+        ),
+    )
+    if session.complete:
+        grid.add_row("complete", Text("yes", style=_GOOD))
+    else:
+        why = [] if session.handshake_seen else ["no handshake seen"]
+        if session.gaps:
+            why.append(f"{len(session.gaps)} gap(s)")
+        grid.add_row("complete", Text(_join(["no", *why], "; "), style=_WARN))
+    for gap in session.gaps:
+        grid.add_row(
+            "gap",
+            Text(
+                f"{gap.direction} offset {gap.offset}, {gap.length} bytes not captured",
+                style=_WARN,
+            ),
+        )
+    grid.add_row("closed by", _text(session.close_reason))
+    grid.add_row(
+        "traffic",
+        Text(
+            f"{session.packets} packets, client {session.client_bytes} bytes, "
+            f"server {session.server_bytes} bytes"
+        ),
+    )
+    if session.implicit_tls:
+        grid.add_row(
+            "tls",
+            Text(f"implicit TLS (port {session.server.port}): encrypted: not parsed", style=_WARN),
+        )
+    elif session.tls:
+        grid.add_row(
+            "tls",
+            Text("STARTTLS accepted: the rest is encrypted: not parsed", style=_WARN),
+        )
+    grid.add_row("banner", _text(session.banner))
+    if session.protocol is Protocol.SMTP or session.helo is not None:
+        grid.add_row("helo", _text(session.helo))
+    if session.capabilities:
+        grid.add_row("capabilities", _text(_join(session.capabilities)))
+    for anomaly in session.anomalies:
+        grid.add_row("anomaly", _text(anomaly, _WARN))
+    title = Text.assemble(
+        (f"Session {session.id}", _KEY),
+        "  ",
+        (str(session.protocol).upper(), _KEY),
+        "  ",
+        _text(f"{session.client} -> {session.server}"),
+    )
+    return Panel(grid, title=title, title_align="left", border_style="blue")
+
+
+def _findings_table(session: Session) -> Table:
+    table = Table("kind", "detail", title=Text("Findings", style=_KEY), title_justify="left")
+    table.columns[1].overflow = "fold"
+    for finding in session.findings:
+        style = _BAD if finding.kind in _SEVERE_FINDINGS else _WARN
+        if finding.kind in ("bcc", "bcc-header-present"):
+            style = _BCC
+        table.add_row(_text(finding.kind, style), _text(finding.detail))
+    return table
+
+
+def _auth_secret(attempt: AuthAttempt) -> Text:
+    mechanism = attempt.mechanism.upper()
+    if mechanism in ("CRAM-MD5", "APOP") or (attempt.password is None and attempt.response):
+        return Text.assemble(
+            ("challenge ", _DIM),
+            _text(attempt.challenge),
+            ("  response ", _DIM),
+            _text(attempt.response),
+        )
+    if mechanism == "XOAUTH2" and attempt.password is not None:
+        token = attempt.password
+        return Text.assemble(
+            _text(shorten(token, _TOKEN_PREFIX + 1) if len(token) > _TOKEN_PREFIX else token),
+            (f"  (token, {len(token)} chars)", _DIM),
+        )
+    return _text(attempt.password)
+
+
+def _auth_success(attempt: AuthAttempt) -> Text:
+    if attempt.cancelled:
+        return Text("cancelled", style=_WARN)
+    if attempt.success is True:
+        return Text("\u2713", style=_GOOD)
+    if attempt.success is False:
+        return Text("\u2717", style=_BAD)
+    return Text("?", style=_DIM)
+
+
+def _auth_table(session: Session) -> Table:
+    table = Table(
+        Column("#", justify="right"),
+        Column("time"),
+        Column("mechanism", no_wrap=True),
+        Column("username", overflow="fold"),
+        Column("password / secret", overflow="fold"),
+        Column("authzid", overflow="fold"),
+        Column("encoding"),
+        Column("ok", justify="center"),
+        Column("reply", overflow="fold"),
+        title=Text("Authentication", style=_KEY),
+        title_justify="left",
+    )
+    for n, attempt in enumerate(session.auth, 1):
+        encoding = (
+            Text("typed without base64", style=_WARN)
+            if attempt.not_base64
+            else Text("-", style=_DIM)
+        )
+        table.add_row(
+            Text(str(n)),
+            Text(format_clock(attempt.ts_ns)),
+            _text(attempt.mechanism),
+            _text(attempt.username, "bold"),
+            _auth_secret(attempt),
+            _text(attempt.authzid) if attempt.authzid else Text("-", style=_DIM),
+            encoding,
+            _auth_success(attempt),
+            _reply(attempt.reply),
+        )
+    return table
+
+
+def _params(params: dict[str, str | None]) -> str:
+    return " ".join(k if v is None else f"{k}={v}" for k, v in params.items())
+
+
+def _in_headers(address: str, message: Message | None) -> tuple[list[str], str]:
+    """Which of To/Cc/Bcc list `address` (case-insensitive), and the display name written there."""
+    if message is None:
+        return [], ""
+    key = address.lower()
+    where: list[str] = []
+    name = ""
+    for label, addrs in (("To", message.to), ("Cc", message.cc), ("Bcc", message.bcc)):
+        for a in addrs:
+            if a.address.lower() == key:
+                if label not in where:
+                    where.append(label)
+                name = name or a.name
+    return where, name
+
+
+def _rcpt_role(rcpt: RcptAttempt, t: Transaction, headers: list[str]) -> Text:
+    status = rcpt.status
+    if status == "rejected":
+        return Text("rejected", style=_BAD)
+    if status == "deferred":
+        return Text("rejected (temporary)", style=_BAD)
+    if rcpt.address.lower() in {b.lower() for b in t.bcc}:
+        return Text("Bcc (envelope only)", style=_BCC)
+    shown = [h for h in headers if h in ("To", "Cc")]
+    if shown:
+        return Text(" + ".join(shown), style=_GOOD)
+    if t.message is None:
+        return Text("envelope (no message)", style=_DIM)
+    return Text("envelope", style=_DIM)
+
+
+def _envelope_table(n: int, t: Transaction) -> Table:
+    table = Table(
+        Column("address", overflow="fold"),
+        Column("name", overflow="fold"),
+        Column("role", no_wrap=True),
+        Column("in headers", no_wrap=True),
+        Column("envelope (RCPT reply)", overflow="fold"),
+        title=Text(f"Transaction {n}: envelope vs headers", style=_KEY),
+        title_justify="left",
+    )
+    listed: set[str] = set()
+    for rcpt in t.rcpts:
+        headers, name = _in_headers(rcpt.address, t.message)
+        role = _rcpt_role(rcpt, t, headers)
+        if rcpt.status in ("rejected", "deferred") and rcpt.address.lower() in {
+            h.lower() for h in t.header_only
+        }:
+            role.append("; header only", style=_HEADER_ONLY)
+        row_style = _BCC if role.plain.startswith("Bcc") else ""
+        params = _params(rcpt.params)
+        envelope = Text.assemble(("RCPT ", _DIM), _reply(rcpt.reply))
+        if params:
+            envelope.append_text(_text(f"  {params}", _DIM))
+        table.add_row(
+            _text(rcpt.address),
+            _text(name) if name else Text(""),
+            role,
+            Text(", ".join(headers)) if headers else Text("-", style=_DIM),
+            envelope,
+            style=row_style,
+        )
+        listed.add(rcpt.address.lower())
+    for address in t.header_only:
+        if address.lower() in listed:
+            continue
+        headers, name = _in_headers(address, t.message)
+        table.add_row(
+            _text(address),
+            _text(name) if name else Text(""),
+            Text("header only", style=_HEADER_ONLY),
+            Text(", ".join(headers)) if headers else Text("-", style=_DIM),
+            Text("never an accepted recipient", style=_DIM),
+        )
+        listed.add(address.lower())
+    if t.message is not None:
+        # A Bcc header that was transmitted (analysis reports it as bcc-header-present).
+        for a in t.message.bcc:
+            if a.address.lower() in listed:
+                continue
+            table.add_row(
+                _text(a.address),
+                _text(a.name) if a.name else Text(""),
+                Text("Bcc header (transmitted)", style=_BCC),
+                Text("Bcc"),
+                Text("not in the envelope", style=_DIM),
+            )
+            listed.add(a.address.lower())
+    return table
+
+
+def _message_rows(grid: Table, message: Message, *, from_label: str = "header From") -> None:
+    grid.add_row(from_label, _text(_addresses(message.from_)))
+    grid.add_row("Sender", _text(_addresses(message.sender)))
+    if message.reply_to:
+        grid.add_row("Reply-To", _text(_addresses(message.reply_to)))
+    grid.add_row("To", _text(_addresses(message.to)))
+    grid.add_row("Cc", _text(_addresses(message.cc)))
+    if message.bcc:
+        grid.add_row("Bcc", _text(_addresses(message.bcc), _BCC))
+    grid.add_row("Subject", _text(message.subject, "bold"))
+    grid.add_row("Date", _text(message.date))
+    if message.message_id is not None:
+        grid.add_row("Message-ID", _text(message.message_id))
+    grid.add_row("size", Text(f"{message.size} bytes ({format_size(message.size)})"))
+    grid.add_row("sha256", Text(message.sha256))
+    if message.truncated:
+        grid.add_row("truncated", Text("only the first part was kept for parsing", style=_WARN))
+    if message.gap_bytes:
+        grid.add_row("gap", Text(f"{message.gap_bytes} bytes never captured", style=_WARN))
+    for defect in message.defects:
+        grid.add_row("defect", _text(defect, _WARN))
+
+
+def _attachments_table(message: Message) -> Table:
+    table = Table(
+        Column("filename", overflow="fold"),
+        Column("type", overflow="fold"),
+        Column("size", justify="right"),
+        Column("sha256", no_wrap=True),
+        title=Text("Attachments", style=_KEY),
+        title_justify="left",
+    )
+    for a in message.attachments:
+        table.add_row(
+            _text(a.filename),
+            _text(a.content_type),
+            Text(format_size(a.size)),
+            Text(a.sha256[:_SHA_PREFIX] + ("\u2026" if len(a.sha256) > _SHA_PREFIX else "")),
+        )
+    return table
+
+
+def _transaction(n: int, t: Transaction) -> list[RenderableType]:
+    grid = _kv_grid()
+    mail_from = Text.assemble(_text(f"<{t.mail_from}>", "bold"))
+    if t.mail_from_params:
+        mail_from.append_text(_text(f"  {_params(t.mail_from_params)}", _DIM))
+    grid.add_row(Text(f"Transaction {n}  MAIL FROM"), mail_from)
+    grid.add_row("MAIL FROM reply", _reply(t.mail_from_reply))
+    parts: list[RenderableType] = [grid]
+    if t.rcpts or t.header_only or (t.message is not None and t.message.bcc):
+        parts.append(_envelope_table(n, t))
+    else:
+        grid.add_row("recipients", Text("none", style=_DIM))
+    body = _kv_grid()
+    if t.message is not None:
+        _message_rows(body, t.message)
+    if t.body_command is not None or t.data_reply is not None:
+        body.add_row(f"{t.body_command or 'DATA'} reply", _reply(t.data_reply))
+    if body.row_count:
+        parts.append(body)
+    if t.message is not None and t.message.attachments:
+        parts.append(_attachments_table(t.message))
+    return parts
+
+
+def _exchange_row(e: Exchange) -> tuple[Text, Text, Text, Text]:
+    reply = _reply(e.reply)
+    if e.reply_lines > 1:
+        reply.append(f"  (+{e.reply_lines - 1} lines)", style=_DIM)
+    return Text(format_clock(e.ts_ns)), _text(e.command, _CLIENT), _text(e.argument), reply
+
+
+def _exchanges_table(session: Session) -> Table:
+    table = Table(
+        Column("time", no_wrap=True),
+        Column("command", no_wrap=True),
+        Column("argument", overflow="fold"),
+        Column("reply", overflow="fold"),
+        title=Text("Commands", style=_KEY),
+        title_justify="left",
+    )
+    for e in session.exchanges:
+        table.add_row(*_exchange_row(e))
+    return table
+
+
+def _retrieved(r: RetrievedMessage) -> list[RenderableType]:
+    title = Text.assemble(_text(r.command, "bold"))
+    if r.partial:
+        title.append("  (partial)", style=_WARN)
+    grid = _kv_grid()
+    grid.add_row("retrieved", title)
+    _message_rows(grid, r.message, from_label="From")
+    parts: list[RenderableType] = [grid]
+    if r.message.headers:
+        headers = Table(
+            Column("header", no_wrap=True),
+            Column("value", overflow="fold"),
+            title=Text("Headers in order", style=_DIM),
+            title_justify="left",
+            box=box.SIMPLE,
+        )
+        for name, value in r.message.headers:
+            headers.add_row(_text(name), _text(value))
+        parts.append(headers)
+    if r.message.attachments:
+        parts.append(_attachments_table(r.message))
+    return parts
+
+
+def _transcript_line(line: TranscriptLine) -> Text:
+    client = line.direction is Direction.CLIENT
+    style = _CLIENT if client else _SERVER
+    out = Text.assemble(
+        (format_clock(line.ts_ns), _DIM),
+        " ",
+        ("C: " if client else "S: ", style),
+        _text(line.text, style),
+    )
+    if line.note is not None:
+        out.append("  \u2192 ", style=_DIM)
+        out.append_text(_text(line.note, "italic"))
+    return out
+
+
+def render_session(console: Console, session: Session, *, transcript: bool = False) -> None:
+    """Print everything known about one session: endpoints, auth, envelopes, messages, findings.
+
+    Args:
+        console: where to print.
+        session: a finished, analysed session.
+        transcript: also print the whole dialogue, line by line, with decoded notes.
+    """
+    console.print(_header_panel(session))
+    if session.findings:
+        console.print(_findings_table(session))
+    if session.auth:
+        console.print(_auth_table(session))
+    for n, t in enumerate(session.transactions, 1):
+        console.print(Group(*_transaction(n, t)))
+    if session.protocol is not Protocol.SMTP and session.exchanges:
+        console.print(_exchanges_table(session))
+    if session.mailbox_stats:
+        grid = _kv_grid()
+        for count, octets in session.mailbox_stats:
+            grid.add_row(
+                "mailbox",
+                Text(f"{count} messages, {octets} octets ({format_size(octets)})"),
+            )
+        console.print(grid)
+    for r in session.messages:
+        console.print(Group(*_retrieved(r)))
+    if session.deleted:
+        grid = _kv_grid()
+        grid.add_row("deleted", Text(_join(str(n) for n in session.deleted), style=_WARN))
+        console.print(grid)
+    if transcript:
+        _section(console, "Transcript")
+        for line in session.transcript:
+            console.print(_transcript_line(line))
+        if session.transcript_dropped > 0:
+            console.print(
+                Text(f"{session.transcript_dropped} transcript lines not kept", style=_WARN)
+            )
+    console.print()
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def render_summary(
+    console: Console,
+    *,
+    sessions: Sequence[Session],
+    packets: int,
+    warnings: Sequence[str],
+) -> None:
+    """Print display counts over all sessions, then the reader's warnings.
+
+    Args:
+        console: where to print.
+        sessions: every session shown (or selected).
+        packets: packets read from the capture.
+        warnings: reader warnings (truncated capture, unsupported frames, ...).
+    """
+    by_protocol = Counter(str(s.protocol) for s in sessions)
+    messages = sum(
+        len(s.messages) + sum(1 for t in s.transactions if t.message is not None) for s in sessions
+    )
+    credentials = sum(
+        1 for s in sessions for a in s.auth if a.username is not None or a.password is not None
+    )
+    bcc = sum(len(t.bcc) for s in sessions for t in s.transactions)
+    findings = Counter(f.kind for s in sessions for f in s.findings)
+    incomplete = sum(1 for s in sessions if not s.complete)
+
+    grid = _kv_grid()
+    protocols = _join(f"{p} {n}" for p, n in sorted(by_protocol.items()))
+    grid.add_row("packets", Text(str(packets)))
+    grid.add_row(
+        "sessions",
+        Text(f"{len(sessions)}" + (f"  ({protocols})" if protocols else "")),
+    )
+    grid.add_row("incomplete", Text(str(incomplete), style=_WARN if incomplete else ""))
+    grid.add_row("messages", Text(str(messages)))
+    grid.add_row("credentials", Text(str(credentials), style=_BAD if credentials else ""))
+    grid.add_row("bcc recipients", Text(str(bcc), style=_BCC if bcc else ""))
+    if findings:
+        grid.add_row(
+            "findings",
+            _text(_join(f"{kind} {n}" for kind, n in sorted(findings.items())), _BAD),
+        )
+    else:
+        grid.add_row("findings", Text("none", style=_DIM))
+    for warning in warnings:
+        grid.add_row("warning", _text(warning, _WARN))
+    console.print(Panel(grid, title=Text("Summary", style=_KEY), title_align="left"))
