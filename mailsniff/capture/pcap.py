@@ -1,0 +1,158 @@
+"""Streaming reader for the libpcap file format (draft-ietf-opsawg-pcap, pcap-savefile(5))."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterator
+
+from mailsniff.capture.frame import Frame
+from mailsniff.errors import TruncatedCaptureError
+
+__all__ = [
+    "PCAP_MAGICS",
+    "PcapSource",
+    "CHUNK_SIZE",
+    "MAX_RECORD_BYTES",
+    "ReadFn",
+    "fill",
+]
+
+#: Bytes asked of the stream per read: records are parsed out of chunks this big.
+CHUNK_SIZE = 1 << 20
+#: No record (pcap or pcapng) is believed to be longer than this: a longer one is corruption.
+MAX_RECORD_BYTES = 256 * 1024 * 1024
+#: libpcap's MAXIMUM_SNAPLEN: records up to this size are accepted whatever the header's snaplen.
+_LIBPCAP_MAX_SNAPLEN = 262144
+
+#: First four bytes of the file (as read) -> (struct byte order, nanosecond resolution).
+PCAP_MAGICS: dict[bytes, tuple[str, bool]] = {
+    b"\xd4\xc3\xb2\xa1": ("<", False),
+    b"\xa1\xb2\xc3\xd4": (">", False),
+    b"\x4d\x3c\xb2\xa1": ("<", True),
+    b"\xa1\xb2\x3c\x4d": (">", True),
+}
+
+ReadFn = Callable[[int], bytes]
+
+
+def fill(read: ReadFn, buf: bytes, need: int) -> bytes:
+    """Return ``buf`` extended by reads until it holds at least ``need`` bytes or the input ends.
+
+    Args:
+        read: the stream's read method.
+        buf: the bytes not yet consumed.
+        need: how many bytes the caller wants available.
+
+    Returns:
+        The extended buffer (shorter than ``need`` only at end of input).
+    """
+    parts = [buf]
+    have = len(buf)
+    while have < need:
+        chunk = read(max(CHUNK_SIZE, need - have))
+        if not chunk:
+            break
+        parts.append(chunk)
+        have += len(chunk)
+    return b"".join(parts)
+
+
+class PcapSource:
+    """Yields the records of a pcap file as Frames, reading the stream chunk by chunk.
+
+    Attributes:
+        linktypes: the one link type from the file header.
+        records_read: records yielded so far.
+        offset: bytes of the (decompressed) stream consumed so far.
+    """
+
+    format = "pcap"
+
+    def __init__(self, read: ReadFn, head: bytes) -> None:
+        """Parse the 24-byte file header.
+
+        Args:
+            read: the stream's read method, positioned after ``head``.
+            head: the bytes already read from the start of the stream (at least the magic).
+
+        Raises:
+            TruncatedCaptureError: the file ends inside its header.
+        """
+        self._read = read
+        buf = fill(read, head, 24)
+        if len(buf) < 24:
+            raise TruncatedCaptureError(
+                f"pcap file ends inside its 24-byte header (after {len(buf)} bytes)",
+                records_read=0,
+                offset=len(buf),
+            )
+        order, self.nanosecond = PCAP_MAGICS[buf[:4]]
+        self.byte_order = order
+        _vmaj, _vmin, _zone, _sigfigs, snaplen, linktype = struct.unpack_from(
+            order + "HHiIII", buf, 4
+        )
+        # The upper 16 bits of the link type field may carry FCS flags (pcap-savefile(5)).
+        self.linktype = linktype & 0x0FFFFFFF
+        self.snaplen = snaplen
+        self.linktypes = [self.linktype]
+        self.records_read = 0
+        self.offset = 24
+        self._buf = buf[24:]
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self._records()
+
+    def _records(self) -> Iterator[Frame]:
+        read = self._read
+        unpack_from = struct.Struct(self.byte_order + "IIII").unpack_from
+        frac_ns = 1 if self.nanosecond else 1000
+        linktype = self.linktype
+        limit = min(max(self.snaplen, _LIBPCAP_MAX_SNAPLEN), MAX_RECORD_BYTES)
+        buf = self._buf
+        self._buf = b""
+        base = self.offset  # stream offset of buf[0]
+        pos = 0
+        size = len(buf)
+        while True:
+            if pos + 16 > size:
+                buf = fill(read, buf[pos:], 16)
+                base += pos
+                pos = 0
+                size = len(buf)
+                if size == 0:
+                    self.offset = base
+                    return
+                if size < 16:
+                    self._truncated(f"capture ends inside a record header ({size} of 16 bytes)")
+            ts_sec, ts_frac, incl, orig = unpack_from(buf, pos)
+            if incl > limit:
+                self.offset = base + pos
+                self._truncated(
+                    f"corrupt record: captured length {incl} exceeds the limit {limit} "
+                    f"(snaplen {self.snaplen})"
+                )
+            end = pos + 16 + incl
+            if end > size:
+                buf = fill(read, buf[pos:], 16 + incl)
+                base += pos
+                pos = 0
+                end = 16 + incl
+                size = len(buf)
+                if end > size:
+                    self.offset = base
+                    self._truncated(
+                        f"capture ends inside a record ({size - 16} of {incl} bytes present)"
+                    )
+            self.records_read += 1
+            yield Frame(
+                ts_sec * 1_000_000_000 + ts_frac * frac_ns, linktype, buf[pos + 16 : end], orig
+            )
+            pos = end
+            self.offset = base + pos
+
+    def _truncated(self, what: str) -> None:
+        raise TruncatedCaptureError(
+            f"{what} at record {self.records_read + 1}, byte offset {self.offset}",
+            records_read=self.records_read,
+            offset=self.offset,
+        )
