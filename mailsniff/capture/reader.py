@@ -8,7 +8,7 @@ import sys
 import zlib
 from collections.abc import Iterator
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from mailsniff.capture.frame import Frame
 from mailsniff.capture.pcap import PCAP_MAGICS, PcapSource, fill
@@ -180,7 +180,7 @@ def _sniff(path: str, raw: BinaryIO, total: int | None) -> CaptureReader:
     read = raw.read
     if head[:2] == _GZIP_MAGIC:
         counter = _CountingStream(raw, head)
-        gzip_file = gzip.GzipFile(fileobj=counter, mode="rb")
+        gzip_file = gzip.GzipFile(fileobj=cast(BinaryIO, counter), mode="rb")
         read = gzip_file.read
         try:
             head = fill(read, b"", 4)
