@@ -1,0 +1,176 @@
+"""Findings: what an analyst should look at in a finished session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from mailsniff.analysis.bcc import compare_envelope, normalise_address
+from mailsniff.model import Address, AuthAttempt, Finding, Message, Protocol, Session
+
+__all__ = ["analyse", "KINDS", "MAX_ANOMALY_FINDINGS"]
+
+#: Every finding kind, with what it means (docs/jsonl.md lists the same).
+KINDS: dict[str, str] = {
+    "cleartext-credentials": "a password or bearer token crossed the network readable",
+    "crackable-credentials": "CRAM-MD5/APOP challenge and response captured: guessable offline",
+    "auth-failed": "an authentication attempt was refused",
+    "bcc": "accepted envelope recipients that appear in neither To nor Cc",
+    "header-only": "addresses shown in To/Cc that were not envelope recipients of the transaction",
+    "from-mismatch": "header From differs from MAIL FROM, the authenticated user, or Sender",
+    "sender-rejected": "the server refused MAIL FROM",
+    "recipient-rejected": "the server refused a RCPT TO",
+    "bcc-header-present": "a Bcc header was transmitted inside the message",
+    "gap": "bytes of the connection were never captured",
+    "message-truncated": "a message exceeded the kept size; size and sha256 still cover all of it",
+    "anomaly": "the peer broke the protocol (unknown reply, garbage, odd end of data)",
+}
+MAX_ANOMALY_FINDINGS = 20
+
+
+def _addresses(addresses: Iterable[Address]) -> str:
+    return ", ".join(a.address for a in addresses if a.address) or "(none)"
+
+
+def _user_matches(user: str, address: str) -> bool:
+    """An authenticated user 'owns' an address when equal, or equal to its local part."""
+    u, a = normalise_address(user), normalise_address(address)
+    if "@" in u:
+        return u == a
+    return a.split("@", 1)[0] == u
+
+
+def _auth_findings(attempt: AuthAttempt, out: list[Finding]) -> None:
+    who = attempt.username if attempt.username is not None else "(unknown user)"
+    if attempt.password is not None:
+        how = " typed without base64" if attempt.not_base64 else ""
+        out.append(
+            Finding(
+                "cleartext-credentials",
+                f"{attempt.mechanism} credentials for {who}{how} sent in clear",
+            )
+        )
+    elif attempt.response is not None and attempt.mechanism == "XOAUTH2":
+        out.append(
+            Finding("cleartext-credentials", f"XOAUTH2 bearer token for {who} sent in clear")
+        )
+    elif attempt.response is not None:
+        out.append(
+            Finding(
+                "crackable-credentials",
+                f"{attempt.mechanism} challenge and response for {who} captured",
+            )
+        )
+    if attempt.success is False:
+        out.append(Finding("auth-failed", f"{attempt.mechanism} as {who}: {attempt.reply or ''}"))
+
+
+def _authenticated_user(session: Session) -> str | None:
+    for attempt in reversed(session.auth):
+        if attempt.success is True and attempt.username:
+            return attempt.username
+    return None
+
+
+def _message_findings(message: Message, out: list[Finding], where: str) -> None:
+    if message.bcc:
+        out.append(
+            Finding(
+                "bcc-header-present",
+                f"{where}: Bcc header transmitted, revealing {_addresses(message.bcc)}",
+            )
+        )
+    if message.truncated:
+        out.append(
+            Finding(
+                "message-truncated",
+                f"{where}: {message.size} bytes, only the first part kept for parsing",
+            )
+        )
+
+
+def analyse(session: Session) -> Session:
+    """Fill bcc/header_only per transaction and the session's findings (replacing any)."""
+    out: list[Finding] = []
+    for attempt in session.auth:
+        _auth_findings(attempt, out)
+    user = _authenticated_user(session)
+    for n, tx in enumerate(session.transactions, 1):
+        where = f"transaction {n}"
+        compare_envelope(tx)
+        if tx.mail_from_reply is not None and tx.mail_from_reply[:1] in ("4", "5"):
+            out.append(
+                Finding("sender-rejected", f"MAIL FROM:<{tx.mail_from}>: {tx.mail_from_reply}")
+            )
+        for rcpt in tx.rcpts:
+            if rcpt.status in ("rejected", "deferred"):
+                out.append(Finding("recipient-rejected", f"RCPT TO:<{rcpt.address}>: {rcpt.reply}"))
+        if tx.bcc:
+            out.append(
+                Finding(
+                    "bcc",
+                    f"{where}: {len(tx.bcc)} recipient(s) in the envelope but not in To/Cc: "
+                    + ", ".join(tx.bcc),
+                )
+            )
+        if tx.header_only:
+            out.append(
+                Finding(
+                    "header-only",
+                    f"{where}: shown in To/Cc but not an accepted recipient: "
+                    + ", ".join(tx.header_only),
+                )
+            )
+        message = tx.message
+        if message is None:
+            continue
+        _message_findings(message, out, where)
+        senders = [a.address for a in message.from_ if a.address]
+        sender_note = f" (Sender: {_addresses(message.sender)})" if message.sender else ""
+        for header_from in senders:
+            reasons = []
+            if tx.mail_from and normalise_address(header_from) != normalise_address(tx.mail_from):
+                reasons.append(f"MAIL FROM <{tx.mail_from}>")
+            if user is not None and not _user_matches(user, header_from):
+                reasons.append(f"authenticated user {user}")
+            if reasons:
+                out.append(
+                    Finding(
+                        "from-mismatch",
+                        f"{where}: header From {header_from} differs from "
+                        + " and ".join(reasons)
+                        + sender_note,
+                    )
+                )
+    if session.protocol is not Protocol.SMTP:
+        for retrieved in session.messages:
+            where = retrieved.command
+            message = retrieved.message
+            _message_findings(message, out, where)
+            froms = {normalise_address(a.address) for a in message.from_ if a.address}
+            senders = [a for a in message.sender if a.address]
+            if (
+                froms
+                and senders
+                and any(normalise_address(s.address) not in froms for s in senders)
+            ):
+                out.append(
+                    Finding(
+                        "from-mismatch",
+                        f"{where}: header From {_addresses(message.from_)} differs from "
+                        f"Sender {_addresses(senders)}",
+                    )
+                )
+    for gap in session.gaps:
+        out.append(
+            Finding(
+                "gap",
+                f"{gap.length} {gap.direction.value} bytes never captured at offset {gap.offset}",
+            )
+        )
+    for anomaly in session.anomalies[:MAX_ANOMALY_FINDINGS]:
+        out.append(Finding("anomaly", anomaly))
+    if len(session.anomalies) > MAX_ANOMALY_FINDINGS:
+        extra = len(session.anomalies) - MAX_ANOMALY_FINDINGS
+        out.append(Finding("anomaly", f"... and {extra} more anomalies"))
+    session.findings = out
+    return session

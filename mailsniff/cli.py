@@ -1,0 +1,148 @@
+"""Command line: parse options, run the pipeline, hand the result to a renderer, map errors."""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from enum import StrEnum
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from mailsniff import __version__
+from mailsniff.errors import MailsniffError, UsageError
+from mailsniff.model import Protocol
+from mailsniff.reading import ReadOptions, ReadResult, read_capture
+from mailsniff.status import ExitStatus
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="mailsniff",
+    help="Packet-level analyzer for SMTP and POP3: reassembles mail dialogues from captures, "
+    "decodes AUTH and RFC 2047 headers, and puts each message's envelope next to its headers.",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class ProtocolChoice(StrEnum):
+    smtp = "smtp"
+    pop3 = "pop3"
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _fail(error: MailsniffError) -> NoReturn:
+    message = Text("mailsniff: error: ", style="bold red")
+    message.append(error.message)
+    if error.hint:
+        message.append(f" ({error.hint})")
+    _stderr().print(message)
+    raise typer.Exit(int(error.exit_status))
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mailsniff {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """mailsniff: see what a mail client really sent."""
+
+
+def _hosts(values: list[str] | None) -> frozenset[str] | None:
+    if not values:
+        return None
+    out = set()
+    for value in values:
+        try:
+            out.add(str(ipaddress.ip_address(value)))
+        except ValueError:
+            raise UsageError(f"--host: not an IP address: {value!r}") from None
+    return frozenset(out)
+
+
+@app.command()
+def read(
+    capture: Annotated[
+        str, typer.Argument(help="pcap or pcapng file (optionally gzip-compressed); - for stdin.")
+    ],
+    json_output: Annotated[
+        bool, typer.Option("--json", help="JSON Lines: one record per session, then a summary.")
+    ] = False,
+    transcript: Annotated[
+        bool,
+        typer.Option(
+            "--transcript", "-t", help="Print whole dialogues with decoded base64 beside each line."
+        ),
+    ] = False,
+    summary: Annotated[
+        bool, typer.Option("--summary", help="Only the overview table and the summary.")
+    ] = False,
+    session_ids: Annotated[
+        list[int] | None,
+        typer.Option("--session", "-s", help="Only the session(s) with this ID (repeatable)."),
+    ] = None,
+    protocol: Annotated[
+        ProtocolChoice | None, typer.Option("--protocol", "-p", help="Only this protocol.")
+    ] = None,
+    hosts: Annotated[
+        list[str] | None,
+        typer.Option("--host", help="Only sessions with this IP at either end (repeatable)."),
+    ] = None,
+    ports: Annotated[
+        list[int] | None,
+        typer.Option("--port", help="Only sessions with this TCP port at either end (repeatable)."),
+    ] = None,
+    progress: Annotated[
+        bool, typer.Option(help="Progress bar on stderr (only when stderr is a terminal).")
+    ] = True,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks of internal errors.")
+    ] = False,
+) -> None:
+    """Read a capture and explain the SMTP and POP3 dialogues it carried."""
+    try:
+        options = ReadOptions(
+            path=capture,
+            protocols=frozenset({Protocol(protocol.value)}) if protocol else None,
+            hosts=_hosts(hosts),
+            ports=frozenset(ports) if ports else None,
+            session_ids=frozenset(session_ids) if session_ids else None,
+            json=json_output,
+            transcript=transcript,
+            summary_only=summary,
+            progress=progress,
+        )
+        out = Console(highlight=False, soft_wrap=False)
+        result: ReadResult = read_capture(options, out, _stderr())
+    except MailsniffError as error:
+        if debug:
+            raise
+        _fail(error)
+    if result.warning is not None:
+        _stderr().print(Text("mailsniff: warning: ", style="bold yellow") + Text(result.warning))
+    raise typer.Exit(int(result.status))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        _stderr().print(Text("mailsniff: interrupted", style="bold red"))
+        sys.exit(int(ExitStatus.INTERRUPTED))

@@ -1,0 +1,304 @@
+"""The read path: frames -> TCP segments -> reassembled flows -> protocol sessions -> analysis.
+
+Streaming: sessions are yielded as their connections end, so memory depends on the number of
+connections open at once, not on the size of the capture. Only TCP segments of candidate flows
+(mail ports, or a flow whose first payload is an SMTP/POP3 greeting) reach reassembly.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from mailsniff.analysis.findings import analyse
+from mailsniff.capture.frame import Frame
+from mailsniff.limits import MAX_UNDECIDED_FLOWS
+from mailsniff.model import Endpoint, Protocol, Session
+from mailsniff.net.decoder import PacketDecoder
+from mailsniff.net.segment import TCP_SYN, Segment
+from mailsniff.reassembly import Flow, FlowData, FlowEnd, FlowEvent, FlowGap, FlowStart, Reassembler
+from mailsniff.session.base import SessionHandler
+from mailsniff.session.opaque import OpaqueHandler
+from mailsniff.session.pop3 import Pop3SessionHandler
+from mailsniff.session.smtp import SmtpSessionHandler
+
+__all__ = [
+    "IMPLICIT_TLS_PORTS",
+    "MAIL_PORTS",
+    "SessionFilter",
+    "Pipeline",
+    "detect_greeting",
+]
+
+#: Cleartext mail ports, by the protocol their server speaks.
+MAIL_PORTS: dict[int, Protocol] = {
+    25: Protocol.SMTP,
+    587: Protocol.SMTP,
+    2525: Protocol.SMTP,
+    110: Protocol.POP3,
+}
+#: Implicit TLS ports (RFC 8314): reported as encrypted sessions, never parsed.
+IMPLICIT_TLS_PORTS: dict[int, Protocol] = {
+    465: Protocol.SMTP,
+    995: Protocol.POP3,
+    993: Protocol.IMAP,
+}
+_ALL_PORTS = frozenset(MAIL_PORTS) | frozenset(IMPLICIT_TLS_PORTS)
+#: Check idle flows every this many candidate segments.
+_EXPIRE_EVERY = 4096
+
+
+def detect_greeting(payload: bytes) -> Protocol | None:
+    """Recognise a server greeting as the first payload of a flow on an unknown port.
+
+    SMTP: `220 <domain> ... SMTP/ESMTP ...` (RFC 5321 4.2, the greeting names the service in
+    practice; `220-` starts a multi-line one). POP3: `+OK` (RFC 1939 4).
+    """
+    line = payload[:512].split(b"\n", 1)[0].upper()
+    if line.startswith((b"220 ", b"220-")) and b"SMTP" in line:
+        return Protocol.SMTP
+    if line.startswith(b"+OK"):
+        return Protocol.POP3
+    return None
+
+
+def _ip_text(packed: bytes) -> str:
+    return str(ipaddress.ip_address(packed))
+
+
+@dataclass(slots=True)
+class SessionFilter:
+    """Which sessions to keep (the CLI's --protocol / --host / --port)."""
+
+    protocols: frozenset[Protocol] | None = None
+    hosts: frozenset[str] | None = None  # textual IPs, normalised by ipaddress
+    ports: frozenset[int] | None = None
+
+    def keeps_flow(self, client: tuple[bytes, int], server: tuple[bytes, int]) -> bool:
+        if self.ports is not None and client[1] not in self.ports and server[1] not in self.ports:
+            return False
+        if self.hosts is not None and not (
+            _ip_text(client[0]) in self.hosts or _ip_text(server[0]) in self.hosts
+        ):
+            return False
+        return True
+
+    def keeps_protocol(self, protocol: Protocol) -> bool:
+        return self.protocols is None or protocol in self.protocols
+
+
+@dataclass(slots=True)
+class _Active:
+    session: Session
+    handler: SessionHandler
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    frames: int = 0
+    segments: int = 0
+    candidate_segments: int = 0
+    sessions: int = 0
+    greeting_detected: int = 0
+
+
+@dataclass(slots=True)
+class Pipeline:
+    """Turns frames into finished, analysed Sessions. Feed frames, collect sessions.
+
+    The same object serves offline reading (`run`) and live capture (`feed` / `expire` /
+    `finish` called by the capture loop).
+    """
+
+    session_filter: SessionFilter = field(default_factory=SessionFilter)
+    decoder: PacketDecoder = field(default_factory=PacketDecoder)
+    reassembler: Reassembler = field(default_factory=lambda: Reassembler(server_ports=_ALL_PORTS))
+    stats: PipelineStats = field(default_factory=PipelineStats)
+    on_session: Callable[[Session], None] | None = None
+    _active: dict[int, _Active] = field(default_factory=dict)
+    _detected: dict[tuple[bytes, int, bytes, int], tuple[Protocol, tuple[bytes, int]]] = field(
+        default_factory=dict
+    )
+    _undecided: OrderedDict[tuple[bytes, int, bytes, int], list[Segment]] = field(
+        default_factory=OrderedDict
+    )
+    _ignored: OrderedDict[tuple[bytes, int, bytes, int], None] = field(default_factory=OrderedDict)
+    _ready: list[Session] = field(default_factory=list)
+    _last_ts: int = 0
+
+    # -- input ------------------------------------------------------------------------------
+
+    def run(self, frames: Iterable[Frame]) -> Iterator[Session]:
+        """Feed every frame and yield sessions as their connections end, then the rest."""
+        for frame in frames:
+            self.feed(frame)
+            if self._ready:
+                yield from self._drain()
+        self.finish()
+        yield from self._drain()
+
+    def feed(self, frame: Frame) -> None:
+        self.stats.frames += 1
+        seg = self.decoder.decode(frame)
+        if seg is None:
+            return
+        self.stats.segments += 1
+        if seg.dport in _ALL_PORTS or seg.sport in _ALL_PORTS:
+            self._reassemble(seg, None)
+        else:
+            self._probe(seg)
+
+    def expire(self, now_ns: int) -> None:
+        self._handle(self.reassembler.expire(now_ns))
+
+    def finish(self) -> None:
+        """End of input: deliver what is buffered and end every open connection."""
+        self._handle(self.reassembler.flush())
+
+    def drain(self) -> list[Session]:
+        out, self._ready = self._ready, []
+        return out
+
+    def _drain(self) -> Iterator[Session]:
+        while self._ready:
+            yield self._ready.pop(0)
+
+    @property
+    def open_sessions(self) -> list[Session]:
+        return [a.session for a in self._active.values()]
+
+    # -- flows on unknown ports -------------------------------------------------------------
+
+    def _probe(self, seg: Segment) -> None:
+        key = (seg.src, seg.sport, seg.dst, seg.dport)
+        rkey = (seg.dst, seg.dport, seg.src, seg.sport)
+        if key in self._detected or rkey in self._detected:
+            server = (self._detected.get(key) or self._detected[rkey])[1]
+            self._reassemble(seg, server)
+            return
+        if key in self._ignored or rkey in self._ignored:
+            return
+        ukey = key if key in self._undecided else rkey
+        if not seg.payload:
+            if seg.flags & TCP_SYN:
+                held = self._undecided.setdefault(ukey, [])
+                if len(held) < 4:
+                    held.append(seg)
+                if len(self._undecided) > MAX_UNDECIDED_FLOWS:
+                    self._undecided.popitem(last=False)
+            return
+        protocol = detect_greeting(seg.payload)
+        held = self._undecided.pop(ukey, [])
+        if protocol is None:
+            self._ignored[key] = None
+            if len(self._ignored) > MAX_UNDECIDED_FLOWS:
+                self._ignored.popitem(last=False)
+            return
+        self.stats.greeting_detected += 1
+        server = (seg.src, seg.sport)
+        self._detected[key] = (protocol, server)
+        if len(self._detected) > MAX_UNDECIDED_FLOWS:
+            self._detected.pop(next(iter(self._detected)))
+        for syn in held:
+            self._reassemble(syn, server)
+        self._reassemble(seg, server)
+
+    # -- reassembly -> sessions -------------------------------------------------------------
+
+    def _reassemble(self, seg: Segment, server: tuple[bytes, int] | None) -> None:
+        self.stats.candidate_segments += 1
+        events = self.reassembler.feed(seg, server=server)
+        if events:
+            self._handle(events)
+        if seg.ts_ns > self._last_ts:
+            self._last_ts = seg.ts_ns
+        if self.stats.candidate_segments % _EXPIRE_EVERY == 0:
+            self.expire(self._last_ts)
+
+    def _protocol_of(self, flow: Flow) -> tuple[Protocol, bool] | None:
+        port = flow.server[1]
+        if port in MAIL_PORTS:
+            return MAIL_PORTS[port], False
+        if port in IMPLICIT_TLS_PORTS:
+            return IMPLICIT_TLS_PORTS[port], True
+        for key in (
+            (flow.server[0], flow.server[1], flow.client[0], flow.client[1]),
+            (flow.client[0], flow.client[1], flow.server[0], flow.server[1]),
+        ):
+            if key in self._detected:
+                return self._detected[key][0], False
+        # The side holding a mail port may have been taken for the client (no SYN seen and a
+        # mail port on both ends, e.g. MTA port 25 -> 25): fall back on the client port.
+        port = flow.client[1]
+        if port in MAIL_PORTS:
+            return MAIL_PORTS[port], False
+        if port in IMPLICIT_TLS_PORTS:
+            return IMPLICIT_TLS_PORTS[port], True
+        return None
+
+    def _start(self, flow: Flow) -> None:
+        found = self._protocol_of(flow)
+        if found is None:
+            return
+        protocol, implicit_tls = found
+        if not self.session_filter.keeps_protocol(protocol):
+            return
+        if not self.session_filter.keeps_flow(flow.client, flow.server):
+            return
+        self.stats.sessions += 1
+        session = Session(
+            id=flow.id,
+            protocol=protocol,
+            client=Endpoint(_ip_text(flow.client[0]), flow.client[1]),
+            server=Endpoint(_ip_text(flow.server[0]), flow.server[1]),
+            start_ns=flow.start_ns,
+            end_ns=flow.start_ns,
+            implicit_tls=implicit_tls,
+            tls=implicit_tls,
+        )
+        handler: SessionHandler
+        if implicit_tls:
+            handler = OpaqueHandler(session)
+        elif protocol is Protocol.SMTP:
+            handler = SmtpSessionHandler(session)
+        elif protocol is Protocol.POP3:
+            handler = Pop3SessionHandler(session)
+        else:
+            handler = OpaqueHandler(session)
+        self._active[flow.id] = _Active(session, handler)
+
+    def _handle(self, events: list[FlowEvent]) -> None:
+        for event in events:
+            if isinstance(event, FlowData):
+                active = self._active.get(event.flow.id)
+                if active is not None:
+                    active.handler.data(event.ts_ns, event.direction, event.data)
+            elif isinstance(event, FlowStart):
+                self._start(event.flow)
+            elif isinstance(event, FlowGap):
+                active = self._active.get(event.flow.id)
+                if active is not None:
+                    active.handler.gap(event.ts_ns, event.direction, event.length)
+            elif isinstance(event, FlowEnd):
+                active = self._active.pop(event.flow.id, None)
+                if active is not None:
+                    self._finish_session(active, event.flow, event.ts_ns, event.reason)
+
+    def _finish_session(self, active: _Active, flow: Flow, ts_ns: int, reason: str) -> None:
+        session = active.session
+        active.handler.close(ts_ns)
+        session.start_ns = flow.start_ns
+        session.end_ns = max(flow.last_ns, flow.start_ns)
+        session.close_reason = reason
+        session.handshake_seen = flow.handshake_seen
+        session.gaps = [g for g in flow.gaps if g.length > 0]
+        session.client_bytes = flow.client_bytes
+        session.server_bytes = flow.server_bytes
+        session.packets = flow.packets
+        session.complete = flow.handshake_seen and reason in ("fin", "rst") and not session.gaps
+        analyse(session)
+        if self.on_session is not None:
+            self.on_session(session)
+        self._ready.append(session)

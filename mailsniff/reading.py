@@ -1,0 +1,178 @@
+"""`mailsniff read`: open a capture, run the pipeline, render sessions, report truncation."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+
+from mailsniff.capture.frame import Frame
+from mailsniff.capture.reader import CaptureReader, open_capture
+from mailsniff.errors import TruncatedCaptureError, UnsupportedLinkTypeError
+from mailsniff.model import Protocol, Session
+from mailsniff.net.link import is_supported, linktype_name
+from mailsniff.pipeline import Pipeline, SessionFilter
+from mailsniff.render import console as console_render
+from mailsniff.render import jsonl
+from mailsniff.status import ExitStatus
+
+__all__ = ["ReadOptions", "ReadResult", "read_capture", "summarise"]
+
+_PROGRESS_EVERY = 2048
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class ReadOptions:
+    path: str
+    protocols: frozenset[Protocol] | None = None
+    hosts: frozenset[str] | None = None
+    ports: frozenset[int] | None = None
+    session_ids: frozenset[int] | None = None
+    json: bool = False
+    transcript: bool = False
+    summary_only: bool = False
+    progress: bool = True
+
+
+@dataclass(slots=True)
+class ReadResult:
+    status: ExitStatus
+    warning: str | None
+    sessions: int
+
+
+def _frames(
+    reader: CaptureReader, pipeline: Pipeline, progress: Any | None, task: Any | None
+) -> Iterator[Frame]:
+    """Frames from the reader, checking each new link type and moving the progress bar."""
+    checked: set[int] = set()
+    count = 0
+    for frame in reader:
+        if frame.linktype not in checked:
+            checked.add(frame.linktype)
+            if not is_supported(frame.linktype) and not any(
+                is_supported(lt) for lt in reader.linktypes
+            ):
+                raise UnsupportedLinkTypeError(frame.linktype, name=linktype_name(frame.linktype))
+        count += 1
+        if progress is not None and count % _PROGRESS_EVERY == 0:
+            progress.update(task, completed=reader.bytes_read)
+        yield frame
+
+
+def summarise(sessions: list[Session], pipeline: Pipeline, warnings: list[str]) -> dict[str, Any]:
+    """Counts for the closing summary record (JSON) -- facts already established elsewhere."""
+    by_protocol: dict[str, int] = {}
+    for s in sessions:
+        by_protocol[s.protocol.value] = by_protocol.get(s.protocol.value, 0) + 1
+    stats = pipeline.decoder.stats
+    return {
+        "sessions": len(sessions),
+        "sessions_by_protocol": by_protocol,
+        "frames": pipeline.stats.frames,
+        "tcp_segments": pipeline.stats.segments,
+        "mail_segments": pipeline.stats.candidate_segments,
+        "messages": sum(
+            sum(1 for t in s.transactions if t.message is not None) + len(s.messages)
+            for s in sessions
+        ),
+        "credentials": sum(
+            1 for s in sessions for a in s.auth if a.password is not None or a.response
+        ),
+        "bcc_recipients": sum(len(t.bcc) for s in sessions for t in s.transactions),
+        "gaps": sum(len(s.gaps) for s in sessions),
+        "incomplete_sessions": sum(1 for s in sessions if not s.complete),
+        "decode": {
+            "non_ip": stats.non_ip,
+            "non_tcp": stats.non_tcp,
+            "malformed": stats.malformed,
+            "snaplen_truncated": stats.truncated,
+            "fragments": stats.fragments,
+            "fragments_dropped": stats.fragments_dropped,
+            "unsupported_linktype": {str(k): v for k, v in stats.unsupported_linktype.items()},
+        },
+        "warnings": warnings,
+    }
+
+
+def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult:
+    """Read one capture and render it to `out`; raises MailsniffError for unreadable input."""
+    pipeline = Pipeline(
+        session_filter=SessionFilter(
+            protocols=options.protocols, hosts=options.hosts, ports=options.ports
+        )
+    )
+    sessions: list[Session] = []
+    warnings: list[str] = []
+    status = ExitStatus.SUCCESS
+    wanted = options.session_ids
+
+    def emit(session: Session) -> None:
+        if wanted is not None and session.id not in wanted:
+            return
+        sessions.append(session)
+        if options.json:
+            line = jsonl.dumps(jsonl.session_record(session, transcript=options.transcript))
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+    with open_capture(options.path) as reader:
+        if reader.format == "pcap" and not is_supported(reader.linktypes[0]):
+            lt = reader.linktypes[0]
+            raise UnsupportedLinkTypeError(lt, name=linktype_name(lt))
+        show_progress = options.progress and err.is_terminal and reader.total_bytes is not None
+        progress_cm: Any = nullcontext()
+        progress = task = None
+        if show_progress:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+            progress = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+            )
+            task = progress.add_task("reading", total=reader.total_bytes)
+            progress_cm = progress
+        with progress_cm:
+            try:
+                for session in pipeline.run(_frames(reader, pipeline, progress, task)):
+                    emit(session)
+            except TruncatedCaptureError as error:
+                pipeline.finish()
+                for session in pipeline.drain():
+                    emit(session)
+                warnings.append(
+                    f"{error.message}; {error.records_read} records read before it, "
+                    "everything before that point is reported above"
+                )
+                status = ExitStatus.TRUNCATED
+        for linktype, count in pipeline.decoder.stats.unsupported_linktype.items():
+            warnings.append(
+                f"{count} frames of unsupported link type {linktype} "
+                f"({linktype_name(linktype)}) skipped"
+            )
+
+    if options.json:
+        summary = summarise(sessions, pipeline, warnings)
+        sys.stdout.write(jsonl.dumps(jsonl.summary_record(summary)) + "\n")
+        sys.stdout.flush()
+    else:
+        ordered = sorted(sessions, key=lambda s: (s.start_ns, s.id))
+        single = wanted is not None and len(ordered) == 1
+        if not single:
+            console_render.render_overview(out, ordered)
+        if not options.summary_only:
+            for session in ordered:
+                console_render.render_session(out, session, transcript=options.transcript)
+        console_render.render_summary(
+            out, sessions=ordered, packets=pipeline.stats.frames, warnings=warnings
+        )
+    warning = "; ".join(warnings) if status is ExitStatus.TRUNCATED else None
+    return ReadResult(status=status, warning=warning, sessions=len(sessions))

@@ -1,0 +1,173 @@
+"""JSON Lines output: a mechanical mapping of Session records to the contract in docs/jsonl.md."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from mailsniff.model import (
+    Address,
+    Attachment,
+    AuthAttempt,
+    Message,
+    RetrievedMessage,
+    Session,
+    Transaction,
+)
+
+__all__ = ["iso8601", "session_record", "summary_record", "dumps"]
+
+JsonObject = dict[str, Any]
+
+
+def iso8601(ts_ns: int) -> str:
+    """Nanoseconds since the epoch -> "2006-07-03T13:07:18.000000Z" (UTC, microseconds)."""
+    seconds, ns = divmod(ts_ns, 1_000_000_000)
+    stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{ns // 1000:06d}Z"
+
+
+def _address(a: Address) -> JsonObject:
+    return {"name": a.name, "address": a.address}
+
+
+def _addresses(addresses: list[Address]) -> list[JsonObject]:
+    return [_address(a) for a in addresses]
+
+
+def _attachment(a: Attachment) -> JsonObject:
+    return {
+        "filename": a.filename,
+        "content_type": a.content_type,
+        "size": a.size,
+        "sha256": a.sha256,
+        "disposition": a.disposition,
+    }
+
+
+def _message(m: Message) -> JsonObject:
+    return {
+        "from": _addresses(m.from_),
+        "sender": _addresses(m.sender),
+        "reply_to": _addresses(m.reply_to),
+        "to": _addresses(m.to),
+        "cc": _addresses(m.cc),
+        "bcc": _addresses(m.bcc),
+        "subject": m.subject,
+        "date": m.date,
+        "message_id": m.message_id,
+        "size": m.size,
+        "sha256": m.sha256,
+        "attachments": [_attachment(a) for a in m.attachments],
+        "headers": [[name, value] for name, value in m.headers],
+        "truncated": m.truncated,
+        "gap_bytes": m.gap_bytes,
+        "defects": list(m.defects),
+    }
+
+
+def _auth(a: AuthAttempt, redact: bool) -> JsonObject:
+    secret = "********" if redact else None
+    return {
+        "mechanism": a.mechanism,
+        "username": a.username,
+        "password": secret if (redact and a.password is not None) else a.password,
+        "success": a.success,
+        "reply": a.reply,
+        "time": iso8601(a.ts_ns),
+        "authzid": a.authzid,
+        "challenge": a.challenge,
+        "response": secret if (redact and a.response is not None) else a.response,
+        "not_base64": a.not_base64,
+        "cancelled": a.cancelled,
+    }
+
+
+def _transaction(t: Transaction) -> JsonObject:
+    return {
+        "mail_from": t.mail_from,
+        "mail_from_reply": t.mail_from_reply,
+        "rcpt_to": t.rcpt_to,
+        "rcpt_accepted": t.rcpt_accepted,
+        "data_reply": t.data_reply,
+        "message": _message(t.message) if t.message is not None else None,
+        "bcc": list(t.bcc),
+        "header_only": list(t.header_only),
+        "time": iso8601(t.ts_ns),
+        "mail_from_params": dict(t.mail_from_params),
+        "rcpts": [
+            {"address": r.address, "reply": r.reply, "status": r.status, "params": dict(r.params)}
+            for r in t.rcpts
+        ],
+        "body_command": t.body_command,
+    }
+
+
+def _retrieved(r: RetrievedMessage) -> JsonObject:
+    return {
+        "command": r.command,
+        "number": r.number,
+        "partial": r.partial,
+        "message": _message(r.message),
+        "time": iso8601(r.ts_ns),
+    }
+
+
+def session_record(s: Session, *, redact: bool = False, transcript: bool = False) -> JsonObject:
+    """The contract's "session" object (plus documented extra fields)."""
+    record: JsonObject = {
+        "type": "session",
+        "id": s.id,
+        "protocol": s.protocol.value,
+        "client": {"ip": s.client.ip, "port": s.client.port},
+        "server": {"ip": s.server.ip, "port": s.server.port},
+        "start": iso8601(s.start_ns),
+        "end": iso8601(s.end_ns),
+        "complete": s.complete,
+        "gaps": [
+            {"direction": g.direction.value, "offset": g.offset, "length": g.length} for g in s.gaps
+        ],
+        "banner": s.banner,
+        "helo": s.helo,
+        "tls": s.tls,
+        "auth": [_auth(a, redact) for a in s.auth],
+        "transactions": [_transaction(t) for t in s.transactions],
+        "messages": [_retrieved(r) for r in s.messages],
+        "deleted": list(s.deleted),
+        "findings": [{"kind": f.kind, "detail": f.detail} for f in s.findings],
+        "implicit_tls": s.implicit_tls,
+        "capabilities": list(s.capabilities),
+        "close_reason": s.close_reason,
+        "handshake_seen": s.handshake_seen,
+        "client_bytes": s.client_bytes,
+        "server_bytes": s.server_bytes,
+        "packets": s.packets,
+        "mailbox_stats": [{"messages": n, "octets": o} for n, o in s.mailbox_stats],
+        "anomalies": list(s.anomalies),
+    }
+    if transcript:
+        record["transcript"] = [
+            {
+                "time": iso8601(line.ts_ns),
+                "direction": line.direction.value,
+                "text": line.text,
+                "note": line.note,
+            }
+            for line in s.transcript
+        ]
+        record["transcript_dropped"] = s.transcript_dropped
+    return record
+
+
+def summary_record(summary: JsonObject) -> JsonObject:
+    return {"type": "summary", **summary}
+
+
+def dumps(record: JsonObject) -> str:
+    """One line of JSON; non-ASCII kept as UTF-8, lone surrogates escaped (never raises)."""
+    return (
+        json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        .encode("utf-8", "backslashreplace")
+        .decode("utf-8")
+    )
