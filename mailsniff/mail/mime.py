@@ -1,17 +1,275 @@
-"""Message bytes -> Message record (RFC 5322, 2045-2049) with the standard library's email package.
+"""Message bytes -> Message record (RFC 5322, 2045-2049, 2231) with the stdlib email package.
 
-PLACEHOLDER: a first cut so that protocol session builders can be written against the API;
-the mail layer owner replaces the internals, keeping `MessageAccumulator` and `parse_message`.
+The top-level header block is split and read here, from the raw bytes: header names are matched
+case-insensitively, obsolete `Name WSP :` fields (RFC 5322 4.5, the seed's `FROM : cccc@163.com`)
+are normalised to `Name:` before the stdlib parser sees them (it would otherwise take them for the
+start of the body), and every value keeps its raw bytes. The MIME structure (parts, transfer
+encodings, RFC 2231 parameters) is left to `email` with `policy.compat32`, which returns raw
+header values so that all decoding stays here, in `rfc2047` and in `addresses`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+from dataclasses import dataclass
+from email import errors as email_errors
+from email import policy
+from email.message import Message as EmailMessage
+from email.parser import BytesParser
 
 from mailsniff.limits import MAX_MESSAGE
-from mailsniff.model import Message
+from mailsniff.mail.addresses import parse_address_header
+from mailsniff.mail.rfc2047 import decode_header_bytes, decode_raw_header, decode_words
+from mailsniff.model import Address, Attachment, Message
 
-__all__ = ["MessageAccumulator", "parse_message"]
+__all__ = [
+    "MAX_DEFECTS",
+    "MAX_HEADERS",
+    "MAX_PARTS",
+    "HeaderField",
+    "MessageAccumulator",
+    "parse_message",
+    "split_header_fields",
+]
+
+#: MIME parts walked at most per message; more are counted as a defect, not parsed.
+MAX_PARTS = 1000
+#: Header fields kept per message (display and lookup); the rest are dropped with a defect.
+MAX_HEADERS = 5000
+#: Defect strings kept per message.
+MAX_DEFECTS = 100
+
+# field-name = 1*ftext (printable US-ASCII except ':'), RFC 5322 3.6.8; WSP before ':' is the
+# obsolete syntax of RFC 5322 4.5.
+_FIELD = re.compile(rb"([\x21-\x39\x3b-\x7e]+)([ \t]*):")
+_LINE = re.compile(rb"[^\n]*\n|[^\n]+")
+
+_ADDRESS_FIELDS = {
+    "from": "from_",
+    "sender": "sender",
+    "reply-to": "reply_to",
+    "to": "to",
+    "cc": "cc",
+    "bcc": "bcc",
+}
+
+
+@dataclass(slots=True, frozen=True)
+class HeaderField:
+    """One top-level header field as captured."""
+
+    name: str  # as written (without any whitespace before the colon)
+    raw_value: bytes  # after the colon, folding and 8-bit bytes kept, line endings removed at end
+    value: str  # decoded for display (8-bit and RFC 2047 undone, unfolded, trimmed)
+
+
+@dataclass(slots=True)
+class _HeaderBlock:
+    fields: list[HeaderField]
+    normalised: bytes  # header block as handed to the stdlib parser, ending with an empty line
+    body: bytes
+    defects: list[str]
+
+
+def split_header_fields(raw: bytes) -> tuple[list[HeaderField], bytes, list[str]]:
+    """Top-level header fields, the body bytes, and the defects found. Never raises."""
+    block = _split(raw)
+    return block.fields, block.body, block.defects
+
+
+def _split(raw: bytes) -> _HeaderBlock:
+    defects: list[str] = []
+    # (name, raw lines of the field) while scanning
+    pending: list[tuple[bytes, list[bytes]]] = []
+    normalised: list[bytes] = []
+    body_start = len(raw)
+    dropped = 0
+    first = True
+    skipping = False
+    for match in _LINE.finditer(raw):
+        line = match.group(0)
+        content = line.rstrip(b"\r\n")
+        if not content.strip(b" \t") and not content.startswith((b" ", b"\t")):
+            body_start = match.end()  # the empty line: body follows
+            break
+        if content.strip(b" \t") == b"":
+            # whitespace-only line: RFC 5322 forbids it inside a field; treat as the separator
+            defects.append("whitespace-only line ends the header block")
+            body_start = match.end()
+            break
+        if content[:1] in (b" ", b"\t"):
+            if skipping:
+                continue
+            if pending:
+                pending[-1][1].append(content)
+                normalised.append(content + b"\r\n")
+            else:
+                defects.append("continuation line before any header")
+            continue
+        field = _FIELD.match(content)
+        if field is None and first and content.startswith(b"From "):
+            defects.append("mbox 'From ' line skipped")  # unix-from envelope line
+            first = False
+            continue
+        first = False
+        if field is None:
+            defects.append("no empty line between header and body")
+            body_start = match.start()
+            break
+        name, space = field.group(1), field.group(2)
+        if space:
+            written = (name[:40] + space + b":").decode("ascii")
+            defects.append(f"obsolete header syntax: {written!r}")
+        skipping = len(pending) >= MAX_HEADERS
+        if skipping:
+            dropped += 1
+            continue
+        value = content[field.end() :]
+        pending.append((name, [value]))
+        normalised.append(name + b":" + value + b"\r\n")
+    if dropped:
+        defects.append(f"more than {MAX_HEADERS} header fields: {dropped} dropped")
+
+    fields: list[HeaderField] = []
+    for name, lines in pending:
+        raw_value = b"\r\n".join(lines)
+        text, more = decode_header_bytes(raw_value)
+        defects.extend(f"{name.decode('ascii')}: {d}" for d in more)
+        fields.append(HeaderField(name.decode("ascii"), raw_value, text))
+    normalised.append(b"\r\n")
+    return _HeaderBlock(fields, b"".join(normalised), raw[body_start:], defects)
+
+
+def _defect_text(defect: object) -> str:
+    name = type(defect).__name__.removesuffix("Defect")
+    words = re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower()
+    return f"MIME: {words}"
+
+
+def _param_text(value: str) -> str:
+    """A parameter value from compat32 (raw 8-bit bytes arrive as surrogate escapes)."""
+    raw = value.encode("utf-8", errors="surrogateescape")
+    text, _ = decode_raw_header(raw)
+    decoded, _ = decode_words(text)
+    return decoded
+
+
+def _filename(part: EmailMessage) -> str | None:
+    try:
+        name = part.get_filename()
+        if name is None:
+            param = part.get_param("name")
+            if isinstance(param, tuple):
+                from email.utils import collapse_rfc2231_value
+
+                name = collapse_rfc2231_value(param)
+            elif isinstance(param, str):
+                name = param
+    except (LookupError, ValueError, TypeError, UnicodeError, IndexError):
+        return None
+    if name is None:
+        return None
+    return _param_text(str(name))
+
+
+def _disposition(part: EmailMessage) -> str | None:
+    value = part.get("content-disposition")
+    if value is None:
+        return None
+    text = str(value).split(";", 1)[0].strip().lower()
+    return text or None
+
+
+def _payload_bytes(part: EmailMessage) -> bytes:
+    if part.get_content_type() == "message/rfc822" or part.is_multipart():
+        inner = part.get_payload()
+        if isinstance(inner, list) and inner and isinstance(inner[0], EmailMessage):
+            return inner[0].as_bytes(policy=policy.compat32.clone(max_line_length=0))
+        return b""
+    data = part.get_payload(decode=True)
+    return data if isinstance(data, bytes) else b""
+
+
+def _is_attachment(part: EmailMessage, filename: str | None, is_root: bool) -> bool:
+    disposition = _disposition(part)
+    if disposition == "attachment" or filename is not None:
+        return True
+    if part.get_content_type() == "message/rfc822":
+        return True
+    maintype = part.get_content_maintype()
+    return not is_root and maintype not in ("text", "multipart")
+
+
+def _walk(root: EmailMessage, msg: Message) -> None:
+    """Depth-first over the MIME tree, bounded; message/rfc822 parts are listed, not entered."""
+    stack: list[tuple[EmailMessage, bool]] = [(root, True)]
+    walked = 0
+    defects: list[str] = []
+    while stack:
+        part, is_root = stack.pop()
+        walked += 1
+        if walked > MAX_PARTS:
+            defects.append(f"more than {MAX_PARTS} MIME parts: the rest not listed")
+            break
+        defects.extend(_defect_text(d) for d in getattr(part, "defects", []))
+        if part.get_content_type() != "message/rfc822" and part.is_multipart():
+            children = part.get_payload()
+            if isinstance(children, list):
+                stack.extend((c, False) for c in reversed(children) if isinstance(c, EmailMessage))
+            continue
+        filename = _filename(part)
+        if not _is_attachment(part, filename, is_root):
+            continue
+        data = _payload_bytes(part)
+        msg.attachments.append(
+            Attachment(
+                filename=filename,
+                content_type=part.get_content_type(),
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                disposition=_disposition(part),
+            )
+        )
+    msg.defects.extend(defects)
+
+
+def _fill_headers(fields: list[HeaderField], msg: Message) -> None:
+    seen: dict[str, int] = {}
+    for f in fields:
+        key = f.name.lower()
+        seen[key] = seen.get(key, 0) + 1
+        msg.headers.append((f.name, f.value))
+        attr = _ADDRESS_FIELDS.get(key)
+        if attr is not None:
+            addresses, defects = parse_address_header(f.raw_value)
+            target: list[Address] = getattr(msg, attr)
+            target.extend(addresses)
+            msg.defects.extend(f"{f.name}: {d}" for d in defects)
+        elif key == "subject" and msg.subject is None:
+            msg.subject = f.value
+        elif key == "date" and msg.date is None:
+            msg.date = f.value
+        elif key == "message-id" and msg.message_id is None:
+            msg.message_id = f.value
+    for key in ("from", "sender", "subject", "date", "message-id", "to", "cc"):
+        if seen.get(key, 0) > 1:
+            msg.defects.append(f"{seen[key]} {key} headers")
+
+
+def parse_message(raw: bytes) -> Message:
+    """Parse a whole message (headers and body). Never raises on hostile input."""
+    msg = Message(size=len(raw), sha256=hashlib.sha256(raw).hexdigest())
+    block = _split(raw)
+    msg.defects.extend(block.defects)
+    _fill_headers(block.fields, msg)
+    try:
+        parsed = BytesParser(policy=policy.compat32).parsebytes(block.normalised + block.body)
+        _walk(parsed, msg)
+    except (RecursionError, email_errors.MessageError, LookupError, ValueError, TypeError) as exc:
+        msg.defects.append(f"MIME structure unreadable: {type(exc).__name__}")
+    msg.defects[:] = list(dict.fromkeys(msg.defects))[:MAX_DEFECTS]
+    return msg
 
 
 class MessageAccumulator:
@@ -50,9 +308,6 @@ class MessageAccumulator:
         msg.sha256 = self._hash.hexdigest()
         msg.truncated = self._size > len(self._buf)
         msg.gap_bytes = self._gap_bytes
+        if msg.truncated:
+            msg.defects.append(f"only the first {len(self._buf)} of {self._size} bytes parsed")
         return msg
-
-
-def parse_message(raw: bytes) -> Message:
-    """Parse a whole message (headers and body). Never raises on hostile input."""
-    return Message(size=len(raw), sha256=hashlib.sha256(raw).hexdigest())
