@@ -13,9 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 PUBLIC = (REPO / ".." / "shared" / "pcaps-public").resolve()
 PCAPS = REPO / "pcaps"
 
-settings.register_profile(
-    "default", deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile(
     "ci", deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
