@@ -1,0 +1,704 @@
+"""Sans-IO POP3 dialogue parser (RFC 1939, 2449, 5034, 2595).
+
+Fed `(ts_ns, direction, bytes)` in stream order, it hands back typed events: the greeting, each
+command, each response paired first-in first-out with the command it answers, the lines of
+multi-line responses (dot-unstuffed), SASL steps, the switch to TLS, and anomalies. Captured bytes
+are hostile: nothing here raises on them, and memory is bounded by `limits.MAX_LINE` per direction
+plus `MAX_PENDING_COMMANDS` queued commands.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+
+from mailsniff.protocols.base import Direction, Line, ReceiveBuffer, to_text
+from mailsniff.protocols.sasl import b64decode
+
+__all__ = [
+    "Anomaly",
+    "Command",
+    "Greeting",
+    "MAX_PENDING_COMMANDS",
+    "MultilineData",
+    "Pop3Event",
+    "Pop3Parser",
+    "Response",
+    "ResponseEnd",
+    "SaslStep",
+    "StreamGap",
+    "TlsStarted",
+    "multiline_expected",
+]
+
+#: Commands sent but not yet answered that the parser remembers. A one-sided capture (no server
+#: direction) would otherwise queue every command of the session; past this bound the oldest is
+#: forgotten and an Anomaly says so.
+MAX_PENDING_COMMANDS = 4096
+
+
+# --------------------------------------------------------------------------------------------
+# Events
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Greeting:
+    """The server's first line (RFC 1939 4): `+OK text`, or `-ERR text` when it refuses."""
+
+    ts_ns: int
+    direction: Direction
+    raw: bytes  # the line without its ending
+    ok: bool
+    text: str  # after the status indicator
+    challenge: str | None  # APOP timestamp `<...>` (RFC 1939 7), when the greeting carries one
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Command:
+    """One client command line (RFC 1939 3); the verb upper-cased, the argument as sent."""
+
+    ts_ns: int
+    direction: Direction
+    raw: bytes  # the line without its ending
+    verb: str  # upper-cased ("RETR" for "retr")
+    argument: str  # everything after the first space, as sent ("" when none)
+    args: tuple[str, ...]  # the argument split on whitespace
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Response:
+    """A `+OK` / `-ERR` status line, paired with the command it answers (None: no command seen)."""
+
+    ts_ns: int
+    direction: Direction
+    raw: bytes
+    ok: bool
+    text: str  # after the status indicator and its space
+    code: str | None  # RFC 2449 8 extended response code, e.g. "AUTH", "IN-USE", "SYS/TEMP"
+    multiline: bool  # a dot-terminated body follows (MultilineData... then ResponseEnd)
+    command: Command | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MultilineData:
+    """One line of a multi-line response body, dot-unstuffed (RFC 1939 3)."""
+
+    ts_ns: int
+    direction: Direction
+    raw: bytes  # the line as sent, without its ending (still dot-stuffed)
+    data: bytes  # the content: dot-unstuffed, with the line ending as sent (CRLF or bare LF)
+    dropped: int = 0  # bytes of an overlong line that were not kept (at least this many)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseEnd:
+    """The end of a multi-line body: the `.` line, or an ending forced by damage or close."""
+
+    ts_ns: int
+    direction: Direction
+    raw: bytes  # b"." for a proper terminator, b"" otherwise
+    command: Command | None
+    lines: int  # body lines (without the terminator)
+    complete: bool  # False: the terminator was never seen (close, or a missing `.`)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SaslStep:
+    """One line of an AUTH exchange (RFC 5034 4): a client response or a server `+ ` challenge.
+
+    The initial response given on the AUTH line itself comes as a client step with initial=True.
+    """
+
+    ts_ns: int
+    direction: Direction
+    raw: bytes  # the line (for an initial response: the base64 argument)
+    mechanism: str  # upper-cased
+    data: bytes  # base64 undone; the bytes as sent when it was not base64
+    text: str
+    base64: bool  # False: not valid base64 (a hand-typed credential, shown as sent)
+    initial: bool = False
+    cancelled: bool = False  # the client sent `*` (RFC 5034 4)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsStarted:
+    """STLS was answered +OK (RFC 2595 4): every later byte is TLS and is not parsed."""
+
+    ts_ns: int
+    direction: Direction
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamGap:
+    """Bytes of one direction were never captured; the parser resynchronises at a line start."""
+
+    ts_ns: int
+    direction: Direction
+    raw: bytes  # the partial line that was discarded
+    length: int  # bytes lost (0: unknown, the capture began mid-connection)
+    inside: Command | None  # the command whose multi-line body the gap fell into, if any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Anomaly:
+    """Peer misbehaviour or damage: a garbage line, a missing terminator, an overlong line..."""
+
+    ts_ns: int
+    direction: Direction
+    raw: bytes
+    kind: str
+    detail: str
+
+
+Pop3Event = (
+    Greeting
+    | Command
+    | Response
+    | MultilineData
+    | ResponseEnd
+    | SaslStep
+    | TlsStarted
+    | StreamGap
+    | Anomaly
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------
+
+#: Which +OK answers carry a dot-terminated body. -ERR is always one line (RFC 1939 3).
+#:   CAPA             always (RFC 2449 5)
+#:   RETR, TOP        always (RFC 1939 7, 7)
+#:   LIST, UIDL       without an argument only (RFC 1939 5, 7)
+#:   AUTH             without an argument only: the mechanism list (RFC 1734 practice, RFC 5034 4)
+_MULTILINE_ALWAYS = frozenset({"CAPA", "RETR", "TOP"})
+_MULTILINE_WITHOUT_ARGUMENT = frozenset({"LIST", "UIDL", "AUTH"})
+#: Bodies whose lines are short listings, never message text: a status line inside one means the
+#: server forgot the terminator (Zeek's bad-list-retr-crafted trace).
+_LISTING = frozenset({"CAPA", "LIST", "UIDL", "AUTH"})
+#: Verbs whose line after a gap is trusted as the start of a command (RFC 1939, 2449, 5034, 2595).
+_KNOWN_VERBS = frozenset(
+    {
+        "USER",
+        "PASS",
+        "APOP",
+        "AUTH",
+        "CAPA",
+        "STAT",
+        "LIST",
+        "UIDL",
+        "TOP",
+        "RETR",
+        "DELE",
+        "RSET",
+        "NOOP",
+        "STLS",
+        "QUIT",
+        "LAST",
+        "UTF8",
+        "LANG",
+    }
+)
+
+# verb = 1*40(ALPHA / DIGIT / "-" / "_")  (RFC 1939 3 says 3-4 letters; vendors add more)
+_VERB = re.compile(rb"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
+# APOP timestamp: msg-id "<" ... ">" in the greeting (RFC 1939 7)
+_TIMESTAMP = re.compile(rb"<[^<>\s]*>")
+# resp-code = "[" resp-level *("/" resp-level) "]" (RFC 2449 8)
+_RESP_CODE = re.compile(r"^\[([^\]\s]{1,64})\]")
+
+
+def multiline_expected(command: Command | None) -> bool:
+    """Whether a +OK answer to `command` is followed by a dot-terminated body."""
+    if command is None:
+        return False
+    if command.verb in _MULTILINE_ALWAYS:
+        return True
+    return command.verb in _MULTILINE_WITHOUT_ARGUMENT and not command.args
+
+
+def _status(raw: bytes) -> tuple[bool, str] | None:
+    """(ok, text) for a `+OK ...` / `-ERR ...` line, else None (RFC 1939 3)."""
+    head = raw[:4].upper()
+    if head.startswith(b"+OK"):
+        rest = raw[3:]
+    elif head == b"-ERR":
+        rest = raw[4:]
+    else:
+        return None
+    if rest[:1] not in (b"", b" ", b"\t"):
+        return None
+    return head.startswith(b"+OK"), to_text(rest.lstrip(b" \t"))
+
+
+def _is_status(raw: bytes) -> bool:
+    return _status(raw) is not None
+
+
+def _mechanism(command: Command) -> str:
+    return command.args[0].upper() if command.args else ""
+
+
+class _Sync(Enum):
+    """Where the server direction stands."""
+
+    GREETING = "greeting"  # nothing yet: the first line is the greeting (RFC 1939 4)
+    RESPONSE = "response"  # expecting status lines
+    BODY = "body"  # inside a multi-line body
+    UNKNOWN = "unknown"  # after a gap or a stray response: non-status lines are skipped
+    TLS = "tls"  # encrypted from here on (RFC 2595 4)
+
+
+@dataclass(slots=True)
+class _Body:
+    command: Command | None
+    lines: int = 0
+    damaged: bool = False  # a gap fell inside: a status line may mean the terminator was lost
+
+
+class Pop3Parser:
+    """One POP3 connection, both directions. Feed bytes in stream order; read events back.
+
+    Example:
+        parser = Pop3Parser()
+        events = parser.feed(ts, Direction.SERVER, b"+OK ready\\r\\n")
+    """
+
+    __slots__ = (
+        "_buffers",
+        "_after_gap",
+        "_pending",
+        "_sync",
+        "_body",
+        "_sasl",
+        "_sasl_initial",
+        "_sasl_continued",
+        "_first_command_ts",
+        "_server_started",
+        "_skipped",
+        "_closed",
+        "_overflowed",
+    )
+
+    def __init__(self) -> None:
+        self._buffers = {Direction.CLIENT: ReceiveBuffer(), Direction.SERVER: ReceiveBuffer()}
+        # After a gap the first line is the tail of a line cut by the loss: distrust it.
+        self._after_gap = {Direction.CLIENT: False, Direction.SERVER: False}
+        self._pending: deque[Command] = deque()
+        self._sync = _Sync.GREETING
+        self._body: _Body | None = None
+        self._sasl: Command | None = None  # AUTH <mechanism> awaiting its final answer
+        self._sasl_initial = False  # ...sent with an initial response
+        self._sasl_continued = False  # ...and the server asked for more since the last step
+        self._first_command_ts: int | None = None  # first command, when sent before any reply
+        self._server_started = False
+        self._skipped = 0  # server lines skipped while out of sync
+        self._closed = False
+        self._overflowed = False
+
+    # ----------------------------------------------------------------------------------------
+    # The sans-IO interface
+    # ----------------------------------------------------------------------------------------
+
+    def feed(self, ts_ns: int, direction: Direction, data: bytes) -> list[Pop3Event]:
+        """Bytes of one direction, in stream order.
+
+        Args:
+            ts_ns: capture time of the bytes (ns since the epoch).
+            direction: who sent them.
+            data: the bytes, any length, split anywhere.
+
+        Returns:
+            The events completed by these bytes, in order.
+        """
+        out: list[Pop3Event] = []
+        if self._closed or self._sync is _Sync.TLS or not data:
+            return out
+        if direction is Direction.SERVER and not self._server_started:
+            self._server_started = True
+            if self._sync is _Sync.GREETING and self._first_command_ts is not None:
+                if self._first_command_ts < ts_ns:
+                    # The client spoke before the server said anything: the greeting was
+                    # not captured, so this first line already answers the client.
+                    self._sync = _Sync.RESPONSE
+                    out.append(
+                        Anomaly(
+                            ts_ns=ts_ns,
+                            direction=direction,
+                            raw=b"",
+                            kind="no-greeting",
+                            detail="the client spoke first: the server greeting was not captured",
+                        )
+                    )
+        buf = self._buffers[direction]
+        buf.append(data)
+        while self._sync is not _Sync.TLS:
+            line = buf.take_line()
+            if line is None:
+                break
+            self._line(ts_ns, direction, line, out)
+        if self._sync is _Sync.TLS:
+            buf.clear()
+        return out
+
+    def gap(self, ts_ns: int, direction: Direction, length: int) -> list[Pop3Event]:
+        """`length` bytes of `direction` were never captured (0: capture began mid-connection).
+
+        The partial line is discarded and parsing resumes at the next line boundary. Inside a
+        multi-line body the body goes on (now partial) until its terminator.
+        """
+        out: list[Pop3Event] = []
+        if self._closed or self._sync is _Sync.TLS:
+            return out
+        buf = self._buffers[direction]
+        partial = buf.take_rest()
+        buf.clear()
+        self._after_gap[direction] = True
+        inside: Command | None = None
+        if direction is Direction.SERVER:
+            self._server_started = True
+            if self._sync is _Sync.BODY and self._body is not None:
+                self._body.damaged = True
+                inside = self._body.command
+            elif self._sync is _Sync.GREETING:
+                self._sync = _Sync.UNKNOWN if length == 0 else _Sync.RESPONSE
+            elif self._sync is _Sync.RESPONSE:
+                self._sync = _Sync.UNKNOWN
+        else:
+            # A lost client line may have been a SASL step or a command: whichever, the
+            # server's answers still pair FIFO with what we did see.
+            self._sasl_continued = False
+        out.append(
+            StreamGap(ts_ns=ts_ns, direction=direction, raw=partial, length=length, inside=inside)
+        )
+        return out
+
+    def close(self, ts_ns: int) -> list[Pop3Event]:
+        """The connection ended: flush unterminated lines and any open body."""
+        out: list[Pop3Event] = []
+        if self._closed:
+            return out
+        if self._sync is not _Sync.TLS:
+            for direction in (Direction.CLIENT, Direction.SERVER):
+                rest = self._buffers[direction].take_rest()
+                if not rest:
+                    continue
+                if direction is Direction.SERVER and self._sync is not _Sync.UNKNOWN:
+                    # A server that closes right after its last line sometimes omits the CRLF.
+                    out.append(self._anomaly(ts_ns, direction, rest, "unterminated-line"))
+                    self._line(ts_ns, direction, Line(rest.rstrip(b"\r"), b""), out)
+                else:
+                    out.append(self._anomaly(ts_ns, direction, rest, "unterminated-line"))
+            if self._sync is _Sync.BODY:
+                self._end_body(ts_ns, b"", False, out)
+            self._flush_skipped(ts_ns, out)
+        self._closed = True
+        return out
+
+    # ----------------------------------------------------------------------------------------
+    # Lines
+    # ----------------------------------------------------------------------------------------
+
+    def _line(self, ts: int, direction: Direction, line: Line, out: list[Pop3Event]) -> None:
+        if direction is Direction.CLIENT:
+            self._client_line(ts, line, out)
+        else:
+            self._server_line(ts, line, out)
+
+    def _client_line(self, ts: int, line: Line, out: list[Pop3Event]) -> None:
+        raw = line.raw
+        client = Direction.CLIENT
+        if self._after_gap[client]:
+            self._after_gap[client] = False
+            first = raw.split(b" ", 1)[0].upper().decode("ascii", "replace")
+            if self._in_sasl() or first not in _KNOWN_VERBS:
+                out.append(self._anomaly(ts, client, raw, "resync", "line cut by a gap skipped"))
+                return
+        if line.overlong:
+            out.append(
+                self._anomaly(
+                    ts, client, raw, "overlong-line", f"{line.overlong} bytes beyond the limit"
+                )
+            )
+        if self._in_sasl() and self._sasl is not None:
+            self._sasl_continued = False
+            out.append(self._sasl_step(ts, client, raw, raw, _mechanism(self._sasl)))
+            return
+        if not raw.strip():
+            out.append(self._anomaly(ts, client, raw, "empty-command", "empty line from client"))
+            return
+        verb_raw, _, arg_raw = raw.partition(b" ")
+        verb = verb_raw.decode("ascii", "replace").upper()
+        argument = to_text(arg_raw)
+        cmd = Command(
+            ts_ns=ts,
+            direction=client,
+            raw=raw,
+            verb=verb,
+            argument=argument,
+            args=tuple(argument.split()),
+        )
+        out.append(cmd)
+        if not _VERB.match(verb_raw):
+            out.append(self._anomaly(ts, client, raw, "malformed-command", "not a POP3 verb"))
+        if self._first_command_ts is None and not self._server_started:
+            self._first_command_ts = ts
+        if len(self._pending) >= MAX_PENDING_COMMANDS:
+            self._pending.popleft()
+            if not self._overflowed:
+                self._overflowed = True
+                out.append(
+                    self._anomaly(
+                        ts,
+                        client,
+                        b"",
+                        "unanswered-commands",
+                        f"more than {MAX_PENDING_COMMANDS} commands without an answer",
+                    )
+                )
+        self._pending.append(cmd)
+        # RFC 5034 4: AUTH mechanism [initial-response]
+        if verb == "AUTH" and cmd.args:
+            mechanism = cmd.args[0].upper()
+            self._sasl = cmd
+            self._sasl_initial = len(cmd.args) > 1
+            self._sasl_continued = False
+            if self._sasl_initial:
+                blob = cmd.args[1].encode("utf-8", "surrogateescape")
+                out.append(self._sasl_step(ts, client, blob, blob, mechanism, initial=True))
+
+    def _server_line(self, ts: int, line: Line, out: list[Pop3Event]) -> None:
+        raw = line.raw
+        server = Direction.SERVER
+        if self._after_gap[server]:
+            self._after_gap[server] = False
+            trusted = _is_status(raw) or (self._sync is _Sync.BODY and raw == b".")
+            if not trusted:
+                out.append(self._anomaly(ts, server, raw, "resync", "line cut by a gap skipped"))
+                return
+        if line.overlong and self._sync is not _Sync.BODY:
+            out.append(
+                self._anomaly(
+                    ts, server, raw, "overlong-line", f"{line.overlong} bytes beyond the limit"
+                )
+            )
+        match self._sync:
+            case _Sync.GREETING:
+                self._greeting(ts, raw, out)
+            case _Sync.BODY:
+                self._body_line(ts, line, out)
+            case _Sync.UNKNOWN:
+                if _is_status(raw):
+                    self._flush_skipped(ts, out)
+                    self._sync = _Sync.RESPONSE
+                    self._status_line(ts, raw, out)
+                else:
+                    self._skipped += 1
+            case _:
+                self._status_line(ts, raw, out)
+
+    # RFC 1939 4: "Once the TCP connection has been opened by a POP3 client, the POP3 server
+    # issues a one line greeting."
+    def _greeting(self, ts: int, raw: bytes, out: list[Pop3Event]) -> None:
+        self._sync = _Sync.RESPONSE
+        status = _status(raw)
+        if status is None:
+            out.append(self._anomaly(ts, Direction.SERVER, raw, "bad-greeting", "not +OK/-ERR"))
+            return
+        match = _TIMESTAMP.search(raw)
+        out.append(
+            Greeting(
+                ts_ns=ts,
+                direction=Direction.SERVER,
+                raw=raw,
+                ok=status[0],
+                text=status[1],
+                challenge=to_text(match.group(0)) if match else None,
+            )
+        )
+
+    def _status_line(self, ts: int, raw: bytes, out: list[Pop3Event]) -> None:
+        server = Direction.SERVER
+        head = self._pending[0] if self._pending else None
+        # RFC 5034 4: continuation = "+" SP [base64]; only meaningful inside an AUTH exchange.
+        if head is not None and head is self._sasl and raw[:1] == b"+" and not _is_status(raw):
+            self._sasl_continued = True
+            blob = raw[1:].strip()
+            out.append(self._sasl_step(ts, server, raw, blob, _mechanism(head)))
+            return
+        status = _status(raw)
+        if status is None:
+            out.append(
+                self._anomaly(ts, server, raw, "unknown-server-line", "expected +OK or -ERR")
+            )
+            return
+        ok, text = status
+        command = self._pending.popleft() if self._pending else None
+        if command is not None and command is self._sasl:
+            self._sasl = None
+        code_match = _RESP_CODE.match(text)
+        multiline = ok and multiline_expected(command)
+        out.append(
+            Response(
+                ts_ns=ts,
+                direction=server,
+                raw=raw,
+                ok=ok,
+                text=text,
+                code=code_match.group(1).upper() if code_match else None,
+                multiline=multiline,
+                command=command,
+            )
+        )
+        if command is None:
+            out.append(
+                self._anomaly(ts, server, raw, "unpaired-response", "no command awaits an answer")
+            )
+            self._sync = _Sync.UNKNOWN  # a body may follow that we cannot recognise
+            return
+        if multiline:
+            self._sync = _Sync.BODY
+            self._body = _Body(command)
+        elif ok and command.verb == "STLS":
+            out.append(TlsStarted(ts_ns=ts, direction=server, raw=raw))
+            if self._pending:
+                # RFC 2595 4 / CVE-2011-0411: commands sent in clear after STLS must be dropped.
+                out.append(
+                    self._anomaly(
+                        ts,
+                        Direction.CLIENT,
+                        b"",
+                        "pipelined-after-stls",
+                        f"{len(self._pending)} command(s) sent in clear after STLS",
+                    )
+                )
+                self._pending.clear()
+            self._sync = _Sync.TLS
+            for buf in self._buffers.values():
+                buf.clear()
+
+    def _body_line(self, ts: int, line: Line, out: list[Pop3Event]) -> None:
+        body = self._body
+        raw = line.raw
+        if body is None:  # defensive: BODY without a body record
+            self._sync = _Sync.RESPONSE
+            self._status_line(ts, raw, out)
+            return
+        if raw == b"." and not line.overlong:
+            self._end_body(ts, raw, True, out)
+            return
+        verb = body.command.verb if body.command is not None else ""
+        if _is_status(raw) and (verb in _LISTING or (body.damaged and self._pending)):
+            # The terminator was never sent (or was lost in a gap): this line is the next
+            # response. A message may quote "+OK" lines, so only listings, or bodies already
+            # damaged with a command still waiting, are cut here.
+            out.append(
+                self._anomaly(
+                    ts, Direction.SERVER, raw, "missing-terminator", f"{verb} body not ended by '.'"
+                )
+            )
+            self._end_body(ts, b"", False, out)
+            self._status_line(ts, raw, out)
+            return
+        # RFC 1939 3: a line beginning with "." is byte-stuffed; drop the first dot.
+        content = raw[1:] if raw[:1] == b"." else raw
+        if line.overlong:
+            out.append(
+                self._anomaly(
+                    ts,
+                    Direction.SERVER,
+                    raw[:80],
+                    "overlong-line",
+                    f"at least {line.overlong} bytes of a body line dropped",
+                )
+            )
+        body.lines += 1
+        out.append(
+            MultilineData(
+                ts_ns=ts,
+                direction=Direction.SERVER,
+                raw=raw,
+                data=content + line.ending,
+                dropped=line.overlong,
+            )
+        )
+
+    def _end_body(self, ts: int, raw: bytes, complete: bool, out: list[Pop3Event]) -> None:
+        body = self._body
+        self._body = None
+        self._sync = _Sync.RESPONSE
+        if body is None:
+            return
+        out.append(
+            ResponseEnd(
+                ts_ns=ts,
+                direction=Direction.SERVER,
+                raw=raw,
+                command=body.command,
+                lines=body.lines,
+                complete=complete,
+            )
+        )
+
+    # ----------------------------------------------------------------------------------------
+    # Helpers
+    # ----------------------------------------------------------------------------------------
+
+    def _in_sasl(self) -> bool:
+        """Client lines are SASL responses, not commands (RFC 5034 4)."""
+        if self._sasl is None:
+            return False
+        return not self._sasl_initial or self._sasl_continued
+
+    def _sasl_step(
+        self,
+        ts: int,
+        direction: Direction,
+        raw: bytes,
+        blob: bytes,
+        mechanism: str,
+        *,
+        initial: bool = False,
+    ) -> SaslStep:
+        stripped = blob.strip()
+        cancelled = direction is Direction.CLIENT and stripped == b"*"
+        if cancelled or (direction is Direction.SERVER and not stripped):
+            decoded_ok, data, text = True, b"", ""
+        else:
+            decoded = b64decode(stripped)
+            decoded_ok, data, text = decoded.ok, decoded.data, decoded.text
+        if cancelled:
+            data, text = stripped, "*"
+        return SaslStep(
+            ts_ns=ts,
+            direction=direction,
+            raw=raw,
+            mechanism=mechanism,
+            data=data,
+            text=text,
+            base64=decoded_ok and not cancelled,
+            initial=initial,
+            cancelled=cancelled,
+        )
+
+    def _flush_skipped(self, ts: int, out: list[Pop3Event]) -> None:
+        if self._skipped:
+            out.append(
+                self._anomaly(
+                    ts,
+                    Direction.SERVER,
+                    b"",
+                    "skipped-lines",
+                    f"{self._skipped} server line(s) of an unknown response skipped",
+                )
+            )
+            self._skipped = 0
+
+    @staticmethod
+    def _anomaly(ts: int, direction: Direction, raw: bytes, kind: str, detail: str = "") -> Anomaly:
+        return Anomaly(ts_ns=ts, direction=direction, raw=raw, kind=kind, detail=detail)
