@@ -1,0 +1,121 @@
+"""Measure `mailsniff read --json` against tshark on generated captures of growing size.
+
+    python benchmarks/run.py                       # 125k, 250k, 500k, 1M, 2M packets
+    python benchmarks/run.py --packets 500000 --repeat 3
+    python benchmarks/run.py --no-tshark           # mailsniff only
+
+Captures are written by benchmarks/make_capture.py into benchmarks/out/ (kept between runs).
+For each capture and tool: wall-clock seconds (best of --repeat), packets per second, and the
+child's peak resident memory (from wait4's rusage, so each figure is that one process's own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+
+TSHARK_FIELDS = [
+    "frame.number",
+    "smtp.req.command",
+    "smtp.req.parameter",
+    "smtp.rsp.code",
+    "smtp.auth.username",
+    "smtp.auth.password",
+    "pop.request.command",
+    "pop.request.parameter",
+    "pop.response.indicator",
+    "imf.from",
+    "imf.to",
+    "imf.cc",
+    "imf.subject",
+]
+
+
+def measure(argv: list[str]) -> tuple[float, int]:
+    """Run argv with stdout discarded; return (seconds, peak RSS in KiB) of that child alone."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode not in (0,):
+        sys.exit(f"{argv[0]} failed ({proc.returncode}): {stderr.strip()[:500]}")
+    return elapsed, int(usage.ru_maxrss)
+
+
+def capture(packets: int, seed: int) -> Path:
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"bench-{packets}-s{seed}.pcap"
+    if not path.exists():
+        subprocess.run(
+            [
+                sys.executable,
+                str(HERE / "make_capture.py"),
+                str(path),
+                "--packets",
+                str(packets),
+                "--seed",
+                str(seed),
+            ],
+            check=True,
+        )
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--packets", type=int, nargs="*", default=[125_000, 250_000, 500_000, 1_000_000, 2_000_000]
+    )
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-tshark", action="store_true")
+    args = parser.parse_args()
+
+    mailsniff = shutil.which("mailsniff") or sys.exit("mailsniff is not installed (pip install .)")
+    tshark = None if args.no_tshark else shutil.which("tshark")
+    if not args.no_tshark and tshark is None:
+        sys.exit("tshark not found (apt-get install tshark), or pass --no-tshark")
+
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
+    header = "| packets | file MiB | tool | seconds | packets/s | peak RSS MiB |"
+    print(header)
+    print("|" + "---|" * 6)
+    for n in args.packets:
+        path = capture(n, args.seed)
+        size = path.stat().st_size / 2**20
+        runs: list[tuple[str, list[str]]] = [
+            ("mailsniff", [mailsniff, "read", str(path), "--json"])
+        ]
+        if tshark:
+            fields = [x for f in TSHARK_FIELDS for x in ("-e", f)]
+            runs.append(
+                (
+                    "tshark",
+                    [tshark, "-r", str(path), "-Y", "smtp || pop || imf", "-T", "fields", *fields],
+                )
+            )
+        for name, argv in runs:
+            best_t, best_rss = float("inf"), 0
+            for _ in range(args.repeat):
+                t, rss = measure(argv)
+                if t < best_t:
+                    best_t, best_rss = t, rss
+            print(
+                f"| {n:,} | {size:.1f} | {name} | {best_t:.2f} | {n / best_t:,.0f} | "
+                f"{best_rss / 1024:.1f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
