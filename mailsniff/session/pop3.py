@@ -1,0 +1,380 @@
+"""Folds a POP3 dialogue (RFC 1939, 2449, 5034, 2595) into a Session record."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from mailsniff.limits import MAX_TRANSCRIPT_DATA_LINES, MAX_TRANSCRIPT_LINES
+from mailsniff.mail.mime import MessageAccumulator
+from mailsniff.model import AuthAttempt, Exchange, RetrievedMessage, Session
+from mailsniff.protocols.base import Direction, to_text
+from mailsniff.protocols.pop3 import (
+    Anomaly,
+    Command,
+    Greeting,
+    MultilineData,
+    Pop3Event,
+    Pop3Parser,
+    Response,
+    ResponseEnd,
+    SaslStep,
+    StreamGap,
+    TlsStarted,
+)
+from mailsniff.protocols.sasl import decode_cram_md5, decode_plain, decode_xoauth2
+from mailsniff.session.base import TranscriptRecorder
+
+__all__ = ["Pop3SessionHandler", "decode_oauthbearer"]
+
+#: Anomaly strings kept per session; later ones are counted in the last entry.
+MAX_ANOMALIES = 1000
+#: CAPA lines kept (RFC 2449 lists a dozen; a hostile server could send millions).
+MAX_CAPABILITIES = 256
+
+#: Anomalies whose line is shown nowhere else, so the transcript carries it with the anomaly.
+_SHOWN_ANOMALIES = frozenset({"unknown-server-line", "bad-greeting", "empty-command", "resync"})
+
+
+def decode_oauthbearer(data: bytes) -> tuple[str | None, str | None]:
+    """RFC 7628 3.1 `n,a=USER,^Aauth=Bearer TOKEN^A^A`: (user, token); never raises."""
+    user: str | None = None
+    token: str | None = None
+    header, _, rest = data.partition(b"\x01")
+    for field in header.split(b","):
+        if field.startswith(b"a="):
+            user = to_text(field[2:]).replace("=2C", ",").replace("=3D", "=")
+    for part in rest.split(b"\x01"):
+        key, sep, value = part.partition(b"=")
+        if sep and key == b"auth":
+            text = to_text(value)
+            scheme, _, bearer = text.partition(" ")
+            token = bearer if scheme.lower() == "bearer" and bearer else text
+    return user, token
+
+
+def _command_text(command: Command) -> str:
+    return f"{command.verb} {command.argument}" if command.argument else command.verb
+
+
+def _number(command: Command) -> int | None:
+    if command.args and command.args[0].isascii() and command.args[0].isdigit():
+        return int(command.args[0])
+    return None
+
+
+class Pop3SessionHandler:
+    """Drives a Pop3Parser and folds its events into `session` (no findings: analysis does that).
+
+    Args:
+        session: the record to fill; the caller owns endpoints, times, gaps and close reason.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._parser = Pop3Parser()
+        self._transcript = TranscriptRecorder(session)
+        self._challenge: str | None = None  # APOP timestamp from the greeting
+        # id(command) -> (command, index in session.exchanges); the command is kept so that
+        # its id stays unique while it waits.
+        self._exchange_at: dict[int, tuple[Command, int]] = {}
+        self._exchanges_dropped = 0
+        # id(command) -> (command, attempt) for USER / PASS / APOP / AUTH awaiting an answer
+        self._auth_for: dict[int, tuple[Command, AuthAttempt]] = {}
+        self._user_attempt: AuthAttempt | None = None  # USER sent, PASS not yet
+        self._sasl_attempt: AuthAttempt | None = None
+        self._sasl_challenge = ""  # the last decoded `+ ` challenge
+        self._last_command: Command | None = None
+        # the open multi-line body
+        self._body_index: int | None = None
+        self._body_shown = 0
+        self._body_hidden = 0
+        self._message: MessageAccumulator | None = None
+        self._message_partial = False
+        self._capabilities: list[str] | None = None
+        self._anomalies_dropped = 0
+
+    # ----------------------------------------------------------------------------------------
+    # SessionHandler
+    # ----------------------------------------------------------------------------------------
+
+    def data(self, ts_ns: int, direction: Direction, data: bytes) -> None:
+        """Bytes of one direction, in stream order."""
+        self._fold(self._parser.feed(ts_ns, direction, data))
+
+    def gap(self, ts_ns: int, direction: Direction, length: int) -> None:
+        """`length` bytes of `direction` were never captured (0: capture began mid-stream)."""
+        self._fold(self._parser.gap(ts_ns, direction, length))
+
+    def close(self, ts_ns: int) -> None:
+        """The connection ended: flush the parser; unanswered commands keep reply None."""
+        self._fold(self._parser.close(ts_ns))
+        if self._anomalies_dropped:
+            self.session.anomalies.append(f"{self._anomalies_dropped} more anomalies not kept")
+            self._anomalies_dropped = 0
+        if self._exchanges_dropped:
+            self._anomaly(f"exchanges: {self._exchanges_dropped} commands beyond the limit")
+            self._exchanges_dropped = 0
+
+    # ----------------------------------------------------------------------------------------
+    # Events
+    # ----------------------------------------------------------------------------------------
+
+    def _fold(self, events: list[Pop3Event]) -> None:
+        for event in events:
+            match event:
+                case Greeting():
+                    self._on_greeting(event)
+                case Command():
+                    self._on_command(event)
+                case Response():
+                    self._on_response(event)
+                case MultilineData():
+                    self._on_data(event)
+                case ResponseEnd():
+                    self._on_end(event)
+                case SaslStep():
+                    self._on_sasl(event)
+                case TlsStarted():
+                    self.session.tls = True
+                    self._transcript.add(
+                        event.ts_ns, event.direction, "", "TLS from here on: not parsed"
+                    )
+                case StreamGap():
+                    self._on_gap(event)
+                case Anomaly():
+                    self._on_anomaly(event)
+
+    # RFC 1939 4: the greeting; RFC 1939 7: its `<...>` timestamp is the APOP challenge.
+    def _on_greeting(self, event: Greeting) -> None:
+        self.session.banner = to_text(event.raw)
+        self._challenge = event.challenge
+        self._transcript.add(event.ts_ns, event.direction, to_text(event.raw))
+
+    def _on_command(self, event: Command) -> None:
+        s = self.session
+        self._last_command = event
+        initial_response = event.verb == "AUTH" and len(event.args) > 1
+        if not initial_response:  # shown with its decoded note by _on_sasl
+            self._transcript.add(event.ts_ns, event.direction, to_text(event.raw))
+        if len(s.exchanges) < MAX_TRANSCRIPT_LINES:
+            s.exchanges.append(
+                Exchange(event.ts_ns, event.verb, event.argument, None, reply_lines=0)
+            )
+            self._exchange_at[id(event)] = (event, len(s.exchanges) - 1)
+        else:
+            self._exchanges_dropped += 1
+        attempt: AuthAttempt | None = None
+        match event.verb:
+            case "USER":  # RFC 1939 7
+                attempt = AuthAttempt("USER", username=event.argument.strip(), ts_ns=event.ts_ns)
+                s.auth.append(attempt)
+                self._user_attempt = attempt
+            case "PASS":  # RFC 1939 7: the password is everything after "PASS "
+                attempt = self._user_attempt
+                if attempt is None or attempt.password is not None:
+                    attempt = AuthAttempt("USER", ts_ns=event.ts_ns)
+                    s.auth.append(attempt)
+                attempt.password = event.argument
+                self._user_attempt = None
+            case "APOP":  # RFC 1939 7: APOP name digest
+                attempt = AuthAttempt(
+                    "APOP",
+                    username=event.args[0] if event.args else None,
+                    challenge=self._challenge,
+                    response=event.args[1] if len(event.args) > 1 else None,
+                    ts_ns=event.ts_ns,
+                )
+                s.auth.append(attempt)
+            case "AUTH" if event.args:  # RFC 5034 4
+                attempt = AuthAttempt(event.args[0].upper(), ts_ns=event.ts_ns)
+                s.auth.append(attempt)
+                self._sasl_attempt = attempt
+                self._sasl_challenge = ""
+        if attempt is not None:
+            self._auth_for[id(event)] = (event, attempt)
+        # Both maps only hold commands still waiting; a server that never answers (one-sided
+        # capture) must not make them grow without bound.
+        for waiting in (self._exchange_at, self._auth_for):
+            if len(waiting) > MAX_TRANSCRIPT_LINES:
+                del waiting[next(iter(waiting))]
+
+    def _on_response(self, event: Response) -> None:
+        s = self.session
+        line = to_text(event.raw)
+        self._transcript.add(event.ts_ns, event.direction, line)
+        command = event.command
+        if command is None:
+            return
+        entry = self._exchange_at.pop(id(command), None)
+        if entry is not None:
+            index = entry[1]
+            s.exchanges[index] = replace(s.exchanges[index], reply=line, reply_lines=1)
+        found = self._auth_for.pop(id(command), None)
+        if found is not None:
+            attempt = found[1]
+            if command.verb == "USER":
+                if not event.ok:  # RFC 1939 7: -ERR to USER ends the attempt
+                    attempt.success, attempt.reply = False, line
+                    self._user_attempt = None
+            else:
+                attempt.success, attempt.reply = event.ok, line
+                if attempt is self._sasl_attempt:
+                    self._sasl_attempt = None
+        if event.ok:
+            match command.verb:
+                case "STAT":  # RFC 1939 5: +OK nn mm
+                    parts = event.text.split()
+                    if len(parts) >= 2 and all(p.isascii() and p.isdigit() for p in parts[:2]):
+                        s.mailbox_stats.append((int(parts[0]), int(parts[1])))
+                case "DELE":  # RFC 1939 5
+                    number = _number(command)
+                    if number is not None:
+                        s.deleted.append(number)
+                case "RETR" | "TOP" if event.multiline:  # RFC 1939 5, 7
+                    self._message = MessageAccumulator()
+                    self._message_partial = command.verb == "TOP"
+                case "CAPA":  # RFC 2449 5
+                    self._capabilities = []
+        if event.multiline:
+            self._body_index = entry[1] if entry is not None else None
+            self._body_shown = 0
+            self._body_hidden = 0
+
+    def _on_data(self, event: MultilineData) -> None:
+        if self._message is not None:
+            self._message.feed(event.data)
+            if event.dropped:
+                self._message.note_gap(event.dropped)
+                self._message_partial = True
+        if self._capabilities is not None and len(self._capabilities) < MAX_CAPABILITIES:
+            self._capabilities.append(to_text(event.data).rstrip("\r\n"))
+        if self._body_shown < MAX_TRANSCRIPT_DATA_LINES:
+            self._body_shown += 1
+            self._transcript.add(event.ts_ns, event.direction, to_text(event.raw))
+        else:
+            self._body_hidden += 1
+
+    def _on_end(self, event: ResponseEnd) -> None:
+        s = self.session
+        if self._body_hidden:
+            self._transcript.add(
+                event.ts_ns,
+                event.direction,
+                f"[... {self._body_hidden} more lines]",
+                f"{self._body_hidden} lines not shown",
+            )
+        if event.complete:
+            self._transcript.add(event.ts_ns, event.direction, ".")
+        if self._body_index is not None:
+            s.exchanges[self._body_index] = replace(
+                s.exchanges[self._body_index], reply_lines=1 + event.lines
+            )
+        command = event.command
+        if self._message is not None and command is not None:
+            s.messages.append(
+                RetrievedMessage(
+                    command=_command_text(command),
+                    number=_number(command),
+                    partial=self._message_partial or not event.complete,
+                    message=self._message.finish(),
+                    ts_ns=command.ts_ns,
+                )
+            )
+        if self._capabilities is not None:
+            s.capabilities = self._capabilities
+        self._message = None
+        self._capabilities = None
+        self._body_index = None
+
+    def _on_sasl(self, event: SaslStep) -> None:
+        attempt = self._sasl_attempt
+        note: str | None = None
+        if event.direction is Direction.SERVER:
+            if event.base64 and event.text:
+                self._sasl_challenge = event.text
+                note = f"decoded: {event.text}"
+                if attempt is not None and attempt.mechanism == "CRAM-MD5":
+                    attempt.challenge = event.text
+            self._transcript.add(event.ts_ns, event.direction, to_text(event.raw), note)
+            return
+        if attempt is not None:
+            note = self._fold_credentials(attempt, event)
+        elif event.base64:
+            note = f"decoded: {event.text}"
+        if event.initial and self._last_command is not None:
+            self._transcript.add(
+                event.ts_ns, event.direction, to_text(self._last_command.raw), note
+            )
+        else:
+            self._transcript.add(event.ts_ns, event.direction, to_text(event.raw), note)
+
+    def _fold_credentials(self, attempt: AuthAttempt, event: SaslStep) -> str | None:
+        """Fill `attempt` from one client SASL line; returns the transcript note."""
+        if event.cancelled:  # RFC 5034 4: "*" cancels the exchange
+            attempt.cancelled = True
+            return "cancelled"
+        if not event.base64:
+            attempt.not_base64 = True
+        data = event.data
+        match attempt.mechanism:
+            case "PLAIN":  # RFC 4616 2
+                creds = decode_plain(data) if event.base64 else None
+                if creds is None:
+                    return "not base64: shown as sent" if not event.base64 else "not PLAIN"
+                attempt.authzid = creds.authzid or None
+                attempt.username, attempt.password = creds.authcid, creds.password
+                prefix = f"authzid={creds.authzid} " if creds.authzid else ""
+                return f"{prefix}authcid={creds.authcid} password={creds.password}"
+            case "LOGIN":  # draft-murchison-sasl-login: username, then password
+                asked = self._sasl_challenge.lower()
+                if "pass" in asked or ("user" not in asked and attempt.username is not None):
+                    attempt.password = event.text
+                    label = "password"
+                else:
+                    attempt.username = event.text
+                    label = "username"
+                self._sasl_challenge = ""
+                return f"{label}: {event.text}" + ("" if event.base64 else " (not base64)")
+            case "CRAM-MD5":  # RFC 2195 2
+                pair = decode_cram_md5(data)
+                if pair is None:
+                    return None if event.base64 else "not base64: shown as sent"
+                attempt.username, attempt.response = pair
+                return f"user={pair[0]} digest={pair[1]}"
+            case "XOAUTH2":
+                user, token = decode_xoauth2(data)
+                if user is None and token is None:
+                    return None if event.base64 else "not base64: shown as sent"
+                attempt.username, attempt.response = user, token
+                return f"user={user} token={token}"
+            case "OAUTHBEARER":
+                user, token = decode_oauthbearer(data)
+                attempt.username, attempt.response = user, token
+                return f"user={user} token={token}"
+        if not event.base64:
+            return "not base64: shown as sent"
+        return f"decoded: {event.text}" if event.text else None
+
+    def _on_gap(self, event: StreamGap) -> None:
+        if event.inside is not None and self._message is not None:
+            self._message.note_gap(event.length)
+            self._message_partial = True
+        lost = f"{event.length} bytes" if event.length else "an unknown number of bytes"
+        self._transcript.add(event.ts_ns, event.direction, "", f"gap: {lost} never captured")
+
+    def _on_anomaly(self, event: Anomaly) -> None:
+        text = f"{event.kind}: {event.detail}" if event.detail else event.kind
+        if event.raw:
+            text += f": {to_text(event.raw[:200])!r}"
+        self._anomaly(text)
+        shown = event.kind in _SHOWN_ANOMALIES or (
+            event.kind == "unterminated-line" and event.direction is Direction.CLIENT
+        )
+        if shown:
+            self._transcript.add(event.ts_ns, event.direction, to_text(event.raw), event.kind)
+
+    def _anomaly(self, text: str) -> None:
+        if len(self.session.anomalies) < MAX_ANOMALIES:
+            self.session.anomalies.append(text)
+        else:
+            self._anomalies_dropped += 1
