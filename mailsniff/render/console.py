@@ -117,8 +117,8 @@ def _kv_grid() -> Table:
     return grid
 
 
-def _section(console: Console, title: str) -> None:
-    console.print(Rule(Text(title, style=_KEY), align="left", style=_DIM))
+def _rule(title: Text) -> Rule:
+    return Rule(title, align="left", style=_DIM)
 
 
 # --------------------------------------------------------------------------- overview
@@ -139,46 +139,108 @@ def _counts_cell(session: Session) -> str:
     return f"{recipients}/{messages}"
 
 
+_OVERVIEW_HEADERS = (
+    "id",
+    "proto",
+    "client -> server",
+    "start (UTC)",
+    "duration",
+    "user",
+    "MAIL FROM",
+    "rcpt/msg",
+    "tls",
+    "complete",
+    "findings",
+)
+_RIGHT = frozenset({0, 4, 7, 10})
+#: Columns that give up width (with an ellipsis) when the console is too narrow, most
+#: important first; the others are short and always shown whole.
+_FLEXIBLE = (2, 5, 6)
+_FLEX_MIN = 8
+
+
+def _overview_row(s: Session) -> list[Text]:
+    users = _unique(a.username for a in s.auth if a.username is not None)
+    senders = _unique(f"<{t.mail_from}>" for t in s.transactions)
+    findings = len(s.findings)
+    return [
+        Text(str(s.id)),
+        Text(str(s.protocol)),
+        _text(shorten(f"{s.client} -> {s.server}", _OVERVIEW_CELL)),
+        Text(format_timestamp(s.start_ns, micro=False)),
+        Text(format_duration(s.end_ns - s.start_ns)),
+        _text(shorten(_join(users), _OVERVIEW_CELL)),
+        _text(shorten(_join(senders), _OVERVIEW_CELL)),
+        Text(_counts_cell(s)),
+        _tls_cell(s),
+        Text("yes", style=_GOOD) if s.complete else Text("no", style=_WARN),
+        Text(str(findings), style=_BAD if findings else _DIM),
+    ]
+
+
+def _overview_widths(rows: list[list[Text]], available: int) -> list[int]:
+    """Natural column widths, with the flexible columns cut down to fit `available` cells.
+
+    Rich would squeeze every no-wrap column evenly (turning `smtp` into `s…`); here the short
+    columns keep their width and the long ones share what is left, the endpoints first.
+    """
+    widths = [len(h) for h in _OVERVIEW_HEADERS]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], cell.cell_len)
+    fixed = sum(w for i, w in enumerate(widths) if i not in _FLEXIBLE)
+    left = available - fixed
+    natural = {i: widths[i] for i in _FLEXIBLE}
+    if sum(natural.values()) <= left:
+        return widths
+    # Reserve a minimum for the later flexible columns, give the first what it needs, then
+    # share the rest equally among the others (water-filling).
+    first, *others = _FLEXIBLE
+    reserve = sum(min(natural[i], _FLEX_MIN) for i in others)
+    widths[first] = max(_FLEX_MIN, min(natural[first], left - reserve))
+    left -= widths[first]
+    pending = sorted(others, key=lambda i: natural[i])
+    while pending:
+        share = max(_FLEX_MIN, left // len(pending))
+        i = pending.pop(0)
+        widths[i] = min(natural[i], share)
+        left -= widths[i]
+    return widths
+
+
 def render_overview(console: Console, sessions: Sequence[Session]) -> None:
     """Print one table row per session: who talked to whom, when, as whom, and what was found.
+
+    Long cells end in an ellipsis so that each session stays on one line at any width.
 
     Args:
         console: where to print.
         sessions: finished sessions, in the order to show.
     """
-    table = Table(
-        Column("id", justify="right", no_wrap=True),
-        Column("proto", no_wrap=True),
-        Column("client -> server", no_wrap=True, overflow="ellipsis", max_width=47),
-        Column("start (UTC)", no_wrap=True),
-        Column("duration", justify="right", no_wrap=True),
-        Column("user", no_wrap=True, overflow="ellipsis", max_width=22),
-        Column("MAIL FROM", no_wrap=True, overflow="ellipsis", max_width=28),
-        Column("rcpt/msg", justify="right", no_wrap=True),
-        Column("tls", no_wrap=True),
-        Column("complete", no_wrap=True),
-        Column("findings", justify="right", no_wrap=True),
-        title=Text(f"Sessions ({len(sessions)})", style=_KEY),
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-    )
-    for s in sessions:
-        users = _unique(a.username for a in s.auth if a.username is not None)
-        senders = _unique(f"<{t.mail_from}>" for t in s.transactions)
-        findings = len(s.findings)
-        table.add_row(
-            Text(str(s.id)),
-            Text(str(s.protocol)),
-            _text(shorten(f"{s.client} -> {s.server}", _OVERVIEW_CELL)),
-            Text(format_timestamp(s.start_ns, micro=False)),
-            Text(format_duration(s.end_ns - s.start_ns)),
-            _text(shorten(_join(users), _OVERVIEW_CELL)),
-            _text(shorten(_join(senders), _OVERVIEW_CELL)),
-            Text(_counts_cell(s)),
-            _tls_cell(s),
-            Text("yes", style=_GOOD) if s.complete else Text("no", style=_WARN),
-            Text(str(findings), style=_BAD if findings else _DIM),
+    rows = [_overview_row(s) for s in sessions]
+    gaps = 2 * (len(_OVERVIEW_HEADERS) - 1)
+    widths = _overview_widths(rows, console.width - gaps)
+    columns = [
+        Column(
+            header,
+            width=widths[i],
+            justify="right" if i in _RIGHT else "left",
+            no_wrap=True,
+            overflow="ellipsis",
         )
+        for i, header in enumerate(_OVERVIEW_HEADERS)
+    ]
+    table = Table(
+        *columns,
+        title=Text(f"Sessions ({len(sessions)})", style=_KEY),
+        title_justify="left",
+        box=None,
+        padding=(0, 1),
+        pad_edge=False,
+        header_style="bold",
+    )
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
 
 
@@ -264,7 +326,7 @@ def _auth_secret(attempt: AuthAttempt) -> Text:
         return Text.assemble(
             ("challenge ", _DIM),
             _text(attempt.challenge),
-            ("  response ", _DIM),
+            ("\nresponse ", _DIM),
             _text(attempt.response),
         )
     if mechanism == "XOAUTH2" and attempt.password is not None:
@@ -287,36 +349,39 @@ def _auth_success(attempt: AuthAttempt) -> Text:
 
 
 def _auth_table(session: Session) -> Table:
-    table = Table(
-        Column("#", justify="right"),
-        Column("time"),
+    # authzid and the encoding marker are rare: their columns appear only when needed, which
+    # leaves the width to the credentials themselves.
+    with_authzid = any(a.authzid for a in session.auth)
+    with_encoding = any(a.not_base64 for a in session.auth)
+    columns = [
+        Column("time", no_wrap=True),
         Column("mechanism", no_wrap=True),
         Column("username", overflow="fold"),
         Column("password / secret", overflow="fold"),
-        Column("authzid", overflow="fold"),
-        Column("encoding"),
-        Column("ok", justify="center"),
-        Column("reply", overflow="fold"),
-        title=Text("Authentication", style=_KEY),
-        title_justify="left",
-    )
-    for n, attempt in enumerate(session.auth, 1):
-        encoding = (
-            Text("typed without base64", style=_WARN)
-            if attempt.not_base64
-            else Text("-", style=_DIM)
-        )
-        table.add_row(
-            Text(str(n)),
+    ]
+    if with_authzid:
+        columns.append(Column("authzid", overflow="fold"))
+    if with_encoding:
+        columns.append(Column("encoding"))
+    columns += [Column("ok", justify="center", no_wrap=True), Column("reply", overflow="fold")]
+    table = Table(*columns, title=Text("Authentication", style=_KEY), title_justify="left")
+    for attempt in session.auth:
+        row = [
             Text(format_clock(attempt.ts_ns)),
             _text(attempt.mechanism),
             _text(attempt.username, "bold"),
             _auth_secret(attempt),
-            _text(attempt.authzid) if attempt.authzid else Text("-", style=_DIM),
-            encoding,
-            _auth_success(attempt),
-            _reply(attempt.reply),
-        )
+        ]
+        if with_authzid:
+            row.append(_text(attempt.authzid) if attempt.authzid else Text("-", style=_DIM))
+        if with_encoding:
+            row.append(
+                Text("typed without base64", style=_WARN)
+                if attempt.not_base64
+                else Text("base64", style=_DIM)
+            )
+        row += [_auth_success(attempt), _reply(attempt.reply)]
+        table.add_row(*row)
     return table
 
 
@@ -463,9 +528,9 @@ def _transaction(n: int, t: Transaction) -> list[RenderableType]:
     mail_from = Text.assemble(_text(f"<{t.mail_from}>", "bold"))
     if t.mail_from_params:
         mail_from.append_text(_text(f"  {_params(t.mail_from_params)}", _DIM))
-    grid.add_row(Text(f"Transaction {n}  MAIL FROM"), mail_from)
+    grid.add_row("MAIL FROM", mail_from)
     grid.add_row("MAIL FROM reply", _reply(t.mail_from_reply))
-    parts: list[RenderableType] = [grid]
+    parts: list[RenderableType] = [_rule(Text(f"Transaction {n}", style=_KEY)), grid]
     if t.rcpts or t.header_only or (t.message is not None and t.message.bcc):
         parts.append(_envelope_table(n, t))
     else:
@@ -508,9 +573,8 @@ def _retrieved(r: RetrievedMessage) -> list[RenderableType]:
     if r.partial:
         title.append("  (partial)", style=_WARN)
     grid = _kv_grid()
-    grid.add_row("retrieved", title)
     _message_rows(grid, r.message, from_label="From")
-    parts: list[RenderableType] = [grid]
+    parts: list[RenderableType] = [_rule(Text.assemble(("Retrieved ", _KEY), title)), grid]
     if r.message.headers:
         headers = Table(
             Column("header", no_wrap=True),
@@ -574,7 +638,7 @@ def render_session(console: Console, session: Session, *, transcript: bool = Fal
         grid.add_row("deleted", Text(_join(str(n) for n in session.deleted), style=_WARN))
         console.print(grid)
     if transcript:
-        _section(console, "Transcript")
+        console.print(_rule(Text("Transcript", style=_KEY)))
         for line in session.transcript:
             console.print(_transcript_line(line))
         if session.transcript_dropped > 0:
