@@ -1,0 +1,114 @@
+"""SMTP reply codes and enhanced status codes, in one table (RFC 5321 4.2, RFC 3463, RFC 2034)."""
+
+from __future__ import annotations
+
+import re
+from enum import IntEnum
+
+__all__ = [
+    "REPLY_MEANINGS",
+    "ReplyClass",
+    "ReplyCode",
+    "classify",
+    "is_positive",
+    "is_negative",
+    "parse_enhanced",
+]
+
+
+class ReplyClass(IntEnum):
+    """The first digit of a reply code (RFC 5321 4.2.1)."""
+
+    POSITIVE_PRELIMINARY = 1  # not used by SMTP; listed for completeness
+    POSITIVE_COMPLETION = 2
+    POSITIVE_INTERMEDIATE = 3
+    TRANSIENT_NEGATIVE = 4
+    PERMANENT_NEGATIVE = 5
+
+
+class ReplyCode(IntEnum):
+    """The reply codes mailsniff's parser, client and tests refer to by name."""
+
+    SERVICE_READY = 220  # RFC 5321 4.2.3; also "ready to start TLS" (RFC 3207 4)
+    CLOSING = 221
+    AUTH_SUCCEEDED = 235  # RFC 4954 6
+    OK = 250
+    USER_NOT_LOCAL_WILL_FORWARD = 251
+    CANNOT_VRFY = 252
+    AUTH_CHALLENGE = 334  # RFC 4954 4: server challenge, base64
+    START_MAIL_INPUT = 354  # RFC 5321 4.1.1.4: end data with <CRLF>.<CRLF>
+    SERVICE_NOT_AVAILABLE = 421
+    MAILBOX_BUSY = 450
+    LOCAL_ERROR = 451
+    INSUFFICIENT_STORAGE = 452
+    TLS_NOT_AVAILABLE = 454  # RFC 3207 4; also temporary authentication failure (RFC 4954 6)
+    SYNTAX_ERROR = 500
+    SYNTAX_ERROR_IN_PARAMETERS = 501  # also AUTH cancelled with "*" (RFC 4954 4)
+    NOT_IMPLEMENTED = 502
+    BAD_SEQUENCE = 503
+    PARAMETER_NOT_IMPLEMENTED = 504
+    AUTH_REQUIRED = 530  # RFC 4954 6 (also "must issue STARTTLS first", RFC 3207 4)
+    AUTH_FAILED = 535  # RFC 4954 6
+    MAILBOX_UNAVAILABLE = 550
+    USER_NOT_LOCAL = 551
+    EXCEEDED_STORAGE = 552
+    MAILBOX_NAME_NOT_ALLOWED = 553
+    TRANSACTION_FAILED = 554
+
+
+#: What each named code means, for display next to a reply (RFC 5321 4.2.2 and 4.2.3).
+REPLY_MEANINGS: dict[int, str] = {
+    ReplyCode.SERVICE_READY: "service ready",
+    ReplyCode.CLOSING: "closing connection",
+    ReplyCode.AUTH_SUCCEEDED: "authentication succeeded",
+    ReplyCode.OK: "completed",
+    ReplyCode.USER_NOT_LOCAL_WILL_FORWARD: "user not local; will forward",
+    ReplyCode.CANNOT_VRFY: "cannot verify user; will attempt delivery",
+    ReplyCode.AUTH_CHALLENGE: "authentication challenge",
+    ReplyCode.START_MAIL_INPUT: "start mail input",
+    ReplyCode.SERVICE_NOT_AVAILABLE: "service not available, closing",
+    ReplyCode.MAILBOX_BUSY: "mailbox unavailable (temporary)",
+    ReplyCode.LOCAL_ERROR: "local error in processing",
+    ReplyCode.INSUFFICIENT_STORAGE: "insufficient system storage",
+    ReplyCode.TLS_NOT_AVAILABLE: "TLS or authentication temporarily unavailable",
+    ReplyCode.SYNTAX_ERROR: "syntax error, command unrecognised",
+    ReplyCode.SYNTAX_ERROR_IN_PARAMETERS: "syntax error in parameters or arguments",
+    ReplyCode.NOT_IMPLEMENTED: "command not implemented",
+    ReplyCode.BAD_SEQUENCE: "bad sequence of commands",
+    ReplyCode.PARAMETER_NOT_IMPLEMENTED: "command parameter not implemented",
+    ReplyCode.AUTH_REQUIRED: "authentication required",
+    ReplyCode.AUTH_FAILED: "authentication credentials invalid",
+    ReplyCode.MAILBOX_UNAVAILABLE: "mailbox unavailable",
+    ReplyCode.USER_NOT_LOCAL: "user not local",
+    ReplyCode.EXCEEDED_STORAGE: "exceeded storage allocation",
+    ReplyCode.MAILBOX_NAME_NOT_ALLOWED: "mailbox name not allowed",
+    ReplyCode.TRANSACTION_FAILED: "transaction failed",
+}
+
+
+def classify(code: int) -> ReplyClass | None:
+    """The class of a reply code (its first digit), or None for a code outside 100-599."""
+    if 100 <= code <= 599:
+        return ReplyClass(code // 100)
+    return None
+
+
+def is_positive(code: int) -> bool:
+    """2xx: the command was accepted (RFC 5321 4.2.1)."""
+    return classify(code) is ReplyClass.POSITIVE_COMPLETION
+
+
+def is_negative(code: int) -> bool:
+    """4xx or 5xx: the command failed, for now or for good."""
+    return classify(code) in (ReplyClass.TRANSIENT_NEGATIVE, ReplyClass.PERMANENT_NEGATIVE)
+
+
+# RFC 3463 2: status-code = class "." subject "." detail
+#   class = "2" / "4" / "5"; subject = 1*3digit; detail = 1*3digit
+_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
+
+
+def parse_enhanced(text: str) -> str | None:
+    """The enhanced status code at the start of a reply's text (`2.1.0 Ok` -> `2.1.0`), or None."""
+    m = _ENHANCED.match(text)
+    return m.group(0) if m else None

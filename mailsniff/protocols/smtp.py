@@ -1,0 +1,931 @@
+"""Sans-IO SMTP dialogue parser (RFC 5321, 1870, 2920, 3030, 3207, 4954, 6152, 6531).
+
+Feed it both directions of one connection in capture order; it hands back typed events.
+Replies pair with commands first-in first-out whether or not PIPELINING was advertised
+(RFC 2920 3.1: the server answers in order). Message content after DATA is dot-unstuffed
+(RFC 5321 4.5.2) and streamed out in `MessageData` chunks, never buffered whole.
+
+Tolerated deviations, each reported as an `Anomaly`:
+
+* Bare LF line ends. `<LF>.<LF>`, `<CRLF>.<LF>` and `<LF>.<CRLF>` end DATA content too, as they
+  do for several real servers; a terminator other than `<CRLF>.<CRLF>` is flagged
+  (`data-terminator-not-crlf`) because the disagreement between servers on exactly this is
+  "SMTP smuggling" (aiosmtpd, CVE-2023-51764..51766).
+* A capture with no server bytes at all (one side only): DATA enters content at once, AUTH
+  takes the responses its mechanism needs, as if every reply had been positive.
+* A reply that never shows up while the client waits for it (the client's bytes pile up beyond
+  MAX_LINE, or a gap swallowed the server's bytes): the positive reply is assumed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+
+from mailsniff.limits import MAX_LINE
+from mailsniff.protocols.base import Direction, Line, ReceiveBuffer, to_text
+from mailsniff.protocols.replies import ReplyCode, parse_enhanced
+from mailsniff.protocols.sasl import b64decode
+
+__all__ = [
+    "AUTH_RESPONSES",
+    "Anomaly",
+    "AuthChallenge",
+    "AuthResponse",
+    "ClientState",
+    "Command",
+    "GapEvent",
+    "Greeting",
+    "MAX_PENDING",
+    "MessageData",
+    "MessageEnd",
+    "MessageGap",
+    "Params",
+    "Reply",
+    "SmtpEvent",
+    "SmtpParser",
+    "TRANSITIONS",
+    "TlsStarted",
+    "parse_path",
+]
+
+#: Commands waiting for a reply that are remembered at once; a client that never gets answers
+#: cannot grow the queue past this (the oldest is dropped and an Anomaly says so).
+MAX_PENDING = 4096
+
+
+# --------------------------------------------------------------------------- events
+
+#: ESMTP parameters as sent: (KEYWORD upper-cased, value or None), in order (RFC 5321 4.1.2).
+Params = tuple[tuple[str, str | None], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Event:
+    ts_ns: int
+    direction: Direction
+    raw: bytes = b""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Greeting(_Event):
+    """The server's first reply (RFC 5321 4.3.1), usually 220, possibly multi-line."""
+
+    code: int
+    lines: tuple[str, ...]  # text after "220 " / "220-" on each line
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Command(_Event):
+    """One client command line (RFC 5321 4.1.1). `verb` is upper-cased; `argument` as sent."""
+
+    seq: int  # this command's number in the connection; replies refer to it
+    verb: str
+    argument: str
+    address: str | None = None  # MAIL / RCPT: the path inside <...> ("" for <>)
+    params: Params = ()  # MAIL / RCPT ESMTP parameters
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reply(_Event):
+    """A complete server reply, multi-line ones joined (RFC 5321 4.2.1)."""
+
+    code: int
+    lines: tuple[str, ...]  # text after the code and separator, one per line
+    enhanced: str | None  # RFC 3463 status code of the first line, e.g. "2.1.0"
+    for_command: str | None  # verb of the command it answers; None when unpaired
+    seq: int | None  # Command.seq / AuthResponse.seq / MessageEnd.seq it answers
+    ends_message: bool = False  # the reply to the end of DATA content or to BDAT ... LAST
+
+    @property
+    def first_line(self) -> str:
+        """The first line as `CODE text` (`250 Mail OK`)."""
+        return _code_line(self.code, self.lines[0] if self.lines else "")
+
+    @property
+    def last_line(self) -> str:
+        return _code_line(self.code, self.lines[-1] if self.lines else "")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthChallenge(_Event):
+    """A `334` server challenge during AUTH (RFC 4954 4), base64 undone."""
+
+    text: str  # decoded; as sent when not base64
+    data: bytes
+    not_base64: bool
+    seq: int | None  # the AUTH command or response it answers
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthResponse(_Event):
+    """A client SASL response: an AUTH initial response or a line after a 334 (RFC 4954 4)."""
+
+    seq: int
+    mechanism: str  # upper-case SASL name from the AUTH command
+    step: int  # 0 for the initial response, then 1, 2, ...
+    data: bytes  # decoded; the bytes as sent when not base64
+    text: str
+    not_base64: bool = False
+    cancelled: bool = False  # "*" (RFC 4954 4): the server answers 501
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageData(_Event):
+    """Message content: `data` is dot-unstuffed (DATA) or the chunk itself (BDAT); `raw` as sent."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageGap(_Event):
+    """`length` bytes inside message content were never captured."""
+
+    length: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageEnd(_Event):
+    """End of message content: the DATA terminator, the end of BDAT LAST, or the connection."""
+
+    seq: int  # the reply to the end of the message refers to this
+    body_command: str  # "DATA" or "BDAT"
+    size: int  # content bytes emitted for this message (after unstuffing)
+    complete: bool  # False when the connection ended (or gave up) before the terminator
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsStarted(_Event):
+    """STARTTLS was accepted (RFC 3207 4): everything after is encrypted and not parsed."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Anomaly(_Event):
+    """Something a well-behaved peer would not send, or a place the parser had to guess."""
+
+    kind: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GapEvent(_Event):
+    """`length` bytes of `direction` were never captured (0: capture began mid-connection)."""
+
+    length: int
+
+
+SmtpEvent = (
+    Greeting
+    | Command
+    | Reply
+    | AuthChallenge
+    | AuthResponse
+    | MessageData
+    | MessageGap
+    | MessageEnd
+    | TlsStarted
+    | Anomaly
+    | GapEvent
+)
+
+
+def _code_line(code: int, text: str) -> str:
+    return f"{code} {text}" if text else str(code)
+
+
+# --------------------------------------------------------------------------- states
+
+
+class ClientState(Enum):
+    """What the next client bytes are."""
+
+    COMMAND = "command"  # command lines (RFC 5321 4.1)
+    DATA = "data"  # message content up to <CRLF>.<CRLF> (RFC 5321 4.1.1.4)
+    BDAT = "bdat"  # exactly n octets of a chunk (RFC 3030 2)
+    AUTH = "auth"  # SASL response lines (RFC 4954 4)
+    TLS_MAYBE = "tls-maybe"  # STARTTLS sent, no server side captured: TLS if bytes look like it
+    TLS = "tls"  # encrypted (RFC 3207 4); both directions only counted
+
+
+#: Legal client state changes and what causes them. `SmtpParser._enter` refuses any other.
+TRANSITIONS: dict[tuple[ClientState, ClientState], str] = {
+    (ClientState.COMMAND, ClientState.DATA): "354 to DATA (RFC 5321 4.1.1.4)",
+    (ClientState.DATA, ClientState.COMMAND): "<CRLF>.<CRLF> (RFC 5321 4.1.1.4)",
+    (ClientState.COMMAND, ClientState.BDAT): "BDAT n: n octets follow at once (RFC 3030 2)",
+    (ClientState.BDAT, ClientState.COMMAND): "chunk of n octets complete (RFC 3030 2)",
+    (ClientState.COMMAND, ClientState.AUTH): "334 to AUTH (RFC 4954 4)",
+    (ClientState.AUTH, ClientState.COMMAND): "SASL response sent (RFC 4954 4)",
+    (ClientState.COMMAND, ClientState.TLS): "220 to STARTTLS (RFC 3207 4)",
+    (ClientState.COMMAND, ClientState.TLS_MAYBE): "STARTTLS without a captured server",
+    (ClientState.TLS_MAYBE, ClientState.TLS): "client bytes start a TLS record (RFC 8446 5.1)",
+    (ClientState.TLS_MAYBE, ClientState.COMMAND): "client went on in clear",
+}
+
+#: SASL responses a mechanism takes after the AUTH command without an initial response,
+#: used only when no server reply is captured (RFC 4954 4; LOGIN: username then password).
+AUTH_RESPONSES: dict[str, int] = {"LOGIN": 2, "PLAIN": 1, "CRAM-MD5": 1, "XOAUTH2": 1}
+
+_KNOWN_VERBS = frozenset(
+    {
+        "HELO", "EHLO", "LHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "VRFY", "EXPN", "HELP",
+        "NOOP", "QUIT", "AUTH", "STARTTLS", "TURN", "ETRN", "ATRN", "SEND", "SOML", "SAML",
+        "XCLIENT", "XFORWARD", "XEXCH50", "X-ANONYMOUSTLS", "X-EXPS", "X-LINK2STATE",
+    }
+)  # fmt: skip
+
+# RFC 5321 4.1.1: verbs are alphabetic keywords; extensions use letters, digits and "-".
+_VERB = re.compile(rb"^[A-Za-z][A-Za-z0-9-]{0,19}$")
+# RFC 5321 4.2: Reply-line = *( Reply-code "-" [ textstring ] CRLF )
+#                            Reply-code [ SP textstring ] CRLF
+_REPLY = re.compile(rb"^([2-5][0-9][0-9])(?:([ -])(.*)|)$", re.DOTALL)
+# RFC 3030 2: bdat-cmd = "BDAT" SP chunk-size [ SP end-marker ] CRLF
+#             chunk-size = 1*DIGIT; end-marker = "LAST"
+_BDAT = re.compile(r"^(\d{1,18})(?:\s+(LAST))?\s*$", re.IGNORECASE)
+_TLS_RECORD_START = 0x16  # handshake record (RFC 8446 5.1)
+
+
+def parse_path(argument: str, keyword: str) -> tuple[str | None, Params]:
+    """Split a MAIL/RCPT argument into the address and its ESMTP parameters.
+
+    RFC 5321 4.1.2: Mail-parameters = esmtp-param *(SP esmtp-param);
+    esmtp-param = esmtp-keyword ["=" esmtp-value]. Tolerates what real clients send: a space
+    after the colon, a missing `<...>`, lower case. Returns (None, ()) when `keyword:` is missing.
+
+    Args:
+        argument: the text after the verb, e.g. `FROM:<a@b> SIZE=10`.
+        keyword: "FROM" or "TO".
+    """
+    head, sep, rest = argument.partition(":")
+    if not sep or head.strip().upper() != keyword:
+        return None, ()
+    rest = rest.strip()
+    if rest.startswith("<"):
+        end = rest.find(">")
+        if end < 0:
+            address, tail = rest[1:], ""
+        else:
+            address, tail = rest[1:end], rest[end + 1 :]
+    else:
+        address, _, tail = rest.partition(" ")
+        address = address.rstrip(">")
+    # A source route "@a,@b:user@c" (RFC 5321 4.1.2, obsolete) leaves the mailbox after ":".
+    if address.startswith("@") and ":" in address:
+        address = address.rsplit(":", 1)[1]
+    params: list[tuple[str, str | None]] = []
+    for token in tail.split():
+        key, eq, value = token.partition("=")
+        params.append((key.upper(), value if eq else None))
+    return address, tuple(params)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _take_line(buf: ReceiveBuffer) -> Line | None:
+    """The next line, cut at MAX_LINE, without losing the lines buffered after an overlong one."""
+    i = buf.find(b"\n")
+    if i <= MAX_LINE + 1:
+        return buf.take_line()  # fits, or no newline buffered yet (all of it is this line)
+    chunk = buf.take_bytes(i + 1)
+    ending = b"\r\n" if chunk.endswith(b"\r\n") else b"\n"
+    body = chunk[: -len(ending)]
+    return Line(body[:MAX_LINE], ending, overlong=len(body) - MAX_LINE)
+
+
+class _Await(Enum):
+    """What a pending reply will mean."""
+
+    GENERIC = "generic"
+    DATA = "data"  # 354 starts content
+    END = "end"  # reply to the end of message content
+    AUTH = "auth"  # 334 asks for a SASL response
+    STARTTLS = "starttls"  # 220 starts TLS
+
+
+@dataclass(slots=True)
+class _Pending:
+    seq: int
+    verb: str | None
+    kind: _Await = _Await.GENERIC
+    ends_message: bool = False
+    assumed: bool = False  # the positive reply was already assumed (no server side, or lost)
+
+    @property
+    def barrier(self) -> bool:
+        """The client waits for this reply before sending more (RFC 2920 3.1)."""
+        return self.kind in (_Await.DATA, _Await.AUTH, _Await.STARTTLS) and not self.assumed
+
+
+@dataclass(slots=True)
+class _Reassembly:
+    """A reply being collected line by line."""
+
+    code: int = 0
+    lines: list[str] = field(default_factory=list)
+    raw: bytearray = field(default_factory=bytearray)
+
+
+class SmtpParser:
+    """One SMTP connection, both directions. Never raises on captured bytes."""
+
+    def __init__(self) -> None:
+        self._buf = {Direction.CLIENT: ReceiveBuffer(), Direction.SERVER: ReceiveBuffer()}
+        self._resync = {Direction.CLIENT: False, Direction.SERVER: False}
+        self._skipped = {Direction.CLIENT: 0, Direction.SERVER: 0}
+        self._state = ClientState.COMMAND
+        self._pending: deque[_Pending] = deque()
+        self._seq = 0
+        self._server_seen = False
+        self._greeted = False
+        self._reply: _Reassembly | None = None
+        self._held_ts: int | None = None
+        self._closed = False
+        # DATA content
+        self._at_line_start = True
+        self._prev_crlf = True
+        self._cr_pending = False
+        self._body_seq = 0
+        self._body_verb = "DATA"
+        self._body_size = 0
+        # BDAT chunk
+        self._chunk_left = 0
+        self._chunk_last = False
+        # AUTH
+        self._mechanism = ""
+        self._auth_step = 0
+        self._auth_left = 0  # responses still expected when no server side is captured
+        #: Bytes seen after TLS started, per direction (counted, never parsed).
+        self.encrypted_bytes = {Direction.CLIENT: 0, Direction.SERVER: 0}
+
+    # ------------------------------------------------------------------ public API
+
+    def feed(self, ts_ns: int, direction: Direction, data: bytes) -> list[SmtpEvent]:
+        """Bytes of one direction, in stream order; returns the events they complete.
+
+        Args:
+            ts_ns: capture time of the bytes (ns since the epoch).
+            direction: who sent them.
+            data: the bytes.
+
+        Returns:
+            The events, in order.
+        """
+        out: list[SmtpEvent] = []
+        if self._closed or not data:
+            return out
+        if self._state is ClientState.TLS:
+            self.encrypted_bytes[direction] += len(data)
+            return out
+        buf = self._buf[direction]
+        if direction is Direction.SERVER:
+            self._server_seen = True
+            buf.append(data)
+            self._server(ts_ns, out)
+            self._client(self._held_ts if self._held_ts is not None else ts_ns, out)
+        else:
+            if not len(buf):
+                self._held_ts = ts_ns
+            buf.append(data)
+            self._client(ts_ns, out)
+        return out
+
+    def gap(self, ts_ns: int, direction: Direction, length: int) -> list[SmtpEvent]:
+        """`length` bytes of `direction` were lost (0: unknown loss before the first byte).
+
+        The partial line is dropped and parsing resumes at the next line that looks like a
+        command or reply; inside message content the gap is noted and the terminator sought.
+        """
+        out: list[SmtpEvent] = []
+        if self._closed:
+            return out
+        out.append(GapEvent(ts_ns=ts_ns, direction=direction, length=length))
+        if self._state is ClientState.TLS:
+            self.encrypted_bytes[direction] += length
+            return out
+        if direction is Direction.SERVER:
+            self._server_gap(ts_ns, length, out)
+        else:
+            self._client_gap(ts_ns, length, out)
+        return out
+
+    def close(self, ts_ns: int) -> list[SmtpEvent]:
+        """The connection ended: flush partial lines and an unterminated message."""
+        out: list[SmtpEvent] = []
+        if self._closed:
+            return out
+        self._closed = True
+        if self._state is ClientState.TLS:
+            return out
+        # Unterminated last lines are still lines (a telnet user closing after "QUIT").
+        sbuf = self._buf[Direction.SERVER]
+        if len(sbuf):
+            sbuf.append(b"\n")
+            self._anomaly(ts_ns, Direction.SERVER, "unterminated-line", "server", out)
+            self._server(ts_ns, out)
+        if self._reply is not None:
+            r, self._reply = self._reply, None
+            self._anomaly(ts_ns, Direction.SERVER, "unterminated-reply", str(r.code), out)
+            self._on_reply(ts_ns, r.code, tuple(r.lines), bytes(r.raw), out)
+        ts = self._held_ts if self._held_ts is not None else ts_ns
+        cbuf = self._buf[Direction.CLIENT]
+        self._client(ts, out)
+        for _ in range(len(self._pending)):
+            if not (len(cbuf) and self._held()):
+                break
+            self._release(ts, "connection closed", out)
+            self._client(ts, out)
+        if self._state is ClientState.DATA:
+            rest = cbuf.take_rest()
+            if rest:
+                self._emit_content(ts_ns, rest, rest, out)
+            self._end_message(ts_ns, b"", False, out)
+        elif self._state is ClientState.BDAT:
+            self._end_message(ts_ns, b"", False, out)
+        elif len(cbuf):
+            cbuf.append(b"\n")
+            self._anomaly(ts_ns, Direction.CLIENT, "unterminated-line", "client", out)
+            self._client(ts_ns, out)
+        return out
+
+    @property
+    def tls(self) -> bool:
+        return self._state is ClientState.TLS
+
+    # ------------------------------------------------------------------ helpers
+
+    def _enter(self, state: ClientState) -> None:
+        if state is not self._state:
+            if (self._state, state) not in TRANSITIONS:  # our bug, not the peer's
+                raise AssertionError(f"SMTP parser: {self._state} -> {state}")
+            self._state = state
+
+    def _anomaly(
+        self, ts: int, direction: Direction, kind: str, detail: str, out: list[SmtpEvent],
+        raw: bytes = b"",
+    ) -> None:  # fmt: skip
+        out.append(Anomaly(ts_ns=ts, direction=direction, raw=raw, kind=kind, detail=detail))
+
+    def _push(self, ts: int, pending: _Pending, out: list[SmtpEvent]) -> None:
+        if len(self._pending) >= MAX_PENDING:
+            dropped = self._pending.popleft()
+            self._anomaly(ts, Direction.CLIENT, "too-many-pending", str(dropped.verb), out)
+        self._pending.append(pending)
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _held(self) -> bool:
+        """The client is waiting for a reply, so its further bytes wait too (RFC 2920 3.1)."""
+        return self._server_seen and any(p.barrier for p in self._pending)
+
+    # ------------------------------------------------------------------ client side
+
+    def _client(self, ts: int, out: list[SmtpEvent]) -> None:
+        buf = self._buf[Direction.CLIENT]
+        while len(buf):
+            state = self._state
+            if state is ClientState.TLS:
+                self.encrypted_bytes[Direction.CLIENT] += len(buf.take_rest())
+                break
+            if state is ClientState.DATA:
+                if not self._content(ts, out):
+                    break
+                continue
+            if state is ClientState.BDAT:
+                self._chunk(ts, out)
+                continue
+            if state is ClientState.TLS_MAYBE:
+                if buf.peek(1)[0] == _TLS_RECORD_START:
+                    self._start_tls(ts, out)
+                else:
+                    self._enter(ClientState.COMMAND)
+                continue
+            if self._held():
+                if len(buf) > MAX_LINE:
+                    self._release(ts, "client sent more than a line while waiting", out)
+                    continue
+                break
+            line = _take_line(buf)
+            if line is None:
+                break
+            if line.overlong:
+                self._anomaly(
+                    ts, Direction.CLIENT, "line-too-long", f"{line.overlong} bytes dropped", out
+                )
+            if state is ClientState.AUTH:
+                self._on_sasl_line(ts, line, out)
+            else:
+                self._on_command_line(ts, line, out)
+        if not len(buf):
+            self._held_ts = None
+
+    def _client_gap(self, ts: int, length: int, out: list[SmtpEvent]) -> None:
+        buf = self._buf[Direction.CLIENT]
+        if self._state is ClientState.DATA:
+            rest = buf.take_rest()
+            if rest:
+                self._emit_content(ts, rest, rest, out)
+            out.append(MessageGap(ts_ns=ts, direction=Direction.CLIENT, length=length))
+            self._at_line_start = False
+            self._cr_pending = False
+            return
+        if self._state is ClientState.BDAT:
+            lost = min(length, self._chunk_left)
+            self._chunk_left -= lost
+            out.append(MessageGap(ts_ns=ts, direction=Direction.CLIENT, length=lost))
+            if self._chunk_left == 0:
+                self._finish_chunk(ts, out)
+                if length > lost:
+                    self._start_resync(Direction.CLIENT)
+            return
+        if self._state in (ClientState.AUTH, ClientState.TLS_MAYBE):
+            self._enter(ClientState.COMMAND)
+        self._start_resync(Direction.CLIENT)
+
+    def _start_resync(self, direction: Direction) -> None:
+        self._buf[direction].clear()
+        self._resync[direction] = True
+        self._skipped[direction] = 0
+
+    def _on_command_line(self, ts: int, line: Line, out: list[SmtpEvent]) -> None:
+        raw = line.raw
+        wire = raw + line.ending
+        verb_b, _, arg_b = raw.strip(b" \t").partition(b" ")
+        verb = verb_b.decode("ascii", "replace").upper() if _VERB.match(verb_b) else None
+        if self._resync[Direction.CLIENT]:
+            # After a gap, trust only a line that starts with a command we know.
+            if verb not in _KNOWN_VERBS:
+                self._skipped[Direction.CLIENT] += line.size
+                return
+            self._resync[Direction.CLIENT] = False
+            if self._skipped[Direction.CLIENT]:
+                detail = f"{self._skipped[Direction.CLIENT]} client bytes skipped to resync"
+                self._anomaly(ts, Direction.CLIENT, "resync", detail, out)
+        seq = self._next_seq()
+        if verb is None:
+            kind = "empty-command" if not raw.strip() else "garbage-command"
+            self._anomaly(ts, Direction.CLIENT, kind, repr(raw[:40]), out, raw=wire)
+            self._push(ts, _Pending(seq, None), out)
+            return
+        argument = to_text(arg_b.strip(b" \t"))
+        if verb not in _KNOWN_VERBS:
+            self._anomaly(ts, Direction.CLIENT, "unknown-command", verb, out)
+        address: str | None = None
+        params: Params = ()
+        if verb in ("MAIL", "RCPT"):
+            address, params = parse_path(argument, "FROM" if verb == "MAIL" else "TO")
+            if address is None:
+                self._anomaly(ts, Direction.CLIENT, "bad-path", f"{verb} {argument}"[:80], out)
+        out.append(
+            Command(
+                ts_ns=ts, direction=Direction.CLIENT, raw=wire, seq=seq, verb=verb,
+                argument=argument, address=address, params=params,
+            )
+        )  # fmt: skip
+        match verb:
+            case "DATA":
+                self._on_data(ts, seq, out)
+            case "BDAT":
+                self._on_bdat(ts, seq, argument, out)
+            case "AUTH":
+                self._on_auth(ts, seq, argument, out)
+            case "STARTTLS":
+                self._on_starttls(ts, seq, out)
+            case _:
+                self._push(ts, _Pending(seq, verb), out)
+
+    def _on_data(self, ts: int, seq: int, out: list[SmtpEvent]) -> None:
+        # RFC 5321 4.1.1.4: content follows only after 354. With no server side captured at
+        # all, assume the 354 (a one-side capture has nothing else to go on).
+        assumed = not self._server_seen
+        self._push(ts, _Pending(seq, "DATA", _Await.DATA, assumed=assumed), out)
+        self._body_seq = seq
+        if assumed:
+            self._begin_content("DATA")
+
+    def _begin_content(self, verb: str) -> None:
+        self._body_verb = verb
+        self._body_size = 0
+        self._at_line_start = True
+        self._prev_crlf = True
+        self._cr_pending = False
+        self._enter(ClientState.DATA)
+
+    def _on_bdat(self, ts: int, seq: int, argument: str, out: list[SmtpEvent]) -> None:
+        # RFC 3030 2: the chunk follows the command at once, whatever the reply; the server
+        # reads it either way. An argument that is not `n [LAST]` leaves no chunk to read.
+        m = _BDAT.match(argument)
+        if m is None:
+            self._anomaly(ts, Direction.CLIENT, "bdat-invalid", argument[:80], out)
+            self._push(ts, _Pending(seq, "BDAT"), out)
+            return
+        size, last = int(m.group(1)), m.group(2) is not None
+        self._push(ts, _Pending(seq, "BDAT", _Await.END if last else _Await.GENERIC, last), out)
+        if self._body_verb != "BDAT" or self._body_size < 0:
+            self._body_size = 0
+        self._body_verb = "BDAT"
+        self._body_seq = seq
+        self._chunk_left = size
+        self._chunk_last = last
+        self._enter(ClientState.BDAT)
+        if size == 0:
+            self._finish_chunk(ts, out)
+
+    def _chunk(self, ts: int, out: list[SmtpEvent]) -> None:
+        data = self._buf[Direction.CLIENT].take_bytes(self._chunk_left)
+        self._chunk_left -= len(data)
+        if data:
+            self._emit_content(ts, data, data, out)
+        if self._chunk_left == 0:
+            self._finish_chunk(ts, out)
+
+    def _finish_chunk(self, ts: int, out: list[SmtpEvent]) -> None:
+        self._enter(ClientState.COMMAND)
+        if self._chunk_last:
+            out.append(
+                MessageEnd(
+                    ts_ns=ts, direction=Direction.CLIENT, seq=self._body_seq, body_command="BDAT",
+                    size=self._body_size, complete=True,
+                )
+            )  # fmt: skip
+            self._body_size = -1  # the next BDAT starts a new message
+
+    def _on_auth(self, ts: int, seq: int, argument: str, out: list[SmtpEvent]) -> None:
+        # RFC 4954 4: AUTH mechanism [initial-response]; "=" is an empty initial response.
+        parts = argument.split()
+        self._mechanism = parts[0].upper() if parts else ""
+        self._auth_step = 0
+        assumed = not self._server_seen
+        self._push(ts, _Pending(seq, "AUTH", _Await.AUTH, assumed=assumed), out)
+        if len(parts) > 1:
+            self._emit_sasl(ts, seq, parts[1].encode("latin-1", "replace"), b"", out)
+        self._auth_step = 1
+        if assumed:
+            need = AUTH_RESPONSES.get(self._mechanism, 1) - (1 if len(parts) > 1 else 0)
+            self._auth_left = max(need, 0)
+            if self._auth_left:
+                self._enter(ClientState.AUTH)
+
+    def _emit_sasl(
+        self, ts: int, seq: int, blob: bytes, ending: bytes, out: list[SmtpEvent]
+    ) -> None:
+        raw = blob + ending
+        if blob.strip() == b"*":
+            out.append(
+                AuthResponse(
+                    ts_ns=ts, direction=Direction.CLIENT, raw=raw, seq=seq,
+                    mechanism=self._mechanism, step=self._auth_step, data=b"", text="*",
+                    cancelled=True,
+                )
+            )  # fmt: skip
+            return
+        d = b64decode(blob)
+        out.append(
+            AuthResponse(
+                ts_ns=ts, direction=Direction.CLIENT, raw=raw, seq=seq, mechanism=self._mechanism,
+                step=self._auth_step, data=d.data, text=d.text, not_base64=not d.ok,
+            )
+        )  # fmt: skip
+
+    def _on_sasl_line(self, ts: int, line: Line, out: list[SmtpEvent]) -> None:
+        seq = self._next_seq()
+        self._emit_sasl(ts, seq, line.raw, line.ending, out)
+        self._auth_step += 1
+        cancelled = line.raw.strip() == b"*"
+        if self._server_seen:
+            self._push(ts, _Pending(seq, "AUTH", _Await.AUTH), out)
+            self._enter(ClientState.COMMAND)
+            return
+        self._push(ts, _Pending(seq, "AUTH", _Await.AUTH, assumed=True), out)
+        self._auth_left -= 1
+        if self._auth_left <= 0 or cancelled:
+            self._enter(ClientState.COMMAND)
+
+    def _on_starttls(self, ts: int, seq: int, out: list[SmtpEvent]) -> None:
+        assumed = not self._server_seen
+        self._push(ts, _Pending(seq, "STARTTLS", _Await.STARTTLS, assumed=assumed), out)
+        if assumed:
+            self._enter(ClientState.TLS_MAYBE)
+
+    def _start_tls(self, ts: int, out: list[SmtpEvent]) -> None:
+        self._enter(ClientState.TLS)
+        out.append(TlsStarted(ts_ns=ts, direction=Direction.SERVER))
+        for direction, buf in self._buf.items():
+            self.encrypted_bytes[direction] += len(buf.take_rest())
+        self._pending.clear()
+        self._reply = None
+
+    def _release(self, ts: int, why: str, out: list[SmtpEvent]) -> None:
+        """Stop waiting for a reply that is not coming: assume it was the positive one."""
+        for p in self._pending:
+            if p.barrier:
+                self._anomaly(ts, Direction.SERVER, "reply-not-seen", f"{p.verb}: {why}", out)
+                self._assume_positive(ts, p, out)
+                return
+
+    def _assume_positive(self, ts: int, p: _Pending, out: list[SmtpEvent]) -> None:
+        p.assumed = True
+        if self._state is not ClientState.COMMAND:
+            return
+        match p.kind:
+            case _Await.DATA:
+                self._begin_content("DATA")
+            case _Await.AUTH:
+                self._auth_left = 1
+                self._enter(ClientState.AUTH)
+            case _Await.STARTTLS:
+                self._enter(ClientState.TLS_MAYBE)
+            case _:
+                pass
+
+    # ------------------------------------------------------------------ message content
+
+    def _content(self, ts: int, out: list[SmtpEvent]) -> bool:
+        """Consume DATA content (RFC 5321 4.5.2); False when more bytes are needed."""
+        buf = self._buf[Direction.CLIENT]
+        data = bytearray()
+        raw = bytearray()
+        while len(buf):
+            if self._at_line_start:
+                head = buf.peek(3)
+                if head[:1] == b".":
+                    if len(head) < 2 or head[1:2] == b"\r" and len(head) < 3:
+                        break  # need the bytes after the dot to tell what it is
+                    if head[1:2] == b"\n" or head[1:3] == b"\r\n":
+                        term = buf.take_bytes(2 if head[1:2] == b"\n" else 3)
+                        if raw:
+                            self._emit_content(ts, bytes(data), bytes(raw), out)
+                        if not (self._prev_crlf and term.endswith(b"\r\n")):
+                            self._anomaly(
+                                ts, Direction.CLIENT, "data-terminator-not-crlf", repr(term), out
+                            )
+                        self._end_message(ts, term, True, out)
+                        return True
+                    # RFC 5321 4.5.2: a leading dot on any other line was doubled; drop one.
+                    raw += buf.take_bytes(1)
+                    self._at_line_start = False
+                    continue
+            j = buf.find(b"\n.")
+            if j < 0:
+                piece = buf.take_rest()
+                self._note_line_end(piece)
+            else:
+                piece = buf.take_bytes(j + 1)
+                self._note_line_end(piece)
+            data += piece
+            raw += piece
+        if raw:
+            self._emit_content(ts, bytes(data), bytes(raw), out)
+        return False
+
+    def _note_line_end(self, piece: bytes) -> None:
+        if piece.endswith(b"\n"):
+            self._at_line_start = True
+            if len(piece) >= 2:
+                self._prev_crlf = piece[-2] == 0x0D
+            else:
+                self._prev_crlf = self._cr_pending
+            self._cr_pending = False
+        elif piece:
+            self._at_line_start = False
+            self._cr_pending = piece.endswith(b"\r")
+
+    def _emit_content(self, ts: int, data: bytes, raw: bytes, out: list[SmtpEvent]) -> None:
+        self._body_size = max(self._body_size, 0) + len(data)
+        out.append(MessageData(ts_ns=ts, direction=Direction.CLIENT, raw=raw, data=data))
+
+    def _end_message(self, ts: int, term: bytes, complete: bool, out: list[SmtpEvent]) -> None:
+        verb = self._body_verb
+        out.append(
+            MessageEnd(
+                ts_ns=ts, direction=Direction.CLIENT, raw=term, seq=self._body_seq,
+                body_command=verb, size=max(self._body_size, 0), complete=complete,
+            )
+        )  # fmt: skip
+        self._body_size = -1
+        if verb == "DATA" and self._state is ClientState.DATA:
+            self._enter(ClientState.COMMAND)
+            if complete:
+                self._push(ts, _Pending(self._body_seq, "DATA", _Await.END, True), out)
+        elif verb == "BDAT" and self._state is ClientState.BDAT:
+            self._enter(ClientState.COMMAND)
+        if not complete:
+            self._anomaly(ts, Direction.CLIENT, "message-unterminated", verb, out)
+
+    # ------------------------------------------------------------------ server side
+
+    def _server(self, ts: int, out: list[SmtpEvent]) -> None:
+        buf = self._buf[Direction.SERVER]
+        while self._state is not ClientState.TLS:
+            line = _take_line(buf)
+            if line is None:
+                return
+            m = _REPLY.match(line.raw)
+            if self._resync[Direction.SERVER]:
+                if m is None:
+                    self._skipped[Direction.SERVER] += line.size
+                    continue
+                self._resync[Direction.SERVER] = False
+                if self._skipped[Direction.SERVER]:
+                    detail = f"{self._skipped[Direction.SERVER]} server bytes skipped to resync"
+                    self._anomaly(ts, Direction.SERVER, "resync", detail, out)
+            if m is None:
+                self._anomaly(
+                    ts, Direction.SERVER, "malformed-reply", repr(line.raw[:40]), out,
+                    raw=line.raw + line.ending,
+                )  # fmt: skip
+                continue
+            code = int(m.group(1))
+            sep = m.group(2) or b" "
+            text = to_text(m.group(3) or b"")
+            r = self._reply
+            if r is None:
+                r = self._reply = _Reassembly(code)
+            elif r.code != code:
+                self._anomaly(
+                    ts, Direction.SERVER, "reply-code-mismatch", f"{r.code} then {code}", out
+                )
+            r.lines.append(text)
+            if len(r.raw) < MAX_LINE:
+                r.raw += line.raw + line.ending
+            if sep == b"-" and len(r.lines) < 1000:
+                continue
+            self._reply = None
+            self._on_reply(ts, r.code, tuple(r.lines), bytes(r.raw), out)
+
+    def _server_gap(self, ts: int, length: int, out: list[SmtpEvent]) -> None:
+        self._reply = None
+        self._start_resync(Direction.SERVER)
+        if length == 0 and not self._server_seen:
+            self._greeted = True  # capture began mid-connection: no greeting to expect
+            return
+        # Replies inside the lost bytes cannot be told apart: forget what was waiting, and
+        # assume the positive answer where the client's next bytes depend on it.
+        if self._pending:
+            self._anomaly(
+                ts, Direction.SERVER, "replies-lost", f"{len(self._pending)} unanswered", out
+            )
+        for p in list(self._pending):
+            if p.barrier:
+                self._assume_positive(ts, p, out)
+        self._pending.clear()
+        self._greeted = True
+
+    def _on_reply(
+        self, ts: int, code: int, lines: tuple[str, ...], raw: bytes, out: list[SmtpEvent]
+    ) -> None:
+        if not self._greeted:
+            self._greeted = True
+            # RFC 5321 4.3.1: 220 ready, or 554 / 421 refusing service. Anything else while
+            # commands wait is a reply whose greeting was not captured.
+            if not self._pending or code in (220, 421, 554):
+                out.append(
+                    Greeting(ts_ns=ts, direction=Direction.SERVER, raw=raw, code=code, lines=lines)
+                )
+                return
+        enhanced = parse_enhanced(lines[0]) if lines else None
+        if not self._pending:
+            self._anomaly(ts, Direction.SERVER, "reply-without-command", str(code), out)
+            out.append(
+                Reply(
+                    ts_ns=ts, direction=Direction.SERVER, raw=raw, code=code, lines=lines,
+                    enhanced=enhanced, for_command=None, seq=None,
+                )
+            )  # fmt: skip
+            return
+        p = self._pending.popleft()
+        if p.kind is _Await.AUTH and code == ReplyCode.AUTH_CHALLENGE:
+            d = b64decode(lines[0] if lines else "")
+            out.append(
+                AuthChallenge(
+                    ts_ns=ts, direction=Direction.SERVER, raw=raw, text=d.text, data=d.data,
+                    not_base64=not d.ok, seq=p.seq,
+                )
+            )  # fmt: skip
+            if not p.assumed and self._state is ClientState.COMMAND:
+                self._enter(ClientState.AUTH)
+            return
+        out.append(
+            Reply(
+                ts_ns=ts, direction=Direction.SERVER, raw=raw, code=code, lines=lines,
+                enhanced=enhanced, for_command=p.verb, seq=p.seq, ends_message=p.ends_message,
+            )
+        )  # fmt: skip
+        match p.kind:
+            case _Await.DATA if code == ReplyCode.START_MAIL_INPUT:
+                if not p.assumed and self._state is ClientState.COMMAND:
+                    self._begin_content("DATA")
+            case _Await.DATA if p.assumed and self._state is ClientState.DATA:
+                # Content was assumed but DATA was refused: what followed were commands.
+                self._anomaly(ts, Direction.SERVER, "data-refused-after-content", str(code), out)
+            case _Await.AUTH if self._state is ClientState.AUTH:
+                self._enter(ClientState.COMMAND)
+            case _Await.STARTTLS if code == ReplyCode.SERVICE_READY:
+                if self._state in (ClientState.COMMAND, ClientState.TLS_MAYBE):
+                    self._state = ClientState.COMMAND
+                    self._start_tls(ts, out)
+            case _:
+                pass
