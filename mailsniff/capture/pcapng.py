@@ -6,7 +6,7 @@ import struct
 from collections.abc import Iterator
 
 from mailsniff.capture.frame import Frame
-from mailsniff.capture.pcap import MAX_RECORD_BYTES, ReadFn, fill
+from mailsniff.capture.pcap import MAX_RECORD_BYTES, ReadFn, fill, new_frame
 from mailsniff.errors import TruncatedCaptureError
 
 __all__ = ["PCAPNG_MAGIC", "PcapngSource", "Interface"]
@@ -148,7 +148,7 @@ class PcapngSource:
                     )
                 iface = self._interface(ifid)
                 self.records_read += 1
-                yield Frame(
+                yield new_frame(
                     iface.ts_ns((ts_hi << 32) | ts_lo),
                     iface.linktype,
                     buf[pos + 28 : pos + 28 + caplen],
@@ -164,7 +164,7 @@ class PcapngSource:
                     caplen = min(caplen, iface.snaplen)
                 self.records_read += 1
                 # A Simple Packet Block has no timestamp (draft-ietf-opsawg-pcapng 4.4).
-                yield Frame(0, iface.linktype, buf[pos + 12 : pos + 12 + caplen], origlen)
+                yield new_frame(0, iface.linktype, buf[pos + 12 : pos + 12 + caplen], origlen)
             elif btype == _IDB:
                 self._add_interface(buf, pos, blen, order)
             elif btype == _PB:
@@ -180,7 +180,7 @@ class PcapngSource:
                     )
                 iface = self._interface(ifid)
                 self.records_read += 1
-                yield Frame(
+                yield new_frame(
                     iface.ts_ns((ts_hi << 32) | ts_lo),
                     iface.linktype,
                     buf[pos + 28 : pos + 28 + caplen],

@@ -9,6 +9,7 @@ from mailsniff import limits
 from mailsniff.capture.frame import Frame
 from mailsniff.net.defrag import Defragmenter
 from mailsniff.net.ip import (
+    IPV4_HEADER,
     IPV4_MF,
     IPV4_OFFSET_MASK,
     PROTO_TCP,
@@ -18,11 +19,13 @@ from mailsniff.net.ip import (
 )
 from mailsniff.net.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, LINK_DECODERS, MALFORMED
 from mailsniff.net.segment import Segment
-from mailsniff.net.tcp import parse_tcp
+from mailsniff.net.tcp import TCP_HEADER, new_segment, parse_tcp
 
 __all__ = ["DecodeStats", "PacketDecoder"]
 
 _FRAGMENTED = IPV4_MF | IPV4_OFFSET_MASK
+_IPV4 = IPV4_HEADER.unpack_from
+_TCP = TCP_HEADER.unpack_from
 #: Next-header values worth reassembling an IPv6 fragment for: TCP, or an extension header
 #: that may stand in front of it inside the fragmentable part.
 _IPV6_REASSEMBLED = frozenset({PROTO_TCP, 0, 43, 60, 51})
@@ -95,6 +98,27 @@ class PacketDecoder:
         try:
             ethertype, off = link(data)
             if ethertype == ETHERTYPE_IPV4:
+                # Fast path for the common case: a whole, unfragmented IPv4 packet without
+                # options carrying TCP. It computes exactly what _ipv4 and parse_tcp would
+                # (tests check both agree); anything else takes the general path.
+                if off + 40 <= len(data):
+                    vihl, total, _ident, frag, proto, src, dst = _IPV4(data, off)
+                    end = off + total
+                    if (
+                        vihl == 0x45
+                        and proto == PROTO_TCP
+                        and not frag & _FRAGMENTED
+                        and 40 <= total
+                        and end <= len(data)
+                    ):
+                        sport, dport, seq, ack, doff, flags = _TCP(data, off + 20)
+                        start = off + 20 + ((doff >> 4) << 2)
+                        if doff >= 0x50 and start <= end:
+                            stats.tcp += 1
+                            return new_segment(
+                                frame.ts_ns, src, sport, dst, dport, seq, ack, flags,
+                                data[start:end], 0,
+                            )  # fmt: skip
                 return self._ipv4(frame, data, off)
             if ethertype == ETHERTYPE_IPV6:
                 return self._ipv6(frame, data, off)

@@ -8,6 +8,7 @@ __all__ = [
     "PROTO_TCP",
     "IPv4Header",
     "IPv6Header",
+    "IPV4_HEADER",
     "IPV4_MF",
     "IPV4_OFFSET_MASK",
     "parse_ipv4",
@@ -19,7 +20,9 @@ PROTO_TCP = 6
 IPV4_MF = 0x2000
 IPV4_OFFSET_MASK = 0x1FFF
 
-_IPV4 = struct.Struct("!BxHHHxB2x4s4s").unpack_from
+#: version+IHL, total length, identification, flags+fragment offset, protocol, src, dst.
+IPV4_HEADER = struct.Struct("!BxHHHxB2x4s4s")
+_IPV4 = IPV4_HEADER.unpack_from
 _IPV6 = struct.Struct("!IHBx16s16s").unpack_from
 _IPV6_FRAG = struct.Struct("!BxHI").unpack_from
 
