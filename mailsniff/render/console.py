@@ -157,6 +157,11 @@ _RIGHT = frozenset({0, 4, 7, 10})
 #: important first; the others are short and always shown whole.
 _FLEXIBLE = (2, 5, 6)
 _FLEX_MIN = 8
+#: Width the endpoints column keeps while other columns can still be left out
+#: ("255.255.255.255:65535 -> 255.255.255.255:65535" is 46).
+_ENDPOINTS_MIN = 46
+#: Columns left out, in this order, when the console is too narrow for all of them.
+_DROP_ORDER = (4, 8, 7, 9, 6, 5, 3)
 
 
 def _overview_row(s: Session) -> list[Text]:
@@ -178,57 +183,71 @@ def _overview_row(s: Session) -> list[Text]:
     ]
 
 
-def _overview_widths(rows: list[list[Text]], available: int) -> list[int]:
-    """Natural column widths, with the flexible columns cut down to fit `available` cells.
+def _overview_layout(rows: list[list[Text]], width: int) -> list[tuple[int, int]]:
+    """Which columns to show and how wide: (column index, width) pairs that fit `width`.
 
     Rich would squeeze every no-wrap column evenly (turning `smtp` into `s…`); here the short
-    columns keep their width and the long ones share what is left, the endpoints first.
+    columns keep their width and the long ones share what is left, the endpoints first. On a
+    console too narrow even for that, the least important columns are left out.
     """
-    widths = [len(h) for h in _OVERVIEW_HEADERS]
+    natural = [len(h) for h in _OVERVIEW_HEADERS]
     for row in rows:
         for i, cell in enumerate(row):
-            widths[i] = max(widths[i], cell.cell_len)
-    fixed = sum(w for i, w in enumerate(widths) if i not in _FLEXIBLE)
-    left = available - fixed
-    natural = {i: widths[i] for i in _FLEXIBLE}
-    if sum(natural.values()) <= left:
-        return widths
-    # Reserve a minimum for the later flexible columns, give the first what it needs, then
-    # share the rest equally among the others (water-filling).
-    first, *others = _FLEXIBLE
-    reserve = sum(min(natural[i], _FLEX_MIN) for i in others)
-    widths[first] = max(_FLEX_MIN, min(natural[first], left - reserve))
-    left -= widths[first]
-    pending = sorted(others, key=lambda i: natural[i])
-    while pending:
-        share = max(_FLEX_MIN, left // len(pending))
-        i = pending.pop(0)
-        widths[i] = min(natural[i], share)
-        left -= widths[i]
-    return widths
+            natural[i] = max(natural[i], cell.cell_len)
+    shown = list(range(len(_OVERVIEW_HEADERS)))
+
+    def least(i: int) -> int:
+        # The endpoints say which session this is: other columns go before they are cut.
+        return min(natural[i], _ENDPOINTS_MIN if i == _FLEXIBLE[0] else _FLEX_MIN)
+
+    def spare() -> int:
+        gaps = 2 * (len(shown) - 1)
+        return width - gaps - sum(natural[i] if i not in _FLEXIBLE else least(i) for i in shown)
+
+    for i in _DROP_ORDER:
+        if spare() >= 0:
+            break
+        shown.remove(i)
+    flexible = [i for i in _FLEXIBLE if i in shown]
+    widths = {i: natural[i] for i in shown}
+    left = spare() + sum(least(i) for i in flexible)
+    if sum(natural[i] for i in flexible) > left:
+        # Give the first flexible column what it needs beyond the others' minimum, then share
+        # the rest equally among the others (water-filling).
+        first, *others = flexible
+        reserve = sum(least(i) for i in others)
+        widths[first] = max(_FLEX_MIN, min(natural[first], left - reserve))
+        left -= widths[first]
+        pending = sorted(others, key=lambda i: natural[i])
+        while pending:
+            share = max(_FLEX_MIN, left // len(pending))
+            i = pending.pop(0)
+            widths[i] = min(natural[i], share)
+            left -= widths[i]
+    return [(i, widths[i]) for i in shown]
 
 
 def render_overview(console: Console, sessions: Sequence[Session]) -> None:
     """Print one table row per session: who talked to whom, when, as whom, and what was found.
 
-    Long cells end in an ellipsis so that each session stays on one line at any width.
+    Long cells end in an ellipsis so that each session stays on one line at any width; on a
+    narrow console the least important columns (duration, tls, rcpt/msg ...) are left out.
 
     Args:
         console: where to print.
         sessions: finished sessions, in the order to show.
     """
     rows = [_overview_row(s) for s in sessions]
-    gaps = 2 * (len(_OVERVIEW_HEADERS) - 1)
-    widths = _overview_widths(rows, console.width - gaps)
+    layout = _overview_layout(rows, console.width)
     columns = [
         Column(
-            header,
-            width=widths[i],
+            _OVERVIEW_HEADERS[i],
+            width=w,
             justify="right" if i in _RIGHT else "left",
             no_wrap=True,
             overflow="ellipsis",
         )
-        for i, header in enumerate(_OVERVIEW_HEADERS)
+        for i, w in layout
     ]
     table = Table(
         *columns,
@@ -240,7 +259,7 @@ def render_overview(console: Console, sessions: Sequence[Session]) -> None:
         header_style="bold",
     )
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(row[i] for i, _ in layout))
     console.print(table)
 
 

@@ -596,3 +596,16 @@ def test_render_session_fits_any_console_width(width: int) -> None:
     console, out = plain_console(width=width)
     render_session(console, seed_smtp_session(), transcript=True)
     assert all(len(line) <= width for line in out.getvalue().splitlines())
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 140])
+def test_render_overview_on_a_narrow_console_leaves_columns_out_but_keeps_endpoints(
+    width: int,
+) -> None:
+    console, out = plain_console(width=width)
+    render_overview(console, [seed_smtp_session(), seed_pop3_session()])
+    text = out.getvalue()
+    assert all(len(line) <= width for line in text.splitlines())
+    row = line_with(text, "192.168.0.10:40200 -> 202.108.5.104:110")
+    assert row.split()[:2] == ["2", "pop3"]
+    assert row.split()[-1] == "3"  # findings
