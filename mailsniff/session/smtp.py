@@ -1,0 +1,423 @@
+"""Fold SMTP parser events into a Session record (RFC 5321, 3030, 3207, 4954, 4616, 2195)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mailsniff.limits import MAX_LINE, MAX_TRANSCRIPT_DATA_LINES, MAX_TRANSCRIPT_LINES
+from mailsniff.mail.mime import MessageAccumulator
+from mailsniff.model import (
+    AuthAttempt,
+    Exchange,
+    RcptAttempt,
+    Session,
+    Transaction,
+    TranscriptLine,
+)
+from mailsniff.protocols.base import Direction, to_text
+from mailsniff.protocols.replies import is_negative, is_positive
+from mailsniff.protocols.sasl import decode_cram_md5, decode_plain, decode_xoauth2
+from mailsniff.protocols.smtp import (
+    Anomaly,
+    AuthChallenge,
+    AuthResponse,
+    Command,
+    GapEvent,
+    Greeting,
+    MessageData,
+    MessageEnd,
+    MessageGap,
+    Params,
+    Reply,
+    SmtpEvent,
+    SmtpParser,
+    TlsStarted,
+)
+from mailsniff.session.base import TranscriptRecorder
+
+__all__ = ["SmtpSessionHandler", "MAX_ANOMALIES"]
+
+#: Anomaly strings kept per session; later ones are counted in one last entry.
+MAX_ANOMALIES = 1000
+#: Commands remembered while their reply is awaited (a client never answered stays bounded).
+_MAX_AWAITED = 4096
+
+
+@dataclass(slots=True)
+class _Awaited:
+    """What a command's reply will be written into."""
+
+    verb: str
+    exchange: int | None = None  # index in session.exchanges
+    txn: Transaction | None = None
+    rcpt: RcptAttempt | None = None
+    answered: bool = False
+
+
+@dataclass(slots=True)
+class _Auth:
+    attempt: AuthAttempt
+    responses: list[bytes] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Body:
+    """One message in transfer: the accumulator and the transcript's view of its lines."""
+
+    txn: Transaction
+    acc: MessageAccumulator = field(default_factory=MessageAccumulator)
+    line: bytearray = field(default_factory=bytearray)
+    lines_shown: int = 0
+    lines_hidden: int = 0
+    ts_ns: int = 0
+
+
+def _params(params: Params) -> dict[str, str | None]:
+    return {k: v for k, v in params}
+
+
+class SmtpSessionHandler:
+    """`SessionHandler` for SMTP: drives an `SmtpParser` and folds its events into `session`.
+
+    Fills banner, helo, capabilities, tls, auth, transactions (with their messages),
+    exchanges, transcript and anomalies. Analysis (bcc, header_only, findings) comes later.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._parser = SmtpParser()
+        self._transcript = TranscriptRecorder(session)
+        self._awaited: dict[int, _Awaited] = {}
+        self._txn: Transaction | None = None
+        self._auth: _Auth | None = None
+        self._body: _Body | None = None
+        self._anomalies_dropped = 0
+
+    # ------------------------------------------------------------------ SessionHandler
+
+    def data(self, ts_ns: int, direction: Direction, data: bytes) -> None:
+        self._fold(self._parser.feed(ts_ns, direction, data))
+
+    def gap(self, ts_ns: int, direction: Direction, length: int) -> None:
+        self._fold(self._parser.gap(ts_ns, direction, length))
+
+    def close(self, ts_ns: int) -> None:
+        self._fold(self._parser.close(ts_ns))
+        if self._body is not None:  # the parser always ends a message; belt and braces
+            self._finish_body(ts_ns, complete=False)
+        if self._anomalies_dropped:
+            self.session.anomalies.append(f"... {self._anomalies_dropped} more anomalies")
+            self._anomalies_dropped = 0
+
+    # ------------------------------------------------------------------ events
+
+    def _fold(self, events: list[SmtpEvent]) -> None:
+        for ev in events:
+            match ev:
+                case Greeting():
+                    self._on_greeting(ev)
+                case Command():
+                    self._on_command(ev)
+                case Reply():
+                    self._on_reply(ev)
+                case AuthChallenge():
+                    self._on_challenge(ev)
+                case AuthResponse():
+                    self._on_response(ev)
+                case MessageData():
+                    self._on_message_data(ev)
+                case MessageGap():
+                    self._body_for(ev.ts_ns).acc.note_gap(ev.length)
+                case MessageEnd():
+                    self._on_message_end(ev)
+                case TlsStarted():
+                    self.session.tls = True
+                    self._line(ev.ts_ns, Direction.SERVER, "", "TLS started: the rest is encrypted")
+                case Anomaly():
+                    self._anomaly(f"{ev.kind}: {ev.detail}")
+                case GapEvent():
+                    what = "unknown number of" if ev.length == 0 else str(ev.length)
+                    self._line(ev.ts_ns, ev.direction, "", f"gap: {what} bytes not captured")
+
+    def _anomaly(self, text: str) -> None:
+        if len(self.session.anomalies) >= MAX_ANOMALIES:
+            self._anomalies_dropped += 1
+        else:
+            self.session.anomalies.append(text)
+
+    def _line(self, ts: int, direction: Direction, text: str, note: str | None = None) -> None:
+        self._transcript.add(ts, direction, text, note)
+
+    def _wire_lines(self, ts: int, direction: Direction, raw: bytes, note: str | None) -> None:
+        for i, piece in enumerate(raw.split(b"\n")):
+            if not piece and i:
+                continue
+            self._line(ts, direction, to_text(piece.removesuffix(b"\r")), note if i == 0 else None)
+
+    def _on_greeting(self, ev: Greeting) -> None:
+        self._wire_lines(ev.ts_ns, ev.direction, ev.raw, None)
+        if self.session.banner is None:
+            first = ev.raw.split(b"\n", 1)[0].removesuffix(b"\r")
+            self.session.banner = to_text(first)
+
+    # ------------------------------------------------------------------ commands
+
+    def _await(self, seq: int, awaited: _Awaited) -> None:
+        if len(self._awaited) >= _MAX_AWAITED:
+            del self._awaited[next(iter(self._awaited))]
+        self._awaited[seq] = awaited
+
+    def _on_command(self, ev: Command) -> None:
+        s = self.session
+        self._wire_lines(ev.ts_ns, ev.direction, ev.raw, None)
+        awaited = _Awaited(ev.verb)
+        if len(s.exchanges) < MAX_TRANSCRIPT_LINES:
+            awaited.exchange = len(s.exchanges)
+            s.exchanges.append(Exchange(ev.ts_ns, ev.verb, ev.argument, None))
+        match ev.verb:
+            case "HELO" | "EHLO" | "LHLO":
+                # RFC 5321 4.1.4: a new EHLO/HELO resets any transaction in progress.
+                s.helo = ev.argument
+                self._txn = None
+            case "RSET":
+                self._txn = None  # RFC 5321 4.1.1.5
+            case "MAIL":
+                txn = Transaction(
+                    mail_from=ev.address or "",
+                    mail_from_params=_params(ev.params),
+                    ts_ns=ev.ts_ns,
+                )
+                s.transactions.append(txn)
+                self._txn = awaited.txn = txn
+            case "RCPT":
+                if self._txn is None:
+                    self._anomaly(f"rcpt-without-mail: RCPT {ev.argument}"[:120])
+                else:
+                    rcpt = RcptAttempt(
+                        address=ev.address if ev.address is not None else ev.argument,
+                        params=_params(ev.params),
+                        ts_ns=ev.ts_ns,
+                    )
+                    self._txn.rcpts.append(rcpt)
+                    awaited.txn, awaited.rcpt = self._txn, rcpt
+            case "DATA" | "BDAT":
+                if self._txn is None:
+                    self._anomaly(f"{ev.verb.lower()}-without-mail")
+                else:
+                    self._txn.body_command = ev.verb
+                    awaited.txn = self._txn
+            case "AUTH":
+                mechanism = (ev.argument.split() or [""])[0].upper()
+                attempt = AuthAttempt(mechanism=mechanism, ts_ns=ev.ts_ns)
+                s.auth.append(attempt)
+                self._auth = _Auth(attempt)
+            case _:
+                pass
+        self._await(ev.seq, awaited)
+
+    # ------------------------------------------------------------------ replies
+
+    def _on_reply(self, ev: Reply) -> None:
+        self._wire_lines(ev.ts_ns, ev.direction, ev.raw, None)
+        if ev.seq is None:
+            return
+        awaited = self._awaited.get(ev.seq)
+        if awaited is None:
+            return
+        line = ev.first_line
+        if awaited.exchange is not None and not awaited.answered:
+            old = self.session.exchanges[awaited.exchange]
+            self.session.exchanges[awaited.exchange] = Exchange(
+                old.ts_ns, old.command, old.argument, line, len(ev.lines)
+            )
+        awaited.answered = True
+        if ev.code != 354:  # 354 is DATA's go-ahead; every other reply is the last for its seq
+            del self._awaited[ev.seq]
+        match awaited.verb:
+            case "EHLO" | "LHLO" if is_positive(ev.code):
+                # RFC 5321 4.1.1.1: the first line greets, each further line is a keyword.
+                self.session.capabilities = [t for t in ev.lines[1:] if t]
+            case "MAIL" if awaited.txn is not None:
+                awaited.txn.mail_from_reply = line
+                if is_negative(ev.code) and self._txn is awaited.txn:
+                    self._txn = None  # a refused MAIL FROM opens no transaction
+            case "RCPT" if awaited.rcpt is not None:
+                awaited.rcpt.reply = line
+            case "DATA" if awaited.txn is not None:
+                if ev.ends_message or is_negative(ev.code):
+                    awaited.txn.data_reply = line
+            case "BDAT" if awaited.txn is not None:
+                if ev.ends_message or is_negative(ev.code):
+                    awaited.txn.data_reply = line
+            case "AUTH":
+                self._auth_result(ev)
+            case _:
+                pass
+
+    # ------------------------------------------------------------------ AUTH (RFC 4954)
+
+    def _auth_result(self, ev: Reply) -> None:
+        if self._auth is None:
+            return
+        attempt = self._auth.attempt
+        attempt.reply = ev.first_line
+        if is_positive(ev.code):
+            attempt.success = True
+        elif is_negative(ev.code):
+            attempt.success = False
+        self._auth = None
+
+    def _on_challenge(self, ev: AuthChallenge) -> None:
+        note = ev.text if not ev.not_base64 else None
+        self._wire_lines(ev.ts_ns, ev.direction, ev.raw, note)
+        if self._auth is not None and self._auth.attempt.mechanism == "CRAM-MD5":
+            self._auth.attempt.challenge = ev.text
+        if ev.seq is not None and ev.seq in self._awaited:
+            self._awaited[ev.seq].answered = True
+
+    def _on_response(self, ev: AuthResponse) -> None:
+        if ev.step > 0:  # the initial response was shown with its AUTH command line
+            note = "cancel" if ev.cancelled else ("not base64" if ev.not_base64 else ev.text)
+            self._wire_lines(ev.ts_ns, ev.direction, ev.raw, note)
+        else:
+            self._annotate_initial(ev)
+        self._await(ev.seq, _Awaited("AUTH"))
+        if self._auth is None:
+            attempt = AuthAttempt(mechanism=ev.mechanism, ts_ns=ev.ts_ns)
+            self.session.auth.append(attempt)
+            self._auth = _Auth(attempt)
+        auth = self._auth
+        attempt = auth.attempt
+        if ev.cancelled:
+            attempt.cancelled = True
+            return
+        if ev.not_base64:
+            attempt.not_base64 = True
+        auth.responses.append(ev.data)
+        self._decode(auth, ev.data)
+
+    def _annotate_initial(self, ev: AuthResponse) -> None:
+        """Put the decoded initial response on the transcript line of its AUTH command."""
+        s = self.session
+        if not s.transcript or s.transcript[-1].direction is not Direction.CLIENT:
+            return
+        last = s.transcript[-1]
+        if last.text.upper().startswith("AUTH") and last.note is None:
+            note = "cancel" if ev.cancelled else ("not base64" if ev.not_base64 else ev.text)
+            s.transcript[-1] = TranscriptLine(last.ts_ns, last.direction, last.text, note)
+
+    @staticmethod
+    def _decode(auth: _Auth, data: bytes) -> None:
+        attempt = auth.attempt
+        n = len(auth.responses)
+        match attempt.mechanism:
+            case "LOGIN":
+                # draft-murchison-sasl-login: the username, then the password.
+                text = to_text(data)
+                if n == 1:
+                    attempt.username = text
+                elif n == 2:
+                    attempt.password = text
+            case "PLAIN":
+                creds = decode_plain(data)  # RFC 4616 2
+                if creds is None:
+                    attempt.username = to_text(data)
+                    return
+                attempt.username = creds.authcid
+                attempt.password = creds.password
+                if creds.authzid and creds.authzid != creds.authcid:
+                    attempt.authzid = creds.authzid
+            case "CRAM-MD5":
+                pair = decode_cram_md5(data)  # RFC 2195 2
+                if pair is None:
+                    attempt.response = to_text(data)
+                else:
+                    attempt.username, attempt.response = pair
+            case "XOAUTH2":
+                user, token = decode_xoauth2(data)
+                if user is not None or token is not None:
+                    attempt.username, attempt.password = user, token
+            case _:
+                if n == 1:
+                    attempt.username = to_text(data)
+
+    # ------------------------------------------------------------------ message content
+
+    def _body_for(self, ts: int) -> _Body:
+        if self._body is None:
+            txn = self._txn
+            if txn is None:
+                # Content whose MAIL FROM was not captured (capture began later, or a gap).
+                self._anomaly("message-without-mail: envelope not captured")
+                txn = Transaction(mail_from="", ts_ns=ts)
+                self.session.transactions.append(txn)
+                self._txn = txn
+            self._body = _Body(txn, ts_ns=ts)
+        return self._body
+
+    def _on_message_data(self, ev: MessageData) -> None:
+        body = self._body_for(ev.ts_ns)
+        body.acc.feed(ev.data)
+        self._transcribe_content(body, ev.ts_ns, ev.raw)
+
+    def _transcribe_content(self, body: _Body, ts: int, raw: bytes) -> None:
+        if body.txn.body_command == "BDAT":
+            return  # chunks are not lines; the summary line counts them
+        start = 0
+        while True:
+            i = raw.find(b"\n", start)
+            if i < 0:
+                room = MAX_LINE - len(body.line)
+                if room > 0:
+                    body.line += raw[start : start + room]
+                return
+            room = MAX_LINE - len(body.line)
+            if room > 0:
+                body.line += raw[start : min(i, start + room)]
+            start = i + 1
+            self._content_line(body, ts)
+
+    def _content_line(self, body: _Body, ts: int) -> None:
+        if body.lines_shown < MAX_TRANSCRIPT_DATA_LINES:
+            text = to_text(bytes(body.line).removesuffix(b"\r"))
+            self._line(ts, Direction.CLIENT, text)
+            body.lines_shown += 1
+        else:
+            body.lines_hidden += 1
+        body.line.clear()
+
+    def _on_message_end(self, ev: MessageEnd) -> None:
+        if self._body is None and ev.size == 0 and not ev.complete:
+            return  # nothing of the message was seen
+        body = self._body_for(ev.ts_ns)
+        if body.line:
+            self._content_line(body, ev.ts_ns)
+        if body.lines_hidden:
+            self._line(
+                ev.ts_ns,
+                Direction.CLIENT,
+                f"[{body.lines_hidden} more message lines]",
+                "message lines not shown",
+            )
+        if ev.body_command == "BDAT":
+            self._line(ev.ts_ns, Direction.CLIENT, f"[{ev.size} bytes of BDAT content]")
+        if ev.raw:
+            self._wire_lines(ev.ts_ns, ev.direction, ev.raw, "end of message")
+        body.txn.body_command = body.txn.body_command or ev.body_command
+        awaited = _Awaited(ev.body_command, txn=body.txn)
+        if ev.body_command == "DATA":
+            self._await(ev.seq, awaited)
+        else:
+            # BDAT: the LAST command's own reply ends the message (already awaited).
+            prior = self._awaited.get(ev.seq)
+            if prior is not None:
+                prior.txn = body.txn
+        self._finish_body(ev.ts_ns, ev.complete)
+
+    def _finish_body(self, ts: int, complete: bool) -> None:
+        body, self._body = self._body, None
+        if body is None:
+            return
+        body.txn.message = body.acc.finish()
+        if self._txn is body.txn:
+            self._txn = None  # RFC 5321 4.1.1.4: the end of data ends the transaction
