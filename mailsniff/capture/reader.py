@@ -204,6 +204,7 @@ def _sniff(path: str, raw: BinaryIO, total: int | None) -> CaptureReader:
 
 def _show(head: bytes) -> str:
     """Show the first bytes as text when printable, else as hex."""
+    head = head[:8]
     if all(0x20 <= b < 0x7F for b in head):
         return repr(head.decode("ascii")) + " ..."
     return head.hex(" ") + " ..."
