@@ -63,6 +63,10 @@ _SEVERE_FINDINGS = frozenset(
 _OVERVIEW_CELL = 60
 #: Characters of an XOAUTH2 bearer token shown (the token is a secret and long).
 _TOKEN_PREFIX = 12
+#: Longest identifier kept on one line in detail tables (see `_short`).
+_NO_WRAP_LIMIT = 40
+#: Console width below which the auth table leaves out the time column.
+_AUTH_TIME_WIDTH = 100
 #: Characters of a sha256 shown in attachment tables.
 _SHA_PREFIX = 16
 
@@ -74,6 +78,8 @@ def _text(s: str | None, style: str = "") -> Text:
     """Captured (or any) text, escaped, as a Text that is never parsed as markup."""
     if s is None:
         return Text("-", style=_DIM)
+    if not s:
+        return Text("")
     return Text(safe_text(s), style=style)
 
 
@@ -108,6 +114,15 @@ def _reply(reply: str | None) -> Text:
     if reply is None:
         return Text("(no reply captured)", style=_DIM)
     return _text(reply, _reply_style(reply))
+
+
+def _short(values: Iterable[str | None]) -> bool:
+    """True when every value fits on one line of a narrow console: its column need not wrap.
+
+    Identifiers (addresses, user names) stay whole while replies and details wrap around them;
+    a hostile 64 KiB value makes the column wrap rather than push the table off the screen.
+    """
+    return all(v is None or len(v) <= _NO_WRAP_LIMIT for v in values)
 
 
 def _kv_grid() -> Table:
@@ -329,8 +344,12 @@ def _header_panel(session: Session) -> Panel:
 
 
 def _findings_table(session: Session) -> Table:
-    table = Table("kind", "detail", title=Text("Findings", style=_KEY), title_justify="left")
-    table.columns[1].overflow = "fold"
+    table = Table(
+        Column("kind", no_wrap=True),
+        Column("detail", overflow="fold"),
+        title=Text("Findings", style=_KEY),
+        title_justify="left",
+    )
     for finding in session.findings:
         style = _BAD if finding.kind in _SEVERE_FINDINGS else _WARN
         if finding.kind in ("bcc", "bcc-header-present"):
@@ -367,26 +386,32 @@ def _auth_success(attempt: AuthAttempt) -> Text:
     return Text("?", style=_DIM)
 
 
-def _auth_table(session: Session) -> Table:
-    # authzid and the encoding marker are rare: their columns appear only when needed, which
-    # leaves the width to the credentials themselves.
+def _auth_table(session: Session, width: int) -> Table:
+    # authzid, the encoding marker and (on a narrow console) the time are left out when they
+    # add nothing, which leaves the width to the credentials themselves.
+    with_time = width >= _AUTH_TIME_WIDTH
     with_authzid = any(a.authzid for a in session.auth)
     with_encoding = any(a.not_base64 for a in session.auth)
-    columns = [
-        Column("time", no_wrap=True),
+    columns = [Column("time", no_wrap=True)] if with_time else []
+    columns += [
         Column("mechanism", no_wrap=True),
-        Column("username", overflow="fold"),
-        Column("password / secret", overflow="fold"),
+        Column("username", overflow="fold", no_wrap=_short(a.username for a in session.auth)),
+        Column(
+            "password / secret",
+            overflow="fold",
+            no_wrap=_short(a.password for a in session.auth)
+            and not any(a.response for a in session.auth),
+        ),
     ]
     if with_authzid:
         columns.append(Column("authzid", overflow="fold"))
     if with_encoding:
         columns.append(Column("encoding"))
-    columns += [Column("ok", justify="center", no_wrap=True), Column("reply", overflow="fold")]
+    columns.append(Column("result", overflow="fold"))
     table = Table(*columns, title=Text("Authentication", style=_KEY), title_justify="left")
     for attempt in session.auth:
-        row = [
-            Text(format_clock(attempt.ts_ns)),
+        row = [Text(format_clock(attempt.ts_ns))] if with_time else []
+        row += [
             _text(attempt.mechanism),
             _text(attempt.username, "bold"),
             _auth_secret(attempt),
@@ -399,7 +424,7 @@ def _auth_table(session: Session) -> Table:
                 if attempt.not_base64
                 else Text("base64", style=_DIM)
             )
-        row += [_auth_success(attempt), _reply(attempt.reply)]
+        row.append(Text.assemble(_auth_success(attempt), " ", _reply(attempt.reply)))
         table.add_row(*row)
     return table
 
@@ -440,63 +465,70 @@ def _rcpt_role(rcpt: RcptAttempt, t: Transaction, headers: list[str]) -> Text:
     return Text("envelope", style=_DIM)
 
 
+def _envelope_addresses(t: Transaction) -> list[str]:
+    addresses = [r.address for r in t.rcpts] + list(t.header_only)
+    if t.message is not None:
+        addresses += [a.address for a in t.message.bcc]
+    return addresses
+
+
 def _envelope_table(n: int, t: Transaction) -> Table:
-    table = Table(
-        Column("address", overflow="fold"),
-        Column("name", overflow="fold"),
-        Column("role", no_wrap=True),
-        Column("in headers", no_wrap=True),
-        Column("envelope (RCPT reply)", overflow="fold"),
-        title=Text(f"Transaction {n}: envelope vs headers", style=_KEY),
-        title_justify="left",
-    )
+    # Each row: address, display name, role, headers listing it, RCPT reply, row style.
+    rows: list[tuple[Text, Text, Text, Text, Text, str]] = []
     listed: set[str] = set()
+    header_only = {h.lower() for h in t.header_only}
+
+    def where(headers: list[str]) -> Text:
+        return Text(", ".join(headers)) if headers else Text("-", style=_DIM)
+
     for rcpt in t.rcpts:
         headers, name = _in_headers(rcpt.address, t.message)
         role = _rcpt_role(rcpt, t, headers)
-        if rcpt.status in ("rejected", "deferred") and rcpt.address.lower() in {
-            h.lower() for h in t.header_only
-        }:
+        if rcpt.status in ("rejected", "deferred") and rcpt.address.lower() in header_only:
             role.append("; header only", style=_HEADER_ONLY)
-        row_style = _BCC if role.plain.startswith("Bcc") else ""
+        envelope = _reply(rcpt.reply)
         params = _params(rcpt.params)
-        envelope = Text.assemble(("RCPT ", _DIM), _reply(rcpt.reply))
         if params:
             envelope.append_text(_text(f"  {params}", _DIM))
-        table.add_row(
-            _text(rcpt.address),
-            _text(name) if name else Text(""),
-            role,
-            Text(", ".join(headers)) if headers else Text("-", style=_DIM),
-            envelope,
-            style=row_style,
-        )
+        style = _BCC if role.plain.startswith("Bcc") else ""
+        rows.append((_text(rcpt.address), _text(name), role, where(headers), envelope, style))
         listed.add(rcpt.address.lower())
     for address in t.header_only:
         if address.lower() in listed:
             continue
         headers, name = _in_headers(address, t.message)
-        table.add_row(
-            _text(address),
-            _text(name) if name else Text(""),
-            Text("header only", style=_HEADER_ONLY),
-            Text(", ".join(headers)) if headers else Text("-", style=_DIM),
-            Text("never an accepted recipient", style=_DIM),
-        )
+        role = Text("header only", style=_HEADER_ONLY)
+        envelope = Text("never an accepted recipient", style=_DIM)
+        rows.append((_text(address), _text(name), role, where(headers), envelope, ""))
         listed.add(address.lower())
     if t.message is not None:
         # A Bcc header that was transmitted (analysis reports it as bcc-header-present).
         for a in t.message.bcc:
             if a.address.lower() in listed:
                 continue
-            table.add_row(
-                _text(a.address),
-                _text(a.name) if a.name else Text(""),
-                Text("Bcc header (transmitted)", style=_BCC),
-                Text("Bcc"),
-                Text("not in the envelope", style=_DIM),
-            )
+            role = Text("Bcc header (transmitted)", style=_BCC)
+            envelope = Text("not in the envelope", style=_DIM)
+            rows.append((_text(a.address), _text(a.name), role, Text("Bcc"), envelope, ""))
             listed.add(a.address.lower())
+
+    with_name = any(row[1].plain for row in rows)
+    columns = [Column("address", overflow="fold", no_wrap=_short(_envelope_addresses(t)))]
+    if with_name:
+        columns.append(Column("name", overflow="fold"))
+    columns += [
+        Column("role", no_wrap=True),
+        Column("in headers", no_wrap=True),
+        Column("RCPT reply", overflow="fold"),
+    ]
+    table = Table(
+        *columns,
+        title=Text(f"Transaction {n}: envelope vs headers", style=_KEY),
+        title_justify="left",
+    )
+    for *cells, row_style in rows:
+        if not with_name:
+            del cells[1]
+        table.add_row(*cells, style=row_style)
     return table
 
 
@@ -637,7 +669,7 @@ def render_session(console: Console, session: Session, *, transcript: bool = Fal
     if session.findings:
         console.print(_findings_table(session))
     if session.auth:
-        console.print(_auth_table(session))
+        console.print(_auth_table(session, console.width))
     for n, t in enumerate(session.transactions, 1):
         console.print(Group(*_transaction(n, t)))
     if session.protocol is not Protocol.SMTP and session.exchanges:

@@ -296,7 +296,7 @@ def test_render_session_shows_the_553_mail_from_reply() -> None:
 
 def test_render_session_marks_the_bcc_recipient_on_its_row() -> None:
     text = render(seed_smtp_session())
-    row = line_with(text, "hidden@example.org", "RCPT")
+    row = line_with(text, "hidden@example.org", "250 Mail OK")
     assert "Bcc (envelope only)" in row
     assert "250 Mail OK" in row
 
@@ -308,7 +308,7 @@ def test_render_session_marks_header_only_and_rejected_addresses() -> None:
     assert "Shown Person" in shown
     rejected = line_with(text, "User not found")
     assert "nobody@163.com" in rejected and "rejected" in rejected
-    visible = line_with(text, "crazywill@163.com", "RCPT")
+    visible = line_with(text, "crazywill@163.com", "250 Mail OK")
     assert re.search(r"\bTo\b", visible) and "Bcc" not in visible
 
 
@@ -609,3 +609,26 @@ def test_render_overview_on_a_narrow_console_leaves_columns_out_but_keeps_endpoi
     row = line_with(text, "192.168.0.10:40200 -> 202.108.5.104:110")
     assert row.split()[:2] == ["2", "pop3"]
     assert row.split()[-1] == "3"  # findings
+
+
+def test_render_session_shows_a_transmitted_bcc_header_and_the_null_sender() -> None:
+    session = seed_smtp_session()
+    t = session.transactions[1]
+    t.mail_from = ""
+    assert t.message is not None
+    t.message.bcc = [Address("Leaked", "leaked@example.net")]
+    text = render(session)
+    row = line_with(text, "leaked@example.net", "Bcc header")
+    assert "Bcc header (transmitted)" in row and "not in the envelope" in row
+    assert "<>" in line_starting(text, "MAIL FROM ")
+
+
+def test_render_session_auth_table_drops_the_time_column_on_a_narrow_console() -> None:
+    session = seed_smtp_session()
+    wide, wide_out = plain_console(width=140)
+    narrow, narrow_out = plain_console(width=80)
+    render_session(wide, session)
+    render_session(narrow, session)
+    assert "13:07:18.070000" in wide_out.getvalue()
+    assert "13:07:18.070000" not in narrow_out.getvalue()
+    assert "mypassword" in line_with(narrow_out.getvalue(), "crazywill", "\u2717")
