@@ -620,7 +620,7 @@ def test_render_session_shows_a_transmitted_bcc_header_and_the_null_sender() -> 
     text = render(session)
     row = line_with(text, "leaked@example.net", "Bcc header")
     assert "Bcc header (transmitted)" in row and "not in the envelope" in row
-    assert "<>" in line_starting(text, "MAIL FROM ")
+    assert line_starting(text, r"MAIL FROM\s+<>")
 
 
 def test_render_session_auth_table_drops_the_time_column_on_a_narrow_console() -> None:
