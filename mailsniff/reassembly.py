@@ -1,0 +1,669 @@
+"""TCP reassembly per connection and direction, gap-aware, sequence numbers mod 2**32 (RFC 9293).
+
+`Reassembler.feed()` takes decoded `Segment`s and returns flow events in stream order:
+`FlowStart`, then per direction `FlowData` / `FlowGap`, then one `FlowEnd`. Policies:
+
+* **Offsets.** Each direction counts stream offsets from 0 = the first byte after the SYN (the
+  three-way handshake gives the ISN; a SYN-ACK alone gives both ISNs, and the client's first ACK
+  after its SYN gives the server's ISN when the SYN-ACK itself was not captured). Sequence numbers
+  are unwrapped around the next expected byte (RFC 9293 3.4: comparisons mod 2**32), so a stream
+  crossing 2**32 and streams longer than 4 GiB are seamless.
+* **Midstream start.** A direction whose SYN was never seen starts at the first payload byte
+  captured, preceded by `FlowGap(offset=0, length=0)` ("unknown bytes before this"), so a parser
+  resynchronises at the next line boundary. That marker is not recorded in `Flow.gaps` (it has no
+  length; `Flow.midstream` says the same thing). Pure ACKs, FINs and RSTs of unknown connections
+  create no flow.
+* **Overlaps: the first copy received wins.** Exact retransmissions are dropped. When a
+  retransmission overlaps bytes already received (delivered or buffered) with *different* bytes,
+  the bytes received first are kept and `Flow.overlap_conflicts` is incremented. The first copy is
+  what the receiving endpoint most likely accepted: BSD and Linux keep data already queued and
+  trim the overlapping part of a later segment. (Zeek and Suricata make this a per-host policy
+  because targets differ - Windows and Solaris favour the new copy in some cases; a passive
+  analyzer without knowledge of the receiver picks the common case and reports the conflict.)
+  Conflicts with delivered bytes are detected against the last few delivered segments only.
+* **Holes become gaps.** A missing range is reported as `FlowGap(direction, offset, length)` and
+  delivery resumes after it when (a) the other side ACKs beyond it (the receiver got bytes we
+  never captured), (b) the out-of-order data buffered for that direction exceeds `max_buffer`
+  bytes or `max_segments` segments, or (c) the flow ends (FIN/RST/idle/end of input) with data
+  still buffered beyond it, or before a FIN whose position is known. A segment the snaplen cut
+  delivers the bytes it has, then a gap for the rest. The last sequence number an ACK covers is
+  held back until data after it or the FIN's position is seen: it may be a FIN never captured.
+  Every gap is also recorded in `Flow.gaps` (adjacent gaps merged, at most `MAX_GAPS_RECORDED`).
+* **End.** A flow ends with "fin" once both directions sent FIN and every byte up to each FIN was
+  delivered (or declared a gap), "rst" on RST, "idle" from `expire()`, "eof" from `flush()`, and
+  "reused" when a new SYN (a different ISN) arrives on the 4-tuple of a live flow. An ended 4-tuple
+  is kept as a bounded tombstone so trailing ACKs and retransmissions don't open a midstream flow;
+  a new SYN on it starts a new flow.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right, insort
+from collections import deque
+from dataclasses import dataclass, field
+
+from mailsniff.limits import IDLE_TIMEOUT_NS, MAX_FLOW_BUFFER, MAX_OUT_OF_ORDER
+from mailsniff.model import Gap
+from mailsniff.net.segment import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Segment
+from mailsniff.protocols.base import Direction
+
+__all__ = [
+    "Flow",
+    "FlowData",
+    "FlowEnd",
+    "FlowEvent",
+    "FlowGap",
+    "FlowStart",
+    "MAX_GAPS_RECORDED",
+    "MAX_TOMBSTONES",
+    "Reassembler",
+]
+
+#: Ended 4-tuples remembered so their trailing packets are ignored (oldest forgotten first).
+MAX_TOMBSTONES = 4096
+#: Gaps kept in `Flow.gaps`; further gaps are still emitted as events and counted.
+MAX_GAPS_RECORDED = 1000
+#: Delivered segments remembered per direction to detect conflicting retransmissions.
+_RECENT_SEGMENTS = 8
+
+_MASK = 0xFFFFFFFF
+_HALF = 0x80000000
+_SLOW_FLAGS = TCP_SYN | TCP_FIN | TCP_RST
+
+Address = tuple[bytes, int]
+_Key = tuple[bytes, int, bytes, int]
+
+
+@dataclass(slots=True, eq=False)
+class Flow:
+    """One TCP connection as seen on the wire (identity-compared; mutated until it ends)."""
+
+    id: int
+    client: Address  # (packed address, port): the side that opened / sends commands
+    server: Address
+    start_ns: int
+    last_ns: int
+    handshake_seen: bool = False  # a SYN or SYN-ACK was seen: offsets are exact from byte 0
+    midstream: bool = False  # the capture began mid-connection (no SYN seen first)
+    close_reason: str | None = None  # "fin" | "rst" | "idle" | "eof" | "reused"
+    gaps: list[Gap] = field(default_factory=list)
+    client_bytes: int = 0  # stream bytes delivered per direction
+    server_bytes: int = 0
+    packets: int = 0
+    overlap_conflicts: int = 0  # retransmissions whose bytes differed from the first copy
+    retransmissions: int = 0  # segments carrying only bytes already received
+    gap_count: int = 0  # every gap declared (Flow.gaps may hold fewer, merged and capped)
+    gap_bytes: int = 0
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class FlowStart:
+    flow: Flow
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class FlowData:
+    flow: Flow
+    ts_ns: int
+    direction: Direction
+    data: bytes
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class FlowGap:
+    """`length` bytes at stream `offset` never captured; offset 0, length 0 = midstream start."""
+
+    flow: Flow
+    ts_ns: int
+    direction: Direction
+    offset: int
+    length: int
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class FlowEnd:
+    flow: Flow
+    ts_ns: int
+    reason: str
+
+
+FlowEvent = FlowStart | FlowData | FlowGap | FlowEnd
+
+
+class _Half:
+    """One direction of a flow: where the next byte is and what waits out of order."""
+
+    __slots__ = (
+        "flow",
+        "direction",
+        "peer",
+        "started",
+        "base",
+        "next_seq",
+        "next_off",
+        "syn_isn",
+        "starts",
+        "pending",
+        "pending_bytes",
+        "fin_off",
+        "fin_seen",
+        "acked_off",
+        "recent",
+    )
+
+    def __init__(self, flow: Flow, direction: Direction) -> None:
+        self.flow = flow
+        self.direction = direction
+        self.peer: _Half = self
+        self.started = False  # base / next_seq / next_off are meaningful
+        self.base = 0  # sequence number of stream offset 0
+        self.next_seq = 0  # sequence number of the next byte to deliver (mod 2**32)
+        self.next_off = 0  # its stream offset (unbounded)
+        self.syn_isn: int | None = None
+        # Out-of-order pieces, disjoint, keyed by stream offset: bytes, or an int length for a
+        # range known to be missing (snaplen cut). `starts` is their sorted offsets.
+        self.starts: list[int] = []
+        self.pending: dict[int, bytes | int] = {}
+        self.pending_bytes = 0
+        self.fin_off: int | None = None
+        self.fin_seen = False
+        self.acked_off = 0  # highest offset the peer acknowledged
+        self.recent: deque[tuple[int, bytes]] = deque(maxlen=_RECENT_SEGMENTS)
+
+    def start(self, seq: int) -> None:
+        self.started = True
+        self.base = self.next_seq = seq & _MASK
+        self.next_off = 0
+
+    def advance(self, off: int) -> None:
+        """Move the next expected byte to stream offset `off`."""
+        self.next_off = off
+        self.next_seq = (self.base + off) & _MASK
+
+    def offset(self, seq: int) -> int:
+        """Stream offset of sequence number `seq`, the nearest one to the next expected byte."""
+        return self.next_off + ((seq - self.next_seq + _HALF) & _MASK) - _HALF
+
+    @property
+    def closed(self) -> bool:
+        """FIN seen and every byte before it delivered or declared missing."""
+        if not self.fin_seen:
+            return False
+        return self.fin_off is None or self.next_off >= self.fin_off
+
+
+class Reassembler:
+    """Turns TCP segments into ordered per-direction byte streams with explicit gaps.
+
+    Args:
+        server_ports: ports that identify the server side when no SYN was seen.
+        idle_timeout_ns: `expire()` ends flows with no packet for longer than this.
+        max_buffer: out-of-order bytes one direction may hold before a gap is declared.
+        max_segments: out-of-order pieces one direction may hold before a gap is declared.
+    """
+
+    def __init__(
+        self,
+        *,
+        server_ports: frozenset[int] = frozenset(),
+        idle_timeout_ns: int = IDLE_TIMEOUT_NS,
+        max_buffer: int = MAX_FLOW_BUFFER,
+        max_segments: int = MAX_OUT_OF_ORDER,
+    ) -> None:
+        self._server_ports = server_ports
+        self._idle = idle_timeout_ns
+        self._max_buffer = max_buffer
+        self._max_segments = max_segments
+        self._halves: dict[_Key, _Half] = {}
+        self._open: dict[int, tuple[Flow, _Half, _Half]] = {}
+        self._tombstones: dict[_Key, int] = {}
+        self._next_id = 1
+        self._next_check: int | None = None  # no flow can be idle before this time
+
+    @property
+    def open_flows(self) -> int:
+        return len(self._open)
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def feed(self, seg: Segment, *, server: Address | None = None) -> list[FlowEvent]:
+        """Take one segment; return the events it completes, in order.
+
+        Args:
+            seg: the decoded segment.
+            server: the server endpoint, when the caller knows it (used only to create a flow).
+
+        Returns:
+            Events for this and possibly earlier segments (buffered data it made contiguous).
+        """
+        half = self._halves.get((seg.src, seg.sport, seg.dst, seg.dport))
+        if half is None:
+            return self._feed_unknown(seg, server)
+        flow = half.flow
+        flow.last_ns = seg.ts_ns
+        flow.packets += 1
+        payload = seg.payload
+        # Fast path: in-order data (or a pure ACK) on a known flow, nothing buffered, no news in
+        # the ACK field.
+        if (
+            not seg.flags & _SLOW_FLAGS
+            and not seg.missing
+            and half.started
+            and seg.seq == half.next_seq
+            and not half.starts
+            and not half.fin_seen
+        ):
+            peer = half.peer
+            if not seg.flags & TCP_ACK or (
+                peer.started and not 0 < (seg.ack - peer.next_seq) & _MASK < _HALF
+            ):
+                if not payload:
+                    return []
+                n = len(payload)
+                off = half.next_off
+                half.next_off = off + n
+                half.next_seq = (seg.seq + n) & _MASK
+                half.recent.append((off, payload))
+                if half.direction is Direction.CLIENT:
+                    flow.client_bytes += n
+                else:
+                    flow.server_bytes += n
+                return [
+                    FlowData(flow=flow, ts_ns=seg.ts_ns, direction=half.direction, data=payload)
+                ]
+        events: list[FlowEvent] = []
+        self._process(half, seg, events)
+        return events
+
+    def expire(self, now_ns: int) -> list[FlowEvent]:
+        """End flows idle for longer than the timeout ("idle"), delivering what they buffered.
+
+        Args:
+            now_ns: the current time on the capture's clock (the latest packet's timestamp).
+        """
+        events: list[FlowEvent] = []
+        tombstones = self._tombstones
+        while tombstones:
+            key = next(iter(tombstones))
+            if now_ns - tombstones[key] <= self._idle:
+                break
+            del tombstones[key]
+        if self._next_check is None or now_ns < self._next_check:
+            return events
+        soonest: int | None = None
+        for flow, client, server in list(self._open.values()):
+            if now_ns - flow.last_ns > self._idle:
+                self._end(flow, client, server, "idle", flow.last_ns, events)
+            else:
+                due = flow.last_ns + self._idle
+                soonest = due if soonest is None else min(soonest, due)
+        self._next_check = soonest
+        return events
+
+    def flush(self) -> list[FlowEvent]:
+        """End of input: deliver what is buffered (holes become gaps) and end every flow ("eof")."""
+        events: list[FlowEvent] = []
+        for flow, client, server in list(self._open.values()):
+            self._end(flow, client, server, "eof", flow.last_ns, events)
+        self._next_check = None
+        return events
+
+    # -- flows ---------------------------------------------------------------------------------
+
+    def _feed_unknown(self, seg: Segment, server: Address | None) -> list[FlowEvent]:
+        flags = seg.flags
+        syn = flags & TCP_SYN and not flags & TCP_RST
+        if not syn and not (seg.payload or seg.missing):
+            return []  # ACK/FIN/RST of a connection we know nothing about
+        key = (seg.src, seg.sport, seg.dst, seg.dport)
+        if key in self._tombstones:
+            if not syn:
+                return []  # trailing retransmission of an ended flow
+            del self._tombstones[key]
+            self._tombstones.pop((seg.dst, seg.dport, seg.src, seg.sport), None)
+        src: Address = (seg.src, seg.sport)
+        dst: Address = (seg.dst, seg.dport)
+        if syn:
+            # RFC 9293 3.5: the SYN's sender opens; a SYN-ACK's receiver did.
+            sender_is_client = not flags & TCP_ACK
+        elif server is not None and server in (src, dst):
+            sender_is_client = server == dst
+        elif (seg.dport in self._server_ports) != (seg.sport in self._server_ports):
+            sender_is_client = seg.dport in self._server_ports
+        elif seg.sport != seg.dport:
+            sender_is_client = seg.dport < seg.sport
+        else:
+            sender_is_client = True
+        client, srv = (src, dst) if sender_is_client else (dst, src)
+        flow = Flow(
+            id=self._next_id,
+            client=client,
+            server=srv,
+            start_ns=seg.ts_ns,
+            last_ns=seg.ts_ns,
+            midstream=not syn,
+            packets=1,
+        )
+        self._next_id += 1
+        c = _Half(flow, Direction.CLIENT)
+        s = _Half(flow, Direction.SERVER)
+        c.peer, s.peer = s, c
+        self._halves[(client[0], client[1], srv[0], srv[1])] = c
+        self._halves[(srv[0], srv[1], client[0], client[1])] = s
+        self._open[flow.id] = (flow, c, s)
+        due = seg.ts_ns + self._idle
+        if self._next_check is None or due < self._next_check:
+            self._next_check = due
+        events: list[FlowEvent] = [FlowStart(flow=flow)]
+        self._process(c if sender_is_client else s, seg, events)
+        return events
+
+    def _end(
+        self,
+        flow: Flow,
+        client: _Half,
+        server: _Half,
+        reason: str,
+        ts: int,
+        events: list[FlowEvent],
+    ) -> None:
+        for half in (client, server):
+            self._flush_half(half, ts, events)
+        flow.close_reason = reason
+        events.append(FlowEnd(flow=flow, ts_ns=ts, reason=reason))
+        del self._open[flow.id]
+        a, b = flow.client, flow.server
+        for key in ((a[0], a[1], b[0], b[1]), (b[0], b[1], a[0], a[1])):
+            self._halves.pop(key, None)
+            self._tombstones.pop(key, None)
+            self._tombstones[key] = ts
+        while len(self._tombstones) > 2 * MAX_TOMBSTONES:
+            del self._tombstones[next(iter(self._tombstones))]
+
+    # -- one segment ---------------------------------------------------------------------------
+
+    def _process(self, half: _Half, seg: Segment, events: list[FlowEvent]) -> None:
+        flow = half.flow
+        flags = seg.flags
+        ts = seg.ts_ns
+        peer = half.peer
+        seq = seg.seq
+        if flags & TCP_SYN and not flags & TCP_RST:
+            if not self._on_syn(half, seg, events):
+                return
+            seq = (seq + 1) & _MASK  # the SYN occupies one sequence number (RFC 9293 3.4)
+        if flags & TCP_ACK:
+            if peer.started:
+                d = (seg.ack - peer.next_seq) & _MASK
+                if 0 < d < _HALF:
+                    self._ack_to(peer, peer.next_off + d, ts, events)
+            elif flags & TCP_SYN or (
+                half.syn_isn is not None
+                and half.started
+                and seq == half.next_seq
+                and half.next_off == 0
+            ):
+                # A SYN-ACK acknowledges the opener's SYN; the opener's first ACK acknowledges
+                # the SYN-ACK. Either way the ACK number is the peer's byte 0.
+                peer.start(seg.ack)
+                flow.handshake_seen = True
+        if seg.payload or seg.missing:
+            if not half.started:
+                half.start(seq)
+                self._gap(half, 0, 0, ts, events)
+            self._on_data(half, seq, seg.payload, seg.missing, ts, events)
+        if flags & TCP_FIN and not half.fin_seen:
+            half.fin_seen = True
+            if half.started:
+                fin = half.fin_off = half.offset(seq + len(seg.payload) + seg.missing)
+                while half.starts and half.starts[-1] >= fin:  # buffered bytes past the FIN
+                    v = half.pending.pop(half.starts.pop())
+                    if isinstance(v, bytes):
+                        half.pending_bytes -= len(v)
+                self._resolve_ack(half, ts, events)
+        if flags & TCP_RST:
+            entry = self._open.get(flow.id)
+            if entry is not None and entry[0] is flow:
+                self._end(flow, entry[1], entry[2], "rst", ts, events)
+            return
+        if half.closed and peer.closed:
+            entry = self._open.get(flow.id)
+            if entry is not None and entry[0] is flow:
+                self._end(flow, entry[1], entry[2], "fin", ts, events)
+
+    def _on_syn(self, half: _Half, seg: Segment, events: list[FlowEvent]) -> bool:
+        """Handle the SYN bit; False when the segment was handed to a new flow instead."""
+        flow = half.flow
+        seq = seg.seq
+        if half.syn_isn == seq:
+            return True  # retransmitted SYN / SYN-ACK
+        if (
+            half.syn_isn is None
+            and half.started
+            and half.next_off == 0
+            and half.next_seq == (seq + 1) & _MASK
+        ):
+            half.syn_isn = seq  # late copy of the SYN that started this direction
+            return True
+        if half.syn_isn is None and not half.started:
+            half.start(seq + 1)
+            half.syn_isn = seq
+            flow.handshake_seen = True
+            return True
+        if seg.flags & TCP_ACK:
+            return True  # stray SYN-ACK on a running flow: ignore the SYN bit
+        # A new SYN with another ISN on a live 4-tuple: the port was reused (RFC 9293 3.10.7.4
+        # allows a new SYN to reopen a connection in TIME-WAIT).
+        entry = self._open[flow.id]
+        self._end(flow, entry[1], entry[2], "reused", flow.last_ns, events)
+        events.extend(self._feed_unknown(seg, None))
+        return False
+
+    def _on_data(
+        self, half: _Half, seq: int, payload: bytes, missing: int, ts: int, events: list[FlowEvent]
+    ) -> None:
+        o = half.offset(seq)
+        n = len(payload)
+        fin = half.fin_off
+        if fin is not None and o + n + missing > fin:  # bytes past the FIN are not stream data
+            room = max(0, fin - o)
+            if n > room:
+                payload, n, missing = payload[:room], room, 0
+            else:
+                missing = room - n
+        if n:
+            if o == half.next_off and not half.starts:
+                half.advance(o + n)
+                self._emit_data(half, o, payload, ts, events)
+            else:
+                self._add(half, o, payload)
+        if missing:
+            mo = o + n
+            if mo == half.next_off and not half.starts:
+                half.advance(mo + missing)
+                self._gap(half, mo, missing, ts, events)
+            else:
+                self._add(half, mo, missing)
+        if half.starts:
+            self._drain(half, ts, events)
+            self._enforce_limits(half, ts, events)
+            if half.acked_off > half.next_off:
+                self._resolve_ack(half, ts, events)
+
+    def _add(self, half: _Half, o: int, value: bytes | int) -> None:
+        """Buffer a piece out of order; bytes received first win over any overlapping copy."""
+        flow = half.flow
+        size = len(value) if isinstance(value, bytes) else value
+        end = o + size
+        nxt = half.next_off
+        if o < nxt:
+            if isinstance(value, bytes):
+                self._compare_recent(half, o, value)
+            if end <= nxt:
+                flow.retransmissions += 1
+                return
+            value = value[nxt - o :] if isinstance(value, bytes) else end - nxt
+            o = nxt
+        starts = half.starts
+        pending = half.pending
+        pieces: list[tuple[int, int]] = []
+        conflict = False
+        cur = o
+        j = max(0, bisect_right(starts, o) - 1)
+        while j < len(starts) and cur < end:
+            s = starts[j]
+            pv = pending[s]
+            pe = s + (len(pv) if isinstance(pv, bytes) else pv)
+            j += 1
+            if pe <= cur:
+                continue
+            if s >= end:
+                break
+            if s > cur:
+                pieces.append((cur, s))
+            a, b = max(s, cur), min(pe, end)
+            if (
+                isinstance(pv, bytes)
+                and isinstance(value, bytes)
+                and pv[a - s : b - s] != value[a - o : b - o]
+            ):
+                conflict = True
+            cur = pe
+        if cur < end:
+            pieces.append((cur, end))
+        if conflict:
+            flow.overlap_conflicts += 1
+        if not pieces:
+            flow.retransmissions += 1
+            return
+        for a, b in pieces:
+            piece: bytes | int
+            if isinstance(value, bytes):
+                piece = value[a - o : b - o]
+                half.pending_bytes += b - a
+            else:
+                piece = b - a
+            insort(starts, a)
+            pending[a] = piece
+
+    def _compare_recent(self, half: _Half, o: int, data: bytes) -> None:
+        """Count a retransmission whose bytes differ from what was already delivered."""
+        end = o + len(data)
+        for ro, rd in half.recent:
+            a, b = max(o, ro), min(end, ro + len(rd))
+            if a < b and rd[a - ro : b - ro] != data[a - o : b - o]:
+                half.flow.overlap_conflicts += 1
+                return
+
+    def _drain(self, half: _Half, ts: int, events: list[FlowEvent]) -> None:
+        """Deliver buffered pieces that became contiguous with the stream (up to any FIN)."""
+        starts = half.starts
+        pending = half.pending
+        fin = half.fin_off
+        chunks: list[bytes] = []
+        first = half.next_off
+        nxt = first
+        while starts and starts[0] <= nxt:
+            s = starts.pop(0)
+            v = pending.pop(s)
+            if isinstance(v, bytes):
+                half.pending_bytes -= len(v)
+                end = s + len(v) if fin is None else min(s + len(v), fin)
+                if end > nxt:
+                    chunks.append(v[nxt - s : end - s])
+                    nxt = end
+            else:
+                end = s + v if fin is None else min(s + v, fin)
+                if end > nxt:
+                    if chunks:
+                        half.advance(nxt)
+                        self._emit_data(half, first, b"".join(chunks), ts, events)
+                        chunks = []
+                    half.advance(end)
+                    self._gap(half, nxt, end - nxt, ts, events)
+                    first = nxt = end
+        if chunks:
+            half.advance(nxt)
+            self._emit_data(half, first, b"".join(chunks), ts, events)
+
+    def _enforce_limits(self, half: _Half, ts: int, events: list[FlowEvent]) -> None:
+        """Bounded memory: past either limit, give up on the first hole and deliver what follows."""
+        while half.starts and (
+            half.pending_bytes > self._max_buffer or len(half.starts) > self._max_segments
+        ):
+            self._skip_to(half, half.starts[0], ts, events)
+
+    def _skip_to(self, half: _Half, off: int, ts: int, events: list[FlowEvent]) -> None:
+        """Declare [next_off, off) missing, then deliver what became contiguous."""
+        if off > half.next_off:
+            start = half.next_off
+            half.advance(off)
+            self._gap(half, start, off - start, ts, events)
+        self._drain(half, ts, events)
+
+    def _ack_to(self, half: _Half, off: int, ts: int, events: list[FlowEvent]) -> None:
+        """The peer acknowledged `half`'s bytes up to stream offset `off`."""
+        if off > half.acked_off:
+            half.acked_off = off
+        self._resolve_ack(half, ts, events)
+
+    def _resolve_ack(self, half: _Half, ts: int, events: list[FlowEvent]) -> None:
+        """Bytes the receiver acknowledged but we never saw are gaps (rule a)."""
+        limit = half.acked_off
+        if half.fin_off is not None:
+            limit = min(limit, half.fin_off)
+        while half.next_off < limit:
+            starts = half.starts
+            if starts and starts[0] < limit:
+                self._skip_to(half, starts[0], ts, events)
+            elif starts or half.fin_off is not None:
+                self._skip_to(half, limit, ts, events)
+            else:
+                # The last acknowledged sequence number may be a FIN we did not capture: keep
+                # it back until data after it (or the FIN's position) shows what it was.
+                if limit - 1 > half.next_off:
+                    self._skip_to(half, limit - 1, ts, events)
+                break
+
+    def _flush_half(self, half: _Half, ts: int, events: list[FlowEvent]) -> None:
+        """The flow ends: buffered data is delivered, holes before it and before a FIN are gaps."""
+        if not half.started:
+            return
+        while half.starts:
+            self._skip_to(half, half.starts[0], ts, events)
+        if half.fin_off is not None and half.fin_off > half.next_off:
+            self._skip_to(half, half.fin_off, ts, events)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _emit_data(
+        self, half: _Half, off: int, data: bytes, ts: int, events: list[FlowEvent]
+    ) -> None:
+        half.recent.append((off, data))
+        flow = half.flow
+        if half.direction is Direction.CLIENT:
+            flow.client_bytes += len(data)
+        else:
+            flow.server_bytes += len(data)
+        events.append(FlowData(flow=flow, ts_ns=ts, direction=half.direction, data=data))
+
+    def _gap(self, half: _Half, offset: int, length: int, ts: int, events: list[FlowEvent]) -> None:
+        flow = half.flow
+        direction = half.direction
+        events.append(
+            FlowGap(flow=flow, ts_ns=ts, direction=direction, offset=offset, length=length)
+        )
+        if not length:
+            return  # the midstream marker: no known bytes are missing
+        flow.gap_count += 1
+        flow.gap_bytes += length
+        gaps = flow.gaps
+        for i in range(len(gaps) - 1, -1, -1):  # merge with this direction's previous gap
+            last = gaps[i]
+            if last.direction is direction:
+                if last.offset + last.length == offset:
+                    gaps[i] = Gap(direction, last.offset, last.length + length, last.ts_ns)
+                    return
+                break
+        if len(gaps) < MAX_GAPS_RECORDED:
+            gaps.append(Gap(direction, offset, length, ts))
