@@ -177,11 +177,11 @@ class PcapSource:
                         f"capture ends inside a record ({size - 16} of {incl} bytes present)"
                     )
             self.records_read += 1
+            self.offset = base + end
             yield new_frame(
                 ts_sec * 1_000_000_000 + ts_frac * frac_ns, linktype, buf[pos + 16 : end], orig
             )
             pos = end
-            self.offset = base + pos
 
     def _truncated(self, what: str) -> None:
         raise TruncatedCaptureError(

@@ -148,6 +148,7 @@ class PcapngSource:
                     )
                 iface = self._interface(ifid)
                 self.records_read += 1
+                self.offset = base + end
                 yield new_frame(
                     iface.ts_ns((ts_hi << 32) | ts_lo),
                     iface.linktype,
@@ -163,6 +164,7 @@ class PcapngSource:
                 if iface.snaplen:
                     caplen = min(caplen, iface.snaplen)
                 self.records_read += 1
+                self.offset = base + end
                 # A Simple Packet Block has no timestamp (draft-ietf-opsawg-pcapng 4.4).
                 yield new_frame(0, iface.linktype, buf[pos + 12 : pos + 12 + caplen], origlen)
             elif btype == _IDB:
@@ -180,6 +182,7 @@ class PcapngSource:
                     )
                 iface = self._interface(ifid)
                 self.records_read += 1
+                self.offset = base + end
                 yield new_frame(
                     iface.ts_ns((ts_hi << 32) | ts_lo),
                     iface.linktype,

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import BinaryIO, cast
 
 from mailsniff.capture.frame import Frame
-from mailsniff.capture.pcap import PCAP_MAGICS, PcapSource, fill
+from mailsniff.capture.pcap import PCAP_MAGICS, PcapSource, ReadFn, fill
 from mailsniff.capture.pcapng import PCAPNG_MAGIC, PcapngSource
 from mailsniff.errors import InputError, NotACaptureError, TruncatedCaptureError
 
@@ -48,6 +48,29 @@ class _CountingStream:
         return data
 
 
+class _GzipRead:
+    """Reads decompressed bytes; a broken stream reads as its end, and the error is kept.
+
+    ``read1`` returns what each decompression step yields, so every byte before the damage
+    reaches the parser (a big ``read`` would lose the partial chunk to the exception).
+    """
+
+    __slots__ = ("_read1", "error")
+
+    def __init__(self, gzip_file: gzip.GzipFile) -> None:
+        self._read1 = gzip_file.read1
+        self.error: BaseException | None = None
+
+    def __call__(self, size: int, /) -> bytes:
+        if self.error is not None:
+            return b""
+        try:
+            return self._read1(size)
+        except _GZIP_ERRORS as exc:
+            self.error = exc
+            return b""
+
+
 class CaptureReader:
     """An open capture: iterate it for Frames, in file order.
 
@@ -65,6 +88,7 @@ class CaptureReader:
         *,
         total_bytes: int | None,
         gzip_file: gzip.GzipFile | None,
+        gzip_read: _GzipRead | None,
         counter: _CountingStream | None,
     ) -> None:
         self.path = path
@@ -73,6 +97,7 @@ class CaptureReader:
         self._raw = raw
         self._source = source
         self._gzip = gzip_file
+        self._gzip_read = gzip_read
         self._counter = counter
         self._iter: Iterator[Frame] = self._gzip_frames() if gzip_file else iter(source)
 
@@ -119,15 +144,24 @@ class CaptureReader:
 
     def _gzip_frames(self) -> Iterator[Frame]:
         source = self._source
+        assert self._gzip_read is not None
         try:
             yield from source
-        except _GZIP_ERRORS as exc:
-            raise TruncatedCaptureError(
-                f"gzip stream is cut short or corrupt ({exc}) at record "
-                f"{source.records_read + 1}, byte offset {source.offset} of the decompressed data",
-                records_read=source.records_read,
-                offset=source.offset,
-            ) from exc
+        except TruncatedCaptureError as exc:
+            if self._gzip_read.error is None:
+                raise
+            self._gzip_truncated(self._gzip_read.error, exc)
+        if self._gzip_read.error is not None:
+            self._gzip_truncated(self._gzip_read.error, None)
+
+    def _gzip_truncated(self, error: BaseException, cause: BaseException | None) -> None:
+        source = self._source
+        raise TruncatedCaptureError(
+            f"gzip stream is cut short or corrupt ({error}) at record "
+            f"{source.records_read + 1}, byte offset {source.offset} of the decompressed data",
+            records_read=source.records_read,
+            offset=source.offset,
+        ) from cause or error
 
 
 def open_capture(path: str) -> CaptureReader:
@@ -176,30 +210,36 @@ def _sniff(path: str, raw: BinaryIO, total: int | None) -> CaptureReader:
     if not head:
         raise InputError(f"cannot read {label}: it is empty")
     gzip_file: gzip.GzipFile | None = None
+    gzip_read: _GzipRead | None = None
     counter: _CountingStream | None = None
-    read = raw.read
+    read: ReadFn = raw.read
     if head[:2] == _GZIP_MAGIC:
         counter = _CountingStream(raw, head)
         gzip_file = gzip.GzipFile(fileobj=cast(BinaryIO, counter), mode="rb")
-        read = gzip_file.read
-        try:
-            head = fill(read, b"", 4)
-        except _GZIP_ERRORS as exc:
-            raise NotACaptureError(f"{label}: gzip data is corrupt ({exc})") from None
+        gzip_read = _GzipRead(gzip_file)
+        read = gzip_read
+        head = fill(read, b"", 4)
+        if gzip_read.error is not None and len(head) < 4:
+            raise NotACaptureError(f"{label}: gzip data is corrupt ({gzip_read.error})")
         if not head:
             raise InputError(f"cannot read {label}: it is empty once decompressed")
     magic = head[:4]
     source: PcapSource | PcapngSource
     if magic in PCAP_MAGICS:
-        try:
-            source = PcapSource(read, head)
-        except _GZIP_ERRORS as exc:  # only a gzip stream raises these here
-            raise NotACaptureError(f"{label}: gzip data is corrupt ({exc})") from None
+        source = PcapSource(read, head)
     elif magic == PCAPNG_MAGIC:
         source = PcapngSource(read, head)
     else:
         raise NotACaptureError(f"{label}: not a pcap or pcapng file (starts with {_show(head)})")
-    return CaptureReader(path, raw, source, total_bytes=total, gzip_file=gzip_file, counter=counter)
+    return CaptureReader(
+        path,
+        raw,
+        source,
+        total_bytes=total,
+        gzip_file=gzip_file,
+        gzip_read=gzip_read,
+        counter=counter,
+    )
 
 
 def _show(head: bytes) -> str:
