@@ -157,8 +157,17 @@ def _finish(box: _Mailbox, defects: list[str]) -> Address | None:
 
 def _stray_colon(tokens: list[_Token], at: int) -> bool:
     """`phrase : <addr>` then end or ',' (the seed's malformed To) rather than a group."""
-    rest = [t for t in tokens[at + 1 :] if t.kind not in ("ws", "comment")]
-    return bool(rest) and rest[0].kind == "angle" and (len(rest) == 1 or rest[1].kind == ",")
+    significant: list[_Token] = []
+    for index in range(at + 1, len(tokens)):
+        tok = tokens[index]
+        if tok.kind in ("ws", "comment"):
+            continue
+        significant.append(tok)
+        if len(significant) == 2:
+            break
+    if not significant or significant[0].kind != "angle":
+        return False
+    return len(significant) == 1 or significant[1].kind == ","
 
 
 def parse_address_list(text: str) -> tuple[list[Address], list[str]]:

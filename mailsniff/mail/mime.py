@@ -181,11 +181,13 @@ def _disposition(part: EmailMessage) -> str | None:
     return text or None
 
 
-def _payload_bytes(part: EmailMessage) -> bytes:
+def _payload_bytes(part: EmailMessage, linesep: str) -> bytes:
+    """The decoded body of a leaf part; for message/rfc822 the inner message re-serialised."""
     if part.get_content_type() == "message/rfc822" or part.is_multipart():
         inner = part.get_payload()
         if isinstance(inner, list) and inner and isinstance(inner[0], EmailMessage):
-            return inner[0].as_bytes(policy=policy.compat32.clone(max_line_length=0))
+            serialise = policy.compat32.clone(max_line_length=0, linesep=linesep)
+            return inner[0].as_bytes(policy=serialise)
         return b""
     data = part.get_payload(decode=True)
     return data if isinstance(data, bytes) else b""
@@ -201,7 +203,7 @@ def _is_attachment(part: EmailMessage, filename: str | None, is_root: bool) -> b
     return not is_root and maintype not in ("text", "multipart")
 
 
-def _walk(root: EmailMessage, msg: Message) -> None:
+def _walk(root: EmailMessage, msg: Message, linesep: str) -> None:
     """Depth-first over the MIME tree, bounded; message/rfc822 parts are listed, not entered."""
     stack: list[tuple[EmailMessage, bool]] = [(root, True)]
     walked = 0
@@ -212,16 +214,18 @@ def _walk(root: EmailMessage, msg: Message) -> None:
         if walked > MAX_PARTS:
             defects.append(f"more than {MAX_PARTS} MIME parts: the rest not listed")
             break
-        defects.extend(_defect_text(d) for d in getattr(part, "defects", []))
         if part.get_content_type() != "message/rfc822" and part.is_multipart():
+            defects.extend(_defect_text(d) for d in part.defects)
             children = part.get_payload()
             if isinstance(children, list):
                 stack.extend((c, False) for c in reversed(children) if isinstance(c, EmailMessage))
             continue
         filename = _filename(part)
         if not _is_attachment(part, filename, is_root):
+            defects.extend(_defect_text(d) for d in part.defects)
             continue
-        data = _payload_bytes(part)
+        data = _payload_bytes(part, linesep)  # decoding may add defects to the part
+        defects.extend(_defect_text(d) for d in part.defects)
         msg.attachments.append(
             Attachment(
                 filename=filename,
@@ -265,7 +269,8 @@ def parse_message(raw: bytes) -> Message:
     _fill_headers(block.fields, msg)
     try:
         parsed = BytesParser(policy=policy.compat32).parsebytes(block.normalised + block.body)
-        _walk(parsed, msg)
+        linesep = "\r\n" if raw[: raw.find(b"\n") + 1].endswith(b"\r\n") else "\n"
+        _walk(parsed, msg, linesep)
     except (RecursionError, email_errors.MessageError, LookupError, ValueError, TypeError) as exc:
         msg.defects.append(f"MIME structure unreadable: {type(exc).__name__}")
     msg.defects[:] = list(dict.fromkeys(msg.defects))[:MAX_DEFECTS]

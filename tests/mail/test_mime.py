@@ -1,0 +1,468 @@
+"""Message bytes to Message: the seed's messages, attachments, RFC 2231, bounds, hostile input."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scapy.all import TCP, Raw, rdpcap
+
+from mailsniff.mail.mime import (
+    MAX_HEADERS,
+    MAX_PARTS,
+    MessageAccumulator,
+    parse_message,
+    split_header_fields,
+)
+from mailsniff.model import Address
+
+PUBLIC = Path(__file__).resolve().parents[2] / ".." / "shared" / "pcaps-public"
+
+# The seed note's messages, as typed into DATA and as returned by RETR 254 (dot-unstuffed).
+SEED_SERVER_TO_SERVER = (
+    b"Date: Tue, 17 May 2011 10:35:22 +0800 (CST)\r\n"
+    b"From: =?GBK?B?1cW3qw==?= <name@youname.com>\r\n"
+    b"To: =?GBK?B?1cW3qw==?= :<tonanme@them.com>\r\n"
+    b"Subject: test\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain; charset=GBK\r\n"
+    b"Content-Transfer-Encoding: 7bit\r\n"
+    b"X-Originating-IP: [222.177.8.218]\r\n"
+    b"X-Priority: 3\r\n"
+    b"\r\n"
+    b"test\r\n"
+)
+SEED_SMTP_DATA = (
+    b"TO: crazywill@163.com\r\n"
+    b"FROM: cccc@163.com\r\n"
+    b"SUBJECT: test by telnet/smtp\r\n"
+    b"\r\n"
+    b"test, just a test.\r\n"
+)
+SEED_POP3_RETR = (
+    b"Received: from smtp.63.com (unknown [58.252.70.158])\r\n"
+    b"\tby smtp5 (Coremail) with SMTP id wKjREDrA9gIfFqlEjCnRAg==.29062S4;\r\n"
+    b"\tMon, 03 Jul 2006 21:07:18 +0800 (CST)\r\n"
+    b"TO: crazywill@163.com\r\n"
+    b"FROM : cccc@163.com\r\n"
+    b"SUBJECT: test by telnet/smtp\r\n"
+    b"Message-Id: <44A91687.0E6F6C.07562>\r\n"
+    b"Date: Mon, 3 Jul 2006 21:07:19 +0800 (CST)\r\n"
+    b"Sender: crazywill@163.com\r\n"
+    b"\r\n"
+    b"test, just a test.\r\n"
+)
+
+
+def client_stream(path: Path, port: int = 25) -> bytes:
+    """The client->server bytes of every connection to `port`, in sequence order."""
+    flows: dict[int, dict[int, bytes]] = {}
+    for pkt in rdpcap(str(path)):
+        if TCP in pkt and pkt[TCP].dport == port and Raw in pkt:
+            flows.setdefault(pkt[TCP].sport, {}).setdefault(pkt[TCP].seq, bytes(pkt[Raw].load))
+    out = bytearray()
+    for segs in flows.values():
+        items = sorted(segs.items())
+        end = items[0][0]
+        for seq, data in items:
+            if seq + len(data) > end:
+                out += data[max(0, end - seq) :]
+                end = seq + len(data)
+    return bytes(out)
+
+
+def data_messages(stream: bytes) -> list[bytes]:
+    """Each DATA body in an SMTP client stream, dot-unstuffed."""
+    found = []
+    while (start := stream.upper().find(b"DATA\r\n")) >= 0:
+        stream = stream[start + 6 :]
+        end = stream.find(b"\r\n.\r\n")
+        body = stream[: end + 2] if end >= 0 else stream
+        lines = body.split(b"\r\n")
+        found.append(b"\r\n".join(x[1:] if x.startswith(b".") else x for x in lines))
+        stream = stream[end + 5 :] if end >= 0 else b""
+    return found
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# -- the seed -------------------------------------------------------------------------------
+
+
+def test_seed_server_to_server_message() -> None:
+    msg = parse_message(SEED_SERVER_TO_SERVER)
+    assert msg.from_ == [Address("张帆", "name@youname.com")]
+    assert msg.to == [Address("张帆", "tonanme@them.com")]
+    assert msg.subject == "test"
+    assert msg.date == "Tue, 17 May 2011 10:35:22 +0800 (CST)"
+    assert ("X-Originating-IP", "[222.177.8.218]") in msg.headers
+    assert ("X-Priority", "3") in msg.headers
+    assert msg.size == len(SEED_SERVER_TO_SERVER)
+    assert msg.sha256 == sha(SEED_SERVER_TO_SERVER)
+    assert msg.attachments == []
+    assert "To: stray ':' between display name and address" in msg.defects
+
+
+def test_seed_forged_headers_in_upper_case_are_read() -> None:
+    msg = parse_message(SEED_SMTP_DATA)
+    assert msg.to == [Address("", "crazywill@163.com")]
+    assert msg.from_ == [Address("", "cccc@163.com")]
+    assert msg.subject == "test by telnet/smtp"
+    assert [name for name, _ in msg.headers] == ["TO", "FROM", "SUBJECT"]
+
+
+def test_seed_pop3_message_headers_after_obsolete_from_still_count() -> None:
+    msg = parse_message(SEED_POP3_RETR)
+    assert msg.from_ == [Address("", "cccc@163.com")]
+    assert msg.sender == [Address("", "crazywill@163.com")]
+    assert msg.to == [Address("", "crazywill@163.com")]
+    assert msg.subject == "test by telnet/smtp"
+    assert msg.message_id == "<44A91687.0E6F6C.07562>"
+    assert msg.date == "Mon, 3 Jul 2006 21:07:19 +0800 (CST)"
+    assert msg.defects == ["obsolete header syntax: 'FROM :'"]
+    assert [name for name, _ in msg.headers] == [
+        "Received",
+        "TO",
+        "FROM",
+        "SUBJECT",
+        "Message-Id",
+        "Date",
+        "Sender",
+    ]
+    # folded Received is unfolded for display; hash and size cover the bytes as sent
+    assert msg.headers[0][1].startswith("from smtp.63.com (unknown [58.252.70.158])\tby smtp5")
+    assert msg.size == len(SEED_POP3_RETR)
+    assert msg.sha256 == sha(SEED_POP3_RETR)
+
+
+def test_seed_message_without_empty_line_before_body() -> None:
+    raw = b"TO: crazywill@163.com\r\nFROM: cccc@163.com\r\nSUBJECT: x\r\ntest, just a test.\r\n"
+    msg = parse_message(raw)
+    assert msg.subject == "x"
+    assert msg.from_ == [Address("", "cccc@163.com")]
+    assert "no empty line between header and body" in msg.defects
+
+
+def test_pop3_top_headers_only_message() -> None:
+    headers_only = SEED_POP3_RETR.split(b"\r\n\r\n")[0] + b"\r\n"
+    msg = parse_message(headers_only)
+    assert msg.sender == [Address("", "crazywill@163.com")]
+    assert msg.subject == "test by telnet/smtp"
+
+
+# -- header fields --------------------------------------------------------------------------
+
+
+def test_header_fields_keep_raw_value_and_decoded_value() -> None:
+    raw = b"Subject: =?utf-8?B?5byg?=\r\n =?utf-8?B?5biG?= \xe2\x9c\x93\r\nX-A : b\r\n\r\nbody"
+    fields, body, defects = split_header_fields(raw)
+    assert [(f.name, f.value) for f in fields] == [("Subject", "张帆 ✓"), ("X-A", "b")]
+    assert fields[0].raw_value == b" =?utf-8?B?5byg?=\r\n =?utf-8?B?5biG?= \xe2\x9c\x93"
+    assert body == b"body"
+    assert defects == ["obsolete header syntax: 'X-A :'"]
+
+
+def test_windows_1252_header_bytes_are_decoded_and_recorded() -> None:
+    msg = parse_message(b"Subject: What\x92s Next\r\n\r\n")
+    assert msg.subject == "What\u2019s Next"
+    assert msg.defects == ["Subject: 8-bit header bytes not UTF-8: decoded as windows-1252"]
+
+
+def test_bare_lf_line_endings() -> None:
+    msg = parse_message(SEED_POP3_RETR.replace(b"\r\n", b"\n"))
+    assert msg.sender == [Address("", "crazywill@163.com")]
+    assert msg.subject == "test by telnet/smtp"
+
+
+def test_every_from_to_and_cc_header_counts() -> None:
+    raw = b"To: a@x\r\nCc: c@x\r\nTo: b@x\r\nBcc: d@x\r\nReply-To: r@x\r\n\r\n"
+    msg = parse_message(raw)
+    assert [a.address for a in msg.to] == ["a@x", "b@x"]
+    assert [a.address for a in msg.cc] == ["c@x"]
+    assert [a.address for a in msg.bcc] == ["d@x"]
+    assert [a.address for a in msg.reply_to] == ["r@x"]
+    assert "2 to headers" in msg.defects
+
+
+def test_first_subject_wins_and_duplicates_are_a_defect() -> None:
+    msg = parse_message(b"Subject: one\r\nSubject: two\r\n\r\n")
+    assert msg.subject == "one"
+    assert "2 subject headers" in msg.defects
+
+
+def test_mbox_from_line_is_skipped() -> None:
+    msg = parse_message(b"From someone@x Mon Jul  3 21:07:19 2006\r\nSubject: s\r\n\r\nb")
+    assert msg.subject == "s"
+    assert [n for n, _ in msg.headers] == ["Subject"]
+
+
+def test_empty_message() -> None:
+    msg = parse_message(b"")
+    assert (msg.size, msg.sha256, msg.headers, msg.subject) == (0, sha(b""), [], None)
+
+
+# -- attachments ----------------------------------------------------------------------------
+
+
+def build_mixed() -> tuple[bytes, dict[str, bytes]]:
+    files = {
+        "report.pdf": b"%PDF-1.4 " + bytes(range(256)) * 40,
+        "naïve 文件.bin": b"\x00\xff" * 333,
+        "a" * 90 + ".txt": b"long name, RFC 2231 continuations\n",
+    }
+    msg = EmailMessage()
+    msg["From"] = "Alice <alice@example.org>"
+    msg["To"] = "bob@example.org"
+    msg["Subject"] = "files"
+    msg.set_content("see attached")
+    msg.add_attachment(
+        files["report.pdf"], maintype="application", subtype="pdf", filename="report.pdf"
+    )
+    msg.add_attachment(
+        files["naïve 文件.bin"],
+        maintype="application",
+        subtype="octet-stream",
+        filename="naïve 文件.bin",
+    )
+    msg.add_attachment(
+        files["a" * 90 + ".txt"], maintype="text", subtype="plain", filename="a" * 90 + ".txt"
+    )
+    return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")), files
+
+
+def test_attachments_with_filename_size_and_sha256() -> None:
+    raw, files = build_mixed()
+    assert b"filename*=utf-8''na%C3%AFve" in raw
+    assert b"filename*0*=" in raw
+    msg = parse_message(raw)
+    assert msg.subject == "files"
+    got = [(a.filename, a.content_type, a.size, a.sha256, a.disposition) for a in msg.attachments]
+    assert got == [
+        (
+            "report.pdf",
+            "application/pdf",
+            len(files["report.pdf"]),
+            sha(files["report.pdf"]),
+            "attachment",
+        ),
+        (
+            "naïve 文件.bin",
+            "application/octet-stream",
+            666,
+            sha(files["naïve 文件.bin"]),
+            "attachment",
+        ),
+        (
+            "a" * 90 + ".txt",
+            "text/plain",
+            len(files["a" * 90 + ".txt"]),
+            sha(files["a" * 90 + ".txt"]),
+            "attachment",
+        ),
+    ]
+    assert msg.defects == []
+
+
+def test_rfc2231_continuations_without_charset() -> None:
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\n"
+        b"Content-Type: application/zip\r\n"
+        b"Content-Disposition: attachment;\r\n"
+        b" filename*0=part-one-;\r\n filename*1=part-two.zip\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\nUEsDBA==\r\n--XX--\r\n"
+    )
+    (att,) = parse_message(raw).attachments
+    assert att.filename == "part-one-part-two.zip"
+    assert (att.size, att.sha256) == (4, sha(b"PK\x03\x04"))
+
+
+def test_rfc2047_encoded_filename_as_outlook_writes_it() -> None:
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\n"
+        b'Content-Type: application/pdf; name="=?GBK?B?1cW3qw==?=.pdf"\r\n\r\nx\r\n--XX--\r\n'
+    )
+    assert [a.filename for a in parse_message(raw).attachments] == ["张帆.pdf"]
+
+
+def test_suricata_rfc2231_capture_filename() -> None:
+    spec = (PUBLIC / "suricata-verify" / "smtp-rfc2231.smtp-rfc2231.test.yaml").read_text("utf-8")
+    (expected,) = re.findall(r"fileinfo\.filename: (\S+)", spec)
+    (raw,) = data_messages(client_stream(PUBLIC / "suricata-verify" / "smtp-rfc2231.pcap"))
+    msg = parse_message(raw)
+    assert [a.filename for a in msg.attachments] == [expected]
+    assert msg.attachments[0].content_type == "application/zip"
+    assert msg.attachments[0].size > 50_000
+
+
+def test_message_rfc822_attachment_does_not_leak_inner_headers() -> None:
+    (raw,) = data_messages(client_stream(PUBLIC / "zeek" / "smtp-attachment-msg.pcap"))
+    msg = parse_message(raw)
+    # Zeek smtp.log: from sender@example.com, to recipient@example.com, subject "subject"
+    assert msg.from_ == [Address("", "sender@example.com")]
+    assert msg.to == [Address("", "recipient@example.com")]
+    assert msg.subject == "subject"
+    assert all("attachment@example.com" not in value for _, value in msg.headers)
+    inner = b"From: <attachment@example.com>\r\n\r\n"
+    assert [(a.filename, a.content_type, a.size, a.sha256) for a in msg.attachments] == [
+        ("test.msg", "message/rfc822", len(inner), sha(inner))
+    ]
+
+
+def test_built_rfc822_attachment_keeps_outer_headers() -> None:
+    inner = EmailMessage()
+    inner["From"] = "inner@example.com"
+    inner["Subject"] = "inner subject"
+    inner.set_content("inner body")
+    outer = EmailMessage()
+    outer["From"] = "outer@example.com"
+    outer["Subject"] = "outer subject"
+    outer.set_content("see forwarded")
+    outer.add_attachment(inner)
+    msg = parse_message(outer.as_bytes())
+    assert msg.from_ == [Address("", "outer@example.com")]
+    assert msg.subject == "outer subject"
+    assert [a.content_type for a in msg.attachments] == ["message/rfc822"]
+    assert msg.attachments[0].size == len(inner.as_bytes())
+
+
+def test_body_text_parts_are_not_attachments_but_a_single_part_file_is() -> None:
+    alt = EmailMessage()
+    alt.set_content("plain")
+    alt.add_alternative("<p>html</p>", subtype="html")
+    assert parse_message(alt.as_bytes()).attachments == []
+    raw = b"Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERg==\r\n"
+    assert parse_message(raw).attachments == []  # the whole message is the body, not a file
+    inline_image = EmailMessage()
+    inline_image.set_content("see image")
+    inline_image.add_related(b"\x89PNG", maintype="image", subtype="png", cid="<i1>")
+    (att,) = parse_message(inline_image.as_bytes()).attachments
+    assert (att.content_type, att.size, att.filename) == ("image/png", 4, None)
+
+
+# -- bounds and hostile input ---------------------------------------------------------------
+
+
+def test_broken_base64_and_missing_close_boundary_are_defects() -> None:
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+        b"Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        b"QUJD!!!R\r\n--b\r\nContent-Type: text/plain\r\n\r\nno end"
+    )
+    msg = parse_message(raw)
+    assert [a.content_type for a in msg.attachments] == ["application/pdf"]
+    assert "MIME: close boundary not found" in msg.defects
+    assert "MIME: invalid base64 length" in msg.defects
+
+
+def test_multipart_without_boundary_is_a_defect() -> None:
+    msg = parse_message(b"Content-Type: multipart/mixed\r\n\r\nstuff")
+    assert "MIME: no boundary in multipart" in msg.defects
+
+
+def test_parts_walked_are_capped() -> None:
+    parts = b"".join(
+        b"--b\r\nContent-Type: application/octet-stream\r\n\r\nx\r\n" for _ in range(MAX_PARTS + 10)
+    )
+    msg = parse_message(b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + parts + b"--b--")
+    assert len(msg.attachments) == MAX_PARTS - 1  # the root multipart counts as one part
+    assert f"more than {MAX_PARTS} MIME parts: the rest not listed" in msg.defects
+
+
+def test_header_count_is_capped() -> None:
+    raw = b"".join(b"X-H%d: v\r\n folded\r\n" % i for i in range(MAX_HEADERS + 7)) + b"\r\n"
+    msg = parse_message(raw)
+    assert len(msg.headers) == MAX_HEADERS
+    assert msg.headers[-1] == (f"X-H{MAX_HEADERS - 1}", "v folded")
+    assert f"more than {MAX_HEADERS} header fields: 7 dropped" in msg.defects
+
+
+@pytest.mark.parametrize("depth", [30, 3000])
+def test_deeply_nested_multiparts_never_raise(depth: int) -> None:
+    raw = bytearray(b"Subject: deep\r\n")
+    for i in range(depth):
+        raw += b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i)
+    raw += b"Content-Type: application/x-leaf\r\n\r\nleaf\r\n"
+    for i in reversed(range(depth)):
+        raw += b"--b%d--\r\n" % i
+    msg = parse_message(bytes(raw))
+    assert msg.subject == "deep"
+    if depth == 30:
+        assert [(a.content_type, a.size) for a in msg.attachments] == [("application/x-leaf", 4)]
+    else:
+        assert msg.attachments == []
+        assert "MIME structure unreadable: RecursionError" in msg.defects
+
+
+def test_accumulator_hashes_everything_but_keeps_only_max_bytes() -> None:
+    raw, files = build_mixed()
+    acc = MessageAccumulator(max_bytes=600)
+    for i in range(0, len(raw), 97):
+        acc.feed(raw[i : i + 97])
+    assert acc.size == len(raw)
+    msg = acc.finish()
+    assert (msg.size, msg.sha256, msg.truncated) == (len(raw), sha(raw), True)
+    assert msg.subject == "files"  # the headers fit in what was kept
+    assert f"only the first 600 of {len(raw)} bytes parsed" in msg.defects
+
+
+def test_accumulator_whole_message_equals_parse_message() -> None:
+    acc = MessageAccumulator()
+    for line in SEED_POP3_RETR.splitlines(keepends=True):
+        acc.feed(line)
+    acc.note_gap(10)
+    msg = acc.finish()
+    direct = parse_message(SEED_POP3_RETR)
+    assert (msg.truncated, msg.gap_bytes) == (False, 10)
+    assert (msg.size, msg.sha256, msg.sender, msg.headers) == (
+        direct.size,
+        direct.sha256,
+        direct.sender,
+        direct.headers,
+    )
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=2000))
+def test_arbitrary_bytes_never_raise(raw: bytes) -> None:
+    msg = parse_message(raw)
+    assert (msg.size, msg.sha256) == (len(raw), sha(raw))
+    assert not any(d.startswith("MIME structure unreadable") for d in msg.defects)
+
+
+def _mutate(raw: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
+    data = bytearray(raw)
+    for pos, cut, insert in edits:
+        at = pos % (len(data) + 1)
+        data[at : at + cut] = insert
+    return bytes(data)
+
+
+_insert = st.one_of(
+    st.binary(max_size=8),
+    st.sampled_from(
+        [b"\r\n", b"\r\n\r\n", b":", b" ", b"=?", b"?=", b"--", b";", b'"', b"<", b"*0=", b"=\r\n"]
+    ),
+)
+_edits = st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 20), _insert), max_size=12)
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(["mixed", "seed-pop3", "seed-gbk"]), _edits)
+def test_mutated_real_messages_never_raise(which: str, edits: list[tuple[int, int, bytes]]) -> None:
+    base = {
+        "mixed": build_mixed()[0],
+        "seed-pop3": SEED_POP3_RETR,
+        "seed-gbk": SEED_SERVER_TO_SERVER,
+    }[which]
+    raw = _mutate(base, edits)
+    msg = parse_message(raw)
+    assert msg.sha256 == sha(raw)
+    assert all(isinstance(a.sha256, str) and a.size >= 0 for a in msg.attachments)
+    assert not any(d.startswith("MIME structure unreadable") for d in msg.defects)
