@@ -61,7 +61,9 @@ _SEVERE_FINDINGS = frozenset(
 #: Longest captured string put in an overview cell before the table's own ellipsis applies;
 #: keeps measuring thousands of rows cheap.
 _OVERVIEW_CELL = 60
-#: Characters of an XOAUTH2 bearer token shown (the token is a secret and long).
+#: SASL mechanisms whose secret is a bearer token (RFC 7628; Google XOAUTH2): shown shortened.
+_TOKEN_MECHANISMS = frozenset({"XOAUTH2", "OAUTHBEARER"})
+#: Characters of a bearer token shown (the token is a secret and long).
 _TOKEN_PREFIX = 12
 #: Longest identifier kept on one line in detail tables (see `_short`).
 _NO_WRAP_LIMIT = 40
@@ -360,18 +362,21 @@ def _findings_table(session: Session) -> Table:
 
 def _auth_secret(attempt: AuthAttempt) -> Text:
     mechanism = attempt.mechanism.upper()
+    if mechanism in _TOKEN_MECHANISMS:
+        # Builders put the bearer token in `password` (SMTP) or `response` (POP3).
+        token = attempt.password if attempt.password is not None else attempt.response
+        if token is None:
+            return Text("-", style=_DIM)
+        return Text.assemble(
+            _text(shorten(token, _TOKEN_PREFIX + 1) if len(token) > _TOKEN_PREFIX else token),
+            (f"  (token, {len(token)} chars)", _DIM),
+        )
     if mechanism in ("CRAM-MD5", "APOP") or (attempt.password is None and attempt.response):
         return Text.assemble(
             ("challenge ", _DIM),
             _text(attempt.challenge),
             ("\nresponse ", _DIM),
             _text(attempt.response),
-        )
-    if mechanism == "XOAUTH2" and attempt.password is not None:
-        token = attempt.password
-        return Text.assemble(
-            _text(shorten(token, _TOKEN_PREFIX + 1) if len(token) > _TOKEN_PREFIX else token),
-            (f"  (token, {len(token)} chars)", _DIM),
         )
     return _text(attempt.password)
 

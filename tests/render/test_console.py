@@ -382,6 +382,15 @@ def test_render_session_xoauth2_token_is_shortened() -> None:
     assert "x" * 50 not in text
 
 
+def test_render_session_pop3_xoauth2_token_in_response_is_shortened_too() -> None:
+    session = seed_pop3_session()
+    token = "ya29.A0ARrdaM" + "y" * 100
+    session.auth = [AuthAttempt("XOAUTH2", username="u@gmail.com", response=token, success=True)]
+    row = line_with(render(session), "u@gmail.com")
+    assert "ya29.A0ARrda\u2026" in row and "113 chars" in row
+    assert "y" * 50 not in render(session)
+
+
 def test_render_session_cram_md5_shows_challenge_and_response() -> None:
     session = seed_smtp_session()
     session.auth = [
