@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import random
+import subprocess
+import sys
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -732,3 +735,24 @@ def test_pop3_dialogue_shaped_input_gives_the_same_events_however_chunked(
     answered = [e.command for e in events if isinstance(e, Response) and e.command is not None]
     positions = [next(i for i, c in enumerate(sent) if c is a) for a in answered]
     assert positions == sorted(positions)
+
+
+def _modules_after_import(module: str) -> list[str]:
+    code = (
+        f"import sys, {module}; "
+        "print(sorted(m for m in ('scapy', 'rich', 'socket') if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    return [m.strip("' ") for m in result.stdout.strip().strip("[]").split(",") if m.strip()]
+
+
+def test_pop3_parser_imports_no_io_libraries() -> None:
+    assert _modules_after_import("mailsniff.protocols.pop3") == []
+
+
+def test_pop3_session_builder_imports_neither_scapy_nor_rich() -> None:
+    # The standard library's email package (the mail layer) imports socket itself.
+    assert set(_modules_after_import("mailsniff.session.pop3")) <= {"socket"}

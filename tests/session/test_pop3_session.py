@@ -682,3 +682,21 @@ def test_pop3_session_zeek_pop3_starttls() -> None:
     assert s.tls
     assert [e.command for e in s.exchanges][-1] == "STLS"
     assert s.anomalies == []
+
+
+def test_pop3_session_suricata_pop3_mailbox_sync_with_49_top() -> None:
+    (s,) = [s for s in capture_sessions("suricata-verify/pop3.pcap") if s.transcript]
+    # suricata-verify counts 56 pop3 events: the greeting and 55 commands, every one answered +OK.
+    assert s.banner == "+OK POP server ready H mieueus020 1Mw7UO-1j88qA02mS-00sOH0"
+    commands = [e.command for e in s.exchanges]
+    assert commands[:6] == ["USER", "PASS", "STAT", "LIST", "RSET", "UIDL"]
+    assert commands[6:] == ["TOP"] * 49
+    assert all(e.reply is not None and e.reply.startswith("+OK") for e in s.exchanges)
+    assert s.exchanges[0].reply == (
+        '+OK password required for user "moises.nunez@ingenierianumar.com"'
+    )
+    (a,) = s.auth
+    assert (a.username, a.success) == ("moises.nunez@ingenierianumar.com", True)
+    assert len(s.messages) == 49
+    assert all(m.partial and m.command.startswith("TOP ") for m in s.messages)
+    assert s.anomalies == []
