@@ -475,6 +475,9 @@ class Pop3Parser:
     def _server_line(self, ts: int, line: Line, out: list[Pop3Event]) -> None:
         raw = line.raw
         server = Direction.SERVER
+        if self._sync is _Sync.BODY and not self._after_gap[server]:  # the hot path
+            self._body_line(ts, line, out)
+            return
         if self._after_gap[server]:
             self._after_gap[server] = False
             trusted = _is_status(raw) or (self._sync is _Sync.BODY and raw == b".")
@@ -593,7 +596,12 @@ class Pop3Parser:
             self._end_body(ts, raw, True, out)
             return
         verb = body.command.verb if body.command is not None else ""
-        if _is_status(raw) and (verb in _LISTING or (body.damaged and self._pending)):
+        first = raw[:1]
+        if (
+            (first == b"+" or first == b"-")
+            and _is_status(raw)
+            and (verb in _LISTING or (body.damaged and self._pending))
+        ):
             # The terminator was never sent (or was lost in a gap): this line is the next
             # response. A message may quote "+OK" lines, so only listings, or bodies already
             # damaged with a command still waiting, are cut here.
@@ -606,7 +614,7 @@ class Pop3Parser:
             self._status_line(ts, raw, out)
             return
         # RFC 1939 3: a line beginning with "." is byte-stuffed; drop the first dot.
-        content = raw[1:] if raw[:1] == b"." else raw
+        content = raw[1:] if first == b"." else raw
         if line.overlong:
             out.append(
                 self._anomaly(
@@ -667,7 +675,7 @@ class Pop3Parser:
     ) -> SaslStep:
         stripped = blob.strip()
         cancelled = direction is Direction.CLIENT and stripped == b"*"
-        if cancelled or (direction is Direction.SERVER and not stripped):
+        if cancelled or not stripped:  # "+ " alone, or the empty response (RFC 5034 4)
             decoded_ok, data, text = True, b"", ""
         else:
             decoded = b64decode(stripped)

@@ -363,6 +363,38 @@ def test_pop3_session_auth_xoauth2_puts_the_token_in_response() -> None:
     )
 
 
+def test_pop3_session_xoauth2_error_challenge_and_empty_response() -> None:
+    error = base64.b64encode(
+        b'{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}'
+    )
+    blob = base64.b64encode(b"user=someuser@example.com\x01auth=Bearer ya29.vF9dft4qmT\x01\x01")
+    s = build(
+        [
+            (S, b"+OK Gpop ready\r\n"),
+            (C, b"AUTH XOAUTH2 " + blob + b"\r\n"),
+            (S, b"+ " + error + b"\r\n"),
+            (C, b"\r\n"),
+            (S, b"-ERR [AUTH] Invalid credentials\r\n"),
+            (C, b"QUIT\r\n"),
+            (S, b"+OK bye\r\n"),
+        ]
+    )
+    (a,) = s.auth
+    assert (a.username, a.password, a.response, a.success, a.not_base64) == (
+        "someuser@example.com",
+        None,
+        "ya29.vF9dft4qmT",
+        False,
+        False,
+    )
+    assert a.reply == "-ERR [AUTH] Invalid credentials"
+    assert [e.command for e in s.exchanges] == ["AUTH", "QUIT"]
+    notes = [t.note for t in s.transcript if t.text.startswith("+ ")]
+    assert notes == [
+        'decoded: {"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}'
+    ]
+
+
 def test_pop3_session_oauthbearer_decoder() -> None:
     data = b"n,a=user@example.com,\x01host=server.example.com\x01auth=Bearer vF9dft4qmT\x01\x01"
     assert decode_oauthbearer(data) == ("user@example.com", "vF9dft4qmT")
