@@ -340,7 +340,10 @@ class SmtpParser:
         self._server_seen = False
         self._greeted = False
         self._reply: _Reassembly | None = None
-        self._held_ts: int | None = None
+        # Capture time of client bytes still buffered: (end offset, ts) per feed, so that
+        # bytes held while the client waits for a reply keep their own time.
+        self._marks: deque[tuple[int, int]] = deque()
+        self._c_in = 0
         self._closed = False
         # DATA content
         self._at_line_start = True
@@ -383,12 +386,10 @@ class SmtpParser:
             self._server_seen = True
             buf.append(data)
             self._server(ts_ns, out)
-            self._client(self._held_ts if self._held_ts is not None else ts_ns, out)
+            self._client(out)
         else:
-            if not len(buf):
-                self._held_ts = ts_ns
-            buf.append(data)
-            self._client(ts_ns, out)
+            self._client_append(ts_ns, data)
+            self._client(out)
         return out
 
     def gap(self, ts_ns: int, direction: Direction, length: int) -> list[SmtpEvent]:
@@ -406,6 +407,7 @@ class SmtpParser:
             return out
         if direction is Direction.SERVER:
             self._server_gap(ts_ns, length, out)
+            self._client(out)
         else:
             self._client_gap(ts_ns, length, out)
         return out
@@ -428,14 +430,14 @@ class SmtpParser:
             r, self._reply = self._reply, None
             self._anomaly(ts_ns, Direction.SERVER, "unterminated-reply", str(r.code), out)
             self._on_reply(ts_ns, r.code, tuple(r.lines), bytes(r.raw), out)
-        ts = self._held_ts if self._held_ts is not None else ts_ns
+        ts = ts_ns
         cbuf = self._buf[Direction.CLIENT]
-        self._client(ts, out)
+        self._client(out)
         for _ in range(len(self._pending)):
             if not (len(cbuf) and self._held()):
                 break
             self._release(ts, "connection closed", out)
-            self._client(ts, out)
+            self._client(out)
         if self._state is ClientState.DATA:
             rest = cbuf.take_rest()
             if rest:
@@ -444,9 +446,9 @@ class SmtpParser:
         elif self._state is ClientState.BDAT:
             self._end_message(ts_ns, b"", False, out)
         elif len(cbuf):
-            cbuf.append(b"\n")
+            self._client_append(ts_ns, b"\n")
             self._anomaly(ts_ns, Direction.CLIENT, "unterminated-line", "client", out)
-            self._client(ts_ns, out)
+            self._client(out)
         return out
 
     @property
@@ -483,9 +485,23 @@ class SmtpParser:
 
     # ------------------------------------------------------------------ client side
 
-    def _client(self, ts: int, out: list[SmtpEvent]) -> None:
+    def _client_append(self, ts: int, data: bytes) -> None:
+        self._c_in += len(data)
+        self._marks.append((self._c_in, ts))
+        self._buf[Direction.CLIENT].append(data)
+
+    def _client_ts(self, last: bool = True) -> int:
+        """Capture time of the last client byte consumed (`last`) or of the next one."""
+        offset = self._c_in - len(self._buf[Direction.CLIENT]) - (1 if last else 0)
+        marks = self._marks
+        while len(marks) > 1 and marks[0][0] <= offset:
+            marks.popleft()
+        return marks[0][1] if marks else 0
+
+    def _client(self, out: list[SmtpEvent]) -> None:
         buf = self._buf[Direction.CLIENT]
         while len(buf):
+            ts = self._client_ts(last=False)
             state = self._state
             if state is ClientState.TLS:
                 self.encrypted_bytes[Direction.CLIENT] += len(buf.take_rest())
@@ -511,6 +527,7 @@ class SmtpParser:
             line = _take_line(buf)
             if line is None:
                 break
+            ts = self._client_ts()
             if line.overlong:
                 self._anomaly(
                     ts, Direction.CLIENT, "line-too-long", f"{line.overlong} bytes dropped", out
@@ -519,8 +536,6 @@ class SmtpParser:
                 self._on_sasl_line(ts, line, out)
             else:
                 self._on_command_line(ts, line, out)
-        if not len(buf):
-            self._held_ts = None
 
     def _client_gap(self, ts: int, length: int, out: list[SmtpEvent]) -> None:
         buf = self._buf[Direction.CLIENT]
@@ -640,7 +655,7 @@ class SmtpParser:
         if data:
             self._emit_content(ts, data, data, out)
         if self._chunk_left == 0:
-            self._finish_chunk(ts, out)
+            self._finish_chunk(self._client_ts(), out)
 
     def _finish_chunk(self, ts: int, out: list[SmtpEvent]) -> None:
         self._enter(ClientState.COMMAND)
@@ -758,6 +773,7 @@ class SmtpParser:
                         term = buf.take_bytes(2 if head[1:2] == b"\n" else 3)
                         if raw:
                             self._emit_content(ts, bytes(data), bytes(raw), out)
+                        ts = self._client_ts()
                         if not (self._prev_crlf and term.endswith(b"\r\n")):
                             self._anomaly(
                                 ts, Direction.CLIENT, "data-terminator-not-crlf", repr(term), out
@@ -855,6 +871,10 @@ class SmtpParser:
                 continue
             self._reply = None
             self._on_reply(ts, r.code, tuple(r.lines), bytes(r.raw), out)
+            # A reply may release client bytes that were waiting for it (RFC 2920 3.1); they
+            # come before the next reply, which may answer them.
+            if len(self._buf[Direction.CLIENT]):
+                self._client(out)
 
     def _server_gap(self, ts: int, length: int, out: list[SmtpEvent]) -> None:
         self._reply = None
@@ -898,7 +918,9 @@ class SmtpParser:
             return
         p = self._pending.popleft()
         if p.kind is _Await.AUTH and code == ReplyCode.AUTH_CHALLENGE:
-            d = b64decode(lines[0] if lines else "")
+            blob = lines[0] if lines else ""
+            # RFC 4954 4: an empty challenge ("334 " or "334") is valid and decodes to nothing.
+            d = b64decode(blob) if blob.strip() else b64decode("=")
             out.append(
                 AuthChallenge(
                     ts_ns=ts, direction=Direction.SERVER, raw=raw, text=d.text, data=d.data,
