@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -77,15 +79,31 @@ def client_stream(path: Path, port: int = 25) -> bytes:
 
 
 def data_messages(stream: bytes) -> list[bytes]:
-    """Each DATA body in an SMTP client stream, dot-unstuffed."""
-    found = []
-    while (start := stream.upper().find(b"DATA\r\n")) >= 0:
-        stream = stream[start + 6 :]
-        end = stream.find(b"\r\n.\r\n")
-        body = stream[: end + 2] if end >= 0 else stream
+    """Each DATA (dot-unstuffed) or BDAT (chunks joined) message in an SMTP client stream."""
+    found: list[bytes] = []
+    chunks = bytearray()
+    pos = 0
+    command = re.compile(rb"(DATA|BDAT (\d+)( LAST)?)\r\n", re.IGNORECASE)
+    at_line_start = re.compile(rb"^" + command.pattern, re.IGNORECASE | re.MULTILINE)
+    while True:
+        # a BDAT command follows its previous chunk directly, wherever that ended
+        match = command.match(stream, pos) if chunks else at_line_start.search(stream, pos)
+        if match is None:
+            break
+        pos = match.end()
+        if match.group(2) is not None:
+            size = int(match.group(2))
+            chunks += stream[pos : pos + size]
+            pos += size
+            if match.group(3):
+                found.append(bytes(chunks))
+                chunks.clear()
+            continue
+        end = stream.find(b"\r\n.\r\n", pos)
+        body = stream[pos : end + 2] if end >= 0 else stream[pos:]
         lines = body.split(b"\r\n")
         found.append(b"\r\n".join(x[1:] if x.startswith(b".") else x for x in lines))
-        stream = stream[end + 5 :] if end >= 0 else b""
+        pos = end + 5 if end >= 0 else len(stream)
     return found
 
 
@@ -466,3 +484,89 @@ def test_mutated_real_messages_never_raise(which: str, edits: list[tuple[int, in
     assert msg.sha256 == sha(raw)
     assert all(isinstance(a.sha256, str) and a.size >= 0 for a in msg.attachments)
     assert not any(d.startswith("MIME structure unreadable") for d in msg.defects)
+
+
+# -- other analyzers' published results -----------------------------------------------------
+
+
+def _arkime_sessions(capture: str) -> list[dict[str, Any]]:
+    record = json.loads((PUBLIC / "arkime" / f"{capture}.arkime.test.json").read_text("utf-8"))
+    return [s["body"] for s in record["sessions3"] if "email" in s["body"]]
+
+
+@pytest.mark.parametrize(
+    "capture",
+    [
+        "smtp-decrypted",
+        "smtp-subject-8859-q",
+        "smtp-subject-encoded-empty",
+        "smtp-subject-gb2312-b",
+        "smtp-subject-utf8-mixed",
+        "smtp-subject-windows",
+        "smtp-zip",
+    ],
+)
+def test_messages_match_arkime_addresses_subjects_and_attachments(capture: str) -> None:
+    sessions = _arkime_sessions(capture)
+    assert sessions
+    for session in sessions:
+        email = session["email"]
+        port = session["destination"]["port"]
+        parsed = [
+            parse_message(raw)
+            for raw in data_messages(client_stream(PUBLIC / "arkime" / f"{capture}.pcap", port))
+        ]
+        if "id" in email:
+            (msg,) = [m for m in parsed if m.message_id == f"<{email['id'][0]}>"]
+        else:
+            (msg,) = parsed
+        assert [msg.subject] == email["subject"]
+        assert [a.address.lower() for a in msg.from_] == email["src"]
+        assert sorted(a.address.lower() for a in msg.to + msg.cc) == sorted(email["dst"])
+        assert [a.filename for a in msg.attachments] == email.get("filename", [])
+        assert {a.sha256 for a in msg.attachments} <= set(email.get("sha256", []))
+
+
+def _zeek_smtp_log(name: str) -> list[dict[str, str]]:
+    lines = (PUBLIC / "zeek" / name).read_text("utf-8").splitlines()
+    (fields,) = [line.split("\t")[1:] for line in lines if line.startswith("#fields")]
+    rows = [line.split("\t") for line in lines if line and not line.startswith("#")]
+    return [dict(zip(fields, row, strict=True)) for row in rows]
+
+
+def _zeek_addresses(value: str) -> list[str]:
+    if value in ("-", "(empty)"):
+        return []
+    return re.findall(r"[^\s<>,\"]+@[^\s<>,\"]+", re.sub(r'"[^"]*"', "", value))
+
+
+@pytest.mark.parametrize(
+    ("capture", "log"),
+    [
+        ("smtp", "smtp.zeek.smtp-basic.smtp.log"),
+        ("smtp-attachment-msg", "smtp-attachment-msg.zeek.smtp-attachment-msg.smtp.log"),
+        (
+            "smtp-bdat-pipeline-8bitmime",
+            "smtp-bdat-pipeline-8bitmime.zeek.bdat-pipeline-8bitmime.smtp.log",
+        ),
+        ("rfc3030-bdat-example1", "rfc3030-bdat-example1.zeek.bdat.smtp.log"),
+        (
+            "rfc3030-bdat-multipart-chunked",
+            "rfc3030-bdat-multipart-chunked.zeek.bdat-multipart-chunked.smtp.log",
+        ),
+    ],
+)
+def test_messages_match_zeek_smtp_log_headers(capture: str, log: str) -> None:
+    rows = [r for r in _zeek_smtp_log(log) if r["from"] != "-" or r["subject"] != "-"]
+    parsed = [
+        parse_message(raw)
+        for raw in data_messages(client_stream(PUBLIC / "zeek" / f"{capture}.pcap"))
+    ]
+    assert len(parsed) == len(rows)
+    for row, msg in zip(rows, parsed, strict=True):
+        assert (msg.subject or "-") == row["subject"]
+        assert (msg.date or "-") == row["date"]
+        assert (msg.message_id or "-") == row["msg_id"]
+        assert [a.address for a in msg.from_] == _zeek_addresses(row["from"])
+        assert sorted(a.address for a in msg.to) == sorted(_zeek_addresses(row["to"]))
+        assert sorted(a.address for a in msg.cc) == sorted(_zeek_addresses(row["cc"]))
