@@ -20,7 +20,7 @@
   trim the overlapping part of a later segment. (Zeek and Suricata make this a per-host policy
   because targets differ - Windows and Solaris favour the new copy in some cases; a passive
   analyzer without knowledge of the receiver picks the common case and reports the conflict.)
-  Conflicts with delivered bytes are detected against the last few delivered segments only.
+  Conflicts with already delivered bytes are detected against the last delivered chunk only.
 * **Holes become gaps.** A missing range is reported as `FlowGap(direction, offset, length)` and
   delivery resumes after it when (a) the other side ACKs beyond it (the receiver got bytes we
   never captured), (b) the out-of-order data buffered for that direction exceeds `max_buffer`
@@ -39,8 +39,9 @@
 from __future__ import annotations
 
 from bisect import bisect_right, insort
-from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from mailsniff.limits import IDLE_TIMEOUT_NS, MAX_FLOW_BUFFER, MAX_OUT_OF_ORDER
 from mailsniff.model import Gap
@@ -63,8 +64,6 @@ __all__ = [
 MAX_TOMBSTONES = 4096
 #: Gaps kept in `Flow.gaps`; further gaps are still emitted as events and counted.
 MAX_GAPS_RECORDED = 1000
-#: Delivered segments remembered per direction to detect conflicting retransmissions.
-_RECENT_SEGMENTS = 8
 
 _MASK = 0xFFFFFFFF
 _HALF = 0x80000000
@@ -130,6 +129,31 @@ class FlowEnd:
 FlowEvent = FlowStart | FlowData | FlowGap | FlowEnd
 
 
+def _data_event_factory() -> Callable[[Flow, int, Direction, bytes], FlowData]:
+    """A FlowData constructor for the hot path: fills the slots directly.
+
+    A frozen dataclass's `__init__` goes through `object.__setattr__` once per field, which is
+    most of the cost of an in-order segment; the slot descriptors give the same object at a third.
+    """
+    new = object.__new__
+    slots: Mapping[str, Any] = vars(FlowData)
+    set_flow, set_ts = slots["flow"].__set__, slots["ts_ns"].__set__
+    set_direction, set_data = slots["direction"].__set__, slots["data"].__set__
+
+    def make(flow: Flow, ts_ns: int, direction: Direction, data: bytes) -> FlowData:
+        event: FlowData = new(FlowData)
+        set_flow(event, flow)
+        set_ts(event, ts_ns)
+        set_direction(event, direction)
+        set_data(event, data)
+        return event
+
+    return make
+
+
+_flow_data = _data_event_factory()
+
+
 class _Half:
     """One direction of a flow: where the next byte is and what waits out of order."""
 
@@ -148,7 +172,8 @@ class _Half:
         "fin_off",
         "fin_seen",
         "acked_off",
-        "recent",
+        "last_off",
+        "last_data",
     )
 
     def __init__(self, flow: Flow, direction: Direction) -> None:
@@ -168,7 +193,10 @@ class _Half:
         self.fin_off: int | None = None
         self.fin_seen = False
         self.acked_off = 0  # highest offset the peer acknowledged
-        self.recent: deque[tuple[int, bytes]] = deque(maxlen=_RECENT_SEGMENTS)
+        # The last chunk delivered, to spot a retransmission that differs from it (kept to one
+        # chunk so that an idle flow holds no more than one segment's bytes).
+        self.last_off = 0
+        self.last_data = b""
 
     def start(self, seq: int) -> None:
         self.started = True
@@ -263,14 +291,13 @@ class Reassembler:
                 off = half.next_off
                 half.next_off = off + n
                 half.next_seq = (seg.seq + n) & _MASK
-                half.recent.append((off, payload))
+                half.last_off = off
+                half.last_data = payload
                 if half.direction is Direction.CLIENT:
                     flow.client_bytes += n
                 else:
                     flow.server_bytes += n
-                return [
-                    FlowData(flow=flow, ts_ns=seg.ts_ns, direction=half.direction, data=payload)
-                ]
+                return [_flow_data(flow, seg.ts_ns, half.direction, payload)]
         events: list[FlowEvent] = []
         self._process(half, seg, events)
         return events
@@ -548,12 +575,10 @@ class Reassembler:
 
     def _compare_recent(self, half: _Half, o: int, data: bytes) -> None:
         """Count a retransmission whose bytes differ from what was already delivered."""
-        end = o + len(data)
-        for ro, rd in half.recent:
-            a, b = max(o, ro), min(end, ro + len(rd))
-            if a < b and rd[a - ro : b - ro] != data[a - o : b - o]:
-                half.flow.overlap_conflicts += 1
-                return
+        ro, rd = half.last_off, half.last_data
+        a, b = max(o, ro), min(o + len(data), ro + len(rd))
+        if a < b and rd[a - ro : b - ro] != data[a - o : b - o]:
+            half.flow.overlap_conflicts += 1
 
     def _drain(self, half: _Half, ts: int, events: list[FlowEvent]) -> None:
         """Deliver buffered pieces that became contiguous with the stream (up to any FIN)."""
@@ -639,13 +664,14 @@ class Reassembler:
     def _emit_data(
         self, half: _Half, off: int, data: bytes, ts: int, events: list[FlowEvent]
     ) -> None:
-        half.recent.append((off, data))
+        half.last_off = off
+        half.last_data = data
         flow = half.flow
         if half.direction is Direction.CLIENT:
             flow.client_bytes += len(data)
         else:
             flow.server_bytes += len(data)
-        events.append(FlowData(flow=flow, ts_ns=ts, direction=half.direction, data=data))
+        events.append(_flow_data(flow, ts, half.direction, data))
 
     def _gap(self, half: _Half, offset: int, length: int, ts: int, events: list[FlowEvent]) -> None:
         flow = half.flow

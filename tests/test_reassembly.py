@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -692,3 +694,15 @@ def test_reassembly_arbitrary_segments_never_raise_and_stay_bounded(
     starts = sum(isinstance(e, FlowStart) for e in events)
     assert starts == len(ends(events))
     assert all(e.length >= 0 for e in events if isinstance(e, FlowGap))
+
+
+def test_reassembly_data_events_are_immutable_values_equal_to_constructed_ones() -> None:
+    conn = Conn()
+    r = Reassembler()
+    feed_all(r, conn.handshake())
+    seg = conn.c(b"NOOP\r\n")
+    (event,) = r.feed(seg)  # the in-order fast path builds the event
+    assert isinstance(event, FlowData)
+    assert event == FlowData(flow=event.flow, ts_ns=seg.ts_ns, direction=C, data=b"NOOP\r\n")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.data = b"x"  # type: ignore[misc]
