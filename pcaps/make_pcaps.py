@@ -168,6 +168,7 @@ def session_server_to_server() -> list[Any]:
         "Content-Transfer-Encoding: 7bit",
         "X-Originating-IP: [222.177.8.218]",
         "X-Priority: 3",
+        "",  # the note lost the empty line that ends the header block; a real client sends it
         "test",
     ]
     steps: list[tuple[str | None, bytes | None]] = [
@@ -222,6 +223,7 @@ def session_smtp_auth() -> tuple[list[Any], int]:
         ("TO: crazywill@163.com", None),
         ("FROM: cccc@163.com", None),
         ("SUBJECT: test by telnet/smtp", None),
+        ("", None),  # the note: "the body starts after one empty line below the headers"
         ("test, just a test.", None),
         (".", _lines("250 Mail OK queued as smtp10,wKjADQ2ApxRnnqBE0CWaEw==.38326S3")),
         ("NOOP", _lines("250 OK")),
@@ -254,10 +256,12 @@ def list_sizes() -> list[int]:
     return result
 
 
+# The note's copy lost the leading tab of the Received header's folded lines and the empty line
+# after the headers; the server sent both (RFC 5322 2.2.3, 2.1).
 RETR_HEADERS = [
     "Received: from smtp.63.com (unknown [58.252.70.158])",
-    "by smtp5 (Coremail) with SMTP id wKjREDrA9gIfFqlEjCnRAg==.29062S4;",
-    "Mon, 03 Jul 2006 21:07:18 +0800 (CST)",
+    "\tby smtp5 (Coremail) with SMTP id wKjREDrA9gIfFqlEjCnRAg==.29062S4;",
+    "\tMon, 03 Jul 2006 21:07:18 +0800 (CST)",
     "TO: crazywill@163.com",
     "FROM : cccc@163.com",
     "SUBJECT: test by telnet/smtp",
@@ -283,8 +287,8 @@ def session_pop3(start_us: int) -> list[Any]:
         ("PASS mypassword", _lines("+OK 254 message(s) [27676669 byte(s)]")),
         ("STAT", _lines("+OK 254 27676669")),
         ("LIST", _lines(*listing)),
-        ("TOP 254 0", _lines("+OK core mail", *RETR_HEADERS, ".")),
-        ("RETR 254", _lines("+OK 354 octets", *RETR_HEADERS, "test, just a test.", ".")),
+        ("TOP 254 0", _lines("+OK core mail", *RETR_HEADERS, "", ".")),
+        ("RETR 254", _lines("+OK 354 octets", *RETR_HEADERS, "", "test, just a test.", ".")),
         ("DELE 254", _lines("+OK core mail")),
         ("STAT", _lines("+OK 253 27676315")),
         ("QUIT", _lines("+OK core mail")),

@@ -126,7 +126,7 @@ def test_seed_capture_has_clean_handshakes_sequence_numbers_and_closes(generated
     assert [p.time for p in packets] == sorted(p.time for p in packets)
 
 
-def test_seed_smtp_auth_session_is_the_note_verbatim(generated: Path) -> None:
+def test_seed_smtp_auth_session_is_the_note_as_sent(generated: Path) -> None:
     streams = tcp_streams(generated / "seed-telnet.pcap")
     client, server = streams[(("192.168.1.100", 32874), ("202.108.5.81", 25))]
     assert client.startswith(
@@ -136,7 +136,7 @@ def test_seed_smtp_auth_session_is_the_note_verbatim(generated: Path) -> None:
     )
     assert client.endswith(
         b"DATA\r\nTO: crazywill@163.com\r\nFROM: cccc@163.com\r\n"
-        b"SUBJECT: test by telnet/smtp\r\ntest, just a test.\r\n.\r\nNOOP\r\nQUIT\r\n"
+        b"SUBJECT: test by telnet/smtp\r\n\r\ntest, just a test.\r\n.\r\nNOOP\r\nQUIT\r\n"
     )
     assert server.startswith(b"220 163.com Coremail SMTP(Anti Spam) System\r\n")
     assert b"535 Error: authentication failed\r\n" in server
@@ -155,7 +155,7 @@ def test_seed_server_to_server_session_carries_the_gbk_headers(generated: Path) 
     assert message.startswith(b"Date: Tue, 17 May 2011 10:35:22 +0800 (CST)\r\n")
     assert b"From: =?GBK?B?1cW3qw==?= <name@youname.com>\r\n" in message
     assert b"To: =?GBK?B?1cW3qw==?= :<tonanme@them.com>\r\n" in message
-    assert message.endswith(b"X-Priority: 3\r\ntest\r\n")
+    assert message.endswith(b"X-Priority: 3\r\n\r\ntest\r\n")
 
 
 def test_seed_pop3_listing_adds_up_to_the_stat_total(generated: Path) -> None:
