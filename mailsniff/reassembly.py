@@ -98,6 +98,7 @@ class Flow:
 @dataclass(slots=True, frozen=True, kw_only=True)
 class FlowStart:
     flow: Flow
+    ts_ns: int
 
 
 @dataclass(slots=True, frozen=True, kw_only=True)
@@ -381,7 +382,7 @@ class Reassembler:
         due = seg.ts_ns + self._idle
         if self._next_check is None or due < self._next_check:
             self._next_check = due
-        events: list[FlowEvent] = [FlowStart(flow=flow)]
+        events: list[FlowEvent] = [FlowStart(flow=flow, ts_ns=seg.ts_ns)]
         self._process(c if sender_is_client else s, seg, events)
         return events
 

@@ -50,9 +50,12 @@ def ends(events: list[FlowEvent]) -> list[str]:
 def test_reassembly_handshake_then_data_both_ways_is_delivered_per_direction() -> None:
     conn = Conn()
     r = Reassembler()
-    events = feed_all(r, conn.handshake())
+    handshake = conn.handshake()
+    events = feed_all(r, handshake)
     assert [type(e) for e in events] == [FlowStart]
+    assert events[0].ts_ns == handshake[0].ts_ns
     flow = events[0].flow
+    assert flow.start_ns == handshake[0].ts_ns and flow.last_ns == handshake[2].ts_ns
     assert (flow.client, flow.server, flow.id) == (CLIENT, SERVER, 1)
     assert flow.handshake_seen and not flow.midstream
     events = feed_all(
@@ -126,7 +129,7 @@ def test_reassembly_exact_retransmission_is_dropped() -> None:
     seg = conn.c(b"HELO x\r\n")
     assert data_of(r.feed(seg), C) == b"HELO x\r\n"
     assert r.feed(seg) == []
-    flow = r.feed(conn.c(b"QUIT\r\n"))[0].flow  # type: ignore[union-attr]
+    flow = r.feed(conn.c(b"QUIT\r\n"))[0].flow
     assert flow.retransmissions == 1 and flow.overlap_conflicts == 0
     assert flow.client_bytes == 14
 
@@ -140,7 +143,7 @@ def test_reassembly_exact_duplicate_of_buffered_segment_is_dropped() -> None:
     r.feed(b)
     events = r.feed(a)
     assert data_of(events, C) == b"AAAABBBB"
-    assert events[0].flow.overlap_conflicts == 0  # type: ignore[union-attr]
+    assert events[0].flow.overlap_conflicts == 0
 
 
 def test_reassembly_overlap_with_buffered_bytes_keeps_first_copy_and_counts_conflict() -> None:
@@ -150,7 +153,7 @@ def test_reassembly_overlap_with_buffered_bytes_keeps_first_copy_and_counts_conf
     r.feed(conn.c_at(10, b"XXXXXXXXXX"))  # received first, out of order
     events = r.feed(conn.c_at(0, b"a" * 20))  # covers it with different bytes
     assert data_of(events, C) == b"a" * 10 + b"X" * 10
-    assert events[0].flow.overlap_conflicts == 1  # type: ignore[union-attr]
+    assert events[0].flow.overlap_conflicts == 1
 
 
 def test_reassembly_overlap_with_delivered_bytes_keeps_first_copy_and_counts_conflict() -> None:
@@ -160,7 +163,7 @@ def test_reassembly_overlap_with_delivered_bytes_keeps_first_copy_and_counts_con
     first = r.feed(conn.c_at(0, b"hello world"))
     events = r.feed(conn.c_at(6, b"WORLD and more"))
     assert data_of(first + events, C) == b"hello world and more"
-    assert first[0].flow.overlap_conflicts == 1  # type: ignore[union-attr]
+    assert first[0].flow.overlap_conflicts == 1
 
 
 def test_reassembly_overlap_filling_holes_between_buffered_pieces_keeps_each_first_copy() -> None:
@@ -171,7 +174,7 @@ def test_reassembly_overlap_filling_holes_between_buffered_pieces_keeps_each_fir
     r.feed(conn.c_at(10, b"dd"))
     events = r.feed(conn.c_at(0, b"aaaaBBccccDDee"))
     assert data_of(events, C) == b"aaaabbccccddee"
-    assert events[0].flow.overlap_conflicts == 1  # type: ignore[union-attr]
+    assert events[0].flow.overlap_conflicts == 1
 
 
 # -- midstream, who is the client ----------------------------------------------------------------
@@ -204,14 +207,14 @@ def test_reassembly_pure_ack_fin_or_rst_of_unknown_flow_creates_no_flow() -> Non
 def test_reassembly_client_is_the_syn_sender_even_on_a_high_port() -> None:
     conn = Conn(client=(b"\x0a\x00\x00\x01", 25), server=(b"\x0a\x00\x00\x02", 40000))
     events = Reassembler().feed(conn.syn())
-    assert events[0].flow.client == (b"\x0a\x00\x00\x01", 25)  # type: ignore[union-attr]
+    assert events[0].flow.client == (b"\x0a\x00\x00\x01", 25)
 
 
 def test_reassembly_client_is_the_receiver_of_a_syn_ack_when_the_syn_was_missed() -> None:
     conn = Conn()
     r = Reassembler()
     events = r.feed(conn.syn_ack())
-    flow = events[0].flow  # type: ignore[union-attr]
+    flow = events[0].flow
     assert (flow.client, flow.server) == (CLIENT, SERVER)
     assert flow.handshake_seen
     events = feed_all(r, [conn.c(b"EHLO\r\n"), conn.s(b"250 x\r\n")])
@@ -223,15 +226,15 @@ def test_reassembly_server_hint_decides_roles_of_a_midstream_flow() -> None:
     a, b = (b"\x0a\x00\x00\x01", 3000), (b"\x0a\x00\x00\x02", 50000)
     conn = Conn(client=a, server=b)
     events = Reassembler().feed(conn.s(b"+OK ready\r\n"), server=b)
-    assert events[0].flow.server == b  # type: ignore[union-attr]
+    assert events[0].flow.server == b
     assert gaps(events) == [(S, 0, 0)]
 
 
 def test_reassembly_server_ports_decide_roles_before_port_order() -> None:
     a, b = (b"\x0a\x00\x00\x01", 1000), (b"\x0a\x00\x00\x02", 2525)
     seg = Conn(client=a, server=b).c(b"EHLO x\r\n")
-    assert Reassembler(server_ports=frozenset({2525})).feed(seg)[0].flow.server == b  # type: ignore[union-attr]
-    assert Reassembler().feed(seg)[0].flow.server == a  # type: ignore[union-attr]
+    assert Reassembler(server_ports=frozenset({2525})).feed(seg)[0].flow.server == b
+    assert Reassembler().feed(seg)[0].flow.server == a
 
 
 # -- holes and gaps ------------------------------------------------------------------------------
@@ -360,8 +363,8 @@ def test_reassembly_adjacent_gaps_are_merged_in_flow_gaps() -> None:
     feed_all(r, conn.handshake())
     events = feed_all(r, [conn.c_ack(100), conn.c_ack(250)])
     assert gaps(events) == [(S, 0, 99), (S, 99, 150)]
-    assert events[0].flow.gaps == [Gap(S, 0, 249, events[0].ts_ns)]  # type: ignore[union-attr]
-    assert events[0].flow.gap_count == 2  # type: ignore[union-attr]
+    assert events[0].flow.gaps == [Gap(S, 0, 249, events[0].ts_ns)]
+    assert events[0].flow.gap_count == 2
 
 
 # -- end of flows --------------------------------------------------------------------------------
@@ -378,7 +381,7 @@ def test_reassembly_fin_from_both_sides_ends_the_flow_after_all_data() -> None:
     events = feed_all(r, [reply, quit_seg])
     assert [type(e) for e in events] == [FlowData, FlowData, FlowEnd]
     assert ends(events) == ["fin"]
-    assert events[-1].flow.close_reason == "fin"  # type: ignore[union-attr]
+    assert events[-1].flow.close_reason == "fin"
     assert r.open_flows == 0
 
 
@@ -523,7 +526,7 @@ def test_reassembly_zeek_one_side_only_capture_yields_the_whole_client_stream() 
     assert client.endswith(b"quit\r\n")
     assert len(client) == 18530  # FIN at relative sequence 18531
     assert client.count(b"Subject: Hello") == 2
-    flow = events[0].flow  # type: ignore[union-attr]
+    flow = events[0].flow
     assert flow.handshake_seen and flow.client[1] == 57722 and flow.server[1] == 25
     assert all(g.direction is S for g in flow.gaps)
     # The client acknowledged 763 server bytes, then the server's FIN (ACK 765): none captured.
@@ -658,7 +661,7 @@ def test_reassembly_with_segments_lost_data_and_gaps_account_for_every_byte_in_o
     for direction, (original, _) in ((C, cstream), (S, sstream)):
         delivered, missing = tile(events, direction, original)
         assert delivered + missing == len(original)
-    flow = events[0].flow  # type: ignore[union-attr]
+    flow = events[0].flow
     assert flow.client_bytes + flow.server_bytes == len(data_of(events, C) + data_of(events, S))
     assert sum(g.length for g in flow.gaps) == flow.gap_bytes
     assert len(ends(events)) == 1
