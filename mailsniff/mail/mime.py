@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from email import errors as email_errors
 from email import policy
 from email.message import Message as EmailMessage
 from email.parser import BytesParser
+from email.utils import collapse_rfc2231_value
 
 from mailsniff.limits import MAX_MESSAGE
 from mailsniff.mail.addresses import parse_address_header
@@ -147,22 +147,25 @@ def _defect_text(defect: object) -> str:
     return f"MIME: {words}"
 
 
-def _param_text(value: str) -> str:
-    """A parameter value from compat32 (raw 8-bit bytes arrive as surrogate escapes)."""
-    raw = value.encode("utf-8", errors="surrogateescape")
-    text, _ = decode_raw_header(raw)
-    decoded, _ = decode_words(text)
-    return decoded
+def _parameter_view(part: EmailMessage) -> EmailMessage:
+    """A copy of the part's Content-Type/-Disposition with 8-bit bytes decoded (UTF-8, else
+    windows-1252): compat32 would turn raw 8-bit parameter values into U+FFFD."""
+    view = EmailMessage(policy=policy.compat32)
+    for name, value in part.raw_items():
+        if name.lower() in ("content-type", "content-disposition"):
+            text, _ = decode_raw_header(str(value).encode("utf-8", errors="surrogateescape"))
+            view[name] = text
+    return view
 
 
 def _filename(part: EmailMessage) -> str | None:
+    """Content-Disposition filename, else Content-Type name (RFC 2231 and RFC 2047 undone)."""
     try:
-        name = part.get_filename()
+        view = _parameter_view(part)
+        name = view.get_filename()
         if name is None:
-            param = part.get_param("name")
+            param = view.get_param("name")
             if isinstance(param, tuple):
-                from email.utils import collapse_rfc2231_value
-
                 name = collapse_rfc2231_value(param)
             elif isinstance(param, str):
                 name = param
@@ -170,7 +173,8 @@ def _filename(part: EmailMessage) -> str | None:
         return None
     if name is None:
         return None
-    return _param_text(str(name))
+    decoded, _ = decode_words(str(name))
+    return decoded
 
 
 def _disposition(part: EmailMessage) -> str | None:
@@ -271,7 +275,9 @@ def parse_message(raw: bytes) -> Message:
         parsed = BytesParser(policy=policy.compat32).parsebytes(block.normalised + block.body)
         linesep = "\r\n" if raw[: raw.find(b"\n") + 1].endswith(b"\r\n") else "\n"
         _walk(parsed, msg, linesep)
-    except (RecursionError, email_errors.MessageError, LookupError, ValueError, TypeError) as exc:
+    except RecursionError:
+        msg.defects.append("MIME structure unreadable: RecursionError (nesting too deep)")
+    except Exception as exc:  # the stdlib parser meets hostile bytes here: never raise
         msg.defects.append(f"MIME structure unreadable: {type(exc).__name__}")
     msg.defects[:] = list(dict.fromkeys(msg.defects))[:MAX_DEFECTS]
     return msg

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from email import message_from_bytes
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -309,6 +310,29 @@ def test_rfc2047_encoded_filename_as_outlook_writes_it() -> None:
     assert [a.filename for a in parse_message(raw).attachments] == ["张帆.pdf"]
 
 
+@pytest.mark.parametrize(
+    ("disposition", "filename"),
+    [
+        (
+            b'attachment; filename="\xe6\x96\x87\xe4\xbb\xb6.pdf"',
+            "文件.pdf",
+        ),  # raw UTF-8 (SMTPUTF8)
+        (b'attachment; filename="caf\xe9.txt"', "café.txt"),  # raw 8-bit, windows-1252 fallback
+        (b"attachment; filename*=gbk''%D5%C5%B7%AB.txt", "张帆.txt"),
+        (b"attachment; filename*0*=utf-8''%E5%BC;\r\n filename*1*=%A0.txt", "张.txt"),
+        (b"attachment; filename*=x-bogus''ab%E9.txt", "abé.txt"),
+    ],
+)
+def test_filename_parameters_in_every_encoding(disposition: bytes, filename: str) -> None:
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\n"
+        b"Content-Type: application/octet-stream\r\nContent-Disposition: "
+        + disposition
+        + b"\r\n\r\nx\r\n--XX--\r\n"
+    )
+    assert [a.filename for a in parse_message(raw).attachments] == [filename]
+
+
 def test_suricata_rfc2231_capture_filename() -> None:
     spec = (PUBLIC / "suricata-verify" / "smtp-rfc2231.smtp-rfc2231.test.yaml").read_text("utf-8")
     (expected,) = re.findall(r"fileinfo\.filename: (\S+)", spec)
@@ -415,7 +439,7 @@ def test_deeply_nested_multiparts_never_raise(depth: int) -> None:
         assert [(a.content_type, a.size) for a in msg.attachments] == [("application/x-leaf", 4)]
     else:
         assert msg.attachments == []
-        assert "MIME structure unreadable: RecursionError" in msg.defects
+        assert "MIME structure unreadable: RecursionError (nesting too deep)" in msg.defects
 
 
 def test_accumulator_hashes_everything_but_keeps_only_max_bytes() -> None:
@@ -570,3 +594,25 @@ def test_messages_match_zeek_smtp_log_headers(capture: str, log: str) -> None:
         assert [a.address for a in msg.from_] == _zeek_addresses(row["from"])
         assert sorted(a.address for a in msg.to) == sorted(_zeek_addresses(row["to"]))
         assert sorted(a.address for a in msg.cc) == sorted(_zeek_addresses(row["cc"]))
+
+
+def test_bdat_chunked_png_attachment_is_the_file_zeek_hashed() -> None:
+    (raw,) = data_messages(client_stream(PUBLIC / "zeek" / "rfc3030-bdat-multipart-chunked.pcap"))
+    files = (
+        PUBLIC / "zeek" / "rfc3030-bdat-multipart-chunked.zeek.bdat-multipart-chunked.files.log.cut"
+    )
+    (zeek_sha1,) = [
+        line.split("\t")[-1]
+        for line in files.read_text("utf-8").splitlines()
+        if "zeek-logo.png" in line
+    ]
+    (att,) = parse_message(raw).attachments
+    assert (att.filename, att.content_type) == ("zeek-logo.png", "image/png")
+    png = next(
+        p.get_payload(decode=True)
+        for p in message_from_bytes(raw).walk()
+        if p.get_filename() == "zeek-logo.png"
+    )
+    assert isinstance(png, bytes)
+    assert hashlib.sha1(png).hexdigest() == zeek_sha1
+    assert (att.size, att.sha256) == (len(png), sha(png))
