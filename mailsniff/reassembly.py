@@ -525,7 +525,9 @@ class Reassembler:
         end = o + size
         nxt = half.next_off
         if o < nxt:
-            if isinstance(value, bytes):
+            # A one-byte segment just below the window edge is a keep-alive (RFC 9293 3.8.4;
+            # some stacks send a garbage byte): old data, but not a conflicting copy.
+            if isinstance(value, bytes) and not (size == 1 and o == nxt - 1):
                 self._compare_recent(half, o, value)
             if end <= nxt:
                 flow.retransmissions += 1

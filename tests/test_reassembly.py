@@ -166,6 +166,16 @@ def test_reassembly_overlap_with_delivered_bytes_keeps_first_copy_and_counts_con
     assert first[0].flow.overlap_conflicts == 1
 
 
+def test_reassembly_keepalive_with_a_garbage_byte_is_not_a_conflict() -> None:
+    conn = Conn()
+    r = Reassembler()
+    feed_all(r, conn.handshake())
+    r.feed(conn.c(b"DATA\r\n"))
+    assert r.feed(conn.c_at(5, b"\x00")) == []  # sequence number next-1, one byte
+    flow = r.feed(conn.c(b"x"))[0].flow
+    assert flow.overlap_conflicts == 0 and flow.client_bytes == 7
+
+
 def test_reassembly_overlap_filling_holes_between_buffered_pieces_keeps_each_first_copy() -> None:
     conn = Conn()
     r = Reassembler()
