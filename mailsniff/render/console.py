@@ -12,11 +12,12 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from rich import box
+from rich.cells import cell_len, set_cell_size
 from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.rule import Rule
 from rich.table import Column, Table
-from rich.text import Text
+from rich.text import Span, Text
 
 from mailsniff.model import (
     Address,
@@ -32,6 +33,7 @@ from mailsniff.model import (
 )
 from mailsniff.protocols.base import Direction
 from mailsniff.render.text import (
+    ELLIPSIS,
     format_clock,
     format_duration,
     format_size,
@@ -141,12 +143,16 @@ def _rule(title: Text) -> Rule:
 # --------------------------------------------------------------------------- overview
 
 
-def _tls_cell(session: Session) -> Text:
+#: One overview cell: text already passed through safe_text, and its style.
+_Cell = tuple[str, str]
+
+
+def _tls_cell(session: Session) -> _Cell:
     if session.implicit_tls:
-        return Text("implicit", style=_WARN)
+        return "implicit", _WARN
     if session.tls:
-        return Text("STARTTLS", style=_WARN)
-    return Text("-", style=_DIM)
+        return "STARTTLS", _WARN
+    return "-", _DIM
 
 
 def _counts_cell(session: Session) -> str:
@@ -174,6 +180,8 @@ _RIGHT = frozenset({0, 4, 7, 10})
 #: important first; the others are short and always shown whole.
 _FLEXIBLE = (2, 5, 6)
 _FLEX_MIN = 8
+#: Overview rows printed per call (one Text each): fewer calls, bounded memory per call.
+_OVERVIEW_CHUNK = 1000
 #: Width the endpoints column keeps while other columns can still be left out
 #: ("255.255.255.255:65535 -> 255.255.255.255:65535" is 46).
 _ENDPOINTS_MIN = 46
@@ -181,36 +189,35 @@ _ENDPOINTS_MIN = 46
 _DROP_ORDER = (4, 8, 7, 9, 6, 5, 3)
 
 
-def _overview_row(s: Session) -> list[Text]:
+def _overview_row(s: Session) -> list[_Cell]:
     users = _unique(a.username for a in s.auth if a.username is not None)
     senders = _unique(f"<{t.mail_from}>" for t in s.transactions)
     findings = len(s.findings)
     return [
-        Text(str(s.id)),
-        Text(str(s.protocol)),
-        _text(shorten(f"{s.client} -> {s.server}", _OVERVIEW_CELL)),
-        Text(format_timestamp(s.start_ns, micro=False)),
-        Text(format_duration(s.end_ns - s.start_ns)),
-        _text(shorten(_join(users), _OVERVIEW_CELL)),
-        _text(shorten(_join(senders), _OVERVIEW_CELL)),
-        Text(_counts_cell(s)),
+        (str(s.id), ""),
+        (str(s.protocol), ""),
+        (safe_text(shorten(f"{s.client} -> {s.server}", _OVERVIEW_CELL)), ""),
+        (format_timestamp(s.start_ns, micro=False), ""),
+        (format_duration(s.end_ns - s.start_ns), ""),
+        (safe_text(shorten(_join(users), _OVERVIEW_CELL)), ""),
+        (safe_text(shorten(_join(senders), _OVERVIEW_CELL)), ""),
+        (_counts_cell(s), ""),
         _tls_cell(s),
-        Text("yes", style=_GOOD) if s.complete else Text("no", style=_WARN),
-        Text(str(findings), style=_BAD if findings else _DIM),
+        ("yes", _GOOD) if s.complete else ("no", _WARN),
+        (str(findings), _BAD if findings else _DIM),
     ]
 
 
-def _overview_layout(rows: list[list[Text]], width: int) -> list[tuple[int, int]]:
+def _overview_layout(rows: list[list[_Cell]], width: int) -> list[tuple[int, int]]:
     """Which columns to show and how wide: (column index, width) pairs that fit `width`.
 
-    Rich would squeeze every no-wrap column evenly (turning `smtp` into `s…`); here the short
-    columns keep their width and the long ones share what is left, the endpoints first. On a
-    console too narrow even for that, the least important columns are left out.
+    Short columns keep their width and the long ones share what is left, the endpoints
+    first. On a console too narrow even for that, the least important columns are left out.
     """
     natural = [len(h) for h in _OVERVIEW_HEADERS]
     for row in rows:
-        for i, cell in enumerate(row):
-            natural[i] = max(natural[i], cell.cell_len)
+        for i, (text, _) in enumerate(row):
+            natural[i] = max(natural[i], _cells(text))
     shown = list(range(len(_OVERVIEW_HEADERS)))
 
     def least(i: int) -> int:
@@ -244,8 +251,48 @@ def _overview_layout(rows: list[list[Text]], width: int) -> list[tuple[int, int]
     return [(i, widths[i]) for i in shown]
 
 
+def _cells(text: str) -> int:
+    """Terminal cells `text` takes (CJK characters take two)."""
+    return len(text) if text.isascii() else cell_len(text)
+
+
+def _fit(text: str, width: int, right: bool) -> str:
+    """`text` cut (ending in an ellipsis) or padded to exactly `width` terminal cells."""
+    cells = _cells(text)
+    if cells > width:
+        return set_cell_size(text, width - 1) + ELLIPSIS if width > 0 else ""
+    padding = " " * (width - cells)
+    return padding + text if right else text + padding
+
+
+def _overview_lines(rows: Sequence[list[_Cell]], layout: list[tuple[int, int]]) -> Text:
+    """Rows as one Text, built from plain strings and spans.
+
+    Assembling `Text` objects cell by cell costs rich about a millisecond per row; building the
+    string and its style spans directly keeps tens of thousands of sessions quick to print.
+    """
+    parts: list[str] = []
+    spans: list[Span] = []
+    offset = 0
+    for n, row in enumerate(rows):
+        if n:
+            parts.append("\n")
+            offset += 1
+        for k, (i, width) in enumerate(layout):
+            if k:
+                parts.append("  ")
+                offset += 2
+            text, style = row[i]
+            cell = _fit(text, width, i in _RIGHT)
+            if style:
+                spans.append(Span(offset, offset + len(cell), style))
+            parts.append(cell)
+            offset += len(cell)
+    return Text("".join(parts), spans=spans, no_wrap=True, overflow="crop")
+
+
 def render_overview(console: Console, sessions: Sequence[Session]) -> None:
-    """Print one table row per session: who talked to whom, when, as whom, and what was found.
+    """Print one line per session: who talked to whom, when, as whom, and what was found.
 
     Long cells end in an ellipsis so that each session stays on one line at any width; on a
     narrow console the least important columns (duration, tls, rcpt/msg ...) are left out.
@@ -256,28 +303,11 @@ def render_overview(console: Console, sessions: Sequence[Session]) -> None:
     """
     rows = [_overview_row(s) for s in sessions]
     layout = _overview_layout(rows, console.width)
-    columns = [
-        Column(
-            _OVERVIEW_HEADERS[i],
-            width=w,
-            justify="right" if i in _RIGHT else "left",
-            no_wrap=True,
-            overflow="ellipsis",
-        )
-        for i, w in layout
-    ]
-    table = Table(
-        *columns,
-        title=Text(f"Sessions ({len(sessions)})", style=_KEY),
-        title_justify="left",
-        box=None,
-        padding=(0, 1),
-        pad_edge=False,
-        header_style="bold",
-    )
-    for row in rows:
-        table.add_row(*(row[i] for i, _ in layout))
-    console.print(table)
+    header = [(h, _KEY) for h in _OVERVIEW_HEADERS]
+    console.print(Text(f"Sessions ({len(sessions)})", style=_KEY))
+    console.print(_overview_lines([header], layout), crop=True)
+    for start in range(0, len(rows), _OVERVIEW_CHUNK):
+        console.print(_overview_lines(rows[start : start + _OVERVIEW_CHUNK], layout), crop=True)
 
 
 # --------------------------------------------------------------------------- one session

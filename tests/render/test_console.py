@@ -6,6 +6,7 @@ import io
 import re
 
 import pytest
+from rich.cells import cell_len
 from rich.console import Console
 
 from mailsniff.model import (
@@ -641,3 +642,16 @@ def test_render_session_auth_table_drops_the_time_column_on_a_narrow_console() -
     assert "13:07:18.070000" in wide_out.getvalue()
     assert "13:07:18.070000" not in narrow_out.getvalue()
     assert "mypassword" in line_with(narrow_out.getvalue(), "crazywill", "\u2717")
+
+
+def test_render_overview_measures_wide_characters_in_terminal_cells() -> None:
+    session = seed_smtp_session()
+    session.auth[0].username = "张帆" * 40
+    console, out = plain_console(width=140)
+    render_overview(console, [session, seed_pop3_session()])
+    assert all(cell_len(line) <= 140 for line in out.getvalue().splitlines())
+    row = line_with(out.getvalue(), " 1  smtp ")
+    assert "张帆" in row and "\u2026" in row
+    # the columns after the cut cell stay aligned with the other row's
+    pop3 = line_with(out.getvalue(), " 2  pop3 ")
+    assert cell_len(row[: row.index("3/1") + 3]) == cell_len(pop3[: pop3.index("0/2") + 3])
