@@ -180,6 +180,8 @@ _RIGHT = frozenset({0, 4, 7, 10})
 #: important first; the others are short and always shown whole.
 _FLEXIBLE = (2, 5, 6)
 _FLEX_MIN = 8
+#: Transcript lines printed per call.
+_TRANSCRIPT_CHUNK = 1000
 #: Overview rows printed per call (one Text each): fewer calls, bounded memory per call.
 _OVERVIEW_CHUNK = 1000
 #: Width the endpoints column keeps while other columns can still be left out
@@ -677,19 +679,36 @@ def _retrieved(r: RetrievedMessage) -> list[RenderableType]:
     return parts
 
 
-def _transcript_line(line: TranscriptLine) -> Text:
-    client = line.direction is Direction.CLIENT
-    style = _CLIENT if client else _SERVER
-    out = Text.assemble(
-        (format_clock(line.ts_ns), _DIM),
-        " ",
-        ("C: " if client else "S: ", style),
-        _text(line.text, style),
-    )
-    if line.note is not None:
-        out.append("  \u2192 ", style=_DIM)
-        out.append_text(_text(line.note, "italic"))
-    return out
+def _transcript_text(lines: Sequence[TranscriptLine]) -> Text:
+    """Dialogue lines as one Text: `HH:MM:SS.ffffff C: line  → note`, client and server coloured.
+
+    Built from a plain string and spans (see `_overview_lines`): a session keeps up to
+    MAX_TRANSCRIPT_LINES lines, too many to assemble as separate Text objects quickly.
+    """
+    parts: list[str] = []
+    spans: list[Span] = []
+    offset = 0
+
+    def add(piece: str, style: str = "") -> None:
+        nonlocal offset
+        if style and piece:
+            spans.append(Span(offset, offset + len(piece), style))
+        parts.append(piece)
+        offset += len(piece)
+
+    for n, line in enumerate(lines):
+        if n:
+            add("\n")
+        client = line.direction is Direction.CLIENT
+        style = _CLIENT if client else _SERVER
+        add(format_clock(line.ts_ns), _DIM)
+        add(" ")
+        add("C: " if client else "S: ", style)
+        add(safe_text(line.text), style)
+        if line.note is not None:
+            add("  \u2192 ", _DIM)
+            add(safe_text(line.note), "italic")
+    return Text("".join(parts), spans=spans)
 
 
 def render_session(console: Console, session: Session, *, transcript: bool = False) -> None:
@@ -725,8 +744,9 @@ def render_session(console: Console, session: Session, *, transcript: bool = Fal
         console.print(grid)
     if transcript:
         console.print(_rule(Text("Transcript", style=_KEY)))
-        for line in session.transcript:
-            console.print(_transcript_line(line))
+        for start in range(0, len(session.transcript), _TRANSCRIPT_CHUNK):
+            chunk = session.transcript[start : start + _TRANSCRIPT_CHUNK]
+            console.print(_transcript_text(chunk))
         if session.transcript_dropped > 0:
             console.print(
                 Text(f"{session.transcript_dropped} transcript lines not kept", style=_WARN)
