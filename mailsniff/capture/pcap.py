@@ -124,8 +124,9 @@ class PcapSource:
         _vmaj, _vmin, _zone, _sigfigs, snaplen, linktype = struct.unpack_from(
             order + "HHiIII", buf, 4
         )
-        # The upper 16 bits of the link type field may carry FCS flags (pcap-savefile(5)).
-        self.linktype = linktype & 0x0FFFFFFF
+        # The top bits of the link type field may carry FCS information (pcap-savefile(5));
+        # libpcap's LT_LINKTYPE keeps the low 26.
+        self.linktype = linktype & 0x03FFFFFF
         self.snaplen = snaplen
         self.linktypes = [self.linktype]
         self.records_read = 0

@@ -164,3 +164,11 @@ def test_new_frame_builds_a_frame_equal_to_the_constructor():
     assert hash(new_frame(1, 2, b"ab", 3)) == hash(Frame(1, 2, b"ab", 3))
     with pytest.raises(AttributeError):
         new_frame(1, 2, b"", 3).ts_ns = 5  # type: ignore[misc]
+
+
+def test_pcap_reader_ignores_fcs_bits_in_the_link_type_field(tmp_path: Path):
+    path = tmp_path / "fcs.pcap"
+    path.write_bytes(pcap_header(linktype=0x10000000 | 1) + pcap_record(1, 0, b"x"))
+    with open_capture(str(path)) as reader:
+        assert reader.linktypes == [1]
+        assert next(reader).linktype == 1

@@ -8,9 +8,12 @@ import os
 import random
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mailsniff.capture import reader as reader_module
 from mailsniff.capture.frame import Frame
@@ -210,3 +213,42 @@ def test_open_capture_yields_18_records_of_the_damaged_smtp_to_comma_then_raises
     assert info.value.offset == 3695
     assert "3925868813" in info.value.message
     assert "record 19" in info.value.message
+
+
+def test_open_capture_reads_a_large_file_in_constant_memory(tmp_path):
+    # 40 MB of records: the reader may hold a chunk or two (1 MiB each), never the file.
+    path = tmp_path / "large.pcap"
+    record = pcap_record(1, 0, b"\xab" * 1000)
+    with path.open("wb") as out:
+        out.write(pcap_header())
+        for _ in range(40):
+            out.write(record * 1000)
+    tracemalloc.start()
+    try:
+        with open_capture(str(path)) as reader:
+            count = sum(1 for _ in reader)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 40_000
+    assert peak < 8 * 1024 * 1024
+
+
+@given(
+    st.sampled_from([pcap_header(), pcap_header(order=">", nano=True), shb() + idb(1)]),
+    st.binary(max_size=300),
+)
+def test_open_capture_raises_nothing_but_truncation_on_arbitrary_record_bytes(head, tail):
+    stdin = io.TextIOWrapper(io.BytesIO(head + tail))
+    original = sys.stdin
+    sys.stdin = stdin
+    try:
+        with open_capture("-") as reader:
+            try:
+                for frame in reader:
+                    assert isinstance(frame, Frame)
+            except TruncatedCaptureError as exc:
+                assert exc.records_read == reader.records_read
+                assert "\n" not in exc.message
+    finally:
+        sys.stdin = original
