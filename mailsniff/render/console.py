@@ -70,7 +70,7 @@ _TOKEN_PREFIX = 12
 #: Longest identifier kept on one line in detail tables (see `_short`).
 _NO_WRAP_LIMIT = 40
 #: Console width below which the auth table leaves out the time column.
-_AUTH_TIME_WIDTH = 100
+_AUTH_TIME_WIDTH = 120
 #: Characters of a sha256 shown in attachment tables.
 _SHA_PREFIX = 16
 
