@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
+from pathlib import Path
 
 from hypothesis import strategies as st
 
@@ -16,6 +18,7 @@ __all__ = [
     "Conn",
     "data_of",
     "feed_all",
+    "read_pcap_segments",
     "segmented_streams",
     "tile",
 ]
@@ -163,3 +166,39 @@ def segmented_streams(draw: st.DrawFn) -> tuple[bytes, list[tuple[int, bytes]]]:
     for start, length in extra:
         pieces.append((start, data[start : start + length]))
     return data, pieces
+
+
+def read_pcap_segments(path: Path) -> list[Segment]:
+    """TCP segments of a little-endian microsecond Ethernet/IPv4 pcap.
+
+    Deliberately minimal and independent of `mailsniff.capture`/`mailsniff.net`, so the reassembly
+    tests exercise only the reassembler.
+    """
+    raw = path.read_bytes()
+    assert raw[:4] == b"\xd4\xc3\xb2\xa1" and struct.unpack_from("<I", raw, 20)[0] == 1
+    pos = 24
+    out: list[Segment] = []
+    while pos + 16 <= len(raw):
+        sec, usec, caplen, _ = struct.unpack_from("<IIII", raw, pos)
+        frame = raw[pos + 16 : pos + 16 + caplen]
+        pos += 16 + caplen
+        ip = frame[14:]
+        if frame[12:14] != b"\x08\x00" or len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != 6:
+            continue
+        ihl = (ip[0] & 15) * 4
+        tcp = ip[ihl : struct.unpack_from("!H", ip, 2)[0]]
+        sport, dport, seq, ack, off = struct.unpack_from("!HHIIB", tcp)
+        out.append(
+            Segment(
+                ts_ns=sec * 1_000_000_000 + usec * 1000,
+                src=ip[12:16],
+                sport=sport,
+                dst=ip[16:20],
+                dport=dport,
+                seq=seq,
+                ack=ack,
+                flags=tcp[13],
+                payload=bytes(tcp[(off >> 4) * 4 :]),
+            )
+        )
+    return out

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import email
+import hashlib
 import socket
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from tests.reassembly_strategies import (
     Conn,
     data_of,
     feed_all,
+    read_pcap_segments,
     segmented_streams,
     tile,
 )
@@ -527,7 +530,7 @@ def test_reassembly_one_direction_capture_delivers_the_client_stream() -> None:
 
 def test_reassembly_zeek_one_side_only_capture_yields_the_whole_client_stream() -> None:
     path = PUBLIC / "zeek" / "smtp-one-side-only.pcap"
-    segments = _read_pcap(path)
+    segments = read_pcap_segments(path)
     assert len(segments) == 19
     r = Reassembler(server_ports=frozenset({25}))
     events = feed_all(r, segments) + r.flush()
@@ -544,39 +547,36 @@ def test_reassembly_zeek_one_side_only_capture_yields_the_whole_client_stream() 
     assert ends(events) == ["eof"]
 
 
-def _read_pcap(path: Path) -> list[Segment]:
-    """Minimal Ethernet/IPv4/TCP pcap reader for the test (no dependency on the capture layer)."""
-    import struct
+def test_reassembly_first_copy_wins_reproduces_suricatas_attachment_in_bug_5981() -> None:
+    # A 6458-byte segment (hand-edited to carry a long line of "A"s) is followed by four
+    # retransmissions of the same range with the original, different bytes. Suricata's published
+    # result (winmail.dat, 10451 bytes, this sha256) holds only if the first copy wins.
+    path = PUBLIC / "suricata-verify" / "smtp-bug-5981.pcap"
+    r = Reassembler()
+    events = feed_all(r, read_pcap_segments(path)) + r.flush()
+    client = data_of(events, C)
+    flow = events[0].flow
+    assert flow.overlap_conflicts == 4
+    assert gaps(events) == []
+    body = client[client.index(b"DATA\r\n") + 6 : client.rindex(b"\r\n.\r\n")]
+    message = email.message_from_bytes(body)
+    (attachment,) = [p for p in message.walk() if p.get_filename() == "winmail.dat"]
+    payload = attachment.get_payload(decode=True)
+    assert isinstance(payload, bytes) and len(payload) == 10451
+    assert hashlib.sha256(payload).hexdigest() == (
+        "5f41c213e35d8421647181cc9b8925a5b2ab34c23102907581214fd574157fff"
+    )
 
-    raw = path.read_bytes()
-    assert raw[:4] == b"\xd4\xc3\xb2\xa1"  # little-endian, microseconds
-    pos = 24
-    out: list[Segment] = []
-    while pos + 16 <= len(raw):
-        sec, usec, caplen, _ = struct.unpack_from("<IIII", raw, pos)
-        frame = raw[pos + 16 : pos + 16 + caplen]
-        pos += 16 + caplen
-        if frame[12:14] != b"\x08\x00":
-            continue
-        ip = frame[14:]
-        ihl = (ip[0] & 15) * 4
-        total = struct.unpack_from("!H", ip, 2)[0]
-        tcp = ip[ihl:total]
-        sport, dport, seq, ack, off = struct.unpack_from("!HHIIB", tcp)
-        out.append(
-            Segment(
-                ts_ns=sec * 1_000_000_000 + usec * 1000,
-                src=ip[12:16],
-                sport=sport,
-                dst=ip[16:20],
-                dport=dport,
-                seq=seq,
-                ack=ack,
-                flags=tcp[13],
-                payload=bytes(tcp[(off >> 4) * 4 :]),
-            )
-        )
-    return out
+
+def test_reassembly_zeek_bdat_gap_capture_reports_zeeks_missed_bytes() -> None:
+    path = PUBLIC / "zeek" / "smtp-bdat-gap.pcap"
+    r = Reassembler()
+    events = feed_all(r, read_pcap_segments(path)) + r.flush()
+    flow = events[0].flow
+    assert flow.gap_bytes == 1000  # zeek conn.log missed_bytes
+    assert flow.gaps == [Gap(C, 200, 1000, flow.gaps[0].ts_ns)]
+    assert ends(events) == ["fin"]
+    assert data_of(events, C).endswith(b"QUIT\r\n")
 
 
 def test_reassembly_ipv6_addresses_work_like_ipv4() -> None:
