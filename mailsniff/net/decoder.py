@@ -26,6 +26,9 @@ __all__ = ["DecodeStats", "PacketDecoder"]
 _FRAGMENTED = IPV4_MF | IPV4_OFFSET_MASK
 _IPV4 = IPV4_HEADER.unpack_from
 _TCP = TCP_HEADER.unpack_from
+#: Ethernet type, then the IPv4 and TCP headers, as one struct for the commonest frame.
+_ETH_IPV4_TCP = struct.Struct("!H" + IPV4_HEADER.format[1:] + TCP_HEADER.format[1:]).unpack_from
+_ethernet = LINK_DECODERS[1]
 #: Next-header values worth reassembling an IPv6 fragment for: TCP, or an extension header
 #: that may stand in front of it inside the fragmentable part.
 _IPV6_REASSEMBLED = frozenset({PROTO_TCP, 0, 43, 60, 51})
@@ -96,6 +99,27 @@ class PacketDecoder:
             return None
         data = frame.data
         try:
+            if link is _ethernet and len(data) >= 54:
+                # Fastest path: Ethernet + IPv4 (no options, unfragmented) + TCP, one unpack.
+                (ethertype, vihl, total, _ident, frag, proto, src, dst,
+                 sport, dport, seq, ack, doff, flags) = _ETH_IPV4_TCP(data, 12)  # fmt: skip
+                end = 14 + total
+                if (
+                    ethertype == ETHERTYPE_IPV4
+                    and vihl == 0x45
+                    and proto == PROTO_TCP
+                    and not frag & _FRAGMENTED
+                    and 40 <= total
+                    and end <= len(data)
+                    and doff >= 0x50
+                ):
+                    start = 34 + ((doff >> 4) << 2)
+                    if start <= end:
+                        stats.tcp += 1
+                        return new_segment(
+                            frame.ts_ns, src, sport, dst, dport, seq, ack, flags,
+                            data[start:end], 0,
+                        )  # fmt: skip
             ethertype, off = link(data)
             if ethertype == ETHERTYPE_IPV4:
                 # Fast path for the common case: a whole, unfragmented IPv4 packet without
