@@ -243,6 +243,7 @@ _REPLY = re.compile(rb"^([2-5][0-9][0-9])(?:([ -])(.*)|)$", re.DOTALL)
 # RFC 3030 2: bdat-cmd = "BDAT" SP chunk-size [ SP end-marker ] CRLF
 #             chunk-size = 1*DIGIT; end-marker = "LAST"
 _BDAT = re.compile(r"^(\d{1,18})(?:\s+(LAST))?\s*$", re.IGNORECASE)
+_ENDS_CHUNKING = frozenset({"DATA", "RSET", "MAIL", "HELO", "EHLO", "LHLO", "QUIT", "STARTTLS"})
 _TLS_RECORD_START = 0x16  # handshake record (RFC 8446 5.1)
 
 
@@ -355,6 +356,7 @@ class SmtpParser:
         # BDAT chunk
         self._chunk_left = 0
         self._chunk_last = False
+        self._bdat_open = False  # BDAT chunks seen, LAST not yet (RFC 3030 2)
         # AUTH
         self._mechanism = ""
         self._auth_step = 0
@@ -449,6 +451,8 @@ class SmtpParser:
             self._client_append(ts_ns, b"\n")
             self._anomaly(ts_ns, Direction.CLIENT, "unterminated-line", "client", out)
             self._client(out)
+        if self._bdat_open and self._state is ClientState.COMMAND:
+            self._end_message(ts_ns, b"", False, out)
         return out
 
     @property
@@ -600,6 +604,10 @@ class SmtpParser:
                 argument=argument, address=address, params=params,
             )
         )  # fmt: skip
+        if self._bdat_open and verb in _ENDS_CHUNKING:
+            # RFC 3030 2: a message sent in chunks ends with BDAT LAST; DATA, RSET, a new
+            # MAIL or EHLO abandon it (Zeek: smtp_bdat_remaining_at_end_data).
+            self._end_message(ts, b"", False, out)
         match verb:
             case "DATA":
                 self._on_data(ts, seq, out)
@@ -639,8 +647,9 @@ class SmtpParser:
             return
         size, last = int(m.group(1)), m.group(2) is not None
         self._push(ts, _Pending(seq, "BDAT", _Await.END if last else _Await.GENERIC, last), out)
-        if self._body_verb != "BDAT" or self._body_size < 0:
+        if not self._bdat_open:
             self._body_size = 0
+            self._bdat_open = True
         self._body_verb = "BDAT"
         self._body_seq = seq
         self._chunk_left = size
@@ -666,7 +675,7 @@ class SmtpParser:
                     size=self._body_size, complete=True,
                 )
             )  # fmt: skip
-            self._body_size = -1  # the next BDAT starts a new message
+            self._bdat_open = False
 
     def _on_auth(self, ts: int, seq: int, argument: str, out: list[SmtpEvent]) -> None:
         # RFC 4954 4: AUTH mechanism [initial-response]; "=" is an empty initial response.
@@ -810,7 +819,7 @@ class SmtpParser:
             self._cr_pending = piece.endswith(b"\r")
 
     def _emit_content(self, ts: int, data: bytes, raw: bytes, out: list[SmtpEvent]) -> None:
-        self._body_size = max(self._body_size, 0) + len(data)
+        self._body_size += len(data)
         out.append(MessageData(ts_ns=ts, direction=Direction.CLIENT, raw=raw, data=data))
 
     def _end_message(self, ts: int, term: bytes, complete: bool, out: list[SmtpEvent]) -> None:
@@ -818,10 +827,10 @@ class SmtpParser:
         out.append(
             MessageEnd(
                 ts_ns=ts, direction=Direction.CLIENT, raw=term, seq=self._body_seq,
-                body_command=verb, size=max(self._body_size, 0), complete=complete,
+                body_command=verb, size=self._body_size, complete=complete,
             )
         )  # fmt: skip
-        self._body_size = -1
+        self._bdat_open = False
         if verb == "DATA" and self._state is ClientState.DATA:
             self._enter(ClientState.COMMAND)
             if complete:

@@ -52,6 +52,7 @@ class _Awaited:
     txn: Transaction | None = None
     rcpt: RcptAttempt | None = None
     answered: bool = False
+    prior: Transaction | None = None  # MAIL: the transaction still open before it
 
 
 @dataclass(slots=True)
@@ -188,6 +189,7 @@ class SmtpSessionHandler:
                     ts_ns=ev.ts_ns,
                 )
                 s.transactions.append(txn)
+                awaited.prior = self._txn
                 self._txn = awaited.txn = txn
             case "RCPT":
                 if self._txn is None:
@@ -240,7 +242,9 @@ class SmtpSessionHandler:
             case "MAIL" if awaited.txn is not None:
                 awaited.txn.mail_from_reply = line
                 if is_negative(ev.code) and self._txn is awaited.txn:
-                    self._txn = None  # a refused MAIL FROM opens no transaction
+                    # A refused MAIL FROM opens no transaction; one already open stays open
+                    # (Exim's "503 sender already given").
+                    self._txn = awaited.prior
             case "RCPT" if awaited.rcpt is not None:
                 awaited.rcpt.reply = line
             case "DATA" if awaited.txn is not None:
@@ -363,6 +367,15 @@ class SmtpSessionHandler:
     def _transcribe_content(self, body: _Body, ts: int, raw: bytes) -> None:
         if body.txn.body_command == "BDAT":
             return  # chunks are not lines; the summary line counts them
+        if body.lines_shown >= MAX_TRANSCRIPT_DATA_LINES:
+            # Past the limit only the count matters: no per-line work on big messages.
+            newlines = raw.count(b"\n")
+            if newlines:
+                body.lines_hidden += newlines
+                body.line[:] = raw[raw.rfind(b"\n") + 1 :][:MAX_LINE]
+            elif len(body.line) < MAX_LINE:
+                body.line += raw[: MAX_LINE - len(body.line)]
+            return
         start = 0
         while True:
             i = raw.find(b"\n", start)
@@ -419,5 +432,7 @@ class SmtpSessionHandler:
         if body is None:
             return
         body.txn.message = body.acc.finish()
-        if self._txn is body.txn:
-            self._txn = None  # RFC 5321 4.1.1.4: the end of data ends the transaction
+        if complete and self._txn is body.txn:
+            # RFC 5321 4.1.1.4: the end of data ends the transaction. An abandoned message
+            # (BDAT chunks then DATA) leaves it open for the message that replaces it.
+            self._txn = None
