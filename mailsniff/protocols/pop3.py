@@ -254,6 +254,19 @@ class _Sync(Enum):
     TLS = "tls"  # encrypted from here on (RFC 2595 4)
 
 
+#: Every move the server side may make, and why. `Pop3Parser._enter` refuses any other, so a
+#: bug in the parser shows up in the property tests instead of as silent misparsing.
+_TRANSITIONS: dict[tuple[_Sync, _Sync], str] = {
+    (_Sync.GREETING, _Sync.RESPONSE): "greeting line (RFC 1939 4); or the client spoke first",
+    (_Sync.GREETING, _Sync.UNKNOWN): "capture began mid-connection: gap of unknown length",
+    (_Sync.RESPONSE, _Sync.BODY): "+OK to CAPA/RETR/TOP/LIST/UIDL/AUTH (RFC 1939 3, 2449 5)",
+    (_Sync.RESPONSE, _Sync.TLS): "+OK to STLS (RFC 2595 4)",
+    (_Sync.RESPONSE, _Sync.UNKNOWN): "a gap between responses, or a response to no command",
+    (_Sync.BODY, _Sync.RESPONSE): "'.' terminator (RFC 1939 3), missing terminator, or close",
+    (_Sync.UNKNOWN, _Sync.RESPONSE): "a +OK/-ERR line: back in step",
+}
+
+
 @dataclass(slots=True)
 class _Body:
     command: Command | None
@@ -281,6 +294,7 @@ class Pop3Parser:
         "_first_command_ts",
         "_server_started",
         "_skipped",
+        "_lost",
         "_closed",
         "_overflowed",
     )
@@ -298,6 +312,7 @@ class Pop3Parser:
         self._first_command_ts: int | None = None  # first command, when sent before any reply
         self._server_started = False
         self._skipped = 0  # server lines skipped while out of sync
+        self._lost = 0  # commands whose answers were found lost while out of sync
         self._closed = False
         self._overflowed = False
 
@@ -325,7 +340,7 @@ class Pop3Parser:
                 if self._first_command_ts < ts_ns:
                     # The client spoke before the server said anything: the greeting was
                     # not captured, so this first line already answers the client.
-                    self._sync = _Sync.RESPONSE
+                    self._enter(_Sync.RESPONSE)
                     out.append(
                         Anomaly(
                             ts_ns=ts_ns,
@@ -337,12 +352,12 @@ class Pop3Parser:
                     )
         buf = self._buffers[direction]
         buf.append(data)
-        while self._sync is not _Sync.TLS:
+        while not self._encrypted():
             line = buf.take_line()
             if line is None:
                 break
             self._line(ts_ns, direction, line, out)
-        if self._sync is _Sync.TLS:
+        if self._encrypted():
             buf.clear()
         return out
 
@@ -366,9 +381,9 @@ class Pop3Parser:
                 self._body.damaged = True
                 inside = self._body.command
             elif self._sync is _Sync.GREETING:
-                self._sync = _Sync.UNKNOWN if length == 0 else _Sync.RESPONSE
+                self._enter(_Sync.UNKNOWN if length == 0 else _Sync.RESPONSE)
             elif self._sync is _Sync.RESPONSE:
-                self._sync = _Sync.UNKNOWN
+                self._enter(_Sync.UNKNOWN)
         else:
             # A lost client line may have been a SASL step or a command: whichever, the
             # server's answers still pair FIFO with what we did see.
@@ -498,17 +513,19 @@ class Pop3Parser:
             case _Sync.UNKNOWN:
                 if _is_status(raw):
                     self._flush_skipped(ts, out)
-                    self._sync = _Sync.RESPONSE
+                    self._enter(_Sync.RESPONSE)
                     self._status_line(ts, raw, out)
                 else:
                     self._skipped += 1
+                    if raw == b"." and not line.overlong:
+                        self._drop_lost_answers()
             case _:
                 self._status_line(ts, raw, out)
 
     # RFC 1939 4: "Once the TCP connection has been opened by a POP3 client, the POP3 server
     # issues a one line greeting."
     def _greeting(self, ts: int, raw: bytes, out: list[Pop3Event]) -> None:
-        self._sync = _Sync.RESPONSE
+        self._enter(_Sync.RESPONSE)
         status = _status(raw)
         if status is None:
             out.append(self._anomaly(ts, Direction.SERVER, raw, "bad-greeting", "not +OK/-ERR"))
@@ -562,10 +579,10 @@ class Pop3Parser:
             out.append(
                 self._anomaly(ts, server, raw, "unpaired-response", "no command awaits an answer")
             )
-            self._sync = _Sync.UNKNOWN  # a body may follow that we cannot recognise
+            self._enter(_Sync.UNKNOWN)  # a body may follow that we cannot recognise
             return
         if multiline:
-            self._sync = _Sync.BODY
+            self._enter(_Sync.BODY)
             self._body = _Body(command)
         elif ok and command.verb == "STLS":
             out.append(TlsStarted(ts_ns=ts, direction=server, raw=raw))
@@ -581,7 +598,7 @@ class Pop3Parser:
                     )
                 )
                 self._pending.clear()
-            self._sync = _Sync.TLS
+            self._enter(_Sync.TLS)
             for buf in self._buffers.values():
                 buf.clear()
 
@@ -589,7 +606,7 @@ class Pop3Parser:
         body = self._body
         raw = line.raw
         if body is None:  # defensive: BODY without a body record
-            self._sync = _Sync.RESPONSE
+            self._enter(_Sync.RESPONSE)
             self._status_line(ts, raw, out)
             return
         if raw == b"." and not line.overlong:
@@ -639,7 +656,7 @@ class Pop3Parser:
     def _end_body(self, ts: int, raw: bytes, complete: bool, out: list[Pop3Event]) -> None:
         body = self._body
         self._body = None
-        self._sync = _Sync.RESPONSE
+        self._enter(_Sync.RESPONSE)
         if body is None:
             return
         out.append(
@@ -656,6 +673,14 @@ class Pop3Parser:
     # ----------------------------------------------------------------------------------------
     # Helpers
     # ----------------------------------------------------------------------------------------
+
+    def _encrypted(self) -> bool:
+        return self._sync is _Sync.TLS
+
+    def _enter(self, state: _Sync) -> None:
+        if state is not self._sync and (self._sync, state) not in _TRANSITIONS:
+            raise AssertionError(f"POP3 parser bug: {self._sync} -> {state}")
+        self._sync = state
 
     def _in_sasl(self) -> bool:
         """Client lines are SASL responses, not commands (RFC 5034 4)."""
@@ -694,18 +719,29 @@ class Pop3Parser:
             cancelled=cancelled,
         )
 
+    def _drop_lost_answers(self) -> None:
+        """A '.' ended a body whose +OK was lost: forget the commands it and earlier lines answered.
+
+        Without this, the next status line would pair with the RETR whose answer we never saw
+        and the parser would take the following responses for its body.
+        """
+        for index, command in enumerate(self._pending):
+            if multiline_expected(command):
+                for _ in range(index + 1):
+                    dropped = self._pending.popleft()
+                    if dropped is self._sasl:
+                        self._sasl = None
+                    self._lost += 1
+                return
+
     def _flush_skipped(self, ts: int, out: list[Pop3Event]) -> None:
         if self._skipped:
-            out.append(
-                self._anomaly(
-                    ts,
-                    Direction.SERVER,
-                    b"",
-                    "skipped-lines",
-                    f"{self._skipped} server line(s) of an unknown response skipped",
-                )
-            )
+            detail = f"{self._skipped} server line(s) of an unknown response skipped"
+            if self._lost:
+                detail += f"; the answers to {self._lost} command(s) were lost"
+            out.append(self._anomaly(ts, Direction.SERVER, b"", "skipped-lines", detail))
             self._skipped = 0
+            self._lost = 0
 
     @staticmethod
     def _anomaly(ts: int, direction: Direction, raw: bytes, kind: str, detail: str = "") -> Anomaly:

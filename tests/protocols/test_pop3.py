@@ -598,6 +598,24 @@ def test_pop3_capture_starting_mid_response_skips_to_the_next_status_line() -> N
     assert [g.length for g in of(events, StreamGap)] == [0, 0]
 
 
+def test_pop3_body_whose_ok_was_lost_does_not_shift_later_pairing() -> None:
+    events = feed_all_ways(
+        [
+            (S, b"+OK ready\r\n"),
+            (C, b"STAT\r\nRETR 1\r\nDELE 1\r\n"),
+            (S, b"+OK 1 300\r\n+O"),
+            ("gap", S, 4),  # "K\r\nSu": the +OK to RETR and the start of the body
+            (S, b"bject: lost\r\n\r\nbody\r\n.\r\n+OK deleted\r\n"),
+        ]
+    )
+    assert [(r.command.verb, r.text) for r in of(events, Response) if r.command] == [
+        ("STAT", "1 300"),
+        ("DELE", "deleted"),
+    ]
+    (skipped,) = [a for a in of(events, Anomaly) if a.kind == "skipped-lines"]
+    assert skipped.detail.endswith("the answers to 1 command(s) were lost")
+
+
 def test_pop3_garbage_server_line_is_an_anomaly_as_in_zeek_bad_list_retr() -> None:
     # Zeek's bad-list-retr-crafted trace: weird "pop3_server_command_unknown GARBAGE", and a
     # LIST listing without its "." before the RETR answer.
