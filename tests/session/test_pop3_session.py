@@ -732,3 +732,39 @@ def test_pop3_session_suricata_pop3_mailbox_sync_with_49_top() -> None:
     assert len(s.messages) == 49
     assert all(m.partial and m.command.startswith("TOP ") for m in s.messages)
     assert s.anomalies == []
+
+
+_LINES = st.sampled_from(
+    [b"USER a", b"PASS b c", b"STAT", b"LIST", b"RETR 1", b"TOP 1 0", b"DELE 1", b"CAPA",
+     b"AUTH PLAIN", b"AUTH LOGIN", b"AHVzZXIAcGFzcw==", b"*", b"STLS", b"+OK", b"+OK 1 20",
+     b"-ERR no", b"+ ", b"+ VXNlcm5hbWU6", b"Subject: a", b"", b"..x", b".", b"GARBAGE"]
+)  # fmt: skip
+
+
+def _fields(s: Session) -> tuple[object, ...]:
+    return (
+        s.banner,
+        s.tls,
+        s.auth,
+        s.messages,
+        s.deleted,
+        s.mailbox_stats,
+        s.capabilities,
+        s.exchanges,
+        s.transcript,
+        s.anomalies,
+    )
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([C, S]), st.lists(_LINES, min_size=1, max_size=5)),
+        max_size=20,
+    )
+)
+def test_pop3_session_is_the_same_however_the_bytes_are_chunked(
+    turns: list[tuple[Direction, list[bytes]]],
+) -> None:
+    steps: list[Step] = [(S, b"+OK ready\r\n")]
+    steps += [(d, b"".join(line + b"\r\n" for line in lines)) for d, lines in turns]
+    assert _fields(build(steps)) == _fields(build(steps, bytewise=True))
