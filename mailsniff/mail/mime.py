@@ -267,20 +267,35 @@ def _fill_headers(fields: list[HeaderField], msg: Message) -> None:
 
 def parse_message(raw: bytes) -> Message:
     """Parse a whole message (headers and body). Never raises on hostile input."""
-    msg = Message(size=len(raw), sha256=hashlib.sha256(raw).hexdigest())
+    return _parse(raw, len(raw), hashlib.sha256(raw).hexdigest())
+
+
+def _parse(raw: bytes, size: int, sha256: str) -> Message:
+    msg = Message(size=size, sha256=sha256)
     block = _split(raw)
     msg.defects.extend(block.defects)
     _fill_headers(block.fields, msg)
     try:
-        parsed = BytesParser(policy=policy.compat32).parsebytes(block.normalised + block.body)
-        linesep = "\r\n" if raw[: raw.find(b"\n") + 1].endswith(b"\r\n") else "\n"
-        _walk(parsed, msg, linesep)
+        _mime(block, raw, msg)
     except RecursionError:
         msg.defects.append("MIME structure unreadable: RecursionError (nesting too deep)")
     except Exception as exc:  # the stdlib parser meets hostile bytes here: never raise
         msg.defects.append(f"MIME structure unreadable: {type(exc).__name__}")
     msg.defects[:] = list(dict.fromkeys(msg.defects))[:MAX_DEFECTS]
     return msg
+
+
+def _mime(block: _HeaderBlock, raw: bytes, msg: Message) -> None:
+    parser = BytesParser(policy=policy.compat32)
+    head = parser.parsebytes(block.normalised, headersonly=True)
+    if head.get_content_maintype() not in ("multipart", "message") and not _is_attachment(
+        head, _filename(head), is_root=True
+    ):
+        msg.defects.extend(_defect_text(d) for d in head.defects)
+        return  # a single body part: nothing to list, no need to parse the body
+    parsed = parser.parsebytes(block.normalised + block.body)
+    linesep = "\r\n" if raw[: raw.find(b"\n") + 1].endswith(b"\r\n") else "\n"
+    _walk(parsed, msg, linesep)
 
 
 class MessageAccumulator:
@@ -314,9 +329,7 @@ class MessageAccumulator:
         self._gap_bytes += length
 
     def finish(self) -> Message:
-        msg = parse_message(bytes(self._buf))
-        msg.size = self._size
-        msg.sha256 = self._hash.hexdigest()
+        msg = _parse(bytes(self._buf), self._size, self._hash.hexdigest())
         msg.truncated = self._size > len(self._buf)
         msg.gap_bytes = self._gap_bytes
         if msg.truncated:

@@ -374,13 +374,17 @@ def test_built_rfc822_attachment_keeps_outer_headers() -> None:
     assert msg.attachments[0].size == len(inner.as_bytes())
 
 
-def test_body_text_parts_are_not_attachments_but_a_single_part_file_is() -> None:
+def test_body_parts_are_not_attachments_but_named_files_are() -> None:
     alt = EmailMessage()
     alt.set_content("plain")
     alt.add_alternative("<p>html</p>", subtype="html")
     assert parse_message(alt.as_bytes()).attachments == []
     raw = b"Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERg==\r\n"
     assert parse_message(raw).attachments == []  # the whole message is the body, not a file
+    named = raw.replace(b"\r\n\r\n", b"\r\nContent-Disposition: attachment; filename=a.pdf\r\n\r\n")
+    assert [(a.filename, a.size, a.sha256) for a in parse_message(named).attachments] == [
+        ("a.pdf", 4, sha(b"%PDF"))
+    ]
     inline_image = EmailMessage()
     inline_image.set_content("see image")
     inline_image.add_related(b"\x89PNG", maintype="image", subtype="png", cid="<i1>")
