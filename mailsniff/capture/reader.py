@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import stat
 import sys
 import zlib
 from collections.abc import Iterator
@@ -194,7 +195,9 @@ def _open_raw(path: str) -> tuple[BinaryIO, int | None]:
         if os.path.isdir(path):
             raise InputError(f"cannot read {path}: is a directory")
         raw = open(path, "rb")  # noqa: SIM115 - closed by CaptureReader.close
-        total = os.fstat(raw.fileno()).st_size
+        info = os.fstat(raw.fileno())
+        # A FIFO or device has no size to show progress against.
+        total = info.st_size if stat.S_ISREG(info.st_mode) else None
     except FileNotFoundError:
         raise InputError(f"cannot read {path}: no such file") from None
     except PermissionError:

@@ -8,6 +8,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import tracemalloc
 from pathlib import Path
 
@@ -252,3 +253,21 @@ def test_open_capture_raises_nothing_but_truncation_on_arbitrary_record_bytes(he
                 assert "\n" not in exc.message
     finally:
         sys.stdin = original
+
+
+def test_open_capture_reads_a_named_pipe_without_a_size(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with fifo.open("wb") as out:
+            out.write(PCAP)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    try:
+        with open_capture(str(fifo)) as reader:
+            assert reader.total_bytes is None
+            assert list(reader) == EXPECTED
+    finally:
+        writer.join()
