@@ -119,6 +119,8 @@ class PcapngSource:
                 u32 = struct.Struct(order + "I").unpack_from
                 epb = struct.Struct(order + "IIIII").unpack_from
                 btype, blen = head(buf, pos)
+                if blen < 28:
+                    self._corrupt(f"corrupt section header block: length {blen} < 28")
                 self._interfaces = []
             if blen < 12 or blen % 4 or blen > MAX_RECORD_BYTES:
                 self._corrupt(f"corrupt block: type {btype:#x} has a bad length {blen}")

@@ -195,3 +195,9 @@ def test_pcapng_raises_on_an_epb_whose_caplen_exceeds_its_block(tmp_path):
     frames, error = _collect(_write(tmp_path, shb() + idb(1) + bytes(bad)))
     assert frames == []
     assert "captured length 5000" in error.message
+
+
+def test_pcapng_raises_on_a_section_header_too_short_to_be_one(tmp_path):
+    short_shb = struct.pack("<III", 0x0A0D0D0A, 12, 0x1A2B3C4D)
+    with pytest.raises(TruncatedCaptureError, match="section header"):
+        _read(_write(tmp_path, short_shb + b"\0" * 20))
