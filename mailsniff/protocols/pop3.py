@@ -138,7 +138,7 @@ class StreamGap:
 
     ts_ns: int
     direction: Direction
-    raw: bytes  # the partial line that was discarded
+    raw: bytes  # the partial line cut by the loss (inside a body it is kept as MultilineData)
     length: int  # bytes lost (0: unknown, the capture began mid-connection)
     inside: Command | None  # the command whose multi-line body the gap fell into, if any
 
@@ -378,8 +378,12 @@ class Pop3Parser:
         if direction is Direction.SERVER:
             self._server_started = True
             if self._sync is _Sync.BODY and self._body is not None:
+                # Inside a body every captured byte is content: keep the partial line, and the
+                # tail after the gap (see _server_line), so the message loses only what was lost.
                 self._body.damaged = True
                 inside = self._body.command
+                if partial:
+                    self._body_line(ts_ns, Line(partial, b""), out, tail=True)
             elif self._sync is _Sync.GREETING:
                 self._enter(_Sync.UNKNOWN if length == 0 else _Sync.RESPONSE)
             elif self._sync is _Sync.RESPONSE:
@@ -495,8 +499,10 @@ class Pop3Parser:
             return
         if self._after_gap[server]:
             self._after_gap[server] = False
-            trusted = _is_status(raw) or (self._sync is _Sync.BODY and raw == b".")
-            if not trusted:
+            if self._sync is _Sync.BODY:
+                self._body_line(ts, line, out, tail=raw != b".")
+                return
+            if not _is_status(raw):
                 out.append(self._anomaly(ts, server, raw, "resync", "line cut by a gap skipped"))
                 return
         if line.overlong and self._sync is not _Sync.BODY:
@@ -602,14 +608,15 @@ class Pop3Parser:
             for buf in self._buffers.values():
                 buf.clear()
 
-    def _body_line(self, ts: int, line: Line, out: list[Pop3Event]) -> None:
+    def _body_line(self, ts: int, line: Line, out: list[Pop3Event], *, tail: bool = False) -> None:
+        """One body line; `tail`: a piece cut by a gap, taken as content (no unstuffing)."""
         body = self._body
         raw = line.raw
         if body is None:  # defensive: BODY without a body record
             self._enter(_Sync.RESPONSE)
             self._status_line(ts, raw, out)
             return
-        if raw == b"." and not line.overlong:
+        if raw == b"." and not line.overlong and not tail:
             self._end_body(ts, raw, True, out)
             return
         verb = body.command.verb if body.command is not None else ""
@@ -631,7 +638,7 @@ class Pop3Parser:
             self._status_line(ts, raw, out)
             return
         # RFC 1939 3: a line beginning with "." is byte-stuffed; drop the first dot.
-        content = raw[1:] if first == b"." else raw
+        content = raw[1:] if first == b"." and not tail else raw
         if line.overlong:
             out.append(
                 self._anomaly(
