@@ -333,7 +333,8 @@ def test_smtp_bdat_chunk_pipelined_with_its_command_and_the_next_transaction() -
             GREET,
             (
                 C,
-                b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT 12\r\nhello\r\n.worlBDAT 3 LAST\r\nd\r\n",
+                b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n"
+                b"BDAT 12\r\nhello\r\n.worlBDAT 3 LAST\r\nd\r\n",
             ),
             (C, b"mail from:<e@f>\r\nrcpt to:<g@h>\r\n"),
             (S, b"250 ok\r\n250 ok\r\n250 12 octets\r\n250 queued\r\n250 ok\r\n250 ok\r\n"),

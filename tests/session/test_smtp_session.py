@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 from collections.abc import Sequence
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailsniff.limits import MAX_TRANSCRIPT_DATA_LINES
 from mailsniff.model import Endpoint, Protocol, Session
 from mailsniff.protocols.base import Direction
 from mailsniff.session.base import SessionHandler
@@ -223,3 +229,314 @@ def test_smtp_session_seed_server_to_server_helo_dialogue() -> None:
     assert txn.data_reply == "250 Ok: queued as 12345"
     assert txn.message is not None
     assert txn.message.sha256 == hashlib.sha256(SEED_MX_MESSAGE).hexdigest()
+
+
+GREET: Step = (S, b"220 mx.example.org ESMTP Postfix\r\n")
+
+
+def b64(s: bytes) -> bytes:
+    return base64.b64encode(s)
+
+
+def test_smtp_session_pipelined_envelope_with_params_and_per_recipient_replies() -> None:
+    s = run(
+        [
+            GREET,
+            (C, b"EHLO c\r\n"),
+            (S, b"250-mx\r\n250-PIPELINING\r\n250 SIZE 1000\r\n"),
+            (
+                C,
+                b"MAIL FROM:<> SIZE=120 BODY=8BITMIME\r\n"
+                b"RCPT TO:<a@y> NOTIFY=NEVER ORCPT=rfc822;a@y\r\nRCPT TO:<b@y>\r\n"
+                b"RCPT TO:<c@y>\r\nDATA\r\n",
+            ),
+            (S, b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 no such user\r\n450 4.2.0 later\r\n"),
+            (S, b"354 go\r\n"),
+            (C, b"To: a@y\r\n\r\nhi\r\n.\r\n"),
+            (S, b"250 2.0.0 queued\r\n"),
+        ]
+    )
+    assert s.capabilities == ["PIPELINING", "SIZE 1000"]
+    (txn,) = s.transactions
+    assert txn.mail_from == ""
+    assert txn.mail_from_params == {"SIZE": "120", "BODY": "8BITMIME"}
+    assert [(r.address, r.status) for r in txn.rcpts] == [
+        ("a@y", "accepted"),
+        ("b@y", "rejected"),
+        ("c@y", "deferred"),
+    ]
+    assert txn.rcpts[0].params == {"NOTIFY": "NEVER", "ORCPT": "rfc822;a@y"}
+    assert txn.rcpt_accepted == ["a@y"]
+    assert txn.data_reply == "250 2.0.0 queued"
+
+
+def test_smtp_session_rcpt_without_a_captured_reply_is_accepted_unknown() -> None:
+    s = run([GREET, (C, b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\n"), (S, b"250 ok\r\n")])
+    (rcpt,) = s.transactions[0].rcpts
+    assert rcpt.reply is None and rcpt.status == "unknown"
+    assert s.transactions[0].rcpt_accepted == ["b@y"]
+
+
+def test_smtp_session_rset_and_new_ehlo_end_transactions() -> None:
+    s = run(
+        [
+            GREET,
+            (C, b"EHLO one\r\nMAIL FROM:<a@x>\r\nRSET\r\nRCPT TO:<lost@y>\r\n"),
+            (C, b"MAIL FROM:<b@x>\r\nEHLO two\r\nRCPT TO:<lost2@y>\r\nMAIL FROM:<c@x>\r\n"),
+            (C, b"RCPT TO:<kept@y>\r\n"),
+        ]
+    )
+    assert [t.mail_from for t in s.transactions] == ["a@x", "b@x", "c@x"]
+    assert [t.rcpt_to for t in s.transactions] == [[], [], ["kept@y"]]
+    assert s.helo == "two"
+    assert sum(a.startswith("rcpt-without-mail") for a in s.anomalies) == 2
+
+
+def test_smtp_session_bdat_message_and_the_next_transaction_in_one_segment() -> None:
+    s = run(
+        [
+            GREET,
+            (
+                C,
+                b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 5\r\nHelloBDAT 8 LAST\r\n world\r\n"
+                b"MAIL FROM:<c@x>\r\nRCPT TO:<d@y>\r\n",
+            ),
+            (S, b"250 ok\r\n250 ok\r\n250 5 octets\r\n250 queued as 1\r\n250 ok\r\n250 ok\r\n"),
+        ]
+    )
+    first, second = s.transactions
+    assert first.body_command == "BDAT"
+    assert first.data_reply == "250 queued as 1"
+    assert first.message is not None
+    assert first.message.sha256 == hashlib.sha256(b"Hello world\r\n").hexdigest()
+    assert (second.mail_from, second.rcpt_to, second.message) == ("c@x", ["d@y"], None)
+
+
+def test_smtp_session_starttls_accepted_marks_tls_and_keeps_the_clear_part() -> None:
+    s = run(
+        [
+            GREET,
+            (C, b"EHLO c\r\n"),
+            (S, b"250-mx\r\n250 STARTTLS\r\n"),
+            (C, b"STARTTLS\r\n"),
+            (S, b"220 2.0.0 Ready to start TLS\r\n"),
+            (C, b"\x16\x03\x01\x00\x20" + bytes(32)),
+            (S, b"\x16\x03\x03\x00\x10" + bytes(16)),
+        ]
+    )
+    assert s.tls is True
+    assert s.capabilities == ["STARTTLS"]
+    assert [e.command for e in s.exchanges] == ["EHLO", "STARTTLS"]
+    assert s.exchanges[-1].reply == "220 2.0.0 Ready to start TLS"
+    assert s.anomalies == []
+
+
+def test_smtp_session_starttls_refused_continues_in_clear() -> None:
+    s = run(
+        [
+            GREET,
+            (C, b"STARTTLS\r\n"),
+            (S, b"454 4.7.0 TLS not available\r\n"),
+            (C, b"MAIL FROM:<a@x>\r\n"),
+            (S, b"250 ok\r\n"),
+        ]
+    )
+    assert s.tls is False
+    assert s.transactions[0].mail_from_reply == "250 ok"
+
+
+def test_smtp_session_auth_plain_reports_a_differing_authzid() -> None:
+    s = run(
+        [GREET, (C, b"AUTH PLAIN " + b64(b"boss\x00alice\x00s3cret") + b"\r\n"), (S, b"235 ok\r\n")]
+    )
+    (a,) = s.auth
+    assert (a.mechanism, a.username, a.password, a.authzid, a.success) == (
+        "PLAIN",
+        "alice",
+        "s3cret",
+        "boss",
+        True,
+    )
+    assert s.transcript[1].note == "boss\x00alice\x00s3cret"
+
+
+def test_smtp_session_auth_plain_after_empty_challenge_without_authzid() -> None:
+    s = run(
+        [
+            GREET,
+            (C, b"auth plain\r\n"),
+            (S, b"334 \r\n"),
+            (C, b64(b"\x00alice\x00pw") + b"\r\n"),
+            (S, b"535 5.7.8 Error: authentication failed\r\n"),
+        ]
+    )
+    (a,) = s.auth
+    assert (a.username, a.password, a.authzid, a.success) == ("alice", "pw", None, False)
+    assert a.reply == "535 5.7.8 Error: authentication failed"
+
+
+def test_smtp_session_auth_cram_md5_keeps_challenge_and_response() -> None:
+    challenge = b"<1896.697170952@postoffice.example.net>"
+    digest = hmac.new(b"tanstaaftanstaaf", challenge, "md5").hexdigest()
+    s = run(
+        [
+            GREET,
+            (C, b"AUTH CRAM-MD5\r\n"),
+            (S, b"334 " + b64(challenge) + b"\r\n"),
+            (C, b64(b"tim " + digest.encode()) + b"\r\n"),
+            (S, b"235 Authentication successful\r\n"),
+        ]
+    )
+    (a,) = s.auth
+    assert (a.mechanism, a.username, a.password) == ("CRAM-MD5", "tim", None)
+    assert (a.challenge, a.response, a.success) == (challenge.decode(), digest, True)
+
+
+def test_smtp_session_auth_xoauth2_user_and_token() -> None:
+    blob = b64(b"user=someone@example.com\x01auth=Bearer ya29.secret\x01\x01")
+    s = run([GREET, (C, b"AUTH XOAUTH2 " + blob + b"\r\n"), (S, b"235 2.7.0 Accepted\r\n")])
+    (a,) = s.auth
+    assert (a.mechanism, a.username, a.password, a.success) == (
+        "XOAUTH2",
+        "someone@example.com",
+        "ya29.secret",
+        True,
+    )
+
+
+def test_smtp_session_auth_cancelled_with_star() -> None:
+    s = run(
+        [
+            GREET,
+            (C, b"AUTH LOGIN\r\n"),
+            (S, b"334 VXNlcm5hbWU6\r\n"),
+            (C, b"*\r\n"),
+            (S, b"501 5.7.0 Authentication aborted\r\n"),
+        ]
+    )
+    (a,) = s.auth
+    assert a.cancelled and a.username is None and a.success is False
+    assert a.reply == "501 5.7.0 Authentication aborted"
+
+
+def test_smtp_session_auth_without_a_captured_reply_has_unknown_success() -> None:
+    s = run([GREET, (C, b"AUTH LOGIN " + b64(b"u") + b"\r\n")])
+    (a,) = s.auth
+    assert (a.username, a.success, a.reply) == ("u", None, None)
+
+
+def test_smtp_session_gap_inside_data_is_counted_in_the_message() -> None:
+    s = run(
+        [
+            GREET,
+            (C, b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n"),
+            (S, b"250 ok\r\n250 ok\r\n354 go\r\n"),
+            (C, b"Subject: x\r\n\r\nbefore"),
+            (C, 1200),
+            (C, b"after\r\n.\r\n"),
+            (S, b"250 queued\r\n"),
+        ]
+    )
+    msg = s.transactions[0].message
+    assert msg is not None
+    assert msg.gap_bytes == 1200
+    assert msg.size == len(b"Subject: x\r\n\r\nbeforeafter\r\n")
+    assert s.transactions[0].data_reply == "250 queued"
+    assert any(t.note and "1200 bytes not captured" in t.note for t in s.transcript)
+
+
+def test_smtp_session_data_never_completed_still_keeps_the_message() -> None:
+    s = run(
+        [
+            GREET,
+            (C, b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n"),
+            (S, b"250 ok\r\n250 ok\r\n354 go\r\n"),
+            (C, b"Subject: cut\r\n\r\nthe connection dies"),
+        ]
+    )
+    txn = s.transactions[0]
+    assert txn.data_reply is None
+    assert txn.message is not None and txn.message.size == 35
+    assert any(a.startswith("message-unterminated") for a in s.anomalies)
+
+
+def test_smtp_session_midstream_capture_without_greeting() -> None:
+    s = run(
+        [
+            (C, 0),
+            (S, 0),
+            (C, b"rt of a line\r\nRCPT TO:<late@y>\r\nMAIL FROM:<a@x>\r\n"),
+            (S, b"250 ok\r\n250 ok\r\n"),
+        ]
+    )
+    assert s.banner is None
+    assert [t.mail_from for t in s.transactions] == ["a@x"]
+    assert s.transactions[0].mail_from_reply == "250 ok"
+
+
+def test_smtp_session_one_side_only_capture_keeps_envelopes_and_messages() -> None:
+    s = run(
+        [
+            (C, b"EHLO enzo\r\nMAIL FROM:<r@i.org>\r\nRCPT TO:<r@i.org>\r\nDATA\r\n"),
+            (C, b"Subject: Hello1!\r\n\r\none\r\n.\r\n"),
+            (C, b"MAIL FROM:<r@i.org>\r\nRCPT TO:<s@l.gov>\r\nDATA\r\nSubject: Hello2!\r\n\r\n"),
+            (C, b"two\r\n.\r\nQUIT\r\n"),
+        ]
+    )
+    assert [(t.mail_from, t.rcpt_to) for t in s.transactions] == [
+        ("r@i.org", ["r@i.org"]),
+        ("r@i.org", ["s@l.gov"]),
+    ]
+    sizes = [t.message.size if t.message else None for t in s.transactions]
+    assert sizes == [
+        len(b"Subject: Hello1!\r\n\r\none\r\n"),
+        len(b"Subject: Hello2!\r\n\r\ntwo\r\n"),
+    ]
+    assert all(t.data_reply is None for t in s.transactions)
+
+
+def test_smtp_session_transcript_summarises_long_messages() -> None:
+    lines = b"".join(b"line %d\r\n" % i for i in range(MAX_TRANSCRIPT_DATA_LINES + 50))
+    s = run(
+        [
+            GREET,
+            (C, b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n"),
+            (S, b"250 ok\r\n250 ok\r\n354 go\r\n"),
+            (C, lines + b".\r\n"),
+            (S, b"250 ok\r\n"),
+        ]
+    )
+    texts = [t.text for t in s.transcript]
+    assert "line 0" in texts and f"line {MAX_TRANSCRIPT_DATA_LINES - 1}" in texts
+    assert f"line {MAX_TRANSCRIPT_DATA_LINES}" not in texts
+    assert "[50 more message lines]" in texts
+    assert s.transactions[0].message is not None
+    assert s.transactions[0].message.size == len(lines)
+
+
+def test_smtp_session_huge_message_keeps_memory_bounded() -> None:
+    handler = SmtpSessionHandler(new_session())
+    handler.data(0, S, b"220 hi\r\n")
+    handler.data(1, C, b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n")
+    handler.data(2, S, b"250 ok\r\n250 ok\r\n354 go\r\n")
+    chunk = b"x" * 998 + b"\r\n"
+    for _ in range(20_000):  # 20 MB, more than MAX_MESSAGE
+        handler.data(3, C, chunk)
+    handler.data(4, C, b".\r\n")
+    handler.close(5)
+    msg = handler.session.transactions[0].message
+    assert msg is not None
+    assert msg.size == 20_000 * 1000
+    assert msg.truncated is True
+    assert len(handler.session.transcript) < MAX_TRANSCRIPT_DATA_LINES + 20
+
+
+def test_smtp_session_garbage_never_raises_and_is_reported() -> None:
+    s = run([GREET, (C, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(256)))])
+    assert any(a.startswith("garbage-command") for a in s.anomalies)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([C, S]), st.binary(max_size=120) | st.integers(0, 30))))
+def test_smtp_session_handler_never_raises_on_arbitrary_input(steps: list[Step]) -> None:
+    run(steps)
