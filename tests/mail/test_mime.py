@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
+import sys
 from email import message_from_bytes
 from email.message import EmailMessage
 from pathlib import Path
@@ -192,6 +194,8 @@ def test_windows_1252_header_bytes_are_decoded_and_recorded() -> None:
     msg = parse_message(b"Subject: What\x92s Next\r\n\r\n")
     assert msg.subject == "What\u2019s Next"
     assert msg.defects == ["Subject: 8-bit header bytes not UTF-8: decoded as windows-1252"]
+    (field,), _, _ = split_header_fields(b"Subject: What\x92s Next\r\n\r\n")
+    assert field.raw_value == b" What\x92s Next"  # the bytes as sent stay available
 
 
 def test_bare_lf_line_endings() -> None:
@@ -620,3 +624,16 @@ def test_bdat_chunked_png_attachment_is_the_file_zeek_hashed() -> None:
     assert isinstance(png, bytes)
     assert hashlib.sha1(png).hexdigest() == zeek_sha1
     assert (att.size, att.sha256) == (len(png), sha(png))
+
+
+def test_mail_layer_imports_no_capture_or_display_code() -> None:
+    code = (
+        "import sys, mailsniff.mail.mime, mailsniff.mail.rfc2047, mailsniff.mail.addresses; "
+        "print(sorted(m for m in ('scapy', 'rich', 'logging', 'typer') if m in sys.modules))"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True
+    )
+    # (the stdlib email package itself imports socket, via email.utils; nothing here uses it)
+    assert out.stdout.strip() == "[]"
