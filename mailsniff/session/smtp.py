@@ -226,11 +226,14 @@ class SmtpSessionHandler:
         awaited = self._awaited.get(ev.seq)
         if awaited is None:
             return
-        line = ev.first_line
+        # The exchange table shows the first line; records keep the final line, which carries
+        # the verdict and the queue id in multi-line replies (Exim: "250- 4404 byte chunk" /
+        # "250 OK id=..."), as Zeek's last_reply does.
+        line = ev.last_line
         if awaited.exchange is not None and not awaited.answered:
             old = self.session.exchanges[awaited.exchange]
             self.session.exchanges[awaited.exchange] = Exchange(
-                old.ts_ns, old.command, old.argument, line, len(ev.lines)
+                old.ts_ns, old.command, old.argument, ev.first_line, len(ev.lines)
             )
         awaited.answered = True
         if ev.code != 354:  # 354 is DATA's go-ahead; every other reply is the last for its seq
@@ -264,7 +267,7 @@ class SmtpSessionHandler:
         if self._auth is None:
             return
         attempt = self._auth.attempt
-        attempt.reply = ev.first_line
+        attempt.reply = ev.last_line
         if is_positive(ev.code):
             attempt.success = True
         elif is_negative(ev.code):

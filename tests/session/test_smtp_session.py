@@ -6,7 +6,9 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Sequence
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -540,3 +542,162 @@ def test_smtp_session_garbage_never_raises_and_is_reported() -> None:
 @given(st.lists(st.tuples(st.sampled_from([C, S]), st.binary(max_size=120) | st.integers(0, 30))))
 def test_smtp_session_handler_never_raises_on_arbitrary_input(steps: list[Step]) -> None:
     run(steps)
+
+
+# ------------------------------------------------------------------ public captures vs Zeek
+
+PUBLIC = Path(__file__).resolve().parents[2] / ".." / "shared" / "pcaps-public"
+ZEEK_SMTP_LOGS = sorted((PUBLIC / "zeek").glob("*.smtp.log"))
+SMTP_PORTS = (25, 465, 587, 2525)
+
+FlowKey = tuple[str, int, str, int]
+
+
+def naive_streams(path: Path) -> dict[FlowKey, list[Step]]:
+    """TEST ONLY: per-flow payloads in capture order with scapy; a sequence jump is a gap.
+
+    Not a reassembler (that lives in mailsniff): retransmitted bytes are trimmed, out-of-order
+    segments are not handled. Enough for the small public captures.
+    """
+    scapy_all = pytest.importorskip("scapy.all")
+    flows: dict[FlowKey, list[Step]] = {}
+    expected: dict[tuple[FlowKey, Direction], int] = {}
+    for pkt in scapy_all.rdpcap(str(path)):
+        if scapy_all.TCP not in pkt:
+            continue
+        tcp = pkt[scapy_all.TCP]
+        if scapy_all.IP in pkt:
+            ip = pkt[scapy_all.IP]
+            size = ip.len - ip.ihl * 4 - tcp.dataofs * 4
+        elif scapy_all.IPv6 in pkt:
+            ip = pkt[scapy_all.IPv6]
+            size = ip.plen - tcp.dataofs * 4
+        else:
+            continue
+        if tcp.dport in SMTP_PORTS:
+            key, direction = (ip.src, tcp.sport, ip.dst, tcp.dport), C
+        elif tcp.sport in SMTP_PORTS:
+            key, direction = (ip.dst, tcp.dport, ip.src, tcp.sport), S
+        else:
+            continue
+        payload = bytes(tcp.payload)[: max(size, 0)]  # drop Ethernet padding
+        seq = tcp.seq
+        if tcp.flags & 0x02:  # SYN
+            expected[(key, direction)] = seq + 1
+            continue
+        if not payload:
+            continue
+        steps = flows.setdefault(key, [])
+        want = expected.get((key, direction))
+        if want is not None and seq > want:
+            steps.append((direction, seq - want))
+        elif want is not None and seq < want:
+            payload = payload[want - seq :]
+            seq = want
+        if payload:
+            expected[(key, direction)] = seq + len(payload)
+            steps.append((direction, payload))
+    return flows
+
+
+def zeek_rows(log: Path) -> list[dict[str, str]]:
+    fields: list[str] = []
+    rows = []
+    for line in log.read_text().splitlines():
+        if line.startswith("#fields"):
+            fields = line.split("\t")[1:]
+        elif line and not line.startswith("#"):
+            rows.append(dict(zip(fields, line.split("\t"), strict=True)))
+    return rows
+
+
+def capture_for(log: Path) -> Path:
+    stem = log.name.split(".zeek.")[0]
+    for suffix in (".pcap", ".pcapng"):
+        if (PUBLIC / "zeek" / (stem + suffix)).exists():
+            return PUBLIC / "zeek" / (stem + suffix)
+    raise FileNotFoundError(stem)
+
+
+def test_public_zeek_smtp_baselines_are_present() -> None:
+    assert len(ZEEK_SMTP_LOGS) >= 10
+
+
+@pytest.mark.parametrize(
+    "log", ZEEK_SMTP_LOGS, ids=[log.name.split(".zeek.")[0] for log in ZEEK_SMTP_LOGS]
+)
+def test_smtp_session_matches_zeek_helo_mailfrom_and_rcptto(log: Path) -> None:
+    flows = naive_streams(capture_for(log))
+    by_conn: dict[FlowKey, list[dict[str, str]]] = {}
+    for row in zeek_rows(log):
+        key = (row["id.orig_h"], int(row["id.orig_p"]), row["id.resp_h"], int(row["id.resp_p"]))
+        by_conn.setdefault(key, []).append(row)
+    assert by_conn
+    for key, rows in by_conn.items():
+        session = run(flows[key])
+        assert session.helo == rows[0]["helo"], key
+        want = {
+            (r["mailfrom"], frozenset(r["rcptto"].split(",")))
+            for r in rows
+            if r["mailfrom"] != "-" and r["rcptto"] not in ("-", "(empty)")
+        }
+        got = {(t.mail_from, frozenset(t.rcpt_to)) for t in session.transactions if t.rcpts}
+        assert got == want, key
+        assert session.tls == (rows[0]["tls"] == "T"), key
+        replies = {r["last_reply"] for r in rows if r["last_reply"] != "-"}
+        seen = {t.data_reply for t in session.transactions}
+        seen |= {t.mail_from_reply for t in session.transactions}
+        seen |= {a.reply for a in session.auth} | {e.reply for e in session.exchanges}
+        if not log.name.startswith("smtp-mail-transactions"):  # Zeek logs a stray 500 there
+            assert replies <= seen, key
+
+
+def test_smtp_session_one_side_only_capture_matches_zeek() -> None:
+    path = PUBLIC / "zeek" / "smtp-one-side-only.pcap"
+    ((key, steps),) = naive_streams(path).items()
+    assert all(direction is C for direction, _ in steps)
+    s = run(steps)
+    assert s.helo == "enzo.icir.org"
+    assert [(t.mail_from, t.rcpt_to) for t in s.transactions] == [
+        ("robin@icir.org", ["robin@icir.org"]),
+        ("robin@icir.org", ["rsommer@lbl.gov"]),
+    ]
+    assert all(t.message is not None and t.message.size > 9000 for t in s.transactions)
+    assert s.anomalies == []
+
+
+def test_smtp_session_wireshark_sample_auth_login_and_message() -> None:
+    flows = naive_streams(PUBLIC / "suricata-verify" / "bug-3616-smtp.pcap")
+    s = run(flows[("10.10.1.4", 1470, "74.53.140.153", 25)])
+    (a,) = s.auth
+    assert (a.mechanism, a.username, a.password, a.success) == (
+        "LOGIN",
+        "gurpartap@patriots.in",
+        "punjab@123",
+        True,
+    )
+    (txn,) = s.transactions
+    assert (txn.mail_from, txn.rcpt_to) == ("gurpartap@patriots.in", ["raj_deol2002in@yahoo.co.in"])
+    assert txn.data_reply is not None and txn.data_reply.startswith("250")
+    assert s.anomalies == []
+
+
+def test_smtp_session_pipelined_bdat_then_next_mail_gives_two_transactions() -> None:
+    (steps,) = naive_streams(
+        PUBLIC / "suricata-verify" / "smtp-bdat-pipelined-next-mail.pcap"
+    ).values()
+    s = run(steps)
+    assert [(t.mail_from, t.rcpt_to, t.body_command) for t in s.transactions] == [
+        ("alice@example.com", ["bob@example.com"], "BDAT"),
+        ("bob@example.com", ["alice@example.com"], "DATA"),
+    ]
+    assert all(t.data_reply and t.data_reply.startswith("250") for t in s.transactions)
+    assert s.anomalies == []
+
+
+def test_smtp_session_tls_client_hello_to_a_cleartext_server_is_garbage() -> None:
+    flows = naive_streams(PUBLIC / "suricata-verify" / "smtp-errors.pcap")
+    (steps,) = [v for k, v in flows.items() if k[0] == "10.4.16.101"]
+    s = run(steps)
+    assert s.banner == "220 v02.kerne.org ESMTP Postfix"
+    assert any(a.startswith("garbage-command") for a in s.anomalies)
