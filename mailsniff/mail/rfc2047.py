@@ -88,11 +88,21 @@ def normalize_charset(label: str) -> str | None:
     return info.name
 
 
+def _windows_1252(data: bytes) -> str:
+    """windows-1252, where the five bytes it leaves undefined become their latin-1 characters."""
+    text = data.decode("cp1252", errors="replace")
+    if "\ufffd" not in text:
+        return text
+    return "".join(ch if ch != "\ufffd" else chr(b) for ch, b in zip(text, data, strict=True))
+
+
 def _decode_bytes(data: bytes, label: str, defects: list[str]) -> str:
     codec = normalize_charset(label)
     if codec is None:
         defects.append(f"unknown charset {label!r}: decoded as latin-1")
         return data.decode("latin-1")
+    if codec == "cp1252":
+        return _windows_1252(data)
     try:
         text = data.decode(codec, errors="strict")
     except (UnicodeError, LookupError, ValueError, TypeError):
@@ -213,12 +223,7 @@ def decode_raw_header(raw: bytes) -> tuple[str, list[str]]:
         return raw.decode("utf-8"), []
     except UnicodeDecodeError:
         pass
-    # windows-1252 leaves 0x81 0x8D 0x8F 0x90 0x9D undefined: those become latin-1 characters.
-    text = "".join(
-        ch if ch != "\ufffd" else chr(b)
-        for ch, b in zip(raw.decode("windows-1252", errors="replace"), raw, strict=True)
-    )
-    return text, ["8-bit header bytes not UTF-8: decoded as windows-1252"]
+    return _windows_1252(raw), ["8-bit header bytes not UTF-8: decoded as windows-1252"]
 
 
 def decode_header_bytes(raw: bytes) -> tuple[str, list[str]]:

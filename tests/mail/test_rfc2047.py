@@ -178,6 +178,10 @@ def test_invalid_bytes_for_the_charset_are_replaced_and_recorded() -> None:
     assert defects == ["bytes invalid in charset 'utf-8'"]
 
 
+def test_iso_8859_1_label_is_read_as_windows_1252_without_losing_bytes() -> None:
+    assert decode_words("=?iso-8859-1?Q?=93caf=E9=94_=81?=") == ("\u201ccafé\u201d \x81", [])
+
+
 def test_raw_utf8_header_bytes_need_no_fallback() -> None:
     assert decode_raw_header("张帆 <a@b>".encode()) == ("张帆 <a@b>", [])
 
