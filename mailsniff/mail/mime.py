@@ -60,7 +60,7 @@ class HeaderField:
     """One top-level header field as captured."""
 
     name: str  # as written (without any whitespace before the colon)
-    raw_value: bytes  # after the colon, folding and 8-bit bytes kept, line endings removed at end
+    raw_value: bytes  # after the colon, 8-bit bytes kept, folded lines joined by CRLF
     value: str  # decoded for display (8-bit and RFC 2047 undone, unfolded, trimmed)
 
 
