@@ -738,7 +738,14 @@ class SmtpParser:
         self._enter(ClientState.TLS)
         out.append(TlsStarted(ts_ns=ts, direction=Direction.SERVER))
         for direction, buf in self._buf.items():
-            self.encrypted_bytes[direction] += len(buf.take_rest())
+            rest = buf.take_rest()
+            self.encrypted_bytes[direction] += len(rest)
+            if rest and rest[0] != _TLS_RECORD_START:
+                # Cleartext sent after STARTTLS but before the handshake would be taken as
+                # if it came through TLS by a vulnerable peer (CVE-2011-0411 and kin).
+                self._anomaly(
+                    ts, direction, "cleartext-after-starttls", repr(rest[:40]), out, raw=rest[:80]
+                )
         self._pending.clear()
         self._reply = None
 
@@ -873,8 +880,8 @@ class SmtpParser:
                 self._anomaly(
                     ts, Direction.SERVER, "reply-code-mismatch", f"{r.code} then {code}", out
                 )
-            r.lines.append(text)
-            if len(r.raw) < MAX_LINE:
+            if len(r.raw) < MAX_LINE:  # a reply's kept lines are bounded as one line is
+                r.lines.append(text)
                 r.raw += line.raw + line.ending
             if sep == b"-" and len(r.lines) < 1000:
                 continue

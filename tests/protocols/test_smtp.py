@@ -711,3 +711,41 @@ def test_smtp_chunking_never_changes_the_events_of_mutated_dialogues(
         return [b[x:y] for x, y in zip(bounds, bounds[1:], strict=False) if y > x] or [b]
 
     assert normalize(feed_steps(SmtpParser, steps, cut), (MessageData,)) == whole
+
+
+def test_smtp_cleartext_pipelined_after_starttls_is_flagged() -> None:
+    # CVE-2011-0411: commands sent with STARTTLS, in clear, before the handshake.
+    evs = events([GREET, (C, b"STARTTLS\r\nRSET\r\n"), (S, b"220 2.0.0 Ready\r\n")])
+    assert len(of(evs, TlsStarted)) == 1
+    assert "cleartext-after-starttls" in kinds(evs)
+    assert [c.verb for c in of(evs, Command)] == ["STARTTLS"]
+
+
+def test_smtp_content_waiting_for_354_at_close_is_taken_as_content() -> None:
+    evs = events([GREET, (C, b"MAIL FROM:<a@b>\r\nDATA\r\nSubject: s\r\n\r\nbody\r\n.\r\n")])
+    assert content(evs) == b"Subject: s\r\n\r\nbody\r\n"
+    assert "reply-not-seen" in kinds(evs)
+    assert of(evs, MessageEnd)[0].complete
+
+
+def test_smtp_data_after_unfinished_bdat_ends_the_chunked_message_incomplete() -> None:
+    evs = events(
+        [GREET, (C, b"BDAT 3\r\nabcDATA\r\n"), (S, b"250 ok\r\n354 go\r\n"), (C, b"x\r\n.\r\n")]
+    )
+    ends = of(evs, MessageEnd)
+    assert [(e.body_command, e.size, e.complete) for e in ends] == [
+        ("BDAT", 3, False),
+        ("DATA", 3, True),
+    ]
+
+
+def test_smtp_reply_with_endless_continuation_lines_stays_bounded() -> None:
+    p = SmtpParser()
+    p.feed(0, S, b"220 hi\r\n")
+    p.feed(1, C, b"EHLO x\r\n")
+    for _ in range(2000):
+        p.feed(2, S, b"250-" + b"k" * 1000 + b"\r\n")
+    evs = p.feed(3, S, b"250 end\r\n")
+    (r,) = of(evs, Reply)
+    assert len(r.raw) <= MAX_LINE + 1010
+    assert len(r.lines) < 100
