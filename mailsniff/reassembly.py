@@ -23,12 +23,15 @@
   Conflicts with already delivered bytes are detected against the last delivered chunk only.
 * **Holes become gaps.** A missing range is reported as `FlowGap(direction, offset, length)` and
   delivery resumes after it when (a) the other side ACKs beyond it (the receiver got bytes we
-  never captured), (b) the out-of-order data buffered for that direction exceeds `max_buffer`
-  bytes or `max_segments` segments, or (c) the flow ends (FIN/RST/idle/end of input) with data
-  still buffered beyond it, or before a FIN whose position is known. A segment the snaplen cut
-  delivers the bytes it has, then a gap for the rest. The last sequence number an ACK covers is
-  held back until data after it or the FIN's position is seen: it may be a FIN never captured.
-  Every gap is also recorded in `Flow.gaps` (adjacent gaps merged, at most `MAX_GAPS_RECORDED`).
+  never captured) and something the sender sent after the hole was seen (some captures show
+  ACKs before the data they acknowledge, so a hole at the tail waits for later data or the end),
+  (b) the out-of-order data buffered for that direction exceeds `max_buffer` bytes or
+  `max_segments` segments, or (c) the flow ends (FIN/RST/idle/end of input) with data still
+  buffered beyond it, before a FIN whose position is known, or short of the highest ACK. A
+  segment the snaplen cut delivers the bytes it has, then a gap for the rest. At the end, the
+  last sequence number an ACK covers is not counted as missing unless a FIN was seen after it:
+  it is most likely a FIN that was not captured. Every gap is also recorded in `Flow.gaps`
+  (adjacent gaps merged, at most `MAX_GAPS_RECORDED`).
 * **End.** A flow ends with "fin" once both directions sent FIN and every byte up to each FIN was
   delivered (or declared a gap), "rst" on RST, "idle" from `expire()`, "eof" from `flush()`, and
   "reused" when a new SYN (a different ISN) arrives on the 4-tuple of a live flow. An ended 4-tuple
@@ -636,31 +639,39 @@ class Reassembler:
         self._resolve_ack(half, ts, events)
 
     def _resolve_ack(self, half: _Half, ts: int, events: list[FlowEvent]) -> None:
-        """Bytes the receiver acknowledged but we never saw are gaps (rule a)."""
-        limit = half.acked_off
-        if half.fin_off is not None:
-            limit = min(limit, half.fin_off)
+        """Bytes the receiver acknowledged but we never saw become gaps (rule a).
+
+        The hole must be followed by something the sender sent later (data or its FIN): some
+        captures hold ACKs before the data they acknowledge (mirror ports, merged or synthesised
+        traces; arkime's smtp-decrypted.pcap shows two such ACKs in a row), and that data must
+        still be delivered when it comes. A hole at the tail waits for later data or the end.
+        """
+        fin = half.fin_off
+        limit = half.acked_off if fin is None else min(half.acked_off, fin)
         while half.next_off < limit:
             starts = half.starts
             if starts and starts[0] < limit:
                 self._skip_to(half, starts[0], ts, events)
-            elif starts or half.fin_off is not None:
+                continue
+            if starts or fin is not None:  # the sender already sent what follows the hole
                 self._skip_to(half, limit, ts, events)
-            else:
-                # The last acknowledged sequence number may be a FIN we did not capture: keep
-                # it back until data after it (or the FIN's position) shows what it was.
-                if limit - 1 > half.next_off:
-                    self._skip_to(half, limit - 1, ts, events)
-                break
+            break
 
     def _flush_half(self, half: _Half, ts: int, events: list[FlowEvent]) -> None:
-        """The flow ends: buffered data is delivered, holes before it and before a FIN are gaps."""
+        """The flow ends: buffered data is delivered, holes before it and before a FIN are gaps.
+
+        Acknowledged bytes never seen are gaps too, except the last acknowledged sequence number
+        when no FIN was seen: it is most likely that FIN, not a byte of data.
+        """
         if not half.started:
             return
         while half.starts:
             self._skip_to(half, half.starts[0], ts, events)
-        if half.fin_off is not None and half.fin_off > half.next_off:
-            self._skip_to(half, half.fin_off, ts, events)
+        if half.fin_off is not None:
+            if half.fin_off > half.next_off:
+                self._skip_to(half, half.fin_off, ts, events)
+        elif half.acked_off - 1 > half.next_off:
+            self._skip_to(half, half.acked_off - 1, ts, events)
 
     # -- events --------------------------------------------------------------------------------
 

@@ -269,18 +269,57 @@ def test_reassembly_hole_then_ack_beyond_it_reports_gap_then_later_data() -> Non
     assert data_of(r.feed(conn.c(b"D")), C) == b"D"  # delivery resumes after the gap
 
 
-def test_reassembly_ack_beyond_everything_seen_reports_a_tail_gap_but_the_last_byte() -> None:
+def test_reassembly_tail_hole_is_declared_when_data_after_it_arrives() -> None:
     conn = Conn()
     r = Reassembler()
     feed_all(r, conn.handshake())
     r.feed(conn.s(b"220 hi\r\n"))
     conn.s(b"250-big\r\n250 ok\r\n")  # lost
-    events = r.feed(conn.c_ack(25))
-    # The last acknowledged sequence number could be an uncaptured FIN: it waits for evidence.
-    assert gaps(events) == [(S, 8, 16)]
-    events = r.feed(conn.s(b"250 next\r\n"))  # data after it: it was a data byte after all
-    assert gaps(events) == [(S, 24, 1)]
+    assert r.feed(conn.c_ack(25)) == []  # the data may still come: some captures lag the ACK
+    events = r.feed(conn.s(b"250 next\r\n"))  # the sender moved on: the hole is real
+    assert gaps(events) == [(S, 8, 17)]
     assert data_of(events, S) == b"250 next\r\n"
+
+
+def test_reassembly_tail_hole_known_only_from_acks_is_declared_at_the_end() -> None:
+    conn = Conn()
+    r = Reassembler()
+    feed_all(r, conn.handshake())
+    r.feed(conn.s(b"220 hi\r\n"))
+    conn.s(b"250-big\r\n250 ok\r\n")  # lost
+    conn.s(b"354 go\r\n")  # lost too
+    assert feed_all(r, [conn.c_ack(25), conn.c_ack(33)]) == []  # the data may still come
+    events = r.flush()
+    assert gaps(events) == [(S, 8, 24)]  # the last acknowledged number may be a FIN: not counted
+
+
+def test_reassembly_data_captured_after_its_ack_is_still_delivered() -> None:
+    # arkime smtp-decrypted.pcap frame 27: the server's ACK precedes the client data it covers.
+    conn = Conn()
+    r = Reassembler()
+    feed_all(r, conn.handshake())
+    r.feed(conn.c(b"EHLO x\r\n"))
+    late = [conn.c(b"MAIL FROM:<a@b>\r\n"), conn.c(b"RCPT TO:<c@d>\r\n")]
+    assert r.feed(conn.s_ack(41)) == []
+    events = feed_all(r, late)
+    assert data_of(events, C) == b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n"
+    assert gaps(events + r.flush()) == []
+
+
+def test_reassembly_arkime_decrypted_capture_with_acks_ahead_of_data_has_no_gaps() -> None:
+    path = PUBLIC / "arkime" / "smtp-decrypted.pcap"
+    r = Reassembler(server_ports=frozenset({25, 2525}))
+    events = feed_all(r, read_pcap_segments(path)) + r.flush()
+    flows = [e.flow for e in events if isinstance(e, FlowStart)]
+    # Stream lengths from each side's FIN (or final RST) sequence number, as tshark shows them.
+    assert [(f.server[1], f.client_bytes, f.server_bytes) for f in flows] == [
+        (25, 16730, 937),
+        (2525, 3347, 782),
+        (2525, 4168, 782),
+        (25, 1323, 935),
+    ]
+    assert gaps(events) == []
+    assert [f.close_reason for f in flows] == ["rst", "fin", "rst", "rst"]
 
 
 def test_reassembly_late_copy_of_bytes_declared_missing_is_not_delivered() -> None:
@@ -288,8 +327,10 @@ def test_reassembly_late_copy_of_bytes_declared_missing_is_not_delivered() -> No
     r = Reassembler()
     feed_all(r, conn.handshake())
     lost = conn.s(b"220 hi\r\n")
-    assert gaps(r.feed(conn.c(b"EHLO\r\n"))) == [(S, 0, 7)]  # acknowledges the greeting
-    assert data_of(r.feed(lost), S) == b"\n"  # only the byte held back is new
+    r.feed(conn.c(b"EHLO\r\n"))  # acknowledges the greeting
+    events = r.feed(conn.s(b"250 ok\r\n"))
+    assert gaps(events) == [(S, 0, 8)] and data_of(events, S) == b"250 ok\r\n"
+    assert r.feed(lost) == []  # declared missing: a late copy is not delivered
 
 
 def test_reassembly_ack_of_an_uncaptured_fin_is_not_a_gap() -> None:
@@ -374,9 +415,9 @@ def test_reassembly_adjacent_gaps_are_merged_in_flow_gaps() -> None:
     conn = Conn()
     r = Reassembler()
     feed_all(r, conn.handshake())
-    events = feed_all(r, [conn.c_ack(100), conn.c_ack(250)])
-    assert gaps(events) == [(S, 0, 99), (S, 99, 150)]
-    assert events[0].flow.gaps == [Gap(S, 0, 249, events[0].ts_ns)]
+    events = feed_all(r, [conn.s(b"", missing=100), conn.s(b"", missing=150)])
+    assert gaps(events) == [(S, 0, 100), (S, 100, 150)]
+    assert events[0].flow.gaps == [Gap(S, 0, 250, events[0].ts_ns)]
     assert events[0].flow.gap_count == 2
 
 
