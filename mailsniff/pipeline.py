@@ -155,6 +155,7 @@ class Pipeline:
 
     def finish(self) -> None:
         """End of input: deliver what is buffered and end every open connection."""
+        self.decoder.finish()
         self._handle(self.reassembler.flush())
 
     def drain(self) -> list[Session]:

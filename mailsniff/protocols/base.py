@@ -30,7 +30,7 @@ class Line:
     """One line taken from a stream."""
 
     raw: bytes  # without the line ending; at most MAX_LINE bytes
-    ending: bytes  # b"\r\n", b"\n" (bare LF, tolerated), or b"" (cut: overlong or end of stream)
+    ending: bytes  # b"\r\n" or b"\n" (bare LF, tolerated)
     overlong: int = 0  # bytes dropped beyond MAX_LINE (0 when the line fit)
 
     @property
@@ -54,56 +54,58 @@ def to_text(raw: bytes) -> str:
 class ReceiveBuffer:
     """Bytes of one direction waiting to be parsed, taken as lines or as exact byte counts.
 
-    Bounded: a line longer than `max_line` is returned cut (with `overlong` counting the bytes
-    dropped) and the remainder up to its line ending is discarded, so memory never grows with a
-    peer that never sends a newline.
+    Bounded: of a line longer than `max_line` only the first `max_line` bytes are kept; the rest
+    is counted (`Line.overlong`) and discarded as it arrives, so memory never grows with a peer
+    that never sends a newline. The cut line is returned once its line ending arrives, so the
+    lines returned never depend on how the stream was chunked.
     """
 
-    __slots__ = ("_buf", "_max_line", "_skipping", "_skipped")
+    __slots__ = ("_buf", "_max_line", "_head", "_skipped")
 
     def __init__(self, max_line: int = MAX_LINE) -> None:
         self._buf = bytearray()
         self._max_line = max_line
-        self._skipping = False  # inside an overlong line: drop until LF
-        self._skipped = 0
+        self._head: bytes | None = None  # first max_line bytes of an overlong line in progress
+        self._skipped = 0  # bytes of that line dropped so far
 
     def __len__(self) -> int:
-        return len(self._buf)
+        return len(self._buf) + (len(self._head) if self._head is not None else 0)
 
     def append(self, data: bytes) -> None:
         self._buf += data
 
     def clear(self) -> int:
         """Drop everything buffered (a gap made it untrustworthy); returns bytes dropped."""
-        n = len(self._buf)
+        n = len(self)
         self._buf.clear()
-        self._skipping = False
+        self._head = None
         self._skipped = 0
         return n
 
     def take_line(self) -> Line | None:
-        """The next complete line, or None until one is complete (or cut as overlong)."""
+        """The next complete line, or None until one is complete."""
         buf = self._buf
-        if self._skipping:
+        if self._head is not None:
             i = buf.find(b"\n")
             if i < 0:
-                self._skipped += len(buf)
-                buf.clear()
+                # Keep one byte back: it may be the CR of a CRLF split across feeds.
+                keep = 1 if buf[-1:] == b"\r" else 0
+                self._skipped += len(buf) - keep
+                del buf[: len(buf) - keep]
                 return None
-            self._skipped += i + 1
+            ending = b"\r\n" if i > 0 and buf[i - 1] == 0x0D else b"\n"
+            self._skipped += i + 1 - len(ending)
             del buf[: i + 1]
-            self._skipping = False
-            # The cut line was already returned; nothing new to give for the tail.
-            return self.take_line()
+            line = Line(self._head, ending, overlong=self._skipped)
+            self._head = None
+            self._skipped = 0
+            return line
         i = buf.find(b"\n", 0, self._max_line + 2)
         if i < 0:
             if len(buf) > self._max_line + 1:
-                raw = bytes(buf[: self._max_line])
-                dropped = len(buf) - self._max_line
-                buf.clear()
-                self._skipping = True
-                self._skipped = 0
-                return Line(raw, b"", overlong=dropped)
+                self._head = bytes(buf[: self._max_line])
+                del buf[: self._max_line]
+                return self.take_line()
             return None
         if i > 0 and buf[i - 1] == 0x0D:
             raw, ending = bytes(buf[: i - 1]), b"\r\n"
@@ -121,9 +123,12 @@ class ReceiveBuffer:
         return out
 
     def take_rest(self) -> bytes:
-        """Everything buffered (a partial line at the end of the stream)."""
-        out = bytes(self._buf)
+        """Everything buffered (a partial line at the end of the stream; of an overlong one,
+        its first `max_line` bytes and what followed the dropped part)."""
+        out = (self._head or b"") + bytes(self._buf)
         self._buf.clear()
+        self._head = None
+        self._skipped = 0
         return out
 
     def find(self, needle: bytes) -> int:

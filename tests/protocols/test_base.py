@@ -1,0 +1,61 @@
+"""ReceiveBuffer: bounded lines, the same whatever the chunking."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mailsniff.protocols.base import Line, ReceiveBuffer, to_text
+
+
+def lines_of(chunks: list[bytes], max_line: int = 10) -> tuple[list[Line], bytes]:
+    buf = ReceiveBuffer(max_line=max_line)
+    out: list[Line] = []
+    for chunk in chunks:
+        buf.append(chunk)
+        while (line := buf.take_line()) is not None:
+            out.append(line)
+    return out, buf.take_rest()
+
+
+def test_receive_buffer_keeps_lines_after_an_overlong_one() -> None:
+    lines, rest = lines_of([b"x" * 20 + b"\r\nnext\r\n"])
+    assert lines == [Line(b"x" * 10, b"\r\n", overlong=10), Line(b"next", b"\r\n")]
+    assert rest == b""
+
+
+def test_receive_buffer_overlong_line_split_across_feeds_counts_every_dropped_byte() -> None:
+    lines, _ = lines_of([b"x" * 15, b"y" * 7, b"\r", b"\nok\n"])
+    assert lines == [Line(b"x" * 10, b"\r\n", overlong=12), Line(b"ok", b"\n")]
+
+
+def test_receive_buffer_memory_is_bounded_without_newlines() -> None:
+    buf = ReceiveBuffer(max_line=100)
+    for _ in range(1000):
+        buf.append(b"z" * 1000)
+        assert buf.take_line() is None
+        assert len(buf) <= 102
+    buf.append(b"\n")
+    line = buf.take_line()
+    assert line is not None and line.overlong == 1000 * 1000 - 100
+
+
+def test_receive_buffer_bare_lf_and_crlf() -> None:
+    lines, rest = lines_of([b"a\nb\r\nc"])
+    assert lines == [Line(b"a", b"\n"), Line(b"b", b"\r\n")]
+    assert rest == b"c"
+
+
+@given(st.binary(max_size=300), st.lists(st.integers(1, 40), max_size=30))
+def test_receive_buffer_lines_do_not_depend_on_chunking(data: bytes, cuts: list[int]) -> None:
+    chunks, i = [], 0
+    for n in cuts:
+        chunks.append(data[i : i + n])
+        i += n
+    chunks.append(data[i:])
+    assert lines_of(chunks) == lines_of([data]) == lines_of([bytes([b]) for b in data])
+
+
+def test_to_text_never_raises_and_prefers_utf8() -> None:
+    assert to_text("张帆".encode()) == "张帆"
+    assert to_text(b"\xd5\xc5\xb7\xab") == "Õ\xc5·«"
