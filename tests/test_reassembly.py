@@ -16,6 +16,7 @@ from mailsniff.model import Gap
 from mailsniff.net.segment import TCP_ACK, TCP_FIN, TCP_PSH, Segment
 from mailsniff.protocols.base import Direction
 from mailsniff.reassembly import (
+    MAX_GAPS_RECORDED,
     MAX_TOMBSTONES,
     FlowData,
     FlowEnd,
@@ -760,3 +761,39 @@ def test_reassembly_data_events_are_immutable_values_equal_to_constructed_ones()
     assert event == FlowData(flow=event.flow, ts_ns=seg.ts_ns, direction=C, data=b"NOOP\r\n")
     with pytest.raises(dataclasses.FrozenInstanceError):
         event.data = b"x"  # type: ignore[misc]
+
+
+def test_reassembly_recorded_gaps_are_capped_but_all_are_counted() -> None:
+    conn = Conn()
+    r = Reassembler()
+    feed_all(r, conn.handshake())
+    events: list[FlowEvent] = []
+    for _ in range(MAX_GAPS_RECORDED + 5):
+        events += r.feed(conn.c(b"x", missing=2))  # data then a gap: gaps never adjacent
+    flow = events[0].flow
+    assert len(gaps(events)) == flow.gap_count == MAX_GAPS_RECORDED + 5
+    assert len(flow.gaps) == MAX_GAPS_RECORDED
+    assert flow.gap_bytes == 2 * (MAX_GAPS_RECORDED + 5)
+
+
+def test_reassembly_bytes_past_the_fin_are_not_stream_data() -> None:
+    conn = Conn()
+    r = Reassembler()
+    feed_all(r, conn.handshake())
+    r.feed(conn.c_at(6, b"", flags=TCP_ACK | TCP_FIN))
+    events = r.feed(conn.c_at(0, b"QUIT\r\nJUNK"))
+    assert data_of(events, C) == b"QUIT\r\n"
+    assert data_of(r.feed(conn.c_at(6, b"MORE")), C) == b""
+
+
+def test_reassembly_tombstones_expire_with_the_idle_timeout() -> None:
+    conn = Conn()
+    r = Reassembler(idle_timeout_ns=1_000)
+    feed_all(r, [*conn.handshake(), conn.c_rst()])
+    late = conn.c(b"late")
+    assert r.feed(late) == []  # within the timeout: a trailing packet of the ended flow
+    r.expire(late.ts_ns + 2_000)
+    conn.ts = late.ts_ns + 2_000
+    events = r.feed(conn.c(b"again"))
+    assert [type(e) for e in events] == [FlowStart, FlowGap, FlowData]
+    assert events[0].flow.id == 2 and events[0].flow.midstream
