@@ -19,7 +19,8 @@
   what the receiving endpoint most likely accepted: BSD and Linux keep data already queued and
   trim the overlapping part of a later segment. (Zeek and Suricata make this a per-host policy
   because targets differ - Windows and Solaris favour the new copy in some cases; a passive
-  analyzer without knowledge of the receiver picks the common case and reports the conflict.)
+  analyzer without knowledge of the receiver picks the common case and reports the conflict.
+  suricata-verify's smtp-bug-5981.pcap yields Suricata's published attachment only this way.)
   Conflicts with already delivered bytes are detected against the last delivered chunk only.
 * **Holes become gaps.** A missing range is reported as `FlowGap(direction, offset, length)` and
   delivery resumes after it when (a) the other side ACKs beyond it (the receiver got bytes we
