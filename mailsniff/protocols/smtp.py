@@ -357,6 +357,7 @@ class SmtpParser:
         self._chunk_left = 0
         self._chunk_last = False
         self._bdat_open = False  # BDAT chunks seen, LAST not yet (RFC 3030 2)
+        self._tls_unchecked: set[Direction] = set()  # first bytes after STARTTLS still to see
         # AUTH
         self._mechanism = ""
         self._auth_step = 0
@@ -381,7 +382,7 @@ class SmtpParser:
         if self._closed or not data:
             return out
         if self._state is ClientState.TLS:
-            self.encrypted_bytes[direction] += len(data)
+            self._encrypted(ts_ns, direction, data, out)
             return out
         buf = self._buf[direction]
         if direction is Direction.SERVER:
@@ -406,6 +407,7 @@ class SmtpParser:
         out.append(GapEvent(ts_ns=ts_ns, direction=direction, length=length))
         if self._state is ClientState.TLS:
             self.encrypted_bytes[direction] += length
+            self._tls_unchecked.discard(direction)
             return out
         if direction is Direction.SERVER:
             self._server_gap(ts_ns, length, out)
@@ -508,7 +510,7 @@ class SmtpParser:
             ts = self._client_ts(last=False)
             state = self._state
             if state is ClientState.TLS:
-                self.encrypted_bytes[Direction.CLIENT] += len(buf.take_rest())
+                self._encrypted(ts, Direction.CLIENT, buf.take_rest(), out)
                 break
             if state is ClientState.DATA:
                 if not self._content(ts, out):
@@ -737,17 +739,23 @@ class SmtpParser:
     def _start_tls(self, ts: int, out: list[SmtpEvent]) -> None:
         self._enter(ClientState.TLS)
         out.append(TlsStarted(ts_ns=ts, direction=Direction.SERVER))
+        self._tls_unchecked = {Direction.CLIENT, Direction.SERVER}
         for direction, buf in self._buf.items():
-            rest = buf.take_rest()
-            self.encrypted_bytes[direction] += len(rest)
-            if rest and rest[0] != _TLS_RECORD_START:
-                # Cleartext sent after STARTTLS but before the handshake would be taken as
-                # if it came through TLS by a vulnerable peer (CVE-2011-0411 and kin).
-                self._anomaly(
-                    ts, direction, "cleartext-after-starttls", repr(rest[:40]), out, raw=rest[:80]
-                )
+            self._encrypted(ts, direction, buf.take_rest(), out)
         self._pending.clear()
         self._reply = None
+
+    def _encrypted(self, ts: int, direction: Direction, data: bytes, out: list[SmtpEvent]) -> None:
+        if not data:
+            return
+        self.encrypted_bytes[direction] += len(data)
+        if direction in self._tls_unchecked:
+            self._tls_unchecked.discard(direction)
+            if data[0] != _TLS_RECORD_START:
+                # Cleartext sent after STARTTLS but before the handshake would be taken as
+                # if it came through TLS by a vulnerable peer (CVE-2011-0411 and kin).
+                detail = f"{direction} bytes after STARTTLS do not start a TLS record"
+                self._anomaly(ts, direction, "cleartext-after-starttls", detail, out)
 
     def _release(self, ts: int, why: str, out: list[SmtpEvent]) -> None:
         """Stop waiting for a reply that is not coming: assume it was the positive one."""

@@ -657,13 +657,39 @@ DIALOGUES: list[list[Step]] = [
         (S, b"235 ok\r\n250 ok\r\n221 bye\r\n"),
     ],
     [GREET, (C, b"STARTTLS\r\n"), (S, b"220 go\r\n"), (C, b"\x16\x03\x01junk")],
+    [
+        (
+            C,
+            b"EHLO a\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nSubject: x\r\n\r\n..hi\r\n"
+            b".\r\nAUTH LOGIN\r\ndXNlcg==\r\ncGFzcw==\r\nSTARTTLS\r\n\x16\x03",
+        )
+    ],
+    [
+        (C, 0),
+        (S, 0),
+        (C, b"x\r\nMAIL FROM:<a@b>\r\nBDAT 3\r\nabcBDAT 0 LAST\r\n"),
+        (S, b"250 ok\r\n250 ok\r\n250 ok\r\n"),
+        (C, b"DATA\r\nfoo\r\n.\r\n"),
+        (S, b"354 go\r\n250 ok\r\n"),
+    ],
+    [
+        GREET,
+        (C, b"AUTH CRAM-MD5\r\n"),
+        (S, b"334 PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UuZXhhbXBsZS5uZXQ+\r\n"),
+        (C, b"dGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw\r\n"),
+        (S, b"235 ok\r\n"),
+        (C, b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\nx\n.\n"),
+        (S, b"250 ok\r\n250 ok\r\n354 go\r\n250 ok\r\n"),
+    ],
 ]
 
 
 def _mutate(steps: list[Step], data: st.DataObject) -> list[Step]:
     out: list[Step] = []
     for direction, item in steps:
-        assert isinstance(item, bytes)
+        if isinstance(item, int):
+            out.append((direction, item))
+            continue
         b = bytearray(item)
         for _ in range(data.draw(st.integers(0, 3))):
             op = data.draw(st.sampled_from(["flip", "cut", "insert", "gap"]))
