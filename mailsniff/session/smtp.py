@@ -59,6 +59,7 @@ class _Awaited:
 class _Auth:
     attempt: AuthAttempt
     responses: list[bytes] = field(default_factory=list)
+    exchange: int | None = None  # the AUTH command's row, answered by the final reply
 
 
 @dataclass(slots=True)
@@ -212,7 +213,7 @@ class SmtpSessionHandler:
                 mechanism = (ev.argument.split() or [""])[0].upper()
                 attempt = AuthAttempt(mechanism=mechanism, ts_ns=ev.ts_ns)
                 s.auth.append(attempt)
-                self._auth = _Auth(attempt)
+                self._auth = _Auth(attempt, exchange=awaited.exchange)
             case _:
                 pass
         self._await(ev.seq, awaited)
@@ -268,6 +269,12 @@ class SmtpSessionHandler:
             return
         attempt = self._auth.attempt
         attempt.reply = ev.last_line
+        row = self._auth.exchange
+        if row is not None and self.session.exchanges[row].reply is None:
+            old = self.session.exchanges[row]
+            self.session.exchanges[row] = Exchange(
+                old.ts_ns, old.command, old.argument, ev.first_line, len(ev.lines)
+            )
         if is_positive(ev.code):
             attempt.success = True
         elif is_negative(ev.code):

@@ -208,6 +208,8 @@ def test_smtp_session_seed_163_exchanges_pair_each_command_with_its_first_reply_
         ("553 You are not authorized to send mail, authentication is required"),
     ) in table
     assert ("DATA", "", "354 Please start mail input.") in table
+    auths = [e.reply for e in s.exchanges if e.command == "AUTH"]
+    assert auths == ["535 Error: authentication failed", "235 Authentication successful"]
     assert table[-2:] == [("NOOP", "", "250 OK"), ("QUIT", "", "221 Closing connection. Good bye.")]
 
 
