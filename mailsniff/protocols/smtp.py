@@ -350,6 +350,7 @@ class SmtpParser:
         self._at_line_start = True
         self._prev_crlf = True
         self._cr_pending = False
+        self._gap_edge = False  # content resumes after a gap: line start unknown
         self._body_seq = 0
         self._body_verb = "DATA"
         self._body_size = 0
@@ -550,7 +551,11 @@ class SmtpParser:
             if rest:
                 self._emit_content(ts, rest, rest, out)
             out.append(MessageGap(ts_ns=ts, direction=Direction.CLIENT, length=length))
-            self._at_line_start = False
+            # The lost bytes may have ended a line: a terminator right after the gap still
+            # counts, but a dot there is not taken as stuffing.
+            self._at_line_start = True
+            self._gap_edge = True
+            self._prev_crlf = True
             self._cr_pending = False
             return
         if self._state is ClientState.BDAT:
@@ -637,6 +642,7 @@ class SmtpParser:
         self._at_line_start = True
         self._prev_crlf = True
         self._cr_pending = False
+        self._gap_edge = False
         self._enter(ClientState.DATA)
 
     def _on_bdat(self, ts: int, seq: int, argument: str, out: list[SmtpEvent]) -> None:
@@ -804,10 +810,13 @@ class SmtpParser:
                             )
                         self._end_message(ts, term, True, out)
                         return True
-                    # RFC 5321 4.5.2: a leading dot on any other line was doubled; drop one.
-                    raw += buf.take_bytes(1)
-                    self._at_line_start = False
-                    continue
+                    if not self._gap_edge:
+                        # RFC 5321 4.5.2: a leading dot on any other line was doubled; drop one.
+                        raw += buf.take_bytes(1)
+                        self._at_line_start = False
+                        continue
+                    self._at_line_start = False  # after a gap the dot may be mid-line: keep it
+                self._gap_edge = False
             j = buf.find(b"\n.")
             if j < 0:
                 piece = buf.take_rest()

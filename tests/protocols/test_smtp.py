@@ -775,3 +775,22 @@ def test_smtp_reply_with_endless_continuation_lines_stays_bounded() -> None:
     (r,) = of(evs, Reply)
     assert len(r.raw) <= MAX_LINE + 1010
     assert len(r.lines) < 100
+
+
+def test_smtp_terminator_right_after_a_gap_in_data_still_ends_the_message() -> None:
+    evs = events(
+        [
+            GREET,
+            (C, b"DATA\r\n"),
+            (S, b"354 go\r\n"),
+            (C, b"Subject: s\r\n\r\nbody"),
+            (C, 700),
+            (C, b".\r\nQUIT\r\n"),
+        ]
+    )
+    assert of(evs, MessageEnd)[0].complete
+    assert of(evs, Command)[-1].verb == "QUIT"
+    evs = events(
+        [GREET, (C, b"DATA\r\n"), (S, b"354 go\r\n"), (C, b"a"), (C, 9), (C, b".5 kg\r\n.\r\n")]
+    )
+    assert content(evs) == b"a.5 kg\r\n"  # a dot after a gap is not taken as stuffing
