@@ -26,7 +26,7 @@ TSHARK_FIELDS = [
     "frame.number",
     "smtp.req.command",
     "smtp.req.parameter",
-    "smtp.rsp.code",
+    "smtp.response.code",
     "smtp.auth.username",
     "smtp.auth.password",
     "pop.request.command",

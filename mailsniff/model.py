@@ -218,6 +218,9 @@ class Session:
     exchanges: list[Exchange] = field(default_factory=list)
     transcript: list[TranscriptLine] = field(default_factory=list)
     transcript_dropped: int = 0
+    #: Record the transcript at all (set before the handler is built; off unless asked for,
+    #: since it is the costliest part of a session for big messages).
+    keep_transcript: bool = True
     #: Protocol violations and oddities seen (unknown reply, garbage line, ...).
     anomalies: list[str] = field(default_factory=list)
     #: How the connection ended: "fin", "rst", "idle", "eof" (end of input).

@@ -117,6 +117,8 @@ class Pipeline:
     reassembler: Reassembler = field(default_factory=lambda: Reassembler(server_ports=_ALL_PORTS))
     stats: PipelineStats = field(default_factory=PipelineStats)
     on_session: Callable[[Session], None] | None = None
+    #: Keep each session's line-by-line transcript (for --transcript and live views).
+    keep_transcript: bool = False
     _active: dict[int, _Active] = field(default_factory=dict)
     _detected: dict[tuple[bytes, int, bytes, int], tuple[Protocol, tuple[bytes, int]]] = field(
         default_factory=dict
@@ -258,6 +260,7 @@ class Pipeline:
             end_ns=flow.start_ns,
             implicit_tls=implicit_tls,
             tls=implicit_tls,
+            keep_transcript=self.keep_transcript,
         )
         handler: SessionHandler
         if implicit_tls:

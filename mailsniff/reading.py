@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
@@ -64,28 +64,43 @@ def _frames(
         yield frame
 
 
-def summarise(sessions: list[Session], pipeline: Pipeline, warnings: list[str]) -> dict[str, Any]:
-    """Counts for the closing summary record (JSON) -- facts already established elsewhere."""
-    by_protocol: dict[str, int] = {}
-    for s in sessions:
-        by_protocol[s.protocol.value] = by_protocol.get(s.protocol.value, 0) + 1
+@dataclass(slots=True)
+class Tally:
+    """Running counts for the closing summary, so JSON output need not keep sessions."""
+
+    sessions: int = 0
+    by_protocol: dict[str, int] = field(default_factory=dict)
+    messages: int = 0
+    credentials: int = 0
+    bcc_recipients: int = 0
+    gaps: int = 0
+    incomplete: int = 0
+
+    def add(self, s: Session) -> None:
+        self.sessions += 1
+        self.by_protocol[s.protocol.value] = self.by_protocol.get(s.protocol.value, 0) + 1
+        self.messages += sum(1 for t in s.transactions if t.message is not None)
+        self.messages += len(s.messages)
+        self.credentials += sum(1 for a in s.auth if a.password is not None or a.response)
+        self.bcc_recipients += sum(len(t.bcc) for t in s.transactions)
+        self.gaps += len(s.gaps)
+        self.incomplete += 0 if s.complete else 1
+
+
+def summarise(tally: Tally, pipeline: Pipeline, warnings: list[str]) -> dict[str, Any]:
+    """The closing summary record (JSON): counts of facts established elsewhere."""
     stats = pipeline.decoder.stats
     return {
-        "sessions": len(sessions),
-        "sessions_by_protocol": by_protocol,
+        "sessions": tally.sessions,
+        "sessions_by_protocol": dict(tally.by_protocol),
         "frames": pipeline.stats.frames,
         "tcp_segments": pipeline.stats.segments,
         "mail_segments": pipeline.stats.candidate_segments,
-        "messages": sum(
-            sum(1 for t in s.transactions if t.message is not None) + len(s.messages)
-            for s in sessions
-        ),
-        "credentials": sum(
-            1 for s in sessions for a in s.auth if a.password is not None or a.response
-        ),
-        "bcc_recipients": sum(len(t.bcc) for s in sessions for t in s.transactions),
-        "gaps": sum(len(s.gaps) for s in sessions),
-        "incomplete_sessions": sum(1 for s in sessions if not s.complete),
+        "messages": tally.messages,
+        "credentials": tally.credentials,
+        "bcc_recipients": tally.bcc_recipients,
+        "gaps": tally.gaps,
+        "incomplete_sessions": tally.incomplete,
         "decode": {
             "non_ip": stats.non_ip,
             "non_tcp": stats.non_tcp,
@@ -104,9 +119,11 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
     pipeline = Pipeline(
         session_filter=SessionFilter(
             protocols=options.protocols, hosts=options.hosts, ports=options.ports
-        )
+        ),
+        keep_transcript=options.transcript,
     )
-    sessions: list[Session] = []
+    sessions: list[Session] = []  # console output only: JSON streams and keeps nothing
+    tally = Tally()
     warnings: list[str] = []
     status = ExitStatus.SUCCESS
     wanted = options.session_ids
@@ -114,11 +131,13 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
     def emit(session: Session) -> None:
         if wanted is not None and session.id not in wanted:
             return
-        sessions.append(session)
+        tally.add(session)
         if options.json:
             line = jsonl.dumps(jsonl.session_record(session, transcript=options.transcript))
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
+        else:
+            sessions.append(session)
 
     with open_capture(options.path) as reader:
         if reader.format == "pcap" and not is_supported(reader.linktypes[0]):
@@ -160,7 +179,7 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
             )
 
     if options.json:
-        summary = summarise(sessions, pipeline, warnings)
+        summary = summarise(tally, pipeline, warnings)
         sys.stdout.write(jsonl.dumps(jsonl.summary_record(summary)) + "\n")
         sys.stdout.flush()
     else:
@@ -175,4 +194,4 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
             out, sessions=ordered, packets=pipeline.stats.frames, warnings=warnings
         )
     warning = "; ".join(warnings) if status is ExitStatus.TRUNCATED else None
-    return ReadResult(status=status, warning=warning, sessions=len(sessions))
+    return ReadResult(status=status, warning=warning, sessions=tally.sessions)

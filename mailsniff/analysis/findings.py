@@ -147,17 +147,17 @@ def analyse(session: Session) -> Session:
             message = retrieved.message
             _message_findings(message, out, where)
             froms = {normalise_address(a.address) for a in message.from_ if a.address}
-            senders = [a for a in message.sender if a.address]
+            true_senders = [a for a in message.sender if a.address]
             if (
                 froms
-                and senders
-                and any(normalise_address(s.address) not in froms for s in senders)
+                and true_senders
+                and any(normalise_address(s.address) not in froms for s in true_senders)
             ):
                 out.append(
                     Finding(
                         "from-mismatch",
                         f"{where}: header From {_addresses(message.from_)} differs from "
-                        f"Sender {_addresses(senders)}",
+                        f"Sender {_addresses(true_senders)}",
                     )
                 )
     for gap in session.gaps:

@@ -31,15 +31,22 @@ class SessionHandler(Protocol):
 
 
 class TranscriptRecorder:
-    """Appends TranscriptLine records to a session, bounded by MAX_TRANSCRIPT_LINES."""
+    """Appends TranscriptLine records to a session, bounded by MAX_TRANSCRIPT_LINES.
 
-    __slots__ = ("_session", "_limit")
+    Disabled (every call a no-op, nothing counted) when the session says not to keep one;
+    builders check `enabled` before doing per-line work that only the transcript needs.
+    """
+
+    __slots__ = ("_session", "_limit", "enabled")
 
     def __init__(self, session: Session, limit: int = MAX_TRANSCRIPT_LINES) -> None:
         self._session = session
         self._limit = limit
+        self.enabled = session.keep_transcript
 
     def add(self, ts_ns: int, direction: Direction, text: str, note: str | None = None) -> None:
+        if not self.enabled:
+            return
         s = self._session
         if len(s.transcript) >= self._limit:
             s.transcript_dropped += 1
