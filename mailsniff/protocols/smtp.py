@@ -488,7 +488,8 @@ class SmtpParser:
 
     def _held(self) -> bool:
         """The client is waiting for a reply, so its further bytes wait too (RFC 2920 3.1)."""
-        return self._server_seen and any(p.barrier for p in self._pending)
+        # Nothing is parsed after a barrier while it is held, so it can only be the last entry.
+        return self._server_seen and bool(self._pending) and self._pending[-1].barrier
 
     # ------------------------------------------------------------------ client side
 
