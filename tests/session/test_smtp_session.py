@@ -703,3 +703,20 @@ def test_smtp_session_tls_client_hello_to_a_cleartext_server_is_garbage() -> Non
     s = run(steps)
     assert s.banner == "220 v02.kerne.org ESMTP Postfix"
     assert any(a.startswith("garbage-command") for a in s.anomalies)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_smtp_session_handler_never_raises_on_mutated_seed_dialogues(data: st.DataObject) -> None:
+    steps: list[Step] = []
+    for direction, item in SEED_163 + SEED_MX:
+        assert isinstance(item, bytes)
+        b = bytearray(item)
+        if data.draw(st.booleans()):
+            pos = data.draw(st.integers(0, len(b)))
+            b[pos:pos] = data.draw(st.sampled_from([b"\r\n", b".\r\n", b"\n", b"\x00", b"334 "]))
+        if data.draw(st.integers(0, 9)) == 0:
+            steps.append((direction, data.draw(st.integers(0, 50))))
+        steps.append((data.draw(st.sampled_from([direction, direction.other])), bytes(b)))
+    s = run(steps, cut=data.draw(st.integers(0, 7)))
+    assert all(isinstance(a, str) for a in s.anomalies)
