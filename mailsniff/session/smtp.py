@@ -375,6 +375,8 @@ class SmtpSessionHandler:
         self._transcribe_content(body, ev.ts_ns, ev.raw)
 
     def _transcribe_content(self, body: _Body, ts: int, raw: bytes) -> None:
+        if not self._transcript.enabled:
+            return  # nobody asked for the transcript: no per-line work at all
         if body.txn.body_command == "BDAT":
             return  # chunks are not lines; the summary line counts them
         if body.lines_shown >= MAX_TRANSCRIPT_DATA_LINES:
