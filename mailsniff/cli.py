@@ -24,6 +24,7 @@ app = typer.Typer(
     help="Packet-level analyzer for SMTP and POP3: reassembles mail dialogues from captures, "
     "decodes AUTH and RFC 2047 headers, and puts each message's envelope next to its headers.",
     rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
     no_args_is_help=True,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -33,6 +34,13 @@ app = typer.Typer(
 class ProtocolChoice(StrEnum):
     smtp = "smtp"
     pop3 = "pop3"
+
+
+class _Stdout(Console):
+    """stdout console: a closed pipe (`| head`) ends the program quietly with status 0."""
+
+    def on_broken_pipe(self) -> None:
+        _quiet_broken_pipe()
 
 
 def _stderr() -> Console:
@@ -128,15 +136,34 @@ def read(
             summary_only=summary,
             progress=progress,
         )
-        out = Console(highlight=False, soft_wrap=False)
+        out = _Stdout(highlight=False, soft_wrap=False)
         result: ReadResult = read_capture(options, out, _stderr())
     except MailsniffError as error:
         if debug:
             raise
         _fail(error)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+    except Exception as error:  # a bug in mailsniff: say so in one line, not a traceback
+        if debug:
+            raise
+        _stderr().print(
+            Text(f"mailsniff: internal error: {type(error).__name__}: {error} ", style="bold red")
+            + Text("(run with --debug for the traceback; please report it)")
+        )
+        raise typer.Exit(int(ExitStatus.ERROR)) from None
     if result.warning is not None:
         _stderr().print(Text("mailsniff: warning: ", style="bold yellow") + Text(result.warning))
     raise typer.Exit(int(result.status))
+
+
+def _quiet_broken_pipe() -> NoReturn:
+    """The reader of our output went away (`| head`): stop quietly, as Unix tools do."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(int(ExitStatus.SUCCESS))
 
 
 def main() -> None:

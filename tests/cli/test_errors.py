@@ -117,3 +117,22 @@ def test_corrupt_record_length_in_public_capture() -> None:
     [session] = [r for r in records if r["type"] == "session"]
     assert session["protocol"] == "smtp"
     assert "record 19" in proc.stderr
+
+
+def test_closed_output_pipe_ends_quietly() -> None:
+    # `mailsniff read big.pcap | head -1`: no traceback, no "Exception ignored", status 0.
+    # The output (several hundred KB) is far larger than a pipe buffer, so writes do fail.
+    capture = PUBLIC / "suricata-verify" / "pop3.pcap"
+    for extra in (["--transcript"], ["--json", "--transcript"]):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mailsniff", "read", str(capture), *extra],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=REPO,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.read(5)
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 0, err
+        assert err == ""
