@@ -10,10 +10,12 @@ header values so that all decoding stays here, in `rfc2047` and in `addresses`.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import re
 from dataclasses import dataclass
-from email import policy
+from email import errors, policy
+from email.errors import MessageDefect
 from email.message import Message as EmailMessage
 from email.parser import BytesParser
 from email.utils import collapse_rfc2231_value
@@ -70,6 +72,7 @@ class _HeaderBlock:
     normalised: bytes  # header block as handed to the stdlib parser, ending with an empty line
     body: bytes
     defects: list[str]
+    body_start: int  # offset of `body` in the raw message
 
 
 def split_header_fields(raw: bytes) -> tuple[list[HeaderField], bytes, list[str]]:
@@ -138,7 +141,7 @@ def _split(raw: bytes) -> _HeaderBlock:
         defects.extend(f"{name.decode('ascii')}: {d}" for d in more)
         fields.append(HeaderField(name.decode("ascii"), raw_value, text))
     normalised.append(b"\r\n")
-    return _HeaderBlock(fields, b"".join(normalised), raw[body_start:], defects)
+    return _HeaderBlock(fields, b"".join(normalised), raw[body_start:], defects, body_start)
 
 
 def _defect_text(defect: object) -> str:
@@ -293,9 +296,248 @@ def _mime(block: _HeaderBlock, raw: bytes, msg: Message) -> None:
     ):
         msg.defects.extend(_defect_text(d) for d in head.defects)
         return  # a single body part: nothing to list, no need to parse the body
-    parsed = parser.parsebytes(block.normalised + block.body)
+    try:
+        _mime_fast(head, block, raw, msg)
+    except _Fallback:
+        _mime_stdlib(block, raw, msg)
+
+
+def _mime_stdlib(block: _HeaderBlock, raw: bytes, msg: Message) -> None:
+    """The reference walk: the stdlib parser over the whole message."""
+    parsed = BytesParser(policy=policy.compat32).parsebytes(block.normalised + block.body)
     linesep = "\r\n" if raw[: raw.find(b"\n") + 1].endswith(b"\r\n") else "\n"
     _walk(parsed, msg, linesep)
+
+
+# -- the fast walker ------------------------------------------------------------------------
+#
+# It reads the MIME tree exactly as `email.feedparser` does (same delimiter lines, same part
+# bodies, same defects, same decoding) but over the raw bytes with bytes.find, and decodes only
+# the parts listed as attachments. Whatever it does not reproduce exactly raises _Fallback and
+# the whole message goes to the stdlib parser instead: bare CR line endings, message/* parts
+# (parsed as nested messages), malformed part header blocks, uuencode, boundaries that are not
+# ASCII, nesting deeper than MAX_FAST_DEPTH.
+
+#: Multipart nesting the fast walker follows; deeper messages go to the stdlib parser.
+MAX_FAST_DEPTH = 64
+
+# feedparser's headerRE without its 'From ' and continuation branches
+_PART_FIELD = re.compile(rb"[\x21-\x39\x3b-\x7e]*:")
+_UUENCODE = ("x-uuencode", "uuencode", "uue", "x-uue")
+_BASE64_ALPHABET_CHECK = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
+
+
+class _Fallback(Exception):
+    """The fast walker met something only the stdlib parser reads exactly."""
+
+
+@dataclass(slots=True)
+class _Part:
+    head: EmailMessage  # the part's header fields only
+    start: int  # body (leaf) or region (multipart) in the raw message
+    end: int
+    defects: list[MessageDefect]
+    children: list[_Part] | None = None  # None: a leaf, whose payload is raw[start:end]
+
+
+def _field_value(raw: bytes, start: int, end: int) -> str:
+    # compat32 header_source_parse: value.lstrip(' \t') ... .rstrip('\r\n')
+    return raw[start:end].lstrip(b" \t").rstrip(b"\r\n").decode("ascii", "surrogateescape")
+
+
+def _part_head(raw: bytes, start: int, end: int, in_digest: bool) -> tuple[EmailMessage, int]:
+    """A part's header fields and where its body starts, as feedparser reads them."""
+    head = EmailMessage(policy=policy.compat32)
+    if in_digest:
+        head.set_default_type("message/rfc822")
+    pos = start
+    name: str | None = None
+    value_start = value_end = 0
+    while pos < end:
+        nl = raw.find(b"\n", pos, end)
+        line_end = nl + 1 if nl >= 0 else end
+        first = raw[pos]
+        if first in (0x0D, 0x0A):  # the empty line
+            pos = line_end
+            break
+        if first in (0x20, 0x09):
+            if name is None:
+                raise _Fallback  # continuation before any field
+            value_end = line_end
+        else:
+            field = _PART_FIELD.match(raw, pos, line_end)
+            if field is None or field.end() == pos + 1 or raw.startswith(b"From ", pos):
+                raise _Fallback  # no separator line, 'From ' line or empty field name
+            if name is not None:
+                head[name] = _field_value(raw, value_start, value_end)
+            name = raw[pos : field.end() - 1].decode("ascii")
+            value_start, value_end = field.end(), line_end
+        pos = line_end
+    if name is not None:
+        head[name] = _field_value(raw, value_start, value_end)
+    return head, pos
+
+
+def _delimiter(raw: bytes, sep: bytes, pos: int, end: int) -> tuple[int, int, bool] | None:
+    """The next `--boundary[--][WSP]` line at or after `pos` (a line start) before `end`:
+    (line start, line end, is the close delimiter)."""
+    while True:
+        at = raw.find(sep, pos, end)
+        if at < 0:
+            return None
+        if at == pos or raw[at - 1] == 0x0A:
+            nl = raw.find(b"\n", at + len(sep), end)
+            stop = nl if nl >= 0 else end
+            rest = raw[at + len(sep) : stop]
+            close = rest.startswith(b"--")
+            if close:
+                rest = rest[2:]
+            if rest.endswith(b"\r"):
+                rest = rest[:-1]
+            if not rest.strip(b" \t"):
+                return at, (nl + 1 if nl >= 0 else end), close
+        pos = at + 1
+
+
+def _leaf(raw: bytes, start: int, end: int, in_digest: bool, depth: int, count: list[int]) -> _Part:
+    if depth > MAX_FAST_DEPTH:
+        raise _Fallback
+    head, body = _part_head(raw, start, end, in_digest)
+    maintype = head.get_content_maintype()
+    if maintype == "message":
+        raise _Fallback  # feedparser parses it as a nested message
+    part = _Part(head, body, end, [])
+    if maintype == "multipart":
+        _fill_multipart(part, raw, depth, count)
+    elif raw.endswith(b"\r\n", body, end):  # the last line ending belongs to the delimiter
+        part.end -= 2
+    elif raw.endswith(b"\n", body, end):
+        part.end -= 1
+    return part
+
+
+def _fill_multipart(part: _Part, raw: bytes, depth: int, count: list[int]) -> None:
+    """Split a multipart's region on its delimiter lines (RFC 2046 5.1.1), as feedparser does."""
+    head = part.head
+    boundary = head.get_boundary()
+    if boundary is None:
+        part.defects.append(errors.NoBoundaryInMultipartDefect())
+        return  # read as one leaf, trailing line ending kept
+    if str(head.get("content-transfer-encoding", "8bit")).lower() not in ("7bit", "8bit", "binary"):
+        part.defects.append(errors.InvalidMultipartContentTransferEncodingDefect())
+    try:
+        sep = b"--" + boundary.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:
+        raise _Fallback from None
+    start, end = part.start, part.end
+    first = _delimiter(raw, sep, start, end)
+    if first is None or first[2]:
+        part.defects.append(errors.StartBoundaryNotFoundDefect())
+        part.end = end if first is None else first[0]  # the preamble becomes the payload
+        return
+    in_digest = head.get_content_type() == "multipart/digest"
+    children: list[_Part] = []
+    pos = first[1]
+    while True:
+        found = _delimiter(raw, sep, pos, end)
+        while found is not None and found[0] == pos:  # repeated delimiter lines: no part
+            pos = found[1]
+            found = _delimiter(raw, sep, pos, end)
+        stop = end if found is None else found[0]
+        if count[0] <= MAX_PARTS:  # past that the walk stops: only this level's defects count
+            count[0] += 1
+            children.append(_leaf(raw, pos, stop, in_digest, depth + 1, count))
+        if found is None:
+            part.defects.append(errors.CloseBoundaryNotFoundDefect())
+            break
+        if found[2]:
+            break
+        pos = found[1]
+    part.children = children
+
+
+def _decode_base64(encoded: bytes) -> tuple[bytes, list[MessageDefect]]:
+    """email._encoded_words.decode_b, on binascii directly (same results, same defects)."""
+    pad_err = len(encoded) % 4
+    missing_padding = b"==="[: 4 - pad_err] if pad_err else b""
+    try:
+        return (
+            binascii.a2b_base64(encoded + missing_padding, strict_mode=True),
+            [errors.InvalidBase64PaddingDefect()] if pad_err else [],
+        )
+    except binascii.Error:
+        pass
+    try:
+        return binascii.a2b_base64(encoded), [errors.InvalidBase64CharactersDefect()]
+    except binascii.Error:
+        pass
+    try:
+        return (
+            binascii.a2b_base64(encoded + b"=="),
+            [errors.InvalidBase64CharactersDefect(), errors.InvalidBase64PaddingDefect()],
+        )
+    except binascii.Error:
+        return encoded, [errors.InvalidBase64LengthDefect()]
+
+
+def _leaf_bytes(part: _Part, raw: bytes) -> bytes:
+    """Message.get_payload(decode=True) for the leaf's payload bytes."""
+    payload = raw[part.start : part.end]
+    cte = str(part.head.get("content-transfer-encoding", "")).lower()
+    if cte == "quoted-printable":
+        return binascii.a2b_qp(payload)
+    if cte == "base64":
+        data, defects = _decode_base64(payload.translate(None, b"\r\n"))
+        part.defects.extend(defects)
+        return data
+    if cte in _UUENCODE:
+        raise _Fallback
+    return payload
+
+
+def _mime_fast(head: EmailMessage, block: _HeaderBlock, raw: bytes, msg: Message) -> None:
+    if raw.count(b"\r") != raw.count(b"\r\n"):
+        raise _Fallback  # feedparser also ends lines at a bare CR
+    maintype = head.get_content_maintype()
+    if maintype == "message":
+        raise _Fallback
+    root = _Part(head, block.body_start, len(raw), list(head.defects))
+    if maintype == "multipart":
+        _fill_multipart(root, raw, 0, [1])
+        if root.children is None:
+            root.defects.append(errors.MultipartInvariantViolationDefect())
+    # the same walk as _walk, over _Part; results are kept only if no _Fallback is raised
+    stack: list[tuple[_Part, bool]] = [(root, True)]
+    walked = 0
+    defects: list[str] = []
+    attachments: list[Attachment] = []
+    while stack:
+        part, is_root = stack.pop()
+        walked += 1
+        if walked > MAX_PARTS:
+            defects.append(f"more than {MAX_PARTS} MIME parts: the rest not listed")
+            break
+        if part.children is not None:
+            defects.extend(_defect_text(d) for d in part.defects)
+            stack.extend((c, False) for c in reversed(part.children))
+            continue
+        filename = _filename(part.head)
+        if not _is_attachment(part.head, filename, is_root):
+            defects.extend(_defect_text(d) for d in part.defects)
+            continue
+        data = _leaf_bytes(part, raw)
+        defects.extend(_defect_text(d) for d in part.defects)
+        attachments.append(
+            Attachment(
+                filename=filename,
+                content_type=part.head.get_content_type(),
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                disposition=_disposition(part.head),
+            )
+        )
+    msg.attachments.extend(attachments)
+    msg.defects.extend(defects)
 
 
 class MessageAccumulator:
