@@ -111,15 +111,17 @@ def random_sizes(seed: int, lo: int = 1, hi: int = 1460) -> Cut:
 def tcp_segments(
     steps: Sequence[Step],
     conn: Conn,
-    cut: Cut = by_size(1460),
+    cut: Cut | None = None,
     *,
     mss: int = 1460,
     close: str = "fin",
 ) -> list[Seg]:
     """One connection: SYN, SYN-ACK, ACK, each step's segments then the peer's ACK, then close.
 
-    close is "fin" (server FIN first, as after QUIT), "rst" (the server resets) or "none".
+    cut defaults to by_size(mss). close is "fin" (server FIN first, as after QUIT), "rst" (the
+    server resets) or "none".
     """
+    cut = cut or by_size(mss)
     seq = {"c": conn.client_isn % 2**32, "s": conn.server_isn % 2**32}
     off = {"c": 0, "s": 0}
     out: list[Seg] = []

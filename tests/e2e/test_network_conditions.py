@@ -1,0 +1,434 @@
+"""E2E: session records do not depend on how the network carried the bytes (RFC 9293, 791, 8200).
+
+The seed's smtp.163.com and pop.163.com dialogues (bytes taken from pcaps/seed-telnet.pcap), the
+SMTP one with an extra message carrying a ~100 KB base64 attachment, are rebuilt as captures under
+each condition; every session record must equal the clean capture's except for the fields that
+describe the carriage itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.policy import SMTP
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli_runner import PCAPS, read_json
+from tests.e2e import synth
+from tests.e2e.synth import Conn, Seg, Step
+
+#: Fields that legitimately differ with the carriage: endpoints, times, completeness, packets.
+#: `id` is the session's number in its file (it differs when a file holds several connections).
+VARYING = {
+    "client",
+    "server",
+    "start",
+    "end",
+    "complete",
+    "gaps",
+    "packets",
+    "handshake_seen",
+    "close_reason",
+    "id",
+}
+#: Lists whose entries carry a capture `time`.
+TIMED = ("auth", "transactions", "messages")
+
+ATTACHMENT = random.Random(163).randbytes(75_000)  # 100,000 bytes once base64-encoded
+
+
+def normalised(record: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in record.items() if k not in VARYING}
+    for key in TIMED:
+        out[key] = [{k: v for k, v in entry.items() if k != "time"} for entry in out[key]]
+    return out
+
+
+def big_message() -> bytes:
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = "crazywill@163.com"
+    msg["To"] = "crazywill@163.com"
+    msg["Subject"] = "quarterly report"
+    msg["Date"] = "Mon, 3 Jul 2006 21:08:00 +0800"
+    msg["Message-ID"] = "<report.20060703@163.com>"
+    msg.set_content("The report is attached.\n")
+    msg.add_attachment(
+        ATTACHMENT, maintype="application", subtype="octet-stream", filename="report.bin"
+    )
+    msg.set_boundary("----=_Part_163_report")
+    data = msg.as_bytes()
+    assert not any(line.startswith(b".") for line in data.split(b"\r\n"))  # no dot-stuffing
+    return data
+
+
+def smtp_dialogue() -> list[Step]:
+    """The seed's smtp.163.com dialogue with a second accepted message before NOOP."""
+    steps = synth.dialogue_from_pcap(PCAPS / "seed-telnet.pcap", 32874)
+    noop = steps.index(("c", b"NOOP\r\n"))
+    extra: list[Step] = [
+        ("c", b"MAIL FROM:<crazywill@163.com>\r\n"),
+        ("s", b"250 Mail OK\r\n"),
+        ("c", b"RCPT TO:<crazywill@163.com>\r\n"),
+        ("s", b"250 Mail OK\r\n"),
+        ("c", b"DATA\r\n"),
+        ("s", b"354 Please start mail input.\r\n"),
+        ("c", big_message() + b".\r\n"),
+        ("s", b"250 Mail OK queued as smtp10,report\r\n"),
+    ]
+    return steps[:noop] + extra + steps[noop:]
+
+
+SMTP_STEPS = smtp_dialogue()
+POP3_STEPS = synth.dialogue_from_pcap(PCAPS / "seed-telnet.pcap", 32875)
+BODY = max((data for _, data in SMTP_STEPS), key=len)  # the big message, as one client write
+
+
+def smtp_conn(**kw: Any) -> Conn:
+    return Conn(**kw)
+
+
+def pop3_conn(**kw: Any) -> Conn:
+    base: dict[str, Any] = {
+        "client_port": 32875,
+        "server_port": 110,
+        "server_ip": "202.108.5.104",
+        "client_isn": 0x7D01E9B3,
+        "server_isn": 0x2C44A17E,
+    }
+    return Conn(**{**base, **kw})
+
+
+def both(
+    *,
+    smtp_steps: list[Step] = SMTP_STEPS,
+    pop3_steps: list[Step] = POP3_STEPS,
+    smtp: dict[str, Any] | None = None,
+    pop3: dict[str, Any] | None = None,
+    **kw: Any,
+) -> list[Seg]:
+    """The SMTP connection, then the POP3 one, with the same tcp_segments options."""
+    return synth.tcp_segments(smtp_steps, smtp_conn(**(smtp or {})), **kw) + synth.tcp_segments(
+        pop3_steps, pop3_conn(**(pop3 or {})), **kw
+    )
+
+
+def write(path: Path, segs: list[Seg], link: str = "ether", **kw: Any) -> Path:
+    return synth.write_pcap(path, synth.frames(segs, link), linktype=synth.LINKTYPES[link], **kw)
+
+
+def by_protocol(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    assert sorted(r["protocol"] for r in records) == ["pop3", "smtp"]
+    return {r["protocol"]: r for r in records}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    path = write(tmp_path_factory.mktemp("ref") / "clean.pcap", both())
+    return by_protocol(read_json(path))
+
+
+def test_clean_capture_reproduces_the_seed_sessions_and_the_big_message(
+    reference: dict[str, dict[str, Any]],
+) -> None:
+    seed = by_protocol(
+        [r for r in read_json(PCAPS / "seed-telnet.pcap") if r["client"]["port"] in (32874, 32875)]
+    )
+    assert normalised(reference["pop3"]) == normalised(seed["pop3"])
+    smtp = reference["smtp"]
+    assert smtp["complete"] and smtp["handshake_seen"] and smtp["close_reason"] == "fin"
+    assert normalised(smtp)["auth"] == normalised(seed["smtp"])["auth"]
+    assert normalised(smtp)["transactions"][:2] == normalised(seed["smtp"])["transactions"]
+    big = smtp["transactions"][2]
+    assert (big["mail_from"], big["rcpt_accepted"]) == ("crazywill@163.com", ["crazywill@163.com"])
+    assert big["data_reply"] == "250 Mail OK queued as smtp10,report"
+    message = big["message"]
+    assert message["subject"] == "quarterly report"
+    assert message["size"] == len(BODY) - 3  # without the final ".\r\n"
+    assert message["sha256"] == hashlib.sha256(BODY[:-3]).hexdigest()
+    assert message["attachments"] == [
+        {
+            "filename": "report.bin",
+            "content_type": "application/octet-stream",
+            "size": len(ATTACHMENT),
+            "sha256": hashlib.sha256(ATTACHMENT).hexdigest(),
+            "disposition": "attachment",
+        }
+    ]
+    assert len(base64.b64encode(ATTACHMENT)) == 100_000
+
+
+# --- lossless conditions: same records ---------------------------------------------------
+
+
+def one_byte_commands(side: str, data: bytes) -> list[int]:
+    """Every write one byte per segment, except the big message (MSS segments)."""
+    return synth.by_size(1460)(side, data) if len(data) > 10_000 else [1] * len(data)
+
+
+def fragment_big(i: int, seg: Seg) -> bool:
+    return len(seg.payload) > 1000 and i % 2 == 0
+
+
+Build = Callable[[Path], Path]
+
+LOSSLESS: dict[str, Build] = {
+    "one-byte-commands": lambda p: write(p, both(cut=one_byte_commands)),
+    "random-segment-sizes": lambda p: write(p, both(cut=synth.random_sizes(7))),
+    "mss-536": lambda p: write(p, both(mss=536)),
+    "pipelined-few-segments": lambda p: write(
+        p,
+        both(
+            smtp_steps=synth.pipelined(SMTP_STEPS),
+            pop3_steps=synth.pipelined(POP3_STEPS),
+            mss=65000,
+        ),
+    ),
+    "out-of-order": lambda p: write(
+        p, synth.shuffled(both(cut=synth.random_sizes(11, 1, 600)), 3, 8)
+    ),
+    "one-byte-out-of-order": lambda p: write(p, synth.shuffled(both(cut=one_byte_commands), 5, 6)),
+    "duplicates": lambda p: write(p, synth.duplicated(both(mss=536), every=3)),
+    "overlapping-retransmissions": lambda p: write(p, synth.overlapping(both(mss=536), every=2)),
+    "overlap-duplicate-reorder": lambda p: write(
+        p, synth.shuffled(synth.duplicated(synth.overlapping(both(mss=536), 3), 4), 9, 5)
+    ),
+    "seq-wraps-in-data": lambda p: write(
+        p,
+        both(
+            smtp={"client_isn": 2**32 - 5000, "server_isn": 2**32 - 300},
+            pop3={"client_isn": 2**32 - 30, "server_isn": 2**32 - 2000},
+        ),
+    ),
+    "ipv4-fragments-out-of-order": lambda p: synth.write_pcap(
+        p, synth.frames(both(), fragment=fragment_big)
+    ),
+    "ipv6": lambda p: write(
+        p,
+        both(
+            smtp={"ipv6": True, "client_ip": "2001:db8::100", "server_ip": "2001:db8:163::81"},
+            pop3={"ipv6": True, "client_ip": "2001:db8::100", "server_ip": "2001:db8:163::104"},
+        ),
+    ),
+    "ipv6-qinq": lambda p: write(
+        p,
+        both(
+            smtp={"ipv6": True, "client_ip": "2001:db8::100", "server_ip": "2001:db8:163::81"},
+            pop3={"ipv6": True, "client_ip": "2001:db8::100", "server_ip": "2001:db8:163::104"},
+        ),
+        "qinq",
+    ),
+    "802.1q": lambda p: write(p, both(), "dot1q"),
+    "qinq": lambda p: write(p, both(), "qinq"),
+    "linux-sll": lambda p: write(p, both(), "sll"),
+    "linux-sll2": lambda p: write(p, both(), "sll2"),
+    "raw-ip": lambda p: write(p, both(), "raw"),
+    "bsd-null": lambda p: write(p, both(), "null"),
+    "pcapng": lambda p: synth.write_pcapng(p, synth.frames(both())),
+    "nanosecond-pcap": lambda p: write(p, both(), nano=True),
+    "gzip-pcap": lambda p: write(p, both(), compress=True),
+    "gzip-pcapng": lambda p: synth.write_pcapng(p, synth.frames(both()), compress=True),
+    "rst-close": lambda p: write(p, both(close="rst")),
+}
+
+
+@pytest.mark.parametrize("condition", list(LOSSLESS))
+def test_session_records_equal_the_clean_capture(
+    condition: str, tmp_path: Path, reference: dict[str, dict[str, Any]]
+) -> None:
+    records = by_protocol(read_json(LOSSLESS[condition](tmp_path / f"{condition}.pcap")))
+    for protocol in ("smtp", "pop3"):
+        assert normalised(records[protocol]) == normalised(reference[protocol]), protocol
+        assert records[protocol]["gaps"] == []
+        assert records[protocol]["complete"] is True
+
+
+def test_rst_close_is_reported_as_rst(tmp_path: Path) -> None:
+    records = by_protocol(read_json(LOSSLESS["rst-close"](tmp_path / "rst.pcap")))
+    assert {r["close_reason"] for r in records.values()} == {"rst"}
+
+
+def test_reused_four_tuple_gives_two_sessions_each_like_the_reference(
+    tmp_path: Path, reference: dict[str, dict[str, Any]]
+) -> None:
+    again = {"client_isn": 0x11111111, "server_isn": 0x22222222}
+    segs = (
+        synth.tcp_segments(SMTP_STEPS, smtp_conn())
+        + synth.tcp_segments(SMTP_STEPS, smtp_conn(**again))
+        + synth.tcp_segments(POP3_STEPS, pop3_conn())
+        + synth.tcp_segments(POP3_STEPS, pop3_conn(**again))
+    )
+    records = read_json(write(tmp_path / "reuse.pcap", segs))
+    assert [r["protocol"] for r in records] == ["smtp", "smtp", "pop3", "pop3"]
+    for r in records:
+        assert normalised(r) == normalised(reference[r["protocol"]])
+        assert r["complete"] and r["close_reason"] == "fin"
+    assert records[0]["end"] <= records[1]["start"]
+
+
+def test_twenty_interleaved_connections_give_twenty_reference_records(
+    tmp_path: Path, reference: dict[str, dict[str, Any]]
+) -> None:
+    conns = [
+        synth.tcp_segments(
+            SMTP_STEPS,
+            smtp_conn(client_port=40000 + n, client_isn=0x01000000 * n + 7),
+            mss=536 if n % 2 else 1460,
+        )
+        for n in range(20)
+    ]
+    records = read_json(write(tmp_path / "twenty.pcap", synth.interleave(conns)))
+    assert sorted(r["client"]["port"] for r in records) == list(range(40000, 40020))
+    for r in records:
+        assert normalised(r) == normalised(reference["smtp"])
+
+
+# --- conditions that lose data ---------------------------------------------------------------
+
+
+def transcript_texts(record: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(line["direction"], line["text"]) for line in record["transcript"]]
+
+
+def test_missing_segment_inside_data_is_a_gap_and_the_rest_still_parses(
+    tmp_path: Path, reference: dict[str, dict[str, Any]]
+) -> None:
+    segs = synth.tcp_segments(SMTP_STEPS, smtp_conn())
+    body = [s for s in segs if s.side == "c" and len(s.payload) == 1460]
+    lost = body[len(body) // 2]
+    path = write(tmp_path / "lost-data.pcap", [s for s in segs if s is not lost])
+    (record,) = read_json(path, "--transcript")
+    length = len(lost.payload)
+    assert record["gaps"] == [{"direction": "client", "offset": lost.offset, "length": length}]
+    assert record["complete"] is False
+    assert "gap" in [f["kind"] for f in record["findings"]]
+    ref = reference["smtp"]
+    assert normalised(record)["auth"] == normalised(ref)["auth"]
+    assert normalised(record)["transactions"][:2] == normalised(ref)["transactions"][:2]
+    tx, ref_tx = record["transactions"][2], ref["transactions"][2]
+    for key in ("mail_from", "mail_from_reply", "rcpt_to", "rcpt_accepted", "data_reply", "bcc"):
+        assert tx[key] == ref_tx[key], key
+    assert tx["message"] is not None
+    assert tx["message"]["subject"] == "quarterly report"
+    assert tx["message"]["gap_bytes"] == length
+    lines = transcript_texts(record)
+    tail = [("client", "NOOP"), ("server", "250 OK"), ("client", "QUIT")]
+    assert lines[-4:-1] == tail
+    assert lines[-1] == ("server", "221 Closing connection. Good bye.")
+
+
+def test_lost_smtp_reply_leaves_the_recipient_unknown_and_the_rest_parsed(
+    tmp_path: Path, reference: dict[str, dict[str, Any]]
+) -> None:
+    segs = synth.tcp_segments(SMTP_STEPS, smtp_conn())
+    replies = [s for s in segs if s.side == "s" and s.payload == b"250 Mail OK\r\n"]
+    lost = replies[1]  # the answer to the first RCPT TO:<crazywill@163.com>
+    (record,) = read_json(write(tmp_path / "lost-reply.pcap", [s for s in segs if s is not lost]))
+    assert record["gaps"] == [{"direction": "server", "offset": lost.offset, "length": 13}]
+    assert record["complete"] is False
+    ref = normalised(reference["smtp"])
+    got = normalised(record)
+    assert got["auth"] == ref["auth"]
+    assert got["transactions"][0] == ref["transactions"][0]
+    assert got["transactions"][2] == ref["transactions"][2]
+    tx, ref_tx = got["transactions"][1], ref["transactions"][1]
+    for key in (
+        "mail_from",
+        "mail_from_reply",
+        "rcpt_to",
+        "rcpt_accepted",
+        "data_reply",
+        "message",
+    ):
+        assert tx[key] == ref_tx[key], key
+    assert tx["rcpts"][0]["reply"] is None
+    assert tx["rcpts"][0]["status"] == "unknown"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="POP3 does not let a server gap stand for the lost DELE reply: the next STAT reply "
+    "'+OK 253 27676315' is taken as DELE's answer, so mailbox_stats misses {253, 27676315} "
+    "(SMTP treats the same loss right: the reply is unknown and the rest lines up)",
+)
+def test_lost_pop3_reply_leaves_messages_and_stats_parsed(
+    tmp_path: Path, reference: dict[str, dict[str, Any]]
+) -> None:
+    segs = synth.tcp_segments(POP3_STEPS, pop3_conn())
+    dele = next(i for i, s in enumerate(segs) if s.payload == b"DELE 254\r\n")
+    lost = next(s for s in segs[dele:] if s.side == "s" and s.payload)
+    assert lost.payload == b"+OK core mail\r\n"
+    (record,) = read_json(write(tmp_path / "lost-pop.pcap", [s for s in segs if s is not lost]))
+    assert record["gaps"] == [{"direction": "server", "offset": lost.offset, "length": 15}]
+    ref = normalised(reference["pop3"])
+    got = normalised(record)
+    for key in ("auth", "messages", "mailbox_stats", "banner"):
+        assert got[key] == ref[key], key
+
+
+def test_capture_starting_mid_connection_still_reports_the_transactions(
+    tmp_path: Path, reference: dict[str, dict[str, Any]]
+) -> None:
+    segs = synth.tcp_segments(SMTP_STEPS, smtp_conn())
+    first = next(i for i, s in enumerate(segs) if s.payload.startswith(b"MAIL FROM:"))
+    (record,) = read_json(write(tmp_path / "mid.pcap", segs[first:]))
+    assert record["protocol"] == "smtp"
+    assert record["handshake_seen"] is False
+    assert record["complete"] is False
+    assert record["close_reason"] == "fin"
+    ref = normalised(reference["smtp"])
+    assert normalised(record)["transactions"] == ref["transactions"]
+
+
+def snaplen_200(tmp_path: Path, *extra: str) -> dict[str, dict[str, Any]]:
+    return by_protocol(read_json(write(tmp_path / "snap.pcap", both(), snaplen=200), *extra))
+
+
+def test_snaplen_200_reports_gaps_and_keeps_the_envelopes(
+    tmp_path: Path, reference: dict[str, dict[str, Any]]
+) -> None:
+    records = snaplen_200(tmp_path)
+    smtp, pop3 = records["smtp"], records["pop3"]
+    assert not smtp["complete"] and not pop3["complete"]
+    assert {g["direction"] for g in smtp["gaps"]} == {"client"}
+    assert {g["direction"] for g in pop3["gaps"]} == {"server"}
+    assert "gap" in [f["kind"] for f in smtp["findings"]]
+    assert "gap" in [f["kind"] for f in pop3["findings"]]
+    # every command and reply before the big message fits in 200 bytes
+    ref = reference["smtp"]
+    assert normalised(smtp)["auth"] == normalised(ref)["auth"]
+    assert normalised(smtp)["transactions"][:2] == normalised(ref)["transactions"][:2]
+    tx, ref_tx = smtp["transactions"][2], ref["transactions"][2]
+    for key in ("mail_from", "mail_from_reply", "rcpt_to", "rcpt_accepted"):
+        assert tx[key] == ref_tx[key], key
+    assert tx["message"]["gap_bytes"] > 0
+    assert normalised(pop3)["auth"] == normalised(reference["pop3"])["auth"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the end-of-data '.' was in the cut-off part of the last DATA segment; mailsniff "
+    "keeps reading DATA after the server's '250 Mail OK queued' (data_reply null, "
+    "anomalies reply-without-command 250/250/221, message-unterminated) and joins the bytes "
+    "before the gap with 'NOOP' into one line 'uaqKp3fsTENOOP'; the server's final reply "
+    "should end the message and NOOP/QUIT should be parsed",
+)
+def test_snaplen_200_server_reply_ends_data_whose_terminator_was_cut(
+    tmp_path: Path, reference: dict[str, dict[str, Any]]
+) -> None:
+    smtp = snaplen_200(tmp_path, "--transcript")["smtp"]
+    assert (
+        smtp["transactions"][2]["data_reply"] == reference["smtp"]["transactions"][2]["data_reply"]
+    )
+    lines = transcript_texts(smtp)
+    assert lines[-4:] == [
+        ("client", "NOOP"),
+        ("server", "250 OK"),
+        ("client", "QUIT"),
+        ("server", "221 Closing connection. Good bye."),
+    ]
