@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 import subprocess
 import sys
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.all import TCP, Raw, rdpcap
 
+from mailsniff.mail import mime
 from mailsniff.mail.mime import (
     MAX_HEADERS,
     MAX_PARTS,
@@ -24,7 +27,7 @@ from mailsniff.mail.mime import (
     parse_message,
     split_header_fields,
 )
-from mailsniff.model import Address
+from mailsniff.model import Address, Message
 
 PUBLIC = Path(__file__).resolve().parents[2] / ".." / "shared" / "pcaps-public"
 
@@ -637,3 +640,139 @@ def test_mail_layer_imports_no_capture_or_display_code() -> None:
     )
     # (the stdlib email package itself imports socket, via email.utils; nothing here uses it)
     assert out.stdout.strip() == "[]"
+
+
+# -- the fast MIME walker against the stdlib parser -----------------------------------------
+
+
+_MIME_DEFECTS = ("MIME: ", "MIME structure", f"more than {MAX_PARTS} MIME parts")
+
+
+def stdlib_reference(raw: bytes) -> tuple[list[tuple[str | None, str, int, str]], list[str]]:
+    """Attachments and MIME defects as the stdlib parser alone reads the message."""
+    msg = Message(size=len(raw), sha256=sha(raw))
+    block = mime._split(raw)
+    parser = BytesParser(policy=policy.compat32)
+    head = parser.parsebytes(block.normalised, headersonly=True)
+    if head.get_content_maintype() in ("multipart", "message") or mime._is_attachment(
+        head, mime._filename(head), is_root=True
+    ):
+        try:
+            mime._mime_stdlib(block, raw, msg)
+        except Exception as exc:  # as parse_message reports it
+            msg.defects.append(f"MIME structure unreadable: {type(exc).__name__}")
+    else:
+        msg.defects.extend(mime._defect_text(d) for d in head.defects)
+    got = [(a.filename, a.content_type, a.size, a.sha256) for a in msg.attachments]
+    return got, list(dict.fromkeys(d for d in msg.defects if d.startswith(_MIME_DEFECTS)))
+
+
+def fast_result(raw: bytes) -> tuple[list[tuple[str | None, str, int, str]], list[str]]:
+    msg = parse_message(raw)
+    got = [(a.filename, a.content_type, a.size, a.sha256) for a in msg.attachments]
+    return got, [d for d in msg.defects if d.startswith(_MIME_DEFECTS)]
+
+
+_names = st.one_of(
+    st.none(),
+    st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=30),
+)
+_leaf_types = st.sampled_from(
+    [("application", "octet-stream"), ("image", "png"), ("text", "plain"), ("application", "pdf")]
+)
+_ascii = st.characters(max_codepoint=127)
+
+
+@st.composite
+def built_messages(draw: st.DrawFn, depth: int = 0) -> EmailMessage:
+    msg = EmailMessage()
+    if depth == 0:
+        msg["From"] = "a@example.org"
+        msg["Subject"] = "differential"
+    msg.set_content(draw(st.text(max_size=200)) or "body")
+    for _ in range(draw(st.integers(0, 3))):
+        kind = draw(st.sampled_from(["leaf", "leaf", "nested", "text"]))
+        if kind == "nested" and depth < 2:
+            msg.add_attachment(draw(built_messages(depth + 1)))  # message/rfc822: stdlib path
+            continue
+        if kind == "text":
+            text = draw(st.text(max_size=300))
+            name = draw(_names)
+            cte = draw(st.sampled_from(["quoted-printable", "base64", "8bit"]))
+            msg.add_attachment(text, filename=name, cte=cte)
+            continue
+        maintype, subtype = draw(_leaf_types)
+        data = draw(st.binary(max_size=3000))
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=draw(_names))
+    if draw(st.booleans()):
+        msg.preamble = draw(st.text(_ascii, max_size=50))
+        msg.epilogue = draw(st.text(_ascii, max_size=50))
+    return msg
+
+
+@settings(max_examples=300, deadline=None)
+@given(built_messages(), st.sampled_from(["\r\n", "\n"]))
+def test_fast_walker_lists_what_the_stdlib_parser_lists(built: EmailMessage, linesep: str) -> None:
+    raw = built.as_bytes(policy=built.policy.clone(linesep=linesep))
+    assert fast_result(raw) == stdlib_reference(raw)
+
+
+@settings(max_examples=500, deadline=None)
+@given(built_messages(), st.sampled_from(["\r\n", "\n"]), _edits)
+def test_fast_walker_matches_the_stdlib_on_damaged_messages(
+    built: EmailMessage, linesep: str, edits: list[tuple[int, int, bytes]]
+) -> None:
+    """Cut delimiters, bare CRs, stray '--', broken base64: same attachments, same defects."""
+    raw = _mutate(built.as_bytes(policy=built.policy.clone(linesep=linesep)), edits)
+    assert fast_result(raw) == stdlib_reference(raw)
+
+
+_tricky = [
+    # preamble and epilogue, whitespace after the delimiter, a close delimiter right after one
+    b"--b\r\nContent-Type: image/png\r\n\r\nAAA\r\n--b  \r\n--b--\r\n"
+    b"Content-Type: image/gif\r\n\r\nBBB\r\n--b--\t\r\nepilogue\r\n",
+    # boundary text inside a line and a longer boundary sharing the prefix
+    b"pre\r\n--b\r\nContent-Type: image/png\r\n\r\nx--b\r\n--bb\r\n--b\r\n"
+    b"Content-Type: application/x\r\n\r\ny\r\n--b--",
+    # nested multipart without its close delimiter, outer close still found
+    b"--b\r\nContent-Type: multipart/mixed; boundary=c\r\n\r\n--c\r\n"
+    b"Content-Type: image/png\r\n\r\nin\r\n--b\r\nContent-Type: image/gif\r\n\r\nout\r\n--b--\r\n",
+    # bare CR before a delimiter, LF-only, missing header/body separator
+    b"--b\r\nContent-Type: image/png\r\n\r\nxx\r--b\r\nContent-Type: image/gif\r\n\r\nyy\r\n--b--",
+    b"--b\nContent-Type: image/png\n\nxx\n--b\nnot a header line\n\nyy\n--b--\n",
+    # no start delimiter; only a close delimiter; base64 with junk and without padding
+    b"just text\r\n--b--\r\n",
+    b"--b\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\nQUJD!R\r\n--b\r\n"
+    b"Content-Type: image/gif\r\nContent-Transfer-Encoding: base64\r\n\r\nQUI\r\n--b--\r\n",
+    # uuencode and a multipart with a non-identity transfer encoding
+    b"--b\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n"
+    b"begin 644 a\r\n#86)C\r\n`\r\nend\r\n--b--\r\n",
+]
+
+
+@pytest.mark.parametrize("body", _tricky)
+@pytest.mark.parametrize("encoding", ["7bit", "base64"])
+def test_fast_walker_matches_the_stdlib_on_delimiter_corner_cases(
+    body: bytes, encoding: str
+) -> None:
+    raw = (
+        b"Content-Type: multipart/mixed; boundary=b\r\nContent-Transfer-Encoding: "
+        + encoding.encode()
+        + b"\r\n\r\n"
+        + body
+    )
+    assert fast_result(raw) == stdlib_reference(raw)
+    assert fast_result(raw.replace(b"\r\n", b"\n")) == stdlib_reference(raw.replace(b"\r\n", b"\n"))
+
+
+def test_fast_walker_decodes_attachments_of_the_benchmark_messages() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from make_capture import AttachmentPool, build_message
+
+    rng = random.Random(3)
+    pool = AttachmentPool(rng)
+    for serial in range(20):
+        raw = build_message(rng, pool, serial, "a@example.org", ["b@example.org"], [], 0)
+        (att,) = parse_message(raw).attachments
+        assert fast_result(raw) == stdlib_reference(raw)
+        assert att.size > 20_000
