@@ -425,3 +425,48 @@ def test_every_top_level_header_in_order() -> None:
     ]
     assert len(expected) == 2
     assert ours == expected
+
+
+@cache
+def dumped_smtp_events() -> list[tuple[float, str, int, dict[str, str]]]:
+    """(time, event, client port, arguments) of each smtp_request/smtp_reply in dump-events."""
+    text = (ZEEK / "smtp.zeek.dump-events.smtp-events.log").read_text()
+    parts = re.split(r"^(\d+\.\d+) (\w+)\n", text, flags=re.M)
+    events = []
+    for stamp, event, body in zip(parts[1::3], parts[2::3], parts[3::3], strict=True):
+        port = re.search(r"orig_p=(\d+)/tcp", body)
+        assert port, body[:200]
+        args = dict(re.findall(r"^\s+\[\d\] (\w+): \w+\s+= (.*)$", body, flags=re.M))
+        events.append((float(stamp), event, int(port.group(1)), args))
+    return events
+
+
+@pytest.mark.parametrize("port", [1470, 49648])
+def test_every_smtp_reply_line_and_its_time_match_dump_events(port: int) -> None:
+    expected = [
+        (stamp, f"{a['code']}{'-' if a['cont_resp'] == 'T' else ' '}{a['msg']}")
+        for stamp, event, p, a in dumped_smtp_events()
+        if event == "smtp_reply" and p == port
+    ]
+    [session] = [s for s in sessions("smtp.pcap", "--transcript") if s["client"]["port"] == port]
+    got = [
+        (seconds(line["time"]), line["text"])
+        for line in session["transcript"]
+        if line["direction"] == "server"
+    ]
+    assert [text for _, text in got] == [text for _, text in expected]
+    for (ours, _), (theirs, _) in zip(got, expected, strict=True):
+        assert ours == pytest.approx(theirs, abs=1e-6)
+
+
+@pytest.mark.parametrize("port", [1470, 49648])
+def test_every_smtp_request_matches_dump_events(port: int) -> None:
+    expected = []
+    for _, event, p, a in dumped_smtp_events():
+        if event != "smtp_request" or p != port or a["command"] == ".":
+            continue  # "." is Zeek's event for the end of DATA
+        # "**" is Zeek's name for a line answering a 334 challenge
+        line = a["arg"] if a["command"] == "**" else f"{a['command']} {a['arg']}".strip()
+        expected.append(line)
+    [session] = [s for s in sessions("smtp.pcap", "--transcript") if s["client"]["port"] == port]
+    assert is_subsequence(expected, client_lines(session)), expected
