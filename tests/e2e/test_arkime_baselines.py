@@ -137,6 +137,10 @@ def test_message_fields(doc: Path, index: int) -> None:
     if "useragent" in email:
         agents = [v for k, v in message["headers"] if k.lower() in ("user-agent", "x-mailer")]
         assert agents == email["useragent"]
+    if "contentType" in email:
+        # Arkime turns the folding tab into a space
+        ours = [" ".join(v.split()) for k, v in message["headers"] if k.lower() == "content-type"]
+        assert ours == email["contentType"]
     if "mimeVersion" in email:
         assert [v for k, v in message["headers"] if k.lower() == "mime-version"] == email[
             "mimeVersion"
