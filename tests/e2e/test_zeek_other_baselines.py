@@ -470,3 +470,44 @@ def test_every_smtp_request_matches_dump_events(port: int) -> None:
         expected.append(line)
     [session] = [s for s in sessions("smtp.pcap", "--transcript") if s["client"]["port"] == port]
     assert is_subsequence(expected, client_lines(session)), expected
+
+
+# --- smtp.log fields that test_zeek_baselines.py leaves out ---------------------------------
+
+
+def smtp_log_rows_with_headers() -> list[Any]:
+    out = []
+    for log in sorted(ZEEK.glob("*.smtp.log")):
+        capture = next(
+            c.name for c in ZEEK.glob(log.name.split(".zeek.")[0] + ".pcap*") if c.is_file()
+        )
+        seen: dict[tuple[str, int, str, int], int] = {}
+        for row in zeek_log(log):
+            index = seen.get(conn_key(row), 0)
+            seen[conn_key(row)] = index + 1
+            if row["date"] != "-":
+                out.append(pytest.param(capture, row, index, id=f"{capture}-{index}"))
+    return out
+
+
+@pytest.mark.parametrize(("capture", "row", "index"), smtp_log_rows_with_headers())
+def test_smtp_log_date_agent_received_and_last_reply(
+    capture: str, row: dict[str, str], index: int
+) -> None:
+    session = the_session(capture, row)
+    tx = session["transactions"][index]
+    message = tx["message"]
+    headers = message["headers"]
+    assert message["date"] == row["date"]
+    if row["in_reply_to"] != "-":
+        assert [v for k, v in headers if k.lower() == "in-reply-to"] == [row["in_reply_to"]]
+    if row["user_agent"] != "-":
+        agents = [v for k, v in headers if k.lower() in ("user-agent", "x-mailer")]
+        assert agents == [row["user_agent"]]
+    # Zeek keeps the last Received header as first_received and the one before as second
+    received = [v for k, v in headers if k.lower() == "received"]
+    if row["first_received"] != "-":
+        assert received[-1] == row["first_received"]
+    if row["second_received"] != "-":
+        assert received[-2] == row["second_received"]
+    assert tx["data_reply"] == row["last_reply"]
