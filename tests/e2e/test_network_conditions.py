@@ -167,12 +167,44 @@ def test_clean_capture_reproduces_the_seed_sessions_and_the_big_message(
 
 
 def one_byte_commands(side: str, data: bytes) -> list[int]:
-    """Every write one byte per segment, except the big message (MSS segments)."""
-    return synth.by_size(1460)(side, data) if len(data) > 10_000 else [1] * len(data)
+    """The client's commands one byte per segment; the big message and replies in MSS segments."""
+    if side == "c" and len(data) <= 10_000:
+        return [1] * len(data)
+    return synth.by_size(1460)(side, data)
 
 
 def fragment_big(i: int, seg: Seg) -> bool:
     return len(seg.payload) > 1000 and i % 2 == 0
+
+
+def one_byte_both_ways(side: str, data: bytes) -> list[int]:
+    """Both sides' writes one byte per segment, except the big message."""
+    return synth.by_size(1460)(side, data) if len(data) > 10_000 else [1] * len(data)
+
+
+def reordered(segs: list[Seg], seed: int, window: int) -> list[Seg]:
+    out = synth.shuffled(segs, seed, window)
+    assert [id(s) for s in out] != [id(s) for s in segs]
+    return out
+
+
+def wrapping() -> list[Seg]:
+    """ISNs near 2**32: the client's sequence number wraps inside the big message."""
+    segs = both(
+        smtp={"client_isn": 2**32 - 5000, "server_isn": 2**32 - 300},
+        pop3={"client_isn": 2**32 - 30, "server_isn": 2**32 - 2000},
+    )
+    body = [s for s in segs if s.side == "c" and len(s.payload) == 1460]
+    assert any(b.seq < a.seq for a, b in zip(body, body[1:], strict=False))
+    return segs
+
+
+def fragmented() -> list[bytes]:
+    """Every other big data segment as IPv4 fragments, last fragment first."""
+    frames = synth.frames(both(), fragment=fragment_big)
+    offsets = [int.from_bytes(f[20:22], "big") & 0x1FFF for f in frames]  # Ether + IPv4
+    assert sum(1 for o in offsets if o) > 20
+    return frames
 
 
 Build = Callable[[Path], Path]
@@ -189,25 +221,16 @@ LOSSLESS: dict[str, Build] = {
             mss=65000,
         ),
     ),
-    "out-of-order": lambda p: write(
-        p, synth.shuffled(both(cut=synth.random_sizes(11, 1, 600)), 3, 8)
-    ),
-    "one-byte-out-of-order": lambda p: write(p, synth.shuffled(both(cut=one_byte_commands), 5, 6)),
+    "one-byte-both-ways": lambda p: write(p, both(cut=one_byte_both_ways)),
+    "out-of-order": lambda p: write(p, reordered(both(cut=synth.random_sizes(11, 1, 600)), 3, 8)),
+    "one-byte-out-of-order": lambda p: write(p, reordered(both(cut=one_byte_commands), 5, 6)),
     "duplicates": lambda p: write(p, synth.duplicated(both(mss=536), every=3)),
     "overlapping-retransmissions": lambda p: write(p, synth.overlapping(both(mss=536), every=2)),
     "overlap-duplicate-reorder": lambda p: write(
-        p, synth.shuffled(synth.duplicated(synth.overlapping(both(mss=536), 3), 4), 9, 5)
+        p, reordered(synth.duplicated(synth.overlapping(both(mss=536), 3), 4), 9, 5)
     ),
-    "seq-wraps-in-data": lambda p: write(
-        p,
-        both(
-            smtp={"client_isn": 2**32 - 5000, "server_isn": 2**32 - 300},
-            pop3={"client_isn": 2**32 - 30, "server_isn": 2**32 - 2000},
-        ),
-    ),
-    "ipv4-fragments-out-of-order": lambda p: synth.write_pcap(
-        p, synth.frames(both(), fragment=fragment_big)
-    ),
+    "seq-wraps-in-data": lambda p: write(p, wrapping()),
+    "ipv4-fragments-out-of-order": lambda p: synth.write_pcap(p, fragmented()),
     "ipv6": lambda p: write(
         p,
         both(
@@ -383,6 +406,47 @@ def test_capture_starting_mid_connection_still_reports_the_transactions(
     assert record["close_reason"] == "fin"
     ref = normalised(reference["smtp"])
     assert normalised(record)["transactions"] == ref["transactions"]
+
+
+def lose_inside_message_id(tmp_path: Path) -> tuple[dict[str, Any], Seg]:
+    """The big message cut so that 10 bytes in the middle of its Message-ID travel alone; lost."""
+    pos = BODY.index(b"Message-ID: <re") + len(b"Message-ID: <re")
+
+    def cut(side: str, data: bytes) -> list[int]:
+        if data is not BODY:
+            return synth.by_size(1460)(side, data)
+        return [pos, 10, *synth.by_size(1460)(side, data[pos + 10 :])]
+
+    segs = synth.tcp_segments(SMTP_STEPS, smtp_conn(), cut)
+    (lost,) = [s for s in segs if s.payload == BODY[pos : pos + 10]]
+    (record,) = read_json(write(tmp_path / "lost-header.pcap", [s for s in segs if s is not lost]))
+    return record, lost
+
+
+def test_gap_inside_a_header_keeps_the_envelope_and_the_attachment(
+    tmp_path: Path, reference: dict[str, dict[str, Any]]
+) -> None:
+    record, lost = lose_inside_message_id(tmp_path)
+    assert record["gaps"] == [{"direction": "client", "offset": lost.offset, "length": 10}]
+    tx, ref_tx = record["transactions"][2], reference["smtp"]["transactions"][2]
+    for key in ("mail_from", "rcpt_to", "rcpt_accepted", "data_reply", "bcc", "header_only"):
+        assert tx[key] == ref_tx[key], key
+    assert tx["message"]["gap_bytes"] == 10
+    assert tx["message"]["attachments"] == ref_tx["message"]["attachments"]
+    assert tx["message"]["subject"] == "quarterly report"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a gap inside the Message-ID line: mailsniff joins the bytes before and after it "
+    "into message_id '<re703@163.com>' (the header list shows the same spliced value, no "
+    "defect); a value never sent must not be reported: expected null or a prefix of "
+    "'<report.20060703@163.com>'",
+)
+def test_gap_inside_a_header_does_not_splice_a_header_value(tmp_path: Path) -> None:
+    record, _ = lose_inside_message_id(tmp_path)
+    message_id = record["transactions"][2]["message"]["message_id"]
+    assert message_id is None or "<report.20060703@163.com>".startswith(message_id)
 
 
 def snaplen_200(tmp_path: Path, *extra: str) -> dict[str, dict[str, Any]]:
