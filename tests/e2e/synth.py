@@ -33,6 +33,7 @@ __all__ = [
     "random_sizes",
     "shuffled",
     "tcp_segments",
+    "with_keepalives",
     "write_pcap",
     "write_pcapng",
 ]
@@ -226,6 +227,26 @@ def overlapping(segs: list[Seg], every: int) -> list[Seg]:
     return out
 
 
+def with_keepalives(segs: list[Seg], stale: bytes = b"\0") -> list[Seg]:
+    """After each pure ACK of a write, the writer sends a keep-alive probe: sequence number one
+    below the next byte, carrying `stale` (one garbage byte, as Windows does; b"" for none)."""
+    out: list[Seg] = []
+    last: dict[tuple[int, str], Seg] = {}
+    for s in segs:
+        out.append(s)
+        if s.payload:
+            last[(id(s.conn), s.side)] = s
+            continue
+        writer = last.get((id(s.conn), "c" if s.side == "s" else "s"))
+        if s.flags == "A" and writer is not None:
+            end = writer.offset + len(writer.payload)
+            seq = (writer.seq + len(writer.payload) - 1) % 2**32
+            out.append(
+                replace(writer, flags="A", seq=seq, ack=s.seq, payload=stale, offset=end - 1)
+            )
+    return out
+
+
 def interleave(conns: Sequence[list[Seg]]) -> list[Seg]:
     """Round-robin merge of several connections' packets (each keeps its own order)."""
     out: list[Seg] = []
@@ -396,7 +417,7 @@ def frames(
     for i, seg in enumerate(segs):
         ip = _ip_packet(seg, ip_id=(0x1000 + i) & 0xFFFF)
         if not seg.conn.ipv6 and fragment(i, seg):
-            pieces = ip_fragment(ip, fragsize=fragsize)
+            pieces = ip_fragment(ip, fragsize=fragsize)  # type: ignore[no-untyped-call]
             out.extend(_link(p, seg, link) for p in reversed(pieces))
         else:
             out.append(_link(ip, seg, link))

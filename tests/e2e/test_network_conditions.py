@@ -188,6 +188,15 @@ def reordered(segs: list[Seg], seed: int, window: int) -> list[Seg]:
     return out
 
 
+def keepalives(stale: bytes) -> list[Seg]:
+    """A probe after every acknowledged write (RFC 9293 3.8.4), re-sending its last byte's
+    sequence number with `stale` instead of that byte."""
+    plain = both()
+    segs = synth.with_keepalives(plain, stale)
+    assert len(segs) - len(plain) > 40
+    return segs
+
+
 def wrapping() -> list[Seg]:
     """ISNs near 2**32: the client's sequence number wraps inside the big message."""
     segs = both(
@@ -229,6 +238,8 @@ LOSSLESS: dict[str, Build] = {
     "overlap-duplicate-reorder": lambda p: write(
         p, reordered(synth.duplicated(synth.overlapping(both(mss=536), 3), 4), 9, 5)
     ),
+    "keepalive-probes-with-a-stale-byte": lambda p: write(p, keepalives(b"\0")),
+    "keepalive-probes-empty": lambda p: write(p, keepalives(b"")),
     "seq-wraps-in-data": lambda p: write(p, wrapping()),
     "ipv4-fragments-out-of-order": lambda p: synth.write_pcap(p, fragmented()),
     "ipv6": lambda p: write(
