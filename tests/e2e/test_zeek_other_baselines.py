@@ -511,3 +511,26 @@ def test_smtp_log_date_agent_received_and_last_reply(
     if row["second_received"] != "-":
         assert received[-2] == row["second_received"]
     assert tx["data_reply"] == row["last_reply"]
+
+
+@pytest.mark.parametrize(
+    ("capture", "stem"),
+    [
+        ("smtp-attachment-msg.pcap", "smtp-attachment-msg.zeek.rfc822-msg-file-analysis"),
+        (
+            "rfc3030-bdat-nonascii.pcap",
+            "rfc3030-bdat-nonascii.zeek.rfc822-msg-file-analysis-binary",
+        ),
+    ],
+)
+def test_rfc822_attachment_bytes_carved_from_zeek_extraction(capture: str, stem: str) -> None:
+    mail = (ZEEK / f"{stem}.extract_files.mail").read_bytes()
+    found = re.search(rb'boundary="([^"]+)"', mail)
+    assert found
+    start = mail.index(b'filename="test.msg"')
+    body_start = mail.index(b"\r\n\r\n", start) + 4
+    # the CRLF before the next delimiter belongs to the delimiter (RFC 2046 5.1.1)
+    body = mail[body_start : mail.index(b"\r\n--" + found.group(1), body_start)]
+    [attachment] = sessions(capture)[0]["transactions"][0]["message"]["attachments"]
+    assert attachment["size"] == len(body)
+    assert attachment["sha256"] == hashlib.sha256(body).hexdigest()
