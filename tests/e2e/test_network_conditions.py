@@ -305,9 +305,10 @@ def test_reused_four_tuple_gives_two_sessions_each_like_the_reference(
     assert records[0]["end"] <= records[1]["start"]
 
 
-def test_twenty_interleaved_connections_give_twenty_reference_records(
+def test_forty_interleaved_connections_give_forty_reference_records(
     tmp_path: Path, reference: dict[str, dict[str, Any]]
 ) -> None:
+    """20 SMTP and 20 POP3 copies from different client ports, packets interleaved."""
     conns = [
         synth.tcp_segments(
             SMTP_STEPS,
@@ -315,11 +316,16 @@ def test_twenty_interleaved_connections_give_twenty_reference_records(
             mss=536 if n % 2 else 1460,
         )
         for n in range(20)
+    ] + [
+        synth.tcp_segments(POP3_STEPS, pop3_conn(client_port=41000 + n), cut=synth.random_sizes(n))
+        for n in range(20)
     ]
-    records = read_json(write(tmp_path / "twenty.pcap", synth.interleave(conns)))
-    assert sorted(r["client"]["port"] for r in records) == list(range(40000, 40020))
+    records = read_json(write(tmp_path / "forty.pcap", synth.interleave(conns)))
+    ports = sorted(r["client"]["port"] for r in records)
+    assert ports == [*range(40000, 40020), *range(41000, 41020)]
     for r in records:
-        assert normalised(r) == normalised(reference["smtp"])
+        assert normalised(r) == normalised(reference[r["protocol"]]), r["client"]["port"]
+        assert r["complete"] is True
 
 
 # --- conditions that lose data ---------------------------------------------------------------
@@ -415,8 +421,26 @@ def test_capture_starting_mid_connection_still_reports_the_transactions(
     assert record["handshake_seen"] is False
     assert record["complete"] is False
     assert record["close_reason"] == "fin"
+    assert record["gaps"] == []  # offsets count from the first byte seen
     ref = normalised(reference["smtp"])
     assert normalised(record)["transactions"] == ref["transactions"]
+
+
+def test_capture_starting_inside_data_fabricates_nothing_and_parses_what_follows(
+    tmp_path: Path,
+) -> None:
+    segs = synth.tcp_segments(SMTP_STEPS, smtp_conn())
+    body = [i for i, s in enumerate(segs) if len(s.payload) == 1460]
+    (record,) = read_json(write(tmp_path / "mid-data.pcap", segs[body[30] :]), "--transcript")
+    assert record["handshake_seen"] is False
+    assert record["transactions"] == []
+    assert record["auth"] == []
+    assert transcript_texts(record)[-4:] == [
+        ("client", "NOOP"),
+        ("server", "250 OK"),
+        ("client", "QUIT"),
+        ("server", "221 Closing connection. Good bye."),
+    ]
 
 
 def lose_inside_message_id(tmp_path: Path) -> tuple[dict[str, Any], Seg]:
