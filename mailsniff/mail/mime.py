@@ -288,9 +288,26 @@ def _parse(raw: bytes, size: int, sha256: str) -> Message:
     return msg
 
 
+def _root_head(block: _HeaderBlock) -> EmailMessage:
+    """The top-level header fields as `BytesParser(policy=compat32)` reads `block.normalised`.
+
+    Built from the fields already split when no bare CR can make feedparser split a line
+    differently: every line of `normalised` is then `name:value`, a continuation or the final
+    empty line, which it reads without defects into these same (name, value) pairs.
+    """
+    normalised = block.normalised
+    if normalised.count(b"\r") != normalised.count(b"\r\n"):
+        return BytesParser(policy=policy.compat32).parsebytes(normalised, headersonly=True)
+    head = EmailMessage(policy=policy.compat32)
+    for f in block.fields:
+        # compat32 header_source_parse: value.lstrip(' \t') ... .rstrip('\r\n')
+        value = f.raw_value.lstrip(b" \t").rstrip(b"\r\n")
+        head[f.name] = value.decode("ascii", "surrogateescape")
+    return head
+
+
 def _mime(block: _HeaderBlock, raw: bytes, msg: Message) -> None:
-    parser = BytesParser(policy=policy.compat32)
-    head = parser.parsebytes(block.normalised, headersonly=True)
+    head = _root_head(block)
     if head.get_content_maintype() not in ("multipart", "message") and not _is_attachment(
         head, _filename(head), is_root=True
     ):
@@ -314,9 +331,11 @@ def _mime_stdlib(block: _HeaderBlock, raw: bytes, msg: Message) -> None:
 # It reads the MIME tree exactly as `email.feedparser` does (same delimiter lines, same part
 # bodies, same defects, same decoding) but over the raw bytes with bytes.find, and decodes only
 # the parts listed as attachments. Whatever it does not reproduce exactly raises _Fallback and
-# the whole message goes to the stdlib parser instead: bare CR line endings, message/* parts
+# the whole message goes to the stdlib parser instead: message/* parts
 # (parsed as nested messages), malformed part header blocks, uuencode, boundaries that are not
-# ASCII, nesting deeper than MAX_FAST_DEPTH.
+# ASCII, nesting deeper than MAX_FAST_DEPTH. Bare CRs (which feedparser also takes for line ends)
+# are looked for only where they would change the reading: in header blocks, on delimiter lines
+# and just before a delimiter; inside a body they change nothing the walk reports.
 
 #: Multipart nesting the fast walker follows; deeper messages go to the stdlib parser.
 MAX_FAST_DEPTH = 64
@@ -356,6 +375,9 @@ def _part_head(raw: bytes, start: int, end: int, in_digest: bool) -> tuple[Email
     while pos < end:
         nl = raw.find(b"\n", pos, end)
         line_end = nl + 1 if nl >= 0 else end
+        cr = raw.find(b"\r", pos, line_end)
+        if cr >= 0 and cr != nl - 1:
+            raise _Fallback  # a bare CR ends a line for feedparser
         first = raw[pos]
         if first in (0x0D, 0x0A):  # the empty line
             pos = line_end
@@ -394,6 +416,8 @@ def _delimiter(raw: bytes, sep: bytes, pos: int, end: int) -> tuple[int, int, bo
                 rest = rest[2:]
             if rest.endswith(b"\r"):
                 rest = rest[:-1]
+            if b"\r" in rest:
+                raise _Fallback  # a bare CR ends a line for feedparser
             if not rest.strip(b" \t"):
                 return at, (nl + 1 if nl >= 0 else end), close
         pos = at + 1
@@ -411,7 +435,7 @@ def _leaf(raw: bytes, start: int, end: int, in_digest: bool, depth: int, count: 
         _fill_multipart(part, raw, depth, count)
     elif raw.endswith(b"\r\n", body, end):  # the last line ending belongs to the delimiter
         part.end -= 2
-    elif raw.endswith(b"\n", body, end):
+    elif raw.endswith((b"\n", b"\r"), body, end):
         part.end -= 1
     return part
 
@@ -430,6 +454,8 @@ def _fill_multipart(part: _Part, raw: bytes, depth: int, count: list[int]) -> No
     except UnicodeEncodeError:
         raise _Fallback from None
     start, end = part.start, part.end
+    if raw.find(b"\r" + sep, start, end) >= 0:
+        raise _Fallback  # a delimiter line after a bare CR: feedparser sees it, bytes.find not
     first = _delimiter(raw, sep, start, end)
     if first is None or first[2]:
         part.defects.append(errors.StartBoundaryNotFoundDefect())
@@ -496,7 +522,7 @@ def _leaf_bytes(part: _Part, raw: bytes) -> bytes:
 
 
 def _mime_fast(head: EmailMessage, block: _HeaderBlock, raw: bytes, msg: Message) -> None:
-    if raw.count(b"\r") != raw.count(b"\r\n"):
+    if block.normalised.count(b"\r") != block.normalised.count(b"\r\n"):
         raise _Fallback  # feedparser also ends lines at a bare CR
     maintype = head.get_content_maintype()
     if maintype == "message":

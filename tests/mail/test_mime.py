@@ -776,3 +776,21 @@ def test_fast_walker_decodes_attachments_of_the_benchmark_messages() -> None:
         (att,) = parse_message(raw).attachments
         assert fast_result(raw) == stdlib_reference(raw)
         assert att.size > 20_000
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(["mixed", "seed-pop3", "seed-gbk"]), _edits)
+def test_top_level_header_fields_are_read_as_the_stdlib_reads_them(
+    which: str, edits: list[tuple[int, int, bytes]]
+) -> None:
+    base = {
+        "mixed": build_mixed()[0],
+        "seed-pop3": SEED_POP3_RETR,
+        "seed-gbk": SEED_SERVER_TO_SERVER,
+    }[which]
+    block = mime._split(_mutate(base, edits))
+    head = mime._root_head(block)
+    reference = BytesParser(policy=policy.compat32).parsebytes(block.normalised, headersonly=True)
+    assert head.items() == reference.items()
+    assert [repr(d) for d in head.defects] == [repr(d) for d in reference.defects]
+    assert head.get_unixfrom() == reference.get_unixfrom()
