@@ -517,9 +517,16 @@ def test_smtp_log_date_agent_received_and_last_reply(
     ("capture", "stem"),
     [
         ("smtp-attachment-msg.pcap", "smtp-attachment-msg.zeek.rfc822-msg-file-analysis"),
-        (
+        pytest.param(
             "rfc3030-bdat-nonascii.pcap",
             "rfc3030-bdat-nonascii.zeek.rfc822-msg-file-analysis-binary",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="test.msg (message/rfc822, 8bit) is 52 bytes on the wire, 'From: "
+                "<attachment@example.com>CRLF Subject: \u00e9cureuil CRLF' (the CRLF after it "
+                "belongs to the delimiter); mailsniff reports size 54, sha256 7a88ab4a..., a "
+                "blank line added as if the inner message were re-serialised",
+            ),
         ),
     ],
 )
