@@ -119,8 +119,8 @@ def tcp_segments(
 ) -> list[Seg]:
     """One connection: SYN, SYN-ACK, ACK, each step's segments then the peer's ACK, then close.
 
-    cut defaults to by_size(mss). close is "fin" (server FIN first, as after QUIT), "rst" (the
-    server resets) or "none".
+    cut defaults to by_size(mss). close is "fin" (server FIN first, as after QUIT), "fin-data"
+    (the FIN rides on the last write's last segment), "rst" (the server resets) or "none".
     """
     cut = cut or by_size(mss)
     seq = {"c": conn.client_isn % 2**32, "s": conn.server_isn % 2**32}
@@ -137,15 +137,19 @@ def tcp_segments(
     emit("c", "S")
     emit("s", "SA")
     emit("c", "A")
-    for side, data in steps:
+    for n, (side, data) in enumerate(steps):
         sizes = cut(side, data)
         assert sum(sizes) == len(data), "a cut must cover the write exactly"
         pos = 0
-        for size in sizes:
-            emit(side, "PA", data[pos : pos + size])
+        for k, size in enumerate(sizes):
+            last = close == "fin-data" and n == len(steps) - 1 and k == len(sizes) - 1
+            emit(side, "FPA" if last else "PA", data[pos : pos + size])
             pos += size
         emit("s" if side == "c" else "c", "A")
-    if close == "fin":
+    if close == "fin-data":
+        emit("c", "FA")
+        emit("s", "A")
+    elif close == "fin":
         emit("s", "FA")
         emit("c", "A")
         emit("c", "FA")
@@ -330,7 +334,7 @@ def pipelined(steps: Sequence[Step]) -> list[Step]:
     return out
 
 
-def _ip_packet(seg: Seg, ip_id: int) -> Any:
+def _ip_packet(seg: Seg, ip_id: int, timestamps: bool) -> Any:
     from scapy.layers.inet import IP, TCP
     from scapy.layers.inet6 import IPv6
     from scapy.packet import Raw
@@ -348,6 +352,8 @@ def _ip_packet(seg: Seg, ip_id: int) -> Any:
         window=65535,
         options=[("MSS", seg.mss)] if "S" in seg.flags else [],
     )
+    if timestamps:  # RFC 7323, as Linux sends on every segment: a 32-byte TCP header
+        tcp.options = [*tcp.options, ("NOP", None), ("NOP", None), ("Timestamp", (ip_id, 0))]
     ip = IPv6(src=src, dst=dst, hlim=64) if c.ipv6 else IP(src=src, dst=dst, ttl=64, id=ip_id)
     return ip / tcp / Raw(seg.payload) if seg.payload else ip / tcp
 
@@ -408,19 +414,26 @@ def frames(
     link: str = "ether",
     fragment: Callable[[int, Seg], bool] = lambda i, s: False,
     fragsize: int = 512,
+    *,
+    tcp_timestamps: bool = False,
+    trailer: bytes = b"",
+    min_size: int = 0,
 ) -> list[bytes]:
     """Each segment as one frame; segments for which fragment(index, seg) holds become IPv4
-    fragments (scapy `fragment()`), emitted last fragment first."""
+    fragments (scapy `fragment()`), emitted last fragment first. `trailer` is appended to every
+    frame and frames are then zero-padded to `min_size` (Ethernet: 60 bytes, FCS: 4 bytes)."""
     from scapy.layers.inet import fragment as ip_fragment
 
     out: list[bytes] = []
     for i, seg in enumerate(segs):
-        ip = _ip_packet(seg, ip_id=(0x1000 + i) & 0xFFFF)
+        ip = _ip_packet(seg, (0x1000 + i) & 0xFFFF, tcp_timestamps)
         if not seg.conn.ipv6 and fragment(i, seg):
             pieces = ip_fragment(ip, fragsize=fragsize)  # type: ignore[no-untyped-call]
             out.extend(_link(p, seg, link) for p in reversed(pieces))
         else:
             out.append(_link(ip, seg, link))
+    if trailer or min_size:
+        out = [f + trailer + b"\0" * (min_size - len(f) - len(trailer)) for f in out]
     return out
 
 

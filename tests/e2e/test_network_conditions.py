@@ -197,6 +197,13 @@ def keepalives(stale: bytes) -> list[Seg]:
     return segs
 
 
+def handshake_twice() -> list[Seg]:
+    """SYN and SYN-ACK each captured twice (a retransmission after a lost SYN-ACK)."""
+    smtp = synth.tcp_segments(SMTP_STEPS, smtp_conn())
+    pop3 = synth.tcp_segments(POP3_STEPS, pop3_conn())
+    return [x for c in (smtp, pop3) for x in [c[0], c[0], c[1], c[1], *c[2:]]]
+
+
 def wrapping() -> list[Seg]:
     """ISNs near 2**32: the client's sequence number wraps inside the big message."""
     segs = both(
@@ -268,6 +275,18 @@ LOSSLESS: dict[str, Build] = {
     "gzip-pcap": lambda p: write(p, both(), compress=True),
     "gzip-pcapng": lambda p: synth.write_pcapng(p, synth.frames(both()), compress=True),
     "rst-close": lambda p: write(p, both(close="rst")),
+    "fin-on-the-last-reply": lambda p: write(p, both(close="fin-data")),
+    "handshake-retransmitted": lambda p: write(p, handshake_twice()),
+    "identical-timestamps": lambda p: write(p, both(), step_ns=0),
+    "tcp-timestamp-options": lambda p: synth.write_pcap(
+        p, synth.frames(both(cut=one_byte_commands), tcp_timestamps=True)
+    ),
+    "ethernet-padding": lambda p: synth.write_pcap(
+        p, synth.frames(both(cut=one_byte_commands), min_size=60)
+    ),
+    "ethernet-fcs-trailer": lambda p: synth.write_pcap(
+        p, synth.frames(both(cut=one_byte_commands), trailer=b"\xde\xad\xbe\xef")
+    ),
 }
 
 
