@@ -1,19 +1,24 @@
 """Sans-IO POP3 dialogue parser (RFC 1939, 2449, 5034, 2595).
 
 Fed `(ts_ns, direction, bytes)` in stream order, it hands back typed events: the greeting, each
-command, each response paired first-in first-out with the command it answers, the lines of
+command, each response paired first-in first-out with the command it answers, the content of
 multi-line responses (dot-unstuffed), SASL steps, the switch to TLS, and anomalies. Captured bytes
 are hostile: nothing here raises on them, and memory is bounded by `limits.MAX_LINE` per direction
-plus `MAX_PENDING_COMMANDS` queued commands.
+(plus a read window of at most `BODY_WINDOW` while a message body streams through) and
+`MAX_PENDING_COMMANDS` queued commands.
+
+RETR/TOP bodies are the bulk of POP3 traffic: they are searched for their terminator and
+dot-unstuffed a buffered chunk at a time (`bytes.find`, `bytes.replace`), not line by line.
 """
 
 from __future__ import annotations
 
 import re
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
+from mailsniff.limits import MAX_LINE
 from mailsniff.protocols.base import Direction, Line, ReceiveBuffer, to_text
 from mailsniff.protocols.sasl import b64decode
 
@@ -21,6 +26,7 @@ __all__ = [
     "Anomaly",
     "Command",
     "Greeting",
+    "BODY_WINDOW",
     "MAX_PENDING_COMMANDS",
     "MultilineData",
     "Pop3Event",
@@ -37,6 +43,10 @@ __all__ = [
 #: direction) would otherwise queue every command of the session; past this bound the oldest is
 #: forgotten and an Anomaly says so.
 MAX_PENDING_COMMANDS = 4096
+#: Most bytes of a message body looked at (copied out of the receive buffer) at once. A body's
+#: first look is small (`_FIRST_WINDOW`), so many tiny bodies in one large feed stay cheap.
+BODY_WINDOW = 1024 * 1024
+_FIRST_WINDOW = 16 * 1024
 
 
 # --------------------------------------------------------------------------------------------
@@ -84,13 +94,20 @@ class Response:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MultilineData:
-    """One line of a multi-line response body, dot-unstuffed (RFC 1939 3)."""
+    """Content of a multi-line response body, dot-unstuffed (RFC 1939 3).
+
+    Listings (CAPA, LIST, UIDL, AUTH) and the lines of a body damaged by a gap come one line per
+    event: `raw` is the line without its ending. A RETR/TOP body comes in runs of whole lines,
+    as many as were buffered: `raw` is those bytes as sent, line endings included. A line longer
+    than `limits.MAX_LINE` may be split across events. How a body is split into events depends
+    on how its bytes arrived; the concatenated `data`, and every other event, do not.
+    """
 
     ts_ns: int
     direction: Direction
-    raw: bytes  # the line as sent, without its ending (still dot-stuffed)
-    data: bytes  # the content: dot-unstuffed, with the line ending as sent (CRLF or bare LF)
-    dropped: int = 0  # bytes of an overlong line that were not kept (at least this many)
+    raw: bytes  # as sent, still dot-stuffed: one line without its ending, or a run of lines
+    data: bytes  # the content: dot-unstuffed, with the line endings as sent (CRLF or bare LF)
+    dropped: int = 0  # bytes of an overlong listing line that were not kept (at least this many)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -272,6 +289,11 @@ class _Body:
     command: Command | None
     lines: int = 0
     damaged: bool = False  # a gap fell inside: a status line may mean the terminator was lost
+    bulk: bool = False  # read in chunks (_body_chunks), not line by line
+    line_start: bool = True  # `partial` (or, when empty, the next unread byte) begins a line
+    # the unfinished last line of a bulk body, taken out of the receive buffer so that it is not
+    # searched again with every segment; at most MAX_LINE bytes
+    partial: bytearray = field(default_factory=bytearray)
 
 
 class Pop3Parser:
@@ -351,8 +373,20 @@ class Pop3Parser:
                         )
                     )
         buf = self._buffers[direction]
+        server = direction is Direction.SERVER
+        if server and not len(buf) and self._in_bulk_body():
+            # The hot path: a message body arriving segment by segment goes straight to the
+            # body scanner; only what follows its terminator is buffered.
+            used = self._body_window(ts_ns, data, out)
+            if used < 0:
+                return out
+            data = data[used:]
         buf.append(data)
         while not self._encrypted():
+            if server and self._in_bulk_body():
+                if not self._body_chunks(ts_ns, buf, out):
+                    break  # the rest of the body has not arrived yet
+                continue
             line = buf.take_line()
             if line is None:
                 break
@@ -371,7 +405,7 @@ class Pop3Parser:
         if self._closed or self._sync is _Sync.TLS:
             return out
         buf = self._buffers[direction]
-        partial = buf.take_rest()
+        partial = self._take_rest(direction)
         buf.clear()
         self._after_gap[direction] = True
         inside: Command | None = None
@@ -381,9 +415,11 @@ class Pop3Parser:
                 # Inside a body every captured byte is content: keep the partial line, and the
                 # tail after the gap (see _server_line), so the message loses only what was lost.
                 self._body.damaged = True
+                self._body.bulk = False  # line by line from here on, as after any gap
                 inside = self._body.command
                 if partial:
                     self._body_line(ts_ns, Line(partial, b""), out, tail=True)
+                self._body.line_start = True  # line by line from here; the cut line is done
             elif self._sync is _Sync.GREETING:
                 self._enter(_Sync.UNKNOWN if length == 0 else _Sync.RESPONSE)
             elif self._sync is _Sync.RESPONSE:
@@ -404,7 +440,7 @@ class Pop3Parser:
             return out
         if self._sync is not _Sync.TLS:
             for direction in (Direction.CLIENT, Direction.SERVER):
-                rest = self._buffers[direction].take_rest()
+                rest = self._take_rest(direction)
                 if not rest:
                     continue
                 if direction is Direction.SERVER and self._sync is not _Sync.UNKNOWN:
@@ -589,7 +625,7 @@ class Pop3Parser:
             return
         if multiline:
             self._enter(_Sync.BODY)
-            self._body = _Body(command)
+            self._body = _Body(command, bulk=command.verb not in _LISTING)
         elif ok and command.verb == "STLS":
             out.append(TlsStarted(ts_ns=ts, direction=server, raw=raw))
             if self._pending:
@@ -616,6 +652,8 @@ class Pop3Parser:
             self._enter(_Sync.RESPONSE)
             self._status_line(ts, raw, out)
             return
+        # The rest of a line whose start came in chunks (close after an overlong body line).
+        tail = tail or not body.line_start
         if raw == b"." and not line.overlong and not tail:
             self._end_body(ts, raw, True, out)
             return
@@ -659,6 +697,117 @@ class Pop3Parser:
                 dropped=line.overlong,
             )
         )
+
+    def _in_bulk_body(self) -> bool:
+        body = self._body
+        return (
+            self._sync is _Sync.BODY
+            and body is not None
+            and body.bulk
+            and not self._after_gap[Direction.SERVER]
+        )
+
+    def _take_rest(self, direction: Direction) -> bytes:
+        """Every unparsed byte of `direction`, the unfinished line of a bulk body first."""
+        rest = self._buffers[direction].take_rest()
+        body = self._body
+        if direction is Direction.SERVER and body is not None and body.partial:
+            rest = bytes(body.partial) + rest
+            body.partial.clear()
+        return rest
+
+    def _body_chunks(self, ts: int, buf: ReceiveBuffer, out: list[Pop3Event]) -> bool:
+        """Read a RETR/TOP body from `buf` a window at a time; True once its terminator is read."""
+        window = _FIRST_WINDOW
+        while True:
+            size = len(buf)
+            if not size:
+                return False
+            look = min(size, window)
+            window = min(window * 2, BODY_WINDOW)
+            used = self._body_window(ts, buf.peek(look), out)
+            if used >= 0:
+                buf.take_bytes(used)
+                return True
+            buf.take_bytes(look)
+
+    def _body_window(self, ts: int, new: bytes, out: list[Pop3Event]) -> int:
+        """The next bytes of a RETR/TOP body: how many of them the body used up to and including
+        its terminator, or -1 when they were all body.
+
+        Only whole lines are passed on; the unfinished last line waits in `_Body.partial` (at
+        most MAX_LINE bytes of it, as in line mode), so a terminator or a stuffed dot split
+        across segments is never misread, and a gap or close finds the same partial line
+        however the bytes arrived.
+        """
+        body = self._body
+        assert body is not None
+        held = len(body.partial)
+        if held:
+            if b"\n" not in new:  # the same line goes on
+                body.partial += new
+                self._overlong_pieces(ts, out)
+                return -1
+            chunk = bytes(body.partial) + new
+            body.partial.clear()
+        else:
+            chunk = new
+        used = self._scan_body(ts, chunk, out)
+        if self._body is not body:  # the terminator was read: the rest is line by line
+            return used - held
+        if used < len(chunk):
+            body.partial += chunk[used:]
+            self._overlong_pieces(ts, out)
+        return -1
+
+    def _scan_body(self, ts: int, chunk: bytes, out: list[Pop3Event]) -> int:
+        """Pass on the whole lines of `chunk`, up to and including the terminator; bytes used."""
+        body = self._body
+        assert body is not None
+        end = chunk.rfind(b"\n") + 1  # whole lines end here
+        if not end:
+            return 0
+        # RFC 1939 3: the body ends with a line holding a single "." (CRLF; bare LF tolerated).
+        dot = -1  # where the "." of the terminator line is
+        if body.line_start and (chunk.startswith(b".\r\n") or chunk.startswith(b".\n")):
+            dot = 0
+        else:
+            crlf = chunk.find(b"\n.\r\n", 0, end)
+            lf = chunk.find(b"\n.\n", 0, crlf + 3 if crlf >= 0 else end)
+            first = lf if lf >= 0 else crlf
+            if first >= 0:
+                dot = first + 1
+        if dot < 0:
+            self._body_content(ts, chunk if end == len(chunk) else chunk[:end], out)
+            return end
+        if dot:
+            self._body_content(ts, chunk[:dot], out)
+        self._end_body(ts, b".", True, out)
+        return dot + (2 if chunk[dot + 1 : dot + 2] == b"\n" else 3)
+
+    def _overlong_pieces(self, ts: int, out: list[Pop3Event]) -> None:
+        """Pass on a line longer than MAX_LINE in MAX_LINE pieces, so memory stays bounded.
+
+        Where it is cut depends only on the stream, never on how it was segmented.
+        """
+        body = self._body
+        assert body is not None
+        partial = body.partial
+        while len(partial) > MAX_LINE:
+            self._body_content(ts, bytes(partial[:MAX_LINE]), out)
+            del partial[:MAX_LINE]
+
+    def _body_content(self, ts: int, raw: bytes, out: list[Pop3Event]) -> None:
+        """One run of body bytes (whole lines, or a piece of an overlong one) as MultilineData."""
+        body = self._body
+        assert body is not None
+        # RFC 1939 3: a line beginning with "." is byte-stuffed; drop the first dot.
+        data = raw.replace(b"\n.", b"\n")
+        if body.line_start and raw[:1] == b".":
+            data = data[1:]
+        body.line_start = raw[-1:] == b"\n"
+        body.lines += raw.count(b"\n")
+        out.append(MultilineData(ts_ns=ts, direction=Direction.SERVER, raw=raw, data=data))
 
     def _end_body(self, ts: int, raw: bytes, complete: bool, out: list[Pop3Event]) -> None:
         body = self._body

@@ -86,8 +86,8 @@ class Pop3SessionHandler:
         self._last_command: Command | None = None
         # the open multi-line body
         self._body_index: int | None = None
-        self._body_shown = 0
-        self._body_hidden = 0
+        self._body_shown = 0  # body lines put in the transcript (the rest are counted at the end)
+        self._body_mid_line = False  # the last body bytes seen did not end their line
         self._message: MessageAccumulator | None = None
         self._message_partial = False
         self._capabilities: list[str] | None = None
@@ -238,7 +238,7 @@ class Pop3SessionHandler:
         if event.multiline:
             self._body_index = entry[1] if entry is not None else None
             self._body_shown = 0
-            self._body_hidden = 0
+            self._body_mid_line = False
 
     def _on_data(self, event: MultilineData) -> None:
         if self._message is not None:
@@ -248,20 +248,51 @@ class Pop3SessionHandler:
                 self._message_partial = True
         if self._capabilities is not None and len(self._capabilities) < MAX_CAPABILITIES:
             self._capabilities.append(to_text(event.data).rstrip("\r\n"))
-        if self._body_shown < MAX_TRANSCRIPT_DATA_LINES:
-            self._body_shown += 1
-            self._transcript.add(event.ts_ns, event.direction, to_text(event.raw))
-        else:
-            self._body_hidden += 1
+        if self._body_shown < MAX_TRANSCRIPT_DATA_LINES and getattr(
+            self._transcript, "enabled", True
+        ):
+            self._show_body_lines(event)
+
+    def _show_body_lines(self, event: MultilineData) -> None:
+        """Put the lines that start in `event` in the transcript, up to the per-body cap.
+
+        A listing line, or a body line next to a gap, is one event whose `raw` has no line
+        ending; a RETR/TOP body comes as runs of lines with their endings, and a line longer
+        than MAX_LINE in pieces (shown once, as its first piece). Lines are shown as sent,
+        still dot-stuffed.
+        """
+        raw = event.raw
+        size = len(raw)
+        pos = 0
+        if self._body_mid_line:  # the first bytes end a line already shown
+            pos = raw.find(b"\n") + 1
+        if pos or not self._body_mid_line:
+            while self._body_shown < MAX_TRANSCRIPT_DATA_LINES:
+                end = raw.find(b"\n", pos)
+                if end < 0:
+                    if pos < size or not pos:  # a piece of a line, or a line without its ending
+                        self._body_line(event, raw[pos:])
+                    break
+                line = raw[pos:end]
+                self._body_line(event, line[:-1] if line.endswith(b"\r") else line)
+                pos = end + 1
+                if pos == size:
+                    break
+        self._body_mid_line = not event.data.endswith(b"\n")
+
+    def _body_line(self, event: MultilineData, raw: bytes) -> None:
+        self._body_shown += 1
+        self._transcript.add(event.ts_ns, event.direction, to_text(raw))
 
     def _on_end(self, event: ResponseEnd) -> None:
         s = self.session
-        if self._body_hidden:
+        hidden = event.lines - self._body_shown
+        if hidden > 0:
             self._transcript.add(
                 event.ts_ns,
                 event.direction,
-                f"[... {self._body_hidden} more lines]",
-                f"{self._body_hidden} lines not shown",
+                f"[... {hidden} more lines]",
+                f"{hidden} lines not shown",
             )
         if event.complete:
             self._transcript.add(event.ts_ns, event.direction, ".")
@@ -356,6 +387,7 @@ class Pop3SessionHandler:
         return f"decoded: {event.text}" if event.text else None
 
     def _on_gap(self, event: StreamGap) -> None:
+        self._body_mid_line = False  # the line cut by the gap was shown; what follows is new
         if event.inside is not None and self._message is not None:
             self._message.note_gap(event.length)
             self._message_partial = True

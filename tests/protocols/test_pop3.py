@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from unittest.mock import patch
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -72,12 +73,50 @@ def run(steps: Sequence[Step], split: Splitter = _whole) -> list[Pop3Event]:
     return events
 
 
+def merged(events: list[Pop3Event]) -> list[Pop3Event]:
+    """`events` with each run of RETR/TOP body MultilineData of one instant joined into one.
+
+    How such a body is cut into events depends on how its bytes arrived; its content, where it
+    lies among the other events and when each byte of it was delivered must not. Listing lines
+    and the lines of a body after a gap are one event per line and stay unmerged.
+    """
+    out: list[Pop3Event] = []
+    chunked = False  # inside a RETR/TOP body not yet damaged by a gap
+    for event in events:
+        last = out[-1] if out else None
+        if isinstance(event, Response):
+            verb = event.command.verb if event.command is not None else ""
+            chunked = event.multiline and verb in ("RETR", "TOP")
+        elif isinstance(event, ResponseEnd) or (
+            isinstance(event, StreamGap) and event.inside is not None
+        ):
+            chunked = False
+        if (
+            chunked
+            and isinstance(event, MultilineData)
+            and isinstance(last, MultilineData)
+            and last.ts_ns == event.ts_ns
+        ):
+            out[-1] = MultilineData(
+                ts_ns=event.ts_ns,
+                direction=event.direction,
+                raw=last.raw + event.raw,
+                data=last.data + event.data,
+            )
+        else:
+            out.append(event)
+    return out
+
+
 def feed_all_ways(steps: Sequence[Step]) -> list[Pop3Event]:
-    """The events of `steps`, asserting they are identical however the bytes are chunked."""
+    """The events of `steps` fed whole, asserting that however the bytes are chunked every event
+    is identical, body content aside, and that the body content is the same at the same times.
+    """
     expected = run(steps)
-    assert run(steps, _bytewise) == expected
+    want = merged(expected)
+    assert merged(run(steps, _bytewise)) == want
     for seed in range(5):
-        assert run(steps, _random_splits(seed)) == expected
+        assert merged(run(steps, _random_splits(seed))) == want
     return expected
 
 
@@ -699,19 +738,110 @@ def test_pop3_response_without_a_command_is_an_anomaly() -> None:
     assert [a.kind for a in of(events, Anomaly)] == ["unpaired-response"]
 
 
-def test_pop3_overlong_body_line_is_cut_and_counted() -> None:
+def test_pop3_overlong_listing_line_is_cut_and_counted() -> None:
     long_line = b"x" * (MAX_LINE + 500)
     parser = Pop3Parser()
     events = parser.feed(0, S, b"+OK ready\r\n")
-    events += parser.feed(1, C, b"RETR 1\r\n")
+    events += parser.feed(1, C, b"CAPA\r\n")
     events += parser.feed(2, S, b"+OK\r\n" + long_line)
-    events += parser.feed(3, S, b"\r\nafter\r\n.\r\n")
+    events += parser.feed(3, S, b"\r\nUSER\r\n.\r\n")
     data = of(events, MultilineData)
     # the kept head keeps its line ending; exactly the bytes beyond the limit are counted
     assert data[0].dropped == 500 and data[0].data == b"x" * MAX_LINE + b"\r\n"
-    assert data[1].data == b"after\r\n"
+    assert data[1].data == b"USER\r\n"
     assert of(events, ResponseEnd)[0].complete
     assert "overlong-line" in [a.kind for a in of(events, Anomaly)]
+
+
+def test_pop3_overlong_message_line_is_kept_whole() -> None:
+    # A message body has no line limit (the message accumulator bounds memory): a line of
+    # three and a half MAX_LINE is delivered whole, in pieces cut where the stream alone says.
+    long_line = b"." + b"x" * (3 * MAX_LINE + MAX_LINE // 2)
+    events = feed_all_ways(
+        [
+            (S, b"+OK ready\r\n"),
+            (C, b"RETR 1\r\nQUIT\r\n"),
+            (S, b"+OK\r\nSubject: long\r\n\r\n" + long_line + b"\r\n..\r\n.\r\n+OK bye\r\n"),
+        ]
+    )
+    assert body(events) == b"Subject: long\r\n\r\n" + long_line[1:] + b"\r\n.\r\n"
+    assert all(d.dropped == 0 for d in of(events, MultilineData))
+    (end,) = of(events, ResponseEnd)
+    assert end.complete and end.lines == 4
+    assert [r.text for r in of(events, Response)] == ["", "bye"]
+    assert not of(events, Anomaly)
+
+
+def test_pop3_close_after_pieces_of_an_overlong_line_keeps_the_rest_as_content() -> None:
+    # The "." closing the stream continues a long line: it is content, not a terminator.
+    events = feed_all_ways(
+        [(S, b"+OK ready\r\n"), (C, b"RETR 1\r\n"), (S, b"+OK\r\n" + b"y" * (MAX_LINE + 1) + b".")]
+    )
+    assert body(events) == b"y" * (MAX_LINE + 1) + b"."
+    (end,) = of(events, ResponseEnd)
+    assert (end.complete, end.lines) == (False, 1)
+    assert [a.kind for a in of(events, Anomaly)] == ["unterminated-line"]
+
+
+def test_pop3_gap_inside_an_overlong_message_line_keeps_what_was_captured() -> None:
+    head = b"z" * (2 * MAX_LINE + 7)
+    events = feed_all_ways(
+        [
+            (S, b"+OK ready\r\n"),
+            (C, b"RETR 1\r\n"),
+            (S, b"+OK\r\nSubject: z\r\n\r\n" + head),
+            ("gap", S, 100),
+            (S, b"tail\r\n.\r\n"),
+        ]
+    )
+    assert body(events) == b"Subject: z\r\n\r\n" + head + b"tail\r\n"
+    (gap,) = of(events, StreamGap)
+    assert gap.inside is not None and gap.raw == head[-(len(head) - 2 * MAX_LINE) :]
+    (end,) = of(events, ResponseEnd)
+    assert end.complete and end.lines == 4  # the line cut by the gap counts on both sides
+
+
+def test_pop3_message_body_arriving_in_one_segment_comes_as_one_event() -> None:
+    # The body is searched and unstuffed a chunk at a time, not a line at a time.
+    lines = [b"..dotted %d" % i if i % 7 == 0 else b"line %d" % i for i in range(2000)]
+    content = b"".join(line + b"\r\n" for line in lines)
+    events = feed_all_ways(
+        [(S, b"+OK ready\r\n"), (C, b"RETR 1\r\n"), (S, b"+OK\r\n"), (S, content + b".\r\n")]
+    )
+    (data,) = of(events, MultilineData)
+    assert data.raw == content
+    assert data.data == content.replace(b"\n..", b"\n.").replace(b"..dotted 0", b".dotted 0", 1)
+    assert of(events, ResponseEnd)[0].lines == 2000
+
+
+def test_pop3_segment_boundaries_at_dots_and_terminators_change_nothing() -> None:
+    # Cut between "\n" and a stuffed "..", between "\r\n." and "\r\n", and inside "\r\n".
+    pieces = [b"+OK\r\n.", b".first\r", b"\nmid\r\n", b"..", b"x\r\n.", b"\r", b"\n+OK bye\r\n"]
+    events = feed_all_ways(
+        [(S, b"+OK ready\r\n"), (C, b"RETR 1\r\nQUIT\r\n"), *[(S, p) for p in pieces]]
+    )
+    assert body(events) == b".first\r\nmid\r\n.x\r\n"
+    (end,) = of(events, ResponseEnd)
+    assert end.complete and end.lines == 3
+    assert [r.text for r in of(events, Response)] == ["", "bye"]
+
+
+def test_pop3_empty_message_and_first_bare_lf_terminator() -> None:
+    events = feed_all_ways(
+        [
+            (S, b"+OK ready\r\n"),
+            (C, b"RETR 1\r\nRETR 2\r\nNOOP\r\n"),
+            (S, b"+OK\r\n.\r\n+OK\r\na\r\n.\nb\r\n.\r\n"),
+        ]
+    )
+    ends = of(events, ResponseEnd)
+    assert [(e.command.verb if e.command else None, e.lines, e.complete) for e in ends] == [
+        ("RETR", 0, True),
+        ("RETR", 1, True),
+    ]
+    assert body(events) == b"a\r\n"
+    # "b" and the second "." come after the bare-LF terminator: the NOOP answer is lost in them.
+    assert [a.kind for a in of(events, Anomaly)] == ["unknown-server-line", "unknown-server-line"]
 
 
 def test_pop3_unanswered_commands_are_bounded() -> None:
@@ -774,6 +904,43 @@ def test_pop3_dialogue_shaped_input_gives_the_same_events_however_chunked(
     answered = [e.command for e in events if isinstance(e, Response) and e.command is not None]
     positions = [next(i for i, c in enumerate(sent) if c is a) for a in answered]
     assert positions == sorted(positions)
+
+
+_BODY_LINES = st.sampled_from(
+    [b"", b".", b"..", b"...", b".x", b"x.", b"+OK", b"-ERR no", b"text", b"\r", b"a\rb",
+     b"long line of text", b".long dotted line", b"\xff\x00"]
+)  # fmt: skip
+
+
+@given(
+    st.lists(st.tuples(_BODY_LINES, st.sampled_from([b"\r\n", b"\n"])), max_size=12),
+    st.sampled_from([b".\r\n", b".\n"]),
+    st.lists(st.integers(1, 400), max_size=8),
+    st.sampled_from(["RETR 1", "TOP 1 2"]),
+)
+def test_pop3_message_bodies_match_a_line_by_line_model_however_cut(
+    lines: list[tuple[bytes, bytes]], terminator: bytes, cuts: list[int], command: str
+) -> None:
+    # The server stuffs a dot before every line that begins with one (RFC 1939 3); with
+    # MAX_LINE shrunk to 8 bytes, long lines go out in pieces too.
+    model = b"".join(line + eol for line, eol in lines)
+    content = b"".join((b"." if line[:1] == b"." else b"") + line + eol for line, eol in lines)
+    wire = b"+OK\r\n" + content + terminator + b"+OK bye\r\n"
+    bounds = sorted({0, len(wire), *(c % (len(wire) + 1) for c in cuts)})
+    with patch("mailsniff.protocols.pop3.MAX_LINE", 8):
+        events = run(
+            [
+                (S, b"+OK ready\r\n"),
+                (C, command.encode() + b"\r\nQUIT\r\n"),
+                *[(S, wire[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)],
+            ]
+        )
+    assert body(events) == model
+    assert b"".join(d.raw for d in of(events, MultilineData)) == content
+    (end,) = of(events, ResponseEnd)
+    assert (end.complete, end.lines) == (True, len(lines))
+    assert [r.text for r in of(events, Response)] == ["", "bye"]
+    assert not of(events, Anomaly)
 
 
 def _modules_after_import(module: str) -> list[str]:
