@@ -163,6 +163,13 @@ def _parameter_view(part: EmailMessage) -> EmailMessage:
 
 def _filename(part: EmailMessage) -> str | None:
     """Content-Disposition filename, else Content-Type name (RFC 2231 and RFC 2047 undone)."""
+    for key, value in part.raw_items():
+        # both parameters (and their RFC 2231 sections) are named "...name..."; no parameter
+        # can be found without the letters (lower() maps no non-ASCII letter to n/a/m/e)
+        if key.lower() in ("content-type", "content-disposition") and "name" in value.lower():
+            break
+    else:
+        return None
     try:
         view = _parameter_view(part)
         name = view.get_filename()
@@ -201,12 +208,15 @@ def _payload_bytes(part: EmailMessage, linesep: str) -> bytes:
 
 
 def _is_attachment(part: EmailMessage, filename: str | None, is_root: bool) -> bool:
-    disposition = _disposition(part)
+    return _listed(_disposition(part), part.get_content_type(), filename, is_root)
+
+
+def _listed(disposition: str | None, ctype: str, filename: str | None, is_root: bool) -> bool:
     if disposition == "attachment" or filename is not None:
         return True
-    if part.get_content_type() == "message/rfc822":
+    if ctype == "message/rfc822":
         return True
-    maintype = part.get_content_maintype()
+    maintype = ctype.split("/")[0]  # as Message.get_content_maintype
     return not is_root and maintype not in ("text", "multipart")
 
 
@@ -353,6 +363,7 @@ class _Fallback(Exception):
 @dataclass(slots=True)
 class _Part:
     head: EmailMessage  # the part's header fields only
+    ctype: str  # head.get_content_type()
     start: int  # body (leaf) or region (multipart) in the raw message
     end: int
     defects: list[MessageDefect]
@@ -427,10 +438,11 @@ def _leaf(raw: bytes, start: int, end: int, in_digest: bool, depth: int, count: 
     if depth > MAX_FAST_DEPTH:
         raise _Fallback
     head, body = _part_head(raw, start, end, in_digest)
-    maintype = head.get_content_maintype()
+    ctype = head.get_content_type()
+    maintype = ctype.split("/")[0]
     if maintype == "message":
         raise _Fallback  # feedparser parses it as a nested message
-    part = _Part(head, body, end, [])
+    part = _Part(head, ctype, body, end, [])
     if maintype == "multipart":
         _fill_multipart(part, raw, depth, count)
     elif raw.endswith(b"\r\n", body, end):  # the last line ending belongs to the delimiter
@@ -461,7 +473,7 @@ def _fill_multipart(part: _Part, raw: bytes, depth: int, count: list[int]) -> No
         part.defects.append(errors.StartBoundaryNotFoundDefect())
         part.end = end if first is None else first[0]  # the preamble becomes the payload
         return
-    in_digest = head.get_content_type() == "multipart/digest"
+    in_digest = part.ctype == "multipart/digest"
     children: list[_Part] = []
     pos = first[1]
     while True:
@@ -524,10 +536,11 @@ def _leaf_bytes(part: _Part, raw: bytes) -> bytes:
 def _mime_fast(head: EmailMessage, block: _HeaderBlock, raw: bytes, msg: Message) -> None:
     if block.normalised.count(b"\r") != block.normalised.count(b"\r\n"):
         raise _Fallback  # feedparser also ends lines at a bare CR
-    maintype = head.get_content_maintype()
+    ctype = head.get_content_type()
+    maintype = ctype.split("/")[0]
     if maintype == "message":
         raise _Fallback
-    root = _Part(head, block.body_start, len(raw), list(head.defects))
+    root = _Part(head, ctype, block.body_start, len(raw), list(head.defects))
     if maintype == "multipart":
         _fill_multipart(root, raw, 0, [1])
         if root.children is None:
@@ -548,7 +561,8 @@ def _mime_fast(head: EmailMessage, block: _HeaderBlock, raw: bytes, msg: Message
             stack.extend((c, False) for c in reversed(part.children))
             continue
         filename = _filename(part.head)
-        if not _is_attachment(part.head, filename, is_root):
+        disposition = _disposition(part.head)
+        if not _listed(disposition, part.ctype, filename, is_root):
             defects.extend(_defect_text(d) for d in part.defects)
             continue
         data = _leaf_bytes(part, raw)
@@ -556,10 +570,10 @@ def _mime_fast(head: EmailMessage, block: _HeaderBlock, raw: bytes, msg: Message
         attachments.append(
             Attachment(
                 filename=filename,
-                content_type=part.head.get_content_type(),
+                content_type=part.ctype,
                 size=len(data),
                 sha256=hashlib.sha256(data).hexdigest(),
-                disposition=_disposition(part.head),
+                disposition=disposition,
             )
         )
     msg.attachments.extend(attachments)
@@ -589,7 +603,9 @@ class MessageAccumulator:
         self._hash.update(data)
         self._size += len(data)
         room = self._max - len(self._buf)
-        if room > 0:
+        if room >= len(data):
+            self._buf += data
+        elif room > 0:
             self._buf += data[:room]
 
     def note_gap(self, length: int) -> None:
