@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailsniff.limits import MAX_TRANSCRIPT_DATA_LINES
+from mailsniff.limits import MAX_LINE, MAX_TRANSCRIPT_DATA_LINES
 from mailsniff.model import Endpoint, Protocol, Session
 from mailsniff.protocols.base import Direction
 from mailsniff.session.base import SessionHandler
@@ -76,7 +76,8 @@ def new_session() -> Session:
     )
 
 
-def build(steps: Sequence[Step], *, bytewise: bool = False) -> Session:
+def build(steps: Sequence[Step], *, bytewise: bool = False, segment: int = 0) -> Session:
+    """Fold `steps`; each step fed whole, byte by byte, or in `segment`-byte pieces."""
     session = new_session()
     handler: SessionHandler = Pop3SessionHandler(session)
     for ts, step in enumerate(steps):
@@ -87,7 +88,8 @@ def build(steps: Sequence[Step], *, bytewise: bool = False) -> Session:
         else:
             direction, data = step
             assert isinstance(direction, Direction) and isinstance(data, bytes)
-            pieces = [data[i : i + 1] for i in range(len(data))] if bytewise else [data]
+            size = 1 if bytewise else segment or len(data) or 1
+            pieces = [data[i : i + size] for i in range(0, len(data), size)]
             for piece in pieces:
                 handler.data(ts, direction, piece)
     handler.close(len(steps))
@@ -547,6 +549,48 @@ def test_pop3_session_long_message_transcript_is_capped_with_one_summary_line() 
     assert body[-1].text == "."
     assert s.messages[0].message.size == len(content)
     assert s.exchanges[0].reply_lines == 1 + lines
+
+
+def test_pop3_session_big_message_is_the_same_in_any_segment_size() -> None:
+    lines = [b"..stuffed %d" % i if i % 9 == 0 else b"line %d" % i for i in range(3000)]
+    wire = b"".join(line + (b"\n" if i % 5 == 0 else b"\r\n") for i, line in enumerate(lines))
+    steps: list[Step] = [
+        (S, b"+OK ready\r\n"),
+        (C, b"RETR 1\r\nQUIT\r\n"),
+        (S, b"+OK 3000 lines\r\nSubject: big\r\n\r\n" + wire + b".\r\n+OK bye\r\n"),
+    ]
+    whole = build(steps)
+    content = (b"Subject: big\r\n\r\n" + wire).replace(b"\n..", b"\n.")
+    (m,) = whole.messages
+    assert (m.partial, m.message.size) == (False, len(content))
+    assert m.message.sha256 == hashlib.sha256(content).hexdigest()
+    assert [(e.command, e.reply_lines) for e in whole.exchanges] == [("RETR", 3003), ("QUIT", 1)]
+    body = [t.text for t in whole.transcript if t.direction is S][2:]
+    # shown as sent (still dot-stuffed), the rest counted, then the terminator and "+OK bye"
+    assert body[:4] == ["Subject: big", "", "..stuffed 0", "line 1"]
+    assert body[MAX_TRANSCRIPT_DATA_LINES - 1] == "line 397"
+    assert body[MAX_TRANSCRIPT_DATA_LINES:] == ["[... 2602 more lines]", ".", "+OK bye"]
+    for segment in (1, 7, 536, 1460, 65536):
+        assert _fields(build(steps, segment=segment)) == _fields(whole)
+
+
+def test_pop3_session_overlong_message_line_is_kept_and_shown_once() -> None:
+    long_line = b"w" * (2 * MAX_LINE + 123)
+    content = b"Subject: wide\r\n\r\n" + long_line + b"\r\nend\r\n"
+    steps: list[Step] = [
+        (S, b"+OK ready\r\n"),
+        (C, b"RETR 1\r\n"),
+        (S, b"+OK\r\n" + content + b".\r\n"),
+    ]
+    s = build(steps)
+    (m,) = s.messages
+    assert (m.partial, m.message.size, m.message.gap_bytes) == (False, len(content), 0)
+    assert m.message.sha256 == hashlib.sha256(content).hexdigest()
+    body = [t.text for t in s.transcript if t.direction is S][2:]
+    assert body == ["Subject: wide", "", "w" * MAX_LINE, "end", "."]
+    assert s.exchanges[0].reply_lines == 5
+    assert s.anomalies == []
+    assert _fields(build(steps, segment=1460)) == _fields(s)
 
 
 @given(st.lists(st.tuples(st.sampled_from([C, S]), st.binary(max_size=80)), max_size=30))
