@@ -430,6 +430,46 @@ def test_lost_pop3_reply_leaves_messages_and_stats_parsed(
         assert got[key] == ref[key], key
 
 
+def test_lost_middle_of_a_pop3_listing_leaves_messages_and_stats_parsed(
+    tmp_path: Path, reference: dict[str, dict[str, Any]]
+) -> None:
+    segs = synth.tcp_segments(POP3_STEPS, pop3_conn(), mss=536)
+    listing = [s for s in segs if s.side == "s" and len(s.payload) == 536]
+    lost = listing[1]
+    (record,) = read_json(write(tmp_path / "lost-list.pcap", [s for s in segs if s is not lost]))
+    assert record["gaps"] == [{"direction": "server", "offset": lost.offset, "length": 536}]
+    ref = normalised(reference["pop3"])
+    got = normalised(record)
+    for key in ("auth", "messages", "mailbox_stats", "deleted"):
+        assert got[key] == ref[key], key
+
+
+def test_lost_end_of_a_pop3_retr_leaves_the_message_and_what_follows(
+    tmp_path: Path, reference: dict[str, dict[str, Any]]
+) -> None:
+    """The RETR answer's final '.' CRLF travels alone and is lost; the client's DELE shows the
+    answer was over."""
+
+    def cut(side: str, data: bytes) -> list[int]:
+        if data.startswith(b"+OK 354 octets"):
+            return [len(data) - 3, 3]
+        return synth.by_size(1460)(side, data)
+
+    segs = synth.tcp_segments(POP3_STEPS, pop3_conn(), cut)
+    (lost,) = [s for s in segs if s.side == "s" and s.payload == b".\r\n"]
+    (record,) = read_json(
+        write(tmp_path / "lost-retr-end.pcap", [s for s in segs if s is not lost])
+    )
+    assert record["gaps"] == [{"direction": "server", "offset": lost.offset, "length": 3}]
+    ref = reference["pop3"]
+    retr = record["messages"][1]
+    assert retr["command"] == "RETR 254"
+    for key in ("from", "to", "subject", "message_id", "sender", "size", "sha256"):
+        assert retr["message"][key] == ref["messages"][1]["message"][key], key
+    assert record["deleted"] == [254]
+    assert record["mailbox_stats"] == ref["mailbox_stats"]
+
+
 def test_capture_starting_mid_connection_still_reports_the_transactions(
     tmp_path: Path, reference: dict[str, dict[str, Any]]
 ) -> None:
