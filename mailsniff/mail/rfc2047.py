@@ -136,8 +136,15 @@ def _payload_bytes(encoding: str, payload: str, defects: list[str]) -> bytes | N
             return binascii.a2b_base64(cleaned.encode("ascii"))
         except (binascii.Error, ValueError):
             return None
-    raw = payload.encode("utf-8", errors="surrogateescape").replace(b"_", b" ")
-    return _Q_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
+    return _q_decode(payload.encode("utf-8", errors="surrogateescape"))
+
+
+def _q_decode(raw: bytes) -> bytes:
+    """Q encoding (RFC 2047 4.2): '_' is a space, =XX a byte, any other '=' kept as written."""
+    if b"==" not in raw and not raw.endswith(b"="):
+        # binascii reads the rest exactly so (it only differs on '==' and a final '=')
+        return binascii.a2b_qp(raw, header=True)
+    return _Q_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), raw.replace(b"_", b" "))
 
 
 @dataclass(slots=True)

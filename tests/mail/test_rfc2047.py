@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.all import TCP, Raw, rdpcap
 
+from mailsniff.mail import rfc2047
 from mailsniff.mail.rfc2047 import (
     decode_header_bytes,
     decode_raw_header,
@@ -240,3 +241,29 @@ def test_headers_encoded_by_the_stdlib_decode_back(text: str, charset: str) -> N
     decoded, defects = decode_words(encoded)
     assert decoded == text
     assert defects == []
+
+
+def _q_reference(raw: bytes) -> bytes:
+    """Q decoding written out: '_' is a space, =XX (either case) a byte, other '=' kept."""
+    out = bytearray()
+    i = 0
+    while i < len(raw):
+        if raw[i : i + 1] == b"=" and all(
+            c in b"0123456789abcdefABCDEF" for c in raw[i + 1 : i + 3]
+        ):
+            if len(raw[i + 1 : i + 3]) == 2:
+                out.append(int(raw[i + 1 : i + 3], 16))
+                i += 3
+                continue
+        out += b" " if raw[i : i + 1] == b"_" else raw[i : i + 1]
+        i += 1
+    return bytes(out)
+
+
+@settings(max_examples=1000)
+@given(
+    st.lists(st.sampled_from([b"=", b"_", b"a", b"F", b"f", b"0", b"9", b"G", b"\x80", b"\xe9"]))
+)
+def test_q_decoding_matches_the_written_out_rule(pieces: list[bytes]) -> None:
+    raw = b"".join(pieces)
+    assert rfc2047._q_decode(raw) == _q_reference(raw)
