@@ -768,20 +768,22 @@ class Pop3Parser:
         if not end:
             return 0
         # RFC 1939 3: the body ends with a line holding a single "." (CRLF; bare LF tolerated).
+        # Most chunks have no line after their first that begins with a dot: one search says so.
+        dots = chunk.find(b"\n.", 0, end)
         dot = -1  # where the "." of the terminator line is
         if body.line_start and (chunk.startswith(b".\r\n") or chunk.startswith(b".\n")):
             dot = 0
-        else:
-            crlf = chunk.find(b"\n.\r\n", 0, end)
-            lf = chunk.find(b"\n.\n", 0, crlf + 3 if crlf >= 0 else end)
+        elif dots >= 0:
+            crlf = chunk.find(b"\n.\r\n", dots, end)
+            lf = chunk.find(b"\n.\n", dots, crlf + 3 if crlf >= 0 else end)
             first = lf if lf >= 0 else crlf
             if first >= 0:
                 dot = first + 1
         if dot < 0:
-            self._body_content(ts, chunk if end == len(chunk) else chunk[:end], out)
+            self._body_content(ts, chunk if end == len(chunk) else chunk[:end], out, dots >= 0)
             return end
         if dot:
-            self._body_content(ts, chunk[:dot], out)
+            self._body_content(ts, chunk[:dot], out, dots >= 0)
         self._end_body(ts, b".", True, out)
         return dot + (2 if chunk[dot + 1 : dot + 2] == b"\n" else 3)
 
@@ -797,12 +799,17 @@ class Pop3Parser:
             self._body_content(ts, bytes(partial[:MAX_LINE]), out)
             del partial[:MAX_LINE]
 
-    def _body_content(self, ts: int, raw: bytes, out: list[Pop3Event]) -> None:
-        """One run of body bytes (whole lines, or a piece of an overlong one) as MultilineData."""
+    def _body_content(
+        self, ts: int, raw: bytes, out: list[Pop3Event], stuffed: bool = True
+    ) -> None:
+        """One run of body bytes (whole lines, or a piece of an overlong one) as MultilineData.
+
+        `stuffed`: False when no line of `raw` after its first begins with a dot.
+        """
         body = self._body
         assert body is not None
         # RFC 1939 3: a line beginning with "." is byte-stuffed; drop the first dot.
-        data = raw.replace(b"\n.", b"\n")
+        data = raw.replace(b"\n.", b"\n") if stuffed else raw
         if body.line_start and raw[:1] == b".":
             data = data[1:]
         body.line_start = raw[-1:] == b"\n"

@@ -122,14 +122,14 @@ class Pop3SessionHandler:
     def _fold(self, events: list[Pop3Event]) -> None:
         for event in events:
             match event:
+                case MultilineData():  # by far the most frequent
+                    self._on_data(event)
                 case Greeting():
                     self._on_greeting(event)
                 case Command():
                     self._on_command(event)
                 case Response():
                     self._on_response(event)
-                case MultilineData():
-                    self._on_data(event)
                 case ResponseEnd():
                     self._on_end(event)
                 case SaslStep():
