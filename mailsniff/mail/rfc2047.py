@@ -235,6 +235,8 @@ def decode_raw_header(raw: bytes) -> tuple[str, list[str]]:
 
 def decode_header_bytes(raw: bytes) -> tuple[str, list[str]]:
     """A raw header value (bytes, possibly folded and 8-bit) fully decoded for display."""
+    if raw.isascii() and b"=?" not in raw and b"\r" not in raw and b"\n" not in raw:
+        return raw.decode("ascii").strip(" \t"), []  # nothing to decode, unfold or record
     text, defects = decode_raw_header(raw)
     decoded, more = decode_words(text)
     return decoded.strip(" \t"), _dedupe(defects + more)

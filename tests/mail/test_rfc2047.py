@@ -267,3 +267,13 @@ def _q_reference(raw: bytes) -> bytes:
 def test_q_decoding_matches_the_written_out_rule(pieces: list[bytes]) -> None:
     raw = b"".join(pieces)
     assert rfc2047._q_decode(raw) == _q_reference(raw)
+
+
+@settings(max_examples=500)
+@given(
+    st.lists(st.sampled_from([b"a", b" ", b"\t", b"=", b"?", b"=?utf-8?q?x?=", b"\r\n ", b"\n"]))
+)
+def test_ascii_header_values_decode_as_their_text_does(pieces: list[bytes]) -> None:
+    raw = b"".join(pieces)
+    text, defects = decode_words(raw.decode("ascii"))
+    assert decode_header_bytes(raw) == (text.strip(" \t"), defects)
