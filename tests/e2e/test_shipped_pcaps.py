@@ -69,6 +69,7 @@ def test_seed_server_to_server_dialogue() -> None:
     assert tx["rcpt_accepted"] == ["tonanme@them.com"]
     assert tx["data_reply"].startswith("250 2.0.0 Ok: queued as")
     assert tx["bcc"] == [] and tx["header_only"] == []
+    assert not findings(s, "from-mismatch")  # header From is the envelope sender here
 
 
 def test_seed_gbk_from_name_decodes_to_zhang_fan() -> None:
