@@ -248,9 +248,7 @@ class Pop3SessionHandler:
                 self._message_partial = True
         if self._capabilities is not None and len(self._capabilities) < MAX_CAPABILITIES:
             self._capabilities.append(to_text(event.data).rstrip("\r\n"))
-        if self._body_shown < MAX_TRANSCRIPT_DATA_LINES and getattr(
-            self._transcript, "enabled", True
-        ):
+        if self._body_shown < MAX_TRANSCRIPT_DATA_LINES and self._transcript.enabled:
             self._show_body_lines(event)
 
     def _show_body_lines(self, event: MultilineData) -> None:

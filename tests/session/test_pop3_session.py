@@ -7,6 +7,7 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 from hypothesis import given
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from mailsniff.limits import MAX_LINE, MAX_TRANSCRIPT_DATA_LINES
 from mailsniff.model import Endpoint, Protocol, Session
 from mailsniff.protocols.base import Direction
-from mailsniff.session.base import SessionHandler
+from mailsniff.session.base import SessionHandler, TranscriptRecorder
 from mailsniff.session.pop3 import Pop3SessionHandler, decode_oauthbearer
 
 C, S = Direction.CLIENT, Direction.SERVER
@@ -591,6 +592,33 @@ def test_pop3_session_overlong_message_line_is_kept_and_shown_once() -> None:
     assert s.exchanges[0].reply_lines == 5
     assert s.anomalies == []
     assert _fields(build(steps, segment=1460)) == _fields(s)
+
+
+def test_pop3_session_without_transcript_skips_the_per_line_work() -> None:
+    asked: list[str] = []
+
+    class Spy(TranscriptRecorder):
+        __slots__ = ()
+
+        def add(self, ts_ns: int, direction: Direction, text: str, note: str | None = None) -> None:
+            asked.append(text)
+            super().add(ts_ns, direction, text, note)
+
+    content = b"Subject: quiet\r\n\r\n" + b"body line\r\n" * 50
+    session = new_session()
+    session.keep_transcript = False
+    with patch("mailsniff.session.pop3.TranscriptRecorder", Spy):
+        handler = Pop3SessionHandler(session)
+    handler.data(0, S, b"+OK ready\r\n")
+    handler.data(1, C, b"RETR 1\r\n")
+    handler.data(2, S, b"+OK\r\n" + content + b".\r\n")
+    handler.close(3)
+    # No body line is split out or decoded for a transcript that is not kept.
+    assert asked == ["+OK ready", "RETR 1", "+OK", "[... 52 more lines]", "."]
+    assert session.transcript == []
+    (m,) = session.messages
+    assert m.message.sha256 == hashlib.sha256(content).hexdigest()
+    assert session.exchanges[0].reply_lines == 53
 
 
 @given(st.lists(st.tuples(st.sampled_from([C, S]), st.binary(max_size=80)), max_size=30))
