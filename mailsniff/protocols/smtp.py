@@ -941,6 +941,20 @@ class SmtpParser:
                 )
                 return
         enhanced = parse_enhanced(lines[0]) if lines else None
+        if (
+            not self._pending
+            and self._state is ClientState.DATA
+            and code != ReplyCode.START_MAIL_INPUT  # a late 354 (its DATA was assumed)
+        ):
+            # A server says nothing during DATA content (RFC 5321 4.1.1.4): a reply now means
+            # it saw the end of data that the capture lost. End the message there, pair the
+            # reply with it, and read what follows as commands.
+            self._anomaly(
+                ts, Direction.SERVER, "end-of-data-not-captured", f"server replied {code}", out
+            )
+            self._end_message(ts, b"", False, out)
+            self._pending.append(_Pending(self._body_seq, "DATA", _Await.END, True))
+            self._start_resync(Direction.CLIENT)
         if not self._pending:
             self._anomaly(ts, Direction.SERVER, "reply-without-command", str(code), out)
             out.append(

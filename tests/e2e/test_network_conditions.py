@@ -569,12 +569,6 @@ def test_lost_end_of_data_marker_keeps_envelope_and_attachment(
     assert tx["message"]["attachments"] == ref_tx["message"]["attachments"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with only the final '.' CRLF lost, mailsniff ignores the server's '250 Mail OK "
-    "queued' (data_reply null, reply-without-command 250/250/221) and swallows NOOP and QUIT "
-    "into the message; the server's final reply proves DATA ended",
-)
 def test_lost_end_of_data_marker_the_server_reply_ends_the_message(
     tmp_path: Path, reference: dict[str, dict[str, Any]]
 ) -> None:
@@ -615,14 +609,6 @@ def test_snaplen_200_reports_gaps_and_keeps_the_envelopes(
     assert normalised(pop3)["auth"] == normalised(reference["pop3"])["auth"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the end-of-data '.' was in the cut-off part of the last DATA segment; mailsniff "
-    "keeps reading DATA after the server's '250 Mail OK queued' (data_reply null, "
-    "anomalies reply-without-command 250/250/221, message-unterminated) and joins the bytes "
-    "before the gap with 'NOOP' into one line 'uaqKp3fsTENOOP'; the server's final reply "
-    "should end the message and NOOP/QUIT should be parsed",
-)
 def test_snaplen_200_server_reply_ends_data_whose_terminator_was_cut(
     tmp_path: Path, reference: dict[str, dict[str, Any]]
 ) -> None:

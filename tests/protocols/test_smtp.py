@@ -794,3 +794,31 @@ def test_smtp_terminator_right_after_a_gap_in_data_still_ends_the_message() -> N
         [GREET, (C, b"DATA\r\n"), (S, b"354 go\r\n"), (C, b"a"), (C, 9), (C, b".5 kg\r\n.\r\n")]
     )
     assert content(evs) == b"a.5 kg\r\n"  # a dot after a gap is not taken as stuffing
+
+
+def test_smtp_server_reply_during_content_ends_a_message_whose_end_was_not_captured() -> None:
+    # The client's "\r\n.\r\n" fell into a capture gap; the server's 250 proves DATA ended.
+    parser = SmtpParser()
+    events = []
+    events += parser.feed(1, S, b"220 mx ESMTP\r\n")
+    events += parser.feed(2, C, b"MAIL FROM:<a@x>\r\n")
+    events += parser.feed(3, S, b"250 ok\r\n")
+    events += parser.feed(4, C, b"RCPT TO:<b@x>\r\n")
+    events += parser.feed(5, S, b"250 ok\r\n")
+    events += parser.feed(6, C, b"DATA\r\n")
+    events += parser.feed(7, S, b"354 go\r\n")
+    events += parser.feed(8, C, b"Subject: hi\r\n\r\nbody line\r\n")
+    events += parser.feed(9, S, b"250 queued as 1\r\n")
+    events += parser.gap(10, C, 3)
+    events += parser.feed(11, C, b"QUIT\r\n")
+    events += parser.feed(12, S, b"221 bye\r\n")
+    [end] = [e for e in events if isinstance(e, MessageEnd)]
+    assert not end.complete and end.size == len(b"Subject: hi\r\n\r\nbody line\r\n")
+    replies = [e for e in events if isinstance(e, Reply)]
+    assert [(r.code, r.for_command, r.ends_message) for r in replies[-2:]] == [
+        (250, "DATA", True),
+        (221, "QUIT", False),
+    ]
+    kinds = [e.kind for e in events if isinstance(e, Anomaly)]
+    assert "end-of-data-not-captured" in kinds
+    assert "reply-without-command" not in kinds
