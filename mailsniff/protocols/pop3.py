@@ -414,12 +414,13 @@ class Pop3Parser:
             if self._sync is _Sync.BODY and self._body is not None:
                 # Inside a body every captured byte is content: keep the partial line, and the
                 # tail after the gap (see _server_line), so the message loses only what was lost.
-                self._body.damaged = True
-                self._body.bulk = False  # line by line from here on, as after any gap
-                inside = self._body.command
-                if partial:
+                body = self._body
+                body.damaged = True
+                body.bulk = False  # line by line from here on
+                body.line_start = True  # the line cut by the gap is taken whole, as content
+                inside = body.command
+                if partial:  # (a status line here may end the body: see _body_line)
                     self._body_line(ts_ns, Line(partial, b""), out, tail=True)
-                self._body.line_start = True  # line by line from here; the cut line is done
             elif self._sync is _Sync.GREETING:
                 self._enter(_Sync.UNKNOWN if length == 0 else _Sync.RESPONSE)
             elif self._sync is _Sync.RESPONSE:

@@ -624,6 +624,26 @@ def test_pop3_gap_that_swallowed_the_terminator_ends_at_the_next_status_line() -
     ]
 
 
+def test_pop3_gap_right_after_the_next_status_line_of_a_message_ends_the_body() -> None:
+    # The terminator was never sent; the gap cuts "+OK bye", the answer to the waiting QUIT.
+    events = feed_all_ways(
+        [
+            (S, b"+OK ready\r\n"),
+            (C, b"RETR 1\r\nQUIT\r\n"),
+            (S, b"+OK\r\nbody\r\n+OK bye"),
+            ("gap", S, 10),
+        ]
+    )
+    assert body(events) == b"body\r\n"
+    (end,) = of(events, ResponseEnd)
+    assert (end.complete, end.lines) == (False, 1)
+    assert [(r.command.verb, r.text) for r in of(events, Response) if r.command] == [
+        ("RETR", ""),
+        ("QUIT", "bye"),
+    ]
+    assert [a.kind for a in of(events, Anomaly)] == ["missing-terminator"]
+
+
 def test_pop3_client_gap_resyncs_at_the_next_command() -> None:
     events = feed_all_ways(
         [
@@ -904,6 +924,34 @@ def test_pop3_dialogue_shaped_input_gives_the_same_events_however_chunked(
     answered = [e.command for e in events if isinstance(e, Response) and e.command is not None]
     positions = [next(i for i, c in enumerate(sent) if c is a) for a in answered]
     assert positions == sorted(positions)
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.sampled_from([C, S]), st.lists(_COMMANDS | _REPLIES, max_size=5)),
+            st.tuples(st.just("gap"), st.sampled_from([C, S]), st.integers(0, 50)),
+        ),
+        max_size=20,
+    ),
+    st.sampled_from([b"\r\n", b"\n"]),
+    st.booleans(),
+)
+def test_pop3_dialogue_with_gaps_gives_the_same_events_however_chunked(
+    turns: list[tuple[Direction, list[bytes]] | tuple[str, Direction, int]],
+    eol: bytes,
+    unterminated: bool,
+) -> None:
+    # Gaps anywhere, also right after a line cut short (no line ending before the gap).
+    steps: list[Step] = [(S, b"+OK ready" + eol)]
+    for turn in turns:
+        if len(turn) == 3:
+            steps.append(turn)  # type: ignore[arg-type]
+        else:
+            direction, lines = turn  # type: ignore[misc]
+            data = b"".join(line + eol for line in lines)
+            steps.append((direction, data[: -len(eol)] if unterminated and data else data))
+    feed_all_ways(steps)
 
 
 _BODY_LINES = st.sampled_from(
