@@ -794,3 +794,18 @@ def test_top_level_header_fields_are_read_as_the_stdlib_reads_them(
     assert head.items() == reference.items()
     assert [repr(d) for d in head.defects] == [repr(d) for d in reference.defects]
     assert head.get_unixfrom() == reference.get_unixfrom()
+
+
+def test_typical_mail_is_walked_without_the_stdlib_body_parser(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(*args: object) -> None:
+        raise AssertionError("stdlib body parser used")
+
+    raw, files = build_mixed()
+    lf_only = raw.replace(b"\r\n", b"\n")
+    monkeypatch.setattr(mime, "_mime_stdlib", refuse)
+    for message in (raw, lf_only):
+        msg = parse_message(message)
+        assert [a.sha256 for a in msg.attachments] == [sha(data) for data in files.values()]
+        assert not any(d.startswith("MIME structure unreadable") for d in msg.defects)
