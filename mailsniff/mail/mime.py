@@ -1,11 +1,14 @@
-"""Message bytes -> Message record (RFC 5322, 2045-2049, 2231) with the stdlib email package.
+"""Message bytes -> Message record (RFC 5322, 2045-2049, 2231), fast walker + stdlib email.
 
 The top-level header block is split and read here, from the raw bytes: header names are matched
 case-insensitively, obsolete `Name WSP :` fields (RFC 5322 4.5, the seed's `FROM : cccc@163.com`)
 are normalised to `Name:` before the stdlib parser sees them (it would otherwise take them for the
-start of the body), and every value keeps its raw bytes. The MIME structure (parts, transfer
-encodings, RFC 2231 parameters) is left to `email` with `policy.compat32`, which returns raw
-header values so that all decoding stays here, in `rfc2047` and in `addresses`.
+start of the body), and every value keeps its raw bytes. The MIME structure is read by a walker
+over the raw bytes (delimiter lines found with bytes.find, only attachments decoded, by binascii)
+that reproduces `email` with `policy.compat32` exactly; header parameters (RFC 2231) are still
+read by `email.message.Message`, and anything the walker does not reproduce goes to the stdlib
+parser whole. compat32 returns raw header values so that all decoding stays here, in `rfc2047`
+and in `addresses`.
 """
 
 from __future__ import annotations
