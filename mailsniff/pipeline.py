@@ -20,7 +20,7 @@ from mailsniff.net.decoder import PacketDecoder
 from mailsniff.net.segment import TCP_SYN, Segment
 from mailsniff.reassembly import Flow, FlowData, FlowEnd, FlowEvent, FlowGap, FlowStart, Reassembler
 from mailsniff.session.base import SessionHandler
-from mailsniff.session.opaque import OpaqueHandler
+from mailsniff.session.opaque import ImplicitTlsHandler, OpaqueHandler
 from mailsniff.session.pop3 import Pop3SessionHandler
 from mailsniff.session.smtp import SmtpSessionHandler
 
@@ -46,8 +46,15 @@ IMPLICIT_TLS_PORTS: dict[int, Protocol] = {
     993: Protocol.IMAP,
 }
 _ALL_PORTS = frozenset(MAIL_PORTS) | frozenset(IMPLICIT_TLS_PORTS)
+#: The parser-backed handler for each protocol spoken in clear.
+_CLEARTEXT_HANDLERS: dict[Protocol, Callable[[Session], SessionHandler]] = {
+    Protocol.SMTP: SmtpSessionHandler,
+    Protocol.POP3: Pop3SessionHandler,
+}
 #: Check idle flows every this many candidate segments.
 _EXPIRE_EVERY = 4096
+#: Payload segments of a flow on an unknown port searched for a greeting before giving up.
+_PROBE_PAYLOADS = 8
 
 
 def detect_greeting(payload: bytes) -> Protocol | None:
@@ -90,6 +97,14 @@ class SessionFilter:
 
 
 @dataclass(slots=True)
+class _Watch:
+    """A flow on an unknown port not yet recognised: its SYNs, and payloads seen so far."""
+
+    syns: list[Segment] = field(default_factory=list)
+    payloads: int = 0
+
+
+@dataclass(slots=True)
 class _Active:
     session: Session
     handler: SessionHandler
@@ -123,9 +138,13 @@ class Pipeline:
     _detected: dict[tuple[bytes, int, bytes, int], tuple[Protocol, tuple[bytes, int]]] = field(
         default_factory=dict
     )
-    _undecided: OrderedDict[tuple[bytes, int, bytes, int], list[Segment]] = field(
+    _undecided: OrderedDict[tuple[bytes, int, bytes, int], _Watch] = field(
         default_factory=OrderedDict
     )
+    #: Flows whose mail dialogue began after other bytes (keys: server first), and the ids of
+    #: the Flows made of them: their start is trusted as a line start, not a midstream guess.
+    _after_preamble: set[tuple[bytes, int, bytes, int]] = field(default_factory=set)
+    _starts_at_greeting: set[int] = field(default_factory=set)
     _ignored: OrderedDict[tuple[bytes, int, bytes, int], None] = field(default_factory=OrderedDict)
     _ready: list[Session] = field(default_factory=list)
     _last_ts: int = 0
@@ -175,37 +194,51 @@ class Pipeline:
     # -- flows on unknown ports -------------------------------------------------------------
 
     def _probe(self, seg: Segment) -> None:
+        """Watch a flow on a port that is not a mail port for an SMTP/POP3 greeting.
+
+        The greeting is looked for in the first _PROBE_PAYLOADS payload segments, so that a
+        dialogue behind a proxy handshake (SOCKS) is found too; such a flow starts at the
+        greeting, and what came before it is not parsed.
+        """
         key = (seg.src, seg.sport, seg.dst, seg.dport)
         rkey = (seg.dst, seg.dport, seg.src, seg.sport)
-        if key in self._detected or rkey in self._detected:
-            server = (self._detected.get(key) or self._detected[rkey])[1]
-            self._reassemble(seg, server)
+        detected = self._detected.get(key) or self._detected.get(rkey)
+        if detected is not None:
+            self._reassemble(seg, detected[1])
             return
         if key in self._ignored or rkey in self._ignored:
             return
-        ukey = key if key in self._undecided else rkey
+        ukey = key if key in self._undecided or rkey not in self._undecided else rkey
+        watch = self._undecided.get(ukey)
+        if watch is None:
+            watch = self._undecided[ukey] = _Watch()
+            if len(self._undecided) > MAX_UNDECIDED_FLOWS:
+                self._undecided.popitem(last=False)
         if not seg.payload:
-            if seg.flags & TCP_SYN:
-                held = self._undecided.setdefault(ukey, [])
-                if len(held) < 4:
-                    held.append(seg)
-                if len(self._undecided) > MAX_UNDECIDED_FLOWS:
-                    self._undecided.popitem(last=False)
+            if seg.flags & TCP_SYN and len(watch.syns) < 4:
+                watch.syns.append(seg)
             return
         protocol = detect_greeting(seg.payload)
-        held = self._undecided.pop(ukey, [])
         if protocol is None:
-            self._ignored[key] = None
-            if len(self._ignored) > MAX_UNDECIDED_FLOWS:
-                self._ignored.popitem(last=False)
+            watch.payloads += 1
+            if watch.payloads >= _PROBE_PAYLOADS:
+                del self._undecided[ukey]
+                self._ignored[ukey] = None
+                if len(self._ignored) > MAX_UNDECIDED_FLOWS:
+                    self._ignored.popitem(last=False)
             return
+        del self._undecided[ukey]
         self.stats.greeting_detected += 1
         server = (seg.src, seg.sport)
         self._detected[key] = (protocol, server)
         if len(self._detected) > MAX_UNDECIDED_FLOWS:
             self._detected.pop(next(iter(self._detected)))
-        for syn in held:
-            self._reassemble(syn, server)
+        if watch.payloads:
+            # Other bytes came first (a proxy handshake): the mail dialogue starts here.
+            self._after_preamble.add(key)
+        else:
+            for syn in watch.syns:
+                self._reassemble(syn, server)
         self._reassemble(seg, server)
 
     # -- reassembly -> sessions -------------------------------------------------------------
@@ -262,13 +295,20 @@ class Pipeline:
             tls=implicit_tls,
             keep_transcript=self.keep_transcript,
         )
+        key = (flow.server[0], flow.server[1], flow.client[0], flow.client[1])
+        if key in self._after_preamble:
+            self._after_preamble.discard(key)
+            self._starts_at_greeting.add(flow.id)
+            session.anomalies.append(
+                f"{protocol.value.upper()} greeting found after other bytes on this connection "
+                "(a proxy or tunnel handshake, not parsed)"
+            )
+        make = _CLEARTEXT_HANDLERS.get(protocol)
         handler: SessionHandler
         if implicit_tls:
-            handler = OpaqueHandler(session)
-        elif protocol is Protocol.SMTP:
-            handler = SmtpSessionHandler(session)
-        elif protocol is Protocol.POP3:
-            handler = Pop3SessionHandler(session)
+            handler = ImplicitTlsHandler(session, make)
+        elif make is not None:
+            handler = make(session)
         else:
             handler = OpaqueHandler(session)
         self._active[flow.id] = _Active(session, handler)
@@ -284,9 +324,12 @@ class Pipeline:
             elif isinstance(event, FlowGap):
                 active = self._active.get(event.flow.id)
                 if active is not None:
+                    if event.length == 0 and event.flow.id in self._starts_at_greeting:
+                        continue  # began at the greeting: a line start, nothing lost after it
                     active.handler.gap(event.ts_ns, event.direction, event.length)
             elif isinstance(event, FlowEnd):
                 active = self._active.pop(event.flow.id, None)
+                self._starts_at_greeting.discard(event.flow.id)
                 if active is not None:
                     self._finish_session(active, event.flow, event.ts_ns, event.reason)
 

@@ -941,6 +941,9 @@ class SmtpParser:
                 )
                 return
         enhanced = parse_enhanced(lines[0]) if lines else None
+        if not (200 <= code <= 559 and code // 10 % 10 <= 5):
+            # RFC 5321 4.2.1: the first digit is 2-5 and the second 0-5.
+            self._anomaly(ts, Direction.SERVER, "invalid-reply-code", str(code), out)
         if (
             not self._pending
             and self._state is ClientState.DATA

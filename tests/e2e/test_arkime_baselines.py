@@ -25,11 +25,6 @@ DECRYPTED = pytest.mark.xfail(
     "Arkime reports the mail (From/To/subject/attachments); mailsniff follows the spec (stop "
     "parsing after 220 to STARTTLS), flags cleartext-after-starttls and reports no transaction",
 )
-SOCKS = pytest.mark.xfail(
-    strict=True,
-    reason="SMTP inside SOCKS5 (port 1080): Arkime finds smtp (EHLO user, AUTH LOGIN -> 503); "
-    "mailsniff yields no session",
-)
 
 
 def capture_for(doc: Path) -> Path:
@@ -55,8 +50,6 @@ def cases(level: str) -> list[Any]:
             after_tls = level == "message" or "smtp:statuscode:250" in body.get("tags", [])
             if stem == "smtp-decrypted" and after_tls:
                 marks.append(DECRYPTED)
-            if stem == "socks5-smtp-503":
-                marks.append(SOCKS)
             out.append(pytest.param(doc, index, marks=marks, id=f"{stem}-{index}"))
     return out
 

@@ -66,14 +66,7 @@ EXPECTED: dict[str, dict[str, int]] = {
 
 DAMAGED = {"suricata-verify/smtp-to-comma.pcap"}
 
-XFAIL = {
-    "arkime/socks5-smtp-503.pcap": pytest.mark.xfail(
-        strict=True,
-        reason="SMTP tunnelled through SOCKS5 on port 1080: Arkime reports protocol smtp "
-        "(EHLO user, AUTH LOGIN answered 503); mailsniff yields no session because the "
-        "server's first bytes are the SOCKS5 reply, not the 220 greeting",
-    ),
-}
+XFAIL: dict[str, pytest.MarkDecorator] = {}
 
 
 def name(path: Path) -> str:

@@ -149,17 +149,8 @@ def test_to_comma_cc_with_quoted_comma_and_no_to() -> None:
 INVALID_REPLY = {
     49274: None,  # 500 5.5.1 Command unrecognized: + junk on a new line
     49448: None,  # "4.7.0 [IPTS04] Messages from ... deferred" without a reply code
-    49740: pytest.mark.xfail(
-        strict=True,
-        reason="Suricata raises INVALID_REPLY for '472 unusualz@prg-dc.dhl.com DNS A-record is "
-        "empty' (second digit 7 is outside RFC 5321's x0z-x5z); mailsniff records no anomaly",
-    ),
-    50649: pytest.mark.xfail(
-        strict=True,
-        reason="port 465 server speaks cleartext SMTP ('220 v02.kerne.org ESMTP Postfix', then "
-        "402/400 replies to the client's TLS ClientHello); Suricata parses it and raises "
-        "INVALID_REPLY; mailsniff assumes implicit TLS: tls true, banner null, no anomaly",
-    ),
+    49740: None,  # "472 ...": second digit 7 is outside RFC 5321's x0z-x5z
+    50649: None,  # port 465 server speaking cleartext, 402/400 to a TLS ClientHello
 }
 
 
@@ -174,11 +165,6 @@ def test_errors_invalid_replies_are_anomalies(port: int) -> None:
     assert any(f["kind"] == "anomaly" for f in s["findings"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="port 465 answered in cleartext: expected banner '220 v02.kerne.org ESMTP Postfix' "
-    "and tls false; mailsniff reports implicit_tls/tls true and banner null",
-)
 def test_errors_cleartext_server_on_port_465_is_parsed() -> None:
     s = by_client_port("smtp-errors", 50649)
     assert s["banner"] == "220 v02.kerne.org ESMTP Postfix"

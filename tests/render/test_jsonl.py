@@ -121,3 +121,16 @@ def test_dumps_any_text_is_one_line_and_round_trips(text: str) -> None:
     # lone surrogates cannot be UTF-8 and come back escaped; everything else round-trips
     if not any(0xD800 <= ord(c) <= 0xDFFF for c in text):
         assert decoded == text
+
+
+def test_dumps_escapes_unicode_line_breaks_so_records_stay_one_line() -> None:
+    # U+0085 (a latin-1 byte 0x85 in a garbage server line), U+2028, U+2029: str.splitlines()
+    # and JavaScript readers split on them.
+    line = dumps({"banner": "220 a\x85b\u2028c\u2029d"})
+    assert len(line.splitlines()) == 1
+    assert json.loads(line)["banner"] == "220 a\x85b\u2028c\u2029d"
+
+
+@given(st.text())
+def test_dumps_is_always_one_line_for_splitlines(text: str) -> None:
+    assert len(dumps({"t": text}).splitlines()) == 1
