@@ -221,6 +221,10 @@ TRANSITIONS: dict[tuple[ClientState, ClientState], str] = {
     (ClientState.COMMAND, ClientState.TLS_MAYBE): "STARTTLS without a captured server",
     (ClientState.TLS_MAYBE, ClientState.TLS): "client bytes start a TLS record (RFC 8446 5.1)",
     (ClientState.TLS_MAYBE, ClientState.COMMAND): "client went on in clear",
+    (ClientState.TLS, ClientState.COMMAND): (
+        "first client bytes after 220 to STARTTLS are not a TLS record: a capture decrypted "
+        "back to cleartext (or injected commands, CVE-2011-0411): parsed as commands"
+    ),
 }
 
 #: SASL responses a mechanism takes after the AUTH command without an initial response,
@@ -383,8 +387,20 @@ class SmtpParser:
         if self._closed or not data:
             return out
         if self._state is ClientState.TLS:
-            self._encrypted(ts_ns, direction, data, out)
-            return out
+            if (
+                direction is Direction.CLIENT
+                and direction in self._tls_unchecked
+                and data[0] != _TLS_RECORD_START
+            ):
+                # Cleartext where the TLS handshake should be: a decrypted capture (Arkime's
+                # smtp-decrypted) or injection. Say so, and read it for what it says.
+                self._tls_unchecked.clear()
+                detail = "client bytes after STARTTLS are cleartext: parsed as commands"
+                self._anomaly(ts_ns, direction, "cleartext-after-starttls", detail, out)
+                self._enter(ClientState.COMMAND)
+            else:
+                self._encrypted(ts_ns, direction, data, out)
+                return out
         buf = self._buf[direction]
         if direction is Direction.SERVER:
             self._server_seen = True
