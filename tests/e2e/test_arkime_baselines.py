@@ -20,7 +20,6 @@ ARKIME = PUBLIC / "arkime"
 DOCS = sorted(ARKIME.glob("*.arkime.test.json"))
 
 
-
 def capture_for(doc: Path) -> Path:
     return doc.with_name(doc.name.replace(".arkime.test.json", ".pcap"))
 
