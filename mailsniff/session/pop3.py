@@ -374,11 +374,12 @@ class Pop3SessionHandler:
                 user, token = decode_xoauth2(data)
                 if user is None and token is None:
                     return None if event.base64 else "not base64: shown as sent"
-                attempt.username, attempt.response = user, token
+                # The bearer token is the secret that grants access: it is the password here.
+                attempt.username, attempt.password = user, token
                 return f"user={user} token={token}"
             case "OAUTHBEARER":
                 user, token = decode_oauthbearer(data)
-                attempt.username, attempt.response = user, token
+                attempt.username, attempt.password = user, token
                 return f"user={user} token={token}"
         if not event.base64:
             return "not base64: shown as sent"

@@ -328,7 +328,9 @@ def test_pop3_auth_xoauth2() -> None:
     assert auth["mechanism"] == "XOAUTH2"
     assert auth["success"] is True
     assert auth["reply"] == "+OK Welcome."
-    assert auth["password"] is None
+    assert auth["password"]  # the bearer token, the secret of XOAUTH2
+    assert auth["response"] is None
+    assert "cleartext-credentials" in [f["kind"] for f in s["findings"]]
     assert s["mailbox_stats"] == [{"messages": 1, "octets": 308661}]
     assert server_lines_after(s, "LIST")[:2] == ["+OK 1 messages (308661 bytes)", "1 308661"]
     assert server_lines_after(s, "UIDL")[1] == "1 GmailId123456789"

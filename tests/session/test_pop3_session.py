@@ -346,7 +346,7 @@ def test_pop3_session_auth_cram_md5_keeps_user_challenge_and_digest() -> None:
     )
 
 
-def test_pop3_session_auth_xoauth2_puts_the_token_in_response() -> None:
+def test_pop3_session_auth_xoauth2_puts_the_token_in_password() -> None:
     blob = b"dXNlcj1qb2Uuc3BlZWRib2F0AWF1dGg9QmVhcmVyIEFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUEBAQ=="
     s = build(
         [
@@ -360,8 +360,8 @@ def test_pop3_session_auth_xoauth2_puts_the_token_in_response() -> None:
     assert (a.mechanism, a.username, a.password, a.response, a.success) == (
         "XOAUTH2",
         "joe.speedboat",
+        "A" * 28,  # the bearer token is the secret, as in SMTP
         None,
-        "A" * 28,
         True,
     )
 
@@ -385,8 +385,8 @@ def test_pop3_session_xoauth2_error_challenge_and_empty_response() -> None:
     (a,) = s.auth
     assert (a.username, a.password, a.response, a.success, a.not_base64) == (
         "someuser@example.com",
-        None,
         "ya29.vF9dft4qmT",
+        None,
         False,
         False,
     )
