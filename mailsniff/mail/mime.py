@@ -16,7 +16,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email import errors, policy
 from email.errors import MessageDefect
 from email.message import Message as EmailMessage
@@ -76,6 +76,8 @@ class _HeaderBlock:
     body: bytes
     defects: list[str]
     body_start: int  # offset of `body` in the raw message
+    #: Per field: (offset of its value after the colon, offset just past its last line).
+    spans: list[tuple[int, int]] = field(default_factory=list)
 
 
 def split_header_fields(raw: bytes) -> tuple[list[HeaderField], bytes, list[str]]:
@@ -88,6 +90,7 @@ def _split(raw: bytes) -> _HeaderBlock:
     defects: list[str] = []
     # (name, raw lines of the field) while scanning
     pending: list[tuple[bytes, list[bytes]]] = []
+    spans: list[list[int]] = []
     normalised: list[bytes] = []
     body_start = len(raw)
     dropped = 0
@@ -109,6 +112,7 @@ def _split(raw: bytes) -> _HeaderBlock:
                 continue
             if pending:
                 pending[-1][1].append(content)
+                spans[-1][1] = match.end()
                 normalised.append(content + b"\r\n")
             else:
                 defects.append("continuation line before any header")
@@ -133,6 +137,7 @@ def _split(raw: bytes) -> _HeaderBlock:
             continue
         value = content[field.end() :]
         pending.append((name, [value]))
+        spans.append([match.start() + field.end(), match.end()])
         normalised.append(name + b":" + value + b"\r\n")
     if dropped:
         defects.append(f"more than {MAX_HEADERS} header fields: {dropped} dropped")
@@ -144,7 +149,14 @@ def _split(raw: bytes) -> _HeaderBlock:
         defects.extend(f"{name.decode('ascii')}: {d}" for d in more)
         fields.append(HeaderField(name.decode("ascii"), raw_value, text))
     normalised.append(b"\r\n")
-    return _HeaderBlock(fields, b"".join(normalised), raw[body_start:], defects, body_start)
+    return _HeaderBlock(
+        fields,
+        b"".join(normalised),
+        raw[body_start:],
+        defects,
+        body_start,
+        [(a, b) for a, b in spans],
+    )
 
 
 def _defect_text(defect: object) -> str:
@@ -286,9 +298,28 @@ def parse_message(raw: bytes) -> Message:
     return _parse(raw, len(raw), hashlib.sha256(raw).hexdigest())
 
 
-def _parse(raw: bytes, size: int, sha256: str) -> Message:
+def _cut_at_gaps(raw: bytes, block: _HeaderBlock, gaps: list[int]) -> None:
+    """A header field that a capture gap fell inside keeps only its bytes before the gap.
+
+    Joining the bytes on both sides would report a value that was never sent (a Message-ID
+    made of two halves); the part before the gap is what was really seen.
+    """
+    for i, (start, end) in enumerate(block.spans):
+        cut = next((g for g in gaps if start <= g < end), None)
+        if cut is None:
+            continue
+        f = block.fields[i]
+        raw_value = raw[start:cut].rstrip(b"\r\n")
+        text, _ = decode_header_bytes(raw_value)
+        block.fields[i] = HeaderField(f.name, raw_value, text)
+        block.defects.append(f"{f.name}: cut by a capture gap, only the part before it is shown")
+
+
+def _parse(raw: bytes, size: int, sha256: str, gaps: list[int] | None = None) -> Message:
     msg = Message(size=size, sha256=sha256)
     block = _split(raw)
+    if gaps:
+        _cut_at_gaps(raw, block, gaps)
     msg.defects.extend(block.defects)
     _fill_headers(block.fields, msg)
     try:
@@ -589,7 +620,7 @@ class MessageAccumulator:
     Every byte is hashed and counted; only the first `max_bytes` are kept for parsing.
     """
 
-    __slots__ = ("_buf", "_max", "_hash", "_size", "_gap_bytes")
+    __slots__ = ("_buf", "_max", "_hash", "_size", "_gap_bytes", "_gaps")
 
     def __init__(self, max_bytes: int = MAX_MESSAGE) -> None:
         self._buf = bytearray()
@@ -597,6 +628,7 @@ class MessageAccumulator:
         self._hash = hashlib.sha256()
         self._size = 0
         self._gap_bytes = 0
+        self._gaps: list[int] = []  # offsets in the kept bytes where bytes were lost
 
     @property
     def size(self) -> int:
@@ -614,9 +646,11 @@ class MessageAccumulator:
     def note_gap(self, length: int) -> None:
         """`length` bytes inside the message were never captured (not hashed, not counted)."""
         self._gap_bytes += length
+        if len(self._gaps) < MAX_DEFECTS and len(self._buf) < self._max:
+            self._gaps.append(len(self._buf))
 
     def finish(self) -> Message:
-        msg = _parse(bytes(self._buf), self._size, self._hash.hexdigest())
+        msg = _parse(bytes(self._buf), self._size, self._hash.hexdigest(), self._gaps)
         msg.truncated = self._size > len(self._buf)
         msg.gap_bytes = self._gap_bytes
         if msg.truncated:

@@ -809,3 +809,26 @@ def test_typical_mail_is_walked_without_the_stdlib_body_parser(
         msg = parse_message(message)
         assert [a.sha256 for a in msg.attachments] == [sha(data) for data in files.values()]
         assert not any(d.startswith("MIME structure unreadable") for d in msg.defects)
+
+
+def test_accumulator_header_cut_by_a_gap_keeps_only_what_was_seen() -> None:
+    acc = MessageAccumulator()
+    acc.feed(b"From: a@example.com\r\nMessage-ID: <re")
+    acc.note_gap(13)  # "port.20060703" never captured
+    acc.feed(b"703@163.com>\r\nSubject: whole\r\n\r\nbody\r\n")
+    msg = acc.finish()
+    assert msg.message_id == "<re"
+    assert msg.subject == "whole"
+    assert ("Message-ID", "<re") in msg.headers
+    assert "Message-ID: cut by a capture gap, only the part before it is shown" in msg.defects
+    assert msg.gap_bytes == 13
+
+
+def test_accumulator_gap_between_header_lines_cuts_nothing() -> None:
+    acc = MessageAccumulator()
+    acc.feed(b"From: a@example.com\r\n")
+    acc.note_gap(20)
+    acc.feed(b"To: b@example.com\r\n\r\nbody\r\n")
+    msg = acc.finish()
+    assert [a.address for a in msg.to] == ["b@example.com"]
+    assert not any("capture gap" in d for d in msg.defects)
