@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from mailsniff.limits import MAX_TRANSCRIPT_LINES
 from mailsniff.model import Session, TranscriptLine
 from mailsniff.protocols.base import Direction
 
-__all__ = ["SessionHandler", "TranscriptRecorder"]
+__all__ = ["ParserDriven", "SessionHandler", "TranscriptRecorder"]
+
+E = TypeVar("E")
 
 
 class SessionHandler(Protocol):
@@ -28,6 +30,42 @@ class SessionHandler(Protocol):
 
     def close(self, ts_ns: int) -> None:
         """The connection ended (FIN/RST, idle, or end of input): flush what is pending."""
+
+
+class SansIoParser(Protocol[E]):
+    """What a protocol parser offers: bytes and gaps in, events out (mailsniff.protocols)."""
+
+    def feed(self, ts_ns: int, direction: Direction, data: bytes) -> list[E]: ...
+
+    def gap(self, ts_ns: int, direction: Direction, length: int) -> list[E]: ...
+
+    def close(self, ts_ns: int) -> list[E]: ...
+
+
+class ParserDriven(Generic[E]):
+    """A SessionHandler that feeds one sans-IO parser and folds the events it returns.
+
+    Subclasses set `_parser` and implement `_fold`.
+    """
+
+    __slots__ = ()
+
+    _parser: SansIoParser[E]
+
+    def _fold(self, events: list[E]) -> None:
+        raise NotImplementedError
+
+    def data(self, ts_ns: int, direction: Direction, data: bytes) -> None:
+        """Bytes of one direction, in stream order."""
+        self._fold(self._parser.feed(ts_ns, direction, data))
+
+    def gap(self, ts_ns: int, direction: Direction, length: int) -> None:
+        """`length` bytes of `direction` were never captured (0: capture began mid-stream)."""
+        self._fold(self._parser.gap(ts_ns, direction, length))
+
+    def close(self, ts_ns: int) -> None:
+        """The connection ended: flush the parser (unanswered commands keep reply None)."""
+        self._fold(self._parser.close(ts_ns))
 
 
 class TranscriptRecorder:

@@ -22,7 +22,7 @@ from mailsniff.protocols.pop3 import (
     TlsStarted,
 )
 from mailsniff.protocols.sasl import decode_cram_md5, decode_plain, decode_xoauth2
-from mailsniff.session.base import TranscriptRecorder
+from mailsniff.session.base import ParserDriven, TranscriptRecorder
 
 __all__ = ["Pop3SessionHandler", "decode_oauthbearer"]
 
@@ -62,7 +62,7 @@ def _number(command: Command) -> int | None:
     return None
 
 
-class Pop3SessionHandler:
+class Pop3SessionHandler(ParserDriven[Pop3Event]):
     """Drives a Pop3Parser and folds its events into `session` (no findings: analysis does that).
 
     Args:
@@ -93,21 +93,8 @@ class Pop3SessionHandler:
         self._capabilities: list[str] | None = None
         self._anomalies_dropped = 0
 
-    # ----------------------------------------------------------------------------------------
-    # SessionHandler
-    # ----------------------------------------------------------------------------------------
-
-    def data(self, ts_ns: int, direction: Direction, data: bytes) -> None:
-        """Bytes of one direction, in stream order."""
-        self._fold(self._parser.feed(ts_ns, direction, data))
-
-    def gap(self, ts_ns: int, direction: Direction, length: int) -> None:
-        """`length` bytes of `direction` were never captured (0: capture began mid-stream)."""
-        self._fold(self._parser.gap(ts_ns, direction, length))
-
     def close(self, ts_ns: int) -> None:
-        """The connection ended: flush the parser; unanswered commands keep reply None."""
-        self._fold(self._parser.close(ts_ns))
+        super().close(ts_ns)
         if self._anomalies_dropped:
             self.session.anomalies.append(f"{self._anomalies_dropped} more anomalies not kept")
             self._anomalies_dropped = 0

@@ -33,7 +33,7 @@ from mailsniff.protocols.smtp import (
     SmtpParser,
     TlsStarted,
 )
-from mailsniff.session.base import TranscriptRecorder
+from mailsniff.session.base import ParserDriven, TranscriptRecorder
 
 __all__ = ["SmtpSessionHandler", "MAX_ANOMALIES"]
 
@@ -78,7 +78,7 @@ def _params(params: Params) -> dict[str, str | None]:
     return {k: v for k, v in params}
 
 
-class SmtpSessionHandler:
+class SmtpSessionHandler(ParserDriven[SmtpEvent]):
     """`SessionHandler` for SMTP: drives an `SmtpParser` and folds its events into `session`.
 
     Fills banner, helo, capabilities, tls, auth, transactions (with their messages),
@@ -95,16 +95,8 @@ class SmtpSessionHandler:
         self._body: _Body | None = None
         self._anomalies_dropped = 0
 
-    # ------------------------------------------------------------------ SessionHandler
-
-    def data(self, ts_ns: int, direction: Direction, data: bytes) -> None:
-        self._fold(self._parser.feed(ts_ns, direction, data))
-
-    def gap(self, ts_ns: int, direction: Direction, length: int) -> None:
-        self._fold(self._parser.gap(ts_ns, direction, length))
-
     def close(self, ts_ns: int) -> None:
-        self._fold(self._parser.close(ts_ns))
+        super().close(ts_ns)
         if self._body is not None:  # the parser always ends a message; belt and braces
             self._finish_body(ts_ns, complete=False)
         if self._anomalies_dropped:
