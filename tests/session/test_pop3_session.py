@@ -18,52 +18,12 @@ from mailsniff.model import Endpoint, Protocol, Session
 from mailsniff.protocols.base import Direction
 from mailsniff.session.base import SessionHandler, TranscriptRecorder
 from mailsniff.session.pop3 import Pop3SessionHandler, decode_oauthbearer
+from tests.seed_dialogues import SEED_RETR, SEED_SESSION, SEED_TOP
 
 C, S = Direction.CLIENT, Direction.SERVER
 PUBLIC = Path(__file__).resolve().parents[2] / ".." / "shared" / "pcaps-public"
 
 Step = tuple[Direction, bytes] | tuple[str, Direction, int]
-
-SEED_RETR = (
-    b"Received: from smtp.63.com (unknown [58.252.70.158])\r\n"
-    b"by smtp5 (Coremail) with SMTP id wKjREDrA9gIfFqlEjCnRAg==.29062S4;\r\n"
-    b"Mon, 03 Jul 2006 21:07:18 +0800 (CST)\r\n"
-    b"TO: crazywill@163.com\r\n"
-    b"FROM : cccc@163.com\r\n"
-    b"SUBJECT: test by telnet/smtp\r\n"
-    b"Message-Id: <44A91687.0E6F6C.07562>\r\n"
-    b"Date: Mon, 3 Jul 2006 21:07:19 +0800 (CST)\r\n"
-    b"Sender: crazywill@163.com\r\n"
-)
-SEED_TOP = SEED_RETR
-SEED_RETR += b"\r\ntest, just a test.\r\n"
-
-#: The seed note's POP3 session, as typed and answered.
-SEED_SESSION: list[Step] = [
-    (S, b"+OK Welcome to coremail Mail Pop3 Server (163com[20050206])\r\n"),
-    (C, b"USER crazywill\r\n"),
-    (S, b"+OK core mail\r\n"),
-    (C, b"PASS mypassword\r\n"),
-    (S, b"+OK 254 message(s) [27676669 byte(s)]\r\n"),
-    (C, b"STAT\r\n"),
-    (S, b"+OK 254 27676669\r\n"),
-    (C, b"LIST\r\n"),
-    (
-        S,
-        b"+OK 254 27676669\r\n1 2468\r\n2 21945\r\n3 33136\r\n4 2071\r\n5 3364\r\n"
-        b"6 18906\r\n7 3136\r\n8 24764\r\n.\r\n",
-    ),
-    (C, b"TOP 254 0\r\n"),
-    (S, b"+OK core mail\r\n" + SEED_TOP + b".\r\n"),
-    (C, b"RETR 254\r\n"),
-    (S, b"+OK 354 octets\r\n" + SEED_RETR + b".\r\n"),
-    (C, b"DELE 254\r\n"),
-    (S, b"+OK core mail\r\n"),
-    (C, b"STAT\r\n"),
-    (S, b"+OK 253 27676315\r\n"),
-    (C, b"QUIT\r\n"),
-    (S, b"+OK core mail\r\n"),
-]
 
 
 def new_session() -> Session:
