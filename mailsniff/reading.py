@@ -156,6 +156,10 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
                 TimeRemainingColumn(),
                 console=err,
                 transient=True,
+                # rich would otherwise route stdout through the bar's console (stderr): the
+                # JSON Lines written to stdout must stay on stdout.
+                redirect_stdout=False,
+                redirect_stderr=False,
             )
             task = progress.add_task("reading", total=reader.total_bytes)
             progress_cm = progress

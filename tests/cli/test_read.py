@@ -94,3 +94,35 @@ def test_version_and_help() -> None:
     help_text = run_cli("read", "--help").stdout
     for option in ("--json", "--transcript", "--summary", "--session", "--protocol", "--host"):
         assert option in help_text
+
+
+def test_progress_bar_on_a_terminal_keeps_json_on_stdout(tmp_path: Path) -> None:
+    # stderr is a terminal (a pty), stdout a file: the bar goes to stderr, every record to stdout.
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    out = tmp_path / "out.jsonl"
+    with out.open("wb") as stdout:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mailsniff", "read", str(SEED), "--json"],
+            stdout=stdout,
+            stderr=slave,
+            cwd=REPO,
+            timeout=120,
+        )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert proc.returncode == 0
+    records = validate_lines(out.read_text())
+    assert [r["type"] for r in records] == ["session"] * 3 + ["summary"]
+    assert b'"type"' not in b"".join(chunks)
