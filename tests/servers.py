@@ -1,0 +1,469 @@
+"""Real mail and DNS servers on loopback for tests: aiosmtpd, dovecot (POP3) and dnsmasq.
+
+Each server is a context manager that picks a free port at runtime, waits for the server to
+answer with a polled deadline, and stops it on exit even when the test failed. The pytest
+fixtures at the bottom wrap them; import the fixtures into a test module to use them:
+
+    from tests.servers import smtp_server, pop3_server, dns_server  # noqa: F401
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+__all__ = [
+    "DNS_DOMAIN",
+    "DnsServer",
+    "POP3_MESSAGES",
+    "Pop3Server",
+    "REJECTED_RCPT",
+    "SEED_553",
+    "SMTP_PASSWORD",
+    "SMTP_USER",
+    "SmtpServer",
+    "UNAUTHORIZED_SENDER",
+    "dns_server",
+    "free_port",
+    "pop3_server",
+    "running_dnsmasq",
+    "running_dovecot",
+    "running_smtp",
+    "smtp_server",
+    "tls_files",
+    "wait_for_port",
+]
+
+#: The seed's reply to a sender that must authenticate first.
+SEED_553 = "553 You are not authorized to send mail, authentication is required"
+#: A sender the SMTP server refuses with SEED_553 unless the session authenticated.
+UNAUTHORIZED_SENDER = "forged@example.com"
+#: A recipient the SMTP server refuses with 550.
+REJECTED_RCPT = "nobody@example.com"
+SMTP_USER = "alice@example.com"
+SMTP_PASSWORD = "s3cret-pass"
+
+POP3_USER = "bob"
+POP3_PASSWORD = "pop-pass"
+#: Messages put in the POP3 maildir, oldest first (CRLF line ends, as on the wire).
+POP3_MESSAGES = (
+    b"From: Alice <alice@example.com>\r\n"
+    b"To: Bob <bob@example.com>\r\n"
+    b"Subject: first message\r\n"
+    b"Message-ID: <one@example.com>\r\n"
+    b"\r\n"
+    b"Hello Bob,\r\n"
+    b".a line that starts with a dot\r\n"
+    b"line three\r\n"
+    b"line four\r\n",
+    b"From: =?GBK?B?1cXI/Q==?= <zhangsan@example.com>\r\n"
+    b"To: bob@example.com\r\n"
+    b"Subject: =?UTF-8?B?5rWL6K+V?=\r\n"
+    b"\r\n"
+    b"second body\r\n",
+)
+
+#: Test DNS zone served by dnsmasq: MX hosts, a domain without MX, and NXDOMAIN below .test.
+DNS_DOMAIN = "mail.test"
+DNS_NO_MX = "nomx.test"
+DNS_NULL_MX = "nullmx.test"
+DNS_NXDOMAIN = "missing.test"
+
+_DEADLINE = 15.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_udp_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 (dnsmasq binds both)."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            try:
+                u.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free UDP/TCP port")
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll until something accepts on 127.0.0.1:port (or the process died, or the deadline)."""
+    deadline = time.monotonic() + _DEADLINE
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {_DEADLINE}s")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@contextmanager
+def _tmpdir(prefix: str) -> Iterator[Path]:
+    """A short, world-traversable directory (dovecot drops privileges; socket paths are short)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    os.chmod(path, 0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def tls_files(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate and key for 127.0.0.1/localhost (openssl), written in directory."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+# --------------------------------------------------------------------------- SMTP (aiosmtpd)
+
+
+@dataclass(slots=True)
+class Received:
+    """One message as the SMTP server accepted it."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    content: bytes
+
+
+@dataclass(slots=True)
+class SmtpServer:
+    host: str
+    port: int
+    received: list[Received] = field(default_factory=list)
+    #: Port of the implicit-TLS listener (SMTPS), and the STARTTLS-capable plain listener's port.
+    tls_port: int = 0
+    cert: Path | None = None
+
+
+class _Handler:
+    """Accepts mail; refuses REJECTED_RCPT (550) and UNAUTHORIZED_SENDER (the seed's 553)."""
+
+    def __init__(self, server: SmtpServer) -> None:
+        self.server = server
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address.lower() == UNAUTHORIZED_SENDER and not session.authenticated:
+            return SEED_553
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address.lower() == REJECTED_RCPT:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        self.server.received.append(
+            Received(str(envelope.mail_from), list(envelope.rcpt_tos), bytes(content))
+        )
+        return "250 2.0.0 Message accepted for delivery"
+
+    async def auth_CRAM__MD5(self, server: SMTP, args: list[str]) -> AuthResult:
+        """RFC 2195 (aiosmtpd has no built-in CRAM-MD5)."""
+        challenge = f"<{os.getpid()}.{time.time_ns()}@localhost>".encode()
+        response = await server.challenge_auth(challenge)
+        if not isinstance(response, bytes):
+            return AuthResult(success=False, handled=False)
+        user, _, digest = response.decode("utf-8", "replace").rpartition(" ")
+        want = hmac.new(SMTP_PASSWORD.encode(), challenge, hashlib.md5).hexdigest()
+        ok = user == SMTP_USER and hmac.compare_digest(digest, want)
+        return AuthResult(success=ok, handled=False, auth_data=user)
+
+
+def _authenticate(
+    server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+) -> AuthResult:
+    if isinstance(auth_data, LoginPassword):
+        ok = auth_data.login == SMTP_USER.encode() and auth_data.password == SMTP_PASSWORD.encode()
+        return AuthResult(success=ok)
+    return AuthResult(success=False)
+
+
+class _Controller(Controller):
+    """Controller that checks readiness with a plain TCP connect (works for the TLS listener)."""
+
+    def _trigger_server(self) -> None:
+        with socket.create_connection((self.hostname, self.port), timeout=5):
+            pass
+
+
+@contextmanager
+def running_smtp(*, tls: bool = True) -> Iterator[SmtpServer]:
+    """aiosmtpd on 127.0.0.1 with AUTH LOGIN/PLAIN/CRAM-MD5 allowed without TLS.
+
+    With tls, the plain listener offers STARTTLS and a second listener speaks implicit TLS,
+    both with a self-signed certificate (SmtpServer.cert).
+    """
+    with _tmpdir("msmtp") as tmp:
+        server = SmtpServer("127.0.0.1", free_port())
+        handler = _Handler(server)
+        context: ssl.SSLContext | None = None
+        if tls:
+            cert, key = tls_files(tmp)
+            server.cert = cert
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(cert, key)
+        common: dict[str, Any] = {
+            "authenticator": _authenticate,
+            "auth_require_tls": False,
+            "ident": "mailsniff-test ESMTP",
+        }
+        plain = _Controller(
+            handler,
+            hostname="127.0.0.1",
+            port=server.port,
+            tls_context=context,
+            require_starttls=False,
+            **common,
+        )
+        controllers = [plain]
+        if context is not None:
+            server.tls_port = free_port()
+            controllers.append(
+                _Controller(
+                    handler,
+                    hostname="127.0.0.1",
+                    port=server.tls_port,
+                    ssl_context=context,
+                    **common,
+                )
+            )
+        started: list[Controller] = []
+        try:
+            for c in controllers:
+                c.start()
+                started.append(c)
+            yield server
+        finally:
+            for c in started:
+                c.stop()
+
+
+# --------------------------------------------------------------------------- POP3 (dovecot)
+
+
+@dataclass(slots=True)
+class Pop3Server:
+    host: str
+    port: int
+    user: str
+    password: str
+    maildir: Path
+    apop: bool
+    log: Path
+
+
+_DOVECOT_CONF = """\
+base_dir = {tmp}/run
+state_dir = {tmp}/state
+log_path = {tmp}/dovecot.log
+instance_name = mailsniff-test-{port}
+protocols = pop3
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login apop
+default_internal_user = dovecot
+default_login_user = dovenull
+first_valid_uid = 1
+mail_location = maildir:{tmp}/mail/%u
+pop3_uidl_format = %f
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN {tmp}/passwd
+}}
+userdb {{
+  driver = passwd-file
+  args = {tmp}/passwd
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+"""
+
+
+@contextmanager
+def running_dovecot() -> Iterator[Pop3Server]:
+    """dovecot POP3 (USER/PASS, APOP, plaintext on loopback) over a maildir of POP3_MESSAGES."""
+    dovecot = shutil.which("dovecot") or "/usr/sbin/dovecot"
+    with _tmpdir("mpop") as tmp:
+        port = free_port()
+        nobody = 65534
+        user_dir = tmp / "mail" / POP3_USER
+        for sub in ("cur", "new", "tmp"):
+            (user_dir / sub).mkdir(parents=True)
+        for n, body in enumerate(POP3_MESSAGES):
+            (user_dir / "cur" / f"{1700000000 + n}.M{n}P1.test:2,S").write_bytes(
+                body.replace(b"\r\n", b"\n")
+            )
+        for root, dirs, files in os.walk(tmp / "mail"):
+            for name in [*dirs, *files]:
+                os.chown(os.path.join(root, name), nobody, nobody)
+        os.chown(tmp / "mail", nobody, nobody)
+        (tmp / "passwd").write_text(
+            f"{POP3_USER}:{{PLAIN}}{POP3_PASSWORD}:{nobody}:{nobody}::{tmp}/home::\n"
+        )
+        conf = tmp / "dovecot.conf"
+        conf.write_text(_DOVECOT_CONF.format(tmp=tmp, port=port))
+        proc = subprocess.Popen(
+            [dovecot, "-F", "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            try:
+                wait_for_port(port, proc)
+            except RuntimeError as error:
+                log = (
+                    (tmp / "dovecot.log").read_text(errors="replace")
+                    if (tmp / "dovecot.log").exists()
+                    else ""
+                )
+                raise RuntimeError(f"{error}\n{log}") from None
+            yield Pop3Server(
+                "127.0.0.1", port, POP3_USER, POP3_PASSWORD, user_dir, True, tmp / "dovecot.log"
+            )
+        finally:
+            _stop(proc)
+
+
+# --------------------------------------------------------------------------- DNS (dnsmasq)
+
+
+@dataclass(slots=True)
+class DnsServer:
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@contextmanager
+def running_dnsmasq() -> Iterator[DnsServer]:
+    """dnsmasq on 127.0.0.1 serving a test zone under .test.
+
+    mail.test: MX 10 mx1.mail.test (127.0.0.2, where nothing listens) and
+    MX 20 mx2.mail.test (127.0.0.1 and ::1); nomx.test: A 127.0.0.1 and no MX (implicit MX);
+    nullmx.test: the RFC 7505 null MX; anything else below .test: NXDOMAIN.
+    """
+    dnsmasq = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+    port = free_udp_port()
+    proc = subprocess.Popen(
+        [
+            dnsmasq,
+            "--keep-in-foreground",
+            "--no-resolv",
+            "--no-hosts",
+            "--conf-file=/dev/null",
+            "--pid-file=",
+            "--user=root",
+            f"--port={port}",
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            "--local=/test/",
+            f"--mx-host={DNS_DOMAIN},mx1.{DNS_DOMAIN},10",
+            f"--mx-host={DNS_DOMAIN},mx2.{DNS_DOMAIN},20",
+            f"--host-record=mx1.{DNS_DOMAIN},127.0.0.2",
+            f"--host-record=mx2.{DNS_DOMAIN},127.0.0.1,::1",
+            f"--host-record={DNS_NO_MX},127.0.0.1",
+            f"--mx-host={DNS_NULL_MX},.,0",
+            f"--host-record={DNS_NULL_MX},127.0.0.1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_port(port, proc)
+        yield DnsServer("127.0.0.1", port)
+    finally:
+        _stop(proc)
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    with running_smtp() as server:
+        yield server
+
+
+@pytest.fixture
+def pop3_server() -> Iterator[Pop3Server]:
+    with running_dovecot() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def dns_server() -> Iterator[DnsServer]:
+    with running_dnsmasq() as server:
+        yield server
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
