@@ -19,5 +19,7 @@ class ExitStatus(IntEnum):
     INPUT_ERROR = 3
     #: The capture is truncated or corrupt part-way; everything before that point was reported.
     TRUNCATED = 4
+    #: `live`: no permission to open a packet socket (run as root or give CAP_NET_RAW).
+    NO_PERMISSION = 5
     #: Interrupted with Ctrl-C.
     INTERRUPTED = 130
