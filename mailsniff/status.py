@@ -21,5 +21,11 @@ class ExitStatus(IntEnum):
     TRUNCATED = 4
     #: `live`: no permission to open a packet socket (run as root or give CAP_NET_RAW).
     NO_PERMISSION = 5
+    #: `send`/`pop`/`mx`: the server could not be reached or the dialogue broke off
+    #: (DNS failure, connection refused, timeout, TLS failure, connection closed).
+    NETWORK = 6
+    #: `send`/`pop`: the server refused (4xx/5xx or -ERR): authentication failed, the sender
+    #: or a recipient was rejected, the message was not accepted.
+    REJECTED = 7
     #: Interrupted with Ctrl-C.
     INTERRUPTED = 130
