@@ -1,0 +1,385 @@
+"""Live capture on a Linux interface: AF_PACKET socket, BPF compiled by libpcap (via scapy)."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from mailsniff.capture.frame import Frame
+from mailsniff.errors import InputError, MailsniffError, UsageError
+from mailsniff.status import ExitStatus
+
+__all__ = [
+    "SNAPLEN",
+    "CaptureSocket",
+    "CapturePermissionError",
+    "FilterError",
+    "FrameQueue",
+    "LiveCapture",
+    "PcapWriter",
+    "UnknownInterfaceError",
+    "compile_bpf",
+    "default_interface",
+    "interfaces",
+    "open_capture_socket",
+]
+
+#: Bytes kept of each packet (tcpdump's default): larger than any loopback or jumbo frame.
+SNAPLEN = 262144
+#: Frames and bytes the hand-over queue holds before it drops (and counts) new frames.
+QUEUE_FRAMES = 100_000
+QUEUE_BYTES = 128 * 1024 * 1024
+#: Kernel receive buffer asked for (as root SO_RCVBUFFORCE passes net.core.rmem_max).
+_RCVBUF = 32 * 1024 * 1024
+
+# Linux constants (linux/if_packet.h, linux/if_arp.h, asm-generic/socket.h).
+_ETH_P_ALL = 0x0003
+_SOL_PACKET = 263
+_PACKET_STATISTICS = 6
+_PACKET_OUTGOING = 4
+_SO_TIMESTAMPNS = 35
+_SO_RCVBUFFORCE = 33
+_SO_ATTACH_FILTER = 26
+_ARPHRD_ETHER = 1
+_ARPHRD_LOOPBACK = 772
+_ARPHRD_RAWIP = 519
+_ARPHRD_NONE = 0xFFFE
+_LINKTYPE_ETHERNET = 1
+_LINKTYPE_RAW = 101
+_LINKTYPE_LINUX_SLL = 113
+_DLT_RAW = 12  # libpcap's DLT for raw IP on Linux (LINKTYPE_RAW in files)
+_TIMESPEC = struct.Struct("@qq")
+_STATS = struct.Struct("@II")
+
+
+class CapturePermissionError(MailsniffError):
+    """The process may not open a packet socket."""
+
+    exit_status = ExitStatus.NO_PERMISSION
+
+
+class UnknownInterfaceError(InputError):
+    """No interface by that name."""
+
+
+class FilterError(UsageError):
+    """libpcap rejected the capture filter."""
+
+
+def interfaces() -> list[str]:
+    """Names of the network interfaces there are, in index order."""
+    return [name for _, name in socket.if_nameindex()]
+
+
+def default_interface() -> str:
+    """The interface of the IPv4 default route; else the first that is not loopback; else lo."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/net/route").read_text(errors="replace").splitlines()[1:]:
+            parts = line.split()
+            if len(parts) > 3 and parts[1] == "00000000" and int(parts[3], 16) & 0x2:
+                return parts[0]
+    names = interfaces()
+    for name in names:
+        if name != "lo":
+            return name
+    return "lo"
+
+
+def _hardware_type(iface: str) -> int:
+    try:
+        return int(Path(f"/sys/class/net/{iface}/type").read_text().strip())
+    except (OSError, ValueError):
+        return _ARPHRD_ETHER
+
+
+def _link_of(hatype: int) -> tuple[int, int, int]:
+    """(socket type, link type written in Frames and pcaps, DLT the filter compiles for)."""
+    if hatype in (_ARPHRD_ETHER, _ARPHRD_LOOPBACK):
+        return socket.SOCK_RAW, _LINKTYPE_ETHERNET, _LINKTYPE_ETHERNET
+    if hatype in (_ARPHRD_NONE, _ARPHRD_RAWIP):
+        return socket.SOCK_RAW, _LINKTYPE_RAW, _DLT_RAW
+    # Anything else: the kernel strips the link header, we write a Linux cooked (SLL) one;
+    # the filter runs on the network-layer packet.
+    return socket.SOCK_DGRAM, _LINKTYPE_LINUX_SLL, _DLT_RAW
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def compile_bpf(expression: str, dlt: int) -> bytes:
+    """Compile a capture filter with libpcap for link type `dlt`: the raw sock_filter array.
+
+    Raises FilterError with libpcap's message when the expression is invalid.
+    """
+    try:
+        from scapy.arch.common import compile_filter, free_filter
+        from scapy.error import Scapy_Exception
+    except ImportError as error:  # pragma: no cover - scapy is a dependency
+        raise FilterError(f"cannot compile the capture filter: {error}") from None
+    try:
+        program = compile_filter(expression, linktype=dlt)
+    except Scapy_Exception as error:
+        text = str(error)
+        reason = text[text.find("(") + 1 : -1] if text.endswith(")") and "(" in text else text
+        raise FilterError(f"invalid capture filter {expression!r}: {reason}") from None
+    except (ImportError, OSError) as error:
+        raise FilterError(
+            f"cannot compile the capture filter: {error}",
+            hint="install libpcap (Debian: libpcap0.8)",
+        ) from None
+    length = int(program.bf_len)
+    raw = ctypes.string_at(program.bf_insns, length * 8)
+    free_filter(program)
+    return raw
+
+
+@dataclass(slots=True)
+class CaptureSocket:
+    """An open AF_PACKET socket with its filter attached, bound to one interface."""
+
+    sock: socket.socket
+    iface: str
+    linktype: int
+    #: Loopback: each packet passes the tap twice (sent and received): keep only one copy.
+    skip_outgoing: bool
+    cooked: bool
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def kernel_stats(self) -> tuple[int, int]:
+        """(packets the filter passed, packets the kernel dropped) since the last call."""
+        try:
+            raw = self.sock.getsockopt(_SOL_PACKET, _PACKET_STATISTICS, _STATS.size)
+        except OSError:
+            return 0, 0
+        received, dropped = _STATS.unpack(raw)
+        return int(received), int(dropped)
+
+
+def open_capture_socket(iface: str, bpf: str) -> CaptureSocket:
+    """Check the interface, compile the filter, then open and bind the packet socket.
+
+    Raises UnknownInterfaceError, FilterError or CapturePermissionError (in that order of
+    checking), each with the message the user needs.
+    """
+    try:
+        socket.if_nametoindex(iface)
+    except OSError:
+        raise UnknownInterfaceError(
+            f"no interface named {iface!r}", hint=f"interfaces: {', '.join(interfaces())}"
+        ) from None
+    hatype = _hardware_type(iface)
+    sock_type, linktype, dlt = _link_of(hatype)
+    program = compile_bpf(bpf, dlt)
+    try:
+        # Protocol 0: nothing arrives until bind(), so no packet skips the filter.
+        sock = socket.socket(socket.AF_PACKET, sock_type, 0)
+    except PermissionError:
+        raise CapturePermissionError(
+            f"no permission to capture on {iface}",
+            hint="run as root or give the Python interpreter CAP_NET_RAW",
+        ) from None
+    try:
+        buf = ctypes.create_string_buffer(program, len(program))
+        fprog = _SockFprog(len(program) // 8, ctypes.addressof(buf))
+        sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, bytes(fprog))
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, _RCVBUF)
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
+        sock.bind((iface, _ETH_P_ALL))
+    except OSError as error:
+        sock.close()
+        if isinstance(error, PermissionError):
+            raise CapturePermissionError(
+                f"no permission to capture on {iface}",
+                hint="run as root or give the Python interpreter CAP_NET_RAW",
+            ) from None
+        raise InputError(f"cannot capture on {iface}: {error.strerror or error}") from None
+    capture = CaptureSocket(
+        sock=sock,
+        iface=iface,
+        linktype=linktype,
+        skip_outgoing=hatype == _ARPHRD_LOOPBACK,
+        cooked=sock_type == socket.SOCK_DGRAM,
+    )
+    capture.kernel_stats()  # reset the counters: count from now on
+    return capture
+
+
+def _sll_header(pkttype: int, hatype: int, addr: bytes, protocol: int) -> bytes:
+    """Linux cooked capture v1 header (LINKTYPE_LINUX_SLL), as libpcap writes it."""
+    return struct.pack("!HHH8sH", pkttype, hatype, len(addr), addr[:8], protocol)
+
+
+class FrameQueue:
+    """Bounded hand-over from the capture thread to analysis: when full, new frames are
+    dropped and counted instead of growing memory."""
+
+    def __init__(self, max_frames: int = QUEUE_FRAMES, max_bytes: int = QUEUE_BYTES) -> None:
+        self.max_frames = max_frames
+        self.max_bytes = max_bytes
+        self.dropped = 0
+        self._items: deque[Frame] = deque()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, frame: Frame) -> bool:
+        """Queue a frame; False (and one more drop counted) when the queue is full."""
+        with self._lock:
+            if (
+                len(self._items) >= self.max_frames
+                or self._bytes + len(frame.data) > self.max_bytes
+            ):
+                self.dropped += 1
+                return False
+            self._items.append(frame)
+            self._bytes += len(frame.data)
+            self._ready.notify()
+            return True
+
+    def get_batch(self, limit: int, timeout: float) -> list[Frame]:
+        """Up to `limit` frames, oldest first; waits up to `timeout` seconds for the first."""
+        with self._lock:
+            if not self._items:
+                self._ready.wait(timeout)
+            out: list[Frame] = []
+            while self._items and len(out) < limit:
+                frame = self._items.popleft()
+                self._bytes -= len(frame.data)
+                out.append(frame)
+            return out
+
+    def wake(self) -> None:
+        with self._lock:
+            self._ready.notify_all()
+
+
+class PcapWriter:
+    """Writes frames to a classic pcap file with nanosecond timestamps (magic a1b23c4d)."""
+
+    def __init__(self, path: str, linktype: int, snaplen: int = SNAPLEN) -> None:
+        try:
+            self._file: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed by close()
+        except OSError as error:
+            raise InputError(f"cannot write {path}: {error.strerror or error}") from None
+        self._file.write(struct.pack("=IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, snaplen, linktype))
+        self.packets = 0
+
+    def write(self, frame: Frame) -> None:
+        sec, nsec = divmod(frame.ts_ns, 1_000_000_000)
+        self._file.write(struct.pack("=IIII", sec, nsec, len(frame.data), frame.wirelen))
+        self._file.write(frame.data)
+        self.packets += 1
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass(slots=True)
+class LiveCapture:
+    """Reads frames from a CaptureSocket on a thread of its own into a FrameQueue.
+
+    Every captured frame also goes to `writer` (the -w pcap), whether analysis keeps up or not.
+    The thread ends after `count` frames (when given), on stop(), or on a socket error (kept
+    in `error`).
+    """
+
+    source: CaptureSocket
+    queue: FrameQueue
+    writer: PcapWriter | None = None
+    count: int | None = None
+    captured: int = 0
+    kernel_received: int = 0
+    kernel_dropped: int = 0
+    error: OSError | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="mailsniff-capture", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to end and wait for it (at most about one poll interval)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.update_kernel_stats()
+
+    def update_kernel_stats(self) -> None:
+        received, dropped = self.source.kernel_stats()
+        self.kernel_received += received
+        self.kernel_dropped += dropped
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except OSError as error:
+            if not self._stop.is_set():
+                self.error = error
+        finally:
+            if self.writer is not None:
+                self.writer.flush()
+            self.done.set()
+            self.queue.wake()
+
+    def _loop(self) -> None:
+        sock = self.source.sock
+        sock.settimeout(0.2)
+        buf = bytearray(SNAPLEN)
+        view = memoryview(buf)
+        ancsize = socket.CMSG_SPACE(_TIMESPEC.size)
+        skip_outgoing = self.source.skip_outgoing
+        cooked = self.source.cooked
+        linktype = self.source.linktype
+        writer = self.writer
+        queue = self.queue
+        while not self._stop.is_set():
+            if self.count is not None and self.captured >= self.count:
+                return
+            try:
+                n, ancdata, flags, address = sock.recvmsg_into([view], ancsize, socket.MSG_TRUNC)
+            except TimeoutError:
+                continue
+            except InterruptedError:
+                continue
+            if skip_outgoing and address[2] == _PACKET_OUTGOING:
+                continue
+            ts_ns = 0
+            for level, kind, data in ancdata:
+                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
+                    sec, nsec = _TIMESPEC.unpack_from(data)
+                    ts_ns = sec * 1_000_000_000 + nsec
+            if not ts_ns:
+                ts_ns = time.time_ns()
+            wirelen = n
+            data = bytes(view[: min(n, SNAPLEN)])
+            if cooked:
+                header = _sll_header(address[2], address[3], address[4], address[1])
+                data = header + data
+                wirelen += len(header)
+            frame = Frame(ts_ns=ts_ns, linktype=linktype, data=data, wirelen=wirelen)
+            self.captured += 1
+            if writer is not None:
+                writer.write(frame)
+            queue.put(frame)

@@ -1,0 +1,354 @@
+"""`mailsniff live`: SMTP (RFC 5321) and POP3 (RFC 1939) sessions analysed as packets arrive."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from rich.console import Console, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from mailsniff.capture.live import (
+    FrameQueue,
+    LiveCapture,
+    PcapWriter,
+    default_interface,
+    open_capture_socket,
+)
+from mailsniff.errors import InputError, UsageError
+from mailsniff.model import Session
+from mailsniff.pipeline import IMPLICIT_TLS_PORTS, MAIL_PORTS, Pipeline
+from mailsniff.reading import Tally, summarise
+from mailsniff.render import console as console_render
+from mailsniff.render import jsonl
+from mailsniff.render.text import format_size, safe_text, shorten
+from mailsniff.status import ExitStatus
+
+__all__ = ["DEFAULT_PORTS", "LiveOptions", "LiveResult", "build_filter", "run_live"]
+
+#: Captured by default: cleartext SMTP and POP3, and the implicit-TLS ports (reported only).
+DEFAULT_PORTS: tuple[int, ...] = tuple(sorted(MAIL_PORTS)) + tuple(sorted(IMPLICIT_TLS_PORTS))
+#: Frames analysed between two looks at the clock, the stop flag and the screen.
+_BATCH = 1024
+#: Seconds between refreshes of the live view, and between idle-connection checks.
+_REFRESH_S = 0.25
+_EXPIRE_S = 1.0
+#: Open sessions shown in the live view (the most recent).
+_VIEW_ROWS = 20
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class LiveOptions:
+    iface: str | None = None
+    ports: tuple[int, ...] | None = None
+    bpf: str | None = None
+    json: bool = False
+    transcript: bool = False
+    write: str | None = None
+    count: int | None = None
+    duration: float | None = None
+    #: Bounds of the queue between capture and analysis (tests make it small).
+    queue_frames: int | None = None
+
+
+@dataclass(slots=True)
+class LiveResult:
+    status: ExitStatus
+    sessions: int
+    stop_reason: str
+
+
+def build_filter(ports: Sequence[int] | None, expression: str | None) -> str:
+    """The BPF expression: --ports (default: the mail ports) or -f; both given: both must match."""
+    for port in ports or ():
+        if not 0 < port < 65536:
+            raise UsageError(f"--ports: not a TCP port: {port}")
+    port_filter = "tcp and (" + " or ".join(f"port {p}" for p in (ports or DEFAULT_PORTS)) + ")"
+    if expression is None:
+        return port_filter
+    if not expression.strip():
+        raise UsageError("-f: the capture filter is empty")
+    if ports:
+        return f"({port_filter}) and ({expression})"
+    return expression
+
+
+@dataclass(slots=True)
+class _Stop:
+    """Why the run ends; set from signal handlers and the main loop."""
+
+    reason: str | None = None
+    event: threading.Event = field(default_factory=threading.Event)
+
+    def set(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.event.set()
+
+
+@contextmanager
+def _signals(stop: _Stop) -> Iterator[None]:
+    """SIGINT and SIGTERM end the capture cleanly instead of killing the process."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set("interrupted" if signum == signal.SIGINT else "terminated")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _state(s: Session) -> str:
+    if s.implicit_tls:
+        return "TLS (implicit)"
+    if s.tls:
+        return "TLS"
+    if s.exchanges:
+        return s.exchanges[-1].command
+    return "greeting" if s.banner else "connected"
+
+
+def _view(sessions: Sequence[Session], flow_bytes: dict[int, int], captured: int) -> Table:
+    table = Table(
+        title=f"open sessions: {len(sessions)}   packets: {captured}",
+        title_justify="left",
+        expand=False,
+    )
+    for name in ("id", "client", "server", "proto", "state", "user", "MAIL FROM", "rcpts"):
+        table.add_column(name, overflow="ellipsis", no_wrap=True, max_width=32)
+    table.add_column("bytes", justify="right")
+    for s in sessions[-_VIEW_ROWS:]:
+        user = next((a.username for a in reversed(s.auth) if a.username), None)
+        last = s.transactions[-1] if s.transactions else None
+        rcpts = [r.address for r in last.rcpts] if last else []
+        table.add_row(
+            str(s.id),
+            f"{s.client.ip}:{s.client.port}",
+            f"{s.server.ip}:{s.server.port}",
+            s.protocol.value,
+            _state(s),
+            Text(safe_text(shorten(user or "", 32))),
+            Text(safe_text(shorten(last.mail_from, 32)) if last else ""),
+            Text(safe_text(shorten(", ".join(rcpts), 32)) + (f" ({len(rcpts)})" if rcpts else "")),
+            format_size(flow_bytes.get(s.id, 0)),
+        )
+    return table
+
+
+def _open_flow_bytes(pipeline: Pipeline) -> dict[int, int]:
+    """Stream bytes so far of each open connection, by flow id (= session id).
+
+    The reassembler keeps this on its open flows; there is no public accessor yet.
+    """
+    flows: dict[int, Any] = getattr(pipeline.reassembler, "_open", {})
+    out: dict[int, int] = {}
+    for flow_id, entry in list(flows.items()):
+        flow = entry[0]
+        out[flow_id] = int(flow.client_bytes) + int(flow.server_bytes)
+    return out
+
+
+@dataclass(slots=True)
+class _Run:
+    options: LiveOptions
+    out: Console
+    err: Console
+    pipeline: Pipeline
+    tally: Tally = field(default_factory=Tally)
+    shown_lines: dict[int, int] = field(default_factory=dict)
+
+    def emit(self, session: Session) -> None:
+        self.tally.add(session)
+        self.shown_lines.pop(session.id, None)
+        if self.options.json:
+            record = jsonl.session_record(session, transcript=self.options.transcript)
+            sys.stdout.write(jsonl.dumps(record) + "\n")
+            sys.stdout.flush()
+        else:
+            # With --transcript the lines were printed as they came: not repeated here.
+            console_render.render_session(self.out, session, transcript=False)
+
+    def stream_transcripts(self) -> None:
+        """--transcript on the console: print each open session's new dialogue lines."""
+        for s in self.pipeline.open_sessions:
+            start = self.shown_lines.get(s.id, 0)
+            if len(s.transcript) <= start:
+                continue
+            for line in s.transcript[start:]:
+                arrow = "C:" if line.direction.value == "client" else "S:"
+                text = Text(f"#{s.id} {arrow} ", style="dim")
+                text.append(safe_text(line.text))
+                if line.note:
+                    text.append(f"  [{safe_text(line.note)}]", style="dim")
+                self.out.print(text, soft_wrap=True)
+            self.shown_lines[s.id] = len(s.transcript)
+
+
+def _summary_panel(tally: Tally, live: dict[str, Any]) -> RenderableType:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    protocols = ", ".join(f"{p} {n}" for p, n in sorted(tally.by_protocol.items()))
+    grid.add_row("interface", Text(f"{live['interface']}  (filter: {live['filter']})"))
+    grid.add_row("stopped", Text(str(live["stopped"])))
+    grid.add_row("packets", Text(str(live["captured"])))
+    grid.add_row("sessions", Text(f"{tally.sessions}" + (f"  ({protocols})" if protocols else "")))
+    grid.add_row("incomplete", Text(str(tally.incomplete)))
+    grid.add_row("messages", Text(str(tally.messages)))
+    grid.add_row("credentials", Text(str(tally.credentials)))
+    grid.add_row("bcc recipients", Text(str(tally.bcc_recipients)))
+    grid.add_row("dropped by kernel", Text(str(live["kernel_dropped"])))
+    grid.add_row("dropped by mailsniff", Text(str(live["mailsniff_dropped"])))
+    return Panel(grid, title=Text("Summary", style="bold"), title_align="left")
+
+
+def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
+    """Capture until -c / --duration / a signal, rendering sessions as they end.
+
+    Raises MailsniffError (unknown interface, bad filter, no permission) before capturing.
+    """
+    if options.count is not None and options.count < 1:
+        raise UsageError("-c: the packet count must be at least 1")
+    if options.duration is not None and options.duration <= 0:
+        raise UsageError("--duration: must be more than 0 seconds")
+    iface = options.iface or default_interface()
+    bpf = build_filter(options.ports, options.bpf)
+    source = open_capture_socket(iface, bpf)
+    writer: PcapWriter | None = None
+    try:
+        if options.write is not None:
+            writer = PcapWriter(options.write, source.linktype)
+        queue = FrameQueue() if options.queue_frames is None else FrameQueue(options.queue_frames)
+        capture = LiveCapture(source=source, queue=queue, writer=writer, count=options.count)
+        pipeline = Pipeline(keep_transcript=options.transcript)
+        run = _Run(options=options, out=out, err=err, pipeline=pipeline)
+        stop = _Stop()
+        with _signals(stop):
+            capture.start()
+            err.print(
+                Text(f"mailsniff: capturing on {iface} (filter: {bpf}); Ctrl-C to stop"),
+                soft_wrap=True,
+            )
+            err.file.flush()
+            _loop(run, capture, stop)
+            capture.stop()
+            # Frames captured before the stop are still analysed; then every open session
+            # ends as incomplete (close reason "eof").
+            while frames := queue.get_batch(_BATCH, 0):
+                for frame in frames:
+                    pipeline.feed(frame)
+                for session in pipeline.drain():
+                    run.emit(session)
+            pipeline.finish()
+            for session in pipeline.drain():
+                run.emit(session)
+        if capture.error is not None:
+            raise InputError(
+                f"capture on {iface} failed: {capture.error.strerror or capture.error}"
+            )
+    finally:
+        source.close()
+        if writer is not None:
+            writer.close()
+    reason = stop.reason or "stopped"
+    live = {
+        "interface": iface,
+        "filter": bpf,
+        "stopped": reason,
+        "captured": capture.captured,
+        "kernel_dropped": capture.kernel_dropped,
+        "mailsniff_dropped": queue.dropped,
+    }
+    warnings: list[str] = []
+    if capture.kernel_dropped or queue.dropped:
+        warnings.append(
+            f"{capture.kernel_dropped} packets dropped by the kernel, {queue.dropped} by "
+            "mailsniff (analysis fell behind): sessions around them have gaps"
+        )
+    if options.json:
+        summary = summarise(run.tally, pipeline, warnings)
+        summary["live"] = live
+        sys.stdout.write(jsonl.dumps(jsonl.summary_record(summary)) + "\n")
+        sys.stdout.flush()
+    else:
+        out.print(_summary_panel(run.tally, live))
+    err.print(
+        Text(
+            f"mailsniff: {reason}: {capture.captured} packets, {run.tally.sessions} sessions, "
+            f"{run.tally.messages} messages, {run.tally.credentials} credentials, "
+            f"{run.tally.bcc_recipients} Bcc recipients; dropped {capture.kernel_dropped} by "
+            f"the kernel, {queue.dropped} by mailsniff"
+        ),
+        soft_wrap=True,
+    )
+    return LiveResult(status=ExitStatus.SUCCESS, sessions=run.tally.sessions, stop_reason=reason)
+
+
+def _loop(run: _Run, capture: LiveCapture, stop: _Stop) -> None:
+    options, pipeline, queue = run.options, run.pipeline, capture.queue
+    deadline = None if options.duration is None else time.monotonic() + options.duration
+    show_view = run.err.is_terminal
+    live_cm: Any = nullcontext()
+    live = None
+    if show_view:
+        from rich.live import Live
+
+        live = Live(
+            _view([], {}, 0),
+            console=run.err,
+            transient=True,
+            auto_refresh=False,
+            redirect_stdout=True,
+            redirect_stderr=False,
+        )
+        live_cm = live
+    next_refresh = next_expire = time.monotonic()
+    with live_cm:
+        while not stop.event.is_set():
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                stop.set("duration reached")
+                break
+            wait = _REFRESH_S if deadline is None else max(0.0, min(_REFRESH_S, deadline - now))
+            frames = queue.get_batch(_BATCH, wait)
+            for frame in frames:
+                pipeline.feed(frame)
+            if not frames and capture.done.is_set():
+                if capture.error is None and options.count is not None:
+                    stop.set(f"{options.count} packets captured")
+                else:
+                    stop.set("capture ended")
+                break
+            for session in pipeline.drain():
+                run.emit(session)
+            now = time.monotonic()
+            if now >= next_expire:
+                next_expire = now + _EXPIRE_S
+                pipeline.expire(time.time_ns())
+                capture.update_kernel_stats()
+                for session in pipeline.drain():
+                    run.emit(session)
+            if now >= next_refresh:
+                next_refresh = now + _REFRESH_S
+                if options.transcript and not options.json:
+                    run.stream_transcripts()
+                if live is not None:
+                    view = _view(
+                        pipeline.open_sessions, _open_flow_bytes(pipeline), capture.captured
+                    )
+                    live.update(view, refresh=True)
