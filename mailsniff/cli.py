@@ -157,6 +157,89 @@ def read(
     raise typer.Exit(int(result.status))
 
 
+def _port_list(values: list[str] | None) -> tuple[int, ...] | None:
+    if not values:
+        return None
+    out: list[int] = []
+    for value in values:
+        for part in value.split(","):
+            try:
+                out.append(int(part.strip()))
+            except ValueError:
+                raise UsageError(f"--ports: not a TCP port: {part.strip()!r}") from None
+    return tuple(out)
+
+
+@app.command()
+def live(
+    iface: Annotated[
+        str | None,
+        typer.Option("-i", "--interface", help="Interface to capture on (default: the system's)."),
+    ] = None,
+    ports: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ports",
+            help="TCP ports to capture, comma-separated or repeated "
+            "(default: 25,587,2525,110,465,995,993).",
+        ),
+    ] = None,
+    bpf: Annotated[
+        str | None, typer.Option("-f", "--filter", help="BPF capture filter (tcpdump syntax).")
+    ] = None,
+    json_output: Annotated[
+        bool,
+        typer.Option("--json", help="JSON Lines: one record per finished session, then a summary."),
+    ] = False,
+    transcript: Annotated[
+        bool, typer.Option("--transcript", "-t", help="Show dialogue lines as they arrive.")
+    ] = False,
+    write: Annotated[
+        str | None,
+        typer.Option("-w", "--write", help="Also write every captured packet to this pcap."),
+    ] = None,
+    count: Annotated[
+        int | None, typer.Option("-c", "--count", help="Stop after this many packets.")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Stop after this many seconds.")
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks of internal errors.")
+    ] = False,
+) -> None:
+    """Capture on an interface and explain SMTP and POP3 dialogues as they happen."""
+    from mailsniff.live import LiveOptions, run_live
+
+    try:
+        options = LiveOptions(
+            iface=iface,
+            ports=_port_list(ports),
+            bpf=bpf,
+            json=json_output,
+            transcript=transcript,
+            write=write,
+            count=count,
+            duration=duration,
+        )
+        result = run_live(options, _Stdout(highlight=False, soft_wrap=False), _stderr())
+    except MailsniffError as error:
+        if debug:
+            raise
+        _fail(error)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+    except Exception as error:  # a bug in mailsniff: say so in one line, not a traceback
+        if debug:
+            raise
+        _stderr().print(
+            Text(f"mailsniff: internal error: {type(error).__name__}: {error} ", style="bold red")
+            + Text("(run with --debug for the traceback; please report it)")
+        )
+        raise typer.Exit(int(ExitStatus.ERROR)) from None
+    raise typer.Exit(int(result.status))
+
+
 def _quiet_broken_pipe() -> NoReturn:
     """The reader of our output went away (`| head`): stop quietly, as Unix tools do."""
     import os
