@@ -174,6 +174,8 @@ class _Run:
 
     def emit(self, session: Session) -> None:
         self.tally.add(session)
+        if self.options.transcript and not self.options.json:
+            self._stream_lines(session)  # the lines that came since the last refresh
         self.shown_lines.pop(session.id, None)
         if self.options.json:
             record = jsonl.session_record(session, transcript=self.options.transcript)
@@ -186,9 +188,11 @@ class _Run:
     def stream_transcripts(self) -> None:
         """--transcript on the console: print each open session's new dialogue lines."""
         for s in self.pipeline.open_sessions:
-            start = self.shown_lines.get(s.id, 0)
-            if len(s.transcript) <= start:
-                continue
+            self._stream_lines(s)
+
+    def _stream_lines(self, s: Session) -> None:
+        start = self.shown_lines.get(s.id, 0)
+        if len(s.transcript) > start:
             for line in s.transcript[start:]:
                 arrow = "C:" if line.direction.value == "client" else "S:"
                 text = Text(f"#{s.id} {arrow} ", style="dim")

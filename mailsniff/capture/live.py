@@ -354,15 +354,20 @@ class LiveCapture:
         linktype = self.source.linktype
         writer = self.writer
         queue = self.queue
-        while not self._stop.is_set():
+        draining = False
+        while True:
             if self.count is not None and self.captured >= self.count:
                 return
+            if self._stop.is_set() and not draining:
+                # Asked to stop: take what the kernel already queued, then end.
+                draining = True
+                sock.setblocking(False)
             try:
-                n, ancdata, flags, address = sock.recvmsg_into([view], ancsize, socket.MSG_TRUNC)
-            except TimeoutError:
+                n, ancdata, _, address = sock.recvmsg_into([view], ancsize, socket.MSG_TRUNC)
+            except (TimeoutError, InterruptedError):
                 continue
-            except InterruptedError:
-                continue
+            except BlockingIOError:
+                return
             if skip_outgoing and address[2] == _PACKET_OUTGOING:
                 continue
             ts_ns = 0

@@ -1,0 +1,153 @@
+"""Live capture pieces: the bounded frame queue, the pcap writer, filter compilation, the socket."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from mailsniff.capture.frame import Frame
+from mailsniff.capture.live import (
+    CaptureSocket,
+    FilterError,
+    FrameQueue,
+    LiveCapture,
+    PcapWriter,
+    UnknownInterfaceError,
+    compile_bpf,
+    default_interface,
+    interfaces,
+    open_capture_socket,
+)
+from mailsniff.capture.reader import open_capture
+from mailsniff.errors import InputError, UsageError
+from mailsniff.status import ExitStatus
+from tests.servers import free_port
+
+
+def _frame(n: int, size: int = 60) -> Frame:
+    return Frame(
+        ts_ns=1_700_000_000_000_000_000 + n, linktype=1, data=bytes([n % 256]) * size, wirelen=size
+    )
+
+
+# --------------------------------------------------------------------------- FrameQueue
+
+
+def test_full_queue_drops_and_counts_new_frames_instead_of_growing() -> None:
+    queue = FrameQueue(max_frames=3)
+    accepted = [queue.put(_frame(n)) for n in range(5)]
+    assert accepted == [True, True, True, False, False]
+    assert queue.dropped == 2
+    assert len(queue) == 3
+
+
+def test_queue_hands_frames_over_oldest_first_in_batches() -> None:
+    queue = FrameQueue(max_frames=10)
+    for n in range(5):
+        queue.put(_frame(n))
+    first = queue.get_batch(3, timeout=0)
+    rest = queue.get_batch(10, timeout=0)
+    assert [f.ts_ns % 10 for f in first] == [0, 1, 2]
+    assert [f.ts_ns % 10 for f in rest] == [3, 4]
+    assert queue.get_batch(10, timeout=0) == []
+
+
+def test_queue_takes_frames_again_once_analysis_caught_up() -> None:
+    queue = FrameQueue(max_frames=2)
+    for n in range(4):
+        queue.put(_frame(n))
+    queue.get_batch(2, timeout=0)
+    assert queue.put(_frame(9))
+    assert queue.dropped == 2
+
+
+def test_queue_is_bounded_by_bytes_too() -> None:
+    queue = FrameQueue(max_frames=1000, max_bytes=150)
+    assert queue.put(_frame(0, size=100))
+    assert not queue.put(_frame(1, size=100))
+    assert queue.put(_frame(2, size=50))
+    assert queue.dropped == 1
+    queue.get_batch(10, timeout=0)
+    assert queue.put(_frame(3, size=150))
+
+
+# --------------------------------------------------------------------------- PcapWriter
+
+
+def test_written_pcap_reads_back_with_nanosecond_timestamps(tmp_path: Path) -> None:
+    path = tmp_path / "out.pcap"
+    frames = [_frame(n, size=40 + n) for n in range(3)]
+    writer = PcapWriter(str(path), linktype=1)
+    for frame in frames:
+        writer.write(frame)
+    writer.close()
+    with open_capture(str(path)) as reader:
+        assert list(reader) == frames
+
+
+def test_unwritable_pcap_path_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot write"):
+        PcapWriter(str(tmp_path / "no" / "such" / "dir.pcap"), linktype=1)
+
+
+# --------------------------------------------------------------------------- filter, interfaces
+
+
+def test_valid_filter_compiles_to_bpf_instructions() -> None:
+    program = compile_bpf("tcp and (port 25 or port 110)", 1)
+    assert program and len(program) % 8 == 0
+
+
+def test_invalid_filter_is_a_usage_error_with_libpcap_message() -> None:
+    with pytest.raises(FilterError) as caught:
+        compile_bpf("tcp port", 1)
+    assert isinstance(caught.value, UsageError)
+    assert caught.value.exit_status is ExitStatus.USAGE
+    assert "syntax error" in caught.value.message
+
+
+def test_unknown_interface_lists_the_interfaces_there_are() -> None:
+    with pytest.raises(UnknownInterfaceError) as caught:
+        open_capture_socket("nosuch0", "tcp")
+    assert caught.value.exit_status is ExitStatus.INPUT_ERROR
+    assert caught.value.hint is not None and "lo" in caught.value.hint
+
+
+def test_default_interface_exists() -> None:
+    assert default_interface() in interfaces()
+
+
+# --------------------------------------------------------------------------- capture on lo
+
+
+def _knock(port: int) -> None:
+    """One refused connection: a SYN and a RST on loopback."""
+    with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+        s.connect(("127.0.0.1", port))
+
+
+def test_loopback_capture_sees_each_packet_once_with_its_timestamp() -> None:
+    port = free_port()
+    source: CaptureSocket = open_capture_socket("lo", f"tcp port {port}")
+    queue = FrameQueue()
+    capture = LiveCapture(source=source, queue=queue, count=2)
+    before = time.time_ns()
+    capture.start()
+    try:
+        _knock(port)
+        assert capture.done.wait(30), "two packets (SYN, RST) were not captured"
+    finally:
+        capture.stop()
+        source.close()
+    after = time.time_ns()
+    frames = queue.get_batch(10, timeout=0)
+    assert capture.captured == 2 and len(frames) == 2
+    assert all(f.linktype == 1 and before <= f.ts_ns <= after for f in frames)
+    # Ethernet header, IPv4, TCP to the port: the SYN first, then the RST back.
+    syn, rst = frames
+    assert int.from_bytes(syn.data[36:38], "big") == port
+    assert int.from_bytes(rst.data[34:36], "big") == port
+    assert capture.error is None
