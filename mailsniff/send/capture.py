@@ -1,0 +1,132 @@
+"""Record the client's own TCP connections (RFC 793) into a pcap file with scapy while sending."""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mailsniff.errors import MailsniffError
+from mailsniff.status import ExitStatus
+
+__all__ = ["CaptureError", "PacketCapture", "interface_for"]
+
+#: Seconds to wait for the sniffer to start, and for the closing packets to be seen.
+_START_TIMEOUT = 10.0
+_DRAIN_TIMEOUT = 3.0
+_FIN, _RST = 0x01, 0x04
+
+
+class CaptureError(MailsniffError):
+    """The capture could not be started or written (no permission, no interface)."""
+
+    exit_status = ExitStatus.NO_PERMISSION
+
+
+def interface_for(host: str) -> str:
+    """The interface packets to `host` (an IP address) leave by: `lo` for loopback."""
+    from scapy.config import conf
+
+    address = ipaddress.ip_address(host)
+    if address.version == 6:
+        route = conf.route6.route(str(address))
+        return str(route[0])
+    return str(conf.route.route(str(address))[0])
+
+
+class PacketCapture:
+    """Collects the packets of each watched connection; `save` writes them as one pcap."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.packets: list[Any] = []
+
+    @contextmanager
+    def watch(self, host: str, port: int) -> Iterator[None]:
+        """Capture TCP packets to and from host:port while the block runs (and its close)."""
+        try:
+            address = str(ipaddress.ip_address(host))
+        except ValueError:
+            import socket
+
+            try:
+                address = str(socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)[0][4][0])
+            except OSError:
+                yield  # the connection will fail to resolve too, and say so
+                return
+        try:
+            from scapy.sendrecv import AsyncSniffer
+        except ImportError as error:  # pragma: no cover - scapy is a dependency
+            raise CaptureError(f"--capture needs scapy: {error}") from None
+        import scapy.layers.inet
+        import scapy.layers.inet6  # noqa: F401  (binds IPv6 below Ether)
+        from scapy.layers.l2 import Ether
+
+        tcp = scapy.layers.inet.TCP
+
+        started = threading.Event()
+        fins: list[int] = []
+        kept: list[Any] = []
+        last = b""
+
+        def seen(packet: Any) -> None:
+            # On `lo` every packet is seen twice (sent, then received): keep one copy.
+            # Loopback frames carry a zeroed Ethernet header, which scapy leaves as Raw.
+            nonlocal last
+            raw = bytes(packet)
+            if raw == last:
+                return
+            last = raw
+            frame = packet if packet.haslayer(tcp) else Ether(raw)
+            frame.time = packet.time
+            kept.append(frame)
+            flags = int(frame[tcp].flags) if frame.haslayer(tcp) else 0
+            if flags & (_FIN | _RST):
+                fins.append(flags)
+
+        sniffer = AsyncSniffer(
+            iface=interface_for(address),
+            filter=f"tcp and host {address} and port {port}",
+            prn=seen,
+            store=False,
+            started_callback=started.set,
+        )
+        try:
+            sniffer.start()
+        except (OSError, PermissionError) as error:
+            raise CaptureError(
+                f"--capture: cannot capture packets: {error}",
+                hint="run as root or give CAP_NET_RAW",
+            ) from None
+        try:
+            if not started.wait(_START_TIMEOUT):
+                raise CaptureError("--capture: the packet sniffer did not start")
+            yield
+        finally:
+            # Both FINs (or a RST) seen, or the drain deadline: the connection's packets are in.
+            deadline = time.monotonic() + _DRAIN_TIMEOUT
+            while time.monotonic() < deadline and len(fins) < 2 and not _has_rst(fins):
+                time.sleep(0.01)
+            try:
+                sniffer.stop()
+            except Exception:  # scapy raises if the sniffer thread died; keep what we have
+                pass
+            self.packets.extend(kept)
+
+    def save(self) -> int:
+        """Write every packet captured so far; returns how many."""
+        from scapy.utils import wrpcap
+
+        try:
+            wrpcap(str(self.path), self.packets)
+        except OSError as error:
+            raise CaptureError(f"--capture {self.path}: {error.strerror or error}") from None
+        return len(self.packets)
+
+
+def _has_rst(flags: list[int]) -> bool:
+    return any(f & _RST for f in flags)
