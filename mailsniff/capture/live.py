@@ -121,7 +121,7 @@ def compile_bpf(expression: str, dlt: int) -> bytes:
     Raises FilterError with libpcap's message when the expression is invalid.
     """
     try:
-        from scapy.arch.common import compile_filter, free_filter
+        from scapy.arch.common import compile_filter
         from scapy.error import Scapy_Exception
     except ImportError as error:  # pragma: no cover - scapy is a dependency
         raise FilterError(f"cannot compile the capture filter: {error}") from None
@@ -129,7 +129,8 @@ def compile_bpf(expression: str, dlt: int) -> bytes:
         program = compile_filter(expression, linktype=dlt)
     except Scapy_Exception as error:
         text = str(error)
-        reason = text[text.find("(") + 1 : -1] if text.endswith(")") and "(" in text else text
+        prefix = f"Failed to compile filter expression {expression!r} ("
+        reason = text[len(prefix) : -1] if text.startswith(prefix) and text.endswith(")") else text
         raise FilterError(f"invalid capture filter {expression!r}: {reason}") from None
     except (ImportError, OSError) as error:
         raise FilterError(
@@ -138,7 +139,10 @@ def compile_bpf(expression: str, dlt: int) -> bytes:
         ) from None
     length = int(program.bf_len)
     raw = ctypes.string_at(program.bf_insns, length * 8)
-    free_filter(program)
+    with contextlib.suppress(ImportError):  # scapy before 2.6 leaks the program instead
+        from scapy.arch.common import free_filter  # type: ignore[attr-defined,unused-ignore]
+
+        free_filter(program)
     return raw
 
 
