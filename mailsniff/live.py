@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+from rich import box
 from rich.console import Console, RenderableType
 from rich.panel import Panel
 from rich.table import Table
@@ -33,7 +34,14 @@ from mailsniff.render import jsonl
 from mailsniff.render.text import format_size, safe_text, shorten
 from mailsniff.status import ExitStatus
 
-__all__ = ["DEFAULT_PORTS", "LiveOptions", "LiveResult", "build_filter", "run_live"]
+__all__ = [
+    "DEFAULT_PORTS",
+    "LiveOptions",
+    "LiveResult",
+    "build_filter",
+    "open_sessions_view",
+    "run_live",
+]
 
 #: Captured by default: cleartext SMTP and POP3, and the implicit-TLS ports (reported only).
 DEFAULT_PORTS: tuple[int, ...] = tuple(sorted(MAIL_PORTS)) + tuple(sorted(IMPLICIT_TLS_PORTS))
@@ -44,6 +52,17 @@ _REFRESH_S = 0.25
 _EXPIRE_S = 1.0
 #: Open sessions shown in the live view (the most recent).
 _VIEW_ROWS = 20
+_VIEW_COLUMNS = (
+    ("id", 3),
+    ("client", 0),
+    ("server", 0),
+    ("proto", 5),
+    ("state", 5),
+    ("user", 0),
+    ("MAIL FROM", 0),
+    ("rcpts", 0),
+    ("bytes", 7),
+)
 
 
 @dataclass(slots=True, frozen=True, kw_only=True)
@@ -123,15 +142,28 @@ def _state(s: Session) -> str:
     return "greeting" if s.banner else "connected"
 
 
-def _view(sessions: Sequence[Session], flow_bytes: dict[int, int], captured: int) -> Table:
+def open_sessions_view(
+    sessions: Sequence[Session], flow_bytes: dict[int, int], captured: int, width: int = 120
+) -> Table:
     table = Table(
         title=f"open sessions: {len(sessions)}   packets: {captured}",
         title_justify="left",
         expand=False,
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
     )
-    for name in ("id", "client", "server", "proto", "state", "user", "MAIL FROM", "rcpts"):
-        table.add_column(name, overflow="ellipsis", no_wrap=True, max_width=32)
-    table.add_column("bytes", justify="right")
+    # (name, width it never goes under): ids, protocols, states and sizes stay readable; the
+    # five columns of addresses share what is left of the terminal's width.
+    wide = max(6, min(32, (width - 2 * len(_VIEW_COLUMNS) - 28) // 5))
+    for name, least in _VIEW_COLUMNS:
+        table.add_column(
+            name,
+            overflow="ellipsis",
+            no_wrap=True,
+            min_width=least or None,
+            max_width=None if least else wide,
+            justify="right" if name in ("id", "bytes") else "left",
+        )
     for s in sessions[-_VIEW_ROWS:]:
         user = next((a.username for a in reversed(s.auth) if a.username), None)
         last = s.transactions[-1] if s.transactions else None
@@ -144,7 +176,7 @@ def _view(sessions: Sequence[Session], flow_bytes: dict[int, int], captured: int
             _state(s),
             Text(safe_text(shorten(user or "", 32))),
             Text(safe_text(shorten(last.mail_from, 32)) if last else ""),
-            Text(safe_text(shorten(", ".join(rcpts), 32)) + (f" ({len(rcpts)})" if rcpts else "")),
+            Text(f"{len(rcpts)}: " + safe_text(shorten(", ".join(rcpts), 64)) if rcpts else ""),
             format_size(flow_bytes.get(s.id, 0)),
         )
     return table
@@ -313,7 +345,7 @@ def _loop(run: _Run, capture: LiveCapture, stop: _Stop) -> None:
         from rich.live import Live
 
         live = Live(
-            _view([], {}, 0),
+            open_sessions_view([], {}, 0, run.err.width),
             console=run.err,
             transient=True,
             auto_refresh=False,
@@ -352,7 +384,10 @@ def _loop(run: _Run, capture: LiveCapture, stop: _Stop) -> None:
                 if options.transcript and not options.json:
                     run.stream_transcripts()
                 if live is not None:
-                    view = _view(
-                        pipeline.open_sessions, _open_flow_bytes(pipeline), capture.captured
+                    view = open_sessions_view(
+                        pipeline.open_sessions,
+                        _open_flow_bytes(pipeline),
+                        capture.captured,
+                        run.err.width,
                     )
                     live.update(view, refresh=True)

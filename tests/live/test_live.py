@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from mailsniff.errors import UsageError
-from mailsniff.live import DEFAULT_PORTS, build_filter
+from mailsniff.live import DEFAULT_PORTS, build_filter, open_sessions_view
+from mailsniff.model import AuthAttempt, Endpoint, Protocol, RcptAttempt, Session, Transaction
 from tests.cli_runner import REPO, read_json, run_cli
 from tests.jsonschema_check import validate_lines
 from tests.servers import (
@@ -400,3 +402,28 @@ def test_ports_and_filter_override_the_default_and_combine() -> None:
     assert build_filter([25], "host 10.0.0.1") == "(tcp and (port 25)) and (host 10.0.0.1)"
     with pytest.raises(UsageError):
         build_filter([70000], None)
+
+
+# --------------------------------------------------------------------------- live view
+
+
+def test_live_view_shows_an_open_sessions_user_sender_recipients_and_bytes() -> None:
+    session = Session(
+        id=7,
+        protocol=Protocol.SMTP,
+        client=Endpoint("10.0.0.2", 40000),
+        server=Endpoint("10.0.0.1", 25),
+        start_ns=0,
+        end_ns=0,
+    )
+    session.auth.append(AuthAttempt("LOGIN", username="alice@example.com", password="x"))
+    t = Transaction("alice@example.com")
+    t.rcpts += [RcptAttempt("to@example.com"), RcptAttempt("hidden@example.com")]
+    session.transactions.append(t)
+    console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(open_sessions_view([session], {7: 2048}, 99, console.width))
+    text = console.export_text()
+    assert "open sessions: 1" in text and "packets: 99" in text
+    row = next(line for line in text.splitlines() if "10.0.0.2:40000" in line)
+    for cell in ("7", "10.0.0.1:25", "smtp", "alice@example.com", "2: to@example.com", "2.0"):
+        assert cell in row
