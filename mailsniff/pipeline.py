@@ -11,10 +11,12 @@ import ipaddress
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 
 from mailsniff.analysis.findings import analyse
 from mailsniff.capture.frame import Frame
 from mailsniff.limits import MAX_UNDECIDED_FLOWS
+from mailsniff.mail.mime import OpenSink
 from mailsniff.model import Endpoint, Protocol, Session
 from mailsniff.net.decoder import PacketDecoder
 from mailsniff.net.segment import TCP_SYN, Segment
@@ -46,8 +48,8 @@ IMPLICIT_TLS_PORTS: dict[int, Protocol] = {
     993: Protocol.IMAP,
 }
 _ALL_PORTS = frozenset(MAIL_PORTS) | frozenset(IMPLICIT_TLS_PORTS)
-#: The parser-backed handler for each protocol spoken in clear.
-_CLEARTEXT_HANDLERS: dict[Protocol, Callable[[Session], SessionHandler]] = {
+#: The parser-backed handler for each protocol spoken in clear (each takes `open_sink=`).
+_CLEARTEXT_HANDLERS: dict[Protocol, type[SmtpSessionHandler] | type[Pop3SessionHandler]] = {
     Protocol.SMTP: SmtpSessionHandler,
     Protocol.POP3: Pop3SessionHandler,
 }
@@ -134,6 +136,8 @@ class Pipeline:
     on_session: Callable[[Session], None] | None = None
     #: Keep each session's line-by-line transcript (for --transcript and live views).
     keep_transcript: bool = False
+    #: Export hook: asked for a sink at the start of every message (None: no export).
+    open_sink: OpenSink | None = None
     _active: dict[int, _Active] = field(default_factory=dict)
     _detected: dict[tuple[bytes, int, bytes, int], tuple[Protocol, tuple[bytes, int]]] = field(
         default_factory=dict
@@ -303,7 +307,9 @@ class Pipeline:
                 f"{protocol.value.upper()} greeting found after other bytes on this connection "
                 "(a proxy or tunnel handshake, not parsed)"
             )
-        make = _CLEARTEXT_HANDLERS.get(protocol)
+        make: Callable[[Session], SessionHandler] | None = _CLEARTEXT_HANDLERS.get(protocol)
+        if make is not None and self.open_sink is not None:
+            make = partial(_CLEARTEXT_HANDLERS[protocol], open_sink=self.open_sink)
         handler: SessionHandler
         if implicit_tls:
             handler = ImplicitTlsHandler(session, make)

@@ -16,17 +16,19 @@ from __future__ import annotations
 import binascii
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import errors, policy
 from email.errors import MessageDefect
 from email.message import Message as EmailMessage
 from email.parser import BytesParser
 from email.utils import collapse_rfc2231_value
+from typing import Protocol
 
 from mailsniff.limits import MAX_MESSAGE
 from mailsniff.mail.addresses import parse_address_header
 from mailsniff.mail.rfc2047 import decode_header_bytes, decode_raw_header, decode_words
-from mailsniff.model import Address, Attachment, Message
+from mailsniff.model import Address, Attachment, Message, RetrievedMessage, Session, Transaction
 
 __all__ = [
     "MAX_DEFECTS",
@@ -34,6 +36,10 @@ __all__ = [
     "MAX_PARTS",
     "HeaderField",
     "MessageAccumulator",
+    "MessageSink",
+    "OpenSink",
+    "RawSink",
+    "attachment_payloads",
     "parse_message",
     "split_header_fields",
 ]
@@ -235,8 +241,13 @@ def _listed(disposition: str | None, ctype: str, filename: str | None, is_root: 
     return not is_root and maintype not in ("text", "multipart")
 
 
-def _walk(root: EmailMessage, msg: Message, linesep: str) -> None:
-    """Depth-first over the MIME tree, bounded; message/rfc822 parts are listed, not entered."""
+def _walk(
+    root: EmailMessage, msg: Message, linesep: str, payloads: list[bytes] | None = None
+) -> None:
+    """Depth-first over the MIME tree, bounded; message/rfc822 parts are listed, not entered.
+
+    With `payloads`, each listed attachment's decoded bytes are appended to it too.
+    """
     stack: list[tuple[EmailMessage, bool]] = [(root, True)]
     walked = 0
     defects: list[str] = []
@@ -258,6 +269,8 @@ def _walk(root: EmailMessage, msg: Message, linesep: str) -> None:
             continue
         data = _payload_bytes(part, linesep)  # decoding may add defects to the part
         defects.extend(_defect_text(d) for d in part.defects)
+        if payloads is not None:
+            payloads.append(data)
         msg.attachments.append(
             Attachment(
                 filename=filename,
@@ -363,11 +376,28 @@ def _mime(block: _HeaderBlock, raw: bytes, msg: Message) -> None:
         _mime_stdlib(block, raw, msg)
 
 
-def _mime_stdlib(block: _HeaderBlock, raw: bytes, msg: Message) -> None:
+def _mime_stdlib(
+    block: _HeaderBlock, raw: bytes, msg: Message, payloads: list[bytes] | None = None
+) -> None:
     """The reference walk: the stdlib parser over the whole message."""
     parsed = BytesParser(policy=policy.compat32).parsebytes(block.normalised + block.body)
     linesep = "\r\n" if raw[: raw.find(b"\n") + 1].endswith(b"\r\n") else "\n"
-    _walk(parsed, msg, linesep)
+    _walk(parsed, msg, linesep, payloads)
+
+
+def attachment_payloads(raw: bytes) -> list[tuple[Attachment, bytes]]:
+    """Every attachment `parse_message(raw)` lists, with its decoded bytes. Never raises.
+
+    Uses the stdlib walk (the reference the fast walker reproduces), so the records are the
+    ones `parse_message` returns; for export, where the bytes themselves are wanted.
+    """
+    msg = Message(size=len(raw), sha256="")
+    payloads: list[bytes] = []
+    try:
+        _mime_stdlib(_split(raw), raw, msg, payloads)
+    except Exception:  # hostile bytes: what was decoded before the failure is kept
+        pass
+    return list(zip(msg.attachments, payloads, strict=False))
 
 
 # -- the fast walker ------------------------------------------------------------------------
@@ -614,15 +644,44 @@ def _mime_fast(head: EmailMessage, block: _HeaderBlock, raw: bytes, msg: Message
     msg.defects.extend(defects)
 
 
+class RawSink(Protocol):
+    """Receives every byte of one message as transferred (after dot-unstuffing), in order.
+
+    The accumulator forwards to it; whoever made it (an exporter) decides where bytes go.
+    """
+
+    def write(self, data: bytes) -> None:
+        """The next bytes of the message."""
+
+    def gap(self, length: int) -> None:
+        """`length` bytes here were never captured (nothing is written for them)."""
+
+
+class MessageSink(RawSink, Protocol):
+    """A RawSink told how its message ended: finished (with the record it belongs to) or not."""
+
+    def end(self, message: Message, owner: Transaction | RetrievedMessage) -> None:
+        """The message is complete as far as the capture goes; `owner` holds `message`."""
+
+    def abandon(self) -> None:
+        """The message was dropped (its command unknown, or the connection ended inside it)."""
+
+
+#: Opens the sink for a session's next message when it starts; None: not wanted.
+OpenSink = Callable[[Session], MessageSink | None]
+
+
 class MessageAccumulator:
     """Collects one message's bytes (already dot-unstuffed) with bounded memory.
 
-    Every byte is hashed and counted; only the first `max_bytes` are kept for parsing.
+    Every byte is hashed and counted; only the first `max_bytes` are kept for parsing. An
+    optional `sink` receives every byte too (for export), so nothing is kept twice here.
     """
 
-    __slots__ = ("_buf", "_max", "_hash", "_size", "_gap_bytes", "_gaps")
+    __slots__ = ("_buf", "_max", "_hash", "_size", "_gap_bytes", "_gaps", "sink")
 
-    def __init__(self, max_bytes: int = MAX_MESSAGE) -> None:
+    def __init__(self, max_bytes: int = MAX_MESSAGE, sink: RawSink | None = None) -> None:
+        self.sink = sink
         self._buf = bytearray()
         self._max = max_bytes
         self._hash = hashlib.sha256()
@@ -635,6 +694,8 @@ class MessageAccumulator:
         return self._size
 
     def feed(self, data: bytes) -> None:
+        if self.sink is not None:
+            self.sink.write(data)
         self._hash.update(data)
         self._size += len(data)
         room = self._max - len(self._buf)
@@ -645,6 +706,8 @@ class MessageAccumulator:
 
     def note_gap(self, length: int) -> None:
         """`length` bytes inside the message were never captured (not hashed, not counted)."""
+        if self.sink is not None:
+            self.sink.gap(length)
         self._gap_bytes += length
         if len(self._gaps) < MAX_DEFECTS and len(self._buf) < self._max:
             self._gaps.append(len(self._buf))

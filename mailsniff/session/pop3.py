@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from mailsniff.limits import MAX_TRANSCRIPT_DATA_LINES, MAX_TRANSCRIPT_LINES
-from mailsniff.mail.mime import MessageAccumulator
+from mailsniff.mail.mime import MessageAccumulator, MessageSink, OpenSink
 from mailsniff.model import AuthAttempt, Exchange, RetrievedMessage, Session
 from mailsniff.protocols.base import Direction, to_text
 from mailsniff.protocols.pop3 import (
@@ -67,10 +67,13 @@ class Pop3SessionHandler(ParserDriven[Pop3Event]):
 
     Args:
         session: the record to fill; the caller owns endpoints, times, gaps and close reason.
+        open_sink: asked for a sink at the start of each RETR/TOP body (export), if given.
     """
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, open_sink: OpenSink | None = None) -> None:
         self.session = session
+        self._open_sink = open_sink
+        self._sink: MessageSink | None = None  # the open body's export sink
         self._parser = Pop3Parser()
         self._transcript = TranscriptRecorder(session)
         self._challenge: str | None = None  # APOP timestamp from the greeting
@@ -95,6 +98,9 @@ class Pop3SessionHandler(ParserDriven[Pop3Event]):
 
     def close(self, ts_ns: int) -> None:
         super().close(ts_ns)
+        if self._sink is not None:  # the parser ends every body on close; belt and braces
+            self._sink.abandon()
+            self._sink = None
         if self._anomalies_dropped:
             self.session.anomalies.append(f"{self._anomalies_dropped} more anomalies not kept")
             self._anomalies_dropped = 0
@@ -218,7 +224,11 @@ class Pop3SessionHandler(ParserDriven[Pop3Event]):
                     if number is not None:
                         s.deleted.append(number)
                 case "RETR" | "TOP" if event.multiline:  # RFC 1939 5, 7
-                    self._message = MessageAccumulator()
+                    if self._sink is not None:
+                        self._sink.abandon()
+                    opened = self._open_sink(s) if self._open_sink is not None else None
+                    self._sink = opened
+                    self._message = MessageAccumulator(sink=opened)
                     self._message_partial = command.verb == "TOP"
                 case "CAPA":  # RFC 2449 5
                     self._capabilities = []
@@ -286,16 +296,20 @@ class Pop3SessionHandler(ParserDriven[Pop3Event]):
                 s.exchanges[self._body_index], reply_lines=1 + event.lines
             )
         command = event.command
+        sink, self._sink = self._sink, None
         if self._message is not None and command is not None:
-            s.messages.append(
-                RetrievedMessage(
-                    command=_command_text(command),
-                    number=_number(command),
-                    partial=self._message_partial or not event.complete,
-                    message=self._message.finish(),
-                    ts_ns=command.ts_ns,
-                )
+            retrieved = RetrievedMessage(
+                command=_command_text(command),
+                number=_number(command),
+                partial=self._message_partial or not event.complete,
+                message=self._message.finish(),
+                ts_ns=command.ts_ns,
             )
+            s.messages.append(retrieved)
+            if sink is not None:
+                sink.end(retrieved.message, retrieved)
+        elif sink is not None:
+            sink.abandon()
         if self._capabilities is not None:
             s.capabilities = self._capabilities
         self._message = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mailsniff.limits import MAX_LINE, MAX_TRANSCRIPT_DATA_LINES, MAX_TRANSCRIPT_LINES
-from mailsniff.mail.mime import MessageAccumulator
+from mailsniff.mail.mime import MessageAccumulator, MessageSink, OpenSink
 from mailsniff.model import (
     AuthAttempt,
     Exchange,
@@ -68,6 +68,7 @@ class _Body:
 
     txn: Transaction
     acc: MessageAccumulator = field(default_factory=MessageAccumulator)
+    sink: MessageSink | None = None  # the export's copy of the bytes, when one was asked for
     line: bytearray = field(default_factory=bytearray)
     lines_shown: int = 0
     lines_hidden: int = 0
@@ -83,10 +84,12 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
 
     Fills banner, helo, capabilities, tls, auth, transactions (with their messages),
     exchanges, transcript and anomalies. Analysis (bcc, header_only, findings) comes later.
+    `open_sink`, when given, is asked for a sink at the start of each message (export).
     """
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, open_sink: OpenSink | None = None) -> None:
         self.session = session
+        self._open_sink = open_sink
         self._parser = SmtpParser()
         self._transcript = TranscriptRecorder(session)
         self._awaited: dict[int, _Awaited] = {}
@@ -358,7 +361,8 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
                 txn = Transaction(mail_from="", ts_ns=ts)
                 self.session.transactions.append(txn)
                 self._txn = txn
-            self._body = _Body(txn, ts_ns=ts)
+            sink = self._open_sink(self.session) if self._open_sink is not None else None
+            self._body = _Body(txn, acc=MessageAccumulator(sink=sink), sink=sink, ts_ns=ts)
         return self._body
 
     def _on_message_data(self, ev: MessageData) -> None:
@@ -436,6 +440,8 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
         if body is None:
             return
         body.txn.message = body.acc.finish()
+        if body.sink is not None:
+            body.sink.end(body.txn.message, body.txn)
         if complete and self._txn is body.txn:
             # RFC 5321 4.1.1.4: the end of data ends the transaction. An abandoned message
             # (BDAT chunks then DATA) leaves it open for the message that replaces it.
