@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -13,6 +14,8 @@ from rich.console import Console
 from mailsniff.capture.frame import Frame
 from mailsniff.capture.reader import CaptureReader, open_capture
 from mailsniff.errors import TruncatedCaptureError, UnsupportedLinkTypeError
+from mailsniff.export import ExportOptions, open_exporter
+from mailsniff.export.redact import redact_session
 from mailsniff.model import Protocol, Session
 from mailsniff.net.link import is_supported, linktype_name
 from mailsniff.pipeline import Pipeline, SessionFilter
@@ -20,7 +23,7 @@ from mailsniff.render import console as console_render
 from mailsniff.render import jsonl
 from mailsniff.status import ExitStatus
 
-__all__ = ["ReadOptions", "ReadResult", "read_capture", "summarise"]
+__all__ = ["ReadOptions", "ReadResult", "feed_capture", "read_capture", "summarise"]
 
 _PROGRESS_EVERY = 2048
 
@@ -36,6 +39,9 @@ class ReadOptions:
     transcript: bool = False
     summary_only: bool = False
     progress: bool = True
+    extract: str | None = None  # --extract DIR
+    mbox: str | None = None  # --mbox FILE
+    redact: bool = False  # --redact
 
 
 @dataclass(slots=True)
@@ -114,42 +120,32 @@ def summarise(tally: Tally, pipeline: Pipeline, warnings: list[str]) -> dict[str
     }
 
 
-def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult:
-    """Read one capture and render it to `out`; raises MailsniffError for unreadable input."""
-    pipeline = Pipeline(
-        session_filter=SessionFilter(
-            protocols=options.protocols, hosts=options.hosts, ports=options.ports
-        ),
-        keep_transcript=options.transcript,
-    )
-    sessions: list[Session] = []  # console output only: JSON streams and keeps nothing
-    tally = Tally()
+def feed_capture(
+    path: str,
+    pipeline: Pipeline,
+    err: Console,
+    emit: Callable[[Session], None],
+    *,
+    progress: bool = True,
+) -> tuple[ExitStatus, list[str]]:
+    """Run every frame of the capture at `path` through `pipeline`, handing each finished
+    session to `emit`; returns the exit status and the warnings (truncation, link types).
+
+    Raises MailsniffError for input that cannot be read at all.
+    """
     warnings: list[str] = []
     status = ExitStatus.SUCCESS
-    wanted = options.session_ids
-
-    def emit(session: Session) -> None:
-        if wanted is not None and session.id not in wanted:
-            return
-        tally.add(session)
-        if options.json:
-            line = jsonl.dumps(jsonl.session_record(session, transcript=options.transcript))
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
-        else:
-            sessions.append(session)
-
-    with open_capture(options.path) as reader:
+    with open_capture(path) as reader:
         if reader.format == "pcap" and not is_supported(reader.linktypes[0]):
             lt = reader.linktypes[0]
             raise UnsupportedLinkTypeError(lt, name=linktype_name(lt))
-        show_progress = options.progress and err.is_terminal and reader.total_bytes is not None
+        show_progress = progress and err.is_terminal and reader.total_bytes is not None
         progress_cm: Any = nullcontext()
-        progress = task = None
+        bar = task = None
         if show_progress:
             from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-            progress = Progress(
+            bar = Progress(
                 "[progress.description]{task.description}",
                 BarColumn(),
                 DownloadColumn(),
@@ -161,11 +157,11 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
                 redirect_stdout=False,
                 redirect_stderr=False,
             )
-            task = progress.add_task("reading", total=reader.total_bytes)
-            progress_cm = progress
+            task = bar.add_task("reading", total=reader.total_bytes)
+            progress_cm = bar
         with progress_cm:
             try:
-                for session in pipeline.run(_frames(reader, pipeline, progress, task)):
+                for session in pipeline.run(_frames(reader, pipeline, bar, task)):
                     emit(session)
             except TruncatedCaptureError as error:
                 pipeline.finish()
@@ -181,6 +177,51 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
                 f"{count} frames of unsupported link type {linktype} "
                 f"({linktype_name(linktype)}) skipped"
             )
+    return status, warnings
+
+
+def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult:
+    """Read one capture and render it to `out`; raises MailsniffError for unreadable input."""
+    exporter = open_exporter(
+        ExportOptions(
+            extract=Path(options.extract) if options.extract is not None else None,
+            mbox=Path(options.mbox) if options.mbox is not None else None,
+            session_ids=options.session_ids,
+        )
+    )
+    pipeline = Pipeline(
+        session_filter=SessionFilter(
+            protocols=options.protocols, hosts=options.hosts, ports=options.ports
+        ),
+        keep_transcript=options.transcript,
+        open_sink=exporter.open_sink if exporter is not None else None,
+    )
+    sessions: list[Session] = []  # console output only: JSON streams and keeps nothing
+    tally = Tally()
+    wanted = options.session_ids
+
+    def emit(session: Session) -> None:
+        if wanted is not None and session.id not in wanted:
+            return
+        if options.redact:
+            redact_session(session)
+        if exporter is not None:
+            exporter.session_done(session)
+        tally.add(session)
+        if options.json:
+            line = jsonl.dumps(jsonl.session_record(session, transcript=options.transcript))
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        else:
+            sessions.append(session)
+
+    try:
+        status, warnings = feed_capture(
+            options.path, pipeline, err, emit, progress=options.progress
+        )
+    finally:
+        if exporter is not None:
+            exporter.close()
 
     if options.json:
         summary = summarise(tally, pipeline, warnings)

@@ -1,0 +1,227 @@
+"""`mailsniff creds`: every credential seen (RFC 4954, 4616, 2195, 1939, 5034, 7628), deduplicated.
+
+A credential is what one authentication attempt revealed: protocol, server, mechanism, username
+and password (or the challenge and response of CRAM-MD5 / APOP). Attempts that reveal the same
+things are one row, with whether it worked, first and last time seen, and how many times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Column, Table
+from rich.text import Text
+
+from mailsniff.export.redact import redact_session
+from mailsniff.model import AuthAttempt, Endpoint, Session
+from mailsniff.pipeline import Pipeline
+from mailsniff.reading import feed_capture
+from mailsniff.render.jsonl import dumps, iso8601
+from mailsniff.render.text import format_timestamp, safe_text
+from mailsniff.status import ExitStatus
+
+__all__ = [
+    "Credential",
+    "CredentialTable",
+    "CredsOptions",
+    "CredsResult",
+    "credential_record",
+    "read_credentials",
+    "render_credentials",
+]
+
+#: (protocol, server, mechanism, username, password, authzid, challenge, response)
+_Key = tuple[str, Endpoint, str, str | None, str | None, str | None, str | None, str | None]
+
+
+@dataclass(slots=True)
+class Credential:
+    protocol: str
+    server: Endpoint
+    mechanism: str
+    username: str | None
+    password: str | None
+    authzid: str | None
+    challenge: str | None
+    response: str | None
+    first_ns: int
+    last_ns: int
+    count: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+    @property
+    def worked(self) -> bool | None:
+        """True if it ever worked, False if every answer seen refused it, None if unknown."""
+        if self.succeeded:
+            return True
+        return False if self.failed else None
+
+
+def _reveals(attempt: AuthAttempt) -> bool:
+    return any(v is not None for v in (attempt.username, attempt.password, attempt.response))
+
+
+class CredentialTable:
+    """Accumulates credentials from finished sessions, keeping one row per distinct secret."""
+
+    def __init__(self) -> None:
+        self._rows: dict[_Key, Credential] = {}
+
+    def add_session(self, session: Session) -> None:
+        for attempt in session.auth:
+            if not _reveals(attempt):
+                continue
+            ts = attempt.ts_ns or session.start_ns
+            key: _Key = (
+                session.protocol.value,
+                session.server,
+                attempt.mechanism,
+                attempt.username,
+                attempt.password,
+                attempt.authzid,
+                attempt.challenge,
+                attempt.response,
+            )
+            row = self._rows.get(key)
+            if row is None:
+                row = self._rows[key] = Credential(
+                    protocol=session.protocol.value,
+                    server=session.server,
+                    mechanism=attempt.mechanism,
+                    username=attempt.username,
+                    password=attempt.password,
+                    authzid=attempt.authzid,
+                    challenge=attempt.challenge,
+                    response=attempt.response,
+                    first_ns=ts,
+                    last_ns=ts,
+                )
+            row.first_ns = min(row.first_ns, ts)
+            row.last_ns = max(row.last_ns, ts)
+            row.count += 1
+            if attempt.success is True:
+                row.succeeded += 1
+            elif attempt.success is False:
+                row.failed += 1
+
+    def rows(self) -> list[Credential]:
+        """In order of first appearance."""
+        return sorted(self._rows.values(), key=lambda c: (c.first_ns, c.server.ip, c.mechanism))
+
+
+def credential_record(c: Credential) -> dict[str, Any]:
+    """One JSON Lines record (`creds --json`)."""
+    return {
+        "type": "credential",
+        "protocol": c.protocol,
+        "server": {"ip": c.server.ip, "port": c.server.port},
+        "mechanism": c.mechanism,
+        "username": c.username,
+        "password": c.password,
+        "authzid": c.authzid,
+        "challenge": c.challenge,
+        "response": c.response,
+        "worked": c.worked,
+        "succeeded": c.succeeded,
+        "failed": c.failed,
+        "first_seen": iso8601(c.first_ns),
+        "last_seen": iso8601(c.last_ns),
+        "count": c.count,
+    }
+
+
+def _cell(value: str | None) -> Text:
+    return Text("-", style="dim") if value is None else Text(safe_text(value))
+
+
+def _secret(c: Credential) -> Text:
+    if c.password is None and (c.challenge is not None or c.response is not None):
+        return Text.assemble(
+            ("challenge ", "dim"), _cell(c.challenge), ("\nresponse ", "dim"), _cell(c.response)
+        )
+    return _cell(c.password)
+
+
+def _when(ts_ns: int) -> str:
+    return format_timestamp(ts_ns, micro=False).replace("T", " ").removesuffix("Z")
+
+
+def _worked(c: Credential) -> Text:
+    if c.worked is True and c.failed:
+        return Text.assemble(("yes", "bold green"), (f" {c.failed}\u2717", "dim"))
+    if c.worked is True:
+        return Text("yes", style="bold green")
+    if c.worked is False:
+        return Text("no", style="bold red")
+    return Text("?", style="dim")
+
+
+def render_credentials(console: Console, rows: Iterable[Credential], *, json: bool) -> int:
+    """Print the table (or JSON Lines); returns the number of rows."""
+    rows = list(rows)
+    if json:
+        for c in rows:
+            console.file.write(dumps(credential_record(c)) + "\n")
+        console.file.flush()
+        return len(rows)
+    table = Table(
+        Column("server", no_wrap=True),
+        Column("protocol", no_wrap=True),
+        Column("username", overflow="fold", min_width=8),
+        Column("password / secret", overflow="fold", min_width=8),
+        Column("worked", no_wrap=True),
+        Column("first / last seen", overflow="fold"),
+        title=Text(f"Credentials ({len(rows)})", style="bold"),
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for c in rows:
+        seen = _when(c.first_ns)
+        if c.last_ns != c.first_ns:
+            seen += "\n" + _when(c.last_ns)
+        table.add_row(
+            Text(str(c.server)),
+            Text.assemble(c.protocol.upper(), "\n", (safe_text(c.mechanism), "dim")),
+            _cell(c.username),
+            _secret(c),
+            Text.assemble(_worked(c), f"\n{c.count}x"),
+            seen,
+        )
+    console.print(table)
+    return len(rows)
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class CredsOptions:
+    path: str
+    json: bool = False
+    redact: bool = False
+    progress: bool = True
+
+
+@dataclass(slots=True)
+class CredsResult:
+    status: ExitStatus
+    warning: str | None
+    credentials: int
+
+
+def read_credentials(options: CredsOptions, out: Console, err: Console) -> CredsResult:
+    """`mailsniff creds FILE`: read the capture, print one row per distinct credential."""
+    table = CredentialTable()
+
+    def emit(session: Session) -> None:
+        if options.redact:
+            redact_session(session)
+        table.add_session(session)
+
+    status, warnings = feed_capture(options.path, Pipeline(), err, emit, progress=options.progress)
+    count = render_credentials(out, table.rows(), json=options.json)
+    warning = "; ".join(warnings) if status is ExitStatus.TRUNCATED else None
+    return CredsResult(status=status, warning=warning, credentials=count)

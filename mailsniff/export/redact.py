@@ -1,0 +1,111 @@
+"""--redact: mask passwords, bearer tokens and digests (RFC 4954, 4616, 2195, 1939, 7628).
+
+One function, applied to finished Sessions before anything renders or exports them, so every
+output (console, JSON Lines, transcripts, manifest, creds) shows the same mask. What is masked:
+each AuthAttempt's password (the bearer token for XOAUTH2/OAUTHBEARER) and response (CRAM-MD5
+and APOP digests, crackable offline); and everywhere text from the dialogue is kept (transcript
+lines and their decoded notes, the exchange table, anomalies, findings), each of those secrets
+as written, its base64 form, and any base64 token whose decoded bytes contain one of them (the
+AUTH PLAIN line, the XOAUTH2 blob). Usernames stay: they identify, they do not grant access.
+Message contents are not altered (they are the evidence; credentials do not travel in them).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import replace
+
+from mailsniff.model import Finding, Session, TranscriptLine
+
+__all__ = ["MASK", "redact_session", "session_secrets"]
+
+MASK = "********"
+#: Secrets at least this long are masked wherever they occur; shorter ones only as whole words
+#: (a three-letter password must not blank every "abc" in a transcript).
+_ANYWHERE = 8
+_BASE64_TOKEN = re.compile(r"[A-Za-z0-9+/]{4,}={0,2}")
+
+
+def session_secrets(session: Session) -> list[str]:
+    """Every password, token and digest of the session, longest first."""
+    found: set[str] = set()
+    for attempt in session.auth:
+        for value in (attempt.password, attempt.response):
+            if value:
+                found.add(value)
+    return sorted(found, key=len, reverse=True)
+
+
+class _Scrubber:
+    def __init__(self, secrets: list[str]) -> None:
+        self._secrets = secrets
+        self._needles = [s.encode("utf-8", "surrogateescape") for s in secrets]
+        forms: list[str] = []
+        for secret, needle in zip(secrets, self._needles, strict=True):
+            forms.append(secret)
+            forms.append(base64.b64encode(needle).decode("ascii").rstrip("="))
+        patterns = []
+        for form in sorted(set(forms), key=len, reverse=True):
+            escaped = re.escape(form)
+            if len(form) >= _ANYWHERE:
+                patterns.append(escaped)
+            else:
+                patterns.append(rf"(?<![\w]){escaped}(?![\w])")
+        self._pattern = re.compile("|".join(patterns)) if patterns else None
+
+    def _carries_secret(self, token: str) -> bool:
+        if len(token) < 4:
+            return False
+        try:
+            decoded = base64.b64decode(token + "=" * (-len(token) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        for needle in self._needles:
+            if len(needle) >= 4 and needle in decoded:
+                return True
+            # a short secret only where a SASL blob puts it: whole, after NUL (PLAIN), or as
+            # the bearer token (XOAUTH2), not anywhere in the bytes an ordinary word decodes to
+            if decoded == needle or decoded.endswith(b"\0" + needle):
+                return True
+            if b"Bearer " + needle + b"\x01" in decoded:
+                return True
+        return False
+
+    def text(self, value: str) -> str:
+        if self._pattern is None or not value:
+            return value
+        value = _BASE64_TOKEN.sub(
+            lambda m: MASK if self._carries_secret(m.group(0)) else m.group(0), value
+        )
+        return self._pattern.sub(MASK, value)
+
+    def optional(self, value: str | None) -> str | None:
+        return None if value is None else self.text(value)
+
+
+def redact_session(session: Session) -> Session:
+    """Mask the session's secrets everywhere in it, in place; returns the same session."""
+    secrets = session_secrets(session)
+    if not secrets:
+        return session
+    scrub = _Scrubber(secrets)
+    for attempt in session.auth:
+        if attempt.password is not None:
+            attempt.password = MASK
+        if attempt.response is not None:
+            attempt.response = MASK
+        attempt.username = scrub.optional(attempt.username)
+        attempt.reply = scrub.optional(attempt.reply)
+    session.transcript = [
+        TranscriptLine(line.ts_ns, line.direction, scrub.text(line.text), scrub.optional(line.note))
+        for line in session.transcript
+    ]
+    session.exchanges = [
+        replace(e, argument=scrub.text(e.argument), reply=scrub.optional(e.reply))
+        for e in session.exchanges
+    ]
+    session.anomalies = [scrub.text(a) for a in session.anomalies]
+    session.findings = [Finding(f.kind, scrub.text(f.detail)) for f in session.findings]
+    return session
