@@ -180,6 +180,8 @@ class SmtpServer:
     #: Port of the implicit-TLS listener (SMTPS), and the STARTTLS-capable plain listener's port.
     tls_port: int = 0
     cert: Path | None = None
+    #: Offer PIPELINING (RFC 2920) in the EHLO reply (aiosmtpd reads commands one by one).
+    pipelining: bool = True
 
 
 class _Handler:
@@ -187,6 +189,19 @@ class _Handler:
 
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.server.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -229,8 +244,8 @@ def _authenticate(
 ) -> AuthResult:
     if isinstance(auth_data, LoginPassword):
         ok = auth_data.login == SMTP_USER.encode() and auth_data.password == SMTP_PASSWORD.encode()
-        return AuthResult(success=ok)
-    return AuthResult(success=False)
+        return AuthResult(success=ok, handled=False)
+    return AuthResult(success=False, handled=False)
 
 
 class _Controller(Controller):
@@ -242,14 +257,14 @@ class _Controller(Controller):
 
 
 @contextmanager
-def running_smtp(*, tls: bool = True) -> Iterator[SmtpServer]:
+def running_smtp(*, tls: bool = True, pipelining: bool = True) -> Iterator[SmtpServer]:
     """aiosmtpd on 127.0.0.1 with AUTH LOGIN/PLAIN/CRAM-MD5 allowed without TLS.
 
     With tls, the plain listener offers STARTTLS and a second listener speaks implicit TLS,
     both with a self-signed certificate (SmtpServer.cert).
     """
     with _tmpdir("msmtp") as tmp:
-        server = SmtpServer("127.0.0.1", free_port())
+        server = SmtpServer("127.0.0.1", free_port(), pipelining=pipelining)
         handler = _Handler(server)
         context: ssl.SSLContext | None = None
         if tls:
