@@ -1,0 +1,395 @@
+"""What `mailsniff send`, `mx` and `pop` do (RFC 5321, 1939): run the client, print the results.
+
+The typer commands in mailsniff.cli only turn options into the calls below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich import box
+from rich.console import Console
+from rich.table import Column, Table
+from rich.text import Text
+
+from mailsniff.analysis.findings import analyse
+from mailsniff.errors import MailsniffError, UsageError
+from mailsniff.model import Session, TranscriptLine
+from mailsniff.render.console import _transcript_text, render_session
+from mailsniff.render.text import safe_text
+from mailsniff.send import NetworkError, RejectedError
+from mailsniff.send.capture import PacketCapture
+from mailsniff.send.client import RcptOutcome, SendResult, SmtpOptions, TlsMode, deliver
+from mailsniff.send.message import (
+    MessageSpec,
+    build_message,
+    envelope_recipients,
+    parse_header_option,
+    split_addresses,
+)
+from mailsniff.send.mx import MxResult, host_port, lookup_mx, make_resolver
+from mailsniff.send.pop import PopAction, PopOptions, PopResult, pop
+
+__all__ = ["SendRequest", "build_send_request", "run_mx", "run_pop", "run_send"]
+
+SMTP_PORT = 25
+SMTPS_PORT = 465
+POP3_PORT = 110
+POP3S_PORT = 995
+#: Anomaly the reader flags for cleartext after STARTTLS; our own client feeds the decrypted
+#: side on purpose, so it says nothing about this session.
+_OWN_CLEARTEXT = "cleartext-after-starttls"
+
+
+def _show(out: Console) -> Callable[[list[TranscriptLine]], None]:
+    def show(lines: list[TranscriptLine]) -> None:
+        out.print(_transcript_text(lines))
+
+    return show
+
+
+@contextmanager
+def _capturing(path: Path | None, out: Console) -> Iterator[PacketCapture | None]:
+    if path is None:
+        yield None
+        return
+    capture = PacketCapture(path)
+    try:
+        yield capture
+    finally:
+        count = capture.save()
+        out.print(Text(f"captured {count} packets into {path}", style="dim"))
+
+
+# --------------------------------------------------------------------------- mx
+
+
+def _mx_table(result: MxResult) -> Table:
+    table = Table(
+        Column("pref", justify="right"),
+        Column("host", overflow="fold"),
+        Column("addresses", overflow="fold"),
+        title=Text(f"MX {result.domain}", style="bold"),
+        title_justify="left",
+        box=box.SIMPLE,
+    )
+    for host in result.hosts:
+        addresses = ", ".join(host.addresses) if host.addresses else f"({host.problem})"
+        table.add_row(str(host.preference), safe_text(host.host), safe_text(addresses))
+    return table
+
+
+def run_mx(domain: str, resolver: str | None, timeout: float, out: Console) -> None:
+    """Print the MX hosts of `domain` with their addresses; raises NetworkError on failure."""
+    result = lookup_mx(domain, make_resolver(resolver, timeout))
+    if result.null_mx:
+        out.print(Text(f"{result.domain}: null MX (RFC 7505): the domain accepts no mail"))
+        return
+    out.print(_mx_table(result))
+    if result.implicit:
+        out.print(
+            Text(
+                f"no MX records: mail goes to {result.domain} itself (implicit MX, RFC 5321 5.1)",
+                style="yellow",
+            )
+        )
+
+
+# --------------------------------------------------------------------------- send
+
+
+@dataclass(slots=True)
+class SendRequest:
+    spec: MessageSpec
+    options: SmtpOptions
+    #: `HOST[:PORT]`; None: MX lookup per recipient domain.
+    server: str | None = None
+    #: Port for MX delivery (25 unless testing).
+    mx_port: int = SMTP_PORT
+    resolver: str | None = None
+    capture: Path | None = None
+    dry_run: bool = False
+    outcomes: list[RcptOutcome] = field(default_factory=list)
+
+
+def _roles(spec: MessageSpec) -> dict[str, str]:
+    roles: dict[str, str] = {}
+    for role, addresses in (("bcc", spec.bcc), ("cc", spec.cc), ("to", spec.to)):
+        for address in envelope_recipients(MessageSpec("", to=addresses)):
+            roles[address.lower()] = role
+    return roles
+
+
+def _dry_run(request: SendRequest, recipients: list[str], message: bytes, out: Console) -> None:
+    roles = _roles(request.spec)
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    route = request.server or f"MX lookup per recipient domain (port {request.mx_port})"
+    grid.add_row("server", Text(safe_text(route)))
+    grid.add_row("MAIL FROM", Text(safe_text(f"<{request.spec.envelope_from}>")))
+    for address in recipients:
+        role = roles.get(address.lower(), "to")
+        style = "bold magenta" if role == "bcc" else ""
+        grid.add_row("RCPT TO", Text(safe_text(f"<{address}>  ({role})"), style=style))
+    out.print(grid)
+    out.print(Text("message (dry run: not sent):", style="bold"))
+    out.print(Text(safe_text(message.decode("utf-8", "replace").replace("\r\n", "\n"))))
+
+
+def _outcome_table(outcomes: list[RcptOutcome], roles: dict[str, str]) -> Table:
+    table = Table(
+        Column("recipient", overflow="fold"),
+        Column("as", no_wrap=True),
+        Column("server", overflow="fold"),
+        Column("outcome", no_wrap=True),
+        Column("server reply", overflow="fold"),
+        title=Text("Recipients", style="bold"),
+        title_justify="left",
+    )
+    for o in outcomes:
+        style = "green" if o.status == "accepted" else "bold red"
+        table.add_row(
+            Text(safe_text(o.address)),
+            Text(roles.get(o.address.lower(), "to")),
+            Text(safe_text(o.server or "-")),
+            Text(o.status, style=style),
+            Text(safe_text(o.reply or "-")),
+        )
+    return table
+
+
+def _by_domain(recipients: list[str]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for address in recipients:
+        domain = address.rpartition("@")[2].lower()
+        if not domain:
+            raise UsageError(f"no domain in recipient {address!r} (needed for MX routing)")
+        groups.setdefault(domain, []).append(address)
+    return groups
+
+
+def _attempt(
+    request: SendRequest,
+    host: str,
+    port: int,
+    recipients: list[str],
+    message: bytes,
+    out: Console,
+    capture: PacketCapture | None,
+    label: str,
+) -> SendResult:
+    out.rule(Text(safe_text(label), style="bold"), align="left", style="dim")
+    return deliver(
+        host,
+        port,
+        request.spec.envelope_from,
+        recipients,
+        message,
+        request.options,
+        show=_show(out),
+        watch=capture.watch if capture is not None else None,
+    )
+
+
+def _failed(rcpts: list[str], status: str, error: MailsniffError) -> SendResult:
+    return SendResult(None, [RcptOutcome(r, status, error.message) for r in rcpts], error)
+
+
+def _via_mx(
+    request: SendRequest,
+    recipients: list[str],
+    message: bytes,
+    out: Console,
+    capture: PacketCapture | None,
+) -> list[SendResult]:
+    """Recipients grouped by domain; each domain's MX hosts tried in preference order."""
+    resolver = make_resolver(request.resolver, request.options.timeout)
+    results: list[SendResult] = []
+    for domain, rcpts in _by_domain(recipients).items():
+        try:
+            mx = lookup_mx(domain, resolver)
+        except NetworkError as dns_error:
+            results.append(_failed(rcpts, "not tried", dns_error))
+            continue
+        if mx.null_mx:
+            refusal = RejectedError(f"{domain} accepts no mail (null MX, RFC 7505)")
+            results.append(_failed(rcpts, "rejected", refusal))
+            continue
+        results.append(_to_domain(request, domain, mx, rcpts, message, out, capture))
+    return results
+
+
+def _to_domain(
+    request: SendRequest,
+    domain: str,
+    mx: MxResult,
+    rcpts: list[str],
+    message: bytes,
+    out: Console,
+    capture: PacketCapture | None,
+) -> SendResult:
+    result: SendResult | None = None
+    port = request.mx_port
+    for host in mx.hosts:
+        for address in host.addresses:
+            label = f"{domain}: MX {host.preference} {host.host} ({address}) port {port}"
+            result = _attempt(request, address, port, rcpts, message, out, capture, label)
+            for o in result.outcomes:
+                o.server = f"{host.host} ({address})"
+            # RFC 5321 5.1: go on to the next address only when this one could not be reached.
+            if not (isinstance(result.error, NetworkError) and result.session is None):
+                return result
+            out.print(Text(f"{result.error.message}: trying the next address", style="yellow"))
+    if result is None:
+        return _failed(rcpts, "not tried", NetworkError(f"{domain}: no MX host has an address"))
+    return result
+
+
+def _finish_session(session: Session) -> None:
+    session.anomalies[:] = [a for a in session.anomalies if not a.startswith(_OWN_CLEARTEXT)]
+    analyse(session)
+
+
+def run_send(request: SendRequest, out: Console) -> None:
+    """Send (or with dry_run only print) the message; raises the first failure at the end."""
+    spec = request.spec
+    recipients = envelope_recipients(spec)
+    if not recipients:
+        raise UsageError("no recipients: give --to, --cc or --bcc")
+    message = build_message(spec)
+    if request.dry_run:
+        _dry_run(request, recipients, message, out)
+        return
+    with _capturing(request.capture, out) as capture:
+        if request.server is not None:
+            default = SMTPS_PORT if request.options.tls is TlsMode.IMPLICIT else SMTP_PORT
+            host, port = host_port(request.server, default)
+            results = [
+                _attempt(
+                    request, host, port, recipients, message, out, capture, f"{host} port {port}"
+                )
+            ]
+        else:
+            results = _via_mx(request, recipients, message, out, capture)
+    for result in results:
+        if result.session is not None:
+            _finish_session(result.session)
+            render_session(out, result.session)
+    outcomes = [o for r in results for o in r.outcomes]
+    request.outcomes = outcomes
+    out.print(_outcome_table(outcomes, _roles(spec)))
+    errors = [r.error for r in results if r.error is not None]
+    if errors:
+        raise errors[0]
+    refused = [o for o in outcomes if o.status != "accepted"]
+    if refused:
+        raise RejectedError(f"{len(refused)} of {len(outcomes)} recipients not accepted")
+
+
+# --------------------------------------------------------------------------- pop
+
+
+def run_pop(
+    server: str,
+    options: PopOptions,
+    action: PopAction,
+    out: Console,
+    *,
+    number: int | None = None,
+    lines: int = 0,
+    save: Path | None = None,
+    capture: Path | None = None,
+) -> PopResult:
+    """Run one POP3 action with the transcript shown, then the decoded session; raises on error."""
+    default = POP3S_PORT if options.tls is TlsMode.IMPLICIT else POP3_PORT
+    host, port = host_port(server, default)
+    with _capturing(capture, out) as packets:
+        result = pop(
+            host,
+            port,
+            options,
+            action,
+            number=number,
+            lines=lines,
+            save=save,
+            show=_show(out),
+            watch=packets.watch if packets is not None else None,
+        )
+    if result.session is not None:
+        _finish_session(result.session)
+        render_session(out, result.session)
+    if result.listing:
+        table = Table(Column("message", justify="right"), Column("octets", justify="right"))
+        for n, size in result.listing:
+            table.add_row(str(n), str(size))
+        out.print(table)
+    if result.saved is not None:
+        out.print(Text(safe_text(f"saved {len(result.content or b'')} bytes to {result.saved}")))
+    if result.error is not None:
+        raise result.error
+    return result
+
+
+def build_send_request(
+    *,
+    envelope_from: str,
+    to: list[str] | None,
+    cc: list[str] | None,
+    bcc: list[str] | None,
+    header_from: str | None,
+    subject: str | None,
+    body: str | None,
+    body_file: Path | None,
+    attach: list[Path] | None,
+    headers: list[str] | None,
+    charset: str,
+    options: SmtpOptions,
+    server: str | None,
+    mx_port: int,
+    resolver: str | None,
+    capture: Path | None,
+    dry_run: bool,
+) -> SendRequest:
+    """The command line's values checked and turned into a SendRequest."""
+    if body is not None and body_file is not None:
+        raise UsageError("give --body or --body-file, not both")
+    text = body or ""
+    if body_file is not None:
+        try:
+            raw = body_file.read_bytes()
+        except OSError as error:
+            raise UsageError(f"--body-file {body_file}: {error.strerror or error}") from None
+        text = raw.decode("utf-8", "surrogateescape") if raw else ""
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(f"--body-file {body_file}: not UTF-8 text") from None
+    if options.tls is TlsMode.IMPLICIT and server is None:
+        raise UsageError("--tls needs --server (MX delivery uses port 25 with STARTTLS)")
+    if not 0 < mx_port < 65536:
+        raise UsageError(f"--port: bad port {mx_port}")
+    spec = MessageSpec(
+        envelope_from=envelope_from,
+        to=split_addresses(to),
+        cc=split_addresses(cc),
+        bcc=split_addresses(bcc),
+        header_from=header_from,
+        subject=subject,
+        body=text,
+        attachments=list(attach or []),
+        headers=[parse_header_option(h) for h in headers or []],
+        charset=charset,
+    )
+    return SendRequest(
+        spec=spec,
+        options=options,
+        server=server,
+        mx_port=mx_port,
+        resolver=resolver,
+        capture=capture,
+        dry_run=dry_run,
+    )
