@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 import sys
 from collections.abc import Callable
+from collections.abc import Callable
 from enum import StrEnum
+from pathlib import Path
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -311,6 +313,238 @@ def _quiet_broken_pipe() -> NoReturn:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     raise SystemExit(int(ExitStatus.SUCCESS))
+
+
+# --------------------------------------------------------------------------- send, mx, pop
+
+
+class AuthChoice(StrEnum):
+    LOGIN = "LOGIN"
+    PLAIN = "PLAIN"
+    CRAM_MD5 = "CRAM-MD5"
+
+
+class PopChoice(StrEnum):
+    stat = "stat"
+    list = "list"
+    top = "top"
+    retr = "retr"
+    dele = "dele"
+
+
+def _active(debug: bool, call: Callable[[Console], None]) -> NoReturn:
+    """Run a send/mx/pop action: its output on stdout, a failure as one line and its status."""
+    try:
+        call(_Stdout(highlight=False, soft_wrap=False))
+    except MailsniffError as error:
+        if debug:
+            raise
+        _fail(error)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+    except Exception as error:  # a bug in mailsniff: say so in one line, not a traceback
+        if debug:
+            raise
+        _stderr().print(
+            Text(f"mailsniff: internal error: {type(error).__name__}: {error} ", style="bold red")
+            + Text("(run with --debug for the traceback; please report it)")
+        )
+        raise typer.Exit(int(ExitStatus.ERROR)) from None
+    raise typer.Exit(int(ExitStatus.SUCCESS))
+
+
+def _password(password: str | None, needed: bool) -> str | None:
+    if password is not None or not needed:
+        return password
+    if not sys.stdin.isatty():
+        raise UsageError("a password is needed: --password, MAILSNIFF_PASSWORD, or a terminal")
+    return str(typer.prompt("Password", hide_input=True))
+
+
+_DEBUG_OPTION = typer.Option("--debug", help="Show tracebacks of internal errors.")
+_TIMEOUT_OPTION = typer.Option("--timeout", help="Seconds allowed for each step.", min=0.1)
+
+
+@app.command()
+def mx(
+    domain: Annotated[str, typer.Argument(help="Mail domain to look up.")],
+    resolver: Annotated[
+        str | None, typer.Option("--resolver", metavar="IP[:PORT]", help="Ask this DNS server.")
+    ] = None,
+    timeout: Annotated[float, _TIMEOUT_OPTION] = 5.0,
+    debug: Annotated[bool, _DEBUG_OPTION] = False,
+) -> None:
+    """MX hosts of a domain by preference, with addresses (implicit MX when none)."""
+    from mailsniff.send.command import run_mx
+
+    _active(debug, lambda out: run_mx(domain, resolver, timeout, out))
+
+
+@app.command()
+def send(
+    envelope_from: Annotated[
+        str, typer.Option("--from", metavar="ADDR", help="Envelope sender (MAIL FROM).")
+    ],
+    to: Annotated[
+        list[str] | None, typer.Option("--to", help="To recipient (repeatable, comma lists).")
+    ] = None,
+    cc: Annotated[
+        list[str] | None, typer.Option("--cc", help="Cc recipient (repeatable, comma lists).")
+    ] = None,
+    bcc: Annotated[
+        list[str] | None,
+        typer.Option("--bcc", help="Bcc recipient: RCPT TO only, never in the message."),
+    ] = None,
+    header_from: Annotated[
+        str | None,
+        typer.Option("--header-from", help="From header, when it differs from the envelope."),
+    ] = None,
+    subject: Annotated[str | None, typer.Option("--subject", help="Subject.")] = None,
+    body: Annotated[str | None, typer.Option("--body", help="Body text.")] = None,
+    body_file: Annotated[
+        Path | None, typer.Option("--body-file", help="Body text from a UTF-8 file.")
+    ] = None,
+    attach: Annotated[
+        list[Path] | None, typer.Option("--attach", help="Attach a file (repeatable).")
+    ] = None,
+    header: Annotated[
+        list[str] | None, typer.Option("--header", help="Extra header 'Name: value' (repeatable).")
+    ] = None,
+    charset: Annotated[
+        str, typer.Option("--charset", help="Charset of RFC 2047 names/subject and body (GBK).")
+    ] = "utf-8",
+    helo: Annotated[str, typer.Option("--helo", help="Name given in EHLO/HELO.")] = "localhost",
+    server: Annotated[
+        str | None,
+        typer.Option("--server", metavar="HOST[:PORT]", help="Send here instead of by MX lookup."),
+    ] = None,
+    port: Annotated[int, typer.Option("--port", help="Port for MX delivery.")] = 25,
+    resolver: Annotated[
+        str | None,
+        typer.Option("--resolver", metavar="IP[:PORT]", help="DNS server for MX lookups."),
+    ] = None,
+    auth: Annotated[AuthChoice | None, typer.Option("--auth", help="SASL mechanism.")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="AUTH user name.")] = None,
+    password: Annotated[
+        str | None,
+        typer.Option("--password", envvar="MAILSNIFF_PASSWORD", help="AUTH password."),
+    ] = None,
+    starttls: Annotated[bool, typer.Option("--starttls", help="STARTTLS before AUTH.")] = False,
+    tls: Annotated[bool, typer.Option("--tls", help="Implicit TLS (port 465).")] = False,
+    tls_verify: Annotated[
+        bool, typer.Option("--tls-verify", help="Check the server's certificate.")
+    ] = False,
+    pipelining: Annotated[
+        bool, typer.Option(help="Use PIPELINING when the server offers it.")
+    ] = True,
+    timeout: Annotated[float, _TIMEOUT_OPTION] = 30.0,
+    capture: Annotated[
+        Path | None, typer.Option("--capture", metavar="FILE", help="Record the packets (pcap).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print envelope and message; do not connect.")
+    ] = False,
+    debug: Annotated[bool, _DEBUG_OPTION] = False,
+) -> None:
+    """Send a message over SMTP, showing the dialogue, then each recipient's outcome."""
+    from mailsniff.send.client import SmtpOptions, TlsMode
+    from mailsniff.send.command import build_send_request, run_send
+
+    def call(out: Console) -> None:
+        if starttls and tls:
+            raise UsageError("give --starttls or --tls, not both")
+        options = SmtpOptions(
+            helo=helo,
+            tls=TlsMode.IMPLICIT if tls else TlsMode.STARTTLS if starttls else TlsMode.NONE,
+            tls_verify=tls_verify,
+            auth=auth.value if auth else None,
+            user=user,
+            password=_password(password, auth is not None and not dry_run),
+            timeout=timeout,
+            pipelining=pipelining,
+        )
+        request = build_send_request(
+            envelope_from=envelope_from,
+            to=to,
+            cc=cc,
+            bcc=bcc,
+            header_from=header_from,
+            subject=subject,
+            body=body,
+            body_file=body_file,
+            attach=attach,
+            headers=header,
+            charset=charset,
+            options=options,
+            server=server,
+            mx_port=port,
+            resolver=resolver,
+            capture=capture,
+            dry_run=dry_run,
+        )
+        run_send(request, out)
+
+    _active(debug, call)
+
+
+@app.command()
+def pop(
+    action: Annotated[PopChoice, typer.Argument(help="stat, list, top, retr or dele.")],
+    number: Annotated[int | None, typer.Argument(help="Message number (top, retr, dele).")] = None,
+    lines: Annotated[int, typer.Argument(help="top: body lines to fetch.")] = 0,
+    server: Annotated[
+        str, typer.Option("--server", metavar="HOST[:PORT]", help="POP3 server.")
+    ] = "127.0.0.1",
+    user: Annotated[str, typer.Option("--user", help="User name.")] = "",
+    password: Annotated[
+        str | None,
+        typer.Option("--password", envvar="MAILSNIFF_PASSWORD", help="Password."),
+    ] = None,
+    apop: Annotated[bool, typer.Option("--apop", help="APOP instead of USER/PASS.")] = False,
+    stls: Annotated[bool, typer.Option("--stls", help="STLS before logging in.")] = False,
+    tls: Annotated[bool, typer.Option("--tls", help="Implicit TLS (port 995).")] = False,
+    tls_verify: Annotated[
+        bool, typer.Option("--tls-verify", help="Check the server's certificate.")
+    ] = False,
+    save: Annotated[
+        Path | None, typer.Option("--save", metavar="FILE.eml", help="retr: save the message.")
+    ] = None,
+    timeout: Annotated[float, _TIMEOUT_OPTION] = 30.0,
+    capture: Annotated[
+        Path | None, typer.Option("--capture", metavar="FILE", help="Record the packets (pcap).")
+    ] = None,
+    debug: Annotated[bool, _DEBUG_OPTION] = False,
+) -> None:
+    """Log in to a POP3 server and stat, list, top, retr or dele, showing the dialogue."""
+    from mailsniff.send.client import TlsMode
+    from mailsniff.send.command import run_pop
+    from mailsniff.send.pop import PopAction, PopOptions
+
+    def call(out: Console) -> None:
+        if not user:
+            raise UsageError("pop needs --user")
+        if stls and tls:
+            raise UsageError("give --stls or --tls, not both")
+        options = PopOptions(
+            user=user,
+            password=_password(password, True) or "",
+            apop=apop,
+            tls=TlsMode.IMPLICIT if tls else TlsMode.STARTTLS if stls else TlsMode.NONE,
+            tls_verify=tls_verify,
+            timeout=timeout,
+        )
+        run_pop(
+            server,
+            options,
+            PopAction(action.value),
+            out,
+            number=number,
+            lines=lines,
+            save=save,
+            capture=capture,
+        )
+
+    _active(debug, call)
 
 
 # --------------------------------------------------------------------------- send, mx, pop
