@@ -18,7 +18,6 @@ from tests.servers import (
     DNS_NULL_MX,
     DNS_NXDOMAIN,
     DnsServer,
-    dns_server,  # noqa: F401  (fixture)
 )
 
 
