@@ -332,6 +332,7 @@ listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login apop
+auth_failure_delay = 0
 default_internal_user = dovecot
 default_login_user = dovenull
 first_valid_uid = 1
