@@ -58,6 +58,12 @@ class MboxWriter:
         self._needs_separator = self._ends_open()
         self.count = 0
 
+    def __enter__(self) -> MboxWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _ends_open(self) -> bool:
         """A non-empty mbox whose last message lacks the empty line that closes it."""
         size = self._out.tell()
