@@ -320,6 +320,8 @@ class Pop3Server:
     maildir: Path
     apop: bool
     log: Path
+    #: Implicit-TLS (POP3S) port; the plain port offers STLS. Self-signed certificate.
+    tls_port: int = 0
 
 
 _DOVECOT_CONF = """\
@@ -329,7 +331,9 @@ log_path = {tmp}/dovecot.log
 instance_name = mailsniff-test-{port}
 protocols = pop3
 listen = 127.0.0.1
-ssl = no
+ssl = yes
+ssl_cert = <{tmp}/cert.pem
+ssl_key = <{tmp}/key.pem
 disable_plaintext_auth = no
 auth_mechanisms = plain login apop
 auth_failure_delay = 0
@@ -352,7 +356,9 @@ service pop3-login {{
     port = {port}
   }}
   inet_listener pop3s {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
+    ssl = yes
   }}
 }}
 service anvil {{
@@ -363,7 +369,7 @@ service anvil {{
 
 @contextmanager
 def running_dovecot() -> Iterator[Pop3Server]:
-    """dovecot POP3 (USER/PASS, APOP, plaintext on loopback) over a maildir of POP3_MESSAGES."""
+    """dovecot POP3 (USER/PASS, APOP, STLS, POP3S; plaintext allowed) over POP3_MESSAGES."""
     dovecot = shutil.which("dovecot") or "/usr/sbin/dovecot"
     with _tmpdir("mpop") as tmp:
         port = free_port()
@@ -383,7 +389,9 @@ def running_dovecot() -> Iterator[Pop3Server]:
             f"{POP3_USER}:{{PLAIN}}{POP3_PASSWORD}:{nobody}:{nobody}::{tmp}/home::\n"
         )
         conf = tmp / "dovecot.conf"
-        conf.write_text(_DOVECOT_CONF.format(tmp=tmp, port=port))
+        tls_port = free_port()
+        tls_files(tmp)
+        conf.write_text(_DOVECOT_CONF.format(tmp=tmp, port=port, tls_port=tls_port))
         proc = subprocess.Popen(
             [dovecot, "-F", "-c", str(conf)],
             stdout=subprocess.DEVNULL,
@@ -399,8 +407,16 @@ def running_dovecot() -> Iterator[Pop3Server]:
                     else ""
                 )
                 raise RuntimeError(f"{error}\n{log}") from None
+            wait_for_port(tls_port, proc)
             yield Pop3Server(
-                "127.0.0.1", port, POP3_USER, POP3_PASSWORD, user_dir, True, tmp / "dovecot.log"
+                "127.0.0.1",
+                port,
+                POP3_USER,
+                POP3_PASSWORD,
+                user_dir,
+                True,
+                tmp / "dovecot.log",
+                tls_port,
             )
         finally:
             _stop(proc)

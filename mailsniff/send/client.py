@@ -43,6 +43,12 @@ AUTH_MECHANISMS = ("LOGIN", "PLAIN", "CRAM-MD5")
 _MAX_REPLY_LINES = 1000
 _RECV = 65536
 
+#: What the reader notes where TLS starts; our own client shows the decrypted dialogue instead.
+_TLS_NOTES = frozenset({"TLS started: the rest is encrypted", "TLS from here on: not parsed"})
+_OWN_TLS_NOTE = "TLS started: shown decrypted (mailsniff's own connection)"
+#: The anomaly a handler restarted inside TLS reports (no greeting there: it came before).
+_NO_GREETING = "no-greeting"
+
 #: Called with transcript lines as they are recorded (to print them as they happen).
 ShowLines = Callable[[list[TranscriptLine]], None]
 #: Wraps one connection to host:port (packet capture); None when not capturing.
@@ -76,10 +82,14 @@ class Connection:
         self._show = show
         self._shown = 0
         self._buffer = bytearray()
+        self._restarted = False
         self.closed = False
 
     def _flush(self) -> None:
         lines = self.session.transcript
+        for i in range(self._shown, len(lines)):
+            if lines[i].note in _TLS_NOTES:  # the reader's view; we hold the plaintext
+                lines[i] = TranscriptLine(lines[i].ts_ns, lines[i].direction, "", _OWN_TLS_NOTE)
         if self._show is not None and len(lines) > self._shown:
             self._show(lines[self._shown :])
         self._shown = len(lines)
@@ -153,6 +163,18 @@ class Connection:
             raise NetworkError(f"TLS handshake failed: {_os_error(error)}") from None
         self.session.tls = True
 
+    def restart_handler(self, make_handler: Callable[[Session], SessionHandler]) -> None:
+        """Go on parsing inside TLS with a fresh handler on the same session.
+
+        For parsers that stop at TLS (POP3 STLS): the dialogue after the handshake is the
+        plaintext we write and read, folded into the same session and transcript.
+        """
+        now = time.time_ns()
+        self.handler.close(now)
+        self._flush()
+        self.handler = make_handler(self.session)
+        self._restarted = True
+
     def close(self) -> None:
         if self.closed:
             return
@@ -166,6 +188,9 @@ class Connection:
         self.session.close_reason = "fin"
         self.handler.close(now)
         self._flush()
+        if self._restarted:
+            anomalies = self.session.anomalies
+            anomalies[:] = [a for a in anomalies if not a.startswith(_NO_GREETING)]
 
 
 def _os_error(error: OSError) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mailsniff.send import RejectedError
+from mailsniff.send.client import TlsMode
 from mailsniff.send.pop import PopAction, PopOptions, pop
 from mailsniff.status import ExitStatus
 from tests.cli_runner import run_cli
@@ -146,3 +147,20 @@ def test_pop_command_refused_connection_is_the_network_status() -> None:
     assert proc.returncode == ExitStatus.NETWORK
     [line] = proc.stderr.strip().splitlines()
     assert "Connection refused" in line
+
+
+def test_stls_upgrades_before_the_password_is_sent(pop3_server: Pop3Server) -> None:
+    options = _options(pop3_server, tls=TlsMode.STARTTLS)
+    result = pop(pop3_server.host, pop3_server.port, options, PopAction.RETR, number=1)
+    assert result.error is None and result.session is not None
+    assert result.session.tls
+    texts = [line.text for line in result.session.transcript]
+    assert texts.index("STLS") < texts.index("USER bob")
+    assert result.content == POP3_MESSAGES[0]
+
+
+def test_implicit_tls_pop3s(pop3_server: Pop3Server) -> None:
+    options = _options(pop3_server, tls=TlsMode.IMPLICIT)
+    result = pop(pop3_server.host, pop3_server.tls_port, options, PopAction.STAT)
+    assert result.error is None
+    assert result.stat == (len(POP3_MESSAGES), sum(len(m) for m in POP3_MESSAGES))
