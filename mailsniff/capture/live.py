@@ -138,12 +138,31 @@ def compile_bpf(expression: str, dlt: int) -> bytes:
             hint="install libpcap (Debian: libpcap0.8)",
         ) from None
     length = int(program.bf_len)
-    raw = ctypes.string_at(program.bf_insns, length * 8)
+    raw = _keep_whole_packets(ctypes.string_at(program.bf_insns, length * 8))
     with contextlib.suppress(ImportError):  # scapy before 2.6 leaks the program instead
         from scapy.arch.common import free_filter  # type: ignore[attr-defined,unused-ignore]
 
         free_filter(program)
     return raw
+
+
+_BPF_INSN = struct.Struct("@HBBI")
+_BPF_RET_K = 0x06
+
+
+def _keep_whole_packets(program: bytes) -> bytes:
+    """Make every accepting `ret #k` keep SNAPLEN bytes.
+
+    A socket filter's return value is how many bytes of the packet to keep; scapy compiles
+    with a snapshot length of 65535, which would cut loopback frames (up to 65549 bytes with
+    their Ethernet header) and lose their last bytes without a trace.
+    """
+    out = bytearray(program)
+    for offset in range(0, len(out) - _BPF_INSN.size + 1, _BPF_INSN.size):
+        code, jt, jf, k = _BPF_INSN.unpack_from(out, offset)
+        if code == _BPF_RET_K and k != 0:
+            _BPF_INSN.pack_into(out, offset, code, jt, jf, SNAPLEN)
+    return bytes(out)
 
 
 @dataclass(slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -151,3 +152,44 @@ def test_loopback_capture_sees_each_packet_once_with_its_timestamp() -> None:
     assert int.from_bytes(syn.data[36:38], "big") == port
     assert int.from_bytes(rst.data[34:36], "big") == port
     assert capture.error is None
+
+
+def test_full_size_loopback_frames_are_captured_whole() -> None:
+    """Loopback frames reach 65549 bytes (MTU 65536 + Ethernet header): none may be cut."""
+    port = free_port()
+    payload = 8 * 1024 * 1024
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        source = open_capture_socket("lo", f"tcp port {port}")
+        queue = FrameQueue()
+        capture = LiveCapture(source=source, queue=queue)
+        capture.start()
+        try:
+            received = 0
+
+            def drain() -> None:
+                nonlocal received
+                peer, _ = server.accept()
+                with peer:
+                    while chunk := peer.recv(1 << 20):
+                        received += len(chunk)
+
+            reader = threading.Thread(target=drain)
+            reader.start()
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+                client.sendall(b"x" * payload)
+            reader.join(30)
+        finally:
+            capture.stop()  # takes what the kernel already queued before ending
+            source.close()
+    assert received == payload
+    frames = queue.get_batch(1_000_000, timeout=0)
+    assert capture.kernel_dropped == 0 and queue.dropped == 0
+    # IPv4 total length + 14 bytes of Ethernet header == bytes captured, for every frame.
+    assert all(int.from_bytes(f.data[16:18], "big") + 14 == len(f.data) for f in frames)
+    assert all(f.wirelen == len(f.data) for f in frames)
+    tcp_payload = sum(len(f.data) - 14 - 20 - (f.data[46] >> 4) * 4 for f in frames)
+    assert tcp_payload == payload
+    if int(Path("/sys/class/net/lo/mtu").read_text()) >= 65536:
+        assert max(len(f.data) for f in frames) > 65535
