@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +13,7 @@ from typing import Any
 import pytest
 
 from mailsniff.status import ExitStatus
-from tests.cli_runner import read_json, run_cli
+from tests.cli_runner import REPO, read_json, run_cli
 from tests.servers import (
     DNS_DOMAIN,
     DNS_NO_MX,
@@ -119,33 +122,39 @@ def test_wrong_password_is_one_line_and_the_rejected_status(server: SmtpServer) 
     assert "S: 535" in proc.stdout
 
 
-def test_the_password_can_come_from_the_environment(server: SmtpServer) -> None:
-    import os
-    import subprocess
-    import sys
-
-    from tests.cli_runner import REPO
-
-    proc = subprocess.run(
-        [
-            sys.executable, "-m", "mailsniff", "send", "--timeout", "10",
-            "--server", f"127.0.0.1:{server.port}", "--from", "a@b.example",
-            "--to", "c@d.example", "--auth", "CRAM-MD5", "--user", SMTP_USER,
-        ],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
-        env={**os.environ, "MAILSNIFF_PASSWORD": SMTP_PASSWORD},
+def _run_no_tty(*args: str, env: dict[str, str] | None = None) -> Any:
+    """The CLI with stdin from /dev/null (never a terminal, so it cannot prompt)."""
+    return subprocess.run(
+        [sys.executable, "-m", "mailsniff", "send", "--timeout", "10", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env={**os.environ, **(env or {})},
         stdin=subprocess.DEVNULL,
+    )
+
+
+def test_the_password_can_come_from_the_environment(server: SmtpServer) -> None:
+    proc = _run_no_tty(
+        "--server", f"127.0.0.1:{server.port}", "--from", "a@b.example", "--to", "c@d.example",
+        "--auth", "CRAM-MD5", "--user", SMTP_USER,
+        env={"MAILSNIFF_PASSWORD": SMTP_PASSWORD},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
 
 
 def test_no_password_and_no_terminal_is_a_usage_error(server: SmtpServer) -> None:
-    proc = _send(
-        "--server", f"127.0.0.1:{server.port}", "--from", "a@b.example", "--to", "c@d.example",
-        "--auth", "LOGIN", "--user", SMTP_USER,
+    env = {k: v for k, v in os.environ.items() if k != "MAILSNIFF_PASSWORD"}
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "mailsniff", "send", "--server", f"127.0.0.1:{server.port}",
+            "--from", "a@b.example", "--to", "c@d.example", "--auth", "LOGIN", "--user", SMTP_USER,
+        ],
+        capture_output=True, text=True, cwd=REPO, timeout=120, env=env, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert proc.returncode == ExitStatus.USAGE
-    assert "password" in proc.stderr
+    assert "a password is needed" in proc.stderr
 
 
 def test_connection_refused_is_one_line_and_the_network_status() -> None:
