@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -26,6 +27,9 @@ from mailsniff.capture.live import (
     open_capture_socket,
 )
 from mailsniff.errors import InputError, UsageError
+from mailsniff.export import Exporter, ExportOptions, open_exporter
+from mailsniff.export.creds import CredentialTable, render_credentials
+from mailsniff.export.redact import redact_session
 from mailsniff.model import Session
 from mailsniff.pipeline import IMPLICIT_TLS_PORTS, MAIL_PORTS, Pipeline
 from mailsniff.reading import Tally, summarise
@@ -77,6 +81,10 @@ class LiveOptions:
     duration: float | None = None
     #: Bounds of the queue between capture and analysis (tests make it small).
     queue_frames: int | None = None
+    extract: str | None = None  # --extract DIR (mailsniff.export)
+    mbox: str | None = None  # --mbox FILE
+    creds: bool = False  # --creds: the credentials table at the end
+    redact: bool = False  # --redact
 
 
 @dataclass(slots=True)
@@ -203,8 +211,16 @@ class _Run:
     pipeline: Pipeline
     tally: Tally = field(default_factory=Tally)
     shown_lines: dict[int, int] = field(default_factory=dict)
+    exporter: Exporter | None = None
+    credentials: CredentialTable | None = None
 
     def emit(self, session: Session) -> None:
+        if self.options.redact:
+            redact_session(session)
+        if self.exporter is not None:
+            self.exporter.session_done(session)
+        if self.credentials is not None:
+            self.credentials.add_session(session)
         self.tally.add(session)
         if self.options.transcript and not self.options.json:
             self._stream_lines(session)  # the lines that came since the last refresh
@@ -264,15 +280,36 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
         raise UsageError("--duration: must be more than 0 seconds")
     iface = options.iface or default_interface()
     bpf = build_filter(options.ports, options.bpf)
-    source = open_capture_socket(iface, bpf)
+    exporter = open_exporter(
+        ExportOptions(
+            extract=Path(options.extract) if options.extract is not None else None,
+            mbox=Path(options.mbox) if options.mbox is not None else None,
+        )
+    )
+    try:
+        source = open_capture_socket(iface, bpf)
+    except BaseException:
+        if exporter is not None:
+            exporter.close()
+        raise
     writer: PcapWriter | None = None
     try:
         if options.write is not None:
             writer = PcapWriter(options.write, source.linktype)
         queue = FrameQueue() if options.queue_frames is None else FrameQueue(options.queue_frames)
         capture = LiveCapture(source=source, queue=queue, writer=writer, count=options.count)
-        pipeline = Pipeline(keep_transcript=options.transcript)
-        run = _Run(options=options, out=out, err=err, pipeline=pipeline)
+        pipeline = Pipeline(
+            keep_transcript=options.transcript,
+            open_sink=exporter.open_sink if exporter is not None else None,
+        )
+        run = _Run(
+            options=options,
+            out=out,
+            err=err,
+            pipeline=pipeline,
+            exporter=exporter,
+            credentials=CredentialTable() if options.creds else None,
+        )
         stop = _Stop()
         with _signals(stop):
             capture.start()
@@ -301,7 +338,11 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
         source.close()
         if writer is not None:
             writer.close()
+        if exporter is not None:
+            exporter.close()
     reason = stop.reason or "stopped"
+    if run.credentials is not None:
+        render_credentials(out, run.credentials.rows(), json=options.json)
     live = {
         "interface": iface,
         "filter": bpf,
