@@ -268,6 +268,25 @@ def live(
     duration: Annotated[
         float | None, typer.Option("--duration", help="Stop after this many seconds.")
     ] = None,
+    extract: Annotated[
+        str | None,
+        typer.Option(
+            "--extract",
+            metavar="DIR",
+            help="Write each message as <sha256>.eml, attachments decoded, and manifest.jsonl.",
+        ),
+    ] = None,
+    mbox: Annotated[
+        str | None,
+        typer.Option("--mbox", metavar="FILE", help="Append every message to this mbox file."),
+    ] = None,
+    creds: Annotated[
+        bool, typer.Option("--creds", help="At the end, the table of every credential seen.")
+    ] = False,
+    redact: Annotated[
+        bool,
+        typer.Option("--redact", help="Mask passwords, tokens and digests in all output."),
+    ] = False,
     debug: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks of internal errors.")
     ] = False,
@@ -285,6 +304,10 @@ def live(
             write=write,
             count=count,
             duration=duration,
+            extract=extract,
+            mbox=mbox,
+            creds=creds,
+            redact=redact,
         )
         result = run_live(options, _Stdout(highlight=False, soft_wrap=False), _stderr())
     except MailsniffError as error:
@@ -491,8 +514,8 @@ def pop(
     number: Annotated[int | None, typer.Argument(help="Message number (top, retr, dele).")] = None,
     lines: Annotated[int, typer.Argument(help="top: body lines to fetch.")] = 0,
     server: Annotated[
-        str, typer.Option("--server", metavar="HOST[:PORT]", help="POP3 server.")
-    ] = "127.0.0.1",
+        str | None, typer.Option("--server", metavar="HOST[:PORT]", help="POP3 server.")
+    ] = None,
     user: Annotated[str, typer.Option("--user", help="User name.")] = "",
     password: Annotated[
         str | None,
@@ -519,8 +542,8 @@ def pop(
     from mailsniff.send.pop import PopAction, PopOptions
 
     def call(out: Console) -> None:
-        if not user:
-            raise UsageError("pop needs --user")
+        if server is None or not user:
+            raise UsageError("pop needs --server and --user")
         if stls and tls:
             raise UsageError("give --stls or --tls, not both")
         options = PopOptions(
