@@ -5,7 +5,11 @@ from __future__ import annotations
 import io
 import mailbox
 import re
+import tempfile
 from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailsniff.export.mbox import MboxWriter, envelope_sender, from_line
 from mailsniff.model import Message, RetrievedMessage, Transaction
@@ -24,7 +28,7 @@ def write_mbox(capture: Path, target: Path, *extra: str) -> None:
 def as_stored(message: bytes) -> bytes:
     """What a Unix mbox holds for a message: LF line ends, ending with one LF."""
     data = message.replace(b"\r\n", b"\n")
-    return data if data.endswith(b"\n") else data + b"\n"
+    return data if data.endswith(b"\n") or not data else data + b"\n"
 
 
 def unquote(data: bytes) -> bytes:
@@ -100,3 +104,27 @@ def test_from_line_sender_falls_back_to_mailer_daemon() -> None:
     retrieved = RetrievedMessage(command="RETR 1", number=1, partial=False, message=message)
     assert envelope_sender(message, retrieved) == "bounce@example.com"
     assert from_line("a@c", 1_151_932_038_000_000_000) == b"From a@c Mon Jul  3 13:07:18 2006\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.binary(max_size=200)
+        | st.lists(
+            st.sampled_from([b"From ", b">From ", b"\r\n", b"\n", b"\r", b"x", b" ", b">"]),
+            max_size=30,
+        ).map(b"".join),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_any_messages_round_trip_through_the_mailbox_module(messages: list[bytes]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        target = Path(folder) / "p.mbox"
+        with MboxWriter(target) as writer:
+            for message in messages:
+                writer.append(io.BytesIO(message), "a@b", 0)
+        box = mailbox.mbox(target)
+        stored = [unquote(box.get_bytes(k)) for k in box.keys()]
+        box.close()
+    assert stored == [as_stored(m) for m in messages]
