@@ -56,7 +56,10 @@ class _Spool:
         self._closed = False
 
     def write(self, data: bytes) -> None:
-        self._file.write(data)
+        try:
+            self._file.write(data)
+        except OSError as error:
+            raise _write_error(self.path, error) from None
         self.hash.update(data)
         self.size += len(data)
 
@@ -64,9 +67,12 @@ class _Spool:
         return None  # bytes never captured are not invented; the manifest gives gap_bytes
 
     def end(self, message: Message, owner: Transaction | RetrievedMessage) -> None:
-        self._file.close()
-        self._closed = True
-        self._exporter._message_done(self, self._session, message, owner)
+        try:
+            self._file.close()
+            self._closed = True
+            self._exporter._message_done(self, self._session, message, owner)
+        except OSError as error:
+            raise _write_error(self.path, error) from None
 
     def abandon(self) -> None:
         self.discard()
@@ -150,7 +156,10 @@ class Exporter:
                 continue
             stored = self._pending.pop(id(message))
             if self._store is not None and stored is not None:
-                self._store.record(manifest_record(session, where, owner, message, stored))
+                try:
+                    self._store.record(manifest_record(session, where, owner, message, stored))
+                except OSError as error:
+                    raise _write_error(self._store.root, error) from None
 
     def close(self) -> None:
         for spool in list(self._spools):
@@ -178,6 +187,10 @@ def open_exporter(options: ExportOptions) -> Exporter | None:
             f"cannot write to {where}: {error.strerror or error}",
             hint="--extract needs a folder it can create, --mbox a file it can append to",
         ) from None
+
+
+def _write_error(where: Path, error: OSError) -> ExportError:
+    return ExportError(f"cannot write to {where.parent}: {error.strerror or error}")
 
 
 def _time(owner: Transaction | RetrievedMessage) -> int:
