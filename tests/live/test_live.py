@@ -282,9 +282,9 @@ def test_pop3_retrieval_live_shows_login_and_message_and_pcap_agrees(
 # --------------------------------------------------------------------------- stopping
 
 
-def test_count_stops_after_that_many_packets() -> None:
+def test_count_stops_after_that_many_packets_matching_a_bpf_filter() -> None:
     port = free_port()
-    with live("--json", "-c", "3", "--ports", str(port)) as lp:
+    with live("--json", "-c", "3", "-f", f"tcp port {port}") as lp:
         deadline = time.monotonic() + _DEADLINE
         while lp.proc.poll() is None:  # each refused connection is two packets
             assert time.monotonic() < deadline, "live did not stop after 3 packets"
@@ -299,6 +299,7 @@ def test_count_stops_after_that_many_packets() -> None:
     summary = _records(lines)[-1]
     assert summary["live"]["captured"] == 3
     assert summary["live"]["stopped"] == "3 packets captured"
+    assert summary["live"]["filter"] == f"tcp port {port}"
 
 
 def test_duration_stops_a_quiet_capture_with_a_summary() -> None:
