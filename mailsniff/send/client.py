@@ -512,9 +512,17 @@ def _hello(smtp: _Smtp, options: SmtpOptions) -> dict[str, list[str]]:
     return {}
 
 
+#: Seconds at most waited for the reply to QUIT (the outcome is already known).
+QUIT_TIMEOUT = 2.0
+
+
 def _quit(smtp: _Smtp) -> None:
-    """QUIT politely; a broken connection at this point changes nothing."""
+    """QUIT politely; a broken or silent connection at this point changes nothing."""
+    conn = smtp.conn
+    saved, conn.timeout = conn.timeout, min(conn.timeout, QUIT_TIMEOUT)
     try:
         smtp.command("QUIT")
     except MailsniffError:
         pass
+    finally:
+        conn.timeout = saved

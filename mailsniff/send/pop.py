@@ -12,7 +12,14 @@ from mailsniff.errors import MailsniffError, UsageError
 from mailsniff.limits import MAX_MESSAGE
 from mailsniff.model import Protocol, Session
 from mailsniff.send import NetworkError, RejectedError
-from mailsniff.send.client import Connection, ShowLines, TlsMode, Watch, open_connection
+from mailsniff.send.client import (
+    QUIT_TIMEOUT,
+    Connection,
+    ShowLines,
+    TlsMode,
+    Watch,
+    open_connection,
+)
 from mailsniff.session.pop3 import Pop3SessionHandler
 
 __all__ = ["PopAction", "PopOptions", "PopResult", "pop"]
@@ -200,7 +207,12 @@ def pop(
 
 
 def _quit(pop: _Pop) -> None:
+    """QUIT (commits DELE); a broken or silent connection at this point changes nothing."""
+    conn = pop.conn
+    saved, conn.timeout = conn.timeout, min(conn.timeout, QUIT_TIMEOUT)
     try:
         pop.command("QUIT")
     except MailsniffError:
         pass
+    finally:
+        conn.timeout = saved

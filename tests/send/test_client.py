@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import email
 import socket
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from mailsniff.capture.reader import open_capture
+from mailsniff.limits import MAX_LINE
 from mailsniff.model import Session
 from mailsniff.pipeline import Pipeline
 from mailsniff.protocols.base import Direction
@@ -266,3 +269,72 @@ def test_the_shown_transcript_is_what_read_finds_in_the_capture(
     assert txn.bcc == ["hidden@example.com"]
     message = email.message_from_bytes(server.received[-1].content)
     assert message["Message-ID"] == txn.message.message_id if txn.message else False
+
+
+@contextmanager
+def _hostile(*chunks: bytes) -> Iterator[int]:
+    """A loopback peer that answers one connection with `chunks`, then reads until closed."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(10)
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            try:
+                for chunk in chunks:
+                    conn.sendall(chunk)
+                conn.settimeout(10)
+                while conn.recv(65536):
+                    pass
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        listener.close()
+        thread.join(timeout=15)
+
+
+def _deliver_to(port: int) -> SendResult:
+    return deliver(
+        "127.0.0.1", port, "a@b.example", ["c@d.example"], b"x\r\n", SmtpOptions(timeout=5)
+    )
+
+
+def test_a_peer_that_is_not_smtp_is_a_clear_error() -> None:
+    with _hostile(b"SSH-2.0-OpenSSH_9.2\r\n") as port:
+        result = _deliver_to(port)
+    assert isinstance(result.error, NetworkError)
+    assert result.error.message == "not an SMTP reply: 'SSH-2.0-OpenSSH_9.2'"
+
+
+def test_an_endless_line_is_refused_at_the_line_limit() -> None:
+    with _hostile(b"220 " + b"x" * (MAX_LINE + 10)) as port:
+        result = _deliver_to(port)
+    assert isinstance(result.error, NetworkError)
+    assert result.error.message == f"the server sent a line longer than {MAX_LINE} bytes"
+
+
+def test_a_server_that_stops_answering_times_out_with_the_transcript_so_far() -> None:
+    with _hostile(b"220 hi\r\n") as port:
+        result = deliver(
+            "127.0.0.1", port, "a@b.example", ["c@d.example"], b"x\r\n", SmtpOptions(timeout=1)
+        )
+    assert isinstance(result.error, NetworkError)
+    assert result.session is not None
+    assert [line.text for line in result.session.transcript][:2] == ["220 hi", "EHLO localhost"]
+
+
+def test_a_greeting_refusal_is_rejected_with_its_reply() -> None:
+    with _hostile(b"554 no service for you\r\n") as port:
+        result = _deliver_to(port)
+    assert isinstance(result.error, RejectedError)
+    assert result.error.message == "the server refused the connection: 554 no service for you"
