@@ -251,3 +251,17 @@ def test_an_unwritable_folder_is_one_error_line(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("mailsniff: error: cannot write to")
+
+
+def test_pipelined_data_and_bdat_chunks_are_extracted_as_sent(tmp_path: Path) -> None:
+    make_pcaps = _make_pcaps()
+    records = extract(PCAPS / "pipelining-bdat.pcap", tmp_path / "out")
+    data_body = make_pcaps.PIPELINE_BODY.replace(b"\r\n..", b"\r\n.")  # unstuffed
+    bdat_body = make_pcaps.BDAT_BODY  # BDAT is never stuffed (RFC 3030 2)
+    assert [(r["command"], r["sha256"]) for r in records] == [
+        ("DATA", sha256(data_body)),
+        ("BDAT", sha256(bdat_body)),
+    ]
+    files = files_under(tmp_path / "out")
+    assert files[f"{sha256(data_body)}.eml"] == data_body
+    assert files[f"{sha256(bdat_body)}.eml"] == bdat_body
