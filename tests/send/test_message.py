@@ -8,6 +8,8 @@ from email.header import decode_header, make_header
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailsniff.errors import UsageError
 from mailsniff.mail.mime import parse_message
@@ -146,3 +148,34 @@ def test_dot_stuffing_doubles_leading_dots_and_ends_with_a_lone_dot() -> None:
     assert dot_stuff(b"a\r\n.b\r\n..c\r\n") == b"a\r\n..b\r\n...c\r\n.\r\n"
     assert dot_stuff(b"no newline") == b"no newline\r\n.\r\n"
     assert dot_stuff(b"lf\n.only\n") == b"lf\r\n..only\r\n.\r\n"
+
+
+_TEXT = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=80
+).filter(lambda t: t.strip() == t)
+_LOCAL = st.from_regex(r"[a-z][a-z0-9.]{0,15}", fullmatch=True).filter(
+    lambda s: ".." not in s and not s.endswith(".")
+)
+
+
+@settings(max_examples=150)
+@given(subject=_TEXT, name=_TEXT, body=st.text(max_size=300), secret=_LOCAL)
+def test_any_subject_and_name_survive_the_round_trip_and_bcc_never_leaks(
+    subject: str, name: str, body: str, secret: str
+) -> None:
+    bcc = f"{secret}@hidden.example"
+    spec = _spec(
+        to=[f'"{name.replace(chr(92), "").replace(chr(34), "")}" <to@example.com>'],
+        bcc=[bcc],
+        subject=subject,
+        body=body,
+    )
+    try:
+        data = build_message(spec)
+    except UsageError:
+        return  # e.g. a name the address parser cannot take: refused, never a crash
+    assert bcc.encode() not in data
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))  # RFC 5322 2.1.1
+    message = parse_message(data)
+    assert message.subject == subject
+    assert [a.address for a in message.to] == ["to@example.com"]
