@@ -258,3 +258,29 @@ def test_read_json_of_a_capture_lists_one_session(server: SmtpServer, tmp_path: 
     records = [json.loads(line) for line in read.stdout.splitlines()]
     assert [r["type"] for r in records] == ["session", "summary"]
     assert records[0]["complete"] is True
+
+
+def test_starttls_then_auth_shows_the_decrypted_dialogue(server: SmtpServer) -> None:
+    proc = _send(
+        "--server", f"127.0.0.1:{server.port}", "--starttls",
+        "--from", "a@b.example", "--to", "c@d.example",
+        "--auth", "PLAIN", "--user", SMTP_USER, "--password", SMTP_PASSWORD,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "TLS started: shown decrypted" in out
+    assert out.index("C: STARTTLS") < out.index("C: AUTH PLAIN")
+
+
+def test_implicit_tls_send(server: SmtpServer) -> None:
+    proc = _send(
+        "--server", f"127.0.0.1:{server.tls_port}", "--tls",
+        "--from", "a@b.example", "--to", "c@d.example",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert server.received[-1].rcpt_tos == ["c@d.example"]
+
+
+def test_tls_and_starttls_together_are_a_usage_error() -> None:
+    proc = _send("--server", "127.0.0.1", "--tls", "--starttls", "--from", "a@b", "--to", "c@d")
+    assert proc.returncode == ExitStatus.USAGE
