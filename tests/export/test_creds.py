@@ -11,13 +11,14 @@ from mailsniff.model import AuthAttempt, Endpoint, Protocol, Session
 from tests.cli_runner import PCAPS, run_cli
 from tests.e2e.synth import Conn, frames, interleave, tcp_segments, write_pcap
 from tests.export.captures import smtp_steps
+from tests.export.schemas import validated
 
 
 def creds_json(capture: Path, *extra: str) -> list[dict[str, Any]]:
     proc = run_cli("creds", str(capture), "--json", *extra)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    return [json.loads(line) for line in proc.stdout.splitlines()]
+    return [validated(json.loads(line), "creds") for line in proc.stdout.splitlines()]
 
 
 def test_creds_lists_the_seed_credentials_once_each_with_outcome(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from tests.cli_runner import PCAPS, PUBLIC, run_cli
 from tests.export.captures import message_with_attachments, smtp_steps, write_smtp_capture
+from tests.export.schemas import validated
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -40,7 +41,7 @@ def extract(capture: Path, folder: Path, *extra: str) -> list[dict[str, Any]]:
 
 def manifest(folder: Path) -> list[dict[str, Any]]:
     lines = (folder / "manifest.jsonl").read_bytes().splitlines()
-    return [json.loads(line) for line in lines]
+    return [validated(json.loads(line), "manifest") for line in lines]
 
 
 def files_under(folder: Path) -> dict[str, bytes]:

@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 
 from mailsniff.export.redact import MASK
+from tests.export.schemas import validated
 from tests.live.test_live import MESSAGE, _is_session, _send_with_auth_login, live, smtp  # noqa: F401
 from tests.servers import SMTP_PASSWORD, SMTP_USER, SmtpServer
 
@@ -26,14 +27,15 @@ def test_live_extracts_the_message_and_lists_redacted_credentials(
         status, lines, stderr = lp.finish(signal.SIGINT)
     assert status == 0, stderr
     records = [json.loads(line) for line in lines]
-    (cred,) = [r for r in records if r["type"] == "credential"]
+    (cred,) = [validated(r, "creds") for r in records if r["type"] == "credential"]
     assert (cred["mechanism"], cred["username"], cred["password"]) == ("LOGIN", SMTP_USER, MASK)
     assert cred["worked"] is True and cred["count"] == 1
 
     sent = MESSAGE.encode("ascii")
     digest = hashlib.sha256(sent).hexdigest()
     assert (out / f"{digest}.eml").read_bytes() == sent
-    (entry,) = [json.loads(x) for x in (out / "manifest.jsonl").read_bytes().splitlines()]
+    manifest = (out / "manifest.jsonl").read_bytes().splitlines()
+    (entry,) = [validated(json.loads(x), "manifest") for x in manifest]
     assert entry["sha256"] == digest and entry["envelope"]["bcc"] == ["hidden@example.com"]
     box = mailbox.mbox(box_path)
     assert [box[k]["Subject"] for k in box.keys()] == ["quarterly numbers"]
