@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailsniff.export.redact import MASK, redact_session
 from mailsniff.model import AuthAttempt, Endpoint, Protocol, Session, TranscriptLine
@@ -131,3 +133,32 @@ def test_redact_masks_whole_words_only_for_short_secrets() -> None:
     ]
     assert session.auth[0].password == MASK
     assert session.auth[0].username == "bob"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    secret=st.text(min_size=8, max_size=40).filter(lambda s: MASK not in s),
+    pieces=st.lists(st.text(max_size=30), min_size=1, max_size=6),
+)
+def test_redact_removes_any_long_secret_and_its_base64_from_every_line(
+    secret: str, pieces: list[str]
+) -> None:
+    encoded = base64.b64encode(secret.encode("utf-8", "surrogatepass")).decode()
+    session = Session(
+        id=1,
+        protocol=Protocol.SMTP,
+        client=Endpoint("10.0.0.1", 40000),
+        server=Endpoint("10.0.0.2", 25),
+        start_ns=0,
+        end_ns=0,
+    )
+    session.auth.append(AuthAttempt("LOGIN", username="u", password=secret))
+    session.transcript = [
+        TranscriptLine(0, Direction.CLIENT, piece + secret + piece, note=f"{piece} {encoded}")
+        for piece in pieces
+    ]
+    session.anomalies = [f"{p}{encoded}{p}" for p in pieces]
+    redact_session(session)
+    texts = [t for line in session.transcript for t in (line.text, line.note or "")]
+    texts += session.anomalies
+    assert not [t for t in texts if secret in t or encoded in t]
