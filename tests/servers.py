@@ -19,7 +19,7 @@ import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -256,6 +256,21 @@ class _Controller(Controller):
             pass
 
 
+def _start_controller(make: Callable[[int], Controller]) -> tuple[Controller, int]:
+    """Start a controller on a free port; another port when that one was taken meanwhile."""
+    for attempt in range(5):
+        port = free_port()
+        controller = make(port)
+        try:
+            controller.start()
+        except Exception:
+            if attempt == 4:
+                raise
+            continue
+        return controller, port
+    raise AssertionError("unreachable")
+
+
 @contextmanager
 def running_smtp(*, tls: bool = True, pipelining: bool = True) -> Iterator[SmtpServer]:
     """aiosmtpd on 127.0.0.1 with AUTH LOGIN/PLAIN/CRAM-MD5 allowed without TLS.
@@ -264,7 +279,7 @@ def running_smtp(*, tls: bool = True, pipelining: bool = True) -> Iterator[SmtpS
     both with a self-signed certificate (SmtpServer.cert).
     """
     with _tmpdir("msmtp") as tmp:
-        server = SmtpServer("127.0.0.1", free_port(), pipelining=pipelining)
+        server = SmtpServer("127.0.0.1", 0, pipelining=pipelining)
         handler = _Handler(server)
         context: ssl.SSLContext | None = None
         if tls:
@@ -277,31 +292,26 @@ def running_smtp(*, tls: bool = True, pipelining: bool = True) -> Iterator[SmtpS
             "auth_require_tls": False,
             "ident": "mailsniff-test ESMTP",
         }
-        plain = _Controller(
-            handler,
-            hostname="127.0.0.1",
-            port=server.port,
-            tls_context=context,
-            require_starttls=False,
-            **common,
-        )
-        controllers = [plain]
-        if context is not None:
-            server.tls_port = free_port()
-            controllers.append(
-                _Controller(
+        started: list[Controller] = []
+        try:
+            plain, server.port = _start_controller(
+                lambda port: _Controller(
                     handler,
                     hostname="127.0.0.1",
-                    port=server.tls_port,
-                    ssl_context=context,
+                    port=port,
+                    tls_context=context,
+                    require_starttls=False,
                     **common,
                 )
             )
-        started: list[Controller] = []
-        try:
-            for c in controllers:
-                c.start()
-                started.append(c)
+            started.append(plain)
+            if context is not None:
+                implicit, server.tls_port = _start_controller(
+                    lambda port: _Controller(
+                        handler, hostname="127.0.0.1", port=port, ssl_context=context, **common
+                    )
+                )
+                started.append(implicit)
             yield server
         finally:
             for c in started:
@@ -367,12 +377,34 @@ service anvil {{
 """
 
 
+def _spawn_dovecot(dovecot: str, conf: Path, tmp: Path) -> tuple[subprocess.Popen[bytes], int, int]:
+    """Start dovecot on two free ports (again on others if one was taken meanwhile)."""
+    for attempt in range(3):
+        port, tls_port = free_port(), free_port()
+        conf.write_text(_DOVECOT_CONF.format(tmp=tmp, port=port, tls_port=tls_port))
+        with open(tmp / "stderr.log", "ab") as stderr:
+            proc = subprocess.Popen(
+                [dovecot, "-F", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=stderr
+            )
+        try:
+            wait_for_port(port, proc)
+            wait_for_port(tls_port, proc)
+        except RuntimeError as error:
+            _stop(proc)
+            if attempt == 2:
+                log = tmp / "dovecot.log"
+                text = log.read_text(errors="replace") if log.exists() else ""
+                raise RuntimeError(f"dovecot: {error}\n{text}") from None
+            continue
+        return proc, port, tls_port
+    raise AssertionError("unreachable")
+
+
 @contextmanager
 def running_dovecot() -> Iterator[Pop3Server]:
     """dovecot POP3 (USER/PASS, APOP, STLS, POP3S; plaintext allowed) over POP3_MESSAGES."""
     dovecot = shutil.which("dovecot") or "/usr/sbin/dovecot"
     with _tmpdir("mpop") as tmp:
-        port = free_port()
         nobody = 65534
         user_dir = tmp / "mail" / POP3_USER
         for sub in ("cur", "new", "tmp"):
@@ -389,25 +421,9 @@ def running_dovecot() -> Iterator[Pop3Server]:
             f"{POP3_USER}:{{PLAIN}}{POP3_PASSWORD}:{nobody}:{nobody}::{tmp}/home::\n"
         )
         conf = tmp / "dovecot.conf"
-        tls_port = free_port()
         tls_files(tmp)
-        conf.write_text(_DOVECOT_CONF.format(tmp=tmp, port=port, tls_port=tls_port))
-        proc = subprocess.Popen(
-            [dovecot, "-F", "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        proc, port, tls_port = _spawn_dovecot(dovecot, conf, tmp)
         try:
-            try:
-                wait_for_port(port, proc)
-            except RuntimeError as error:
-                log = (
-                    (tmp / "dovecot.log").read_text(errors="replace")
-                    if (tmp / "dovecot.log").exists()
-                    else ""
-                )
-                raise RuntimeError(f"{error}\n{log}") from None
-            wait_for_port(tls_port, proc)
             yield Pop3Server(
                 "127.0.0.1",
                 port,
@@ -444,33 +460,44 @@ def running_dnsmasq() -> Iterator[DnsServer]:
     nullmx.test: the RFC 7505 null MX; anything else below .test: NXDOMAIN.
     """
     dnsmasq = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-    port = free_udp_port()
-    proc = subprocess.Popen(
-        [
-            dnsmasq,
-            "--keep-in-foreground",
-            "--no-resolv",
-            "--no-hosts",
-            "--conf-file=/dev/null",
-            "--pid-file=",
-            "--user=root",
-            f"--port={port}",
-            "--listen-address=127.0.0.1",
-            "--bind-interfaces",
-            "--local=/test/",
-            f"--mx-host={DNS_DOMAIN},mx1.{DNS_DOMAIN},10",
-            f"--mx-host={DNS_DOMAIN},mx2.{DNS_DOMAIN},20",
-            f"--host-record=mx1.{DNS_DOMAIN},127.0.0.2",
-            f"--host-record=mx2.{DNS_DOMAIN},127.0.0.1,::1",
-            f"--host-record={DNS_NO_MX},127.0.0.1",
-            f"--mx-host={DNS_NULL_MX},.,0",
-            f"--host-record={DNS_NULL_MX},127.0.0.1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    zone = [
+        "--local=/test/",
+        f"--mx-host={DNS_DOMAIN},mx1.{DNS_DOMAIN},10",
+        f"--mx-host={DNS_DOMAIN},mx2.{DNS_DOMAIN},20",
+        f"--host-record=mx1.{DNS_DOMAIN},127.0.0.2",
+        f"--host-record=mx2.{DNS_DOMAIN},127.0.0.1,::1",
+        f"--host-record={DNS_NO_MX},127.0.0.1",
+        f"--mx-host={DNS_NULL_MX},.,0",
+        f"--host-record={DNS_NULL_MX},127.0.0.1",
+    ]
+    for attempt in range(3):
+        port = free_udp_port()
+        proc = subprocess.Popen(
+            [
+                dnsmasq,
+                "--keep-in-foreground",
+                "--no-resolv",
+                "--no-hosts",
+                "--conf-file=/dev/null",
+                "--pid-file=",
+                "--user=root",
+                f"--port={port}",
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                *zone,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for_port(port, proc)
+        except RuntimeError:
+            _stop(proc)
+            if attempt == 2:
+                raise
+            continue
+        break
     try:
-        wait_for_port(port, proc)
         yield DnsServer("127.0.0.1", port)
     finally:
         _stop(proc)
