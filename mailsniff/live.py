@@ -191,16 +191,8 @@ def open_sessions_view(
 
 
 def _open_flow_bytes(pipeline: Pipeline) -> dict[int, int]:
-    """Stream bytes so far of each open connection, by flow id (= session id).
-
-    The reassembler keeps this on its open flows; there is no public accessor yet.
-    """
-    flows: dict[int, Any] = getattr(pipeline.reassembler, "_open", {})
-    out: dict[int, int] = {}
-    for flow_id, entry in list(flows.items()):
-        flow = entry[0]
-        out[flow_id] = int(flow.client_bytes) + int(flow.server_bytes)
-    return out
+    """Stream bytes so far of each open connection, by flow id (= session id)."""
+    return {f.id: f.client_bytes + f.server_bytes for f in pipeline.reassembler.flows()}
 
 
 @dataclass(slots=True)

@@ -257,6 +257,10 @@ class Reassembler:
     def open_flows(self) -> int:
         return len(self._open)
 
+    def flows(self) -> list[Flow]:
+        """The connections open now (for live views: bytes and packets so far)."""
+        return [entry[0] for entry in self._open.values()]
+
     # -- input ---------------------------------------------------------------------------------
 
     def feed(self, seg: Segment, *, server: Address | None = None) -> list[FlowEvent]:

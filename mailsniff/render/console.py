@@ -42,7 +42,7 @@ from mailsniff.render.text import (
     shorten,
 )
 
-__all__ = ["render_overview", "render_session", "render_summary"]
+__all__ = ["render_overview", "render_session", "render_summary", "transcript_text"]
 
 # Styles, named once so the look stays consistent (and degrades to plain text off a TTY).
 _CLIENT = "cyan"
@@ -679,7 +679,7 @@ def _retrieved(r: RetrievedMessage) -> list[RenderableType]:
     return parts
 
 
-def _transcript_text(lines: Sequence[TranscriptLine]) -> Text:
+def transcript_text(lines: Sequence[TranscriptLine]) -> Text:
     """Dialogue lines as one Text: `HH:MM:SS.ffffff C: line  → note`, client and server coloured.
 
     Built from a plain string and spans (see `_overview_lines`): a session keeps up to
@@ -746,7 +746,7 @@ def render_session(console: Console, session: Session, *, transcript: bool = Fal
         console.print(_rule(Text("Transcript", style=_KEY)))
         for start in range(0, len(session.transcript), _TRANSCRIPT_CHUNK):
             chunk = session.transcript[start : start + _TRANSCRIPT_CHUNK]
-            console.print(_transcript_text(chunk))
+            console.print(transcript_text(chunk))
         if session.transcript_dropped > 0:
             console.print(
                 Text(f"{session.transcript_dropped} transcript lines not kept", style=_WARN)

@@ -67,18 +67,17 @@ def _message(m: Message) -> JsonObject:
     }
 
 
-def _auth(a: AuthAttempt, redact: bool) -> JsonObject:
-    secret = "********" if redact else None
+def _auth(a: AuthAttempt) -> JsonObject:
     return {
         "mechanism": a.mechanism,
         "username": a.username,
-        "password": secret if (redact and a.password is not None) else a.password,
+        "password": a.password,
         "success": a.success,
         "reply": a.reply,
         "time": iso8601(a.ts_ns),
         "authzid": a.authzid,
         "challenge": a.challenge,
-        "response": secret if (redact and a.response is not None) else a.response,
+        "response": a.response,
         "not_base64": a.not_base64,
         "cancelled": a.cancelled,
     }
@@ -114,8 +113,9 @@ def _retrieved(r: RetrievedMessage) -> JsonObject:
     }
 
 
-def session_record(s: Session, *, redact: bool = False, transcript: bool = False) -> JsonObject:
-    """The contract's "session" object (plus documented extra fields)."""
+def session_record(s: Session, *, transcript: bool = False) -> JsonObject:
+    """The contract's "session" object (plus documented extra fields); --redact is applied to
+    the Session before it gets here (mailsniff.export.redact)."""
     record: JsonObject = {
         "type": "session",
         "id": s.id,
@@ -131,7 +131,7 @@ def session_record(s: Session, *, redact: bool = False, transcript: bool = False
         "banner": s.banner,
         "helo": s.helo,
         "tls": s.tls,
-        "auth": [_auth(a, redact) for a in s.auth],
+        "auth": [_auth(a) for a in s.auth],
         "transactions": [_transaction(t) for t in s.transactions],
         "messages": [_retrieved(r) for r in s.messages],
         "deleted": list(s.deleted),

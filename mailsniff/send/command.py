@@ -18,7 +18,7 @@ from rich.text import Text
 from mailsniff.analysis.findings import analyse
 from mailsniff.errors import MailsniffError, UsageError
 from mailsniff.model import Session, TranscriptLine
-from mailsniff.render.console import _transcript_text, render_session
+from mailsniff.render.console import render_session, transcript_text
 from mailsniff.render.text import safe_text
 from mailsniff.send import NetworkError, RejectedError
 from mailsniff.send.capture import PacketCapture
@@ -46,7 +46,7 @@ _OWN_CLEARTEXT = "cleartext-after-starttls"
 
 def _show(out: Console) -> Callable[[list[TranscriptLine]], None]:
     def show(lines: list[TranscriptLine]) -> None:
-        out.print(_transcript_text(lines))
+        out.print(transcript_text(lines))
 
     return show
 
