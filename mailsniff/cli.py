@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -20,6 +20,8 @@ from mailsniff.reading import ReadOptions, ReadResult, read_capture
 from mailsniff.status import ExitStatus
 
 __all__ = ["app", "main"]
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="mailsniff",
@@ -142,7 +144,8 @@ def read(
     ] = False,
 ) -> None:
     """Read a capture and explain the SMTP and POP3 dialogues it carried."""
-    try:
+
+    def action() -> ReadResult:
         options = ReadOptions(
             path=capture,
             protocols=frozenset({Protocol(protocol.value)}) if protocol else None,
@@ -157,22 +160,9 @@ def read(
             mbox=mbox,
             redact=redact,
         )
-        out = _Stdout(highlight=False, soft_wrap=False)
-        result: ReadResult = read_capture(options, out, _stderr())
-    except MailsniffError as error:
-        if debug:
-            raise
-        _fail(error)
-    except BrokenPipeError:
-        _quiet_broken_pipe()
-    except Exception as error:  # a bug in mailsniff: say so in one line, not a traceback
-        if debug:
-            raise
-        _stderr().print(
-            Text(f"mailsniff: internal error: {type(error).__name__}: {error} ", style="bold red")
-            + Text("(run with --debug for the traceback; please report it)")
-        )
-        raise typer.Exit(int(ExitStatus.ERROR)) from None
+        return read_capture(options, _Stdout(highlight=False, soft_wrap=False), _stderr())
+
+    result = _guarded(debug, action)
     if result.warning is not None:
         _stderr().print(Text("mailsniff: warning: ", style="bold yellow") + Text(result.warning))
     raise typer.Exit(int(result.status))
@@ -197,25 +187,13 @@ def creds(
     ] = False,
 ) -> None:
     """List every credential in a capture, deduplicated, with whether it worked."""
-    from mailsniff.export.creds import CredsOptions, read_credentials
+    from mailsniff.export.creds import CredsOptions, CredsResult, read_credentials
 
-    try:
+    def action() -> CredsResult:
         options = CredsOptions(path=capture, json=json_output, redact=redact, progress=progress)
-        result = read_credentials(options, _Stdout(highlight=False, soft_wrap=False), _stderr())
-    except MailsniffError as error:
-        if debug:
-            raise
-        _fail(error)
-    except BrokenPipeError:
-        _quiet_broken_pipe()
-    except Exception as error:  # a bug in mailsniff: say so in one line, not a traceback
-        if debug:
-            raise
-        _stderr().print(
-            Text(f"mailsniff: internal error: {type(error).__name__}: {error} ", style="bold red")
-            + Text("(run with --debug for the traceback; please report it)")
-        )
-        raise typer.Exit(int(ExitStatus.ERROR)) from None
+        return read_credentials(options, _Stdout(highlight=False, soft_wrap=False), _stderr())
+
+    result = _guarded(debug, action)
     if result.warning is not None:
         _stderr().print(Text("mailsniff: warning: ", style="bold yellow") + Text(result.warning))
     raise typer.Exit(int(result.status))
@@ -292,9 +270,9 @@ def live(
     ] = False,
 ) -> None:
     """Capture on an interface and explain SMTP and POP3 dialogues as they happen."""
-    from mailsniff.live import LiveOptions, run_live
+    from mailsniff.live import LiveOptions, LiveResult, run_live
 
-    try:
+    def action() -> LiveResult:
         options = LiveOptions(
             iface=iface,
             ports=_port_list(ports),
@@ -309,7 +287,16 @@ def live(
             creds=creds,
             redact=redact,
         )
-        result = run_live(options, _Stdout(highlight=False, soft_wrap=False), _stderr())
+        return run_live(options, _Stdout(highlight=False, soft_wrap=False), _stderr())
+
+    result = _guarded(debug, action)
+    raise typer.Exit(int(result.status))
+
+
+def _guarded(debug: bool, action: Callable[[], T]) -> T:
+    """Run a command's work; errors become one line on stderr and their exit status."""
+    try:
+        return action()
     except MailsniffError as error:
         if debug:
             raise
@@ -324,7 +311,6 @@ def live(
             + Text("(run with --debug for the traceback; please report it)")
         )
         raise typer.Exit(int(ExitStatus.ERROR)) from None
-    raise typer.Exit(int(result.status))
 
 
 def _quiet_broken_pipe() -> NoReturn:
@@ -355,22 +341,7 @@ class PopChoice(StrEnum):
 
 def _active(debug: bool, call: Callable[[Console], None]) -> NoReturn:
     """Run a send/mx/pop action: its output on stdout, a failure as one line and its status."""
-    try:
-        call(_Stdout(highlight=False, soft_wrap=False))
-    except MailsniffError as error:
-        if debug:
-            raise
-        _fail(error)
-    except BrokenPipeError:
-        _quiet_broken_pipe()
-    except Exception as error:  # a bug in mailsniff: say so in one line, not a traceback
-        if debug:
-            raise
-        _stderr().print(
-            Text(f"mailsniff: internal error: {type(error).__name__}: {error} ", style="bold red")
-            + Text("(run with --debug for the traceback; please report it)")
-        )
-        raise typer.Exit(int(ExitStatus.ERROR)) from None
+    _guarded(debug, lambda: call(_Stdout(highlight=False, soft_wrap=False)))
     raise typer.Exit(int(ExitStatus.SUCCESS))
 
 
