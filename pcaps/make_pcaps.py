@@ -1,6 +1,6 @@
 """Regenerate pcaps/: SMTP (RFC 5321, 4954, 2920, 3030) and POP3 (RFC 1939) captures.
 
-Usage: python pcaps/make_pcaps.py [--out DIR] [--only seed|cc-bcc|pipelining ...]
+Usage: python pcaps/make_pcaps.py [--out DIR] [--only seed|cc-bcc|pipelining|send-forged ...]
 
 - seed-telnet.pcap: synthetic (scapy), deterministic, the three telnet dialogues of the seed note.
 - cc-bcc-smtplib.pcap: real, smtplib -> aiosmtpd on loopback, captured with tcpdump (needs root).
@@ -619,7 +619,35 @@ def write_pipelining(out: Path) -> Path:
     return target
 
 
-WRITERS = {"seed": write_seed, "cc-bcc": write_cc_bcc, "pipelining": write_pipelining}
+def write_send_forged(out: Path) -> Path:
+    """mailsniff's own active mode makes the capture: `mailsniff send --capture` through AUTH
+    LOGIN, a GBK-encoded forged header From that differs from the envelope (seed case 3), and a
+    Bcc recipient (seed case 5)."""
+    target = out / "send-forged-gbk.pcap"
+    tmp = out / f".{target.name}.tmp"
+    with smtp_server(RecordingHandler()) as port:
+        argv = [
+            sys.executable, "-m", "mailsniff", "send",
+            "--server", f"127.0.0.1:{port}", "--helo", "tylin",
+            "--auth", "LOGIN", "--user", "alice", "--password", "wonderland",
+            "--from", "alice@example.com", "--header-from", "张帆 <ceo@example.com>",
+            "--to", "bob@example.com", "--cc", "carol@example.com", "--bcc", "dave@example.com",
+            "--subject", "测试 test", "--body", "test, just a test.", "--charset", "GBK",
+            "--capture", str(tmp),
+        ]  # fmt: skip
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=HERE.parent)
+    if done.returncode != 0:
+        raise RuntimeError(f"mailsniff send failed ({done.returncode}): {done.stderr.strip()}")
+    os.replace(tmp, target)
+    return target
+
+
+WRITERS = {
+    "seed": write_seed,
+    "cc-bcc": write_cc_bcc,
+    "pipelining": write_pipelining,
+    "send-forged": write_send_forged,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -98,7 +99,7 @@ def split_data(client: bytes) -> tuple[bytes, bytes]:
 def test_every_capture_is_written(generated: Path) -> None:
     expected = ["seed-telnet.pcap"]
     if CAN_CAPTURE:
-        expected += ["cc-bcc-smtplib.pcap", "pipelining-bdat.pcap"]
+        expected += ["cc-bcc-smtplib.pcap", "pipelining-bdat.pcap", "send-forged-gbk.pcap"]
     for name in expected:
         assert (generated / name).stat().st_size > 1000, name
     assert not list(generated.glob(".*.tmp"))
@@ -205,3 +206,18 @@ def test_pipelined_batches_get_their_refusals(generated: Path) -> None:
     assert b"250-CHUNKING\r\n" in server
     assert re.search(rb"BDAT \d+ LAST\r\n", client)
     assert server.count(b"Ok: queued as") == 2
+
+
+@needs_capture
+def test_mailsniff_send_capture_forges_the_from_and_hides_the_bcc(generated: Path) -> None:
+    client, server = only_stream(generated / "send-forged-gbk.pcap")
+    commands, message = split_data(client)
+    assert re.search(rb"(?im)^EHLO tylin\r\n", commands)
+    assert re.search(rb"(?im)^MAIL FROM:<alice@example.com>", commands)
+    assert re.search(rb"(?im)^RCPT TO:<dave@example.com>", commands)
+    assert b"dave@example.com" not in message
+    # 张帆 in GBK as an RFC 2047 B word (charset label and "B" in either case)
+    word = "=?GBK?B?" + base64.b64encode("张帆".encode("gbk")).decode() + "?="
+    assert word.encode() in re.sub(rb"=\?gbk\?b\?", b"=?GBK?B?", message, flags=re.I)
+    assert b"<ceo@example.com>" in message
+    assert b"235 " in server

@@ -274,3 +274,23 @@ def test_pipelining_bdat_transaction() -> None:
     assert tx["data_reply"].startswith("250 ") and "queued" in tx["data_reply"]
     assert tx["message"]["subject"] == "分块 chunked"
     assert addresses(tx["message"]["to"]) == ["bob@example.com"]
+
+
+def test_send_forged_capture_shows_the_forged_gbk_from_and_the_bcc() -> None:
+    # pcaps/send-forged-gbk.pcap was made by `mailsniff send --capture` (pcaps/make_pcaps.py)
+    [s] = read_json(PCAPS / "send-forged-gbk.pcap")
+    assert s["helo"] == "tylin"
+    [auth] = s["auth"]
+    assert (auth["mechanism"], auth["username"], auth["success"]) == ("LOGIN", "alice", True)
+    [tx] = s["transactions"]
+    assert tx["mail_from"] == "alice@example.com"
+    assert tx["rcpt_accepted"] == ["bob@example.com", "carol@example.com", "dave@example.com"]
+    assert tx["bcc"] == ["dave@example.com"]
+    message = tx["message"]
+    assert message["from"] == [{"name": "张帆", "address": "ceo@example.com"}]
+    assert message["subject"] == "测试 test"
+    assert addresses(message["to"]) == ["bob@example.com"]
+    assert addresses(message["cc"]) == ["carol@example.com"]
+    [mismatch] = findings(s, "from-mismatch")
+    assert "ceo@example.com" in mismatch and "MAIL FROM <alice@example.com>" in mismatch
+    assert findings(s, "bcc")
