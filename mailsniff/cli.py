@@ -355,6 +355,7 @@ def _password(password: str | None, needed: bool) -> str | None:
 
 _DEBUG_OPTION = typer.Option("--debug", help="Show tracebacks of internal errors.")
 _TIMEOUT_OPTION = typer.Option("--timeout", help="Seconds allowed for each step.", min=0.1)
+_REDACT_OPTION = typer.Option("--redact", help="Mask the password (and its base64) in all output.")
 
 
 @app.command()
@@ -436,6 +437,7 @@ def send(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print envelope and message; do not connect.")
     ] = False,
+    redact: Annotated[bool, _REDACT_OPTION] = False,
     debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """Send a message over SMTP, showing the dialogue, then each recipient's outcome."""
@@ -473,6 +475,7 @@ def send(
             resolver=resolver,
             capture=capture,
             dry_run=dry_run,
+            redact=redact,
         )
         run_send(request, out)
 
@@ -505,6 +508,7 @@ def pop(
     capture: Annotated[
         Path | None, typer.Option("--capture", metavar="FILE", help="Record the packets (pcap).")
     ] = None,
+    redact: Annotated[bool, _REDACT_OPTION] = False,
     debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """Log in to a POP3 server and stat, list, top, retr or dele, showing the dialogue."""
@@ -534,6 +538,7 @@ def pop(
             lines=lines,
             save=save,
             capture=capture,
+            redact=redact,
         )
 
     _active(debug, call)

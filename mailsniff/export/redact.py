@@ -15,11 +15,12 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from dataclasses import replace
 
 from mailsniff.model import Finding, Session, TranscriptLine
 
-__all__ = ["MASK", "redact_session", "session_secrets"]
+__all__ = ["MASK", "redact_session", "session_secrets", "text_redactor"]
 
 MASK = "********"
 #: Secrets at least this long are masked wherever they occur; shorter ones only as whole words
@@ -83,6 +84,13 @@ class _Scrubber:
 
     def optional(self, value: str | None) -> str | None:
         return None if value is None else self.text(value)
+
+
+def text_redactor(secrets: list[str]) -> Callable[[str], str]:
+    """Masks the given secrets (and their base64 forms) in any text: for output written before
+    a Session is finished, e.g. the live transcript of `mailsniff send`/`pop`."""
+    known = sorted({s for s in secrets if s}, key=len, reverse=True)
+    return _Scrubber(known).text
 
 
 def redact_session(session: Session) -> Session:

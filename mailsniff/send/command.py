@@ -17,6 +17,7 @@ from rich.text import Text
 
 from mailsniff.analysis.findings import analyse
 from mailsniff.errors import MailsniffError, UsageError
+from mailsniff.export.redact import redact_session, text_redactor
 from mailsniff.model import Session, TranscriptLine
 from mailsniff.render.console import render_session, transcript_text
 from mailsniff.render.text import safe_text
@@ -44,8 +45,21 @@ POP3S_PORT = 995
 _OWN_CLEARTEXT = "cleartext-after-starttls"
 
 
-def _show(out: Console) -> Callable[[list[TranscriptLine]], None]:
+def _show(out: Console, secrets: list[str] | None) -> Callable[[list[TranscriptLine]], None]:
+    """Print transcript lines as they happen; with --redact, the given secrets masked."""
+    scrub = text_redactor(secrets) if secrets else None
+
     def show(lines: list[TranscriptLine]) -> None:
+        if scrub is not None:
+            lines = [
+                TranscriptLine(
+                    line.ts_ns,
+                    line.direction,
+                    scrub(line.text),
+                    None if line.note is None else scrub(line.note),
+                )
+                for line in lines
+            ]
         out.print(transcript_text(lines))
 
     return show
@@ -112,6 +126,8 @@ class SendRequest:
     resolver: str | None = None
     capture: Path | None = None
     dry_run: bool = False
+    #: Mask the password (and its base64) in everything printed.
+    redact: bool = False
     outcomes: list[RcptOutcome] = field(default_factory=list)
 
 
@@ -190,7 +206,7 @@ def _attempt(
         recipients,
         message,
         request.options,
-        show=_show(out),
+        show=_show(out, [request.options.password or ""] if request.redact else None),
         watch=capture.watch if capture is not None else None,
     )
 
@@ -249,9 +265,11 @@ def _to_domain(
     return result
 
 
-def _finish_session(session: Session) -> None:
+def _finish_session(session: Session, redact: bool) -> None:
     session.anomalies[:] = [a for a in session.anomalies if not a.startswith(_OWN_CLEARTEXT)]
     analyse(session)
+    if redact:
+        redact_session(session)
 
 
 def run_send(request: SendRequest, out: Console) -> None:
@@ -277,7 +295,7 @@ def run_send(request: SendRequest, out: Console) -> None:
             results = _via_mx(request, recipients, message, out, capture)
     for result in results:
         if result.session is not None:
-            _finish_session(result.session)
+            _finish_session(result.session, request.redact)
             render_session(out, result.session)
     outcomes = [o for r in results for o in r.outcomes]
     request.outcomes = outcomes
@@ -303,6 +321,7 @@ def run_pop(
     lines: int = 0,
     save: Path | None = None,
     capture: Path | None = None,
+    redact: bool = False,
 ) -> PopResult:
     """Run one POP3 action with the transcript shown, then the decoded session; raises on error."""
     default = POP3S_PORT if options.tls is TlsMode.IMPLICIT else POP3_PORT
@@ -316,11 +335,11 @@ def run_pop(
             number=number,
             lines=lines,
             save=save,
-            show=_show(out),
+            show=_show(out, [options.password] if redact else None),
             watch=packets.watch if packets is not None else None,
         )
     if result.session is not None:
-        _finish_session(result.session)
+        _finish_session(result.session, redact)
         render_session(out, result.session)
     if result.listing:
         table = Table(Column("message", justify="right"), Column("octets", justify="right"))
@@ -353,6 +372,7 @@ def build_send_request(
     resolver: str | None,
     capture: Path | None,
     dry_run: bool,
+    redact: bool = False,
 ) -> SendRequest:
     """The command line's values checked and turned into a SendRequest."""
     if body is not None and body_file is not None:
@@ -392,4 +412,5 @@ def build_send_request(
         resolver=resolver,
         capture=capture,
         dry_run=dry_run,
+        redact=redact,
     )

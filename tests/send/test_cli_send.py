@@ -284,3 +284,22 @@ def test_implicit_tls_send(server: SmtpServer) -> None:
 def test_tls_and_starttls_together_are_a_usage_error() -> None:
     proc = _send("--server", "127.0.0.1", "--tls", "--starttls", "--from", "a@b", "--to", "c@d")
     assert proc.returncode == ExitStatus.USAGE
+
+
+def test_redact_masks_the_password_and_its_base64_everywhere(server: SmtpServer) -> None:
+    import base64
+
+    args = (
+        "--server", f"127.0.0.1:{server.port}",
+        "--from", SMTP_USER, "--to", "to@example.com", "--body", "hello",
+        "--auth", "PLAIN", "--user", SMTP_USER, "--password", SMTP_PASSWORD,
+    )  # fmt: skip
+    plain_blob = base64.b64encode(f"\0{SMTP_USER}\0{SMTP_PASSWORD}".encode()).decode()
+    shown = _send(*args)
+    assert shown.returncode == 0, shown.stderr
+    assert plain_blob in shown.stdout  # without --redact the AUTH line is shown as sent
+    redacted = _send(*args, "--redact")
+    assert redacted.returncode == 0, redacted.stderr
+    for secret in (SMTP_PASSWORD, plain_blob, base64.b64encode(SMTP_PASSWORD.encode()).decode()):
+        assert secret not in redacted.stdout + redacted.stderr
+    assert "********" in redacted.stdout

@@ -9,7 +9,7 @@ from mailsniff.send.client import TlsMode
 from mailsniff.send.pop import PopAction, PopOptions, pop
 from mailsniff.status import ExitStatus
 from tests.cli_runner import run_cli
-from tests.servers import POP3_MESSAGES, Pop3Server
+from tests.servers import POP3_MESSAGES, POP3_PASSWORD, Pop3Server
 
 
 def _options(server: Pop3Server, **kw: object) -> PopOptions:
@@ -164,3 +164,12 @@ def test_implicit_tls_pop3s(pop3_server: Pop3Server) -> None:
     result = pop(pop3_server.host, pop3_server.tls_port, options, PopAction.STAT)
     assert result.error is None
     assert result.stat == (len(POP3_MESSAGES), sum(len(m) for m in POP3_MESSAGES))
+
+
+def test_pop_command_redact_masks_the_password(pop3_server: Pop3Server) -> None:
+    shown = run_cli(*_cli(pop3_server, "stat"), timeout=60)
+    assert shown.returncode == 0 and f"PASS {POP3_PASSWORD}" in shown.stdout
+    redacted = run_cli(*_cli(pop3_server, "stat"), "--redact", timeout=60)
+    assert redacted.returncode == 0, redacted.stderr
+    assert POP3_PASSWORD not in redacted.stdout + redacted.stderr
+    assert "PASS ********" in redacted.stdout
