@@ -19,6 +19,7 @@ KINDS: dict[str, str] = {
     "from-mismatch": "header From differs from MAIL FROM, the authenticated user, or Sender",
     "sender-rejected": "the server refused MAIL FROM",
     "recipient-rejected": "the server refused a RCPT TO",
+    "message-rejected": "the server refused the message after DATA/BDAT (4xx/5xx)",
     "bcc-header-present": "a Bcc header was transmitted inside the message",
     "gap": "bytes of the connection were never captured",
     "message-truncated": "a message exceeded the kept size; size and sha256 still cover all of it",
@@ -104,6 +105,8 @@ def analyse(session: Session) -> Session:
         for rcpt in tx.rcpts:
             if rcpt.status in ("rejected", "deferred"):
                 out.append(Finding("recipient-rejected", f"RCPT TO:<{rcpt.address}>: {rcpt.reply}"))
+        if tx.data_reply is not None and tx.data_reply[:1] in ("4", "5"):
+            out.append(Finding("message-rejected", f"{where}: {tx.data_reply}"))
         if tx.bcc:
             out.append(
                 Finding(

@@ -190,3 +190,22 @@ def test_analyse_is_idempotent() -> None:
     first = list(s.findings)
     analyse(s)
     assert s.findings == first
+
+
+def test_analyse_reports_a_message_refused_after_data() -> None:
+    s = _session()
+    s.transactions = [
+        Transaction(
+            mail_from="a@x",
+            mail_from_reply="250 ok",
+            rcpts=[RcptAttempt("b@x", reply="250 ok")],
+            data_reply="554 5.7.1 Message contains virus: rejected.",
+        ),
+        Transaction(
+            mail_from="a@x", rcpts=[RcptAttempt("c@x", reply="250 ok")], data_reply="250 ok"
+        ),
+    ]
+    analyse(s)
+    assert [f.detail for f in s.findings if f.kind == "message-rejected"] == [
+        "transaction 1: 554 5.7.1 Message contains virus: rejected."
+    ]
