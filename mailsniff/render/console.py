@@ -99,7 +99,7 @@ def _unique(items: Iterable[str]) -> list[str]:
 
 
 def _address(a: Address) -> str:
-    if a.name and a.address:
+    if a.name and a.address and a.name.strip("'\" ").lower() != a.address.lower():
         return f"{a.name} <{a.address}>"
     return a.address or a.name or "(empty)"
 

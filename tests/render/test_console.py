@@ -655,3 +655,14 @@ def test_render_overview_measures_wide_characters_in_terminal_cells() -> None:
     # the columns after the cut cell stay aligned with the other row's
     pop3 = line_with(out.getvalue(), " 2  pop3 ")
     assert cell_len(row[: row.index("3/1") + 3]) == cell_len(pop3[: pop3.index("0/2") + 3])
+
+
+def test_render_session_does_not_repeat_an_address_used_as_its_own_name() -> None:
+    s = seed_smtp_session()
+    message = s.transactions[-1].message
+    assert message is not None
+    message.to = [Address("mirjam@abrakadabra.ch", "mirjam@abrakadabra.ch")]
+    message.cc = [Address("'Carol'", "carol@example.com")]
+    text = render(s)
+    assert "mirjam@abrakadabra.ch <mirjam@abrakadabra.ch>" not in text
+    assert "'Carol' <carol@example.com>" in text
