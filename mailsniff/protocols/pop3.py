@@ -261,6 +261,10 @@ def _mechanism(command: Command) -> str:
     return command.args[0].upper() if command.args else ""
 
 
+#: A TLS record carrying a handshake starts with content type 22 (RFC 8446 5.1).
+_TLS_HANDSHAKE = 22
+
+
 class _Sync(Enum):
     """Where the server direction stands."""
 
@@ -278,6 +282,10 @@ _TRANSITIONS: dict[tuple[_Sync, _Sync], str] = {
     (_Sync.GREETING, _Sync.UNKNOWN): "capture began mid-connection: gap of unknown length",
     (_Sync.RESPONSE, _Sync.BODY): "+OK to CAPA/RETR/TOP/LIST/UIDL/AUTH (RFC 1939 3, 2449 5)",
     (_Sync.RESPONSE, _Sync.TLS): "+OK to STLS (RFC 2595 4)",
+    (_Sync.TLS, _Sync.RESPONSE): (
+        "first client bytes after +OK to STLS are not a TLS record: a capture decrypted back to "
+        "cleartext (or injected commands, CVE-2011-0411): parsed as commands"
+    ),
     (_Sync.RESPONSE, _Sync.UNKNOWN): "a gap between responses, or a response to no command",
     (_Sync.BODY, _Sync.RESPONSE): "'.' terminator (RFC 1939 3), missing terminator, or close",
     (_Sync.UNKNOWN, _Sync.RESPONSE): "a +OK/-ERR line: back in step",
@@ -318,6 +326,7 @@ class Pop3Parser:
         "_skipped",
         "_lost",
         "_closed",
+        "_tls_unchecked",
         "_overflowed",
     )
 
@@ -336,6 +345,7 @@ class Pop3Parser:
         self._skipped = 0  # server lines skipped while out of sync
         self._lost = 0  # commands whose answers were found lost while out of sync
         self._closed = False
+        self._tls_unchecked = False  # STLS accepted; the client's first bytes not yet seen
         self._overflowed = False
 
     # ----------------------------------------------------------------------------------------
@@ -354,8 +364,19 @@ class Pop3Parser:
             The events completed by these bytes, in order.
         """
         out: list[Pop3Event] = []
-        if self._closed or self._sync is _Sync.TLS or not data:
+        if self._closed or not data:
             return out
+        if self._sync is _Sync.TLS:
+            if not (self._tls_unchecked and direction is Direction.CLIENT):
+                return out
+            self._tls_unchecked = False
+            if data[0] == _TLS_HANDSHAKE:
+                return out
+            # Cleartext where the TLS handshake should be: a decrypted capture, or injection.
+            # Say so, and read it for what it says (as the SMTP parser does after STARTTLS).
+            detail = "client bytes after STLS are cleartext: parsed as commands"
+            out.append(self._anomaly(ts_ns, direction, b"", "cleartext-after-stls", detail))
+            self._enter(_Sync.RESPONSE)
         if direction is Direction.SERVER and not self._server_started:
             self._server_started = True
             if self._sync is _Sync.GREETING and self._first_command_ts is not None:
@@ -642,6 +663,7 @@ class Pop3Parser:
                 )
                 self._pending.clear()
             self._enter(_Sync.TLS)
+            self._tls_unchecked = True
             for buf in self._buffers.values():
                 buf.clear()
 

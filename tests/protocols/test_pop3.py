@@ -967,3 +967,37 @@ def test_pop3_parser_imports_no_io_libraries() -> None:
 def test_pop3_session_builder_imports_neither_scapy_nor_rich() -> None:
     # The standard library's email package (the mail layer) imports socket itself.
     assert set(_modules_after_import("mailsniff.session.pop3")) <= {"socket"}
+
+
+def test_pop3_cleartext_after_stls_is_parsed_on_with_an_anomaly() -> None:
+    # A capture decrypted back to cleartext: after +OK to STLS the client goes on in clear.
+    parser = Pop3Parser()
+    events: list[Pop3Event] = []
+    for direction, data in (
+        (S, b"+OK ready\r\n"),
+        (C, b"STLS\r\n"),
+        (S, b"+OK Begin TLS\r\n"),
+        (C, b"USER bob\r\n"),
+        (S, b"+OK\r\n"),
+        (C, b"PASS secret\r\n"),
+        (S, b"+OK logged in\r\n"),
+    ):
+        events += parser.feed(0, direction, data)
+    assert [e.kind for e in events if isinstance(e, Anomaly)] == ["cleartext-after-stls"]
+    assert [e.verb for e in events if isinstance(e, Command)] == ["STLS", "USER", "PASS"]
+    assert [e.text for e in events if isinstance(e, Response)][-1] == "logged in"
+
+
+def test_pop3_tls_after_stls_stays_unparsed() -> None:
+    parser = Pop3Parser()
+    events: list[Pop3Event] = []
+    for direction, data in (
+        (S, b"+OK ready\r\n"),
+        (C, b"STLS\r\n"),
+        (S, b"+OK Begin TLS\r\n"),
+        (C, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03USER bob\r\n"),
+        (S, b"\x16\x03\x03\x00\x5a\x02\x00\x00+OK\r\n"),
+    ):
+        events += parser.feed(0, direction, data)
+    assert [e.verb for e in events if isinstance(e, Command)] == ["STLS"]
+    assert not [e for e in events if isinstance(e, Anomaly)]
