@@ -971,33 +971,31 @@ def test_pop3_session_builder_imports_neither_scapy_nor_rich() -> None:
 
 def test_pop3_cleartext_after_stls_is_parsed_on_with_an_anomaly() -> None:
     # A capture decrypted back to cleartext: after +OK to STLS the client goes on in clear.
-    parser = Pop3Parser()
-    events: list[Pop3Event] = []
-    for direction, data in (
-        (S, b"+OK ready\r\n"),
-        (C, b"STLS\r\n"),
-        (S, b"+OK Begin TLS\r\n"),
-        (C, b"USER bob\r\n"),
-        (S, b"+OK\r\n"),
-        (C, b"PASS secret\r\n"),
-        (S, b"+OK logged in\r\n"),
-    ):
-        events += parser.feed(0, direction, data)
-    assert [e.kind for e in events if isinstance(e, Anomaly)] == ["cleartext-after-stls"]
-    assert [e.verb for e in events if isinstance(e, Command)] == ["STLS", "USER", "PASS"]
-    assert [e.text for e in events if isinstance(e, Response)][-1] == "logged in"
+    events = feed_all_ways(
+        [
+            (S, b"+OK ready\r\n"),
+            (C, b"STLS\r\n"),
+            (S, b"+OK Begin TLS\r\n"),
+            (C, b"USER bob\r\n"),
+            (S, b"+OK\r\n"),
+            (C, b"PASS secret\r\n"),
+            (S, b"+OK logged in\r\n"),
+        ]
+    )
+    assert [e.kind for e in of(events, Anomaly)] == ["cleartext-after-stls"]
+    assert [e.verb for e in of(events, Command)] == ["STLS", "USER", "PASS"]
+    assert of(events, Response)[-1].text == "logged in"
 
 
 def test_pop3_tls_after_stls_stays_unparsed() -> None:
-    parser = Pop3Parser()
-    events: list[Pop3Event] = []
-    for direction, data in (
-        (S, b"+OK ready\r\n"),
-        (C, b"STLS\r\n"),
-        (S, b"+OK Begin TLS\r\n"),
-        (C, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03USER bob\r\n"),
-        (S, b"\x16\x03\x03\x00\x5a\x02\x00\x00+OK\r\n"),
-    ):
-        events += parser.feed(0, direction, data)
-    assert [e.verb for e in events if isinstance(e, Command)] == ["STLS"]
-    assert not [e for e in events if isinstance(e, Anomaly)]
+    events = feed_all_ways(
+        [
+            (S, b"+OK ready\r\n"),
+            (C, b"STLS\r\n"),
+            (S, b"+OK Begin TLS\r\n"),
+            (C, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03USER bob\r\n"),
+            (S, b"\x16\x03\x03\x00\x5a\x02\x00\x00+OK\r\n"),
+        ]
+    )
+    assert [e.verb for e in of(events, Command)] == ["STLS"]
+    assert not of(events, Anomaly)
