@@ -88,6 +88,24 @@ def _hosts(values: list[str] | None) -> frozenset[str] | None:
     return frozenset(out)
 
 
+# Options several commands share (one definition each, so their flags and help agree).
+_DEBUG_OPTION = typer.Option("--debug", help="Show tracebacks of internal errors.")
+_TIMEOUT_OPTION = typer.Option("--timeout", help="Seconds allowed for each step.", min=0.1)
+_REDACT_OPTION = typer.Option("--redact", help="Mask the password (and its base64) in all output.")
+_REDACT_ALL_OPTION = typer.Option(
+    "--redact", help="Mask passwords, tokens and digests in all output."
+)
+_PROGRESS_OPTION = typer.Option(help="Progress bar on stderr (only when stderr is a terminal).")
+_EXTRACT_OPTION = typer.Option(
+    "--extract",
+    metavar="DIR",
+    help="Write each message as <sha256>.eml, attachments decoded, and manifest.jsonl.",
+)
+_MBOX_OPTION = typer.Option(
+    "--mbox", metavar="FILE", help="Append every message to this mbox file."
+)
+
+
 @app.command()
 def read(
     capture: Annotated[
@@ -120,28 +138,11 @@ def read(
         list[int] | None,
         typer.Option("--port", help="Only sessions with this TCP port at either end (repeatable)."),
     ] = None,
-    progress: Annotated[
-        bool, typer.Option(help="Progress bar on stderr (only when stderr is a terminal).")
-    ] = True,
-    extract: Annotated[
-        str | None,
-        typer.Option(
-            "--extract",
-            metavar="DIR",
-            help="Write each message as <sha256>.eml, attachments decoded, and manifest.jsonl.",
-        ),
-    ] = None,
-    mbox: Annotated[
-        str | None,
-        typer.Option("--mbox", metavar="FILE", help="Append every message to this mbox file."),
-    ] = None,
-    redact: Annotated[
-        bool,
-        typer.Option("--redact", help="Mask passwords, tokens and digests in all output."),
-    ] = False,
-    debug: Annotated[
-        bool, typer.Option("--debug", help="Show tracebacks of internal errors.")
-    ] = False,
+    progress: Annotated[bool, _PROGRESS_OPTION] = True,
+    extract: Annotated[str | None, _EXTRACT_OPTION] = None,
+    mbox: Annotated[str | None, _MBOX_OPTION] = None,
+    redact: Annotated[bool, _REDACT_ALL_OPTION] = False,
+    debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """Read a capture and explain the SMTP and POP3 dialogues it carried."""
 
@@ -176,15 +177,9 @@ def creds(
     json_output: Annotated[
         bool, typer.Option("--json", help="JSON Lines: one record per credential.")
     ] = False,
-    redact: Annotated[
-        bool, typer.Option("--redact", help="Mask passwords, tokens and digests.")
-    ] = False,
-    progress: Annotated[
-        bool, typer.Option(help="Progress bar on stderr (only when stderr is a terminal).")
-    ] = True,
-    debug: Annotated[
-        bool, typer.Option("--debug", help="Show tracebacks of internal errors.")
-    ] = False,
+    redact: Annotated[bool, _REDACT_ALL_OPTION] = False,
+    progress: Annotated[bool, _PROGRESS_OPTION] = True,
+    debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """List every credential in a capture, deduplicated, with whether it worked."""
     from mailsniff.export.creds import CredsOptions, CredsResult, read_credentials
@@ -246,28 +241,13 @@ def live(
     duration: Annotated[
         float | None, typer.Option("--duration", help="Stop after this many seconds.")
     ] = None,
-    extract: Annotated[
-        str | None,
-        typer.Option(
-            "--extract",
-            metavar="DIR",
-            help="Write each message as <sha256>.eml, attachments decoded, and manifest.jsonl.",
-        ),
-    ] = None,
-    mbox: Annotated[
-        str | None,
-        typer.Option("--mbox", metavar="FILE", help="Append every message to this mbox file."),
-    ] = None,
+    extract: Annotated[str | None, _EXTRACT_OPTION] = None,
+    mbox: Annotated[str | None, _MBOX_OPTION] = None,
     creds: Annotated[
         bool, typer.Option("--creds", help="At the end, the table of every credential seen.")
     ] = False,
-    redact: Annotated[
-        bool,
-        typer.Option("--redact", help="Mask passwords, tokens and digests in all output."),
-    ] = False,
-    debug: Annotated[
-        bool, typer.Option("--debug", help="Show tracebacks of internal errors.")
-    ] = False,
+    redact: Annotated[bool, _REDACT_ALL_OPTION] = False,
+    debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """Capture on an interface and explain SMTP and POP3 dialogues as they happen."""
     from mailsniff.live import LiveOptions, LiveResult, run_live
@@ -351,11 +331,6 @@ def _password(password: str | None, needed: bool) -> str | None:
     if not sys.stdin.isatty():
         raise UsageError("a password is needed: --password, MAILSNIFF_PASSWORD, or a terminal")
     return str(typer.prompt("Password", hide_input=True))
-
-
-_DEBUG_OPTION = typer.Option("--debug", help="Show tracebacks of internal errors.")
-_TIMEOUT_OPTION = typer.Option("--timeout", help="Seconds allowed for each step.", min=0.1)
-_REDACT_OPTION = typer.Option("--redact", help="Mask the password (and its base64) in all output.")
 
 
 @app.command()
