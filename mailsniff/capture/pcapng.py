@@ -139,14 +139,21 @@ class PcapngSource:
                     f"corrupt block: type {btype:#x} trailer length {trailer} differs from {blen}"
                 )
             self.blocks_read += 1
-            if btype == _EPB:
+            if btype == _EPB or btype == _PB:
+                # The obsolete Packet Block has the Enhanced one's layout but for a 16-bit
+                # interface id and a drops counter (draft-ietf-opsawg-pcapng, appendix A).
+                name = "enhanced packet block" if btype == _EPB else "packet block"
                 if blen < 32:
-                    self._corrupt(f"corrupt enhanced packet block: length {blen} < 32")
-                ifid, ts_hi, ts_lo, caplen, origlen = epb(buf, pos + 8)
+                    self._corrupt(f"corrupt {name}: length {blen} < 32")
+                if btype == _EPB:
+                    ifid, ts_hi, ts_lo, caplen, origlen = epb(buf, pos + 8)
+                else:
+                    ifid, _drops, ts_hi, ts_lo, caplen, origlen = struct.unpack_from(
+                        order + "HHIIII", buf, pos + 8
+                    )
                 if caplen > blen - 32:
                     self._corrupt(
-                        f"corrupt enhanced packet block: captured length {caplen} "
-                        f"exceeds the block ({blen} bytes)"
+                        f"corrupt {name}: captured length {caplen} exceeds the block ({blen} bytes)"
                     )
                 iface = self._interface(ifid)
                 self.records_read += 1
@@ -171,26 +178,6 @@ class PcapngSource:
                 yield new_frame(0, iface.linktype, buf[pos + 12 : pos + 12 + caplen], origlen)
             elif btype == _IDB:
                 self._add_interface(buf, pos, blen, order)
-            elif btype == _PB:
-                if blen < 32:
-                    self._corrupt(f"corrupt packet block: length {blen} < 32")
-                ifid, _drops, ts_hi, ts_lo, caplen, origlen = struct.unpack_from(
-                    order + "HHIIII", buf, pos + 8
-                )
-                if caplen > blen - 32:
-                    self._corrupt(
-                        f"corrupt packet block: captured length {caplen} "
-                        f"exceeds the block ({blen} bytes)"
-                    )
-                iface = self._interface(ifid)
-                self.records_read += 1
-                self.offset = base + end
-                yield new_frame(
-                    iface.ts_ns((ts_hi << 32) | ts_lo),
-                    iface.linktype,
-                    buf[pos + 28 : pos + 28 + caplen],
-                    origlen,
-                )
             # Every other block (NRB, ISB, DSB, custom, unknown) carries no packet: skipped.
             pos = end
             self.offset = base + pos
