@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scapy.all import TCP, Raw, rdpcap
 
 from mailsniff.mail import mime
 from mailsniff.mail.mime import (
@@ -28,6 +27,7 @@ from mailsniff.mail.mime import (
     split_header_fields,
 )
 from mailsniff.model import Address, Message
+from tests.pcap_streams import client_stream
 
 PUBLIC = Path(__file__).resolve().parents[2] / ".." / "shared" / "pcaps-public"
 
@@ -65,23 +65,6 @@ SEED_POP3_RETR = (
     b"\r\n"
     b"test, just a test.\r\n"
 )
-
-
-def client_stream(path: Path, port: int = 25) -> bytes:
-    """The client->server bytes of every connection to `port`, in sequence order."""
-    flows: dict[int, dict[int, bytes]] = {}
-    for pkt in rdpcap(str(path)):
-        if TCP in pkt and pkt[TCP].dport == port and Raw in pkt:
-            flows.setdefault(pkt[TCP].sport, {}).setdefault(pkt[TCP].seq, bytes(pkt[Raw].load))
-    out = bytearray()
-    for segs in flows.values():
-        items = sorted(segs.items())
-        end = items[0][0]
-        for seq, data in items:
-            if seq + len(data) > end:
-                out += data[max(0, end - seq) :]
-                end = seq + len(data)
-    return bytes(out)
 
 
 def data_messages(stream: bytes) -> list[bytes]:

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scapy.all import TCP, Raw, rdpcap
 
 from mailsniff.mail import rfc2047
 from mailsniff.mail.rfc2047 import (
@@ -19,25 +18,9 @@ from mailsniff.mail.rfc2047 import (
     decode_words,
     normalize_charset,
 )
+from tests.pcap_streams import client_stream
 
 PUBLIC = Path(__file__).resolve().parents[2] / ".." / "shared" / "pcaps-public"
-
-
-def client_stream(path: Path, port: int = 25) -> bytes:
-    """The client->server bytes of every connection to `port`, in sequence order."""
-    flows: dict[int, dict[int, bytes]] = {}
-    for pkt in rdpcap(str(path)):
-        if TCP in pkt and pkt[TCP].dport == port and Raw in pkt:
-            flows.setdefault(pkt[TCP].sport, {}).setdefault(pkt[TCP].seq, bytes(pkt[Raw].load))
-    out = bytearray()
-    for segs in flows.values():
-        items = sorted(segs.items())
-        end = items[0][0]
-        for seq, data in items:
-            if seq + len(data) > end:
-                out += data[max(0, end - seq) :]
-                end = seq + len(data)
-    return bytes(out)
 
 
 def header_value(stream: bytes, name: bytes) -> bytes:
