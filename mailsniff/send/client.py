@@ -12,6 +12,7 @@ import hmac
 import socket
 import ssl
 import time
+import typing
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -463,9 +464,9 @@ def deliver(
             try:
                 _dialogue(smtp, host, options, envelope_from, result.outcomes, message)
             except RejectedError:
-                _quit(smtp)
+                quit_politely(smtp)
                 raise
-            _quit(smtp)
+            quit_politely(smtp)
         except MailsniffError as error:
             result.error = error
             for o in result.outcomes:
@@ -516,12 +517,19 @@ def _hello(smtp: _Smtp, options: SmtpOptions) -> dict[str, list[str]]:
 QUIT_TIMEOUT = 2.0
 
 
-def _quit(smtp: _Smtp) -> None:
-    """QUIT politely; a broken or silent connection at this point changes nothing."""
-    conn = smtp.conn
+class _Quittable(typing.Protocol):
+    conn: Connection
+
+    def command(self, line: str) -> object: ...
+
+
+def quit_politely(client: _Quittable) -> None:
+    """QUIT (SMTP, or POP3 where it commits DELE), waiting at most QUIT_TIMEOUT for the reply;
+    a broken or silent connection at this point changes nothing."""
+    conn = client.conn
     saved, conn.timeout = conn.timeout, min(conn.timeout, QUIT_TIMEOUT)
     try:
-        smtp.command("QUIT")
+        client.command("QUIT")
     except MailsniffError:
         pass
     finally:

@@ -13,12 +13,12 @@ from mailsniff.limits import MAX_MESSAGE
 from mailsniff.model import Protocol, Session
 from mailsniff.send import NetworkError, RejectedError
 from mailsniff.send.client import (
-    QUIT_TIMEOUT,
     Connection,
     ShowLines,
     TlsMode,
     Watch,
     open_connection,
+    quit_politely,
 )
 from mailsniff.session.pop3 import Pop3SessionHandler
 
@@ -195,24 +195,12 @@ def pop(
                 _login(client, greeting, options)
                 _act(client, result, action, number, lines, save)
             except RejectedError:
-                _quit(client)
+                quit_politely(client)
                 raise
-            _quit(client)
+            quit_politely(client)
         except MailsniffError as error:
             result.error = error
         finally:
             if conn is not None:
                 conn.close()
     return result
-
-
-def _quit(pop: _Pop) -> None:
-    """QUIT (commits DELE); a broken or silent connection at this point changes nothing."""
-    conn = pop.conn
-    saved, conn.timeout = conn.timeout, min(conn.timeout, QUIT_TIMEOUT)
-    try:
-        pop.command("QUIT")
-    except MailsniffError:
-        pass
-    finally:
-        conn.timeout = saved
