@@ -15,8 +15,8 @@ from mailsniff.errors import MailsniffError
 from mailsniff.pipeline import Pipeline
 from mailsniff.render import console as console_render
 from mailsniff.render import jsonl
-from tests.cli_runner import PCAPS, PUBLIC
 from tests.jsonschema_check import validate_lines
+from tests.paths import PCAPS, PUBLIC
 
 SEEDS = [
     (PCAPS / "seed-telnet.pcap").read_bytes(),

@@ -15,9 +15,10 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from tests.cli_runner import PCAPS, PUBLIC, run_cli
+from tests.cli_runner import run_cli
 from tests.export.captures import message_with_attachments, smtp_steps, write_smtp_capture
 from tests.export.schemas import validated
+from tests.paths import PCAPS, PUBLIC
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 
