@@ -87,6 +87,7 @@ STRUCTURED_SEEDS = {
 }
 CASES_PER_CLASS = 40  # x 6 classes, in-process; a few more as subprocesses below
 SECONDS_PER_CASE = 10.0
+IN_PROCESS_GROWTH = 256 << 20  # the seeds are < 50 KB: no case may need hundreds of MB
 EXTREMES32 = [0, 1, 0x7F, 0xFF, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF]
 
 
@@ -162,8 +163,9 @@ def mutate(kind: str, seed: bytes, rng: random.Random) -> bytes:
     elif kind == "timestamp":
         for _ in range(rng.randint(1, 4)):
             rec, frame = rng.choice(recs)
-            if seed[:4] == b"\x0a\x0d\x0d\x0a":  # EPB timestamp high / low words
-                put32(data, rec + 12, rng.choice([0, 0x7FFFFFFF, 0xFFFFFFFF, rng.randrange(2**32)]))
+            if seed[:4] == b"\x0a\x0d\x0d\x0a":  # EPB timestamp words: microseconds past 9999
+                high = rng.choice([0x7FFFFFFF, 0xFFFFFFFF, rng.randrange(2**26, 2**32)])
+                put32(data, rec + 12, high)
                 put32(data, rec + 16, rng.choice([0, 0xFFFFFFFF, rng.randrange(2**32)]))
             else:  # ts_sec, ts_usec: past 2038, before 1970 as signed, usec >= 10**6
                 put32(data, rec, rng.choice([0, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF]))
@@ -213,10 +215,11 @@ MUTATION_CLASSES = [
 def test_structured_mutations_never_crash_or_hang(kind: str, tmp_path: Path) -> None:
     rng = random.Random(f"mailsniff-fuzz-{kind}")
     seeds = {name: path.read_bytes() for name, path in STRUCTURED_SEEDS.items()}
+    usable = [n for n in sorted(seeds) if kind != "ip-tcp-header" or ipv4_offsets(seeds[n])]
+    # ru_maxrss is the process's high-water mark: growth over the class bounds any one case
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for case in range(CASES_PER_CLASS):
-        name = rng.choice(sorted(seeds))
-        if kind == "ip-tcp-header" and not ipv4_offsets(seeds[name]):
-            continue
+        name = rng.choice(usable)
         data = mutate(kind, seeds[name], rng)
         try:
             bounded(data, tmp_path)
@@ -226,11 +229,26 @@ def test_structured_mutations_never_crash_or_hang(kind: str, tmp_path: Path) -> 
             (tmp_path / "failing.pcap").write_bytes(data)
             error.add_note(f"{kind} case {case} of {name}: {tmp_path / 'failing.pcap'}")
             raise
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib * 1024 < IN_PROCESS_GROWTH, f"peak RSS grew by {grown_kib} KiB"
 
 
 # The exit-code contract, as a user sees it: a subprocess per case under a memory cap.
 MEMORY_CAP = 1 << 30  # RLIMIT_AS of each run: 1 GiB of address space
-CLI_CLASSES = ["bit-flips", "truncation", "record-length", "ip-tcp-header"]
+CLI_CLASSES = [
+    "bit-flips",
+    "truncation",
+    "record-length",
+    "ip-tcp-header",
+    pytest.param(
+        "timestamp",
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="known defect, fixed elsewhere: a pcapng timestamp past year 9999 ends "
+            "`mailsniff read --json` with an internal error (render/jsonl.iso8601)",
+        ),
+    ),
+]
 
 
 def limit_memory() -> None:
@@ -243,10 +261,9 @@ def test_mutated_captures_through_the_cli_keep_the_exit_code_contract(
 ) -> None:
     rng = random.Random(f"mailsniff-cli-fuzz-{kind}")
     seeds = {name: path.read_bytes() for name, path in STRUCTURED_SEEDS.items()}
-    for case in range(3):
-        usable = [n for n in sorted(seeds) if kind != "ip-tcp-header" or ipv4_offsets(seeds[n])]
-        name = rng.choice(usable)
-        path = tmp_path / f"{kind}-{case}-{name}"
+    usable = [n for n in sorted(seeds) if kind != "ip-tcp-header" or ipv4_offsets(seeds[n])]
+    for name in usable:  # one run per capture format and seed
+        path = tmp_path / f"{kind}-{name}"
         path.write_bytes(mutate(kind, seeds[name], rng))
         proc = subprocess.run(
             [sys.executable, "-m", "mailsniff", "read", str(path), "--json", "--transcript"],
