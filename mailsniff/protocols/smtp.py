@@ -262,7 +262,7 @@ _ENDS_GROUP = frozenset(
 #: Reply codes that answer only some commands (RFC 5321 4.3.2, RFC 4954 4 and 6, RFC 3207 4),
 #: by the kind or verb of the command they answer. Any other code may answer any command.
 _ANSWERS_ONLY: dict[int, frozenset[str]] = {
-    ReplyCode.START_MAIL_INPUT: frozenset({"DATA"}),
+    ReplyCode.START_MAIL_INPUT: frozenset({"DATA", "XEXCH50"}),  # Exchange: "354 Send binary"
     ReplyCode.AUTH_CHALLENGE: frozenset({"AUTH"}),
     ReplyCode.AUTH_SUCCEEDED: frozenset({"AUTH"}),
     ReplyCode.AUTH_FAILED: frozenset({"AUTH"}),
@@ -1054,7 +1054,7 @@ class SmtpParser:
             return True
         if p.kind is _Await.END:  # the end of message content is answered 2xx/4xx/5xx
             return False
-        return p.verb in only and (code != ReplyCode.START_MAIL_INPUT or p.kind is _Await.DATA)
+        return p.verb in only
 
     def _pair(self, ts: int, code: int, out: list[SmtpEvent]) -> _Pending:
         """The waiting command a reply answers: the oldest, unless its code only fits a later

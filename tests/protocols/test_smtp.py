@@ -1017,3 +1017,9 @@ def test_smtp_pipelined_commands_sent_during_a_split_reply_do_not_cut_it() -> No
     assert mail.lines == ("one", "two", "three")
     assert pairs(evs)[2:] == [("RCPT", 250)]
     assert kinds(evs) == []
+
+
+def test_smtp_354_to_exchange_xexch50_is_not_taken_for_a_lost_reply() -> None:
+    evs = events([GREET, (C, b"XEXCH50 120 2\r\n"), (S, b"354 Send binary data\r\n")])
+    assert pairs(evs) == [("XEXCH50", 354)]
+    assert kinds(evs) == []
