@@ -260,7 +260,8 @@ _ENDS_GROUP = frozenset(
     {"EHLO", "HELO", "LHLO", "DATA", "VRFY", "EXPN", "TURN", "QUIT", "NOOP", "AUTH", "STARTTLS"}
 )
 #: Reply codes that answer only some commands (RFC 5321 4.3.2, RFC 4954 4 and 6, RFC 3207 4),
-#: by the kind or verb of the command they answer. Any other code may answer any command.
+#: by the verb of the command they answer (the end of message content takes none of them).
+#: Any other code may answer any command.
 _ANSWERS_ONLY: dict[int, frozenset[str]] = {
     ReplyCode.START_MAIL_INPUT: frozenset({"DATA", "XEXCH50"}),  # Exchange: "354 Send binary"
     ReplyCode.AUTH_CHALLENGE: frozenset({"AUTH"}),
