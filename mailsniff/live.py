@@ -19,7 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from mailsniff.capture.live import (
+from mailsniff.capture.sniff import (
     FrameQueue,
     LiveCapture,
     PcapWriter,

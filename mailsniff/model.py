@@ -1,4 +1,6 @@
-"""Session records: what a mail dialogue was, in the field names of the JSON Lines contract.
+"""The bottom layer: shared value types and session records (the JSON Lines contract's names).
+
+Every other layer may import this module; it imports nothing of mailsniff's.
 
 Builders in `mailsniff.session` fill these in as protocol events arrive; analysis adds
 bcc / header_only / findings; renderers only read them. Timestamps are integer nanoseconds
@@ -10,12 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from mailsniff.protocols.base import Direction
-
 __all__ = [
     "Address",
     "Attachment",
     "AuthAttempt",
+    "Direction",
     "Endpoint",
     "Exchange",
     "Finding",
@@ -28,6 +29,17 @@ __all__ = [
     "Transaction",
     "TranscriptLine",
 ]
+
+
+class Direction(StrEnum):
+    """Who sent the bytes: the side that sends commands, or the side that answers."""
+
+    CLIENT = "client"
+    SERVER = "server"
+
+    @property
+    def other(self) -> Direction:
+        return Direction.SERVER if self is Direction.CLIENT else Direction.CLIENT
 
 
 class Protocol(StrEnum):

@@ -9,7 +9,6 @@ answered by EHLO/HELO) reach reassembly.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -17,16 +16,17 @@ from functools import partial
 
 from mailsniff.analysis.findings import analyse
 from mailsniff.capture.frame import Frame
-from mailsniff.limits import MAX_UNDECIDED_FLOWS
-from mailsniff.mail.mime import OpenSink
+from mailsniff.limits import HELD_BYTES, MAX_HELD_FLOWS, MAX_UNDECIDED_FLOWS, PROBE_PAYLOADS
 from mailsniff.model import Endpoint, Protocol, Session
 from mailsniff.net.decoder import PacketDecoder
 from mailsniff.net.segment import TCP_SYN, Segment
+from mailsniff.protocols.detect import detect_greeting, detect_hello, may_be_smtp_greeting
 from mailsniff.reassembly import Flow, FlowData, FlowEnd, FlowEvent, FlowGap, FlowStart, Reassembler
 from mailsniff.session.base import SessionHandler
 from mailsniff.session.opaque import ImplicitTlsHandler, OpaqueHandler
 from mailsniff.session.pop3 import Pop3SessionHandler
 from mailsniff.session.smtp import SmtpSessionHandler
+from mailsniff.sink import OpenSink
 
 __all__ = [
     "IMPLICIT_TLS_PORTS",
@@ -57,46 +57,6 @@ _CLEARTEXT_HANDLERS: dict[Protocol, type[SmtpSessionHandler] | type[Pop3SessionH
 }
 #: Check idle flows every this many candidate segments.
 _EXPIRE_EVERY = 4096
-#: Payload segments of a flow on an unknown port searched for a greeting before giving up.
-_PROBE_PAYLOADS = 8
-#: Bytes of a flow kept after a `220` greeting that does not name SMTP, while its client's
-#: first line is awaited; and how many such flows are kept at once (the oldest is dropped).
-_HELD_BYTES = 4096
-_MAX_HELD_FLOWS = 1024
-# RFC 5321 4.1.1.1 / RFC 2033 4.1: the client's first command after the greeting.
-_HELLO_VERBS = (b"EHLO", b"HELO", b"LHLO")
-_HELLO = re.compile(rb"(?:EHLO|HELO|LHLO)[ \t\r\n]", re.IGNORECASE)
-
-
-def detect_greeting(payload: bytes) -> Protocol | None:
-    """Recognise a server greeting as the first payload of a flow on an unknown port.
-
-    SMTP: `220 <domain> ... SMTP/ESMTP ...` (RFC 5321 4.2, the greeting names the service in
-    practice; `220-` starts a multi-line one). POP3: `+OK` (RFC 1939 4). A `220` greeting that
-    does not name SMTP (FTP's too) is told by the client's first line: see `detect_hello`.
-    """
-    line = payload[:512].split(b"\n", 1)[0].upper()
-    if line.startswith((b"220 ", b"220-")) and b"SMTP" in line:
-        return Protocol.SMTP
-    if line.startswith(b"+OK"):
-        return Protocol.POP3
-    return None
-
-
-def may_be_smtp_greeting(payload: bytes) -> bool:
-    """A `220` greeting that does not say which service it is (`220 Greetings`)."""
-    return payload[:4] in (b"220 ", b"220-")
-
-
-def detect_hello(first: bytes) -> bool | None:
-    """Whether a client's first bytes after a `220` greeting are an SMTP hello (EHLO, HELO,
-    LHLO); None while too few bytes have come to tell."""
-    if _HELLO.match(first):
-        return True
-    head = first.upper()
-    if len(head) <= 4 and any(v.startswith(head) for v in _HELLO_VERBS):
-        return None
-    return False
 
 
 def _ip_text(packed: bytes) -> str:
@@ -234,7 +194,7 @@ class Pipeline:
     def _probe(self, seg: Segment) -> None:
         """Watch a flow on a port that is not a mail port for an SMTP/POP3 greeting.
 
-        The greeting is looked for in the first _PROBE_PAYLOADS payload segments, so that a
+        The greeting is looked for in the first PROBE_PAYLOADS payload segments, so that a
         dialogue behind a proxy handshake (SOCKS) is found too; such a flow starts at the
         greeting, and what came before it is not parsed.
         """
@@ -268,11 +228,11 @@ class Pipeline:
             watch.held.append(seg)
             watch.held_bytes = len(seg.payload)
             self._holding[ukey] = None
-            if len(self._holding) > _MAX_HELD_FLOWS:
+            if len(self._holding) > MAX_HELD_FLOWS:
                 self._undecided.pop(self._holding.popitem(last=False)[0], None)
         else:
             watch.payloads += 1
-            if watch.payloads >= _PROBE_PAYLOADS:
+            if watch.payloads >= PROBE_PAYLOADS:
                 self._give_up(ukey)
 
     def _await_hello(
@@ -282,7 +242,7 @@ class Pipeline:
         if not seg.payload:
             return
         watch.held_bytes += len(seg.payload)
-        if watch.held_bytes > _HELD_BYTES:
+        if watch.held_bytes > HELD_BYTES:
             self._give_up(ukey)
             return
         if (seg.src, seg.sport) == watch.server:

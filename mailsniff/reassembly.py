@@ -47,10 +47,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailsniff.limits import IDLE_TIMEOUT_NS, MAX_FLOW_BUFFER, MAX_OUT_OF_ORDER
-from mailsniff.model import Gap
+from mailsniff.limits import (
+    IDLE_TIMEOUT_NS,
+    MAX_FLOW_BUFFER,
+    MAX_GAPS_RECORDED,
+    MAX_OUT_OF_ORDER,
+    MAX_TOMBSTONES,
+)
+from mailsniff.model import Direction, Gap
 from mailsniff.net.segment import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Segment
-from mailsniff.protocols.base import Direction
 
 __all__ = [
     "Flow",
@@ -64,10 +69,6 @@ __all__ = [
     "Reassembler",
 ]
 
-#: Ended 4-tuples remembered so their trailing packets are ignored (oldest forgotten first).
-MAX_TOMBSTONES = 4096
-#: Gaps kept in `Flow.gaps`; further gaps are still emitted as events and counted.
-MAX_GAPS_RECORDED = 1000
 
 _MASK = 0xFFFFFFFF
 _HALF = 0x80000000

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from mailsniff.analysis.bcc import compare_envelope, normalise_address
+from mailsniff.limits import MAX_ANOMALY_FINDINGS
 from mailsniff.model import Address, AuthAttempt, Finding, Message, Protocol, Session
 
 __all__ = ["analyse", "KINDS", "MAX_ANOMALY_FINDINGS"]
@@ -25,7 +26,6 @@ KINDS: dict[str, str] = {
     "message-truncated": "a message exceeded the kept size; size and sha256 still cover all of it",
     "anomaly": "the peer broke the protocol (unknown reply, garbage, odd end of data)",
 }
-MAX_ANOMALY_FINDINGS = 20
 
 
 def _addresses(addresses: Iterable[Address]) -> str:

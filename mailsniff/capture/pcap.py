@@ -8,6 +8,7 @@ from dataclasses import fields
 
 from mailsniff.capture.frame import Frame
 from mailsniff.errors import TruncatedCaptureError
+from mailsniff.limits import MAX_RECORD_BYTES
 
 __all__ = [
     "PCAP_MAGICS",
@@ -21,8 +22,6 @@ __all__ = [
 
 #: Bytes asked of the stream per read: records are parsed out of chunks this big.
 CHUNK_SIZE = 1 << 20
-#: No record (pcap or pcapng) is believed to be longer than this: a longer one is corruption.
-MAX_RECORD_BYTES = 256 * 1024 * 1024
 #: libpcap's MAXIMUM_SNAPLEN: records up to this size are accepted whatever the header's snaplen.
 _LIBPCAP_MAX_SNAPLEN = 262144
 

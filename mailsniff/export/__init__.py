@@ -19,8 +19,8 @@ from pathlib import Path
 from mailsniff.errors import MailsniffError
 from mailsniff.export.eml import EmlStore, StoredMessage, manifest_record
 from mailsniff.export.mbox import MboxWriter, envelope_sender
-from mailsniff.mail.mime import MessageSink
 from mailsniff.model import Message, RetrievedMessage, Session, Transaction
+from mailsniff.sink import MessageSink
 
 __all__ = ["ExportError", "Exporter", "ExportOptions", "open_exporter"]
 

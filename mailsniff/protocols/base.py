@@ -7,22 +7,11 @@ Nothing here (or anywhere in `mailsniff.protocols`) does I/O: parsers are fed
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from mailsniff.limits import MAX_LINE
+from mailsniff.model import Direction
 
 __all__ = ["Direction", "Line", "ReceiveBuffer", "to_text"]
-
-
-class Direction(StrEnum):
-    """Who sent the bytes: the side that sends commands, or the side that answers."""
-
-    CLIENT = "client"
-    SERVER = "server"
-
-    @property
-    def other(self) -> Direction:
-        return Direction.SERVER if self is Direction.CLIENT else Direction.CLIENT
 
 
 @dataclass(slots=True, frozen=True)

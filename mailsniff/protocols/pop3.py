@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 
-from mailsniff.limits import MAX_LINE
+from mailsniff.limits import MAX_LINE, MAX_PENDING_COMMANDS
 from mailsniff.protocols.base import Direction, Line, ReceiveBuffer, to_text
 from mailsniff.protocols.sasl import b64decode
 
@@ -39,10 +39,6 @@ __all__ = [
     "multiline_expected",
 ]
 
-#: Commands sent but not yet answered that the parser remembers. A one-sided capture (no server
-#: direction) would otherwise queue every command of the session; past this bound the oldest is
-#: forgotten and an Anomaly says so.
-MAX_PENDING_COMMANDS = 4096
 #: Most bytes of a message body looked at (copied out of the receive buffer) at once. A body's
 #: first look is small (`_FIRST_WINDOW`), so many tiny bodies in one large feed stay cheap.
 BODY_WINDOW = 1024 * 1024

@@ -31,7 +31,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 
-from mailsniff.limits import MAX_LINE
+from mailsniff.limits import MAX_LINE, MAX_PENDING_COMMANDS
 from mailsniff.protocols.base import Direction, Line, ReceiveBuffer, to_text
 from mailsniff.protocols.replies import ReplyCode, parse_enhanced
 from mailsniff.protocols.sasl import b64decode
@@ -45,7 +45,7 @@ __all__ = [
     "Command",
     "GapEvent",
     "Greeting",
-    "MAX_PENDING",
+    "MAX_PENDING_COMMANDS",
     "MessageData",
     "MessageEnd",
     "MessageGap",
@@ -57,10 +57,6 @@ __all__ = [
     "TlsStarted",
     "parse_path",
 ]
-
-#: Commands waiting for a reply that are remembered at once; a client that never gets answers
-#: cannot grow the queue past this (the oldest is dropped and an Anomaly says so).
-MAX_PENDING = 4096
 
 
 # --------------------------------------------------------------------------- events
@@ -520,7 +516,7 @@ class SmtpParser:
         out.append(Anomaly(ts_ns=ts, direction=direction, raw=raw, kind=kind, detail=detail))
 
     def _push(self, ts: int, pending: _Pending, out: list[SmtpEvent]) -> None:
-        if len(self._pending) >= MAX_PENDING:
+        if len(self._pending) >= MAX_PENDING_COMMANDS:
             dropped = self._pending.popleft()
             self._anomaly(ts, Direction.CLIENT, "too-many-pending", str(dropped.verb), out)
         self._pending.append(pending)

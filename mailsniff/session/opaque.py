@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from mailsniff.model import Session
 from mailsniff.protocols.base import Direction
+from mailsniff.protocols.detect import detect_greeting
 from mailsniff.session.base import SessionHandler
 
 __all__ = ["OpaqueHandler", "ImplicitTlsHandler"]
@@ -54,8 +55,6 @@ class ImplicitTlsHandler:
             return
         if data[0] in _TLS_CONTENT_TYPES:
             return
-        from mailsniff.pipeline import detect_greeting  # the greeting rules live there
-
         if detect_greeting(data) is None:
             return
         s = self.session

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from mailsniff.limits import MAX_TRANSCRIPT_DATA_LINES, MAX_TRANSCRIPT_LINES
-from mailsniff.mail.mime import MessageAccumulator, MessageSink, OpenSink
+from mailsniff.limits import (
+    MAX_ANOMALIES,
+    MAX_CAPABILITIES,
+    MAX_TRANSCRIPT_DATA_LINES,
+    MAX_TRANSCRIPT_LINES,
+)
+from mailsniff.mail.mime import MessageAccumulator
 from mailsniff.model import AuthAttempt, Exchange, RetrievedMessage, Session
 from mailsniff.protocols.base import Direction, to_text
 from mailsniff.protocols.pop3 import (
@@ -23,13 +28,10 @@ from mailsniff.protocols.pop3 import (
 )
 from mailsniff.protocols.sasl import decode_cram_md5, decode_plain, decode_xoauth2
 from mailsniff.session.base import ParserDriven, TranscriptRecorder
+from mailsniff.sink import MessageSink, OpenSink
 
 __all__ = ["Pop3SessionHandler", "decode_oauthbearer"]
 
-#: Anomaly strings kept per session; later ones are counted in the last entry.
-MAX_ANOMALIES = 1000
-#: CAPA lines kept (RFC 2449 lists a dozen; a hostile server could send millions).
-MAX_CAPABILITIES = 256
 
 #: Anomalies whose line is shown nowhere else, so the transcript carries it with the anomaly.
 _SHOWN_ANOMALIES = frozenset({"unknown-server-line", "bad-greeting", "empty-command", "resync"})

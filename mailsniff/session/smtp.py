@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mailsniff.limits import MAX_LINE, MAX_TRANSCRIPT_DATA_LINES, MAX_TRANSCRIPT_LINES
-from mailsniff.mail.mime import MessageAccumulator, MessageSink, OpenSink
+from mailsniff.limits import (
+    MAX_ANOMALIES,
+    MAX_AWAITED,
+    MAX_LINE,
+    MAX_TRANSCRIPT_DATA_LINES,
+    MAX_TRANSCRIPT_LINES,
+)
+from mailsniff.mail.mime import MessageAccumulator
 from mailsniff.model import (
     AuthAttempt,
     Exchange,
@@ -34,13 +40,9 @@ from mailsniff.protocols.smtp import (
     TlsStarted,
 )
 from mailsniff.session.base import ParserDriven, TranscriptRecorder
+from mailsniff.sink import MessageSink, OpenSink
 
 __all__ = ["SmtpSessionHandler", "MAX_ANOMALIES"]
-
-#: Anomaly strings kept per session; later ones are counted in one last entry.
-MAX_ANOMALIES = 1000
-#: Commands remembered while their reply is awaited (a client never answered stays bounded).
-_MAX_AWAITED = 4096
 
 
 @dataclass(slots=True)
@@ -160,7 +162,7 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
     # ------------------------------------------------------------------ commands
 
     def _await(self, seq: int, awaited: _Awaited) -> None:
-        if len(self._awaited) >= _MAX_AWAITED:
+        if len(self._awaited) >= MAX_AWAITED:
             del self._awaited[next(iter(self._awaited))]
         self._awaited[seq] = awaited
 
