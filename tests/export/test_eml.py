@@ -15,6 +15,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+from mailsniff.status import ExitStatus
 from tests.cli_runner import PCAPS, PUBLIC, run_cli
 from tests.export.captures import message_with_attachments, smtp_steps, write_smtp_capture
 from tests.export.schemas import validated
@@ -249,7 +250,7 @@ def test_an_unwritable_folder_is_one_error_line(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     proc = run_cli("read", str(PCAPS / "seed-telnet.pcap"), "--extract", str(blocker / "sub"))
-    assert proc.returncode == 1
+    assert proc.returncode == ExitStatus.WRITE_FAILED
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("mailsniff: error: cannot write to")
 
