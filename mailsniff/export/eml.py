@@ -7,9 +7,11 @@ Layout, all content-addressed so a second run into the same folder adds nothing 
                                   the manifest: names from the capture never become paths)
     DIR/manifest.jsonl            one line per message seen, keyed by session and position
 
-Every file is written under a temporary name in its final folder and then renamed (os.replace),
-so a killed extraction leaves no half-written file under a final name. Manifest lines are
-appended with one write each and deduplicated by `key` against the lines already there.
+Every file is written under a temporary name in its final folder and then renamed, so a killed
+extraction leaves no half-written file under a final name. Manifest lines are appended with one
+write each and deduplicated by `key` against the lines already there. Nothing already in DIR is
+trusted: files are opened relative to DIR's descriptor without following links, and an existing
+file counts only when it is a regular file whose SHA-256 is its name.
 """
 
 from __future__ import annotations
