@@ -23,6 +23,7 @@ from mailsniff.model import Endpoint, Protocol, Session
 from mailsniff.net.decoder import PacketDecoder
 from mailsniff.net.segment import TCP_SYN, Segment
 from mailsniff.reassembly import Flow, FlowData, FlowEnd, FlowEvent, FlowGap, FlowStart, Reassembler
+from mailsniff.render.text import timestamp_in_range
 from mailsniff.session.base import SessionHandler
 from mailsniff.session.opaque import ImplicitTlsHandler, OpaqueHandler
 from mailsniff.session.pop3 import Pop3SessionHandler
@@ -440,6 +441,11 @@ class Pipeline:
         session.server_bytes = flow.server_bytes
         session.packets = flow.packets
         session.complete = flow.handshake_seen and reason in ("fin", "rst") and not session.gaps
+        if not (timestamp_in_range(session.start_ns) and timestamp_in_range(session.end_ns)):
+            session.anomalies.append(
+                "timestamp outside years 1-9999 (damaged or forged capture clock): times are "
+                "given as @SECONDS since the epoch"
+            )
         analyse(session)
         if self.on_session is not None:
             self.on_session(session)
