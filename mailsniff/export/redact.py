@@ -8,8 +8,9 @@ is kept (transcript lines and their decoded notes, the exchange table, anomalies
 of those secrets in every form it can take there: the bytes the client sent (AuthAttempt.secrets)
 decoded as UTF-8 and as latin-1, repr-escaped, base64, the SASL line that carried it, and any
 base64 token whose decoded bytes contain one of them. So a password that is not UTF-8, or a
-malformed AUTH PLAIN blob, is masked like any other. Usernames stay: they identify, they do not grant access.
-Message contents are not altered (they are the evidence; credentials do not travel in them).
+malformed AUTH PLAIN blob, is masked like any other. Usernames stay: they identify, they do
+not grant access. Message contents are not altered (they are the evidence; credentials do not
+travel in them).
 """
 
 from __future__ import annotations

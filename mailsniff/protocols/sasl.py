@@ -63,7 +63,8 @@ class PlainCredentials:
     password: str
     #: The password bytes exactly as the client sent them (what --redact must mask).
     secret: bytes = b""
-    #: Not `authzid NUL authcid NUL passwd`: one NUL, extra NULs (a trailing one), or none.
+    #: Fewer than the two NULs of `authzid NUL authcid NUL passwd` (further NULs, a trailing
+    #: one, are kept in the password as sent: --redact must not reveal the password's shape).
     malformed: bool = False
 
 
@@ -78,7 +79,7 @@ def decode_plain(data: bytes) -> PlainCredentials:
     parts = data.split(b"\x00", 2)
     if len(parts) == 3:
         authzid, authcid, passwd = parts
-        malformed = b"\x00" in passwd
+        malformed = False
     elif len(parts) == 2:
         authzid, (authcid, passwd), malformed = b"", parts, True
     else:

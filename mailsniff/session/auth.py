@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mailsniff.model import AuthAttempt
-from mailsniff.protocols.ntlm import parse_ntlm
+from mailsniff.protocols.ntlm import AUTHENTICATE, parse_ntlm
 
 __all__ = ["fold_ntlm", "fold_ntlm_challenge"]
 

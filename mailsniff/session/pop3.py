@@ -8,6 +8,7 @@ from mailsniff.limits import MAX_TRANSCRIPT_DATA_LINES, MAX_TRANSCRIPT_LINES
 from mailsniff.mail.mime import MessageAccumulator, MessageSink, OpenSink
 from mailsniff.model import AuthAttempt, Exchange, RetrievedMessage, Session
 from mailsniff.protocols.base import Direction, to_text
+from mailsniff.protocols.ntlm import describe_ntlm
 from mailsniff.protocols.pop3 import (
     Anomaly,
     Command,
@@ -21,7 +22,6 @@ from mailsniff.protocols.pop3 import (
     StreamGap,
     TlsStarted,
 )
-from mailsniff.protocols.ntlm import describe_ntlm
 from mailsniff.protocols.sasl import decode_cram_md5, decode_plain, decode_xoauth2
 from mailsniff.session.auth import fold_ntlm, fold_ntlm_challenge
 from mailsniff.session.base import ParserDriven, TranscriptRecorder
