@@ -12,7 +12,9 @@ __all__ = ["analyse", "KINDS", "MAX_ANOMALY_FINDINGS"]
 #: Every finding kind, with what it means (docs/jsonl.md lists the same).
 KINDS: dict[str, str] = {
     "cleartext-credentials": "a password or bearer token crossed the network readable",
-    "crackable-credentials": "CRAM-MD5/APOP challenge and response captured: guessable offline",
+    "crackable-credentials": (
+        "CRAM-MD5/APOP challenge and response, or an NTLM hash, captured: guessable offline"
+    ),
     "auth-failed": "an authentication attempt was refused",
     "bcc": "accepted envelope recipients that appear in neither To nor Cc",
     "header-only": "addresses shown in To/Cc that were not envelope recipients of the transaction",
@@ -53,6 +55,20 @@ def _auth_findings(attempt: AuthAttempt, out: list[Finding]) -> None:
     elif attempt.response is not None and attempt.mechanism == "XOAUTH2":
         out.append(
             Finding("cleartext-credentials", f"XOAUTH2 bearer token for {who} sent in clear")
+        )
+    elif attempt.hash_type in ("NetNTLMv2", "NetNTLMv1"):
+        domain = f"{attempt.domain}\\" if attempt.domain else ""
+        mode = 5600 if attempt.hash_type == "NetNTLMv2" else 5500
+        what = (
+            f"(hashcat -m {mode})"
+            if attempt.response is not None
+            else "(server challenge not captured: not crackable as is)"
+        )
+        out.append(
+            Finding(
+                "crackable-credentials",
+                f"NTLM {attempt.hash_type} hash for {domain}{who} captured {what}",
+            )
         )
     elif attempt.response is not None:
         out.append(

@@ -80,6 +80,9 @@ def _auth(a: AuthAttempt) -> JsonObject:
         "response": a.response,
         "not_base64": a.not_base64,
         "cancelled": a.cancelled,
+        "domain": a.domain,
+        "workstation": a.workstation,
+        "hash_type": a.hash_type,
     }
 
 

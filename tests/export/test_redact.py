@@ -28,6 +28,7 @@ from mailsniff.session.smtp import SmtpSessionHandler
 from tests.cli_runner import PCAPS, REPO
 from tests.export.captures import smtp_steps, write_smtp_capture
 from tests.helpers import C, S, Step
+from tests.protocols.ntlm_messages import authenticate, challenge, negotiate
 
 XOAUTH2 = b"user=alice@example.com\x01auth=Bearer ya29.SECRET-token-123\x01\x01"
 CRAM_CHALLENGE = b"<1896.697170952@postoffice.example.net>"
@@ -261,7 +262,8 @@ def _smtp_greeting() -> list[Step]:
 def _smtp_auth(first: bytes, *rest: bytes) -> list[Step]:
     steps: list[Step] = [(C, first + b"\r\n")]
     for line in rest:
-        steps += [(S, b"334 \r\n"), (C, line + b"\r\n")]
+        ask = b64(challenge()) if b"NTLM" in first else b""
+        steps += [(S, b"334 " + ask + b"\r\n"), (C, line + b"\r\n")]
     return [*_smtp_greeting(), *steps, (S, b"235 2.7.0 ok\r\n"), (C, b"QUIT\r\n")]
 
 
@@ -293,6 +295,16 @@ DIALOGUES: dict[str, tuple[bytes, Callable[[bytes], tuple[str, list[Step]]]]] = 
         lambda s: ("smtp", _smtp_auth(b"AUTH CRAM-MD5", b64(_USER + b" " + s))),
     ),
     "smtp XOAUTH2": (b"\x01", lambda s: ("smtp", _smtp_auth(b"AUTH XOAUTH2 " + _xoauth2(s)))),
+    "smtp NTLM": (
+        b"",
+        lambda s: (
+            "smtp",
+            _smtp_auth(
+                b"AUTH NTLM " + b64(negotiate()),
+                b64(authenticate("carol", "EXAMPLE", "WS01", b"\0" * 24, (s * 40)[:40])),
+            ),
+        ),
+    ),
     "pop3 USER/PASS": (
         b"\r\n",
         lambda s: (
