@@ -177,6 +177,8 @@ class RetrievedMessage:
 class Finding:
     kind: str  # "cleartext-credentials", "auth-failed", "bcc", "from-mismatch", ...
     detail: str
+    #: "info", "low", "medium" or "high"; analysis fills in the kind's own when left None
+    severity: str | None = None
 
 
 @dataclass(slots=True, frozen=True)

@@ -138,7 +138,10 @@ def session_record(s: Session, *, transcript: bool = False) -> JsonObject:
         "transactions": [_transaction(t) for t in s.transactions],
         "messages": [_retrieved(r) for r in s.messages],
         "deleted": list(s.deleted),
-        "findings": [{"kind": f.kind, "detail": f.detail} for f in s.findings],
+        "findings": [
+            {"kind": f.kind, "detail": f.detail, "severity": f.severity or "medium"}
+            for f in s.findings
+        ],
         "implicit_tls": s.implicit_tls,
         "capabilities": list(s.capabilities),
         "close_reason": s.close_reason,
