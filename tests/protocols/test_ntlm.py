@@ -5,7 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import socket
+import subprocess
+import threading
+from pathlib import Path
 
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives.ciphers import Cipher, modes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -170,3 +176,100 @@ def test_ntlm_without_the_server_challenge_still_names_the_user_but_no_hash_line
     [attempt] = _session(Protocol.SMTP, steps).auth
     assert attempt.username == "alice" and attempt.hash_type == "NetNTLMv2"
     assert attempt.response is None
+
+
+# ------------------------------------------------------------------ a real NTLM client: curl
+
+
+def _ntlm_smtp_server(sock: socket.socket, steps: list[Step]) -> None:
+    """One SMTP connection offering only AUTH NTLM; every byte either way is kept in `steps`."""
+    conn, _ = sock.accept()
+    with conn, conn.makefile("rb") as lines:
+
+        def say(data: bytes) -> None:
+            steps.append((S, data))
+            conn.sendall(data)
+
+        def hear() -> bytes:
+            line = lines.readline()
+            steps.append((C, line))
+            return line
+
+        say(b"220 mx.example.com ESMTP\r\n")
+        in_data = False
+        while line := hear():
+            verb = line.split(b" ", 1)[0].strip().upper()
+            if in_data:
+                if line == b".\r\n":
+                    in_data = False
+                    say(b"250 queued\r\n")
+            elif verb == b"EHLO":
+                say(b"250-mx.example.com\r\n250 AUTH NTLM\r\n")
+            elif verb == b"AUTH":
+                if len(line.split()) < 3:  # no initial response: ask for the NEGOTIATE
+                    say(b"334 \r\n")
+                    hear()
+                say(b"334 " + b64(challenge()) + b"\r\n")
+                hear()  # AUTHENTICATE
+                say(b"235 2.7.0 Authentication successful\r\n")
+            elif verb == b"DATA":
+                in_data = True
+                say(b"354 go ahead\r\n")
+            elif verb == b"QUIT":
+                say(b"221 bye\r\n")
+                break
+            else:
+                say(b"250 ok\r\n")
+
+
+def test_curl_auth_ntlm_yields_a_hashcat_line_that_checks_against_the_password(
+    tmp_path: Path,
+) -> None:
+    steps: list[Step] = []
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        sock.settimeout(30)
+        server = threading.Thread(target=_ntlm_smtp_server, args=(sock, steps))
+        server.start()
+        message = tmp_path / "m.eml"
+        message.write_bytes(b"From: alice@example.com\r\nTo: bob@example.com\r\n\r\nhi\r\n")
+        proc = subprocess.run(
+            [
+                "curl", "--silent", "--show-error", "--max-time", "30",
+                f"smtp://127.0.0.1:{sock.getsockname()[1]}/ws01",
+                "--login-options", "AUTH=NTLM", "--user", "EXAMPLE\\alice:password",
+                "--mail-from", "alice@example.com", "--mail-rcpt", "bob@example.com",
+                "--upload-file", str(message),
+            ],
+            capture_output=True,
+            timeout=60,
+        )  # fmt: skip
+        server.join(30)
+    assert proc.returncode == 0, proc.stderr
+    session = _session(Protocol.SMTP, steps)
+    [attempt] = session.auth
+    assert (attempt.username, attempt.domain) == ("alice", "EXAMPLE")
+    assert attempt.workstation  # curl names a fixed "WORKSTATION"
+    assert attempt.success is True and attempt.response is not None
+    # curl answers this challenge with NTLMv1 (v2 in other builds): either way the line checks
+    # against the NT hash of "password" as hashcat would, and not against another
+    check = _cracks if attempt.hash_type == "NetNTLMv2" else _cracks_v1
+    assert attempt.hash_type in ("NetNTLMv1", "NetNTLMv2")
+    assert check(attempt.response, NT_HASH) and not check(attempt.response, bytes(16))
+    assert "from-mismatch" not in {f.kind for f in session.findings}
+
+
+def _des_key(seven: bytes) -> bytes:
+    """Seven key bytes spread over eight DES key bytes (parity bits left 0: DES ignores them)."""
+    bits = int.from_bytes(seven, "big")
+    return bytes(((bits >> (49 - 7 * i)) & 0x7F) << 1 for i in range(8))
+
+
+def _cracks_v1(line: str, nt_hash: bytes) -> bool:
+    """What hashcat -m 5500 checks: DES of the challenge under the three thirds of the NT hash."""
+    _user, _, _domain, _lm, nt, chal = line.split(":")
+    key = nt_hash + bytes(5)
+    out = b""
+    for i in range(3):
+        des = TripleDES(_des_key(key[7 * i : 7 * i + 7]) * 3)  # K1 = K2 = K3: single DES
+        out += Cipher(des, modes.ECB()).encryptor().update(bytes.fromhex(chal))
+    return out.hex() == nt
