@@ -461,7 +461,10 @@ def _auth_table(session: Session, width: int) -> Table:
         row = [Text(format_clock(attempt.ts_ns))] if with_time else []
         row += [
             _text(attempt.mechanism),
-            _text(attempt.username, "bold"),
+            _text(
+                f"{attempt.domain}\\{attempt.username}" if attempt.domain else attempt.username,
+                "bold",
+            ),
             _auth_secret(attempt),
         ]
         if with_authzid:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import socket
 import subprocess
 import threading
@@ -14,11 +15,13 @@ from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 
 from mailsniff.analysis.findings import analyse
 from mailsniff.export.creds import CredentialTable, credential_record
 from mailsniff.model import Endpoint, Protocol, Session
 from mailsniff.protocols.ntlm import describe_ntlm, parse_ntlm
+from mailsniff.render.console import render_session
 from mailsniff.session.pop3 import Pop3SessionHandler
 from mailsniff.session.smtp import SmtpSessionHandler
 from tests.helpers import C, S, Step
@@ -152,6 +155,11 @@ def test_smtp_auth_ntlm_names_the_user_not_the_negotiate_message() -> None:
     assert "NetNTLMv2" in crackable.detail and "EXAMPLE\\alice" in crackable.detail
     notes = [line.note or "" for line in session.transcript]
     assert "NTLM NEGOTIATE" in notes
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    render_session(console, session)
+    assert isinstance(console.file, io.StringIO)
+    shown = console.file.getvalue()
+    assert "EXAMPLE\\alice" in shown and "NTLMSSP" not in shown
     assert not any("NTLMSSP" in note for note in notes)
 
 
