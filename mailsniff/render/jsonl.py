@@ -79,6 +79,9 @@ def _auth(a: AuthAttempt) -> JsonObject:
         "response": a.response,
         "not_base64": a.not_base64,
         "cancelled": a.cancelled,
+        "domain": a.domain,
+        "workstation": a.workstation,
+        "hash_type": a.hash_type,
     }
 
 
@@ -134,7 +137,10 @@ def session_record(s: Session, *, transcript: bool = False) -> JsonObject:
         "transactions": [_transaction(t) for t in s.transactions],
         "messages": [_retrieved(r) for r in s.messages],
         "deleted": list(s.deleted),
-        "findings": [{"kind": f.kind, "detail": f.detail} for f in s.findings],
+        "findings": [
+            {"kind": f.kind, "detail": f.detail, "severity": f.severity or "medium"}
+            for f in s.findings
+        ],
         "implicit_tls": s.implicit_tls,
         "capabilities": list(s.capabilities),
         "close_reason": s.close_reason,
