@@ -28,7 +28,19 @@ __all__ = [
     "Session",
     "Transaction",
     "TranscriptLine",
+    "timestamp_in_range",
 ]
+
+
+#: Seconds since the epoch of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the span ISO 8601's
+#: four-digit years (and Python's datetime) can write.
+_FIRST_SECOND = -62_135_596_800
+_LAST_SECOND = 253_402_300_799
+
+
+def timestamp_in_range(ts_ns: int) -> bool:
+    """Whether `ts_ns` falls in years 1-9999, so ISO 8601 (and a From_ line) can write it."""
+    return _FIRST_SECOND <= ts_ns // 1_000_000_000 <= _LAST_SECOND
 
 
 class Direction(StrEnum):
@@ -123,6 +135,14 @@ class AuthAttempt:
     #: `AUTH LOGIN` answered with plain `crazywill`): shown as sent.
     not_base64: bool = False
     cancelled: bool = False  # client sent "*"
+    #: NTLM (MS-NLMP): the domain and workstation of the AUTHENTICATE message, and which hash
+    #: its response is ("NetNTLMv2", "NetNTLMv1", "anonymous"); the hashcat line is `response`.
+    domain: str | None = None
+    workstation: str | None = None
+    hash_type: str | None = None
+    #: Secret bytes exactly as the client sent them (passwords, tokens, digests, and the SASL
+    #: responses carrying them), whatever their encoding: what --redact masks. Not output.
+    secrets: list[bytes] = field(default_factory=list, repr=False)
 
 
 @dataclass(slots=True)
@@ -181,6 +201,8 @@ class RetrievedMessage:
 class Finding:
     kind: str  # "cleartext-credentials", "auth-failed", "bcc", "from-mismatch", ...
     detail: str
+    #: "info", "low", "medium" or "high"; analysis fills in the kind's own when left None
+    severity: str | None = None
 
 
 @dataclass(slots=True, frozen=True)

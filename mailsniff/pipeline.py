@@ -17,7 +17,7 @@ from functools import partial
 from mailsniff.analysis.findings import analyse
 from mailsniff.capture.frame import Frame
 from mailsniff.limits import HELD_BYTES, MAX_HELD_FLOWS, MAX_UNDECIDED_FLOWS, PROBE_PAYLOADS
-from mailsniff.model import Endpoint, Protocol, Session
+from mailsniff.model import Endpoint, Protocol, Session, timestamp_in_range
 from mailsniff.net.decoder import PacketDecoder
 from mailsniff.net.segment import TCP_SYN, Segment
 from mailsniff.protocols.detect import detect_greeting, detect_hello, may_be_smtp_greeting
@@ -400,6 +400,11 @@ class Pipeline:
         session.server_bytes = flow.server_bytes
         session.packets = flow.packets
         session.complete = flow.handshake_seen and reason in ("fin", "rst") and not session.gaps
+        if not (timestamp_in_range(session.start_ns) and timestamp_in_range(session.end_ns)):
+            session.anomalies.append(
+                "timestamp outside years 1-9999 (damaged or forged capture clock): times are "
+                "given as @SECONDS since the epoch"
+            )
         analyse(session)
         if self.on_session is not None:
             self.on_session(session)

@@ -377,9 +377,13 @@ def _header_panel(session: Session) -> Panel:
     return Panel(grid, title=title, title_align="left", border_style="blue")
 
 
+_SEVERITY_STYLES = {"high": _BAD, "medium": _WARN, "low": "", "info": _DIM}
+
+
 def _findings_table(session: Session) -> Table:
     table = Table(
         Column("kind", no_wrap=True),
+        Column("severity", no_wrap=True),
         Column("detail", overflow="fold"),
         title=Text("Findings", style=_KEY),
         title_justify="left",
@@ -388,7 +392,14 @@ def _findings_table(session: Session) -> Table:
         style = _BAD if finding.kind in _SEVERE_FINDINGS else _WARN
         if finding.kind in ("bcc", "bcc-header-present"):
             style = _BCC
-        table.add_row(_text(finding.kind, style), _text(finding.detail))
+        severity = finding.severity or "medium"
+        if severity == "info":
+            style = _DIM
+        table.add_row(
+            _text(finding.kind, style),
+            _text(severity, _SEVERITY_STYLES.get(severity, "")),
+            _text(finding.detail),
+        )
     return table
 
 
@@ -450,7 +461,10 @@ def _auth_table(session: Session, width: int) -> Table:
         row = [Text(format_clock(attempt.ts_ns))] if with_time else []
         row += [
             _text(attempt.mechanism),
-            _text(attempt.username, "bold"),
+            _text(
+                f"{attempt.domain}\\{attempt.username}" if attempt.domain else attempt.username,
+                "bold",
+            ),
             _auth_secret(attempt),
         ]
         if with_authzid:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from mailsniff.model import (
@@ -15,6 +14,7 @@ from mailsniff.model import (
     Session,
     Transaction,
 )
+from mailsniff.render.text import format_timestamp
 
 __all__ = ["iso8601", "session_record", "summary_record", "dumps"]
 
@@ -22,10 +22,9 @@ JsonObject = dict[str, Any]
 
 
 def iso8601(ts_ns: int) -> str:
-    """Nanoseconds since the epoch -> "2006-07-03T13:07:18.000000Z" (UTC, microseconds)."""
-    seconds, ns = divmod(ts_ns, 1_000_000_000)
-    stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{ns // 1000:06d}Z"
+    """Nanoseconds since the epoch -> "2006-07-03T13:07:18.000000Z" (UTC, microseconds), or
+    "@SECONDS.MICROS" outside years 1-9999 (`render.text.format_timestamp`, for every output)."""
+    return format_timestamp(ts_ns)
 
 
 def _address(a: Address) -> JsonObject:
@@ -80,6 +79,9 @@ def _auth(a: AuthAttempt) -> JsonObject:
         "response": a.response,
         "not_base64": a.not_base64,
         "cancelled": a.cancelled,
+        "domain": a.domain,
+        "workstation": a.workstation,
+        "hash_type": a.hash_type,
     }
 
 
@@ -135,7 +137,10 @@ def session_record(s: Session, *, transcript: bool = False) -> JsonObject:
         "transactions": [_transaction(t) for t in s.transactions],
         "messages": [_retrieved(r) for r in s.messages],
         "deleted": list(s.deleted),
-        "findings": [{"kind": f.kind, "detail": f.detail} for f in s.findings],
+        "findings": [
+            {"kind": f.kind, "detail": f.detail, "severity": f.severity or "medium"}
+            for f in s.findings
+        ],
         "implicit_tls": s.implicit_tls,
         "capabilities": list(s.capabilities),
         "close_reason": s.close_reason,
