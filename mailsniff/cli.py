@@ -15,8 +15,8 @@ from rich.text import Text
 
 from mailsniff import __version__
 from mailsniff.errors import MailsniffError, UsageError
-from mailsniff.model import Protocol
 from mailsniff.reading import ReadOptions, ReadResult, read_capture
+from mailsniff.session import registry
 from mailsniff.status import ExitStatus
 
 __all__ = ["app", "main"]
@@ -35,9 +35,15 @@ app = typer.Typer(
 )
 
 
-class ProtocolChoice(StrEnum):
-    smtp = "smtp"
-    pop3 = "pop3"
+def _protocols(name: str | None) -> frozenset[str] | None:
+    """--protocol: one of the registered protocols' names."""
+    if name is None:
+        return None
+    if name.lower() not in registry.names():
+        raise UsageError(
+            f"--protocol: unknown protocol {name!r}", hint="one of " + ", ".join(registry.names())
+        )
+    return frozenset({name.lower()})
 
 
 class _Stdout(Console):
@@ -128,7 +134,10 @@ def read(
         typer.Option("--session", "-s", help="Only the session(s) with this ID (repeatable)."),
     ] = None,
     protocol: Annotated[
-        ProtocolChoice | None, typer.Option("--protocol", "-p", help="Only this protocol.")
+        str | None,
+        typer.Option(
+            "--protocol", "-p", help=f"Only this protocol ({', '.join(registry.names())})."
+        ),
     ] = None,
     hosts: Annotated[
         list[str] | None,
@@ -149,7 +158,7 @@ def read(
     def action() -> ReadResult:
         options = ReadOptions(
             path=capture,
-            protocols=frozenset({Protocol(protocol.value)}) if protocol else None,
+            protocols=_protocols(protocol),
             hosts=_hosts(hosts),
             ports=frozenset(ports) if ports else None,
             session_ids=frozenset(session_ids) if session_ids else None,

@@ -31,11 +31,12 @@ from mailsniff.export import Exporter, ExportOptions, open_exporter
 from mailsniff.export.creds import CredentialTable, render_credentials
 from mailsniff.export.redact import redact_session
 from mailsniff.model import Session
-from mailsniff.pipeline import IMPLICIT_TLS_PORTS, MAIL_PORTS, Pipeline
+from mailsniff.pipeline import Pipeline
 from mailsniff.reading import Tally, summarise
 from mailsniff.render import console as console_render
 from mailsniff.render import jsonl
 from mailsniff.render.text import format_size, safe_text, shorten
+from mailsniff.session import registry
 from mailsniff.status import ExitStatus
 
 __all__ = [
@@ -48,7 +49,9 @@ __all__ = [
 ]
 
 #: Captured by default: cleartext SMTP and POP3, and the implicit-TLS ports (reported only).
-DEFAULT_PORTS: tuple[int, ...] = tuple(sorted(MAIL_PORTS)) + tuple(sorted(IMPLICIT_TLS_PORTS))
+DEFAULT_PORTS: tuple[int, ...] = tuple(
+    sorted(p for e in registry.entries() for p in e.ports)
+) + tuple(sorted(p for e in registry.entries() for p in e.implicit_tls_ports))
 #: Frames analysed between two looks at the clock, the stop flag and the screen.
 _BATCH = 1024
 #: Seconds between refreshes of the live view, and between idle-connection checks.
@@ -180,7 +183,7 @@ def open_sessions_view(
             str(s.id),
             f"{s.client.ip}:{s.client.port}",
             f"{s.server.ip}:{s.server.port}",
-            s.protocol.value,
+            str(s.protocol),
             _state(s),
             Text(safe_text(shorten(user or "", 32))),
             Text(safe_text(shorten(last.mail_from, 32)) if last else ""),

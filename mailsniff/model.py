@@ -55,6 +55,8 @@ class Direction(StrEnum):
 
 
 class Protocol(StrEnum):
+    """The built-in protocols' registry names (a Session's `protocol` is any registered name)."""
+
     SMTP = "smtp"
     POP3 = "pop3"
     IMAP = "imap"
@@ -231,7 +233,8 @@ class Session:
     """One TCP connection carrying SMTP / POP3 / IMAP."""
 
     id: int
-    protocol: Protocol
+    #: The protocol's registry name (`mailsniff.session.registry`): "smtp", "pop3", ...
+    protocol: str
     client: Endpoint
     server: Endpoint
     start_ns: int

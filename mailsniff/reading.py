@@ -16,7 +16,7 @@ from mailsniff.capture.reader import CaptureReader, open_capture
 from mailsniff.errors import TruncatedCaptureError, UnsupportedLinkTypeError
 from mailsniff.export import ExportOptions, open_exporter
 from mailsniff.export.redact import redact_session
-from mailsniff.model import Protocol, Session
+from mailsniff.model import Session
 from mailsniff.net.link import is_supported, linktype_name
 from mailsniff.pipeline import Pipeline, SessionFilter
 from mailsniff.render import console as console_render
@@ -32,7 +32,7 @@ _PROGRESS_EVERY = 2048
 @dataclass(slots=True, frozen=True, kw_only=True)
 class ReadOptions:
     path: str
-    protocols: frozenset[Protocol] | None = None
+    protocols: frozenset[str] | None = None  # registry names
     hosts: frozenset[str] | None = None
     ports: frozenset[int] | None = None
     session_ids: frozenset[int] | None = None
@@ -85,7 +85,7 @@ class Tally:
 
     def add(self, s: Session) -> None:
         self.sessions += 1
-        self.by_protocol[s.protocol.value] = self.by_protocol.get(s.protocol.value, 0) + 1
+        self.by_protocol[str(s.protocol)] = self.by_protocol.get(str(s.protocol), 0) + 1
         self.messages += sum(1 for t in s.transactions if t.message is not None)
         self.messages += len(s.messages)
         self.credentials += sum(1 for a in s.auth if a.password is not None or a.response)

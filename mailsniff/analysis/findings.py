@@ -8,7 +8,7 @@ from dataclasses import replace
 from mailsniff.analysis.bcc import compare_envelope, normalise_address
 from mailsniff.analysis.sender import judge_from, list_context
 from mailsniff.limits import MAX_ANOMALY_FINDINGS
-from mailsniff.model import Address, AuthAttempt, Finding, Message, Protocol, Session
+from mailsniff.model import Address, AuthAttempt, Finding, Message, Session
 
 __all__ = ["analyse", "KINDS", "MAX_ANOMALY_FINDINGS", "SEVERITY"]
 
@@ -168,29 +168,28 @@ def analyse(session: Session) -> Session:
                         verdict.severity,
                     )
                 )
-    if session.protocol is not Protocol.SMTP:
-        for retrieved in session.messages:
-            where = retrieved.command
-            message = retrieved.message
-            _message_findings(message, out, where)
-            froms = {normalise_address(a.address) for a in message.from_ if a.address}
-            true_senders = [a for a in message.sender if a.address]
-            if (
-                froms
-                and true_senders
-                and any(normalise_address(s.address) not in froms for s in true_senders)
-            ):
-                # RFC 5322 3.6.2: Sender names who sent it on From's behalf (a secretary, a
-                # list); the pair is worth showing, not an accusation by itself.
-                listed = list_context(true_senders[0].address, message)
-                out.append(
-                    Finding(
-                        "from-mismatch",
-                        f"{where}: header From {_addresses(message.from_)} differs from "
-                        f"Sender {_addresses(true_senders)}" + (f" [{listed}]" if listed else ""),
-                        "info" if listed else "low",
-                    )
+    for retrieved in session.messages:
+        where = retrieved.command
+        message = retrieved.message
+        _message_findings(message, out, where)
+        froms = {normalise_address(a.address) for a in message.from_ if a.address}
+        true_senders = [a for a in message.sender if a.address]
+        if (
+            froms
+            and true_senders
+            and any(normalise_address(s.address) not in froms for s in true_senders)
+        ):
+            # RFC 5322 3.6.2: Sender names who sent it on From's behalf (a secretary, a
+            # list); the pair is worth showing, not an accusation by itself.
+            listed = list_context(true_senders[0].address, message)
+            out.append(
+                Finding(
+                    "from-mismatch",
+                    f"{where}: header From {_addresses(message.from_)} differs from "
+                    f"Sender {_addresses(true_senders)}" + (f" [{listed}]" if listed else ""),
+                    "info" if listed else "low",
                 )
+            )
     for gap in session.gaps:
         out.append(
             Finding(

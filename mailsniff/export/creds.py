@@ -83,7 +83,7 @@ class CredentialTable:
                 continue
             ts = attempt.ts_ns or session.start_ns
             key: _Key = (
-                session.protocol.value,
+                str(session.protocol),
                 session.server,
                 attempt.mechanism,
                 attempt.username,
@@ -95,7 +95,7 @@ class CredentialTable:
             row = self._rows.get(key)
             if row is None:
                 row = self._rows[key] = Credential(
-                    protocol=session.protocol.value,
+                    protocol=str(session.protocol),
                     server=session.server,
                     mechanism=attempt.mechanism,
                     username=attempt.username,

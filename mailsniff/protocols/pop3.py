@@ -23,6 +23,7 @@ from mailsniff.protocols.base import Direction, Line, ReceiveBuffer, to_text
 from mailsniff.protocols.sasl import b64decode
 
 __all__ = [
+    "is_greeting",
     "Anomaly",
     "Command",
     "Greeting",
@@ -946,3 +947,8 @@ class Pop3Parser:
     @staticmethod
     def _anomaly(ts: int, direction: Direction, raw: bytes, kind: str, detail: str = "") -> Anomaly:
         return Anomaly(ts_ns=ts, direction=direction, raw=raw, kind=kind, detail=detail)
+
+
+def is_greeting(payload: bytes) -> bool:
+    """A flow's first server bytes are a POP3 greeting: `+OK` (RFC 1939 4)."""
+    return payload[:512].split(b"\n", 1)[0].upper().startswith(b"+OK")

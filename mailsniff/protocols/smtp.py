@@ -37,6 +37,9 @@ from mailsniff.protocols.replies import ReplyCode, parse_enhanced
 from mailsniff.protocols.sasl import b64decode
 
 __all__ = [
+    "is_greeting",
+    "is_hello",
+    "may_be_greeting",
     "AUTH_RESPONSES",
     "Anomaly",
     "AuthChallenge",
@@ -1147,3 +1150,34 @@ class SmtpParser:
                     self._start_tls(ts, out)
             case _:
                 pass
+
+
+# -- recognising SMTP on a port that is not a mail port ---------------------------------------
+
+# RFC 5321 4.1.1.1 / RFC 2033 4.1: the client's first command after the greeting.
+_HELLO_VERBS = (b"EHLO", b"HELO", b"LHLO")
+_HELLO = re.compile(rb"(?:EHLO|HELO|LHLO)[ \t\r\n]", re.IGNORECASE)
+
+
+def is_greeting(payload: bytes) -> bool:
+    """A flow's first server bytes are an SMTP greeting: `220 <domain> ... SMTP/ESMTP ...`
+    (RFC 5321 4.2: the greeting names the service in practice; `220-` starts a multi-line one).
+    A `220` greeting that does not name SMTP (FTP's too) is told by the client's first line."""
+    line = payload[:512].split(b"\n", 1)[0].upper()
+    return line.startswith((b"220 ", b"220-")) and b"SMTP" in line
+
+
+def may_be_greeting(payload: bytes) -> bool:
+    """A `220` greeting that does not say which service it is (`220 Greetings`)."""
+    return payload[:4] in (b"220 ", b"220-")
+
+
+def is_hello(first: bytes) -> bool | None:
+    """Whether a client's first bytes after a `220` greeting are an SMTP hello (EHLO, HELO,
+    LHLO); None while too few bytes have come to tell."""
+    if _HELLO.match(first):
+        return True
+    head = first.upper()
+    if len(head) <= 4 and any(v.startswith(head) for v in _HELLO_VERBS):
+        return None
+    return False

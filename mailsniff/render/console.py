@@ -24,7 +24,6 @@ from mailsniff.model import (
     AuthAttempt,
     Exchange,
     Message,
-    Protocol,
     RcptAttempt,
     RetrievedMessage,
     Session,
@@ -41,6 +40,7 @@ from mailsniff.render.text import (
     safe_text,
     shorten,
 )
+from mailsniff.render.views import view_for
 
 __all__ = ["render_overview", "render_session", "render_summary", "transcript_text"]
 
@@ -361,7 +361,7 @@ def _header_panel(session: Session) -> Panel:
             Text("STARTTLS accepted: the rest is encrypted: not parsed", style=_WARN),
         )
     grid.add_row("banner", _text(session.banner))
-    if session.protocol is Protocol.SMTP or session.helo is not None:
+    if view_for(session.protocol).helo_row or session.helo is not None:
         grid.add_row("helo", _text(session.helo))
     if session.capabilities:
         grid.add_row("capabilities", _text(_join(session.capabilities)))
@@ -740,7 +740,7 @@ def render_session(console: Console, session: Session, *, transcript: bool = Fal
         console.print(_auth_table(session, console.width))
     for n, t in enumerate(session.transactions, 1):
         console.print(Group(*_transaction(n, t)))
-    if session.protocol is not Protocol.SMTP and session.exchanges:
+    if view_for(session.protocol).exchanges and session.exchanges:
         console.print(_exchanges_table(session))
     if session.mailbox_stats:
         grid = _kv_grid()

@@ -12,6 +12,7 @@ from mailsniff.limits import (
 )
 from mailsniff.mail.mime import MessageAccumulator
 from mailsniff.model import AuthAttempt, Exchange, RetrievedMessage, Session
+from mailsniff.protocols import pop3 as grammar
 from mailsniff.protocols.base import Direction, to_text
 from mailsniff.protocols.ntlm import describe_ntlm
 from mailsniff.protocols.pop3 import (
@@ -30,6 +31,7 @@ from mailsniff.protocols.pop3 import (
 from mailsniff.protocols.sasl import decode_cram_md5, decode_plain, decode_xoauth2
 from mailsniff.session.auth import fold_ntlm, fold_ntlm_challenge
 from mailsniff.session.base import ParserDriven, TranscriptRecorder
+from mailsniff.session.entry import ProtocolEntry
 from mailsniff.sink import MessageSink, OpenSink
 
 __all__ = ["Pop3SessionHandler", "decode_oauthbearer"]
@@ -435,3 +437,15 @@ class Pop3SessionHandler(ParserDriven[Pop3Event]):
             self.session.anomalies.append(text)
         else:
             self._anomalies_dropped += 1
+
+
+#: POP3's registry entry (RFC 1939; implicit TLS 995 RFC 8314).
+ENTRY = ProtocolEntry(
+    name="pop3",
+    ports=(110,),
+    implicit_tls_ports=(995,),
+    greeting=grammar.is_greeting,
+    handler=Pop3SessionHandler,
+    record=RetrievedMessage,
+    description="mailbox retrieval",
+)

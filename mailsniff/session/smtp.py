@@ -20,6 +20,7 @@ from mailsniff.model import (
     Transaction,
     TranscriptLine,
 )
+from mailsniff.protocols import smtp as grammar
 from mailsniff.protocols.base import Direction, to_text
 from mailsniff.protocols.ntlm import describe_ntlm
 from mailsniff.protocols.replies import is_negative, is_positive
@@ -42,6 +43,7 @@ from mailsniff.protocols.smtp import (
 )
 from mailsniff.session.auth import fold_ntlm, fold_ntlm_challenge
 from mailsniff.session.base import ParserDriven, TranscriptRecorder
+from mailsniff.session.entry import ProtocolEntry
 from mailsniff.sink import MessageSink, OpenSink
 
 __all__ = ["SmtpSessionHandler", "MAX_ANOMALIES"]
@@ -471,3 +473,17 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
             # RFC 5321 4.1.1.4: the end of data ends the transaction. An abandoned message
             # (BDAT chunks then DATA) leaves it open for the message that replaces it.
             self._txn = None
+
+
+#: SMTP's registry entry (RFC 5321; submission 587 RFC 6409; implicit TLS 465 RFC 8314).
+ENTRY = ProtocolEntry(
+    name="smtp",
+    ports=(25, 587, 2525),
+    implicit_tls_ports=(465,),
+    greeting=grammar.is_greeting,
+    maybe_greeting=grammar.may_be_greeting,
+    hello=grammar.is_hello,
+    handler=SmtpSessionHandler,
+    record=Transaction,
+    description="mail submission and relay",
+)
