@@ -11,7 +11,51 @@ from dataclasses import dataclass
 from mailsniff.limits import MAX_LINE
 from mailsniff.model import Direction
 
-__all__ = ["Direction", "Line", "ReceiveBuffer", "to_text"]
+__all__ = [
+    "Anomaly",
+    "Direction",
+    "Line",
+    "ReceiveBuffer",
+    "StreamGap",
+    "TlsStarted",
+    "to_text",
+]
+
+
+# -- events every parser emits (the protocol-specific ones live in each parser's module) -------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Anomaly:
+    """Something a well-behaved peer would not send, damage, or a place the parser had to guess."""
+
+    ts_ns: int
+    direction: Direction
+    raw: bytes = b""  # the offending bytes, when there are some
+    kind: str  # short machine name, e.g. "unknown-reply", "garbage", "overlong-line"
+    detail: str  # one line for a person
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamGap:
+    """`length` bytes of `direction` were never captured (0: the capture began mid-connection);
+    the parser resynchronises at a line start."""
+
+    ts_ns: int
+    direction: Direction
+    raw: bytes = b""  # the partial line cut by the loss, when the parser had one
+    length: int
+    #: The command (the parser's own Command event) whose multi-line body the gap fell into.
+    inside: object | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsStarted:
+    """The server accepted STARTTLS / STLS (RFC 3207 4, RFC 2595 4): every later byte is TLS."""
+
+    ts_ns: int
+    direction: Direction
+    raw: bytes = b""
 
 
 @dataclass(slots=True, frozen=True)

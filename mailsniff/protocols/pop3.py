@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from mailsniff.limits import MAX_LINE, MAX_PENDING_COMMANDS
-from mailsniff.protocols.base import Direction, Line, ReceiveBuffer, to_text
+from mailsniff.protocols.base import (
+    Anomaly,
+    Direction,
+    Line,
+    ReceiveBuffer,
+    StreamGap,
+    TlsStarted,
+    to_text,
+)
 from mailsniff.protocols.sasl import b64decode
 
 __all__ = [
@@ -135,37 +143,6 @@ class SaslStep:
     base64: bool  # False: not valid base64 (a hand-typed credential, shown as sent)
     initial: bool = False
     cancelled: bool = False  # the client sent `*` (RFC 5034 4)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TlsStarted:
-    """STLS was answered +OK (RFC 2595 4): every later byte is TLS and is not parsed."""
-
-    ts_ns: int
-    direction: Direction
-    raw: bytes
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamGap:
-    """Bytes of one direction were never captured; the parser resynchronises at a line start."""
-
-    ts_ns: int
-    direction: Direction
-    raw: bytes  # the partial line cut by the loss (inside a body it is kept as MultilineData)
-    length: int  # bytes lost (0: unknown, the capture began mid-connection)
-    inside: Command | None  # the command whose multi-line body the gap fell into, if any
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Anomaly:
-    """Peer misbehaviour or damage: a garbage line, a missing terminator, an overlong line..."""
-
-    ts_ns: int
-    direction: Direction
-    raw: bytes
-    kind: str
-    detail: str
 
 
 Pop3Event = (

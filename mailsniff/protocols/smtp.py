@@ -32,7 +32,15 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from mailsniff.limits import MAX_LINE, MAX_PENDING_COMMANDS
-from mailsniff.protocols.base import Direction, Line, ReceiveBuffer, to_text
+from mailsniff.protocols.base import (
+    Anomaly,
+    Direction,
+    Line,
+    ReceiveBuffer,
+    StreamGap,
+    TlsStarted,
+    to_text,
+)
 from mailsniff.protocols.replies import ReplyCode, parse_enhanced
 from mailsniff.protocols.sasl import b64decode
 
@@ -162,25 +170,8 @@ class MessageEnd(_Event):
     complete: bool  # False when the connection ended (or gave up) before the terminator
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TlsStarted(_Event):
-    """STARTTLS was accepted (RFC 3207 4): everything after is encrypted and not parsed."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Anomaly(_Event):
-    """Something a well-behaved peer would not send, or a place the parser had to guess."""
-
-    kind: str
-    detail: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GapEvent(_Event):
-    """`length` bytes of `direction` were never captured (0: capture began mid-connection)."""
-
-    length: int
-
+#: The shared gap event under the name this module used to give it.
+GapEvent = StreamGap
 
 SmtpEvent = (
     Greeting
