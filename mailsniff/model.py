@@ -201,7 +201,7 @@ class RetrievedMessage:
 
 @dataclass(slots=True, frozen=True)
 class Finding:
-    kind: str  # "cleartext-credentials", "auth-failed", "bcc", "from-mismatch", ...
+    kind: str  # an analysis.kinds.FindingKind: "cleartext-credentials", "bcc", "gap", ...
     detail: str
     #: "info", "low", "medium" or "high"; analysis fills in the kind's own when left None
     severity: str | None = None

@@ -19,6 +19,7 @@ from rich.rule import Rule
 from rich.table import Column, Table
 from rich.text import Span, Text
 
+from mailsniff.analysis.kinds import FindingKind
 from mailsniff.model import (
     Address,
     AuthAttempt,
@@ -56,10 +57,6 @@ _BCC = "bold magenta"
 _HEADER_ONLY = "bold yellow"
 
 #: Findings that mean something went wrong or leaked; the rest are notable, not alarming.
-_SEVERE_FINDINGS = frozenset(
-    {"cleartext-credentials", "auth-failed", "from-mismatch", "sender-rejected"}
-)
-
 #: Longest captured string put in an overview cell before the table's own ellipsis applies;
 #: keeps measuring thousands of rows cheap.
 _OVERVIEW_CELL = 60
@@ -377,7 +374,9 @@ def _header_panel(session: Session) -> Panel:
     return Panel(grid, title=title, title_align="left", border_style="blue")
 
 
+#: Styles only: the severity itself is analysis's (Finding.severity, from FindingKind).
 _SEVERITY_STYLES = {"high": _BAD, "medium": _WARN, "low": "", "info": _DIM}
+_BCC_KINDS = frozenset({FindingKind.BCC, FindingKind.BCC_HEADER_PRESENT})
 
 
 def _findings_table(session: Session) -> Table:
@@ -389,12 +388,8 @@ def _findings_table(session: Session) -> Table:
         title_justify="left",
     )
     for finding in session.findings:
-        style = _BAD if finding.kind in _SEVERE_FINDINGS else _WARN
-        if finding.kind in ("bcc", "bcc-header-present"):
-            style = _BCC
         severity = finding.severity or "medium"
-        if severity == "info":
-            style = _DIM
+        style = _BCC if finding.kind in _BCC_KINDS else _SEVERITY_STYLES.get(severity) or _WARN
         table.add_row(
             _text(finding.kind, style),
             _text(severity, _SEVERITY_STYLES.get(severity, "")),
