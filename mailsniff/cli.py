@@ -17,6 +17,7 @@ from mailsniff import __version__
 from mailsniff.errors import MailsniffError, UsageError
 from mailsniff.model import Protocol
 from mailsniff.reading import ReadOptions, ReadResult, read_capture
+from mailsniff.render.text import safe_text
 from mailsniff.status import ExitStatus
 
 __all__ = ["app", "main"]
@@ -52,10 +53,11 @@ def _stderr() -> Console:
 
 
 def _fail(error: MailsniffError) -> NoReturn:
+    # Messages quote servers' replies and capture file names: escaped like all captured text.
     message = Text("mailsniff: error: ", style="bold red")
-    message.append(error.message)
+    message.append(safe_text(error.message))
     if error.hint:
-        message.append(f" ({error.hint})")
+        message.append(f" ({safe_text(error.hint)})")
     _stderr().print(message)
     raise typer.Exit(int(error.exit_status))
 
@@ -165,7 +167,9 @@ def read(
 
     result = _guarded(debug, action)
     if result.warning is not None:
-        _stderr().print(Text("mailsniff: warning: ", style="bold yellow") + Text(result.warning))
+        _stderr().print(
+            Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(result.warning))
+        )
     raise typer.Exit(int(result.status))
 
 
@@ -190,7 +194,9 @@ def creds(
 
     result = _guarded(debug, action)
     if result.warning is not None:
-        _stderr().print(Text("mailsniff: warning: ", style="bold yellow") + Text(result.warning))
+        _stderr().print(
+            Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(result.warning))
+        )
     raise typer.Exit(int(result.status))
 
 
@@ -287,7 +293,10 @@ def _guarded(debug: bool, action: Callable[[], T]) -> T:
         if debug:
             raise
         _stderr().print(
-            Text(f"mailsniff: internal error: {type(error).__name__}: {error} ", style="bold red")
+            Text(
+                safe_text(f"mailsniff: internal error: {type(error).__name__}: {error} "),
+                style="bold red",
+            )
             + Text("(run with --debug for the traceback; please report it)")
         )
         raise typer.Exit(int(ExitStatus.ERROR)) from None
