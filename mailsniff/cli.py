@@ -137,8 +137,11 @@ def read(
         typer.Option("--host", help="Only sessions with this IP at either end (repeatable)."),
     ] = None,
     ports: Annotated[
-        list[int] | None,
-        typer.Option("--port", help="Only sessions with this TCP port at either end (repeatable)."),
+        list[str] | None,
+        typer.Option(
+            "--port",
+            help="Only sessions with this TCP port at either end (comma-separated or repeated).",
+        ),
     ] = None,
     progress: Annotated[bool, _PROGRESS_OPTION] = True,
     extract: Annotated[str | None, _EXTRACT_OPTION] = None,
@@ -153,8 +156,8 @@ def read(
             path=capture,
             protocols=frozenset({Protocol(protocol.value)}) if protocol else None,
             hosts=_hosts(hosts),
-            ports=frozenset(ports) if ports else None,
-            session_ids=frozenset(session_ids) if session_ids else None,
+            ports=frozenset(_port_list(ports, "--port") or ()) or None,
+            session_ids=_session_ids(session_ids),
             json=json_output,
             transcript=transcript,
             summary_only=summary,
@@ -200,17 +203,27 @@ def creds(
     raise typer.Exit(int(result.status))
 
 
-def _port_list(values: list[str] | None) -> tuple[int, ...] | None:
+def _port_list(values: list[str] | None, option: str) -> tuple[int, ...] | None:
+    """`--port 25,110 --port 587` (read) and `--ports` (live): comma lists, repeatable."""
     if not values:
         return None
     out: list[int] = []
     for value in values:
         for part in value.split(","):
-            try:
-                out.append(int(part.strip()))
-            except ValueError:
-                raise UsageError(f"--ports: not a TCP port: {part.strip()!r}") from None
+            text = part.strip()
+            if not text.isdigit() or not 0 < int(text) < 65536:
+                raise UsageError(f"{option}: not a TCP port (1-65535): {text!r}")
+            out.append(int(text))
     return tuple(out)
+
+
+def _session_ids(values: list[int] | None) -> frozenset[int] | None:
+    if not values:
+        return None
+    for value in values:
+        if value < 1:
+            raise UsageError(f"--session: session IDs start at 1, not {value}")
+    return frozenset(values)
 
 
 @app.command()
@@ -261,7 +274,7 @@ def live(
     def action() -> LiveResult:
         options = LiveOptions(
             iface=iface,
-            ports=_port_list(ports),
+            ports=_port_list(ports, "--ports"),
             bpf=bpf,
             json=json_output,
             transcript=transcript,
