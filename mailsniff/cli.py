@@ -362,12 +362,15 @@ def mx(
         str | None, typer.Option("--resolver", metavar="IP[:PORT]", help="Ask this DNS server.")
     ] = None,
     timeout: Annotated[float, _TIMEOUT_OPTION] = 5.0,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="JSON Lines: one record for the domain.")
+    ] = False,
     debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """MX hosts of a domain by preference, with addresses (implicit MX when none)."""
     from mailsniff.send.command import run_mx
 
-    _active(debug, lambda out: run_mx(domain, resolver, timeout, out))
+    _active(debug, lambda out: run_mx(domain, resolver, timeout, out, json=json_output))
 
 
 @app.command()
@@ -435,6 +438,10 @@ def send(
         bool, typer.Option("--dry-run", help="Print envelope and message; do not connect.")
     ] = False,
     redact: Annotated[bool, _REDACT_OPTION] = False,
+    json_output: Annotated[
+        bool,
+        typer.Option("--json", help="JSON Lines: one record per session, then the outcome."),
+    ] = False,
     debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """Send a message over SMTP, showing the dialogue, then each recipient's outcome."""
@@ -473,6 +480,7 @@ def send(
             capture=capture,
             dry_run=dry_run,
             redact=redact,
+            json=json_output,
         )
         run_send(request, out)
 
