@@ -314,7 +314,7 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
         with _signals(stop):
             capture.start()
             err.print(
-                Text(f"mailsniff: capturing on {iface} (filter: {bpf}); Ctrl-C to stop"),
+                Text(safe_text(f"mailsniff: capturing on {iface} (filter: {bpf}); Ctrl-C to stop")),
                 soft_wrap=True,
             )
             err.file.flush()
