@@ -549,10 +549,27 @@ def pop(
     _active(debug, call)
 
 
+class _Terminated(BaseException):
+    """SIGTERM: unwinds like Ctrl-C, so temporary files are removed on the way out."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def main() -> None:
     """Console-script entry point."""
+    import signal
+
+    from mailsniff.stdout import fix_closed_standard_streams
+
+    fix_closed_standard_streams()
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         app()
     except KeyboardInterrupt:
         _stderr().print(Text("mailsniff: interrupted", style="bold red"))
         sys.exit(int(ExitStatus.INTERRUPTED))
+    except _Terminated:
+        _stderr().print(Text("mailsniff: terminated", style="bold red"))
+        sys.exit(int(ExitStatus.TERMINATED))

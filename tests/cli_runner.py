@@ -1,4 +1,4 @@
-"""Run the real CLI in a subprocess and parse its JSON Lines (shared by end-to-end tests)."""
+"""Run the real CLI in a subprocess and parse its JSON Lines (for the end-to-end tests)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.jsonschema_check import validate_lines
+from tests.paths import PCAPS, PUBLIC, REPO
 
-REPO = Path(__file__).resolve().parents[1]
-PUBLIC = (REPO / ".." / "shared" / "pcaps-public").resolve()
-PCAPS = REPO / "pcaps"
+__all__ = ["PCAPS", "PUBLIC", "REPO", "read_json", "run_cli"]  # paths re-exported for older imports
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -1,17 +1,12 @@
-"""Suite-wide settings: hypothesis profiles, public-capture paths, and no skips under CI=true."""
+"""Suite-wide settings: hypothesis profiles, and no skips under CI=true."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Generator
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
-
-REPO = Path(__file__).resolve().parents[1]
-PUBLIC = (REPO / ".." / "shared" / "pcaps-public").resolve()
-PCAPS = REPO / "pcaps"
 
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile(

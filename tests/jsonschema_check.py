@@ -1,4 +1,4 @@
-"""Validate JSON Lines records against docs/jsonl.schema.json (shared by the tests)."""
+"""Validate JSON Lines records against docs/jsonl.schema.json (used by the tests)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,6 @@ import dataclasses
 import email
 import hashlib
 import socket
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -25,6 +24,7 @@ from mailsniff.reassembly import (
     FlowStart,
     Reassembler,
 )
+from tests.paths import PUBLIC
 from tests.reassembly_strategies import (
     CLIENT,
     SERVER,
@@ -37,7 +37,6 @@ from tests.reassembly_strategies import (
 )
 
 C, S = Direction.CLIENT, Direction.SERVER
-PUBLIC = Path(__file__).resolve().parents[1] / ".." / "shared" / "pcaps-public"
 
 
 def gaps(events: list[FlowEvent]) -> list[tuple[Direction, int, int]]:

@@ -190,6 +190,8 @@ def open_capture(path: str) -> CaptureReader:
 
 def _open_raw(path: str) -> tuple[BinaryIO, int | None]:
     if path == "-":
+        if sys.stdin is None:  # started with stdin closed (`<&-`)
+            raise InputError("cannot read standard input: it is closed")
         return sys.stdin.buffer, None
     try:
         if os.path.isdir(path):

@@ -23,6 +23,7 @@ from mailsniff.reading import feed_capture
 from mailsniff.render.jsonl import dumps, iso8601
 from mailsniff.render.text import format_timestamp, safe_text
 from mailsniff.status import ExitStatus
+from mailsniff.stdout import Stdout
 
 __all__ = [
     "Credential",
@@ -222,6 +223,14 @@ def read_credentials(options: CredsOptions, out: Console, err: Console) -> Creds
         table.add_session(session)
 
     status, warnings = feed_capture(options.path, Pipeline(), err, emit, progress=options.progress)
-    count = render_credentials(out, table.rows(), json=options.json)
+    stdout = Stdout()
+    count = 0
+    try:
+        count = render_credentials(out, table.rows(), json=options.json)
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): quiet, as for read
+    except OSError as error:
+        stdout.failed(error)
+    stdout.check()
     warning = "; ".join(warnings) if status is ExitStatus.TRUNCATED else None
     return CredsResult(status=status, warning=warning, credentials=count)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from mailsniff.model import (
@@ -16,6 +15,7 @@ from mailsniff.model import (
     Session,
     Transaction,
 )
+from mailsniff.render.text import format_timestamp
 
 __all__ = ["iso8601", "session_record", "summary_record", "dumps"]
 
@@ -23,10 +23,9 @@ JsonObject = dict[str, Any]
 
 
 def iso8601(ts_ns: int) -> str:
-    """Nanoseconds since the epoch -> "2006-07-03T13:07:18.000000Z" (UTC, microseconds)."""
-    seconds, ns = divmod(ts_ns, 1_000_000_000)
-    stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{ns // 1000:06d}Z"
+    """Nanoseconds since the epoch -> "2006-07-03T13:07:18.000000Z" (UTC, microseconds), or
+    "@SECONDS.MICROS" outside years 1-9999 (`render.text.format_timestamp`, for every output)."""
+    return format_timestamp(ts_ns)
 
 
 def _address(a: Address) -> JsonObject:

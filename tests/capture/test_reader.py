@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import tracemalloc
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -22,9 +21,7 @@ from mailsniff.capture.reader import open_capture
 from mailsniff.errors import InputError, NotACaptureError, TruncatedCaptureError
 from mailsniff.status import ExitStatus
 from tests.capture.capture_builders import epb, idb, pcap_header, pcap_record, shb
-
-REPO = Path(__file__).resolve().parents[2]
-PUBLIC = REPO / ".." / "shared" / "pcaps-public"
+from tests.paths import EQUIVALENTS, PUBLIC, REPO
 
 RECORDS = [(1_600_000_000 + i, i, bytes([i]) * (40 + i)) for i in range(50)]
 PCAP = pcap_header() + b"".join(pcap_record(s, us, d) for s, us, d in RECORDS)
@@ -205,7 +202,7 @@ def test_open_capture_reads_public_captures_like_capinfos(name, fmt, linktypes, 
 def test_open_capture_yields_18_records_of_the_damaged_smtp_to_comma_then_raises():
     frames: list[Frame] = []
     with pytest.raises(TruncatedCaptureError) as info:
-        for frame in open_capture(str(PUBLIC / "suricata-verify/smtp-to-comma.pcap")):
+        for frame in open_capture(str(EQUIVALENTS / "smtp-to-comma.pcap")):
             frames.append(frame)
     assert len(frames) == 18
     assert frames[0].ts_ns == 1564419705390017000

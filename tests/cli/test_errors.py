@@ -12,9 +12,7 @@ import pytest
 
 from mailsniff.status import ExitStatus
 from tests.jsonschema_check import validate_lines
-
-REPO = Path(__file__).resolve().parents[2]
-PUBLIC = (REPO / ".." / "shared" / "pcaps-public").resolve()
+from tests.paths import EQUIVALENTS, PUBLIC, REPO
 
 
 def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
@@ -109,8 +107,9 @@ def test_truncated_capture_reports_what_was_read_then_warns(tmp_path: Path, cut:
 
 
 def test_corrupt_record_length_in_public_capture() -> None:
-    # suricata-verify's smtp-to-comma.pcap: 18 good records, then a bogus 3.9 GB record length.
-    proc = run("read", str(PUBLIC / "suricata-verify" / "smtp-to-comma.pcap"), "--json")
+    # smtp-to-comma.pcap (suricata-verify's, attachment left out): 18 good records, then a bogus
+    # 3.9 GB record length.
+    proc = run("read", str(EQUIVALENTS / "smtp-to-comma.pcap"), "--json")
     assert proc.returncode == ExitStatus.TRUNCATED, proc.stderr
     records = validate_lines(proc.stdout)
     assert records[-1]["frames"] == 18

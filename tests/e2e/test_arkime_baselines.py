@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.cli_runner import PUBLIC, read_json
+from tests.cli_runner import read_json
+from tests.paths import PUBLIC
 
 ARKIME = PUBLIC / "arkime"
 DOCS = sorted(ARKIME.glob("*.arkime.test.json"))

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.cli_runner import PUBLIC, read_json
+from tests.cli_runner import read_json
+from tests.paths import PUBLIC
 
 NDPI = PUBLIC / "ndpi"
 OUTPUTS = {

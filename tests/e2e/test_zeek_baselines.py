@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.cli_runner import PUBLIC, read_json
+from tests.cli_runner import read_json
+from tests.paths import PUBLIC
 
 ZEEK = PUBLIC / "zeek"
 LOGS = sorted(ZEEK.glob("*.smtp.log"))

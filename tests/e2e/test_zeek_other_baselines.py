@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.cli_runner import PUBLIC, read_json
+from tests.cli_runner import read_json
+from tests.paths import PUBLIC
 
 ZEEK = PUBLIC / "zeek"
 POP3_VERBS = {"USER", "PASS", "APOP", "AUTH", "CAPA", "STAT", "LIST", "UIDL", "TOP", "RETR"}

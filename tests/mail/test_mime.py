@@ -27,9 +27,8 @@ from mailsniff.mail.mime import (
     split_header_fields,
 )
 from mailsniff.model import Address, Message
+from tests.paths import PUBLIC
 from tests.pcap_streams import client_stream
-
-PUBLIC = Path(__file__).resolve().parents[2] / ".." / "shared" / "pcaps-public"
 
 # The seed note's messages, as typed into DATA and as returned by RETR 254 (dot-unstuffed).
 SEED_SERVER_TO_SERVER = (

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 from email.header import Header
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -18,9 +17,8 @@ from mailsniff.mail.rfc2047 import (
     decode_words,
     normalize_charset,
 )
+from tests.paths import PUBLIC
 from tests.pcap_streams import client_stream
-
-PUBLIC = Path(__file__).resolve().parents[2] / ".." / "shared" / "pcaps-public"
 
 
 def header_value(stream: bytes, name: bytes) -> bytes:

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Sequence
-from pathlib import Path
 from unittest.mock import patch
 
 import pytest
@@ -18,10 +17,10 @@ from mailsniff.model import Endpoint, Protocol, Session
 from mailsniff.protocols.base import Direction
 from mailsniff.session.base import SessionHandler, TranscriptRecorder
 from mailsniff.session.pop3 import Pop3SessionHandler, decode_oauthbearer
+from tests.paths import PUBLIC
 from tests.seed_dialogues import SEED_RETR, SEED_SESSION, SEED_TOP
 
 C, S = Direction.CLIENT, Direction.SERVER
-PUBLIC = Path(__file__).resolve().parents[2] / ".." / "shared" / "pcaps-public"
 
 Step = tuple[Direction, bytes] | tuple[str, Direction, int]
 

@@ -18,6 +18,7 @@ from mailsniff.protocols.base import Direction
 from mailsniff.session.base import SessionHandler
 from mailsniff.session.smtp import SmtpSessionHandler
 from tests.helpers import C, S, Step
+from tests.paths import EQUIVALENTS, PUBLIC
 
 # The seed note's 163.com session, byte for byte as the note shows it (comments dropped).
 SEED_163: list[Step] = [
@@ -78,6 +79,7 @@ SEED_MX_MESSAGE = (
     b"X-Priority: 3\r\n"
     b"test\r\n"
 )
+
 SEED_MX: list[Step] = [
     (S, b"220 mx.them.com ESMTP\r\n"),
     (C, b"helo tylin\r\n"),
@@ -548,7 +550,6 @@ def test_smtp_session_handler_never_raises_on_arbitrary_input(steps: list[Step])
 
 # ------------------------------------------------------------------ public captures vs Zeek
 
-PUBLIC = Path(__file__).resolve().parents[2] / ".." / "shared" / "pcaps-public"
 ZEEK_SMTP_LOGS = sorted((PUBLIC / "zeek").glob("*.smtp.log"))
 SMTP_PORTS = (25, 465, 587, 2525)
 
@@ -698,7 +699,7 @@ def test_smtp_session_pipelined_bdat_then_next_mail_gives_two_transactions() -> 
 
 
 def test_smtp_session_tls_client_hello_to_a_cleartext_server_is_garbage() -> None:
-    flows = naive_streams(PUBLIC / "suricata-verify" / "smtp-errors.pcap")
+    flows = naive_streams(EQUIVALENTS / "smtp-errors.pcap")
     (steps,) = [v for k, v in flows.items() if k[0] == "10.4.16.101"]
     s = run(steps)
     assert s.banner == "220 v02.kerne.org ESMTP Postfix"
