@@ -56,6 +56,14 @@ MAX_DEFECTS = 100
 _FIELD = re.compile(rb"([\x21-\x39\x3b-\x7e]+)([ \t]*):")
 _LINE = re.compile(rb"[^\n]*\n|[^\n]+")
 
+# A continuation line written like a header field of its own: `    Subject: hi` folded into From.
+_HEADER_LIKE = re.compile(rb"\r?\n[ \t]+([A-Za-z][A-Za-z0-9-]*)[ \t]*:")
+_COMMON_FIELDS = {
+    "from", "sender", "reply-to", "to", "cc", "bcc", "subject", "date", "message-id",
+    "in-reply-to", "references", "received", "return-path", "mime-version", "content-type",
+    "content-transfer-encoding", "content-disposition", "user-agent", "organization",
+}  # fmt: skip
+
 _ADDRESS_FIELDS = {
     "from": "from_",
     "sender": "sender",
@@ -283,6 +291,21 @@ def _walk(
     msg.defects.extend(defects)
 
 
+def _header_like_lines(raw_value: bytes) -> tuple[list[str], int]:
+    """Names of the folded continuation lines that read as header fields of their own, and
+    where the first of them starts (len(raw_value) when none does)."""
+    names: list[str] = []
+    cut = len(raw_value)
+    if b"\n" not in raw_value:
+        return names, cut
+    for match in _HEADER_LIKE.finditer(raw_value):
+        name = match.group(1).decode("ascii")
+        if name.lower() in _COMMON_FIELDS or (name[:2].lower() == "x-" and len(name) > 2):
+            cut = min(cut, match.start())
+            names.append(name)
+    return names, cut
+
+
 def _fill_headers(fields: list[HeaderField], msg: Message) -> None:
     seen: dict[str, int] = {}
     for f in fields:
@@ -290,8 +313,15 @@ def _fill_headers(fields: list[HeaderField], msg: Message) -> None:
         seen[key] = seen.get(key, 0) + 1
         msg.headers.append((f.name, f.value))
         attr = _ADDRESS_FIELDS.get(key)
+        header_like, cut = _header_like_lines(f.raw_value)
+        if header_like:
+            listed = ", ".join(dict.fromkeys(header_like))
+            unread = " (not read as addresses)" if attr is not None else ""
+            msg.defects.append(
+                f"{f.name}: folded continuation lines look like headers: {listed}{unread}"
+            )
         if attr is not None:
-            addresses, defects = parse_address_header(f.raw_value)
+            addresses, defects = parse_address_header(f.raw_value[:cut])
             target: list[Address] = getattr(msg, attr)
             target.extend(addresses)
             msg.defects.extend(f"{f.name}: {d}" for d in defects)

@@ -815,3 +815,30 @@ def test_accumulator_gap_between_header_lines_cuts_nothing() -> None:
     msg = acc.finish()
     assert [a.address for a in msg.to] == ["b@example.com"]
     assert not any("capture gap" in d for d in msg.defects)
+
+
+def test_indented_lines_that_look_like_headers_are_flagged_not_glued_into_from() -> None:
+    raw = (
+        b"From: admin@example.net\r\n"
+        b"    To: bob@example.org\r\n"
+        b"    Subject: Python email test\r\n"
+        b"\r\nbody\r\n"
+    )
+    msg = parse_message(raw)
+    assert msg.from_ == [Address("", "admin@example.net")]
+    assert (msg.to, msg.subject) == ([], None)  # folded into From, never headers of their own
+    assert msg.defects == [
+        "From: folded continuation lines look like headers: To, Subject (not read as addresses)"
+    ]
+    # RFC 5322 unfolding: CRLF + WSP becomes WSP, the words stay apart
+    assert msg.headers == [
+        ("From", "admin@example.net    To: bob@example.org    Subject: Python email test")
+    ]
+
+
+def test_ordinary_folding_is_not_flagged() -> None:
+    msg = parse_message(
+        SEED_POP3_RETR.replace(b"SUBJECT: test by telnet/smtp", b"Subject: Fwd: a\r\n Re: b")
+    )
+    assert msg.subject == "Fwd: a Re: b"
+    assert not any("look like headers" in d for d in msg.defects)
