@@ -28,6 +28,7 @@ from typing import Protocol
 from mailsniff.limits import MAX_MESSAGE
 from mailsniff.mail.addresses import parse_address_header
 from mailsniff.mail.rfc2047 import decode_header_bytes, decode_raw_header, decode_words
+from mailsniff.mail.rfc2231 import ParamMessage
 from mailsniff.model import Address, Attachment, Message, RetrievedMessage, Session, Transaction
 
 __all__ = [
@@ -182,7 +183,7 @@ def _defect_text(defect: object) -> str:
 def _parameter_view(part: EmailMessage) -> EmailMessage:
     """A copy of the part's Content-Type/-Disposition with 8-bit bytes decoded (UTF-8, else
     windows-1252): compat32 would turn raw 8-bit parameter values into U+FFFD."""
-    view = EmailMessage(policy=policy.compat32)
+    view = ParamMessage(policy=policy.compat32)
     for name, value in part.raw_items():
         if name.lower() in ("content-type", "content-disposition"):
             text, _ = decode_raw_header(str(value).encode("utf-8", errors="surrogateescape"))
@@ -384,8 +385,10 @@ def _root_head(block: _HeaderBlock) -> EmailMessage:
     """
     normalised = block.normalised
     if normalised.count(b"\r") != normalised.count(b"\r\n"):
-        return BytesParser(policy=policy.compat32).parsebytes(normalised, headersonly=True)
-    head = EmailMessage(policy=policy.compat32)
+        return BytesParser(ParamMessage, policy=policy.compat32).parsebytes(
+            normalised, headersonly=True
+        )
+    head = ParamMessage(policy=policy.compat32)
     for f in block.fields:
         # compat32 header_source_parse: value.lstrip(' \t') ... .rstrip('\r\n')
         value = f.raw_value.lstrip(b" \t").rstrip(b"\r\n")
@@ -410,7 +413,9 @@ def _mime_stdlib(
     block: _HeaderBlock, raw: bytes, msg: Message, payloads: list[bytes] | None = None
 ) -> None:
     """The reference walk: the stdlib parser over the whole message."""
-    parsed = BytesParser(policy=policy.compat32).parsebytes(block.normalised + block.body)
+    parsed = BytesParser(ParamMessage, policy=policy.compat32).parsebytes(
+        block.normalised + block.body
+    )
     linesep = "\r\n" if raw[: raw.find(b"\n") + 1].endswith(b"\r\n") else "\n"
     _walk(parsed, msg, linesep, payloads)
 
@@ -471,7 +476,7 @@ def _field_value(raw: bytes, start: int, end: int) -> str:
 
 def _part_head(raw: bytes, start: int, end: int, in_digest: bool) -> tuple[EmailMessage, int]:
     """A part's header fields and where its body starts, as feedparser reads them."""
-    head = EmailMessage(policy=policy.compat32)
+    head = ParamMessage(policy=policy.compat32)
     if in_digest:
         head.set_default_type("message/rfc822")
     pos = start
