@@ -178,6 +178,8 @@ def _split(raw: bytes) -> _HeaderBlock:
 def _defect_text(defect: object) -> str:
     if isinstance(defect, _TooDeepDefect):
         return _TOO_DEEP
+    if isinstance(defect, _TooManyDefect):
+        return _TOO_MANY
     name = type(defect).__name__.removesuffix("Defect")
     words = re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower()
     return f"MIME: {words}"
@@ -492,7 +494,12 @@ class _TooDeepDefect(MessageDefect):
     """Multipart nesting beyond MAX_DEPTH: the parts below listed without their structure."""
 
 
+class _TooManyDefect(MessageDefect):
+    """More than MAX_PARTS parts met below the nesting bound."""
+
+
 _TOO_DEEP = f"MIME: nesting deeper than {MAX_DEPTH} levels, the parts below listed without it"
+_TOO_MANY = f"more than {MAX_PARTS} MIME parts: the rest not listed"
 
 
 @dataclass(slots=True)
@@ -699,7 +706,9 @@ def _flatten(part: _Part, raw: bytes, sep: bytes, pos: int, walk: _Walk) -> None
                 push(_separator(boundary, strict=False))
             else:
                 if walk.count > MAX_PARTS:
-                    break
+                    part.defects.append(_TooManyDefect())
+                    part.children = leaves
+                    return
                 walk.count += 1
                 leaf = _Part(head, ctype, body, end, [])
                 leaves.append(leaf)

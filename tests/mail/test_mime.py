@@ -905,3 +905,18 @@ def test_parts_below_the_nesting_bound_are_the_ones_the_stdlib_finds(
         f"MIME: nesting deeper than {mime.MAX_DEPTH} levels, the parts below listed without it"
         in (defects)
     )
+
+
+def test_parts_below_the_nesting_bound_are_capped_too() -> None:
+    inner = b"".join(
+        b"--deep\r\nContent-Type: application/octet-stream\r\n\r\nx\r\n" for _ in range(MAX_PARTS)
+    )
+    raw = nested(
+        mime.MAX_DEPTH + 1,
+        b'Content-Type: multipart/mixed; boundary="deep"\r\n\r\n' + inner + b"--deep--\r\n",
+        mime.MAX_DEPTH,
+    )
+    msg = parse_message(raw)
+    assert 0 < len(msg.attachments) < MAX_PARTS
+    assert f"more than {MAX_PARTS} MIME parts: the rest not listed" in msg.defects
+    assert "MIME: close boundary not found" not in msg.defects
