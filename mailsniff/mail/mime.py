@@ -430,6 +430,13 @@ def _mime(
         _mime_fast(head, block, raw, msg, payloads, strict=False)
         msg.defects.append("MIME structure nested too deep to read exactly: read tolerantly")
         return
+    except Exception:
+        _keep(read, found, msg, payloads)  # what was listed before the failure
+        raise
+    _keep(read, found, msg, payloads)
+
+
+def _keep(read: Message, found: list[bytes], msg: Message, payloads: list[bytes] | None) -> None:
     msg.attachments.extend(read.attachments)
     msg.defects.extend(read.defects)
     if payloads is not None:
@@ -593,7 +600,8 @@ def _delimiter(
         pos = at + 1
 
 
-def _leaf(raw: bytes, start: int, end: int, in_digest: bool, depth: int, walk: _Walk) -> _Part:
+def _leaf(raw: bytes, start: int, end: int, in_digest: bool, walk: _Walk) -> _Part:
+    """The part between two delimiter lines; a multipart's region is split by _fill_multipart."""
     head, body = _part_head(raw, start, end, in_digest, walk.strict)
     ctype = head.get_content_type()
     maintype = ctype.split("/")[0]
@@ -601,7 +609,7 @@ def _leaf(raw: bytes, start: int, end: int, in_digest: bool, depth: int, walk: _
         raise _Fallback  # feedparser parses it as a nested message
     part = _Part(head, ctype, body, end, [])
     if maintype == "multipart":
-        _fill_multipart(part, raw, depth, walk)
+        pass
     elif raw.endswith(b"\r\n", body, end):  # the last line ending belongs to the delimiter
         part.end -= 2
     elif raw.endswith((b"\n", b"\r"), body, end):
@@ -609,13 +617,26 @@ def _leaf(raw: bytes, start: int, end: int, in_digest: bool, depth: int, walk: _
     return part
 
 
-def _fill_multipart(part: _Part, raw: bytes, depth: int, walk: _Walk) -> None:
-    """Split a multipart's region on its delimiter lines (RFC 2046 5.1.1), as feedparser does."""
+@dataclass(slots=True)
+class _Split:
+    """A multipart being split: its separator, where its next part starts, its children so far."""
+
+    part: _Part
+    sep: bytes
+    pos: int
+    depth: int
+    children: list[_Part]
+
+
+def _open_multipart(part: _Part, raw: bytes, depth: int, walk: _Walk) -> _Split | None:
+    """Start splitting a multipart's region on its delimiter lines (RFC 2046 5.1.1), as feedparser
+    does; None when there is nothing to split (read as one leaf) or it lies at the nesting bound
+    (read flat by _flatten)."""
     head = part.head
     boundary = head.get_boundary()
     if boundary is None:
         part.defects.append(errors.NoBoundaryInMultipartDefect())
-        return  # read as one leaf, trailing line ending kept
+        return None  # read as one leaf, trailing line ending kept
     if str(head.get("content-transfer-encoding", "8bit")).lower() not in ("7bit", "8bit", "binary"):
         part.defects.append(errors.InvalidMultipartContentTransferEncodingDefect())
     sep = _separator(boundary, walk.strict)
@@ -626,29 +647,44 @@ def _fill_multipart(part: _Part, raw: bytes, depth: int, walk: _Walk) -> None:
     if first is None or first[2]:
         part.defects.append(errors.StartBoundaryNotFoundDefect())
         part.end = end if first is None else first[0]  # the preamble becomes the payload
-        return
+        return None
     if depth >= MAX_DEPTH:
         _flatten(part, raw, sep, first[1], walk)
-        return
-    in_digest = part.ctype == "multipart/digest"
-    children: list[_Part] = []
-    pos = first[1]
-    while True:
-        found = _delimiter(raw, sep, pos, end, walk.strict)
-        while found is not None and found[0] == pos:  # repeated delimiter lines: no part
-            pos = found[1]
-            found = _delimiter(raw, sep, pos, end, walk.strict)
+        return None
+    part.children = []
+    return _Split(part, sep, first[1], depth, part.children)
+
+
+def _fill_multipart(root: _Part, raw: bytes, walk: _Walk) -> None:
+    """Split a multipart and every multipart inside it, depth first (the order feedparser reads
+    them in), with a stack of open multiparts instead of recursion."""
+    top = _open_multipart(root, raw, 0, walk)
+    stack = [top] if top is not None else []
+    while stack:
+        split = stack[-1]
+        end = split.part.end
+        found = _delimiter(raw, split.sep, split.pos, end, walk.strict)
+        while found is not None and found[0] == split.pos:  # repeated delimiter lines: no part
+            split.pos = found[1]
+            found = _delimiter(raw, split.sep, split.pos, end, walk.strict)
+        start = split.pos
         stop = end if found is None else found[0]
-        if walk.count <= MAX_PARTS:  # past that the walk stops: only this level's defects count
-            walk.count += 1
-            children.append(_leaf(raw, pos, stop, in_digest, depth + 1, walk))
         if found is None:
-            part.defects.append(errors.CloseBoundaryNotFoundDefect())
-            break
-        if found[2]:
-            break
-        pos = found[1]
-    part.children = children
+            split.part.defects.append(errors.CloseBoundaryNotFoundDefect())
+        if found is None or found[2]:
+            stack.pop()  # its last part follows
+        else:
+            split.pos = found[1]
+        if walk.count > MAX_PARTS:  # past that the walk stops: only this level's defects count
+            continue
+        walk.count += 1
+        in_digest = split.part.ctype == "multipart/digest"
+        child = _leaf(raw, start, stop, in_digest, walk)
+        split.children.append(child)
+        if child.ctype.startswith("multipart/"):
+            inner = _open_multipart(child, raw, split.depth + 1, walk)
+            if inner is not None:
+                stack.append(inner)
 
 
 def _separator(boundary: str, strict: bool) -> bytes:
@@ -794,7 +830,7 @@ def _mime_fast(
     walk = _Walk(strict)
     root = _Part(head, ctype, block.body_start, len(raw), list(head.defects))
     if maintype == "multipart":
-        _fill_multipart(root, raw, 0, walk)
+        _fill_multipart(root, raw, walk)
         if root.children is None:
             root.defects.append(errors.MultipartInvariantViolationDefect())
     # the same walk as _walk, over _Part; results are kept only if no _Fallback is raised
