@@ -19,7 +19,7 @@ __all__ = [
     "MAX_PARTS",
     "MAX_HEADERS",
     "MAX_DEFECTS",
-    "MAX_FAST_DEPTH",
+    "MAX_DEPTH",
     "MAX_ADDRESSES",
     "MAX_ANOMALIES",
     "MAX_AWAITED",
@@ -73,8 +73,8 @@ MAX_PARTS = 1000
 MAX_HEADERS = 5000
 #: Defect strings kept per message.
 MAX_DEFECTS = 100
-#: Multipart nesting the fast walker follows; deeper messages go to the stdlib parser.
-MAX_FAST_DEPTH = 64
+#: Multipart nesting followed level by level; the parts below are listed without their structure.
+MAX_DEPTH = 64
 #: Addresses taken from one header at most; the rest are dropped with a defect.
 MAX_ADDRESSES = 1000
 #: Anomaly strings kept per session; later ones are counted in one last entry.

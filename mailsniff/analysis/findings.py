@@ -22,9 +22,11 @@ def _addresses(addresses: Iterable[Address]) -> str:
     return ", ".join(a.address for a in addresses if a.address) or "(none)"
 
 
-def _auth_findings(attempt: AuthAttempt, out: list[Finding]) -> None:
+def _auth_findings(attempt: AuthAttempt, out: list[Finding], in_tls: bool = False) -> None:
     who = attempt.username if attempt.username is not None else "(unknown user)"
-    if attempt.password is not None:
+    if in_tls:
+        pass  # sent inside TLS: only mailsniff's own connections see such credentials
+    elif attempt.password is not None:
         how = " typed without base64" if attempt.not_base64 else ""
         out.append(
             Finding(
@@ -89,11 +91,16 @@ def _message_findings(message: Message, out: list[Finding], where: str) -> None:
         )
 
 
-def analyse(session: Session) -> Session:
-    """Fill bcc/header_only per transaction and the session's findings (replacing any)."""
+def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
+    """Fill bcc/header_only per transaction and the session's findings (replacing any).
+
+    tls_from_ns: when TLS started on a connection whose plaintext is known (`send`, `pop`):
+    credentials sent from then on crossed the network encrypted, not in clear.
+    """
     out: list[Finding] = []
     for attempt in session.auth:
-        _auth_findings(attempt, out)
+        in_tls = tls_from_ns is not None and attempt.ts_ns >= tls_from_ns
+        _auth_findings(attempt, out, in_tls)
     user = _authenticated_user(session)
     for n, tx in enumerate(session.transactions, 1):
         where = f"transaction {n}"

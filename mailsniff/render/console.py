@@ -312,7 +312,7 @@ def render_overview(console: Console, sessions: Sequence[Session]) -> None:
 # --------------------------------------------------------------------------- one session
 
 
-def _header_panel(session: Session) -> Panel:
+def _header_panel(session: Session, own: bool = False) -> Panel:
     grid = _kv_grid()
     grid.add_row("client", _text(str(session.client)))
     grid.add_row("server", _text(str(session.server)))
@@ -340,14 +340,20 @@ def _header_panel(session: Session) -> Panel:
             ),
         )
     grid.add_row("closed by", _text(session.close_reason))
-    grid.add_row(
-        "traffic",
-        Text(
+    if own:  # mailsniff's own connection: bytes written and read, no packets counted
+        traffic = f"client {session.client_bytes} bytes, server {session.server_bytes} bytes"
+    else:
+        traffic = (
             f"{session.packets} packets, client {session.client_bytes} bytes, "
             f"server {session.server_bytes} bytes"
-        ),
-    )
-    if session.implicit_tls:
+        )
+    grid.add_row("traffic", Text(traffic))
+    if own and session.tls:
+        grid.add_row(
+            "tls",
+            Text("encrypted on the wire, shown decrypted (own connection)"),
+        )
+    elif session.implicit_tls:
         grid.add_row(
             "tls",
             Text(f"implicit TLS (port {session.server.port}): encrypted: not parsed", style=_WARN),
@@ -720,15 +726,19 @@ def transcript_text(lines: Sequence[TranscriptLine]) -> Text:
     return Text("".join(parts), spans=spans)
 
 
-def render_session(console: Console, session: Session, *, transcript: bool = False) -> None:
+def render_session(
+    console: Console, session: Session, *, transcript: bool = False, own: bool = False
+) -> None:
     """Print everything known about one session: endpoints, auth, envelopes, messages, findings.
 
     Args:
         console: where to print.
         session: a finished, analysed session.
         transcript: also print the whole dialogue, line by line, with decoded notes.
+        own: a connection mailsniff made itself (`send`, `pop`): its plaintext is known,
+            also inside TLS, and no packets were counted.
     """
-    console.print(_header_panel(session))
+    console.print(_header_panel(session, own))
     if session.findings:
         console.print(_findings_table(session))
     if session.auth:
