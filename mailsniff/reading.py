@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
+from mailsniff.analysis.summary import Summary
 from mailsniff.capture.frame import Frame
 from mailsniff.capture.reader import CaptureReader, open_capture
 from mailsniff.errors import TruncatedCaptureError, UnsupportedLinkTypeError, UsageError
@@ -71,27 +72,8 @@ def _frames(
         yield frame
 
 
-@dataclass(slots=True)
-class Tally:
-    """Running counts for the closing summary, so JSON output need not keep sessions."""
-
-    sessions: int = 0
-    by_protocol: dict[str, int] = field(default_factory=dict)
-    messages: int = 0
-    credentials: int = 0
-    bcc_recipients: int = 0
-    gaps: int = 0
-    incomplete: int = 0
-
-    def add(self, s: Session) -> None:
-        self.sessions += 1
-        self.by_protocol[str(s.protocol)] = self.by_protocol.get(str(s.protocol), 0) + 1
-        self.messages += sum(1 for t in s.transactions if t.message is not None)
-        self.messages += len(s.messages)
-        self.credentials += sum(1 for a in s.auth if a.password is not None or a.response)
-        self.bcc_recipients += sum(len(t.bcc) for t in s.transactions)
-        self.gaps += len(s.gaps)
-        self.incomplete += 0 if s.complete else 1
+#: The running counts behind the closing summary (the name the runners know them by).
+Tally = Summary
 
 
 def summarise(tally: Tally, pipeline: Pipeline, warnings: list[str]) -> dict[str, Any]:

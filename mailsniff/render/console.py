@@ -8,7 +8,6 @@ as written instead of being obeyed. The console is always injected by the caller
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from rich import box
@@ -20,6 +19,7 @@ from rich.table import Column, Table
 from rich.text import Span, Text
 
 from mailsniff.analysis.kinds import FindingKind
+from mailsniff.analysis.summary import Summary
 from mailsniff.model import (
     Address,
     AuthAttempt,
@@ -791,23 +791,20 @@ def render_summary(
         packets: packets read from the capture.
         warnings: reader warnings (truncated capture, unsupported frames, ...).
     """
-    by_protocol = Counter(str(s.protocol) for s in sessions)
-    messages = sum(
-        len(s.messages) + sum(1 for t in s.transactions if t.message is not None) for s in sessions
-    )
-    credentials = sum(
-        1 for s in sessions for a in s.auth if a.username is not None or a.password is not None
-    )
-    bcc = sum(len(t.bcc) for s in sessions for t in s.transactions)
-    findings = Counter(f.kind for s in sessions for f in s.findings)
-    incomplete = sum(1 for s in sessions if not s.complete)
+    summary = Summary.of(sessions)
+    by_protocol = summary.by_protocol
+    messages = summary.messages
+    credentials = summary.credentials
+    bcc = summary.bcc_recipients
+    findings = summary.findings
+    incomplete = summary.incomplete
 
     grid = _kv_grid()
     protocols = _join(f"{p} {n}" for p, n in sorted(by_protocol.items()))
     grid.add_row("packets", Text(str(packets)))
     grid.add_row(
         "sessions",
-        Text(f"{len(sessions)}" + (f"  ({protocols})" if protocols else "")),
+        Text(f"{summary.sessions}" + (f"  ({protocols})" if protocols else "")),
     )
     grid.add_row("incomplete", Text(str(incomplete), style=_WARN if incomplete else ""))
     grid.add_row("messages", Text(str(messages)))
