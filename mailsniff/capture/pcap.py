@@ -67,6 +67,12 @@ def _slot_filler() -> FrameFactory:
 new_frame: FrameFactory = _slot_filler()
 
 
+def refill(read: ReadFn, buf: bytes, pos: int, base: int, need: int) -> tuple[bytes, int]:
+    """Keep `buf[pos:]` and read until `need` bytes are there (or the input ends): the new buffer
+    and the stream offset of its first byte (`base` is that of `buf`)."""
+    return fill(read, buf[pos:], need), base + pos
+
+
 def fill(read: ReadFn, buf: bytes, need: int) -> bytes:
     """Return ``buf`` extended by reads until it holds at least ``need`` bytes or the input ends.
 
@@ -148,10 +154,8 @@ class PcapSource:
         size = len(buf)
         while True:
             if pos + 16 > size:
-                buf = fill(read, buf[pos:], 16)
-                base += pos
-                pos = 0
-                size = len(buf)
+                buf, base = refill(read, buf, pos, base, 16)
+                pos, size = 0, len(buf)
                 if size == 0:
                     self.offset = base
                     return
@@ -166,11 +170,9 @@ class PcapSource:
                 )
             end = pos + 16 + incl
             if end > size:
-                buf = fill(read, buf[pos:], 16 + incl)
-                base += pos
-                pos = 0
+                buf, base = refill(read, buf, pos, base, 16 + incl)
                 end = 16 + incl
-                size = len(buf)
+                pos, size = 0, len(buf)
                 if end > size:
                     self.offset = base
                     self._truncated(
