@@ -198,7 +198,7 @@ def creds(
     debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """List every credential in a capture, deduplicated, with whether it worked."""
-    from mailsniff.export.creds import CredsOptions, CredsResult, read_credentials
+    from mailsniff.commands.creds import CredsOptions, CredsResult, read_credentials
 
     def action() -> CredsResult:
         options = CredsOptions(path=capture, json=json_output, redact=redact, progress=progress)

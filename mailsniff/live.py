@@ -28,8 +28,8 @@ from mailsniff.capture.sniff import (
 )
 from mailsniff.errors import InputError, UsageError
 from mailsniff.export import Exporter, ExportOptions, open_exporter
+from mailsniff.export.chain import SinkChain
 from mailsniff.export.creds import CredentialTable, render_credentials
-from mailsniff.export.redact import redact_session
 from mailsniff.model import Session
 from mailsniff.pipeline import Pipeline
 from mailsniff.reading import Tally, summarise
@@ -210,13 +210,15 @@ class _Run:
     credentials: CredentialTable | None = None
 
     def emit(self, session: Session) -> None:
-        if self.options.redact:
-            redact_session(session)
-        if self.exporter is not None:
-            self.exporter.session_done(session)
-        if self.credentials is not None:
-            self.credentials.add_session(session)
-        self.tally.add(session)
+        SinkChain(
+            redact=self.options.redact,
+            exporter=self.exporter,
+            credentials=self.credentials,
+            summary=self.tally,
+            show=self._show,
+        )(session)
+
+    def _show(self, session: Session) -> None:
         if self.options.transcript and not self.options.json:
             self._stream_lines(session)  # the lines that came since the last refresh
         self.shown_lines.pop(session.id, None)

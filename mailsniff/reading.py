@@ -16,7 +16,7 @@ from mailsniff.capture.frame import Frame
 from mailsniff.capture.reader import CaptureReader, open_capture
 from mailsniff.errors import TruncatedCaptureError, UnsupportedLinkTypeError, UsageError
 from mailsniff.export import ExportOptions, open_exporter
-from mailsniff.export.redact import redact_session
+from mailsniff.export.chain import SinkChain
 from mailsniff.model import Session
 from mailsniff.net.link import is_supported, linktype_name
 from mailsniff.pipeline import Pipeline, SessionFilter
@@ -212,16 +212,16 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
             if session.id not in wanted:
                 return
             found.add(session.id)
-        if options.redact:
-            redact_session(session)
-        if exporter is not None:
-            exporter.session_done(session)
-        tally.add(session)
+        chain(session)
+
+    def show(session: Session) -> None:
         if options.json:
             line = jsonl.dumps(jsonl.session_record(session, transcript=options.transcript))
             stdout.write(line + "\n")
         else:
             sessions.append(session)
+
+    chain = SinkChain(redact=options.redact, exporter=exporter, summary=tally, show=show)
 
     try:
         status, warnings = feed_capture(
