@@ -12,6 +12,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,6 +139,7 @@ class OpensslSession:
 def openssl_session(
     tmp: Path, client_args: list[str], server_args: list[str], *, kind: str = "rsa",
     lines: bytes = b"hello world\nsecond line, a bit longer to fill a record\n",
+    commands: Sequence[bytes] = (),
 ) -> OpensslSession:  # fmt: skip
     """`openssl s_client` -> relay -> `openssl s_server -rev` (echoes each line reversed)."""
     cert, key = make_cert(tmp, kind)
@@ -160,6 +162,10 @@ def openssl_session(
             client.stdin.write(lines)
             client.stdin.flush()
             time.sleep(0.3)
+            for command in commands:  # s_client commands ("K": KeyUpdate) or more lines
+                client.stdin.write(command)
+                client.stdin.flush()
+                time.sleep(0.3)
             client.stdin.write(b"CLOSE\n")
             client.stdin.close()
             assert client.stdout is not None
