@@ -80,7 +80,7 @@ class _Side:
     __slots__ = (
         "direction", "buf", "base", "end", "skip", "records", "dead", "cipher", "ccs", "epoch",
         "epoch_ok", "secret", "hs", "hs_skip", "held", "held_bytes", "transcript",
-        "transcript_bytes", "streak", "nokey", "undecrypted",
+        "transcript_bytes", "streak", "nokey", "wait_reason", "undecrypted",
     )  # fmt: skip
 
     def __init__(self, direction: Direction) -> None:
@@ -104,6 +104,7 @@ class _Side:
         self.transcript_bytes = 0
         self.streak = 0  # records in a row that failed authentication
         self.nokey: str | None = None  # why the encrypted records are not decrypted
+        self.wait_reason = "no key"  # why records are held (wait_for_keys)
         self.undecrypted = 0  # records not decrypted
 
 
@@ -322,7 +323,7 @@ class TlsConnection:
     def _hold_reason(self, side: _Side) -> str:
         if self._blocked(side):
             return "no ServerHello captured"
-        return side.nokey or "no key"
+        return side.wait_reason
 
     def _release(self, side: _Side, out: list[TlsEvent]) -> None:
         while side.held and side.dead is None and not self._blocked(side):
@@ -359,6 +360,7 @@ class TlsConnection:
                 side.nokey = why
         if side.cipher is None:
             if self._wait and side.nokey is not None and side.nokey.startswith("no key"):
+                side.wait_reason = side.nokey
                 side.nokey = None  # look again when the record is retried
                 return False
             self._undecryptable(rec.ts, side, rec.offset, side.nokey or "no key", True, out)

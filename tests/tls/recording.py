@@ -9,6 +9,7 @@ so a test can feed a `TlsConnection` as the pipeline would after TCP reassembly.
 from __future__ import annotations
 
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -177,3 +178,114 @@ def openssl_session(
             server.kill()
             server.wait()
     return OpensslSession(relay, keylog, lines + b"CLOSE\n", received)
+
+
+@dataclass
+class PythonSession:
+    relay: Relay
+    keylog: Path
+    client_sent: bytes
+    server_sent: bytes
+
+
+def python_session(
+    tmp: Path, client_data: bytes, server_data: bytes, *, version: str = "1.3",
+    ciphers: str | None = None, keylog: Path | None = None,
+) -> PythonSession:  # fmt: skip
+    """Python `ssl` client (with `keylog_filename`) -> relay -> Python `ssl` server: each side
+    sends its data, reads the other's completely, then closes with close_notify."""
+    cert, key = make_cert(tmp, "rsa")
+    tls_version = ssl.TLSVersion.TLSv1_3 if version == "1.3" else ssl.TLSVersion.TLSv1_2
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    server_ctx.minimum_version = server_ctx.maximum_version = tls_version
+    if ciphers:
+        server_ctx.set_ciphers(ciphers)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(20)
+    errors: list[BaseException] = []
+
+    def read_exactly(conn: ssl.SSLSocket, n: int) -> bytes:
+        got = bytearray()
+        while len(got) < n:
+            data = conn.recv(n - len(got))
+            if not data:
+                break
+            got += data
+        return bytes(got)
+
+    def serve() -> None:
+        try:
+            raw, _ = listener.accept()
+            with server_ctx.wrap_socket(raw, server_side=True) as conn:
+                assert read_exactly(conn, len(client_data)) == client_data
+                conn.sendall(server_data)
+                conn.unwrap()
+        except BaseException as e:  # reported by the test
+            errors.append(e)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    keylog = keylog or tmp / "python-keys.log"
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_ctx.check_hostname = False
+    client_ctx.verify_mode = ssl.CERT_NONE
+    client_ctx.minimum_version = client_ctx.maximum_version = tls_version
+    client_ctx.keylog_filename = str(keylog)
+    if ciphers:
+        client_ctx.set_ciphers(ciphers)
+    with Relay(listener.getsockname()[1]) as relay:
+        raw = socket.create_connection(("127.0.0.1", relay.port), timeout=20)
+        with client_ctx.wrap_socket(raw, server_hostname="localhost") as conn:
+            conn.sendall(client_data)
+            assert read_exactly(conn, len(server_data)) == server_data
+            conn.unwrap()
+    thread.join(20)
+    listener.close()
+    assert not errors, errors
+    return PythonSession(relay, keylog, client_data, server_data)
+
+
+def records(stream: bytes) -> list[tuple[int, int, int]]:
+    """(offset, content type, total length incl. header) of each record of a clean stream."""
+    out = []
+    pos = 0
+    while pos + 5 <= len(stream):
+        size = 5 + int.from_bytes(stream[pos + 3 : pos + 5], "big")
+        out.append((pos, stream[pos], size))
+        pos += size
+    return out
+
+
+def replay(
+    chunks: list[tuple[Direction, bytes]], keylog: KeyLog, *, direction: Direction,
+    stream: bytes | None = None, cut: tuple[int, int] | None = None, **kw: bool,
+) -> Decrypted:  # fmt: skip
+    """Feed `chunks` in their order, with `direction`'s bytes replaced by `stream` (same length)
+    and the bytes [start, end) of that direction reported lost with `gap()` (if `cut`)."""
+    conn = TlsConnection(keylog, **kw)
+    events: list[TlsEvent] = []
+    pos = 0
+    for i, (d, data) in enumerate(chunks):
+        if d is not direction:
+            events += conn.feed(i, d, data)
+            continue
+        end = pos + len(data)
+        own = stream[pos:end] if stream is not None else data
+        if cut is not None and cut[0] < end and cut[1] > pos:
+            lo, hi = max(cut[0], pos) - pos, min(cut[1], end) - pos
+            events += conn.feed(i, d, own[:lo])
+            if cut[0] >= pos:
+                events += conn.gap(i, d, cut[1] - cut[0])
+            events += conn.feed(i, d, own[hi:])
+        else:
+            events += conn.feed(i, d, own)
+        pos = end
+    events += conn.close(10**6)
+    plain = {
+        d: b"".join(e.data for e in events if isinstance(e, TlsData) and e.direction is d)
+        for d in Direction
+    }
+    return Decrypted(events, conn, plain)
