@@ -132,6 +132,7 @@ class TlsConnection:
         self._rsa_epms = b""
         self._alpn: str | None = None
         self._ticket = False
+        self._server_hello_done = False
         self._keys_found = False
         self._records_decrypted = 0
         self._bytes_decrypted = 0
@@ -558,10 +559,9 @@ class TlsConnection:
             return sh.psk
         if sh.session_id and sh.session_id == ch.session_id:
             return True
-        # A ticket sent by the client and an empty session id echo, or the server's CCS first.
-        return bool(ch.session_ticket) and self._sides[Direction.SERVER].ccs and not any(
-            m[0] == 11 for m in self._sides[Direction.SERVER].transcript or []
-        )
+        # An abbreviated handshake (session ticket): the server's ChangeCipherSpec comes
+        # without a ServerHelloDone before it, which every full handshake has.
+        return self._sides[Direction.SERVER].ccs and not self._server_hello_done
 
     # ------------------------------------------------------------------ handshake
 
@@ -646,6 +646,8 @@ class TlsConnection:
                 self._alpn = ee[0]
         elif mtype == 4:
             self._ticket = True
+        elif mtype == 14 and not client:
+            self._server_hello_done = True
         elif mtype == 16 and client and not encrypted and len(body) > 2:
             self._rsa_epms = body[2:]
         elif mtype == 20 and encrypted and self._tls13:

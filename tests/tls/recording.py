@@ -143,41 +143,56 @@ def openssl_session(
     commands: Sequence[bytes] = (),
 ) -> OpensslSession:  # fmt: skip
     """`openssl s_client` -> relay -> `openssl s_server -rev` (echoes each line reversed)."""
+    return openssl_sessions(tmp, [client_args], server_args, kind=kind, lines=lines,
+                            commands=commands)[0]  # fmt: skip
+
+
+def openssl_sessions(
+    tmp: Path, clients: list[list[str]], server_args: list[str], *, kind: str = "rsa",
+    lines: bytes = b"hello world\nsecond line, a bit longer to fill a record\n",
+    commands: Sequence[bytes] = (),
+) -> list[OpensslSession]:  # fmt: skip
+    """One `openssl s_server -rev`, one `s_client` connection per entry of `clients`, one after
+    the other (e.g. a session saved with -sess_out, then resumed with -sess_in)."""
     cert, key = make_cert(tmp, kind)
     port = free_port()
     server = subprocess.Popen(
         ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(cert),
-         "-key", str(key), "-rev", "-naccept", "1", *server_args],
+         "-key", str(key), "-rev", "-naccept", str(len(clients)), *server_args],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    keylog = tmp / f"keys-{port}.log"
+    out = []
     try:
         _wait_accept(server)
-        with Relay(port) as relay:
-            client = subprocess.Popen(
-                ["openssl", "s_client", "-connect", f"127.0.0.1:{relay.port}", "-quiet",
-                 "-keylogfile", str(keylog), "-servername", "mail.example.test", *client_args],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            )  # fmt: skip
-            assert client.stdin is not None
-            client.stdin.write(lines)
-            client.stdin.flush()
-            time.sleep(0.3)
-            for command in commands:  # s_client commands ("K": KeyUpdate) or more lines
-                client.stdin.write(command)
+        for n, client_args in enumerate(clients):
+            keylog = tmp / f"keys-{port}-{n}.log"
+            with Relay(port) as relay:
+                client = subprocess.Popen(
+                    ["openssl", "s_client", "-connect", f"127.0.0.1:{relay.port}", "-quiet",
+                     "-keylogfile", str(keylog), "-servername", "mail.example.test",
+                     *client_args],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                )  # fmt: skip
+                assert client.stdin is not None
+                client.stdin.write(lines)
                 client.stdin.flush()
                 time.sleep(0.3)
-            client.stdin.write(b"CLOSE\n")
-            client.stdin.close()
-            assert client.stdout is not None
-            received = client.stdout.read()
-            client.wait(20)
+                for command in commands:  # s_client commands ("K": KeyUpdate) or more lines
+                    client.stdin.write(command)
+                    client.stdin.flush()
+                    time.sleep(0.3)
+                client.stdin.write(b"CLOSE\n")
+                client.stdin.close()
+                assert client.stdout is not None
+                received = client.stdout.read()
+                client.wait(20)
+            out.append(OpensslSession(relay, keylog, lines + b"CLOSE\n", received))
         server.wait(20)
     finally:
         if server.poll() is None:
             server.kill()
             server.wait()
-    return OpensslSession(relay, keylog, lines + b"CLOSE\n", received)
+    return out
 
 
 @dataclass

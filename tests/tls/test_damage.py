@@ -42,7 +42,9 @@ def session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     keylog.refresh()
     clean = decrypt(s.relay.chunks, keylog)
     assert clean.conn.info.decrypted and clean.plain[S] == s.server_sent
-    by_offset = {e.offset: e.data for e in clean.events if isinstance(e, TlsData) and e.direction is S}
+    by_offset = {
+        e.offset: e.data for e in clean.events if isinstance(e, TlsData) and e.direction is S
+    }
     return s, keylog, by_offset
 
 
@@ -114,7 +116,9 @@ def test_gap_across_records_makes_the_rest_undecryptable(session) -> None:  # ty
     assert "record boundary" in lost[0].reason
     # Nothing after the gap: the record numbers (nonces, MAC input) are no longer known.
     assert result.plain[S] == b"".join(d for o, d in by_offset.items() if o < offset)
-    assert all(e.offset < start for e in result.events if isinstance(e, TlsData) and e.direction is S)
+    assert all(
+        e.offset < start for e in result.events if isinstance(e, TlsData) and e.direction is S
+    )
     assert result.plain[C] == s.client_sent  # the other direction is not affected
     assert any(f"from offset {start}" in p for p in result.conn.info.problems)
 

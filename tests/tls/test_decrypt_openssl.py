@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from mailsniff.protocols.base import Direction
 from mailsniff.tls import KeyLog, TlsAlert, TlsHandshake
-from tests.tls.recording import decrypt, make_cert, openssl_session
+from tests.tls.recording import decrypt, make_cert, openssl_session, openssl_sessions
 
 C, S = Direction.CLIENT, Direction.SERVER
 
@@ -194,3 +194,23 @@ def test_extended_master_secret_from_pre_master_secret(tmp_path: Path, label: st
     assert result.conn.info.extended_master_secret
     assert result.conn.info.decrypted, result.conn.info.problems
     assert result.plain[C] == session.sent and result.plain[S] == session.received
+
+
+@pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
+def test_resumed_session(tmp_path: Path, version: str) -> None:
+    """A session saved by the first connection and resumed by the second (TLS 1.2 ticket,
+    TLS 1.3 PSK): the second has its own key log entry and decrypts too."""
+    saved = str(tmp_path / "session.pem")
+    first, second = openssl_sessions(
+        tmp_path, [[version, "-sess_out", saved], [version, "-sess_in", saved]], []
+    )
+    for session, resumed in ((first, False), (second, True)):
+        keylog = KeyLog(session.keylog)
+        keylog.refresh()
+        result = decrypt(session.relay.chunks, keylog)
+        info = result.conn.info
+        assert info.resumed is resumed
+        assert info.decrypted, info.problems
+        assert result.plain[C] == session.sent and result.plain[S] == session.received
+    names = [e.name for e in result.events if isinstance(e, TlsHandshake) and e.direction is S]
+    assert "Certificate" not in names  # really abbreviated
