@@ -93,7 +93,8 @@ class _Side:
         self.dead: str | None = None
         self.cipher: RecordCipher | None = None
         self.ccs = False  # TLS 1.2: ChangeCipherSpec seen, the records after it are encrypted
-        self.epoch = "handshake"  # TLS 1.3: "handshake" or "application" traffic secret
+        #: TLS 1.3 traffic secret in use: "early" (0-RTT), "handshake" or "application".
+        self.epoch = "handshake"
         self.epoch_ok = False  # a record of the current TLS 1.3 epoch was authenticated
         self.secret = b""  # TLS 1.3: current traffic secret
         self.hs = bytearray()  # partial handshake message
@@ -133,6 +134,7 @@ class TlsConnection:
         self._alpn: str | None = None
         self._ticket = False
         self._server_hello_done = False
+        self._early_accepted = False
         self._keys_found = False
         self._records_decrypted = 0
         self._bytes_decrypted = 0
@@ -256,6 +258,7 @@ class TlsConnection:
             encrypt_then_mac=bool(ch and sh and ch.encrypt_then_mac and sh.encrypt_then_mac),
             hello_retry=self._hrr,
             early_data_offered=bool(ch and ch.early_data),
+            early_data_accepted=self._early_accepted,
             keys_found=self._keys_found,
             records_decrypted=self._records_decrypted,
             bytes_decrypted=self._bytes_decrypted,
@@ -355,11 +358,18 @@ class TlsConnection:
         if not self._encrypted(side, ctype):
             self._cleartext(side, rec, out)
             return True
-        if side.cipher is None and side.nokey is None:
+        early = False
+        result: tuple[int, bytes] | None = None
+        if side.epoch == "early":
+            outcome = self._early(side, rec, out)
+            if outcome is None:
+                return True
+            early, result = outcome
+        if result is None and side.cipher is None and side.nokey is None:
             why = self._arm(side)
             if why is not None:
                 side.nokey = why
-        if side.cipher is None:
+        if result is None and side.cipher is None:
             if self._wait and side.nokey is not None and side.nokey.startswith("no key"):
                 side.wait_reason = side.nokey
                 side.nokey = None  # look again when the record is retried
@@ -368,7 +378,9 @@ class TlsConnection:
             if ctype == CT_ALERT:
                 out.append(self._alert_event(side, rec, None, None))
             return True
-        result = side.cipher.decrypt(rec.header, rec.fragment)
+        if result is None:
+            assert side.cipher is not None
+            result = side.cipher.decrypt(rec.header, rec.fragment)
         if result is None:
             self._failed(side, rec, out)
             return True
@@ -381,7 +393,7 @@ class TlsConnection:
             out.append(
                 TlsData(
                     ts_ns=rec.ts, direction=side.direction, offset=rec.offset,
-                    record=rec.number, data=plain,
+                    record=rec.number, data=plain, early=early,
                 )
             )  # fmt: skip
         elif inner == CT_HANDSHAKE:
@@ -392,6 +404,47 @@ class TlsConnection:
             detail = f"decrypted record of content type {inner}"
             self._anomaly(rec.ts, side, rec.offset, "unexpected-content-type", detail, out)
         return True
+
+    def _early(
+        self, side: _Side, rec: _Record, out: list[TlsEvent]
+    ) -> tuple[bool, tuple[int, bytes] | None] | None:
+        """A TLS 1.3 client record after a ClientHello that offered 0-RTT data.
+
+        It is early data (CLIENT_EARLY_TRAFFIC_SECRET) until EndOfEarlyData, or until a record
+        authenticates with the handshake secret instead (the server rejected early data and
+        the client went on with its handshake). Returns (True, decrypted early record),
+        (False, decrypted first handshake record), None when reported as undecryptable early
+        data, or (False, None) when the handshake key is missing (the caller reports that).
+        """
+        ch = self._ch
+        assert ch is not None
+        if side.cipher is None and side.nokey is None:
+            secret = self._keylog.secret(ch.random, "CLIENT_EARLY_TRAFFIC_SECRET")
+            s = self._suite
+            if secret is not None and s is not None and s.supported:
+                self._set_tls13_secret(side, secret)
+            else:
+                side.nokey = "no CLIENT_EARLY_TRAFFIC_SECRET"
+        early = side.cipher
+        if early is not None:
+            result = early.decrypt(rec.header, rec.fragment)
+            if result is not None:
+                return True, result
+        side.epoch, side.cipher, side.nokey = "handshake", None, None
+        why = self._arm(side)
+        if why is not None:
+            side.nokey = why
+            return False, None
+        assert side.cipher is not None
+        result = side.cipher.decrypt(rec.header, rec.fragment)
+        if result is not None:
+            return False, result
+        side.epoch, side.cipher = "early", early
+        side.nokey = None if early is not None else "no CLIENT_EARLY_TRAFFIC_SECRET"
+        why = "0-RTT early data (not decrypted"
+        why += ": no CLIENT_EARLY_TRAFFIC_SECRET)" if early is None else ": failed authentication)"
+        self._undecryptable(rec.ts, side, rec.offset, why, False, out)
+        return None
 
     def _cleartext(self, side: _Side, rec: _Record, out: list[TlsEvent]) -> None:
         ctype = rec.header[0]
@@ -411,22 +464,6 @@ class TlsConnection:
             self._anomaly(rec.ts, side, rec.offset, "heartbeat", detail, out)
 
     def _failed(self, side: _Side, rec: _Record, out: list[TlsEvent]) -> None:
-        ch = self._ch
-        if (
-            self._tls13
-            and side.direction is Direction.CLIENT
-            and ch is not None
-            and ch.early_data
-            and side.epoch == "handshake"
-            and not side.epoch_ok
-            and side.cipher is not None
-        ):
-            # 0-RTT data, protected with the early traffic secret: skipped, as the server
-            # itself skips it when it rejects early data (RFC 8446 4.2.10).
-            side.cipher.seq -= 1
-            why = "0-RTT early data (not decrypted)"
-            self._undecryptable(rec.ts, side, rec.offset, why, False, out)
-            return
         detail = f"record {rec.number} at offset {rec.offset} failed authentication"
         out.append(
             TlsDecryptError(
@@ -616,6 +653,8 @@ class TlsConnection:
                 self._anomaly(rec.ts, side, rec.offset, "bad-handshake", "ClientHello", out)
             elif self._ch is None:
                 self._ch = ch
+                if ch.early_data:
+                    side.epoch = "early"
             self._ch_count += 1
         elif mtype == 2 and not client and not encrypted:
             sh = parse_server_hello(body)
@@ -643,7 +682,10 @@ class TlsConnection:
         elif mtype == 8 and encrypted:
             ee = parse_encrypted_extensions(body)
             if ee is not None:
-                self._alpn = ee[0]
+                self._alpn, self._early_accepted = ee
+        elif mtype == 5 and encrypted and client and side.epoch == "early":
+            side.epoch, side.cipher, side.nokey = "handshake", None, None
+            self._key_change(side, rec, out)
         elif mtype == 4:
             self._ticket = True
         elif mtype == 14 and not client:

@@ -90,6 +90,7 @@ class TlsInfo:
     encrypt_then_mac: bool = False  # negotiated (applies to CBC suites only)
     hello_retry: bool = False
     early_data_offered: bool = False
+    early_data_accepted: bool = False  # TLS 1.3 EncryptedExtensions (seen when decrypted)
     #: Keys found for this connection and used on its records.
     keys_found: bool = False
     #: Application-data records decrypted, and their plaintext bytes, both directions.
@@ -158,6 +159,8 @@ class TlsData(_Event):
 
     record: int
     data: bytes
+    #: 0-RTT data (TLS 1.3 early data), sent before the handshake completed; replayable.
+    early: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -117,7 +117,7 @@ def make_cert(directory: Path, kind: str = "rsa") -> tuple[Path, Path]:
     return cert, key
 
 
-def _wait_accept(server: subprocess.Popen[bytes]) -> None:
+def wait_accept(server: subprocess.Popen[bytes]) -> None:
     """Wait for s_server's "ACCEPT" (a probe connection would use up its -naccept 1)."""
     assert server.stdout is not None
     for line in server.stdout:
@@ -163,7 +163,7 @@ def openssl_sessions(
     )  # fmt: skip
     out = []
     try:
-        _wait_accept(server)
+        wait_accept(server)
         for n, client_args in enumerate(clients):
             keylog = tmp / f"keys-{port}-{n}.log"
             with Relay(port) as relay:

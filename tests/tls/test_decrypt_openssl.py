@@ -3,6 +3,8 @@ suite and version; the decrypted bytes must be exactly what each application sen
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -10,8 +12,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from mailsniff.protocols.base import Direction
-from mailsniff.tls import KeyLog, TlsAlert, TlsHandshake
-from tests.tls.recording import decrypt, make_cert, openssl_session, openssl_sessions
+from mailsniff.tls import KeyLog, TlsAlert, TlsData, TlsHandshake, TlsUndecryptable
+from tests.servers import free_port
+from tests.tls.recording import (
+    Relay,
+    decrypt,
+    make_cert,
+    openssl_session,
+    openssl_sessions,
+    wait_accept,
+)
 
 C, S = Direction.CLIENT, Direction.SERVER
 
@@ -214,3 +224,70 @@ def test_resumed_session(tmp_path: Path, version: str) -> None:
         assert result.plain[C] == session.sent and result.plain[S] == session.received
     names = [e.name for e in result.events if isinstance(e, TlsHandshake) and e.direction is S]
     assert "Certificate" not in names  # really abbreviated
+
+
+def _early_data_session(tmp_path: Path) -> tuple[Relay, Path]:
+    """Two connections to `openssl s_server -early_data`: the first gets a ticket, the second
+    resumes with it and sends 0-RTT data. Returns the second's recording and key log."""
+    cert, key = make_cert(tmp_path, "rsa")
+    port = free_port()
+    server = subprocess.Popen(
+        ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(cert),
+         "-key", str(key), "-naccept", "2", "-early_data"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    saved, early = tmp_path / "session.pem", tmp_path / "early.txt"
+    early.write_bytes(b"early bird data\n")
+    keylog = tmp_path / "early-keys.log"
+    try:
+        wait_accept(server)
+        for args, lines in (
+            (["-sess_out", str(saved)], b"first\n"),
+            (["-sess_in", str(saved), "-early_data", str(early), "-keylogfile", str(keylog)],
+             b"second\n"),
+        ):  # fmt: skip
+            with Relay(port) as relay:
+                client = subprocess.Popen(
+                    ["openssl", "s_client", "-connect", f"127.0.0.1:{relay.port}", "-quiet",
+                     "-no_ign_eof", "-tls1_3", *args],
+                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+                assert client.stdin is not None
+                time.sleep(0.3)
+                client.stdin.write(lines)
+                client.stdin.flush()
+                time.sleep(0.5)
+                client.stdin.close()
+                client.wait(20)
+    finally:
+        server.kill()
+        server.wait()
+    return relay, keylog
+
+
+def test_early_data(tmp_path: Path) -> None:
+    relay, keylog_path = _early_data_session(tmp_path)
+    keylog = KeyLog(keylog_path)
+    keylog.refresh()
+    result = decrypt(relay.chunks, keylog)
+    info = result.conn.info
+    assert info.early_data_offered and info.early_data_accepted and info.resumed
+    assert info.decrypted, info.problems
+    data = [(e.data, e.early) for e in result.events if isinstance(e, TlsData) and e.direction is C]
+    assert data == [(b"early bird data\n", True), (b"second\n", False)]
+    # Without the early secret: the 0-RTT record is reported, the rest still decrypts.
+    partial = KeyLog()
+    partial.add_text(
+        "\n".join(
+            line
+            for line in keylog_path.read_text().splitlines()
+            if not line.startswith("CLIENT_EARLY_TRAFFIC_SECRET")
+        )
+    )
+    result = decrypt(relay.chunks, partial)
+    assert result.plain[C] == b"second\n"
+    lost = [e for e in result.events if isinstance(e, TlsUndecryptable)]
+    # the early data record and the EndOfEarlyData message, both under the early secret
+    assert [(e.direction, e.rest, e.reason) for e in lost] == 2 * [
+        (C, False, "0-RTT early data (not decrypted: no CLIENT_EARLY_TRAFFIC_SECRET)")
+    ]
