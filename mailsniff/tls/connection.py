@@ -55,8 +55,9 @@ __all__ = [
 MAX_RECORD = 2**14 + 2048
 #: Largest handshake message reassembled (certificate chains are a few KB; 2^24 is the format's).
 MAX_HANDSHAKE_MESSAGE = 256 * 1024
-#: Record bytes one direction may hold while the ServerHello or the keys are awaited.
-MAX_HELD = 1024 * 1024
+#: Record bytes one direction may hold while the ServerHello or the keys are awaited (a key
+#: log line is written within milliseconds of the handshake).
+MAX_HELD = 256 * 1024
 #: Handshake bytes kept per direction for the extended master secret's session hash.
 MAX_TRANSCRIPT = 512 * 1024
 #: Records in a row failing authentication before a direction is given up.
@@ -376,7 +377,7 @@ class TlsConnection:
                 return False
             self._undecryptable(rec.ts, side, rec.offset, side.nokey or "no key", True, out)
             if ctype == CT_ALERT:
-                out.append(self._alert_event(side, rec, None, None))
+                out.append(self._alert_event(side, rec, None, None, True))
             return True
         if result is None:
             assert side.cipher is not None
@@ -715,11 +716,12 @@ class TlsConnection:
     # ------------------------------------------------------------------ alerts and reports
 
     def _alert_event(
-        self, side: _Side, rec: _Record, level: int | None, description: int | None
-    ) -> TlsAlert:
+        self, side: _Side, rec: _Record, level: int | None, description: int | None,
+        encrypted: bool,
+    ) -> TlsAlert:  # fmt: skip
         return TlsAlert(
             ts_ns=rec.ts, direction=side.direction, offset=rec.offset, record=rec.number,
-            level=level, description=description, encrypted=self._encrypted(side, CT_ALERT),
+            level=level, description=description, encrypted=encrypted,
         )  # fmt: skip
 
     def _alerts(
@@ -729,14 +731,7 @@ class TlsConnection:
             detail = f"alert record of {len(data)} bytes"
             self._anomaly(rec.ts, side, rec.offset, "bad-alert", detail, out)
         for i in range(0, len(data) - 1, 2):
-            event = self._alert_event(side, rec, data[i], data[i + 1])
-            if encrypted != event.encrypted:
-                event = TlsAlert(
-                    ts_ns=rec.ts, direction=side.direction, offset=rec.offset,
-                    record=rec.number, level=data[i], description=data[i + 1],
-                    encrypted=encrypted,
-                )  # fmt: skip
-            out.append(event)
+            out.append(self._alert_event(side, rec, data[i], data[i + 1], encrypted))
 
     def _problem(self, text: str) -> None:
         if text not in self._problems and len(self._problems) < MAX_PROBLEMS:

@@ -184,6 +184,16 @@ class KeyLog:
             entry.secrets[label] = secret
         self.keys += 1
 
+    def summary(self) -> str:
+        """One line for the user: what was read, and the first problem with its line."""
+        text = f"{self.keys} keys for {len(self._entries) + len(self._rsa)} sessions"
+        if self.ignored:
+            text += f", {self.ignored} lines with other labels ignored"
+        if self.bad:
+            first = self.problems[0]
+            text += f", {self.bad} bad lines (first: line {first.line}: {first.reason})"
+        return text
+
     # ------------------------------------------------------------------ lookup
 
     def master_secret(self, client_random: bytes) -> bytes | None:

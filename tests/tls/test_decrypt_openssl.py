@@ -291,3 +291,31 @@ def test_early_data(tmp_path: Path) -> None:
     assert [(e.direction, e.rest, e.reason) for e in lost] == 2 * [
         (C, False, "0-RTT early data (not decrypted: no CLIENT_EARLY_TRAFFIC_SECRET)")
     ]
+
+
+def test_cleartext_handshake_failure_alert(tmp_path: Path) -> None:
+    cert, key = make_cert(tmp_path, "rsa")
+    port = free_port()
+    server = subprocess.Popen(
+        ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(cert),
+         "-key", str(key), "-naccept", "1", "-tls1_2", "-cipher", "AES256-SHA"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_accept(server)
+        with Relay(port) as relay:
+            subprocess.run(
+                ["openssl", "s_client", "-connect", f"127.0.0.1:{relay.port}", "-tls1_2",
+                 "-cipher", "AES128-SHA"],
+                input=b"", capture_output=True, timeout=20,
+            )  # fmt: skip
+    finally:
+        server.kill()
+        server.wait()
+    result = decrypt(relay.chunks, KeyLog())
+    alerts = [e for e in result.events if isinstance(e, TlsAlert)]
+    assert [(a.direction, a.level_name, a.description_name, a.encrypted) for a in alerts] == [
+        (S, "fatal", "handshake_failure", False)
+    ]
+    info = result.conn.info
+    assert info.version is None and not info.decrypted and info.sni is None

@@ -47,6 +47,10 @@ def test_all_labels_and_garbage() -> None:
     assert log.secret(R1, "CLIENT_TRAFFIC_SECRET_0") is None
     assert log.master_secret(R2) is None
     assert log.rsa_pre_master_secret(MS[:8] + b"rest of the encrypted secret") == MS
+    assert log.summary() == (
+        "6 keys for 3 sessions, 2 lines with other labels ignored, 5 bad lines "
+        "(first: line 10: CLIENT_RANDOM: client random of 31 bytes, expected 32)"
+    )
 
 
 def test_refresh_reads_only_new_complete_lines(tmp_path: Path) -> None:
