@@ -51,7 +51,7 @@ def tls12_key_material_length(s: CipherSuite) -> tuple[int, int, int]:
 class RecordCipher:
     """Decrypts the records of one direction and epoch; `seq` is the next record's number."""
 
-    __slots__ = ("seq", "_aead", "_tag", "_iv", "_kind", "_key", "_mac_key", "_mac_hash", "_etm")
+    __slots__ = ("seq", "_aead", "_tag", "_iv", "_kind", "_aes", "_hmac", "_etm")
 
     def __init__(
         self,
@@ -67,13 +67,14 @@ class RecordCipher:
         self._kind = kind
         self.seq = 0
         self._iv = iv
-        self._key = key
-        self._mac_key = mac_key
-        self._mac_hash = mac or "SHA256"
         self._etm = etm
+        self._aes: algorithms.AES | None = None
+        self._hmac: _hmac.HMAC | None = None
         if kind == "tls12-cbc":
             self._aead: Aead | None = None
-            self._tag = _MAC_LENGTH[self._mac_hash]
+            self._tag = _MAC_LENGTH[mac or "SHA256"]
+            self._aes = algorithms.AES(key)
+            self._hmac = _hmac.HMAC(mac_key, hash_algorithm(mac or "SHA256"))
         else:
             self._aead, self._tag = _aead(cipher, key)
 
@@ -113,7 +114,8 @@ class RecordCipher:
         return header[0], self._aead.decrypt(nonce, body, aad)
 
     def _mac(self, data: bytes) -> bytes:
-        h = _hmac.HMAC(self._mac_key, hash_algorithm(self._mac_hash))
+        assert self._hmac is not None
+        h = self._hmac.copy()  # keyed once; each record's MAC from a copy
         h.update(data)
         return h.finalize()
 
@@ -142,7 +144,8 @@ class RecordCipher:
 
     def _cbc_decrypt(self, body: bytes) -> bytes | None:
         """Decrypt IV + ciphertext and remove the padding; None when the padding is wrong."""
-        d = Cipher(algorithms.AES(self._key), modes.CBC(body[:16])).decryptor()
+        assert self._aes is not None
+        d = Cipher(self._aes, modes.CBC(body[:16])).decryptor()
         plain = d.update(body[16:]) + d.finalize()
         pad = plain[-1]
         if pad + 1 > len(plain) or plain[-pad - 1 :] != bytes([pad]) * (pad + 1):
