@@ -176,6 +176,7 @@ class TlsConnection:
         if self._closed:
             return out
         side = self._sides[direction]
+        length = max(0, length)
         start = side.end
         side.end += length
         out.append(TlsGap(ts_ns=ts_ns, direction=direction, offset=start, length=length))
@@ -217,7 +218,7 @@ class TlsConnection:
                 why = self._hold_reason(side)
                 self._undecryptable(ts_ns, side, first.offset, why, True, out, len(side.held))
                 side.held.clear()
-            if side.dead is None and (side.buf or side.skip):
+            if side.dead is None and side.buf:
                 kept = len(side.buf)
                 detail = f"connection ended inside a record ({kept} bytes of it captured)"
                 self._anomaly(ts_ns, side, side.base, "truncated-record", detail, out)
