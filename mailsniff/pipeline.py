@@ -20,7 +20,16 @@ from mailsniff.mail.mime import OpenSink
 from mailsniff.model import Endpoint, Protocol, Session
 from mailsniff.net.decoder import PacketDecoder
 from mailsniff.net.segment import TCP_SYN, Segment
-from mailsniff.reassembly import Flow, FlowData, FlowEnd, FlowEvent, FlowGap, FlowStart, Reassembler
+from mailsniff.reassembly import (
+    MAX_CONFLICTS_RECORDED,
+    Flow,
+    FlowData,
+    FlowEnd,
+    FlowEvent,
+    FlowGap,
+    FlowStart,
+    Reassembler,
+)
 from mailsniff.session.base import SessionHandler
 from mailsniff.session.opaque import ImplicitTlsHandler, OpaqueHandler
 from mailsniff.session.pop3 import Pop3SessionHandler
@@ -71,6 +80,25 @@ def detect_greeting(payload: bytes) -> Protocol | None:
     if line.startswith(b"+OK"):
         return Protocol.POP3
     return None
+
+
+def _conflict_anomalies(flow: Flow) -> list[str]:
+    """One `overlap-conflict:` anomaly per range captured twice with different content."""
+    conflicts = flow.conflicts
+    if not conflicts:
+        return []
+    out = [
+        f"overlap-conflict: {c.length} {c.direction.value} bytes at offset {c.offset} captured "
+        f"twice with different content; the first copy was kept (sha256 {c.kept_sha256}), "
+        f"the later one discarded (sha256 {c.other_sha256})"
+        for c in conflicts
+    ]
+    if len(conflicts) >= MAX_CONFLICTS_RECORDED:
+        out.append(
+            f"overlap-conflict: {flow.overlap_conflicts} conflicting segments in all, "
+            f"only the first {MAX_CONFLICTS_RECORDED} ranges listed"
+        )
+    return out
 
 
 def _ip_text(packed: bytes) -> str:
@@ -350,6 +378,7 @@ class Pipeline:
         session.client_bytes = flow.client_bytes
         session.server_bytes = flow.server_bytes
         session.packets = flow.packets
+        session.anomalies.extend(_conflict_anomalies(flow))
         session.complete = flow.handshake_seen and reason in ("fin", "rst") and not session.gaps
         analyse(session)
         if self.on_session is not None:
