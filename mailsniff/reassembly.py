@@ -12,7 +12,11 @@
   captured, preceded by `FlowGap(offset=0, length=0)` ("unknown bytes before this"), so a parser
   resynchronises at the next line boundary. That marker is not recorded in `Flow.gaps` (it has no
   length; `Flow.midstream` says the same thing). Pure ACKs, FINs and RSTs of unknown connections
-  create no flow.
+  create no flow. When the opener's SYN was seen but the other direction's data comes before
+  its SYN-ACK (capture reordering, a SYN-ACK lost to the capture), that data is held, not
+  delivered: copies that start earlier move its start back, and the SYN-ACK (or the opener's
+  handshake ACK) places it at its true offset. It is delivered then, or when the other side
+  sends data, a FIN/RST arrives, the flow ends, or 64 KiB / 16 pieces are held (as midstream).
 * **Overlaps: the first copy received wins.** Exact retransmissions are dropped. When a
   retransmission overlaps bytes already received (delivered or buffered) with *different* bytes,
   the bytes received first are kept, `Flow.overlap_conflicts` is incremented and the conflict is
@@ -80,6 +84,9 @@ _MASK = 0xFFFFFFFF
 _HALF = 0x80000000
 #: Largest TCP window (RFC 7323 2.3): no retransmission lies further behind the next byte.
 _MAX_BEHIND = 1 << 30
+#: What a direction whose SYN-ACK was not seen may hold before its first byte is taken as given.
+_MAX_HELD_BYTES = 64 * 1024
+_MAX_HELD_SEGMENTS = 16
 _SLOW_FLAGS = TCP_SYN | TCP_FIN | TCP_RST
 
 Address = tuple[bytes, int]
@@ -202,6 +209,7 @@ class _Half:
         "acked_off",
         "last_off",
         "last_data",
+        "provisional",
     )
 
     def __init__(self, flow: Flow, direction: Direction) -> None:
@@ -225,6 +233,10 @@ class _Half:
         # chunk so that an idle flow holds no more than one segment's bytes).
         self.last_off = 0
         self.last_data = b""
+        # Started from data before this direction's SYN was seen while the opener's SYN was:
+        # offsets are relative to the first byte captured, nothing is delivered until they
+        # are settled (see Reassembler._settle).
+        self.provisional = False
 
     def start(self, seq: int) -> None:
         self.started = True
@@ -323,6 +335,7 @@ class Reassembler:
             and seg.seq == half.next_seq
             and not half.starts
             and not half.fin_seen
+            and not half.peer.provisional
         ):
             peer = half.peer
             if not seg.flags & TCP_ACK or (
@@ -458,12 +471,22 @@ class Reassembler:
         ts = seg.ts_ns
         peer = half.peer
         seq = seg.seq
+        if peer.provisional and (seg.payload or seg.missing or flags & (TCP_FIN | TCP_RST)):
+            self._settle(peer, None, ts, events)  # the peer's bytes came before these
+        if half.provisional and flags & (TCP_FIN | TCP_RST):
+            self._settle(half, None, ts, events)
         if flags & TCP_SYN and not flags & TCP_RST:
             if not self._on_syn(half, seg, events):
                 return
             seq = (seq + 1) & _MASK  # the SYN occupies one sequence number (RFC 9293 3.4)
         if flags & TCP_ACK:
-            if peer.started:
+            if peer.provisional:
+                if flags & TCP_SYN or (
+                    half.syn_isn is not None and half.started and seq == half.next_seq
+                ):
+                    self._settle(peer, seg.ack, ts, events)
+                    flow.handshake_seen = True
+            elif peer.started:
                 d = (seg.ack - peer.next_seq) & _MASK
                 if 0 < d < _HALF:
                     self._ack_to(peer, peer.next_off + d, ts, events)
@@ -480,7 +503,10 @@ class Reassembler:
         if seg.payload or seg.missing:
             if not half.started:
                 half.start(seq)
-                self._gap(half, 0, 0, ts, events)
+                if peer.syn_isn is not None and half.syn_isn is None:
+                    half.provisional = True  # SYN-ACK not seen (yet): hold the bytes
+                else:
+                    self._gap(half, 0, 0, ts, events)
             self._on_data(half, seq, seg.payload, seg.missing, ts, events)
         if flags & TCP_FIN and not half.fin_seen:
             half.fin_seen = True
@@ -515,6 +541,11 @@ class Reassembler:
         ):
             half.syn_isn = seq  # late copy of the SYN that started this direction
             return True
+        if half.provisional:
+            half.syn_isn = seq
+            flow.handshake_seen = True
+            self._settle(half, seq + 1, seg.ts_ns, events)
+            return True
         if half.syn_isn is None and not half.started:
             half.start(seq + 1)
             half.syn_isn = seq
@@ -532,6 +563,9 @@ class Reassembler:
     def _on_data(
         self, half: _Half, seq: int, payload: bytes, missing: int, ts: int, events: list[FlowEvent]
     ) -> None:
+        if half.provisional:
+            self._hold(half, seq, payload, missing, ts, events)
+            return
         o = half.data_offset(seq)
         n = len(payload)
         fin = half.fin_off
@@ -559,6 +593,66 @@ class Reassembler:
             self._enforce_limits(half, ts, events)
             if half.acked_off > half.next_off:
                 self._resolve_ack(half, ts, events)
+
+    def _hold(
+        self, half: _Half, seq: int, payload: bytes, missing: int, ts: int, events: list[FlowEvent]
+    ) -> None:
+        """Buffer data of a provisional direction; bytes before the first seen move its start."""
+        o = half.offset(seq)
+        if o < 0:
+            self._rebase(half, seq)
+            o = 0
+        if payload:
+            self._add(half, o, payload, ts)
+        if missing:
+            self._add(half, o + len(payload), missing, ts)
+        if half.pending_bytes > _MAX_HELD_BYTES or len(half.starts) > _MAX_HELD_SEGMENTS:
+            self._settle(half, None, ts, events)
+
+    def _rebase(self, half: _Half, base: int) -> None:
+        """Make sequence number `base` stream offset 0, moving (and trimming) what is buffered."""
+        shift = ((half.base - base + _HALF) & _MASK) - _HALF  # old offset 0 -> new offset
+        half.base = base & _MASK
+        half.advance(0)
+        if not shift:
+            return
+        pending: dict[int, bytes | int] = {}
+        for s in half.starts:
+            v = half.pending[s]
+            new = s + shift
+            if new < 0:
+                size = len(v) if isinstance(v, bytes) else v
+                if new + size <= 0:
+                    if isinstance(v, bytes):
+                        half.pending_bytes -= size
+                    continue
+                if isinstance(v, bytes):
+                    half.pending_bytes += new
+                    v = v[-new:]
+                else:
+                    v = size + new
+                new = 0
+            pending[new] = v
+        half.pending = pending
+        half.starts = sorted(pending)
+
+    def _settle(self, half: _Half, base: int | None, ts: int, events: list[FlowEvent]) -> None:
+        """End a provisional start: `base` is the sequence number of byte 0 when the handshake
+        told it (the SYN-ACK, or the opener's ACK of it); without it the first byte captured is
+        offset 0, after the midstream marker. Then deliver what is contiguous."""
+        half.provisional = False
+        if base is not None and half.starts:
+            lowest = (half.base + half.starts[0]) & _MASK
+            if ((lowest - base) & _MASK) >= _HALF:
+                base = None  # the ACK is past bytes we hold: not the handshake's
+        if base is None:
+            if half.starts:
+                self._rebase(half, half.base + half.starts[0])
+            self._gap(half, 0, 0, ts, events)
+        else:
+            self._rebase(half, base)
+        if half.starts:
+            self._drain(half, ts, events)
 
     def _add(self, half: _Half, o: int, value: bytes | int, ts: int) -> None:
         """Buffer a piece out of order; bytes received first win over any overlapping copy."""
@@ -736,6 +830,8 @@ class Reassembler:
         """
         if not half.started:
             return
+        if half.provisional:
+            self._settle(half, None, ts, events)
         while half.starts:
             self._skip_to(half, half.starts[0], ts, events)
         if half.fin_off is not None:

@@ -247,6 +247,34 @@ def test_reassembly_sequence_jump_of_2_31_is_a_gap_and_the_data_after_it_is_deli
     assert gaps(events) == [(C, 100, 2**31)]
 
 
+def test_reassembly_server_bytes_captured_before_the_syn_ack_are_placed_by_it() -> None:
+    """A later, shorter copy of the greeting captured before the SYN-ACK must not become
+    byte 0: the SYN-ACK places it, and the whole greeting captured afterwards is delivered."""
+    greeting = b"220 mail.example.com ESMTP ready\r\n"
+    conn = Conn()
+    r = Reassembler()
+    events = r.feed(conn.syn())
+    events += r.feed(conn.s_at(10, greeting[10:]))
+    events += feed_all(r, [conn.syn_ack(), conn.c(b""), conn.s_at(0, greeting)])
+    events += feed_all(r, [conn.c(b"EHLO x\r\n")]) + r.flush()
+    assert data_of(events, S) == greeting
+    assert gaps(events) == []
+    assert events[0].flow.handshake_seen
+
+
+def test_reassembly_server_bytes_before_a_missed_syn_ack_are_placed_by_the_handshake_ack() -> None:
+    greeting = b"220 mail.example.com ESMTP ready\r\n"
+    conn = Conn()
+    r = Reassembler()
+    events = r.feed(conn.syn())  # the SYN-ACK is never captured
+    events += r.feed(conn.s_at(4, greeting[4:20]))
+    events += r.feed(conn.c(b""))  # the handshake's ACK: the server's byte 0
+    events += r.feed(conn.s_at(0, greeting))
+    events += feed_all(r, [conn.c(b"EHLO x\r\n")]) + r.flush()
+    assert data_of(events, S) == greeting
+    assert gaps(events) == []
+
+
 # -- midstream, who is the client ----------------------------------------------------------------
 
 

@@ -640,3 +640,21 @@ def test_conflicting_retransmission_is_an_overlap_conflict_finding_with_both_has
     ]
     assert ["overlap-conflict: " + conflicts[0]] == record["anomalies"]
     assert "anomaly" not in [f["kind"] for f in record["findings"]]
+
+
+def test_greeting_copies_captured_before_the_syn_ack_leave_the_dialogue_whole(
+    tmp_path: Path, reference: dict[str, dict[str, Any]]
+) -> None:
+    """Copies of the server's first segment with other lengths (a shorter one, and one that
+    starts inside it), captured before the SYN-ACK that places them: the greeting and every
+    transaction come out as in the clean capture, with no gap."""
+    segs = synth.tcp_segments(SMTP_STEPS, smtp_conn())
+    greeting = next(s for s in segs if s.side == "s" and s.payload)
+    copies = [
+        replace(greeting, seq=(greeting.seq + 9) % 2**32, payload=greeting.payload[9:30]),
+        replace(greeting, payload=greeting.payload[:12]),
+    ]
+    segs = segs[:1] + copies + segs[1:]
+    (record,) = read_json(write(tmp_path / "greeting-copies.pcap", segs))
+    assert normalised(record) == normalised(reference["smtp"])
+    assert record["gaps"] == [] and record["complete"] is True
