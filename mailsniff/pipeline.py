@@ -167,6 +167,8 @@ class Pipeline:
     #: Export hook: asked for a sink at the start of every message (None: no export).
     open_sink: OpenSink | None = None
     _active: dict[int, _Active] = field(default_factory=dict)
+    #: Accepted flows with no data yet: (protocol, implicit TLS, greeting after a preamble).
+    _waiting: dict[int, tuple[Protocol, bool, bool]] = field(default_factory=dict)
     _detected: dict[tuple[bytes, int, bytes, int], tuple[Protocol, tuple[bytes, int]]] = field(
         default_factory=dict
     )
@@ -316,6 +318,21 @@ class Pipeline:
         if not self.session_filter.keeps_flow(flow.client, flow.server):
             return
         self.stats.sessions += 1
+        key = (flow.server[0], flow.server[1], flow.client[0], flow.client[1])
+        preamble = key in self._after_preamble
+        if preamble:
+            self._after_preamble.discard(key)
+            self._starts_at_greeting.add(flow.id)
+        # The session and its parser are built when the flow's first event after its start
+        # comes: a half-open connection (a scan) costs only the reassembler's state meanwhile.
+        self._waiting[flow.id] = (protocol, implicit_tls, preamble)
+
+    def _activate(self, flow: Flow) -> _Active | None:
+        """The session of an accepted flow that had no data or end yet, built now (or None)."""
+        waiting = self._waiting.pop(flow.id, None)
+        if waiting is None:
+            return None
+        protocol, implicit_tls, preamble = waiting
         session = Session(
             id=flow.id,
             protocol=protocol,
@@ -327,10 +344,7 @@ class Pipeline:
             tls=implicit_tls,
             keep_transcript=self.keep_transcript,
         )
-        key = (flow.server[0], flow.server[1], flow.client[0], flow.client[1])
-        if key in self._after_preamble:
-            self._after_preamble.discard(key)
-            self._starts_at_greeting.add(flow.id)
+        if preamble:
             session.anomalies.append(
                 f"{protocol.value.upper()} greeting found after other bytes on this connection "
                 "(a proxy or tunnel handshake, not parsed)"
@@ -345,23 +359,25 @@ class Pipeline:
             handler = make(session)
         else:
             handler = OpaqueHandler(session)
-        self._active[flow.id] = _Active(session, handler)
+        active = self._active[flow.id] = _Active(session, handler)
+        return active
 
     def _handle(self, events: list[FlowEvent]) -> None:
         for event in events:
             if isinstance(event, FlowData):
-                active = self._active.get(event.flow.id)
+                active = self._active.get(event.flow.id) or self._activate(event.flow)
                 if active is not None:
                     active.handler.data(event.ts_ns, event.direction, event.data)
             elif isinstance(event, FlowStart):
                 self._start(event.flow)
             elif isinstance(event, FlowGap):
-                active = self._active.get(event.flow.id)
+                active = self._active.get(event.flow.id) or self._activate(event.flow)
                 if active is not None:
                     if event.length == 0 and event.flow.id in self._starts_at_greeting:
                         continue  # began at the greeting: a line start, nothing lost after it
                     active.handler.gap(event.ts_ns, event.direction, event.length)
             elif isinstance(event, FlowEnd):
+                self._activate(event.flow)
                 active = self._active.pop(event.flow.id, None)
                 self._starts_at_greeting.discard(event.flow.id)
                 if active is not None:
