@@ -14,6 +14,7 @@ __all__ = [
     "MAX_UNDECIDED_FLOWS",
     "MAX_TOMBSTONES",
     "MAX_GAPS_RECORDED",
+    "MAX_CONFLICTS_RECORDED",
     "MAX_VLAN_TAGS",
     "MAX_WORDS",
     "MAX_PARTS",
@@ -26,6 +27,7 @@ __all__ = [
     "MAX_CAPABILITIES",
     "MAX_PENDING_COMMANDS",
     "MAX_RECORD_BYTES",
+    "MAX_PACKET_BYTES",
     "MAX_ANOMALY_FINDINGS",
     "PROBE_PAYLOADS",
     "HELD_BYTES",
@@ -63,6 +65,8 @@ MAX_UNDECIDED_FLOWS = 65536
 MAX_TOMBSTONES = 4096
 #: Gaps kept in `Flow.gaps`; further gaps are still emitted as events and counted.
 MAX_GAPS_RECORDED = 1000
+#: Overlap conflicts kept in `Flow.conflicts`; further ones are still counted.
+MAX_CONFLICTS_RECORDED = 100
 #: Tags unwrapped at most (a stack deeper than this is not real traffic).
 MAX_VLAN_TAGS = 8
 #: Decoded characters from one header kept at most (a header is already bounded by the message).
@@ -87,8 +91,12 @@ MAX_CAPABILITIES = 256
 #: server direction) would otherwise queue every command of the session; past this bound the
 #: oldest is forgotten and an Anomaly says so.
 MAX_PENDING_COMMANDS = 4096
-#: No record (pcap or pcapng) is believed to be longer than this: a longer one is corruption.
-MAX_RECORD_BYTES = 256 * 1024 * 1024
+#: No pcapng block is believed to be longer than this: a longer one is corruption (reading one
+#: costs about three times its size in memory, so the bound is what one record may allocate).
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+#: No packet (pcap record, pcapng packet block) is longer than this: four times libpcap's
+#: MAXIMUM_SNAPLEN, and far above the 64 KiB of an IP packet (even GRO/TSO-merged).
+MAX_PACKET_BYTES = 1024 * 1024
 #: Anomalies of one session turned into findings at most (the rest are counted in one).
 MAX_ANOMALY_FINDINGS = 20
 #: Payload segments of a flow on an unknown port searched for a greeting before giving up.

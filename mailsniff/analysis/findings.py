@@ -16,6 +16,9 @@ __all__ = ["analyse", "KINDS", "MAX_ANOMALY_FINDINGS", "SEVERITY"]
 #: Every finding kind, with what it means, and its usual severity (from FindingKind).
 KINDS: dict[str, str] = {k.value: k.meaning for k in FindingKind}
 SEVERITY: dict[str, str] = {k.value: k.severity.value for k in FindingKind}
+#: Anomalies of this prefix (reassembly bounds them) are findings of their own kind, outside
+#: the anomaly cap.
+_OVERLAP_PREFIX = "overlap-conflict: "
 
 
 def _addresses(addresses: Iterable[Address]) -> str:
@@ -184,10 +187,14 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
                 f"{gap.length} {gap.direction.value} bytes never captured at offset {gap.offset}",
             )
         )
-    for anomaly in session.anomalies[:MAX_ANOMALY_FINDINGS]:
+    anomalies = [a for a in session.anomalies if not a.startswith(_OVERLAP_PREFIX)]
+    for anomaly in session.anomalies:
+        if anomaly.startswith(_OVERLAP_PREFIX):
+            out.append(Finding(FindingKind.OVERLAP_CONFLICT, anomaly[len(_OVERLAP_PREFIX) :]))
+    for anomaly in anomalies[:MAX_ANOMALY_FINDINGS]:
         out.append(Finding(FindingKind.ANOMALY, anomaly))
-    if len(session.anomalies) > MAX_ANOMALY_FINDINGS:
-        extra = len(session.anomalies) - MAX_ANOMALY_FINDINGS
+    if len(anomalies) > MAX_ANOMALY_FINDINGS:
+        extra = len(anomalies) - MAX_ANOMALY_FINDINGS
         out.append(Finding(FindingKind.ANOMALY, f"... and {extra} more anomalies"))
     session.findings = [
         f if f.severity else replace(f, severity=SEVERITY.get(f.kind, "medium")) for f in out

@@ -73,3 +73,8 @@ class FindingKind(StrEnum):
         Severity.LOW,
         "the peer broke the protocol (unknown reply, garbage, odd end of data)",
     )
+    OVERLAP_CONFLICT = (
+        "overlap-conflict",
+        Severity.MEDIUM,
+        "TCP bytes captured twice with different content (evasion or corruption)",
+    )

@@ -8,12 +8,13 @@ from dataclasses import fields
 
 from mailsniff.capture.frame import Frame
 from mailsniff.errors import TruncatedCaptureError
-from mailsniff.limits import MAX_RECORD_BYTES
+from mailsniff.limits import MAX_PACKET_BYTES, MAX_RECORD_BYTES
 
 __all__ = [
     "PCAP_MAGICS",
     "PcapSource",
     "CHUNK_SIZE",
+    "MAX_PACKET_BYTES",
     "MAX_RECORD_BYTES",
     "ReadFn",
     "fill",
@@ -146,7 +147,7 @@ class PcapSource:
         unpack_from = struct.Struct(self.byte_order + "IIII").unpack_from
         frac_ns = 1 if self.nanosecond else 1000
         linktype = self.linktype
-        limit = min(max(self.snaplen, _LIBPCAP_MAX_SNAPLEN), MAX_RECORD_BYTES)
+        limit = min(max(self.snaplen, _LIBPCAP_MAX_SNAPLEN), MAX_PACKET_BYTES)
         buf = self._buf
         self._buf = b""
         base = self.offset  # stream offset of buf[0]
@@ -165,8 +166,8 @@ class PcapSource:
             if incl > limit:
                 self.offset = base + pos
                 self._truncated(
-                    f"corrupt record: captured length {incl} exceeds the limit {limit} "
-                    f"(snaplen {self.snaplen})"
+                    f"oversize or corrupt record: captured length {incl} exceeds the limit "
+                    f"{limit} (snaplen {self.snaplen}); the record was not read"
                 )
             end = pos + 16 + incl
             if end > size:
