@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mailsniff.limits import (
-    MAX_ANOMALIES,
     MAX_AWAITED,
     MAX_LINE,
     MAX_TRANSCRIPT_DATA_LINES,
@@ -42,11 +41,11 @@ from mailsniff.protocols.smtp import (
     TlsStarted,
 )
 from mailsniff.session.auth import fold_ntlm, fold_ntlm_challenge
-from mailsniff.session.base import ParserDriven, TranscriptRecorder
+from mailsniff.session.base import AnomalyLog, ParserDriven, TranscriptRecorder
 from mailsniff.session.entry import ProtocolEntry
 from mailsniff.sink import MessageSink, OpenSink
 
-__all__ = ["SmtpSessionHandler", "MAX_ANOMALIES"]
+__all__ = ["SmtpSessionHandler"]
 
 
 @dataclass(slots=True)
@@ -102,15 +101,13 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
         self._txn: Transaction | None = None
         self._auth: _Auth | None = None
         self._body: _Body | None = None
-        self._anomalies_dropped = 0
+        self._anomalies = AnomalyLog(session)
 
     def close(self, ts_ns: int) -> None:
         super().close(ts_ns)
         if self._body is not None:  # the parser always ends a message; belt and braces
             self._finish_body(ts_ns, complete=False)
-        if self._anomalies_dropped:
-            self.session.anomalies.append(f"... {self._anomalies_dropped} more anomalies")
-            self._anomalies_dropped = 0
+        self._anomalies.close()
 
     # ------------------------------------------------------------------ events
 
@@ -143,10 +140,7 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
                     self._line(ev.ts_ns, ev.direction, "", f"gap: {what} bytes not captured")
 
     def _anomaly(self, text: str) -> None:
-        if len(self.session.anomalies) >= MAX_ANOMALIES:
-            self._anomalies_dropped += 1
-        else:
-            self.session.anomalies.append(text)
+        self._anomalies.add(text)
 
     def _line(self, ts: int, direction: Direction, text: str, note: str | None = None) -> None:
         self._transcript.add(ts, direction, text, note)
