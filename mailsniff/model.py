@@ -28,6 +28,8 @@ __all__ = [
     "Session",
     "Transaction",
     "TranscriptLine",
+    "reply_failed",
+    "reply_outcome",
     "timestamp_in_range",
 ]
 
@@ -41,6 +43,25 @@ _LAST_SECOND = 253_402_300_799
 def timestamp_in_range(ts_ns: int) -> bool:
     """Whether `ts_ns` falls in years 1-9999, so ISO 8601 (and a From_ line) can write it."""
     return _FIRST_SECOND <= ts_ns // 1_000_000_000 <= _LAST_SECOND
+
+
+#: A stored reply's first character -> how it ended its command (RFC 5321 4.2.1 digits; RFC 1939
+#: status indicators).
+_OUTCOMES = {"2": "accepted", "+": "accepted", "4": "deferred", "5": "rejected", "-": "rejected"}
+
+
+def reply_outcome(reply: str | None) -> str:
+    """How a stored reply line (`250 OK`, `+OK`, `-ERR ...`) ended its command: 'accepted',
+    'deferred' (4xx), 'rejected' (5xx, -ERR) or 'unknown' (not captured, or no code). The one
+    place stored replies are classified."""
+    if not reply:
+        return "unknown"
+    return _OUTCOMES.get(reply[0], "unknown")
+
+
+def reply_failed(reply: str | None) -> bool:
+    """A 4xx/5xx or -ERR reply."""
+    return reply_outcome(reply) in ("deferred", "rejected")
 
 
 class Direction(StrEnum):
@@ -157,10 +178,7 @@ class RcptAttempt:
     @property
     def status(self) -> str:
         """'accepted', 'rejected', 'deferred' or 'unknown' (reply not captured)."""
-        if self.reply is None:
-            return "unknown"
-        code = self.reply[:1]
-        return {"2": "accepted", "4": "deferred", "5": "rejected"}.get(code, "unknown")
+        return reply_outcome(self.reply)
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ from mailsniff.analysis.bcc import compare_envelope, normalise_address
 from mailsniff.analysis.kinds import FindingKind
 from mailsniff.analysis.sender import judge_from, list_context
 from mailsniff.limits import MAX_ANOMALY_FINDINGS
-from mailsniff.model import Address, AuthAttempt, Finding, Message, Session
+from mailsniff.model import Address, AuthAttempt, Finding, Message, Session, reply_failed
 
 __all__ = ["analyse", "KINDS", "MAX_ANOMALY_FINDINGS", "SEVERITY"]
 
@@ -108,7 +108,7 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
     for n, tx in enumerate(session.transactions, 1):
         where = f"transaction {n}"
         compare_envelope(tx)
-        if tx.mail_from_reply is not None and tx.mail_from_reply[:1] in ("4", "5"):
+        if reply_failed(tx.mail_from_reply):
             out.append(
                 Finding(
                     FindingKind.SENDER_REJECTED, f"MAIL FROM:<{tx.mail_from}>: {tx.mail_from_reply}"
@@ -121,7 +121,7 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
                         FindingKind.RECIPIENT_REJECTED, f"RCPT TO:<{rcpt.address}>: {rcpt.reply}"
                     )
                 )
-        if tx.data_reply is not None and tx.data_reply[:1] in ("4", "5"):
+        if reply_failed(tx.data_reply):
             out.append(Finding(FindingKind.MESSAGE_REJECTED, f"{where}: {tx.data_reply}"))
         if tx.bcc:
             out.append(

@@ -30,6 +30,7 @@ from mailsniff.model import (
     Session,
     Transaction,
     TranscriptLine,
+    reply_failed,
 )
 from mailsniff.protocols.base import Direction
 from mailsniff.render.text import (
@@ -108,7 +109,7 @@ def _addresses(addrs: Sequence[Address]) -> str | None:
 def _reply_style(reply: str | None) -> str:
     if reply is None:
         return _DIM
-    return _BAD if reply[:1] in ("4", "5") or reply.startswith("-ERR") else ""
+    return _BAD if reply_failed(reply) else ""
 
 
 def _reply(reply: str | None) -> Text:
