@@ -18,6 +18,7 @@ from rich.rule import Rule
 from rich.table import Column, Table
 from rich.text import Span, Text
 
+from mailsniff.analysis.bcc import header_roles, normalise_address
 from mailsniff.analysis.kinds import FindingKind
 from mailsniff.analysis.summary import Summary
 from mailsniff.model import (
@@ -486,29 +487,13 @@ def _params(params: dict[str, str | None]) -> str:
     return " ".join(k if v is None else f"{k}={v}" for k, v in params.items())
 
 
-def _in_headers(address: str, message: Message | None) -> tuple[list[str], str]:
-    """Which of To/Cc/Bcc list `address` (case-insensitive), and the display name written there."""
-    if message is None:
-        return [], ""
-    key = address.lower()
-    where: list[str] = []
-    name = ""
-    for label, addrs in (("To", message.to), ("Cc", message.cc), ("Bcc", message.bcc)):
-        for a in addrs:
-            if a.address.lower() == key:
-                if label not in where:
-                    where.append(label)
-                name = name or a.name
-    return where, name
-
-
 def _rcpt_role(rcpt: RcptAttempt, t: Transaction, headers: list[str]) -> Text:
     status = rcpt.status
     if status == "rejected":
         return Text("rejected", style=_BAD)
     if status == "deferred":
         return Text("rejected (temporary)", style=_BAD)
-    if rcpt.address.lower() in {b.lower() for b in t.bcc}:
+    if normalise_address(rcpt.address) in {normalise_address(b) for b in t.bcc}:
         return Text("Bcc (envelope only)", style=_BCC)
     shown = [h for h in headers if h in ("To", "Cc")]
     if shown:
@@ -529,15 +514,18 @@ def _envelope_table(n: int, t: Transaction) -> Table:
     # Each row: address, display name, role, headers listing it, RCPT reply, row style.
     rows: list[tuple[Text, Text, Text, Text, Text, str]] = []
     listed: set[str] = set()
-    header_only = {h.lower() for h in t.header_only}
+    header_only = {normalise_address(h) for h in t.header_only}
 
     def where(headers: list[str]) -> Text:
         return Text(", ".join(headers)) if headers else Text("-", style=_DIM)
 
     for rcpt in t.rcpts:
-        headers, name = _in_headers(rcpt.address, t.message)
+        headers, name = header_roles(rcpt.address, t.message)
         role = _rcpt_role(rcpt, t, headers)
-        if rcpt.status in ("rejected", "deferred") and rcpt.address.lower() in header_only:
+        if (
+            rcpt.status in ("rejected", "deferred")
+            and normalise_address(rcpt.address) in header_only
+        ):
             role.append("; header only", style=_HEADER_ONLY)
         envelope = _reply(rcpt.reply)
         params = _params(rcpt.params)
@@ -545,24 +533,24 @@ def _envelope_table(n: int, t: Transaction) -> Table:
             envelope.append_text(_text(f"  {params}", _DIM))
         style = _BCC if role.plain.startswith("Bcc") else ""
         rows.append((_text(rcpt.address), _text(name), role, where(headers), envelope, style))
-        listed.add(rcpt.address.lower())
+        listed.add(normalise_address(rcpt.address))
     for address in t.header_only:
-        if address.lower() in listed:
+        if normalise_address(address) in listed:
             continue
-        headers, name = _in_headers(address, t.message)
+        headers, name = header_roles(address, t.message)
         role = Text("header only", style=_HEADER_ONLY)
         envelope = Text("never an accepted recipient", style=_DIM)
         rows.append((_text(address), _text(name), role, where(headers), envelope, ""))
-        listed.add(address.lower())
+        listed.add(normalise_address(address))
     if t.message is not None:
         # A Bcc header that was transmitted (analysis reports it as bcc-header-present).
         for a in t.message.bcc:
-            if a.address.lower() in listed:
+            if normalise_address(a.address) in listed:
                 continue
             role = Text("Bcc header (transmitted)", style=_BCC)
             envelope = Text("not in the envelope", style=_DIM)
             rows.append((_text(a.address), _text(a.name), role, Text("Bcc"), envelope, ""))
-            listed.add(a.address.lower())
+            listed.add(normalise_address(a.address))
 
     with_name = any(row[1].plain for row in rows)
     columns = [Column("address", overflow="fold", no_wrap=_short(_envelope_addresses(t)))]
