@@ -15,6 +15,8 @@ __all__ = [
     "MAX_TOMBSTONES",
     "MAX_GAPS_RECORDED",
     "MAX_CONFLICTS_RECORDED",
+    "MAX_PRE_HANDSHAKE_BYTES",
+    "MAX_PRE_HANDSHAKE_SEGMENTS",
     "MAX_VLAN_TAGS",
     "MAX_WORDS",
     "MAX_PARTS",
@@ -67,6 +69,9 @@ MAX_TOMBSTONES = 4096
 MAX_GAPS_RECORDED = 1000
 #: Overlap conflicts kept in `Flow.conflicts`; further ones are still counted.
 MAX_CONFLICTS_RECORDED = 100
+#: What a direction whose SYN-ACK was not seen may hold before its first byte is taken as given.
+MAX_PRE_HANDSHAKE_BYTES = 64 * 1024
+MAX_PRE_HANDSHAKE_SEGMENTS = 16
 #: Tags unwrapped at most (a stack deeper than this is not real traffic).
 MAX_VLAN_TAGS = 8
 #: Decoded characters from one header kept at most (a header is already bounded by the message).

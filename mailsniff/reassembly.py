@@ -60,6 +60,8 @@ from mailsniff.limits import (
     MAX_FLOW_BUFFER,
     MAX_GAPS_RECORDED,
     MAX_OUT_OF_ORDER,
+    MAX_PRE_HANDSHAKE_BYTES,
+    MAX_PRE_HANDSHAKE_SEGMENTS,
     MAX_TOMBSTONES,
 )
 from mailsniff.model import Direction, Gap
@@ -84,9 +86,6 @@ _MASK = 0xFFFFFFFF
 _HALF = 0x80000000
 #: Largest TCP window (RFC 7323 2.3): no retransmission lies further behind the next byte.
 _MAX_BEHIND = 1 << 30
-#: What a direction whose SYN-ACK was not seen may hold before its first byte is taken as given.
-_MAX_HELD_BYTES = 64 * 1024
-_MAX_HELD_SEGMENTS = 16
 _SLOW_FLAGS = TCP_SYN | TCP_FIN | TCP_RST
 
 Address = tuple[bytes, int]
@@ -606,7 +605,10 @@ class Reassembler:
             self._add(half, o, payload, ts)
         if missing:
             self._add(half, o + len(payload), missing, ts)
-        if half.pending_bytes > _MAX_HELD_BYTES or len(half.starts) > _MAX_HELD_SEGMENTS:
+        if (
+            half.pending_bytes > MAX_PRE_HANDSHAKE_BYTES
+            or len(half.starts) > MAX_PRE_HANDSHAKE_SEGMENTS
+        ):
             self._settle(half, None, ts, events)
 
     def _rebase(self, half: _Half, base: int) -> None:
