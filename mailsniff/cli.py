@@ -138,7 +138,10 @@ def read(
     protocol: Annotated[
         str | None,
         typer.Option(
-            "--protocol", "-p", help=f"Only this protocol ({', '.join(registry.names())})."
+            "--protocol",
+            "-p",
+            metavar="NAME",
+            help=f"Only this protocol ({', '.join(registry.names())}).",
         ),
     ] = None,
     hosts: Annotated[
