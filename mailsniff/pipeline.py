@@ -150,6 +150,12 @@ class Pipeline:
     keep_transcript: bool = False
     #: Export hook: asked for a sink at the start of every message (None: no export).
     open_sink: OpenSink | None = None
+    #: Builds the handler of a connection to an implicit-TLS port around the protocol's own
+    #: handler factory (None: the protocol has no parser). The default records the connection as
+    #: encrypted; a decrypting TLS layer goes here.
+    tls_layer: Callable[[Session, Callable[[Session], SessionHandler] | None], SessionHandler] = (
+        lambda session, make: ImplicitTlsHandler(session, make, _is_greeting)
+    )
     _active: dict[int, _Active] = field(default_factory=dict)
     #: Accepted flows with no data yet: (protocol, implicit TLS, greeting after a preamble).
     _waiting: dict[int, tuple[ProtocolEntry, bool, bool]] = field(default_factory=dict)
@@ -390,7 +396,7 @@ class Pipeline:
         make = None if entry.handler is None else _bind(entry.handler, self.open_sink)
         handler: SessionHandler
         if implicit_tls:
-            handler = ImplicitTlsHandler(session, make, _is_greeting)
+            handler = self.tls_layer(session, make)
         elif make is not None:
             handler = make(session)
         else:
