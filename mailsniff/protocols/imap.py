@@ -12,7 +12,9 @@ up to `MAX_INLINE_LITERAL` bytes. Memory per connection is bounded by `limits.MA
 direction, the token bounds of `imap_grammar`, and `MAX_PENDING` commands.
 
 After an accepted COMPRESS DEFLATE both directions are raw deflate streams; they are inflated
-(at most `MAX_INFLATE_PER_FEED` bytes out of one feed) and parsed on. After an accepted STARTTLS
+(at most `MAX_INFLATE_PER_FEED` bytes out of one feed) and parsed on. (Events never depend on how
+the bytes were split into feeds, with one exception: zlib hands out a different amount of output
+before it detects a corrupt deflate stream depending on the input pieces.) After an accepted STARTTLS
 nothing more is parsed: `TlsStarted` tells the caller to stop or hand over.
 
 Captured bytes are hostile: nothing here raises on them; damage becomes an `Anomaly`.
@@ -126,6 +128,8 @@ WAIT_LIMIT = 64 * 1024
 #: about 1032:1; this is far beyond any real segment and stops decompression bombs).
 MAX_INFLATE_PER_FEED = 64 * 1024 * 1024
 _INFLATE_PIECE = 256 * 1024
+#: SASL steps of one AUTHENTICATE kept for decoding the user (real mechanisms use at most 3).
+_MAX_SASL_STEPS = 8
 _TLS_HANDSHAKE = 0x16
 
 # --------------------------------------------------------------------------------------------
@@ -444,9 +448,9 @@ class ImapParser:
             if piece:
                 yield piece
             if inflater.eof:
-                if inflater.unused_data:
-                    detail = "bytes after the end of the deflate stream are not parsed"
-                    out.append(self._anomaly(ts, side.direction, b"", "deflate-end", detail))
+                # RFC 4978 streams never end: whatever follows is not parsed.
+                detail = "the deflate stream ended; later bytes are not parsed"
+                out.append(self._anomaly(ts, side.direction, b"", "deflate-end", detail))
                 side.dead = True
                 return
 
@@ -698,7 +702,7 @@ class ImapParser:
         assert pending is not None and pending.auth is not None
         step = self._sasl_step(ts, Direction.CLIENT, raw, stripped, pending)
         out.append(step)
-        if step.cancelled:
+        if step.cancelled or len(pending.auth.client) >= _MAX_SASL_STEPS:
             return
         pending.auth.client.append(step.data)
 
@@ -1041,7 +1045,8 @@ class ImapParser:
             step = self._sasl_step(ts, Direction.SERVER, raw, text.strip(), pending)
             out.append(step)
             auth = pending.auth
-            auth.server.append(step.data)
+            if len(auth.server) < _MAX_SASL_STEPS:
+                auth.server.append(step.data)
             return
         if self._idle is not None:
             out.append(
