@@ -14,8 +14,8 @@ direction, the token bounds of `imap_grammar`, and `MAX_PENDING` commands.
 After an accepted COMPRESS DEFLATE both directions are raw deflate streams; they are inflated
 (at most `MAX_INFLATE_PER_FEED` bytes out of one feed) and parsed on. (Events never depend on how
 the bytes were split into feeds, with one exception: zlib hands out a different amount of output
-before it detects a corrupt deflate stream depending on the input pieces.) After an accepted STARTTLS
-nothing more is parsed: `TlsStarted` tells the caller to stop or hand over.
+before it detects a corrupt deflate stream depending on the input pieces.) After an accepted
+STARTTLS nothing more is parsed: `TlsStarted` tells the caller to stop or hand over.
 
 Captured bytes are hostile: nothing here raises on them; damage becomes an `Anomaly`.
 """

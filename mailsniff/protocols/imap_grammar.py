@@ -76,9 +76,20 @@ class LiteralMarker:
     minus: bool  # `{n-}` (RFC 7888 LITERAL-)
 
 
-# literal = "{" number ["+" / "-"] "}" CRLF *CHAR8; literal8 = "~{" number ["+"] "}" CRLF
-_LITERAL = re.compile(rb"~?\{([0-9]{1,20})([+-]?)\}\Z")
-_ATOM_STOP = frozenset(b' \t()"')
+# One token at a time (RFC 3501 9). literal = "{" number ["+" / "-"] "}" CRLF *CHAR8 (RFC 7888),
+# literal8 = "~{" number ["+"] "}" CRLF (RFC 3516): only at the end of a segment. An atom may hold
+# `[...]` with spaces and parentheses inside (`BODY[HEADER.FIELDS (FROM)]<0.100>`).
+_TOKEN = re.compile(
+    rb"""[ \t]*(?:
+     (\()
+    |(\))
+    |(")((?:[^"\\]|\\.)*)("?)
+    |(~?\{[0-9]{1,20}[+-]?\})\Z
+    |((?:[^ \t()"\[]|\[[^\]]*\]?)+))""",
+    re.VERBOSE | re.DOTALL,
+)
+_LITERAL = re.compile(rb"~?\{([0-9]{1,20})([+-]?)\}")
+_ESCAPE = re.compile(rb"\\(.)", re.DOTALL)
 
 
 class TokenBuilder:
@@ -119,85 +130,52 @@ class TokenBuilder:
 
     def add_segment(self, raw: bytes) -> LiteralMarker | None:
         """Tokenize one segment (a line without its ending); the literal marker ending it."""
-        i, n = 0, len(raw)
-        while i < n:
-            c = raw[i]
-            if c == 0x20 or c == 0x09:
-                i += 1
-            elif c == 0x28:  # (
+        stack = self._stack
+        current = stack[-1]
+        for opened, closed, quote, quoted, qend, literal, atom in _TOKEN.findall(raw):
+            if atom:
                 self._count += 1
-                if self._flat or self._count > MAX_TOKENS or len(self._stack) > 64:
+                self._bytes += len(atom) + 1
+                if self._count > MAX_TOKENS or self._bytes > MAX_TOKEN_BYTES:
+                    self.dropped += 1
+                    continue
+                try:
+                    current.append(Atom(atom.decode("utf-8")))
+                except UnicodeDecodeError:
+                    current.append(Atom(atom.decode("latin-1")))
+            elif quote:
+                if b"\\" in quoted:
+                    quoted = _ESCAPE.sub(rb"\1", quoted)
+                if not qend:
+                    self.errors.append("unterminated quoted string")
+                self.add(quoted, len(quoted))
+            elif opened:
+                self._count += 1
+                if self._flat or self._count > MAX_TOKENS or len(stack) > 64:
                     self.dropped += 1
                     self._flat += 1
                 else:
-                    self._stack.append([])
-                i += 1
-            elif c == 0x29:  # )
+                    current = []
+                    stack.append(current)
+            elif closed:
                 if self._flat:
                     self._flat -= 1
-                elif len(self._stack) == 1:
+                elif len(stack) == 1:
                     self.errors.append("unbalanced ')'")
                 else:
-                    inner = self._stack.pop()
+                    inner = stack.pop()
+                    current = stack[-1]
                     self.add(tuple(inner))
-                i += 1
-            elif c == 0x22:  # "
-                i = self._quoted(raw, i + 1)
-            elif c == 0x7B or (c == 0x7E and raw[i + 1 : i + 2] == b"{"):  # { or ~{
-                m = _LITERAL.match(raw, i)
-                if m is not None:
-                    return LiteralMarker(
-                        size=int(m.group(1)),
-                        sync=not m.group(2),
-                        binary=c == 0x7E,
-                        minus=m.group(2) == b"-",
-                    )
-                i = self._atom(raw, i)
-            else:
-                i = self._atom(raw, i)
+            elif literal:
+                m = _LITERAL.match(literal)
+                assert m is not None
+                return LiteralMarker(
+                    size=int(m.group(1)),
+                    sync=not m.group(2),
+                    binary=literal[:1] == b"~",
+                    minus=m.group(2) == b"-",
+                )
         return None
-
-    def _quoted(self, raw: bytes, i: int) -> int:
-        """quoted = DQUOTE *QUOTED-CHAR DQUOTE, `\\` escaping `"` and `\\` (RFC 3501 9)."""
-        n = len(raw)
-        end = raw.find(b'"', i)
-        if end >= 0 and raw.find(b"\\", i, end) < 0:
-            self.add(raw[i:end], end - i)
-            return end + 1
-        out = bytearray()
-        j = i
-        while j < n:
-            ch = raw[j]
-            if ch == 0x5C and j + 1 < n:
-                out.append(raw[j + 1])
-                j += 2
-            elif ch == 0x22:
-                self.add(bytes(out), len(out))
-                return j + 1
-            else:
-                out.append(ch)
-                j += 1
-        self.errors.append("unterminated quoted string")
-        self.add(bytes(out), len(out))
-        return n
-
-    def _atom(self, raw: bytes, i: int) -> int:
-        """An atom; `[...]` inside it may hold spaces and parentheses: `BODY[HEADER.FIELDS (A)]`."""
-        n = len(raw)
-        j = i
-        while j < n:
-            ch = raw[j]
-            if ch == 0x5B:  # [
-                k = raw.find(b"]", j)
-                j = n if k < 0 else k + 1
-                continue
-            if ch in _ATOM_STOP:
-                break
-            j += 1
-        if j == i:  # a stray byte that starts nothing: take it as a one-byte atom
-            j = i + 1
-        self.add(Atom(to_text(raw[i:j])), j - i)
-        return j
 
     def finish(self) -> tuple[Token, ...]:
         """The top-level tokens; lists left open are closed (and reported in `errors`)."""
