@@ -98,6 +98,7 @@ __all__ = [
     "MAX_INFLATE_PER_FEED",
     "MAX_INLINE_LITERAL",
     "MAX_PENDING",
+    "MAX_PENDING_BYTES",
     "MailboxSelected",
     "MailboxStatus",
     "MessageData",
@@ -117,6 +118,8 @@ __all__ = [
 #: Commands sent and not yet completed that are remembered; past this the oldest is forgotten
 #: (an Anomaly says so), so a one-sided capture cannot grow the table.
 MAX_PENDING = 4096
+#: Bytes of pending commands (their text and tokens) remembered at most, for the same reason.
+MAX_PENDING_BYTES = 16 * 1024 * 1024
 #: Bytes of a literal that is not a message (a mailbox name, a password...) kept in its token.
 MAX_INLINE_LITERAL = 64 * 1024
 #: Most bytes of message content handed out in one MessageData.
@@ -222,6 +225,7 @@ class _Pending:
     select: _Select | None = None
     copy: Copy | None = None
     partials: dict[str, int] = field(default_factory=dict)  # FETCH: section -> length asked
+    size: int = 0  # bytes of the command's text and tokens, for MAX_PENDING_BYTES
 
 
 class _Kind(Enum):
@@ -272,6 +276,7 @@ class _Side:
     dead: bool = False  # TLS, or a broken deflate stream: bytes no longer parsed
     after_gap: bool = False
     skipped: int = 0
+    builder_bytes: int = 0  # token bytes of the logical line just finished
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,6 +292,7 @@ class ImapParser:
         self._server = _Side(Direction.SERVER)
         self._pending: dict[str, list[_Pending]] = {}
         self._order: list[str] = []  # tags in the order sent (for the bound)
+        self._pending_bytes = 0
         self._seq = 0
         self._message_ids = 0
         self._greeted = False
@@ -754,7 +760,7 @@ class ImapParser:
             args=args,
         )
         out.append(command)
-        pending = _Pending(command)
+        pending = _Pending(command, size=len(command.raw) + (side.builder_bytes or 0))
         self._remember(ts, pending, out)
         name = head.name
         if name == "LOGIN":
@@ -856,14 +862,24 @@ class ImapParser:
             out.append(self._anomaly(ts, Direction.CLIENT, b"", "duplicate-tag", detail))
         queue.append(pending)
         self._order.append(tag)
-        while len(self._order) > MAX_PENDING:
+        self._pending_bytes += pending.size
+        while len(self._order) > MAX_PENDING or (
+            self._pending_bytes > MAX_PENDING_BYTES and len(self._order) > 1
+        ):
             old = self._order.pop(0)
             queue = self._pending.get(old, [])
             if queue:
-                queue.pop(0)
+                forgotten = queue.pop(0)
+                self._pending_bytes -= forgotten.size
                 if not queue:
                     del self._pending[old]
-            detail = f"more than {MAX_PENDING} commands unanswered: the oldest is forgotten"
+                self._unanswered(ts, forgotten, out)
+                if forgotten is self._auth:
+                    self._auth = None
+            detail = (
+                f"more than {MAX_PENDING} commands or {MAX_PENDING_BYTES} bytes of commands "
+                "unanswered: the oldest is forgotten"
+            )
             out.append(self._anomaly(ts, Direction.CLIENT, b"", "too-many-pending", detail))
 
     def _take_pending(self, tag: str) -> _Pending | None:
@@ -871,6 +887,7 @@ class ImapParser:
         if not queue:
             return None
         pending = queue.pop(0)
+        self._pending_bytes -= pending.size
         if not queue:
             del self._pending[tag]
         try:
@@ -1255,6 +1272,7 @@ class ImapParser:
                 )
             )
         if head.kind is _Kind.COMMAND:
+            side.builder_bytes = builder.size
             self._command(ts, side, head, args, out)
         else:
             self._untagged(ts, side, head, args, out)

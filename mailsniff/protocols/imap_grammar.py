@@ -106,6 +106,11 @@ class TokenBuilder:
         self.errors: list[str] = []  # syntax damage seen (unbalanced parentheses, open quotes)
 
     @property
+    def size(self) -> int:
+        """Bytes the kept tokens take (about)."""
+        return min(self._bytes, MAX_TOKEN_BYTES)
+
+    @property
     def depth(self) -> int:
         """How many parentheses are open."""
         return len(self._stack) - 1

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from mailsniff.protocols.imap import (
     MAX_INLINE_LITERAL,
+    MAX_PENDING,
     Anomaly,
     AuthResult,
     Capabilities,
@@ -759,6 +760,35 @@ def test_deep_nesting_and_token_flood_stay_bounded() -> None:
     events = feed_steps(ImapParser, [GREETING, (S, flood)])
     assert len(one(events, Untagged).args) == MAX_TOKENS
     assert any("beyond the bounds" in a.detail for a in of(events, Anomaly))
+
+
+def test_literal_minus_is_not_waited_for_and_oversize_is_flagged() -> None:
+    events = run(
+        [
+            (S, b"* OK [CAPABILITY IMAP4rev1 LITERAL-] ready\r\n"),
+            (C, b"a APPEND INBOX {3-}\r\nabc\r\n"),
+            (C, b"b APPEND INBOX {5000-}\r\n" + b"z" * 5000 + b"\r\n"),
+            (S, b"a OK\r\nb OK\r\n"),
+        ]
+    )
+    first, second = of(events, MessageStart)
+    assert message_bytes(events, first.message_id) == b"abc"
+    assert message_bytes(events, second.message_id) == b"z" * 5000
+    assert kinds(events) == ["literal-minus-too-long"]
+    assert of(events, Continuation) == []
+
+
+def test_unanswered_commands_are_bounded_in_number_and_bytes() -> None:
+    many = b"".join(b"t%d NOOP\r\n" % i for i in range(MAX_PENDING + 5))
+    events = feed_steps(ImapParser, [GREETING, (C, many), (S, b"t0 OK\r\nt4100 OK\r\n")])
+    assert kinds(events).count("too-many-pending") == 5
+    assert [c.command is None for c in of(events, Completion)] == [True, False]
+    big = b"x" * 60000
+    fat = b"".join(b"a%d LOGIN %s pw\r\n" % (i, big) for i in range(300))  # ~18 MB of commands
+    events = feed_steps(ImapParser, [GREETING, (C, fat)], close=False)
+    assert "too-many-pending" in kinds(events)
+    forgotten = of(events, AuthResult)  # a forgotten LOGIN still reports its attempt
+    assert forgotten and all(a.success is None and a.secret == "pw" for a in forgotten)
 
 
 # ------------------------------------------------------------------------------ grammar
