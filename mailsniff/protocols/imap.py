@@ -277,6 +277,8 @@ class _Side:
     after_gap: bool = False
     skipped: int = 0
     builder_bytes: int = 0  # token bytes of the logical line just finished
+    deflate_ended: bool = False  # the peer finished its deflate stream
+    reported_end: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,7 +316,11 @@ class ImapParser:
         """Bytes of one direction, in stream order (any length, split anywhere); the events."""
         out: list[ImapEvent] = []
         side = self._side(direction)
-        if self._closed or not data or side.dead:
+        if self._closed or not data:
+            return out
+        if side.dead:
+            if side.deflate_ended:
+                self._after_deflate_end(ts_ns, side, out)
             return out
         if direction is Direction.SERVER:
             self._server_seen = True
@@ -454,11 +460,18 @@ class ImapParser:
             if piece:
                 yield piece
             if inflater.eof:
-                # RFC 4978 streams never end: whatever follows is not parsed.
-                detail = "the deflate stream ended; later bytes are not parsed"
-                out.append(self._anomaly(ts, side.direction, b"", "deflate-end", detail))
-                side.dead = True
+                # The peer finished its deflate stream (dovecot does at logout): whatever
+                # follows it is not parsed.
+                side.dead = side.deflate_ended = True
+                if inflater.unused_data:
+                    self._after_deflate_end(ts, side, out)
                 return
+
+    def _after_deflate_end(self, ts: int, side: _Side, out: list[ImapEvent]) -> None:
+        if not side.reported_end:
+            side.reported_end = True
+            detail = "bytes after the end of the deflate stream are not parsed"
+            out.append(self._anomaly(ts, side.direction, b"", "deflate-end", detail))
 
     def _drain(self, ts: int, side: _Side, out: list[ImapEvent]) -> None:
         while not side.dead and not side.compressed:

@@ -688,6 +688,11 @@ def test_corrupt_deflate_and_bomb_are_anomalies() -> None:
     blob = bomb.compress(b"\0" * (70 * 1024 * 1024)) + bomb.flush(zlib.Z_SYNC_FLUSH)
     events = feed_steps(ImapParser, [*base, (S, blob)])
     assert "decompression-bomb" in kinds(events)
+    finished = zlib.compressobj(wbits=-15)
+    last = finished.compress(b"* BYE\r\n") + finished.flush(zlib.Z_FINISH)
+    assert kinds(run([*base, (S, last)])) == []  # a stream finished at logout is fine
+    events = run([*base, (S, last + b"* 1 EXISTS\r\n")])
+    assert kinds(events) == ["deflate-end"] and of(events, Untagged) == []
 
 
 # ------------------------------------------------------------------------------ damage
