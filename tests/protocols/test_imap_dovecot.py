@@ -1,14 +1,17 @@
-"""The IMAP parser on real traffic: Python's imaplib (and a hand-driven COMPRESS session) against
-dovecot on loopback, each direction's bytes recorded by a relay in between."""
+"""The IMAP parser on real traffic: Python's imaplib, fetchmail and a hand-driven COMPRESS session
+against dovecot on loopback, each direction's bytes recorded by a relay in between."""
 
 from __future__ import annotations
 
 import base64
 import imaplib
+import os
 import socket
+import subprocess
 import threading
 import time
 import zlib
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -257,3 +260,42 @@ def test_compress_deflate_both_directions(imap_server: ImapServer) -> None:  # n
     assert content(events, start) == IMAP_MESSAGES[1] and start.whole
     assert of(events, IdleDone)[0].tag == "e"
     assert [c.purpose for c in of(events, Continuation)] == ["idle"]
+
+
+def test_fetchmail_downloads_and_deletes(imap_server: ImapServer, tmp_path: Path) -> None:  # noqa: F811
+    """fetchmail (a real Debian mail retriever): LOGIN, SELECT, header and text fetched apart,
+    STORE \\Seen \\Deleted and EXPUNGE after each message."""
+    relay = Relay(imap_server.port)
+    rc, delivered = tmp_path / "fetchmailrc", tmp_path / "delivered"
+    rc.write_text(
+        "set no bouncemail\nset invisible\n"
+        f"poll 127.0.0.1 service {relay.port} protocol IMAP auth password no envelope\n"
+        f' user "{imap_server.user}" password "{imap_server.password}" is root here\n'
+        f' sslproto "" mda "/bin/sh -c \'cat >> {delivered}\'"\n'
+    )
+    rc.chmod(0o600)
+    result = subprocess.run(
+        ["fetchmail", "-f", str(rc), "--nosyslog", "-i", str(tmp_path / "ids")],
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "HOME": str(tmp_path)},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    events = feed_all_ways(ImapParser, relay.wait(), mergeable=(MessageData,), examples=10)
+    assert [a.kind for a in of(events, Anomaly)] == []
+    assert of(events, AuthResult)[0].user == imap_server.user
+    starts = of(events, MessageStart)
+    assert [(s.seq, s.section, s.whole) for s in starts] == [
+        (1, "HEADER", False),
+        (1, "TEXT", False),
+        (1, "HEADER", False),
+        (1, "TEXT", False),
+    ]
+    pieces = [content(events, s) for s in starts]
+    assert [pieces[0] + pieces[1], pieces[2] + pieces[3]] == list(IMAP_MESSAGES)
+    # what fetchmail delivered is what the parser saw (fetchmail hands the MDA LF line ends)
+    assert delivered.read_bytes() == b"".join(IMAP_MESSAGES).replace(b"\r\n", b"\n")
+    stores = of(events, Store)
+    assert [(s.operation, s.flags) for s in stores] == [("+", ("\\Seen", "\\Deleted"))] * 2
+    assert [(e.seq, e.mailbox) for e in of(events, Expunged)] == [(1, "INBOX"), (1, "INBOX")]
