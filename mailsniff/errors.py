@@ -11,6 +11,7 @@ __all__ = [
     "UnsupportedLinkTypeError",
     "TruncatedCaptureError",
     "UsageError",
+    "OutputError",
 ]
 
 
@@ -29,6 +30,12 @@ class UsageError(MailsniffError):
     """The command line is wrong."""
 
     exit_status = ExitStatus.USAGE
+
+
+class OutputError(MailsniffError):
+    """Standard output could not be written (closed, /dev/full, an I/O error)."""
+
+    exit_status = ExitStatus.WRITE_FAILED
 
 
 class InputError(MailsniffError):

@@ -2,12 +2,14 @@
 
 Streaming: sessions are yielded as their connections end, so memory depends on the number of
 connections open at once, not on the size of the capture. Only TCP segments of candidate flows
-(mail ports, or a flow whose first payload is an SMTP/POP3 greeting) reach reassembly.
+(mail ports, or a flow whose first payload is an SMTP/POP3 greeting, or a bare `220` greeting
+answered by EHLO/HELO) reach reassembly.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from mailsniff.model import Endpoint, Protocol, Session
 from mailsniff.net.decoder import PacketDecoder
 from mailsniff.net.segment import TCP_SYN, Segment
 from mailsniff.reassembly import Flow, FlowData, FlowEnd, FlowEvent, FlowGap, FlowStart, Reassembler
+from mailsniff.render.text import timestamp_in_range
 from mailsniff.session.base import SessionHandler
 from mailsniff.session.opaque import ImplicitTlsHandler, OpaqueHandler
 from mailsniff.session.pop3 import Pop3SessionHandler
@@ -57,13 +60,21 @@ _CLEARTEXT_HANDLERS: dict[Protocol, type[SmtpSessionHandler] | type[Pop3SessionH
 _EXPIRE_EVERY = 4096
 #: Payload segments of a flow on an unknown port searched for a greeting before giving up.
 _PROBE_PAYLOADS = 8
+#: Bytes of a flow kept after a `220` greeting that does not name SMTP, while its client's
+#: first line is awaited; and how many such flows are kept at once (the oldest is dropped).
+_HELD_BYTES = 4096
+_MAX_HELD_FLOWS = 1024
+# RFC 5321 4.1.1.1 / RFC 2033 4.1: the client's first command after the greeting.
+_HELLO_VERBS = (b"EHLO", b"HELO", b"LHLO")
+_HELLO = re.compile(rb"(?:EHLO|HELO|LHLO)[ \t\r\n]", re.IGNORECASE)
 
 
 def detect_greeting(payload: bytes) -> Protocol | None:
     """Recognise a server greeting as the first payload of a flow on an unknown port.
 
     SMTP: `220 <domain> ... SMTP/ESMTP ...` (RFC 5321 4.2, the greeting names the service in
-    practice; `220-` starts a multi-line one). POP3: `+OK` (RFC 1939 4).
+    practice; `220-` starts a multi-line one). POP3: `+OK` (RFC 1939 4). A `220` greeting that
+    does not name SMTP (FTP's too) is told by the client's first line: see `detect_hello`.
     """
     line = payload[:512].split(b"\n", 1)[0].upper()
     if line.startswith((b"220 ", b"220-")) and b"SMTP" in line:
@@ -71,6 +82,22 @@ def detect_greeting(payload: bytes) -> Protocol | None:
     if line.startswith(b"+OK"):
         return Protocol.POP3
     return None
+
+
+def may_be_smtp_greeting(payload: bytes) -> bool:
+    """A `220` greeting that does not say which service it is (`220 Greetings`)."""
+    return payload[:4] in (b"220 ", b"220-")
+
+
+def detect_hello(first: bytes) -> bool | None:
+    """Whether a client's first bytes after a `220` greeting are an SMTP hello (EHLO, HELO,
+    LHLO); None while too few bytes have come to tell."""
+    if _HELLO.match(first):
+        return True
+    head = first.upper()
+    if len(head) <= 4 and any(v.startswith(head) for v in _HELLO_VERBS):
+        return None
+    return False
 
 
 def _ip_text(packed: bytes) -> str:
@@ -104,6 +131,12 @@ class _Watch:
 
     syns: list[Segment] = field(default_factory=list)
     payloads: int = 0
+    #: After a `220` greeting that does not name SMTP: its sender, and the segments held (the
+    #: greeting's, then the client's) until the client's first line tells.
+    server: tuple[bytes, int] | None = None
+    held: list[Segment] = field(default_factory=list)
+    held_bytes: int = 0
+    hello: bytes = b""
 
 
 @dataclass(slots=True)
@@ -150,6 +183,8 @@ class Pipeline:
     _after_preamble: set[tuple[bytes, int, bytes, int]] = field(default_factory=set)
     _starts_at_greeting: set[int] = field(default_factory=set)
     _ignored: OrderedDict[tuple[bytes, int, bytes, int], None] = field(default_factory=OrderedDict)
+    #: Undecided flows holding segments while their client's first line is awaited.
+    _holding: OrderedDict[tuple[bytes, int, bytes, int], None] = field(default_factory=OrderedDict)
     _ready: list[Session] = field(default_factory=list)
     _last_ts: int = 0
 
@@ -218,21 +253,74 @@ class Pipeline:
             watch = self._undecided[ukey] = _Watch()
             if len(self._undecided) > MAX_UNDECIDED_FLOWS:
                 self._undecided.popitem(last=False)
+        if watch.server is not None:
+            self._await_hello(ukey, watch, seg)
+            return
         if not seg.payload:
             if seg.flags & TCP_SYN and len(watch.syns) < 4:
                 watch.syns.append(seg)
             return
         protocol = detect_greeting(seg.payload)
-        if protocol is None:
+        if protocol is not None:
+            self._detect(ukey, watch, seg, protocol)
+        elif may_be_smtp_greeting(seg.payload):
+            # `220 Greetings`: SMTP if the client answers with EHLO/HELO (FTP's answer is USER).
+            watch.server = (seg.src, seg.sport)
+            watch.held.append(seg)
+            watch.held_bytes = len(seg.payload)
+            self._holding[ukey] = None
+            if len(self._holding) > _MAX_HELD_FLOWS:
+                self._undecided.pop(self._holding.popitem(last=False)[0], None)
+        else:
             watch.payloads += 1
             if watch.payloads >= _PROBE_PAYLOADS:
-                del self._undecided[ukey]
-                self._ignored[ukey] = None
-                if len(self._ignored) > MAX_UNDECIDED_FLOWS:
-                    self._ignored.popitem(last=False)
+                self._give_up(ukey)
+
+    def _await_hello(
+        self, ukey: tuple[bytes, int, bytes, int], watch: _Watch, seg: Segment
+    ) -> None:
+        """A flow greeted `220 ...` without naming SMTP: decide on the client's first bytes."""
+        if not seg.payload:
             return
+        watch.held_bytes += len(seg.payload)
+        if watch.held_bytes > _HELD_BYTES:
+            self._give_up(ukey)
+            return
+        if (seg.src, seg.sport) == watch.server:
+            watch.held.append(seg)  # more of the greeting
+            return
+        watch.hello += seg.payload[:8]
+        verdict = detect_hello(watch.hello)
+        if verdict is None:
+            watch.held.append(seg)
+        elif verdict:
+            greeting = watch.held.pop(0)
+            watch.held.append(seg)
+            self._detect(ukey, watch, greeting, Protocol.SMTP)
+        else:
+            self._give_up(ukey)
+
+    def _give_up(self, ukey: tuple[bytes, int, bytes, int]) -> None:
+        """Not a mail dialogue: stop watching the flow."""
+        self._undecided.pop(ukey, None)
+        self._holding.pop(ukey, None)
+        self._ignored[ukey] = None
+        if len(self._ignored) > MAX_UNDECIDED_FLOWS:
+            self._ignored.popitem(last=False)
+
+    def _detect(
+        self,
+        ukey: tuple[bytes, int, bytes, int],
+        watch: _Watch,
+        seg: Segment,
+        protocol: Protocol,
+    ) -> None:
+        """`seg` holds the greeting of `protocol`: reassemble the flow from there (with the
+        segments the watch held after it)."""
         del self._undecided[ukey]
+        self._holding.pop(ukey, None)
         self.stats.greeting_detected += 1
+        key = (seg.src, seg.sport, seg.dst, seg.dport)
         server = (seg.src, seg.sport)
         self._detected[key] = (protocol, server)
         if len(self._detected) > MAX_UNDECIDED_FLOWS:
@@ -244,6 +332,8 @@ class Pipeline:
             for syn in watch.syns:
                 self._reassemble(syn, server)
         self._reassemble(seg, server)
+        for held in watch.held:
+            self._reassemble(held, server)
 
     # -- reassembly -> sessions -------------------------------------------------------------
 
@@ -351,6 +441,11 @@ class Pipeline:
         session.server_bytes = flow.server_bytes
         session.packets = flow.packets
         session.complete = flow.handshake_seen and reason in ("fin", "rst") and not session.gaps
+        if not (timestamp_in_range(session.start_ns) and timestamp_in_range(session.end_ns)):
+            session.anomalies.append(
+                "timestamp outside years 1-9999 (damaged or forged capture clock): times are "
+                "given as @SECONDS since the epoch"
+            )
         analyse(session)
         if self.on_session is not None:
             self.on_session(session)

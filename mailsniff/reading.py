@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -10,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from mailsniff.capture.frame import Frame
 from mailsniff.capture.reader import CaptureReader, open_capture
-from mailsniff.errors import TruncatedCaptureError, UnsupportedLinkTypeError
+from mailsniff.errors import TruncatedCaptureError, UnsupportedLinkTypeError, UsageError
 from mailsniff.export import ExportOptions, open_exporter
 from mailsniff.export.redact import redact_session
 from mailsniff.model import Protocol, Session
@@ -22,6 +22,7 @@ from mailsniff.pipeline import Pipeline, SessionFilter
 from mailsniff.render import console as console_render
 from mailsniff.render import jsonl
 from mailsniff.status import ExitStatus
+from mailsniff.stdout import Stdout
 
 __all__ = ["ReadOptions", "ReadResult", "feed_capture", "read_capture", "summarise"]
 
@@ -180,6 +181,23 @@ def feed_capture(
     return status, warnings
 
 
+def _missing_sessions(
+    wanted: frozenset[int] | None, found: set[int], known: list[int]
+) -> UsageError | None:
+    """--session asked for an ID the capture (after the other filters) does not have."""
+    missing = sorted((wanted or frozenset()) - found)
+    if not missing:
+        return None
+    ids = ", ".join(str(n) for n in missing)
+    if not known:
+        there = "no matching session"
+    elif known[0] == known[1]:
+        there = f"only session {known[0]}"
+    else:
+        there = f"sessions {known[0]}-{known[1]}"
+    return UsageError(f"--session {ids}: no such session (the capture has {there})")
+
+
 def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult:
     """Read one capture and render it to `out`; raises MailsniffError for unreadable input."""
     exporter = open_exporter(
@@ -197,12 +215,21 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
         open_sink=exporter.open_sink if exporter is not None else None,
     )
     sessions: list[Session] = []  # console output only: JSON streams and keeps nothing
+    stdout = Stdout()  # a closed pipe or a failed write never stops the reading or the export
     tally = Tally()
     wanted = options.session_ids
+    known: list[int] = []  # --session: [lowest, highest] ID of the sessions there were
+    found: set[int] = set()
 
     def emit(session: Session) -> None:
-        if wanted is not None and session.id not in wanted:
-            return
+        if wanted is not None:
+            if known:
+                known[:] = [min(known[0], session.id), max(known[1], session.id)]
+            else:
+                known[:] = [session.id, session.id]
+            if session.id not in wanted:
+                return
+            found.add(session.id)
         if options.redact:
             redact_session(session)
         if exporter is not None:
@@ -210,8 +237,7 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
         tally.add(session)
         if options.json:
             line = jsonl.dumps(jsonl.session_record(session, transcript=options.transcript))
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
+            stdout.write(line + "\n")
         else:
             sessions.append(session)
 
@@ -223,20 +249,46 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
         if exporter is not None:
             exporter.close()
 
+    refused = exporter.refused if exporter is not None else []
+    for text in refused:
+        err.print(Text("mailsniff: warning: ", style="bold yellow") + Text(text))
+    missing = _missing_sessions(wanted, found, known)
     if options.json:
         summary = summarise(tally, pipeline, warnings)
-        sys.stdout.write(jsonl.dumps(jsonl.summary_record(summary)) + "\n")
-        sys.stdout.flush()
-    else:
-        ordered = sorted(sessions, key=lambda s: (s.start_ns, s.id))
-        single = wanted is not None and len(ordered) == 1
-        if not single:
-            console_render.render_overview(out, ordered)
-        if not options.summary_only:
-            for session in ordered:
-                console_render.render_session(out, session, transcript=options.transcript)
-        console_render.render_summary(
-            out, sessions=ordered, packets=pipeline.stats.frames, warnings=warnings
-        )
+        stdout.write(jsonl.dumps(jsonl.summary_record(summary)) + "\n")
+    elif stdout.error is None and missing is None:
+        try:
+            _render(out, options, sessions, pipeline, warnings)
+        except OSError as error:
+            stdout.failed(error)
+    if missing is not None:
+        raise missing
     warning = "; ".join(warnings) if status is ExitStatus.TRUNCATED else None
+    if stdout.error is not None:
+        if warning is not None:
+            err.print(Text("mailsniff: warning: ", style="bold yellow") + Text(warning))
+        stdout.check()
+    if refused and status is ExitStatus.SUCCESS:
+        status = ExitStatus.EXPORT_REFUSED
     return ReadResult(status=status, warning=warning, sessions=tally.sessions)
+
+
+def _render(
+    out: Console,
+    options: ReadOptions,
+    sessions: list[Session],
+    pipeline: Pipeline,
+    warnings: list[str],
+) -> None:
+    """The console report: overview, sessions, summary."""
+    wanted = options.session_ids
+    ordered = sorted(sessions, key=lambda s: (s.start_ns, s.id))
+    single = wanted is not None and len(ordered) == 1
+    if not single:
+        console_render.render_overview(out, ordered)
+    if not options.summary_only:
+        for session in ordered:
+            console_render.render_session(out, session, transcript=options.transcript)
+    console_render.render_summary(
+        out, sessions=ordered, packets=pipeline.stats.frames, warnings=warnings
+    )

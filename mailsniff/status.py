@@ -27,5 +27,13 @@ class ExitStatus(IntEnum):
     #: `send`/`pop`: the server refused (4xx/5xx or -ERR): authentication failed, the sender
     #: or a recipient was rejected, the message was not accepted.
     REJECTED = 7
+    #: An output could not be written: --extract DIR or --mbox FILE (disk full, permission,
+    #: file-size limit), or standard output (closed, /dev/full). One line says which.
+    WRITE_FAILED = 8
+    #: --extract: something already in DIR was in the way (a link, FIFO, device, or a file
+    #: whose content does not match its name): replaced or skipped, a warning says which.
+    EXPORT_REFUSED = 9
     #: Interrupted with Ctrl-C.
     INTERRUPTED = 130
+    #: Stopped by SIGTERM (temporary files removed, as with Ctrl-C).
+    TERMINATED = 143

@@ -199,15 +199,7 @@ MUTATION_CLASSES = [
     "truncation",
     "record-length",
     "ip-tcp-header",
-    pytest.param(
-        "timestamp",
-        marks=pytest.mark.xfail(
-            strict=True,
-            raises=ValueError,
-            reason="known defect, fixed elsewhere: a pcapng timestamp past year 9999 makes "
-            "render/jsonl.iso8601 raise ValueError (year out of range)",
-        ),
-    ),
+    "timestamp",
 ]
 
 
@@ -240,14 +232,7 @@ CLI_CLASSES = [
     "truncation",
     "record-length",
     "ip-tcp-header",
-    pytest.param(
-        "timestamp",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="known defect, fixed elsewhere: a pcapng timestamp past year 9999 ends "
-            "`mailsniff read --json` with an internal error (render/jsonl.iso8601)",
-        ),
-    ),
+    "timestamp",
 ]
 
 

@@ -12,21 +12,24 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from mailsniff.errors import MailsniffError
-from mailsniff.export.eml import EmlStore, StoredMessage, manifest_record
+from mailsniff.export.eml import EmlStore, RefusedError, StoredMessage, manifest_record, temp_file
 from mailsniff.export.mbox import MboxWriter, envelope_sender
 from mailsniff.mail.mime import MessageSink
 from mailsniff.model import Message, RetrievedMessage, Session, Transaction
+from mailsniff.status import ExitStatus
 
 __all__ = ["ExportError", "Exporter", "ExportOptions", "open_exporter"]
 
 
 class ExportError(MailsniffError):
     """The export folder or mbox file cannot be created or written."""
+
+    exit_status = ExitStatus.WRITE_FAILED
 
 
 @dataclass(slots=True, frozen=True, kw_only=True)
@@ -43,14 +46,13 @@ class ExportOptions:
 class _Spool:
     """One message's bytes on their way to disk: a temporary file, hashed as it is written."""
 
-    __slots__ = ("_exporter", "_session", "path", "_file", "hash", "size", "_closed")
+    __slots__ = ("_exporter", "_session", "name", "_file", "hash", "size", "_closed")
 
-    def __init__(self, exporter: Exporter, session: Session, directory: Path) -> None:
+    def __init__(self, exporter: Exporter, session: Session) -> None:
         self._exporter = exporter
         self._session = session
-        fd, name = tempfile.mkstemp(prefix=".mailsniff-", suffix=".part", dir=directory)
-        self.path = Path(name)
-        self._file = os.fdopen(fd, "wb")
+        fd, self.name = temp_file(exporter.spool_fd)
+        self._file = os.fdopen(fd, "w+b")
         self.hash = hashlib.sha256()
         self.size = 0
         self._closed = False
@@ -59,7 +61,7 @@ class _Spool:
         try:
             self._file.write(data)
         except OSError as error:
-            raise _write_error(self.path, error) from None
+            raise self._exporter.write_error(error) from None
         self.hash.update(data)
         self.size += len(data)
 
@@ -68,20 +70,32 @@ class _Spool:
 
     def end(self, message: Message, owner: Transaction | RetrievedMessage) -> None:
         try:
-            self._file.close()
-            self._closed = True
+            self._file.flush()
             self._exporter._message_done(self, self._session, message, owner)
         except OSError as error:
-            raise _write_error(self.path, error) from None
+            raise self._exporter.write_error(error) from None
+        finally:
+            self.discard()
+
+    def read_back(self) -> BinaryIO:
+        self._file.seek(0)
+        return self._file
 
     def abandon(self) -> None:
         self.discard()
 
     def discard(self) -> None:
+        """Close and remove the temporary file (quietly: this runs on the error paths too)."""
         if not self._closed:
-            self._file.close()
             self._closed = True
-        self.path.unlink(missing_ok=True)
+            try:
+                self._file.close()
+            except OSError:
+                pass  # its unwritten bytes are not wanted: the file goes
+            try:
+                os.unlink(self.name, dir_fd=self._exporter.spool_fd)
+            except OSError:
+                pass  # already renamed into place
         self._exporter._spools.discard(self)
 
 
@@ -89,24 +103,42 @@ class Exporter:
     """Receives messages from the pipeline (`open_sink`) and finished sessions (`session_done`).
 
     Use as a context manager, or call `close()`: it flushes the mbox and removes spools of
-    messages that never ended.
+    messages that never ended. `refused` lists what was found in the way in DIR (and replaced
+    or skipped), for warnings and the exit status.
     """
 
     def __init__(self, options: ExportOptions) -> None:
         self._options = options
-        self._store = EmlStore(options.extract) if options.extract is not None else None
-        self._mbox = MboxWriter(options.mbox) if options.mbox is not None else None
-        if options.extract is not None:
-            self._spool_dir = options.extract
-        elif options.mbox is not None:
-            self._spool_dir = options.mbox.resolve().parent
-        else:
-            self._spool_dir = Path(tempfile.gettempdir())
+        self._store: EmlStore | None = None
+        self._mbox: MboxWriter | None = None
+        self.spool_fd = -1
+        try:
+            if options.extract is not None:
+                self._store = EmlStore(options.extract)
+                self.spool_fd = os.dup(self._store.dir_fd)
+            if options.mbox is not None:
+                try:
+                    self._mbox = MboxWriter(options.mbox)
+                except OSError as error:
+                    raise ExportError(
+                        f"cannot write to {options.mbox}: {error.strerror or error}",
+                        hint="--mbox needs a regular file it can create or append to",
+                    ) from None
+                if self.spool_fd < 0:
+                    parent = options.mbox.parent
+                    self.spool_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except BaseException:
+            self.close()
+            raise
         self._spools: set[_Spool] = set()
         # id(Message) -> what was written for it, until its session ends (the Message object
         # lives in the session record, so the id stays unique meanwhile)
         self._pending: dict[int, StoredMessage | None] = {}
         self.messages = 0
+
+    @property
+    def refused(self) -> list[str]:
+        return self._store.refused if self._store is not None else []
 
     def __enter__(self) -> Exporter:
         return self
@@ -114,12 +146,20 @@ class Exporter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def write_error(self, error: OSError) -> ExportError:
+        """The one line for a failed write: names --extract DIR, else the --mbox file."""
+        where = self._options.extract if self._options.extract is not None else self._options.mbox
+        return ExportError(f"cannot write to {where}: {error.strerror or error}")
+
     def open_sink(self, session: Session) -> MessageSink | None:
         """The pipeline's hook: a sink for the next message of `session` (None: not wanted)."""
         wanted = self._options.session_ids
         if wanted is not None and session.id not in wanted:
             return None
-        spool = _Spool(self, session, self._spool_dir)
+        try:
+            spool = _Spool(self, session)
+        except OSError as error:
+            raise self.write_error(error) from None
         self._spools.add(spool)
         return spool
 
@@ -130,18 +170,23 @@ class Exporter:
         message: Message,
         owner: Transaction | RetrievedMessage,
     ) -> None:
-        self._spools.discard(spool)
-        try:
-            self.messages += 1
-            if self._mbox is not None:
-                with spool.path.open("rb") as source:
-                    self._mbox.append(source, envelope_sender(message, owner), _time(owner))
-            stored: StoredMessage | None = None
-            if self._store is not None:
-                stored = self._store.add_message(spool.path, spool.hash.hexdigest(), spool.size)
-            self._pending[id(message)] = stored
-        finally:
-            spool.path.unlink(missing_ok=True)  # already moved into place when extracted
+        self.messages += 1
+        if self._mbox is not None:
+            sha256 = spool.hash.hexdigest()
+            try:
+                self._mbox.append(
+                    spool.read_back(), envelope_sender(message, owner), owner.ts_ns, sha256
+                )
+            except OSError as error:
+                raise ExportError(
+                    f"cannot write to {self._options.mbox}: {error.strerror or error}"
+                ) from None
+        stored: StoredMessage | None = None
+        if self._store is not None:
+            stored = self._store.add_message(
+                spool.read_back(), spool.name, spool.hash.hexdigest(), spool.size
+            )
+        self._pending[id(message)] = stored
 
     def session_done(self, session: Session) -> None:
         """Write the manifest lines of the session's messages (after analysis / redaction)."""
@@ -159,16 +204,30 @@ class Exporter:
                 try:
                     self._store.record(manifest_record(session, where, owner, message, stored))
                 except OSError as error:
-                    raise _write_error(self._store.root, error) from None
+                    raise self.write_error(error) from None
 
     def close(self) -> None:
-        for spool in list(self._spools):
+        """Remove unfinished spools, close DIR, flush and close the mbox.
+
+        Raises:
+            ExportError: the mbox's last bytes cannot be written.
+        """
+        for spool in list(getattr(self, "_spools", ())):
             spool.discard()
-        self._pending.clear()
-        if self._mbox is not None:
-            self._mbox.close()
+        getattr(self, "_pending", {}).clear()
         if self._store is not None:
             self._store.close()
+        if self.spool_fd >= 0:
+            os.close(self.spool_fd)
+            self.spool_fd = -1
+        if self._mbox is not None:
+            mbox, self._mbox = self._mbox, None
+            try:
+                mbox.close()
+            except OSError as error:
+                raise ExportError(
+                    f"cannot write to {self._options.mbox}: {error.strerror or error}"
+                ) from None
 
 
 def open_exporter(options: ExportOptions) -> Exporter | None:
@@ -181,17 +240,14 @@ def open_exporter(options: ExportOptions) -> Exporter | None:
         return None
     try:
         return Exporter(options)
+    except RefusedError as error:
+        raise ExportError(
+            f"refusing to write through {error.strerror}",
+            hint="mailsniff never follows links inside DIR; remove it or choose another folder",
+        ) from None
     except OSError as error:
         where = options.extract if options.extract is not None else options.mbox
         raise ExportError(
             f"cannot write to {where}: {error.strerror or error}",
             hint="--extract needs a folder it can create, --mbox a file it can append to",
         ) from None
-
-
-def _write_error(where: Path, error: OSError) -> ExportError:
-    return ExportError(f"cannot write to {where.parent}: {error.strerror or error}")
-
-
-def _time(owner: Transaction | RetrievedMessage) -> int:
-    return owner.ts_ns

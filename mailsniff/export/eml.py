@@ -7,27 +7,39 @@ Layout, all content-addressed so a second run into the same folder adds nothing 
                                   the manifest: names from the capture never become paths)
     DIR/manifest.jsonl            one line per message seen, keyed by session and position
 
-Every file is written under a temporary name in its final folder and then renamed (os.replace),
-so a killed extraction leaves no half-written file under a final name. Manifest lines are
-appended with one write each and deduplicated by `key` against the lines already there.
+Every file is written under a temporary name in its final folder and then renamed, so a killed
+extraction leaves no half-written file under a final name. Manifest lines are appended with one
+write each and deduplicated by `key` against the lines already there. Nothing already in DIR is
+trusted: files are opened relative to DIR's descriptor without following links, and an existing
+file counts only when it is a regular file whose SHA-256 is its name.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
-import tempfile
+import secrets
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from mailsniff.limits import MAX_MESSAGE
 from mailsniff.mail.mime import attachment_payloads
 from mailsniff.model import Address, Message, RetrievedMessage, Session, Transaction
 from mailsniff.render.jsonl import dumps, iso8601
 
-__all__ = ["EmlStore", "StoredAttachment", "StoredMessage", "manifest_record", "MANIFEST"]
+__all__ = [
+    "EmlStore",
+    "MANIFEST",
+    "RefusedError",
+    "StoredAttachment",
+    "StoredMessage",
+    "manifest_record",
+    "temp_file",
+]
 
 MANIFEST = "manifest.jsonl"
 ATTACHMENTS = "attachments"
@@ -53,68 +65,186 @@ class StoredMessage:
     attachments_extracted: bool = True
 
 
-def _commit(temp: Path, final: Path) -> bool:
-    """Move a finished temporary file to its content-addressed name; False if already there."""
-    if final.exists():
-        temp.unlink(missing_ok=True)
-        return False
-    os.replace(temp, final)
-    return True
+_CHUNK = 1 << 20
+_NEW = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _write_new(directory: Path, name: str, data: bytes) -> None:
-    """Write `data` as directory/name unless it exists: temporary file first, then renamed."""
-    final = directory / name
-    if final.exists():
-        return
-    fd, temp = tempfile.mkstemp(prefix=".mailsniff-", suffix=".part", dir=directory)
+class RefusedError(OSError):
+    """Something already in DIR is not what mailsniff would have written there."""
+
+
+def temp_file(dir_fd: int) -> tuple[int, str]:
+    """A new, empty 0600 file `.mailsniff-*.part` in the folder `dir_fd`: (fd, name).
+
+    O_EXCL and O_NOFOLLOW: never opens anything that was there, a link least of all.
+    """
+    for _ in range(100):
+        name = f".mailsniff-{secrets.token_hex(8)}.part"
+        try:
+            return os.open(name, _NEW, 0o600, dir_fd=dir_fd), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(0, "no free temporary file name")
+
+
+def open_folder(name: str, dir_fd: int) -> int:
+    """The sub-folder `name` of `dir_fd` (created 0700 if missing), never through a link."""
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        _commit(Path(temp), final)
+        os.mkdir(name, 0o700, dir_fd=dir_fd)
+    except FileExistsError:
+        pass
+    try:
+        return os.open(
+            name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd
+        )
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise RefusedError(error.errno, f"{_kind(name, dir_fd)}, not a folder") from None
+        raise
+
+
+def _kind(name: str, dir_fd: int) -> str:
+    """What the entry `name` is, in words ("a symbolic link", "a FIFO"...)."""
+    try:
+        mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+    except FileNotFoundError:
+        return "missing"
+    for test, words in (
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+    ):
+        if test(mode):
+            return words
+    return "a regular file"
+
+
+def check_existing(name: str, dir_fd: int, sha256: str) -> str | None:
+    """None when `name` is missing; "" when it is a regular file whose SHA-256 is `sha256`;
+    otherwise why it cannot be the file of that name (it is never followed, nor read whole)."""
+    try:
+        fd = os.open(
+            name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd
+        )
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return _kind(name, dir_fd)  # a link (ELOOP), a socket (ENXIO), unreadable
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return _kind(name, dir_fd)
+        digest = hashlib.sha256()
+        while chunk := os.read(fd, _CHUNK):
+            digest.update(chunk)
+        return (
+            "" if digest.hexdigest() == sha256 else "a file whose content does not match its name"
+        )
     finally:
-        Path(temp).unlink(missing_ok=True)
+        os.close(fd)
 
 
 class EmlStore:
-    """One extraction folder: message files, attachment files and the manifest."""
+    """One extraction folder: message files, attachment files and the manifest.
+
+    Every file inside DIR is opened relative to DIR's descriptor without following links:
+    a link, FIFO or device already in DIR is never written through or read as a message
+    (`refused` lists what was found in the way).
+
+    Raises:
+        RefusedError: DIR/attachments or DIR/manifest.jsonl is a link or not what it should be.
+        OSError: DIR cannot be created or opened.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.refused: list[str] = []
         root.mkdir(parents=True, exist_ok=True)
-        (root / ATTACHMENTS).mkdir(exist_ok=True)
-        self._manifest_path = root / MANIFEST
-        self._keys = self._existing_keys()
-        self._fd = os.open(self._manifest_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self.dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._attachments_fd = -1
+        self._fd = -1
+        try:
+            try:
+                self._attachments_fd = open_folder(ATTACHMENTS, self.dir_fd)
+            except RefusedError as error:
+                raise RefusedError(
+                    error.errno, f"{root / ATTACHMENTS} is {error.strerror}"
+                ) from None
+            self._fd = self._open_manifest()
+            self._keys = self._existing_keys()
+        except BaseException:
+            self.close()
+            raise
         self.written_lines = 0
+
+    def _open_manifest(self) -> int:
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        where = self.root / MANIFEST
+        try:
+            fd = os.open(MANIFEST, flags, 0o600, dir_fd=self.dir_fd)
+        except OSError as error:
+            if error.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+                kind = _kind(MANIFEST, self.dir_fd)
+                raise RefusedError(error.errno, f"{where} is {kind}, not a file") from None
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise RefusedError(0, f"{where} is {_kind(MANIFEST, self.dir_fd)}, not a file")
+        os.set_blocking(fd, True)
+        return fd
 
     def _existing_keys(self) -> set[str]:
         keys: set[str] = set()
-        try:
-            with self._manifest_path.open("rb") as manifest:
-                for line in manifest:
-                    try:
-                        record = json.loads(line)
-                    except ValueError:
-                        continue  # a line cut by a full disk: its message is written again
-                    if isinstance(record, dict) and isinstance(record.get("key"), str):
-                        keys.add(record["key"])
-        except FileNotFoundError:
-            pass
+        with os.fdopen(os.dup(self._fd), "rb") as manifest:
+            manifest.seek(0)
+            for line in manifest:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # a line cut by a full disk: its message is written again
+                if isinstance(record, dict) and isinstance(record.get("key"), str):
+                    keys.add(record["key"])
         return keys
 
-    def add_message(self, spool: Path, sha256: str, size: int) -> StoredMessage:
-        """Move the spooled message into place and decode its attachments."""
+    def _refuse(self, text: str) -> None:
+        self.refused.append(text)
+
+    def _place(self, dir_fd: int, folder: Path, temp: str, name: str, sha256: str) -> bool:
+        """Rename the finished temporary file `temp` to `name` in `dir_fd`, unless a regular
+        file with the right content is there. Something else in the way is replaced (the entry
+        itself, never what a link points to) and reported; a folder in the way is refused."""
+        existing = check_existing(name, dir_fd, sha256)
+        if existing == "":
+            os.unlink(temp, dir_fd=dir_fd)
+            return True
+        if existing == "a folder":
+            os.unlink(temp, dir_fd=dir_fd)
+            self._refuse(f"{folder / name} is a folder: not extracted")
+            return False
+        os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        if existing is not None:
+            self._refuse(f"{folder / name} was {existing}: replaced by the extracted file")
+        return True
+
+    def add_message(
+        self, spool: BinaryIO, spool_name: str, sha256: str, size: int
+    ) -> StoredMessage | None:
+        """Move the spooled message (the file `spool_name` in DIR, open as `spool`) into place
+        and decode its attachments; None when it could not be placed (see `refused`)."""
         name = f"{sha256}.eml"
-        _commit(spool, self.root / name)
+        if not self._place(self.dir_fd, self.root, spool_name, name, sha256):
+            return None
         stored = StoredMessage(file=name, size=size, sha256=sha256)
         if size > MAX_MESSAGE:
             stored.attachments_extracted = False  # decoding would hold it all in memory
             return stored
-        raw = (self.root / name).read_bytes()
+        spool.seek(0)
+        raw = spool.read()
         for attachment, data in attachment_payloads(raw):
             digest = hashlib.sha256(data).hexdigest()
-            _write_new(self.root / ATTACHMENTS, digest, data)
+            self._write_new(digest, data)
             stored.attachments.append(
                 StoredAttachment(
                     filename=attachment.filename,
@@ -126,6 +256,22 @@ class EmlStore:
                 )
             )
         return stored
+
+    def _write_new(self, digest: str, data: bytes) -> None:
+        """Write an attachment as attachments/<digest> unless it is there (temporary file first)."""
+        dir_fd = self._attachments_fd
+        if check_existing(digest, dir_fd, digest) == "":
+            return
+        fd, temp = temp_file(dir_fd)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            self._place(dir_fd, self.root / ATTACHMENTS, temp, digest, digest)
+        finally:
+            try:
+                os.unlink(temp, dir_fd=dir_fd)
+            except FileNotFoundError:
+                pass
 
     def record(self, record: dict[str, Any]) -> bool:
         """Append one manifest line unless a line with its key is there already."""
@@ -141,9 +287,11 @@ class EmlStore:
         return True
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        for attr in ("_fd", "_attachments_fd", "dir_fd"):
+            fd = getattr(self, attr)
+            if fd >= 0:
+                setattr(self, attr, -1)
+                os.close(fd)
 
 
 def _addresses(addresses: list[Address]) -> list[dict[str, str]]:

@@ -328,6 +328,7 @@ class Pop3Parser:
         "_closed",
         "_tls_unchecked",
         "_overflowed",
+        "_pipelining",
     )
 
     def __init__(self) -> None:
@@ -347,6 +348,7 @@ class Pop3Parser:
         self._closed = False
         self._tls_unchecked = False  # STLS accepted; the client's first bytes not yet seen
         self._overflowed = False
+        self._pipelining = False  # CAPA listed PIPELINING (RFC 2449 6.6)
 
     # ----------------------------------------------------------------------------------------
     # The sans-IO interface
@@ -446,6 +448,8 @@ class Pop3Parser:
                 self._enter(_Sync.UNKNOWN if length == 0 else _Sync.RESPONSE)
             elif self._sync is _Sync.RESPONSE:
                 self._enter(_Sync.UNKNOWN)
+            if length and self._sync is _Sync.UNKNOWN and not self._pipelining:
+                self._drop_answered()
         else:
             # A lost client line may have been a SASL step or a command: whichever, the
             # server's answers still pair FIFO with what we did see.
@@ -700,6 +704,8 @@ class Pop3Parser:
             return
         # RFC 1939 3: a line beginning with "." is byte-stuffed; drop the first dot.
         content = raw[1:] if first == b"." and not tail else raw
+        if verb == "CAPA" and content.strip().upper() == b"PIPELINING":
+            self._pipelining = True
         if line.overlong:
             out.append(
                 self._anomaly(
@@ -905,6 +911,15 @@ class Pop3Parser:
             cancelled=cancelled,
         )
 
+    def _drop_answered(self) -> None:
+        """Lost server bytes, and a client that does not pipeline: it sent each command after
+        the answer to the one before, so every waiting command but the last was answered in
+        the lost bytes (RFC 2449 6.6). Forget them, or the next answer pairs with the oldest."""
+        while len(self._pending) > 1:
+            if self._pending.popleft() is self._sasl:
+                self._sasl = None
+            self._lost += 1
+
     def _drop_lost_answers(self) -> None:
         """A '.' ended a body whose +OK was lost: forget the commands it and earlier lines answered.
 
@@ -921,11 +936,14 @@ class Pop3Parser:
                 return
 
     def _flush_skipped(self, ts: int, out: list[Pop3Event]) -> None:
-        if self._skipped:
-            detail = f"{self._skipped} server line(s) of an unknown response skipped"
+        if self._skipped or self._lost:
+            parts = []
+            if self._skipped:
+                parts.append(f"{self._skipped} server line(s) of an unknown response skipped")
             if self._lost:
-                detail += f"; the answers to {self._lost} command(s) were lost"
-            out.append(self._anomaly(ts, Direction.SERVER, b"", "skipped-lines", detail))
+                parts.append(f"the answers to {self._lost} command(s) were lost")
+            kind = "skipped-lines" if self._skipped else "answers-lost"
+            out.append(self._anomaly(ts, Direction.SERVER, b"", kind, "; ".join(parts)))
             self._skipped = 0
             self._lost = 0
 

@@ -15,6 +15,13 @@ Tolerated deviations, each reported as an `Anomaly`:
   takes the responses its mechanism needs, as if every reply had been positive.
 * A reply that never shows up while the client waits for it (the client's bytes pile up beyond
   MAX_LINE, or a gap swallowed the server's bytes): the positive reply is assumed.
+* A reply whose last line never comes (a lone `250-`) or a line without CRLF: a client line
+  sent after it, where the client waits for the whole reply (the greeting, a command that ends
+  a pipelined group, any command without PIPELINING), ends it (`reply-unterminated`,
+  `unterminated-line`); so does a line with another code while another command waits.
+* A reply whose code fits only a later waiting command (354 DATA; 334, 235, 535 AUTH; 221 QUIT;
+  220 STARTTLS) pairs with that command; the replies of those before it were lost
+  (`reply-lost`). A code that fits no waiting command is flagged (`reply-code-unexpected`).
 """
 
 from __future__ import annotations
@@ -229,7 +236,7 @@ TRANSITIONS: dict[tuple[ClientState, ClientState], str] = {
 
 #: SASL responses a mechanism takes after the AUTH command without an initial response,
 #: used only when no server reply is captured (RFC 4954 4; LOGIN: username then password).
-AUTH_RESPONSES: dict[str, int] = {"LOGIN": 2, "PLAIN": 1, "CRAM-MD5": 1, "XOAUTH2": 1}
+AUTH_RESPONSES: dict[str, int] = {"LOGIN": 2, "PLAIN": 1, "CRAM-MD5": 1, "XOAUTH2": 1, "NTLM": 2}
 
 _KNOWN_VERBS = frozenset(
     {
@@ -247,6 +254,23 @@ _REPLY = re.compile(rb"^([2-5][0-9][0-9])(?:([ -])(.*)|)$", re.DOTALL)
 # RFC 3030 2: bdat-cmd = "BDAT" SP chunk-size [ SP end-marker ] CRLF
 #             chunk-size = 1*DIGIT; end-marker = "LAST"
 _BDAT = re.compile(r"^(\d{1,18})(?:\s+(LAST))?\s*$", re.IGNORECASE)
+#: Commands that end a pipelined group: the client waits for their reply (RFC 2920 3.1; RFC
+#: 4954 4 AUTH, RFC 3207 4 STARTTLS).
+_ENDS_GROUP = frozenset(
+    {"EHLO", "HELO", "LHLO", "DATA", "VRFY", "EXPN", "TURN", "QUIT", "NOOP", "AUTH", "STARTTLS"}
+)
+#: Reply codes that answer only some commands (RFC 5321 4.3.2, RFC 4954 4 and 6, RFC 3207 4),
+#: by the verb of the command they answer (the end of message content takes none of them).
+#: Any other code may answer any command.
+_ANSWERS_ONLY: dict[int, frozenset[str]] = {
+    ReplyCode.START_MAIL_INPUT: frozenset({"DATA", "XEXCH50"}),  # Exchange: "354 Send binary"
+    ReplyCode.AUTH_CHALLENGE: frozenset({"AUTH"}),
+    ReplyCode.AUTH_SUCCEEDED: frozenset({"AUTH"}),
+    ReplyCode.AUTH_FAILED: frozenset({"AUTH"}),
+    ReplyCode.CLOSING: frozenset({"QUIT"}),
+    # a new greeting after XCLIENT (Postfix), or the role reversal of TURN / ATRN (RFC 2645)
+    ReplyCode.SERVICE_READY: frozenset({"STARTTLS", "XCLIENT", "TURN", "ATRN"}),
+}
 _ENDS_CHUNKING = frozenset({"DATA", "RSET", "MAIL", "HELO", "EHLO", "LHLO", "QUIT", "STARTTLS"})
 _TLS_RECORD_START = 0x16  # handshake record (RFC 8446 5.1)
 
@@ -345,6 +369,9 @@ class SmtpParser:
         self._server_seen = False
         self._greeted = False
         self._reply: _Reassembly | None = None
+        # Client stream offset when the server's unfinished line or reply began (None: none).
+        self._partial_since: int | None = None
+        self._pipelining: bool | None = None  # PIPELINING offered (None: no EHLO reply seen)
         # Capture time of client bytes still buffered: (end offset, ts) per feed, so that
         # bytes held while the client waits for a reply keep their own time.
         self._marks: deque[tuple[int, int]] = deque()
@@ -409,7 +436,7 @@ class SmtpParser:
             self._client(out)
         else:
             self._client_append(ts_ns, data)
-            self._client(out)
+            self._client(out, fresh=True)
         return out
 
     def gap(self, ts_ns: int, direction: Direction, length: int) -> list[SmtpEvent]:
@@ -522,7 +549,23 @@ class SmtpParser:
             marks.popleft()
         return marks[0][1] if marks else 0
 
-    def _client(self, out: list[SmtpEvent]) -> None:
+    def _went_on(self) -> bool:
+        """The client sent a line after the server's unfinished reply began, at a point where
+        it would only do so once the reply was over (RFC 2920 3.1)."""
+        since = self._partial_since
+        if since is None or not (self._reply is not None or len(self._buf[Direction.SERVER])):
+            return False
+        buf = self._buf[Direction.CLIENT]
+        start = self._c_in - len(buf)
+        if self._held():  # any line end among the bytes that came after
+            new_line = b"\n" in buf.peek(len(buf))[max(since - start, 0) :]
+        else:
+            i = buf.find(b"\n")
+            new_line = i >= 0 and start + i >= since
+        return new_line and self._client_waits()
+
+    def _client(self, out: list[SmtpEvent], fresh: bool = False) -> None:
+        """Parse buffered client bytes; `fresh`: new client bytes just arrived."""
         buf = self._buf[Direction.CLIENT]
         while len(buf):
             ts = self._client_ts(last=False)
@@ -542,6 +585,9 @@ class SmtpParser:
                     self._start_tls(ts, out)
                 else:
                     self._enter(ClientState.COMMAND)
+                continue
+            if fresh and self._went_on():
+                self._end_partial(ts, out)
                 continue
             if self._held():
                 if len(buf) > MAX_LINE:
@@ -767,6 +813,7 @@ class SmtpParser:
             self._encrypted(ts, direction, buf.take_rest(), out)
         self._pending.clear()
         self._reply = None
+        self._partial_since = None
 
     def _encrypted(self, ts: int, direction: Direction, data: bytes, out: list[SmtpEvent]) -> None:
         if not data:
@@ -888,46 +935,102 @@ class SmtpParser:
         while self._state is not ClientState.TLS:
             line = _take_line(buf)
             if line is None:
-                return
-            m = _REPLY.match(line.raw)
-            if self._resync[Direction.SERVER]:
-                if m is None:
-                    self._skipped[Direction.SERVER] += line.size
-                    continue
-                self._resync[Direction.SERVER] = False
-                if self._skipped[Direction.SERVER]:
-                    detail = f"{self._skipped[Direction.SERVER]} server bytes skipped to resync"
-                    self._anomaly(ts, Direction.SERVER, "resync", detail, out)
-            if m is None:
-                self._anomaly(
-                    ts, Direction.SERVER, "malformed-reply", repr(line.raw[:40]), out,
-                    raw=line.raw + line.ending,
-                )  # fmt: skip
+                break
+            if not self._server_line(ts, line, out):
                 continue
-            code = int(m.group(1))
-            sep = m.group(2) or b" "
-            text = to_text(m.group(3) or b"")
-            r = self._reply
-            if r is None:
-                r = self._reply = _Reassembly(code)
-            elif r.code != code:
+            self._partial_since = None
+            if len(self._buf[Direction.CLIENT]):
+                # A reply may release client bytes that were waiting for it (RFC 2920 3.1);
+                # they come before the next reply, which may answer them.
+                self._client(out)
+        self._note_partial()
+
+    def _note_partial(self) -> None:
+        """Remember where the client stream stood when the server's unfinished reply began."""
+        if self._reply is None and not len(self._buf[Direction.SERVER]):
+            self._partial_since = None
+        elif self._partial_since is None:
+            self._partial_since = self._c_in
+
+    def _server_line(self, ts: int, line: Line, out: list[SmtpEvent]) -> bool:
+        """One server line; True when it completed a reply."""
+        m = _REPLY.match(line.raw)
+        if self._resync[Direction.SERVER]:
+            if m is None:
+                self._skipped[Direction.SERVER] += line.size
+                return False
+            self._resync[Direction.SERVER] = False
+            if self._skipped[Direction.SERVER]:
+                detail = f"{self._skipped[Direction.SERVER]} server bytes skipped to resync"
+                self._anomaly(ts, Direction.SERVER, "resync", detail, out)
+        if m is None:
+            self._anomaly(
+                ts, Direction.SERVER, "malformed-reply", repr(line.raw[:40]), out,
+                raw=line.raw + line.ending,
+            )  # fmt: skip
+            return False
+        code = int(m.group(1))
+        sep = m.group(2) or b" "
+        text = to_text(m.group(3) or b"")
+        r = self._reply
+        if r is not None and r.code != code:
+            if len(self._pending) >= (2 if self._greeted else 1):
+                # RFC 5321 4.2.1: every line of a reply has the same code. A new code while
+                # another command waits is the next reply: the last line of this one never came.
+                self._reply = None
+                self._cut_reply(ts, r, f"{r.code} ended by a {code} line", out)
+                r = None
+            else:
                 self._anomaly(
                     ts, Direction.SERVER, "reply-code-mismatch", f"{r.code} then {code}", out
                 )
-            if len(r.raw) < MAX_LINE:  # a reply's kept lines are bounded as one line is
-                r.lines.append(text)
-                r.raw += line.raw + line.ending
-            if sep == b"-" and len(r.lines) < 1000:
-                continue
+        if r is None:
+            r = self._reply = _Reassembly(code)
+        if len(r.raw) < MAX_LINE:  # a reply's kept lines are bounded as one line is
+            r.lines.append(text)
+            r.raw += line.raw + line.ending
+        if sep == b"-" and len(r.lines) < 1000:
+            return False
+        self._reply = None
+        self._on_reply(ts, r.code, tuple(r.lines), bytes(r.raw), out)
+        return True
+
+    def _cut_reply(self, ts: int, r: _Reassembly, why: str, out: list[SmtpEvent]) -> None:
+        """A multi-line reply whose final line never came: take it as complete."""
+        self._anomaly(ts, Direction.SERVER, "reply-unterminated", why, out)
+        self._on_reply(ts, r.code, tuple(r.lines), bytes(r.raw), out)
+
+    def _client_waits(self) -> bool:
+        """The client sends nothing more until the server's reply is complete (RFC 2920 3.1):
+        it waits for the greeting, a command that ends a pipelined group, or for every reply
+        when PIPELINING was not offered."""
+        if not self._pending:
+            return not self._greeted
+        p = self._pending[-1]
+        if p.kind is _Await.END:
+            return self._pipelining is False
+        return p.barrier or p.verb in _ENDS_GROUP or self._pipelining is False
+
+    def _end_partial(self, ts: int, out: list[SmtpEvent]) -> None:
+        """The client went on: the server's unfinished line or reply was all it got."""
+        sbuf = self._buf[Direction.SERVER]
+        if len(sbuf):
+            rest = sbuf.take_rest()
+            if self._resync[Direction.SERVER]:
+                self._skipped[Direction.SERVER] += len(rest)
+            else:
+                detail = "server line without CRLF, ended by the client's next bytes"
+                self._anomaly(ts, Direction.SERVER, "unterminated-line", detail, out)
+                self._server_line(ts, Line(rest.removesuffix(b"\r"), b""), out)
+        r = self._reply
+        if r is not None:
             self._reply = None
-            self._on_reply(ts, r.code, tuple(r.lines), bytes(r.raw), out)
-            # A reply may release client bytes that were waiting for it (RFC 2920 3.1); they
-            # come before the next reply, which may answer them.
-            if len(self._buf[Direction.CLIENT]):
-                self._client(out)
+            self._cut_reply(ts, r, f"{r.code}: no last line before the client's next bytes", out)
+        self._partial_since = None
 
     def _server_gap(self, ts: int, length: int, out: list[SmtpEvent]) -> None:
         self._reply = None
+        self._partial_since = None
         self._start_resync(Direction.SERVER)
         if length == 0 and not self._server_seen:
             self._greeted = True  # capture began mid-connection: no greeting to expect
@@ -943,6 +1046,33 @@ class SmtpParser:
                 self._assume_positive(ts, p, out)
         self._pending.clear()
         self._greeted = True
+
+    @staticmethod
+    def _fits(p: _Pending, code: int) -> bool:
+        """Whether a reply with `code` can answer `p` (see _ANSWERS_ONLY)."""
+        only = _ANSWERS_ONLY.get(code)
+        if only is None or p.verb is None or p.verb not in _KNOWN_VERBS:
+            return True
+        if p.kind is _Await.END:  # the end of message content is answered 2xx/4xx/5xx
+            return False
+        return p.verb in only
+
+    def _pair(self, ts: int, code: int, out: list[SmtpEvent]) -> _Pending:
+        """The waiting command a reply answers: the oldest, unless its code only fits a later
+        one (a 354 while a RCPT and the DATA wait): then the replies before it were lost."""
+        pending = self._pending
+        if not self._fits(pending[0], code):
+            for i, q in enumerate(pending):
+                if i and self._fits(q, code) and q.verb in _ANSWERS_ONLY[code]:
+                    for _ in range(i):
+                        lost = pending.popleft()
+                        detail = f"{lost.verb}: no reply before the {code} answering {q.verb}"
+                        self._anomaly(ts, Direction.SERVER, "reply-lost", detail, out)
+                    break
+            else:
+                detail = f"{code} does not answer {pending[0].verb}"
+                self._anomaly(ts, Direction.SERVER, "reply-code-unexpected", detail, out)
+        return pending.popleft()
 
     def _on_reply(
         self, ts: int, code: int, lines: tuple[str, ...], raw: bytes, out: list[SmtpEvent]
@@ -983,7 +1113,10 @@ class SmtpParser:
                 )
             )  # fmt: skip
             return
-        p = self._pending.popleft()
+        p = self._pair(ts, code, out)
+        if p.verb in ("EHLO", "LHLO", "HELO") and 200 <= code < 300:
+            keywords = (line.split(" ", 1)[0].upper() for line in lines[1:])
+            self._pipelining = p.verb != "HELO" and "PIPELINING" in keywords
         if p.kind is _Await.AUTH and code == ReplyCode.AUTH_CHALLENGE:
             blob = lines[0] if lines else ""
             # RFC 4954 4: an empty challenge ("334 " or "334") is valid and decodes to nothing.

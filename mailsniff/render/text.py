@@ -12,7 +12,7 @@ literally looking like an escaped ESC.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 __all__ = [
     "ELLIPSIS",
@@ -21,6 +21,7 @@ __all__ = [
     "format_duration",
     "format_size",
     "format_timestamp",
+    "timestamp_in_range",
     "is_unsafe",
     "safe_text",
     "shorten",
@@ -93,17 +94,34 @@ def shorten(s: str, width: int) -> str:
     return s[: width - 1] + ELLIPSIS
 
 
+#: Seconds since the epoch of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the span ISO 8601's
+#: four-digit years (and Python's datetime) can write.
+_FIRST_SECOND = -62_135_596_800
+_LAST_SECOND = 253_402_300_799
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def timestamp_in_range(ts_ns: int) -> bool:
+    """Whether `ts_ns` falls in years 1-9999, so ISO 8601 (and a From_ line) can write it."""
+    return _FIRST_SECOND <= ts_ns // 1_000_000_000 <= _LAST_SECOND
+
+
 def format_timestamp(ts_ns: int, *, micro: bool = True) -> str:
-    """Nanoseconds since the epoch as ISO 8601 UTC: `2006-07-03T13:07:18.000000Z`."""
+    """Nanoseconds since the epoch as text, the one form every output uses.
+
+    ISO 8601 UTC, `2006-07-03T13:07:18.000000Z`, for years 1-9999; any other value (a damaged
+    or forged capture) as `@` and the seconds since the epoch, `@18446744073.709551`, as
+    GNU date's `@SECONDS`, so nothing is lost and it cannot be taken for a date.
+    """
     seconds, rest = divmod(ts_ns, 1_000_000_000)
-    try:
-        moment = datetime.fromtimestamp(seconds, tz=UTC)
-    except (OverflowError, OSError, ValueError):
-        return f"@{ts_ns}ns"
-    base = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    if micro:
-        return f"{base}.{rest // 1000:06d}Z"
-    return base + "Z"
+    fraction = f".{rest // 1000:06d}" if micro else ""
+    if not timestamp_in_range(ts_ns):
+        return f"@{seconds}{fraction}"
+    m = _EPOCH + timedelta(seconds=seconds)
+    return (
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
+        f"{fraction}Z"
+    )
 
 
 def format_clock(ts_ns: int) -> str:

@@ -409,12 +409,6 @@ def test_lost_smtp_reply_leaves_the_recipient_unknown_and_the_rest_parsed(
     assert tx["rcpts"][0]["status"] == "unknown"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="POP3 does not let a server gap stand for the lost DELE reply: the next STAT reply "
-    "'+OK 253 27676315' is taken as DELE's answer, so mailbox_stats misses {253, 27676315} "
-    "(SMTP treats the same loss right: the reply is unknown and the rest lines up)",
-)
 def test_lost_pop3_reply_leaves_messages_and_stats_parsed(
     tmp_path: Path, reference: dict[str, dict[str, Any]]
 ) -> None:

@@ -247,10 +247,12 @@ def test_hostile_attachment_filenames_stay_in_the_manifest_files_are_named_by_ha
 
 
 def test_an_unwritable_folder_is_one_error_line(tmp_path: Path) -> None:
+    from mailsniff.status import ExitStatus
+
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     proc = run_cli("read", str(PCAPS / "seed-telnet.pcap"), "--extract", str(blocker / "sub"))
-    assert proc.returncode == 1
+    assert proc.returncode == ExitStatus.WRITE_FAILED
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("mailsniff: error: cannot write to")
 

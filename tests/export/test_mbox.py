@@ -32,7 +32,16 @@ def as_stored(message: bytes) -> bytes:
 
 
 def unquote(data: bytes) -> bytes:
-    return re.sub(rb"(?m)^>(>*From )", rb"\1", data)
+    """The message of an entry: without mailsniff's three header lines, From_ lines unquoted."""
+    lines = data.split(b"\n", 3)
+    assert lines[0].startswith(b"X-Mailsniff-SHA256: "), data
+    assert lines[1].startswith(b"X-Mailsniff-Time: ")
+    assert re.fullmatch(rb"X-Mailsniff-Length: \d{20}", lines[2])
+    return re.sub(rb"(?m)^>(>*From )", rb"\1", lines[3])
+
+
+def sha(i: int) -> str:
+    return f"{i:064x}"
 
 
 def test_mbox_round_trips_through_the_mailbox_module(tmp_path: Path) -> None:
@@ -54,8 +63,8 @@ def test_mbox_round_trips_through_the_mailbox_module(tmp_path: Path) -> None:
     box.close()
     # a message without a final line end still ends its entry cleanly
     with MboxWriter(tmp_path / "w.mbox") as writer:
-        writer.append(io.BytesIO(third), "a@b", 0)
-        writer.append(io.BytesIO(first), "a@b", 0)
+        writer.append(io.BytesIO(third), "a@b", 0, sha(3))
+        writer.append(io.BytesIO(first), "a@b", 0, sha(1))
     box = mailbox.mbox(tmp_path / "w.mbox")
     assert [unquote(box.get_bytes(k)) for k in box.keys()] == [
         as_stored(third),
@@ -82,14 +91,16 @@ def test_mbox_holds_every_message_of_the_seed_capture(tmp_path: Path) -> None:
     box.close()
 
 
-def test_a_second_run_appends_to_the_mbox(tmp_path: Path) -> None:
+def test_a_second_run_adds_nothing_to_the_mbox(tmp_path: Path) -> None:
     target = tmp_path / "out.mbox"
     target.write_bytes(b"From x@y Thu Jan  1 00:00:00 1970\nSubject: old\n\nold body")  # open end
     write_mbox(PCAPS / "cc-bcc-smtplib.pcap", target)
+    once = target.read_bytes()
     write_mbox(PCAPS / "cc-bcc-smtplib.pcap", target)
+    assert target.read_bytes() == once
     box = mailbox.mbox(target)
     assert [box[k]["Subject"] for k in box.keys()][0] == "old"
-    assert len(box.keys()) == 3
+    assert len(box.keys()) == 2
     assert box.get_bytes(box.keys()[0]) == b"Subject: old\n\nold body\n"
     box.close()
 
@@ -122,8 +133,8 @@ def test_any_messages_round_trip_through_the_mailbox_module(messages: list[bytes
     with tempfile.TemporaryDirectory() as folder:
         target = Path(folder) / "p.mbox"
         with MboxWriter(target) as writer:
-            for message in messages:
-                writer.append(io.BytesIO(message), "a@b", 0)
+            for i, message in enumerate(messages):
+                writer.append(io.BytesIO(message), "a@b", 0, sha(i))
         box = mailbox.mbox(target)
         stored = [unquote(box.get_bytes(k)) for k in box.keys()]
         box.close()

@@ -999,3 +999,45 @@ def test_pop3_tls_after_stls_stays_unparsed() -> None:
     )
     assert [e.verb for e in of(events, Command)] == ["STLS"]
     assert not of(events, Anomaly)
+
+
+def test_pop3_lost_dele_answer_does_not_shift_the_next_answer_onto_dele() -> None:
+    # The client waits for each answer (no PIPELINING): it sent STAT after DELE's +OK, which
+    # the capture lost; the server gap comes before STAT's answer.
+    events = feed_all_ways(
+        [
+            (S, b"+OK ready\r\n"),
+            (C, b"DELE 1\r\n"),
+            (C, b"STAT\r\n"),
+            ("gap", S, 15),
+            (S, b"+OK 2 320\r\n"),
+            (C, b"QUIT\r\n"),
+            (S, b"+OK bye\r\n"),
+        ]
+    )
+    assert [(r.command.verb, r.text) for r in of(events, Response) if r.command] == [
+        ("STAT", "2 320"),
+        ("QUIT", "bye"),
+    ]
+    (lost,) = of(events, Anomaly)
+    assert (lost.kind, lost.detail) == ("answers-lost", "the answers to 1 command(s) were lost")
+
+
+def test_pop3_lost_bytes_with_pipelining_keep_first_in_first_out_pairing() -> None:
+    # With PIPELINING (RFC 2449 6.6) the client need not wait: the lost bytes may have held no
+    # answer at all, so every waiting command still takes the next answer in turn.
+    events = feed_all_ways(
+        [
+            (S, b"+OK ready\r\n"),
+            (C, b"CAPA\r\n"),
+            (S, b"+OK\r\nUSER\r\nPIPELINING\r\n.\r\n"),
+            (C, b"DELE 1\r\nSTAT\r\n"),
+            ("gap", S, 15),
+            (S, b"+OK deleted\r\n+OK 2 320\r\n"),
+        ]
+    )
+    assert [(r.command.verb, r.text) for r in of(events, Response) if r.command] == [
+        ("CAPA", ""),
+        ("DELE", "deleted"),
+        ("STAT", "2 320"),
+    ]

@@ -822,3 +822,204 @@ def test_smtp_server_reply_during_content_ends_a_message_whose_end_was_not_captu
     kinds = [e.kind for e in events if isinstance(e, Anomaly)]
     assert "end-of-data-not-captured" in kinds
     assert "reply-without-command" not in kinds
+
+
+# ------------------------------------------------------------------ replies that went astray
+
+
+def pairs(evs: Sequence[SmtpEvent]) -> list[tuple[str | None, int]]:
+    return [(r.for_command, r.code) for r in of(evs, Reply)]
+
+
+TRANSACTION_REPLIES: list[tuple[str | None, int]] = [
+    ("MAIL", 250),
+    ("RCPT", 250),
+    ("DATA", 354),
+    ("DATA", 250),
+    ("QUIT", 221),
+]
+
+
+def test_smtp_lone_continuation_line_ends_when_the_client_sends_its_next_command() -> None:
+    # The EHLO reply's last line never comes; the client's MAIL shows the reply was over.
+    evs = events(
+        [
+            GREET,
+            (C, b"EHLO me\r\n"),
+            (S, b"250-mx.example.org\r\n"),
+            (C, b"MAIL FROM:<a@b>\r\n"),
+            (S, b"250 2.1.0 Ok\r\n"),
+            (C, b"RCPT TO:<c@d>\r\n"),
+            (S, b"250 2.1.5 Ok\r\n"),
+            (C, b"DATA\r\n"),
+            (S, b"354 go\r\n"),
+            (C, b"Subject: s\r\n\r\nbody\r\n.\r\n"),
+            (S, b"250 queued\r\n"),
+            (C, b"QUIT\r\n"),
+            (S, b"221 bye\r\n"),
+        ]
+    )
+    ehlo, *rest = of(evs, Reply)
+    assert (ehlo.for_command, ehlo.lines) == ("EHLO", ("mx.example.org",))
+    assert [(r.for_command, r.code) for r in rest] == TRANSACTION_REPLIES
+    assert [r.last_line for r in rest[:2]] == ["250 2.1.0 Ok", "250 2.1.5 Ok"]
+    assert content(evs) == b"Subject: s\r\n\r\nbody\r\n"
+    assert of(evs, MessageEnd)[0].complete
+    assert kinds(evs) == ["reply-unterminated"]
+
+
+def test_smtp_lone_continuation_to_mail_without_pipelining_does_not_shift_later_replies() -> None:
+    # No PIPELINING offered: the client sends RCPT only once it has MAIL's whole reply.
+    evs = events(
+        [
+            GREET,
+            (C, b"EHLO me\r\n"),
+            (S, b"250-mx\r\n250 SIZE 1000\r\n"),
+            (C, b"MAIL FROM:<a@b>\r\n"),
+            (S, b"250-sender ok\r\n"),
+            (C, b"RCPT TO:<c@d>\r\n"),
+            (S, b"250 recipient ok\r\n"),
+            (C, b"DATA\r\n"),
+            (S, b"354 go\r\n"),
+            (C, b"body\r\n.\r\n"),
+            (S, b"250 queued\r\n"),
+            (C, b"QUIT\r\n"),
+            (S, b"221 bye\r\n"),
+        ]
+    )
+    assert pairs(evs)[1:] == TRANSACTION_REPLIES
+    assert of(evs, Reply)[2].last_line == "250 recipient ok"
+    assert content(evs) == b"body\r\n"
+    assert kinds(evs) == ["reply-unterminated"]
+
+
+def test_smtp_lone_continuation_with_pipelining_pairs_354_with_data_and_flags_the_loss() -> None:
+    # With PIPELINING the client may send RCPT before MAIL's reply is over, so the "250 ok"
+    # after it is taken as the rest of MAIL's reply; the 354 still fits only DATA.
+    evs = events(
+        [
+            GREET,
+            (C, b"EHLO me\r\n"),
+            (S, b"250-mx\r\n250 PIPELINING\r\n"),
+            (C, b"MAIL FROM:<a@b>\r\n"),
+            (S, b"250-sender ok\r\n"),
+            (C, b"RCPT TO:<c@d>\r\n"),
+            (S, b"250 recipient ok\r\n"),
+            (C, b"DATA\r\n"),
+            (S, b"354 go\r\n"),
+            (C, b"body\r\n.\r\n"),
+            (S, b"250 queued\r\n"),
+        ]
+    )
+    assert pairs(evs) == [("EHLO", 250), ("MAIL", 250), ("DATA", 354), ("DATA", 250)]
+    assert content(evs) == b"body\r\n"
+    assert of(evs, MessageEnd)[0].complete
+    (lost,) = [a for a in of(evs, Anomaly) if a.kind == "reply-lost"]
+    assert lost.detail == "RCPT: no reply before the 354 answering DATA"
+
+
+def test_smtp_greeting_without_crlf_ends_when_the_client_says_ehlo() -> None:
+    evs = events(
+        [
+            (S, b"220 mx.example.org ESMTP"),
+            (C, b"EHLO me\r\n"),
+            (S, b"250 mx.example.org\r\n"),
+            (C, b"MAIL FROM:<a@b>\r\n"),
+            (S, b"250 ok\r\n"),
+            (C, b"RCPT TO:<c@d>\r\n"),
+            (S, b"250 ok\r\n"),
+            (C, b"DATA\r\n"),
+            (S, b"354 go\r\n"),
+            (C, b"body\r\n.\r\n"),
+            (S, b"250 queued\r\n"),
+            (C, b"QUIT\r\n"),
+            (S, b"221 bye\r\n"),
+        ]
+    )
+    (g,) = of(evs, Greeting)
+    assert (g.code, g.lines) == (220, ("mx.example.org ESMTP",))
+    assert pairs(evs) == [("EHLO", 250), *TRANSACTION_REPLIES]
+    assert content(evs) == b"body\r\n"
+    assert kinds(evs) == ["unterminated-line"]
+
+
+def test_smtp_354_without_crlf_ends_when_content_follows() -> None:
+    evs = events(
+        [
+            GREET,
+            (C, b"DATA\r\n"),
+            (S, b"354 go ahead"),
+            (C, b"Subject: s\r\n\r\nbody\r\n.\r\n"),
+            (S, b"250 queued\r\n"),
+            (C, b"QUIT\r\n"),
+            (S, b"221 bye\r\n"),
+        ]
+    )
+    assert pairs(evs) == [("DATA", 354), ("DATA", 250), ("QUIT", 221)]
+    assert content(evs) == b"Subject: s\r\n\r\nbody\r\n"
+    assert kinds(evs) == ["unterminated-line"]
+
+
+def test_smtp_pipelined_commands_with_a_lost_reply_pair_354_and_221_by_their_code() -> None:
+    evs = events(
+        [
+            GREET,
+            (C, b"EHLO me\r\n"),
+            (S, b"250-mx\r\n250 PIPELINING\r\n"),
+            (C, b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nRCPT TO:<e@f>\r\nDATA\r\n"),
+            (S, b"250 ok\r\n250 ok\r\n354 go\r\n"),  # one RCPT reply missing
+            (C, b"body\r\n.\r\nQUIT\r\n"),
+            (S, b"221 bye\r\n"),  # the reply to the end of data missing
+        ]
+    )
+    assert pairs(evs) == [("EHLO", 250), ("MAIL", 250), ("RCPT", 250), ("DATA", 354), ("QUIT", 221)]
+    assert content(evs) == b"body\r\n"
+    assert [a.detail for a in of(evs, Anomaly)] == [
+        "RCPT: no reply before the 354 answering DATA",
+        "DATA: no reply before the 221 answering QUIT",
+    ]
+
+
+def test_smtp_new_reply_code_ends_an_unfinished_reply_when_another_command_waits() -> None:
+    evs = events(
+        [
+            GREET,
+            (C, b"EHLO me\r\n"),
+            (S, b"250-mx\r\n250 PIPELINING\r\n"),
+            (C, b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n"),
+            (S, b"250-sender ok\r\n550 5.1.1 no such user\r\n"),
+        ]
+    )
+    assert pairs(evs) == [("EHLO", 250), ("MAIL", 250), ("RCPT", 550)]
+    assert kinds(evs) == ["reply-unterminated"]
+
+
+def test_smtp_reply_code_that_fits_no_waiting_command_is_flagged() -> None:
+    evs = events([GREET, (C, b"RCPT TO:<c@d>\r\n"), (S, b"354 go\r\n")])
+    assert pairs(evs) == [("RCPT", 354)]
+    assert [a.detail for a in of(evs, Anomaly)] == ["354 does not answer RCPT"]
+
+
+def test_smtp_pipelined_commands_sent_during_a_split_reply_do_not_cut_it() -> None:
+    # With PIPELINING, a RCPT may be sent before MAIL's multi-line reply is over.
+    evs = events(
+        [
+            GREET,
+            (C, b"EHLO me\r\n"),
+            (S, b"250-mx\r\n250 PIPELINING\r\n"),
+            (C, b"MAIL FROM:<a@b>\r\n"),
+            (S, b"250-one\r\n250-two"),
+            (C, b"RCPT TO:<c@d>\r\n"),
+            (S, b"\r\n250 three\r\n250 ok\r\n"),
+        ]
+    )
+    mail = of(evs, Reply)[1]
+    assert mail.lines == ("one", "two", "three")
+    assert pairs(evs)[2:] == [("RCPT", 250)]
+    assert kinds(evs) == []
+
+
+def test_smtp_354_to_exchange_xexch50_is_not_taken_for_a_lost_reply() -> None:
+    evs = events([GREET, (C, b"XEXCH50 120 2\r\n"), (S, b"354 Send binary data\r\n")])
+    assert pairs(evs) == [("XEXCH50", 354)]
+    assert kinds(evs) == []
