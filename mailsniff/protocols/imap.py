@@ -202,6 +202,7 @@ class _Auth:
     server: list[bytes] = field(default_factory=list)
     user: str | None = None
     secret: str | None = None
+    secret_raw: bytes = b""
 
 
 @dataclass(slots=True)
@@ -779,7 +780,8 @@ class ImapParser:
         if name == "LOGIN":
             user = text_of(args[0]) if args else None
             secret = text_of(args[1]) if len(args) > 1 else None
-            pending.auth = _Auth("LOGIN", None, user=user, secret=secret)
+            secret_raw = nstring(args[1]) or b"" if len(args) > 1 else b""
+            pending.auth = _Auth("LOGIN", None, user=user, secret=secret, secret_raw=secret_raw)
             if self._login_disabled:
                 detail = "LOGIN after the server advertised LOGINDISABLED"
                 out.append(self._anomaly(ts, Direction.CLIENT, b"", "login-disabled", detail))
@@ -1206,10 +1208,11 @@ class ImapParser:
     ) -> None:
         auth = pending.auth
         assert auth is not None
-        user, authzid, secret = auth.user, None, auth.secret
+        user, authzid, secret, secret_raw = auth.user, None, auth.secret, auth.secret_raw
         if auth.method == "AUTHENTICATE":
             creds = decode_credentials(auth.mechanism or "", auth.client, auth.server)
-            user, authzid, secret = creds.user, creds.authzid, creds.secret
+            user, authzid = creds.user, creds.authzid
+            secret, secret_raw = creds.secret, creds.secret_raw
         out.append(
             AuthResult(
                 ts_ns=ts,
@@ -1221,6 +1224,7 @@ class ImapParser:
                 user=user,
                 authzid=authzid,
                 secret=secret,
+                secret_raw=secret_raw,
                 success=ok,
                 status_text=message,
             )

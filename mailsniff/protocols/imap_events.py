@@ -154,6 +154,7 @@ class AuthResult(_Event):
     user: str | None
     authzid: str | None
     secret: str | None  # the password, token or digest as captured
+    secret_raw: bytes  # the secret's bytes exactly as sent (what a redaction must mask)
     success: bool | None  # None: the connection ended without an answer
     status_text: str
 

@@ -112,6 +112,7 @@ def test_login_with_synchronising_literal_and_quoted_escapes() -> None:
         'p"a\\ss',
         True,
     )
+    assert auth.secret_raw == b'p"a\\ss'  # the bytes a redaction must mask
     assert kinds(events) == []
 
 
@@ -257,6 +258,12 @@ def test_authenticate_login_cram_xoauth2_oauthbearer() -> None:
         ]
     )
     assert (bearer.user, bearer.secret) == ("frank@example.com", "vF9dft4qmT")
+    assert (bearer.secret_raw, xoauth.secret_raw, cram.secret_raw) == (
+        b"vF9dft4qmT",
+        b"ya29.tok",
+        b"b913a602c7eda7a495b4e6e7334d3890",
+    )
+    assert login.secret_raw == b"hunter2"
 
 
 def _ntlm_type3(user: str, domain: str) -> bytes:
