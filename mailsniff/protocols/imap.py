@@ -9,7 +9,8 @@ matched right. Literals of any size are read as announced; the ones that carry a
 FETCH body section in a response, the message of an APPEND) are streamed out as
 MessageStart / MessageData... / MessageEnd, never buffered whole; every other literal is kept,
 up to `MAX_INLINE_LITERAL` bytes. Memory per connection is bounded by `limits.MAX_LINE` per
-direction, the token bounds of `imap_grammar`, and `MAX_PENDING` commands.
+direction, the token bounds of `imap_grammar`, and `MAX_PENDING` / `MAX_PENDING_BYTES` of
+unanswered commands.
 
 After an accepted COMPRESS DEFLATE both directions are raw deflate streams; they are inflated
 (at most `MAX_INFLATE_PER_FEED` bytes out of one feed) and parsed on. (Events never depend on how
@@ -18,6 +19,23 @@ before it detects a corrupt deflate stream depending on the input pieces.) After
 STARTTLS nothing more is parsed: `TlsStarted` tells the caller to stop or hand over.
 
 Captured bytes are hostile: nothing here raises on them; damage becomes an `Anomaly`.
+
+What a session builder gets:
+
+* each message moved across the wire: `MessageStart` (FETCH: selected mailbox, sequence number,
+  UID when sent before the body, section, partial origin and the length asked; APPEND: mailbox,
+  flags, date), its bytes in `MessageData` chunks and `MessageEnd` (complete or not), all
+  carrying the same `message_id`; then `Fetch` (the whole FETCH response, UID and FLAGS
+  included wherever they came, `message_ids` pointing back) or the APPEND's `Completion`
+  (`[APPENDUID ...]`) paired by tag;
+* `AuthResult` (LOGIN or AUTHENTICATE: mechanism, user, secret, success) at the tagged answer,
+  with the `SaslStep`s before it; `MailboxSelected` (EXISTS, UIDVALIDITY...) at SELECT's answer;
+  `Store`, `Expunged`, `Copy` (COPY/MOVE with its outcome), `IdInfo`, `Capabilities`
+  (`login_disabled`), `ListEntry`, `MailboxStatus`, `SearchResult`, `Enabled`, `Namespace`;
+* every command as `Command` and every tagged answer as `Completion` (`command` is the one with
+  the same tag); untagged data not listed above as `Untagged`, alerts and BYE as `ServerStatus`.
+
+Commands never answered before `close()` still yield their `AuthResult` / `Copy` (outcome None).
 """
 
 from __future__ import annotations

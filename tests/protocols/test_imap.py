@@ -375,6 +375,24 @@ def test_select_stats_list_status_search_namespace_id_enable() -> None:
     assert kinds(events) == []
 
 
+def test_imap4rev2_enabled_names_are_utf8() -> None:
+    events = run(
+        [
+            (S, b"* OK [CAPABILITY IMAP4rev1 IMAP4rev2 AUTH=PLAIN] ready\r\n"),
+            (C, b"a ENABLE IMAP4rev2\r\n"),
+            (S, b"* ENABLED IMAP4rev2\r\na OK\r\n"),
+            (C, b'b LIST "" "*"\r\n'),
+            (S, b'* LIST () "/" "Caf\xc3\xa9 &ZeVnLIqe-"\r\nb OK\r\n'),
+            (C, b"c UID SEARCH RETURN (ALL) UNSEEN\r\n"),
+            (S, b'* ESEARCH (TAG "c") UID ALL 4:6\r\nc OK\r\n'),
+        ]
+    )
+    assert one(events, Enabled).capabilities == ("IMAP4rev2",)
+    assert one(events, ListEntry).mailbox == "Café &ZeVnLIqe-"  # no modified UTF-7 in rev2
+    esearch = one(events, Untagged)
+    assert esearch.keyword == "ESEARCH" and esearch.args[-1] == "4:6"
+
+
 def test_store_expunge_copy_move_vanished() -> None:
     events = run(
         [
