@@ -1209,7 +1209,7 @@ class ImapParser:
         elif name == "STARTTLS":
             self._starttls = None
             if ok:
-                self._start_tls(ts, raw, out)
+                self._start_tls(ts, raw, out, after=pending.command.seq)
         elif name == "COMPRESS" and ok:
             self._start_compress(ts, raw, pending, out)
         elif name == "ENABLE" and ok:
@@ -1255,11 +1255,18 @@ class ImapParser:
         if pending.copy is not None:
             out.append(pending.copy)
 
-    def _start_tls(self, ts: int, raw: bytes, out: list[ImapEvent]) -> None:
-        later = [p.command.tag for queue in self._pending.values() for p in queue]
-        starttls = self._starttls
-        if starttls is not None:
-            later = [t for t in later if t != starttls.command.tag]
+    def _start_tls(
+        self, ts: int, raw: bytes, out: list[ImapEvent], after: int | None = None
+    ) -> None:
+        """TLS from here on; `after`: the STARTTLS command's seq (commands sent after it)."""
+        if after is None and self._starttls is not None:
+            after = self._starttls.command.seq
+        later = [
+            p.command.tag
+            for queue in self._pending.values()
+            for p in queue
+            if after is not None and p.command.seq > after
+        ]
         if later:
             # RFC 3501 6.2.1 / CVE-2011-0411: commands sent in clear after STARTTLS.
             detail = f"{len(later)} command(s) sent in clear after STARTTLS"
