@@ -170,6 +170,8 @@ _KNOWN_COMMANDS = frozenset(
     }
 )  # fmt: skip
 _SELECTING = frozenset({"SELECT", "EXAMINE"})
+#: Pending commands looked up by name when untagged data arrives (kept in an index).
+_INDEXED = frozenset({"SELECT", "EXAMINE", "FETCH", "SEARCH"})
 # fetch-att names whose value is message content (RFC 3501 7.4.2, RFC 3516 4.2)
 _BODY_ITEM = re.compile(
     r"^(BODY|BINARY)(?:\.PEEK)?\[([^\]]*)\](?:<([0-9]{1,19})(?:\.([0-9]{1,19}))?>)?$|"
@@ -314,6 +316,7 @@ class ImapParser:
         self._pending: dict[str, list[_Pending]] = {}
         self._order: list[str] = []  # tags in the order sent (for the bound)
         self._pending_bytes = 0
+        self._by_name: dict[str, list[_Pending]] = {}  # pending SELECT/EXAMINE/FETCH/SEARCH
         self._seq = 0
         self._message_ids = 0
         self._greeted = False
@@ -435,6 +438,7 @@ class ImapParser:
                 self._unanswered(ts_ns, pending, out)
         self._pending.clear()
         self._order.clear()
+        self._by_name.clear()
         self._closed = True
         return out
 
@@ -896,6 +900,8 @@ class ImapParser:
         queue.append(pending)
         self._order.append(tag)
         self._pending_bytes += pending.size
+        if pending.command.name in _INDEXED:
+            self._by_name.setdefault(pending.command.name, []).append(pending)
         while len(self._order) > MAX_PENDING or (
             self._pending_bytes > MAX_PENDING_BYTES and len(self._order) > 1
         ):
@@ -903,7 +909,7 @@ class ImapParser:
             queue = self._pending.get(old, [])
             if queue:
                 forgotten = queue.pop(0)
-                self._pending_bytes -= forgotten.size
+                self._forget(forgotten)
                 if not queue:
                     del self._pending[old]
                 self._unanswered(ts, forgotten, out)
@@ -920,7 +926,7 @@ class ImapParser:
         if not queue:
             return None
         pending = queue.pop(0)
-        self._pending_bytes -= pending.size
+        self._forget(pending)
         if not queue:
             del self._pending[tag]
         try:
@@ -931,11 +937,22 @@ class ImapParser:
 
     def _oldest(self, names: frozenset[str]) -> _Pending | None:
         """The oldest pending command of these names: the one the server is answering."""
-        for tag in self._order:
-            for pending in self._pending.get(tag, []):
-                if pending.command.name in names:
-                    return pending
-        return None
+        best: _Pending | None = None
+        for name in names:
+            queue = self._by_name.get(name)
+            if queue and (best is None or queue[0].command.seq < best.command.seq):
+                best = queue[0]
+        return best
+
+    def _forget(self, pending: _Pending) -> None:
+        """Drop a pending command from the per-name index (it was answered or forgotten)."""
+        self._pending_bytes -= pending.size
+        queue = self._by_name.get(pending.command.name)
+        if queue:
+            for i, queued in enumerate(queue):
+                if queued is pending:
+                    del queue[i]
+                    break
 
     # ----------------------------------------------------------------------------------------
     # Server lines
