@@ -852,8 +852,6 @@ class ImapParser:
             self._idle = pending
         elif name == "STARTTLS":
             self._starttls = pending
-        elif name == "ENABLE":
-            pass
 
     @staticmethod
     def _fetch_atts(args: tuple[Token, ...]) -> list[Token]:
@@ -1229,8 +1227,6 @@ class ImapParser:
                 self._start_tls(ts, raw, out, after=pending.command.seq)
         elif name == "COMPRESS" and ok:
             self._start_compress(ts, raw, pending, out)
-        elif name == "ENABLE" and ok:
-            pass
 
     def _auth_result(
         self,
