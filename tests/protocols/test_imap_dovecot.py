@@ -12,7 +12,6 @@ import threading
 import time
 import zlib
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from mailsniff.protocols.base import Direction
@@ -86,12 +85,6 @@ class Relay:
         self._listener.close()
         with self._lock:
             return list(self.steps)
-
-    def __enter__(self) -> Relay:
-        return self
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self._listener.close()
 
 
 def of(events: list[Any], kind: type) -> list[Any]:
