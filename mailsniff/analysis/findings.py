@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from mailsniff.analysis.bcc import compare_envelope, normalise_address
+from mailsniff.analysis.ids import identify
 from mailsniff.model import Address, AuthAttempt, Finding, Message, Protocol, Session
 
 __all__ = ["analyse", "KINDS", "MAX_ANOMALY_FINDINGS"]
@@ -91,6 +92,7 @@ def _message_findings(message: Message, out: list[Finding], where: str) -> None:
 
 def analyse(session: Session) -> Session:
     """Fill bcc/header_only per transaction and the session's findings (replacing any)."""
+    identify(session)
     out: list[Finding] = []
     for attempt in session.auth:
         _auth_findings(attempt, out)
