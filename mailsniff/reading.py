@@ -16,6 +16,7 @@ from mailsniff.capture.reader import CaptureReader, open_capture
 from mailsniff.errors import TruncatedCaptureError, UnsupportedLinkTypeError
 from mailsniff.export import ExportOptions, open_exporter
 from mailsniff.export.redact import redact_session
+from mailsniff.export.zeek import ZeekLogs
 from mailsniff.model import Protocol, Session
 from mailsniff.net.link import is_supported, linktype_name
 from mailsniff.pipeline import Pipeline, SessionFilter
@@ -43,6 +44,8 @@ class ReadOptions:
     extract: str | None = None  # --extract DIR
     mbox: str | None = None  # --mbox FILE
     redact: bool = False  # --redact
+    zeek_logs: str | None = None  # --zeek-logs DIR
+    zeek_json: bool = False  # --zeek-json
 
 
 @dataclass(slots=True)
@@ -190,6 +193,11 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
             session_ids=options.session_ids,
         )
     )
+    zeek = (
+        ZeekLogs.open(options.zeek_logs, json_lines=options.zeek_json)
+        if options.zeek_logs
+        else None
+    )
     pipeline = Pipeline(
         session_filter=SessionFilter(
             protocols=options.protocols, hosts=options.hosts, ports=options.ports
@@ -209,6 +217,8 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
             redact_session(session)
         if exporter is not None:
             exporter.session_done(session)
+        if zeek is not None:
+            zeek.session_done(session)
         tally.add(session)
         if options.json:
             line = jsonl.dumps(jsonl.session_record(session, transcript=options.transcript))
@@ -223,6 +233,8 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
     finally:
         if exporter is not None:
             exporter.close()
+        if zeek is not None:
+            zeek.close()
 
     refused = exporter.refused if exporter is not None else []
     for text in refused:
