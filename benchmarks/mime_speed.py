@@ -5,8 +5,10 @@ Usage: PYTHONPATH=. python benchmarks/mime_speed.py [--messages 300] [--big-mb 1
 Workloads: (a) the benchmark generator's ~32 KB multipart messages with a base64 attachment,
 fed through MessageAccumulator in 1460-byte chunks as a session would; (b) one message of
 `--big-mb` MB with a single large base64 attachment; (c) the same message as (a) with a
-quoted-printable text part and an 8bit attachment, built by the stdlib. Rates are per CPU second
-of this process (time.process_time).
+quoted-printable text part and an 8bit attachment, built by the stdlib; (d) one attachment whose
+Content-Disposition filename is written as n RFC 2231 continuations, n doubling: the time per
+message should double with n (linear), where the stdlib's parameter parser quadruples. Rates are
+per CPU second of this process (time.process_time).
 """
 
 from __future__ import annotations
@@ -69,6 +71,32 @@ def stdlib_messages(count: int) -> list[bytes]:
     return out
 
 
+def rfc2231_message(sections: int) -> bytes:
+    continued = b"".join(b";\r\n filename*%d*=%%41" % i for i in range(sections))
+    return (
+        b"From: a@example.org\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\n"
+        b"Content-Type: application/octet-stream\r\nContent-Disposition: attachment"
+        + continued
+        + b"\r\n\r\nx\r\n--XX--\r\n"
+    )
+
+
+def rfc2231_scaling(largest: int) -> None:
+    """Time parse_message on ever more continuations; print the ratio to the previous size."""
+    previous = None
+    sections = largest // 8
+    while sections <= largest:
+        raw = rfc2231_message(sections)
+        start = time.process_time()
+        msg = parse_message(raw)
+        elapsed = time.process_time() - start
+        assert msg.attachments[0].filename == "A" * sections
+        ratio = f"x{elapsed / previous:4.1f}" if previous else ""
+        print(f"(d) {sections:>7} RFC 2231 continuations {elapsed:8.3f} s {ratio}")
+        previous = elapsed
+        sections *= 2
+
+
 def via_accumulator(raw: bytes) -> None:
     acc = MessageAccumulator()
     for i in range(0, len(raw), 1460):
@@ -98,12 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=300)
     parser.add_argument("--big-mb", type=int, default=15)
+    parser.add_argument("--continuations", type=int, default=400_000)
     args = parser.parse_args(argv)
     generated = generator_messages(args.messages)
     measure("(a) generator, parse_message", generated, parse_message)
     measure("(a) generator, accumulator 1460-byte chunks", generated, via_accumulator)
     measure(f"(b) {args.big_mb} MB base64 attachment", [big_message(args.big_mb)], parse_message)
     measure("(c) stdlib-built qp + 8bit + base64", stdlib_messages(50), parse_message)
+    rfc2231_scaling(args.continuations)
     return 0
 
 

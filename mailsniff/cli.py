@@ -17,6 +17,7 @@ from mailsniff import __version__
 from mailsniff.errors import MailsniffError, UsageError
 from mailsniff.model import Protocol
 from mailsniff.reading import ReadOptions, ReadResult, read_capture
+from mailsniff.render.text import safe_text
 from mailsniff.status import ExitStatus
 
 __all__ = ["app", "main"]
@@ -52,10 +53,11 @@ def _stderr() -> Console:
 
 
 def _fail(error: MailsniffError) -> NoReturn:
+    # Messages quote servers' replies and capture file names: escaped like all captured text.
     message = Text("mailsniff: error: ", style="bold red")
-    message.append(error.message)
+    message.append(safe_text(error.message))
     if error.hint:
-        message.append(f" ({error.hint})")
+        message.append(f" ({safe_text(error.hint)})")
     _stderr().print(message)
     raise typer.Exit(int(error.exit_status))
 
@@ -140,8 +142,11 @@ def read(
         typer.Option("--host", help="Only sessions with this IP at either end (repeatable)."),
     ] = None,
     ports: Annotated[
-        list[int] | None,
-        typer.Option("--port", help="Only sessions with this TCP port at either end (repeatable)."),
+        list[str] | None,
+        typer.Option(
+            "--port",
+            help="Only sessions with this TCP port at either end (comma-separated or repeated).",
+        ),
     ] = None,
     progress: Annotated[bool, _PROGRESS_OPTION] = True,
     extract: Annotated[str | None, _EXTRACT_OPTION] = None,
@@ -171,8 +176,8 @@ def read(
             zeek_json=zeek_json,
             protocols=frozenset({Protocol(protocol.value)}) if protocol else None,
             hosts=_hosts(hosts),
-            ports=frozenset(ports) if ports else None,
-            session_ids=frozenset(session_ids) if session_ids else None,
+            ports=frozenset(_port_list(ports, "--port") or ()) or None,
+            session_ids=_session_ids(session_ids),
             json=json_output,
             transcript=transcript,
             summary_only=summary,
@@ -185,7 +190,9 @@ def read(
 
     result = _guarded(debug, action)
     if result.warning is not None:
-        _stderr().print(Text("mailsniff: warning: ", style="bold yellow") + Text(result.warning))
+        _stderr().print(
+            Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(result.warning))
+        )
     raise typer.Exit(int(result.status))
 
 
@@ -210,21 +217,33 @@ def creds(
 
     result = _guarded(debug, action)
     if result.warning is not None:
-        _stderr().print(Text("mailsniff: warning: ", style="bold yellow") + Text(result.warning))
+        _stderr().print(
+            Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(result.warning))
+        )
     raise typer.Exit(int(result.status))
 
 
-def _port_list(values: list[str] | None) -> tuple[int, ...] | None:
+def _port_list(values: list[str] | None, option: str) -> tuple[int, ...] | None:
+    """`--port 25,110 --port 587` (read) and `--ports` (live): comma lists, repeatable."""
     if not values:
         return None
     out: list[int] = []
     for value in values:
         for part in value.split(","):
-            try:
-                out.append(int(part.strip()))
-            except ValueError:
-                raise UsageError(f"--ports: not a TCP port: {part.strip()!r}") from None
+            text = part.strip()
+            if not text.isdigit() or not 0 < int(text) < 65536:
+                raise UsageError(f"{option}: not a TCP port (1-65535): {text!r}")
+            out.append(int(text))
     return tuple(out)
+
+
+def _session_ids(values: list[int] | None) -> frozenset[int] | None:
+    if not values:
+        return None
+    for value in values:
+        if value < 1:
+            raise UsageError(f"--session: session IDs start at 1, not {value}")
+    return frozenset(values)
 
 
 @app.command()
@@ -275,7 +294,7 @@ def live(
     def action() -> LiveResult:
         options = LiveOptions(
             iface=iface,
-            ports=_port_list(ports),
+            ports=_port_list(ports, "--ports"),
             bpf=bpf,
             json=json_output,
             transcript=transcript,
@@ -307,7 +326,10 @@ def _guarded(debug: bool, action: Callable[[], T]) -> T:
         if debug:
             raise
         _stderr().print(
-            Text(f"mailsniff: internal error: {type(error).__name__}: {error} ", style="bold red")
+            Text(
+                safe_text(f"mailsniff: internal error: {type(error).__name__}: {error} "),
+                style="bold red",
+            )
             + Text("(run with --debug for the traceback; please report it)")
         )
         raise typer.Exit(int(ExitStatus.ERROR)) from None
@@ -360,12 +382,15 @@ def mx(
         str | None, typer.Option("--resolver", metavar="IP[:PORT]", help="Ask this DNS server.")
     ] = None,
     timeout: Annotated[float, _TIMEOUT_OPTION] = 5.0,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="JSON Lines: one record for the domain.")
+    ] = False,
     debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """MX hosts of a domain by preference, with addresses (implicit MX when none)."""
     from mailsniff.send.command import run_mx
 
-    _active(debug, lambda out: run_mx(domain, resolver, timeout, out))
+    _active(debug, lambda out: run_mx(domain, resolver, timeout, out, json=json_output))
 
 
 @app.command()
@@ -433,6 +458,10 @@ def send(
         bool, typer.Option("--dry-run", help="Print envelope and message; do not connect.")
     ] = False,
     redact: Annotated[bool, _REDACT_OPTION] = False,
+    json_output: Annotated[
+        bool,
+        typer.Option("--json", help="JSON Lines: one record per session, then the outcome."),
+    ] = False,
     debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """Send a message over SMTP, showing the dialogue, then each recipient's outcome."""
@@ -471,6 +500,7 @@ def send(
             capture=capture,
             dry_run=dry_run,
             redact=redact,
+            json=json_output,
         )
         run_send(request, out)
 

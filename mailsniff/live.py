@@ -219,11 +219,19 @@ class _Run:
         self.shown_lines.pop(session.id, None)
         if self.options.json:
             record = jsonl.session_record(session, transcript=self.options.transcript)
-            sys.stdout.write(jsonl.dumps(record) + "\n")
-            sys.stdout.flush()
+            self.write_json(jsonl.dumps(record))
         else:
             # With --transcript the lines were printed as they came: not repeated here.
             console_render.render_session(self.out, session, transcript=False)
+
+    def write_json(self, line: str) -> None:
+        """One JSON line on stdout; on a terminal through the stdout console, so that a live
+        view drawn there is moved below it instead of overwriting it."""
+        if self.out.is_terminal:
+            self.out.out(line, highlight=False)
+        else:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
 
     def stream_transcripts(self) -> None:
         """--transcript on the console: print each open session's new dialogue lines."""
@@ -306,7 +314,7 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
         with _signals(stop):
             capture.start()
             err.print(
-                Text(f"mailsniff: capturing on {iface} (filter: {bpf}); Ctrl-C to stop"),
+                Text(safe_text(f"mailsniff: capturing on {iface} (filter: {bpf}); Ctrl-C to stop")),
                 soft_wrap=True,
             )
             err.file.flush()
@@ -352,8 +360,7 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
     if options.json:
         summary = summarise(run.tally, pipeline, warnings)
         summary["live"] = live
-        sys.stdout.write(jsonl.dumps(jsonl.summary_record(summary)) + "\n")
-        sys.stdout.flush()
+        run.write_json(jsonl.dumps(jsonl.summary_record(summary)))
     else:
         out.print(_summary_panel(run.tally, live))
     err.print(
@@ -372,17 +379,21 @@ def _loop(run: _Run, capture: LiveCapture, stop: _Stop) -> None:
     options, pipeline, queue = run.options, run.pipeline, capture.queue
     deadline = None if options.duration is None else time.monotonic() + options.duration
     show_view = run.err.is_terminal
+    # The view goes where the output goes when both are on the terminal: a live display is
+    # only kept clear of what is printed through its own console (rich prints above it), and
+    # one drawn on stderr would overwrite and erase lines printed on stdout.
+    view_console = run.out if run.out.is_terminal else run.err
     live_cm: Any = nullcontext()
     live = None
     if show_view:
         from rich.live import Live
 
         live = Live(
-            open_sessions_view([], {}, 0, run.err.width),
-            console=run.err,
+            open_sessions_view([], {}, 0, view_console.width),
+            console=view_console,
             transient=True,
             auto_refresh=False,
-            redirect_stdout=True,
+            redirect_stdout=False,
             redirect_stderr=False,
         )
         live_cm = live
@@ -421,6 +432,6 @@ def _loop(run: _Run, capture: LiveCapture, stop: _Stop) -> None:
                         pipeline.open_sessions,
                         _open_flow_bytes(pipeline),
                         capture.captured,
-                        run.err.width,
+                        view_console.width,
                     )
                     live.update(view, refresh=True)

@@ -111,6 +111,14 @@ class AuthAttempt:
     #: `AUTH LOGIN` answered with plain `crazywill`): shown as sent.
     not_base64: bool = False
     cancelled: bool = False  # client sent "*"
+    #: NTLM (MS-NLMP): the domain and workstation of the AUTHENTICATE message, and which hash
+    #: its response is ("NetNTLMv2", "NetNTLMv1", "anonymous"); the hashcat line is `response`.
+    domain: str | None = None
+    workstation: str | None = None
+    hash_type: str | None = None
+    #: Secret bytes exactly as the client sent them (passwords, tokens, digests, and the SASL
+    #: responses carrying them), whatever their encoding: what --redact masks. Not output.
+    secrets: list[bytes] = field(default_factory=list, repr=False)
 
 
 @dataclass(slots=True)
@@ -169,6 +177,8 @@ class RetrievedMessage:
 class Finding:
     kind: str  # "cleartext-credentials", "auth-failed", "bcc", "from-mismatch", ...
     detail: str
+    #: "info", "low", "medium" or "high"; analysis fills in the kind's own when left None
+    severity: str | None = None
 
 
 @dataclass(slots=True, frozen=True)

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from mailsniff.capture.frame import Frame
 from mailsniff.capture.reader import CaptureReader, open_capture
-from mailsniff.errors import TruncatedCaptureError, UnsupportedLinkTypeError
+from mailsniff.errors import TruncatedCaptureError, UnsupportedLinkTypeError, UsageError
 from mailsniff.export import ExportOptions, open_exporter
 from mailsniff.export.redact import redact_session
 from mailsniff.export.zeek import ZeekLogs
@@ -184,6 +184,23 @@ def feed_capture(
     return status, warnings
 
 
+def _missing_sessions(
+    wanted: frozenset[int] | None, found: set[int], known: list[int]
+) -> UsageError | None:
+    """--session asked for an ID the capture (after the other filters) does not have."""
+    missing = sorted((wanted or frozenset()) - found)
+    if not missing:
+        return None
+    ids = ", ".join(str(n) for n in missing)
+    if not known:
+        there = "no matching session"
+    elif known[0] == known[1]:
+        there = f"only session {known[0]}"
+    else:
+        there = f"sessions {known[0]}-{known[1]}"
+    return UsageError(f"--session {ids}: no such session (the capture has {there})")
+
+
 def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult:
     """Read one capture and render it to `out`; raises MailsniffError for unreadable input."""
     exporter = open_exporter(
@@ -209,10 +226,18 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
     stdout = Stdout()  # a closed pipe or a failed write never stops the reading or the export
     tally = Tally()
     wanted = options.session_ids
+    known: list[int] = []  # --session: [lowest, highest] ID of the sessions there were
+    found: set[int] = set()
 
     def emit(session: Session) -> None:
-        if wanted is not None and session.id not in wanted:
-            return
+        if wanted is not None:
+            if known:
+                known[:] = [min(known[0], session.id), max(known[1], session.id)]
+            else:
+                known[:] = [session.id, session.id]
+            if session.id not in wanted:
+                return
+            found.add(session.id)
         if options.redact:
             redact_session(session)
         if exporter is not None:
@@ -239,14 +264,17 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
     refused = exporter.refused if exporter is not None else []
     for text in refused:
         err.print(Text("mailsniff: warning: ", style="bold yellow") + Text(text))
+    missing = _missing_sessions(wanted, found, known)
     if options.json:
         summary = summarise(tally, pipeline, warnings)
         stdout.write(jsonl.dumps(jsonl.summary_record(summary)) + "\n")
-    elif stdout.error is None:
+    elif stdout.error is None and missing is None:
         try:
             _render(out, options, sessions, pipeline, warnings)
         except OSError as error:
             stdout.failed(error)
+    if missing is not None:
+        raise missing
     warning = "; ".join(warnings) if status is ExitStatus.TRUNCATED else None
     if stdout.error is not None:
         if warning is not None:

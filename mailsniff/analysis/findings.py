@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from mailsniff.analysis.bcc import compare_envelope, normalise_address
 from mailsniff.analysis.ids import identify
+from mailsniff.analysis.sender import judge_from, list_context
 from mailsniff.model import Address, AuthAttempt, Finding, Message, Protocol, Session
 
-__all__ = ["analyse", "KINDS", "MAX_ANOMALY_FINDINGS"]
+__all__ = ["analyse", "KINDS", "MAX_ANOMALY_FINDINGS", "SEVERITY"]
 
 #: Every finding kind, with what it means (docs/jsonl.md lists the same).
 KINDS: dict[str, str] = {
     "cleartext-credentials": "a password or bearer token crossed the network readable",
-    "crackable-credentials": "CRAM-MD5/APOP challenge and response captured: guessable offline",
+    "crackable-credentials": (
+        "CRAM-MD5/APOP challenge and response, or an NTLM hash, captured: guessable offline"
+    ),
     "auth-failed": "an authentication attempt was refused",
     "bcc": "accepted envelope recipients that appear in neither To nor Cc",
     "header-only": "addresses shown in To/Cc that were not envelope recipients of the transaction",
@@ -25,25 +29,39 @@ KINDS: dict[str, str] = {
     "gap": "bytes of the connection were never captured",
     "message-truncated": "a message exceeded the kept size; size and sha256 still cover all of it",
     "anomaly": "the peer broke the protocol (unknown reply, garbage, odd end of data)",
+    "overlap-conflict": "TCP bytes captured twice with different content (evasion or corruption)",
 }
+#: Anomalies of this prefix (reassembly bounds them) are findings of their own kind, outside
+#: the anomaly cap.
+_OVERLAP_PREFIX = "overlap-conflict: "
 MAX_ANOMALY_FINDINGS = 20
+#: Each kind's severity (info, low, medium, high) unless the finding sets its own: from-mismatch
+#: is judged by its context (mailsniff.analysis.sender); kinds not listed are medium.
+SEVERITY: dict[str, str] = {
+    "cleartext-credentials": "high",
+    "crackable-credentials": "high",
+    "auth-failed": "low",
+    "bcc": "info",
+    "header-only": "low",
+    "sender-rejected": "low",
+    "recipient-rejected": "low",
+    "message-rejected": "low",
+    "bcc-header-present": "medium",
+    "gap": "medium",
+    "message-truncated": "low",
+    "anomaly": "low",
+}
 
 
 def _addresses(addresses: Iterable[Address]) -> str:
     return ", ".join(a.address for a in addresses if a.address) or "(none)"
 
 
-def _user_matches(user: str, address: str) -> bool:
-    """An authenticated user 'owns' an address when equal, or equal to its local part."""
-    u, a = normalise_address(user), normalise_address(address)
-    if "@" in u:
-        return u == a
-    return a.split("@", 1)[0] == u
-
-
-def _auth_findings(attempt: AuthAttempt, out: list[Finding]) -> None:
+def _auth_findings(attempt: AuthAttempt, out: list[Finding], in_tls: bool = False) -> None:
     who = attempt.username if attempt.username is not None else "(unknown user)"
-    if attempt.password is not None:
+    if in_tls:
+        pass  # sent inside TLS: only mailsniff's own connections see such credentials
+    elif attempt.password is not None:
         how = " typed without base64" if attempt.not_base64 else ""
         out.append(
             Finding(
@@ -54,6 +72,20 @@ def _auth_findings(attempt: AuthAttempt, out: list[Finding]) -> None:
     elif attempt.response is not None and attempt.mechanism == "XOAUTH2":
         out.append(
             Finding("cleartext-credentials", f"XOAUTH2 bearer token for {who} sent in clear")
+        )
+    elif attempt.hash_type in ("NetNTLMv2", "NetNTLMv1"):
+        domain = f"{attempt.domain}\\" if attempt.domain else ""
+        mode = 5600 if attempt.hash_type == "NetNTLMv2" else 5500
+        what = (
+            f"(hashcat -m {mode})"
+            if attempt.response is not None
+            else "(server challenge not captured: not crackable as is)"
+        )
+        out.append(
+            Finding(
+                "crackable-credentials",
+                f"NTLM {attempt.hash_type} hash for {domain}{who} captured {what}",
+            )
         )
     elif attempt.response is not None:
         out.append(
@@ -90,12 +122,17 @@ def _message_findings(message: Message, out: list[Finding], where: str) -> None:
         )
 
 
-def analyse(session: Session) -> Session:
-    """Fill bcc/header_only per transaction and the session's findings (replacing any)."""
+def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
+    """Fill bcc/header_only per transaction and the session's findings (replacing any).
+
+    tls_from_ns: when TLS started on a connection whose plaintext is known (`send`, `pop`):
+    credentials sent from then on crossed the network encrypted, not in clear.
+    """
     identify(session)
     out: list[Finding] = []
     for attempt in session.auth:
-        _auth_findings(attempt, out)
+        in_tls = tls_from_ns is not None and attempt.ts_ns >= tls_from_ns
+        _auth_findings(attempt, out, in_tls)
     user = _authenticated_user(session)
     for n, tx in enumerate(session.transactions, 1):
         where = f"transaction {n}"
@@ -132,18 +169,16 @@ def analyse(session: Session) -> Session:
         senders = [a.address for a in message.from_ if a.address]
         sender_note = f" (Sender: {_addresses(message.sender)})" if message.sender else ""
         for header_from in senders:
-            reasons = []
-            if tx.mail_from and normalise_address(header_from) != normalise_address(tx.mail_from):
-                reasons.append(f"MAIL FROM <{tx.mail_from}>")
-            if user is not None and not _user_matches(user, header_from):
-                reasons.append(f"authenticated user {user}")
-            if reasons:
+            verdict = judge_from(header_from, tx.mail_from, user, message)
+            if verdict is not None:
                 out.append(
                     Finding(
                         "from-mismatch",
                         f"{where}: header From {header_from} differs from "
-                        + " and ".join(reasons)
-                        + sender_note,
+                        + " and ".join(verdict.reasons)
+                        + sender_note
+                        + f" [{verdict.context}]",
+                        verdict.severity,
                     )
                 )
     if session.protocol is not Protocol.SMTP:
@@ -158,11 +193,15 @@ def analyse(session: Session) -> Session:
                 and true_senders
                 and any(normalise_address(s.address) not in froms for s in true_senders)
             ):
+                # RFC 5322 3.6.2: Sender names who sent it on From's behalf (a secretary, a
+                # list); the pair is worth showing, not an accusation by itself.
+                listed = list_context(true_senders[0].address, message)
                 out.append(
                     Finding(
                         "from-mismatch",
                         f"{where}: header From {_addresses(message.from_)} differs from "
-                        f"Sender {_addresses(true_senders)}",
+                        f"Sender {_addresses(true_senders)}" + (f" [{listed}]" if listed else ""),
+                        "info" if listed else "low",
                     )
                 )
     for gap in session.gaps:
@@ -172,10 +211,16 @@ def analyse(session: Session) -> Session:
                 f"{gap.length} {gap.direction.value} bytes never captured at offset {gap.offset}",
             )
         )
-    for anomaly in session.anomalies[:MAX_ANOMALY_FINDINGS]:
+    anomalies = [a for a in session.anomalies if not a.startswith(_OVERLAP_PREFIX)]
+    for anomaly in session.anomalies:
+        if anomaly.startswith(_OVERLAP_PREFIX):
+            out.append(Finding("overlap-conflict", anomaly[len(_OVERLAP_PREFIX) :]))
+    for anomaly in anomalies[:MAX_ANOMALY_FINDINGS]:
         out.append(Finding("anomaly", anomaly))
-    if len(session.anomalies) > MAX_ANOMALY_FINDINGS:
-        extra = len(session.anomalies) - MAX_ANOMALY_FINDINGS
+    if len(anomalies) > MAX_ANOMALY_FINDINGS:
+        extra = len(anomalies) - MAX_ANOMALY_FINDINGS
         out.append(Finding("anomaly", f"... and {extra} more anomalies"))
-    session.findings = out
+    session.findings = [
+        f if f.severity else replace(f, severity=SEVERITY.get(f.kind, "medium")) for f in out
+    ]
     return session

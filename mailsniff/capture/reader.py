@@ -231,9 +231,9 @@ def _sniff(path: str, raw: BinaryIO, total: int | None) -> CaptureReader:
     magic = head[:4]
     source: PcapSource | PcapngSource
     if magic in PCAP_MAGICS:
-        source = PcapSource(read, head)
+        source = PcapSource(read, _whole_header(read, head, _PCAP_HEADER, "pcap", label))
     elif magic == PCAPNG_MAGIC:
-        source = PcapngSource(read, head)
+        source = PcapngSource(read, _whole_header(read, head, _PCAPNG_HEADER, "pcapng", label))
     else:
         raise NotACaptureError(f"{label}: not a pcap or pcapng file (starts with {_show(head)})")
     return CaptureReader(
@@ -245,6 +245,23 @@ def _sniff(path: str, raw: BinaryIO, total: int | None) -> CaptureReader:
         gzip_read=gzip_read,
         counter=counter,
     )
+
+
+#: Bytes of the smallest whole file header: pcap's, and pcapng's Section Header Block.
+_PCAP_HEADER = 24
+_PCAPNG_HEADER = 28
+
+
+def _whole_header(read: ReadFn, head: bytes, size: int, kind: str, label: str) -> bytes:
+    """The first `size` bytes; a file too short to hold its header is not a capture (no record
+    was lost, there was never one)."""
+    head = fill(read, head, size)
+    if len(head) < size:
+        raise NotACaptureError(
+            f"{label}: too short to be a {kind} capture ({len(head)} bytes, "
+            f"its header alone has {size})"
+        )
+    return head
 
 
 def _show(head: bytes) -> str:

@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 #: (protocol, server, mechanism, username, password, authzid, challenge, response)
+_HASHCAT = {"NetNTLMv2": 5600, "NetNTLMv1": 5500}
+
 _Key = tuple[str, Endpoint, str, str | None, str | None, str | None, str | None, str | None]
 
 
@@ -54,6 +56,8 @@ class Credential:
     count: int = 0
     succeeded: int = 0
     failed: int = 0
+    domain: str | None = None  # NTLM
+    hash_type: str | None = None  # NTLM: "NetNTLMv2" / "NetNTLMv1"
 
     @property
     def worked(self) -> bool | None:
@@ -101,6 +105,8 @@ class CredentialTable:
                     response=attempt.response,
                     first_ns=ts,
                     last_ns=ts,
+                    domain=attempt.domain,
+                    hash_type=attempt.hash_type,
                 )
             row.first_ns = min(row.first_ns, ts)
             row.last_ns = max(row.last_ns, ts)
@@ -127,6 +133,10 @@ def credential_record(c: Credential) -> dict[str, Any]:
         "authzid": c.authzid,
         "challenge": c.challenge,
         "response": c.response,
+        "domain": c.domain,
+        "hash_type": c.hash_type,
+        # the line `hashcat -m 5600` (NetNTLMv2) / `-m 5500` (NetNTLMv1) cracks, when captured
+        "hashcat": c.response if c.hash_type in _HASHCAT and c.challenge is not None else None,
         "worked": c.worked,
         "succeeded": c.succeeded,
         "failed": c.failed,
@@ -141,6 +151,11 @@ def _cell(value: str | None) -> Text:
 
 
 def _secret(c: Credential) -> Text:
+    if c.hash_type in _HASHCAT:
+        mode = f"{c.hash_type} (hashcat -m {_HASHCAT[c.hash_type]})\n"
+        if c.response is None:
+            return Text.assemble((mode, "dim"), ("server challenge not captured", "dim"))
+        return Text.assemble((mode, "dim"), _cell(c.response))
     if c.password is None and (c.challenge is not None or c.response is not None):
         return Text.assemble(
             ("challenge ", "dim"), _cell(c.challenge), ("\nresponse ", "dim"), _cell(c.response)

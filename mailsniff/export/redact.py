@@ -3,11 +3,14 @@
 One function, applied to finished Sessions before anything renders or exports them, so every
 output (console, JSON Lines, transcripts, manifest, creds) shows the same mask. What is masked:
 each AuthAttempt's password (the bearer token for XOAUTH2/OAUTHBEARER) and response (CRAM-MD5
-and APOP digests, crackable offline); and everywhere text from the dialogue is kept (transcript
-lines and their decoded notes, the exchange table, anomalies, findings), each of those secrets
-as written, its base64 form, and any base64 token whose decoded bytes contain one of them (the
-AUTH PLAIN line, the XOAUTH2 blob). Usernames stay: they identify, they do not grant access.
-Message contents are not altered (they are the evidence; credentials do not travel in them).
+and APOP digests, the NTLM hash line, crackable offline); and everywhere text from the dialogue
+is kept (transcript lines and their decoded notes, the exchange table, anomalies, findings), each
+of those secrets in every form it can take there: the bytes the client sent (AuthAttempt.secrets)
+decoded as UTF-8 and as latin-1, repr-escaped, base64, the SASL line that carried it, and any
+base64 token whose decoded bytes contain one of them. So a password that is not UTF-8, or a
+malformed AUTH PLAIN blob, is masked like any other. Usernames stay: they identify, they do
+not grant access. Message contents are not altered (they are the evidence; credentials do not
+travel in them).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 
-from mailsniff.model import Finding, Session, TranscriptLine
+from mailsniff.model import Session, TranscriptLine
 
 __all__ = ["MASK", "redact_session", "session_secrets", "text_redactor"]
 
@@ -30,7 +33,7 @@ _BASE64_TOKEN = re.compile(r"[A-Za-z0-9+/]{4,}={0,2}")
 
 
 def session_secrets(session: Session) -> list[str]:
-    """Every password, token and digest of the session, longest first."""
+    """Every password, token and digest of the session (as decoded text), longest first."""
     found: set[str] = set()
     for attempt in session.auth:
         for value in (attempt.password, attempt.response):
@@ -39,16 +42,47 @@ def session_secrets(session: Session) -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
+def _session_needles(session: Session) -> list[bytes]:
+    """The secrets as bytes: as the client sent them, and as their decoded text encodes."""
+    found: set[bytes] = set()
+    for attempt in session.auth:
+        found.update(s for s in attempt.secrets if s)
+    for text in session_secrets(session):
+        found.update(_encodings(text))
+    return sorted(found, key=len, reverse=True)
+
+
+def _encodings(text: str) -> list[bytes]:
+    out = [text.encode("utf-8", "surrogateescape")]
+    try:  # text decoded from bytes that were not UTF-8 (mailsniff.protocols.base.to_text)
+        out.append(text.encode("latin-1"))
+    except UnicodeEncodeError:
+        pass
+    return out
+
+
+def _text_forms(needle: bytes) -> list[str]:
+    """How these bytes can appear in a text field: decoded either way, repr-escaped, base64."""
+    texts = [needle.decode("latin-1")]
+    try:
+        texts.append(needle.decode("utf-8"))
+    except UnicodeDecodeError:
+        pass
+    forms: list[str] = []
+    for text in texts:
+        forms.append(text)
+        inner = repr(text)[1:-1]  # anomalies quote raw lines with repr()
+        forms += [inner, inner.replace("'", "\\'"), inner.replace('"', '\\"')]
+    forms.append(base64.b64encode(needle).decode("ascii").rstrip("="))
+    return [f for f in forms if f]
+
+
 class _Scrubber:
-    def __init__(self, secrets: list[str]) -> None:
-        self._secrets = secrets
-        self._needles = [s.encode("utf-8", "surrogateescape") for s in secrets]
-        forms: list[str] = []
-        for secret, needle in zip(secrets, self._needles, strict=True):
-            forms.append(secret)
-            forms.append(base64.b64encode(needle).decode("ascii").rstrip("="))
+    def __init__(self, needles: list[bytes]) -> None:
+        self._needles = needles
+        forms = {form for needle in needles for form in _text_forms(needle)}
         patterns = []
-        for form in sorted(set(forms), key=len, reverse=True):
+        for form in sorted(forms, key=len, reverse=True):
             escaped = re.escape(form)
             if len(form) >= _ANYWHERE:
                 patterns.append(escaped)
@@ -89,16 +123,16 @@ class _Scrubber:
 def text_redactor(secrets: list[str]) -> Callable[[str], str]:
     """Masks the given secrets (and their base64 forms) in any text: for output written before
     a Session is finished, e.g. the live transcript of `mailsniff send`/`pop`."""
-    known = sorted({s for s in secrets if s}, key=len, reverse=True)
-    return _Scrubber(known).text
+    needles = {b for s in secrets if s for b in _encodings(s)}
+    return _Scrubber(sorted(needles, key=len, reverse=True)).text
 
 
 def redact_session(session: Session) -> Session:
     """Mask the session's secrets everywhere in it, in place; returns the same session."""
-    secrets = session_secrets(session)
-    if not secrets:
+    needles = _session_needles(session)
+    if not needles:
         return session
-    scrub = _Scrubber(secrets)
+    scrub = _Scrubber(needles)
     for attempt in session.auth:
         if attempt.password is not None:
             attempt.password = MASK
@@ -106,6 +140,7 @@ def redact_session(session: Session) -> Session:
             attempt.response = MASK
         attempt.username = scrub.optional(attempt.username)
         attempt.reply = scrub.optional(attempt.reply)
+        attempt.secrets = []
     session.transcript = [
         TranscriptLine(line.ts_ns, line.direction, scrub.text(line.text), scrub.optional(line.note))
         for line in session.transcript
@@ -115,5 +150,5 @@ def redact_session(session: Session) -> Session:
         for e in session.exchanges
     ]
     session.anomalies = [scrub.text(a) for a in session.anomalies]
-    session.findings = [Finding(f.kind, scrub.text(f.detail)) for f in session.findings]
+    session.findings = [replace(f, detail=scrub.text(f.detail)) for f in session.findings]
     return session

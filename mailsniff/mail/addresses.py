@@ -116,6 +116,7 @@ def _tokenize(text: str, defects: list[str]) -> list[_Token]:
 @dataclass(slots=True)
 class _Mailbox:
     words: list[_Token] = field(default_factory=list)  # atoms and quoted strings
+    spaced: list[bool] = field(default_factory=list)  # per word: whitespace or comment before it
     comments: list[str] = field(default_factory=list)
     angle: str | None = None
     after_angle: bool = False
@@ -135,24 +136,43 @@ def _clean_addr(addr: str) -> str:
     return addr
 
 
-def _finish(box: _Mailbox, defects: list[str]) -> Address | None:
+def _runs(box: _Mailbox) -> list[str]:
+    """The mailbox's words joined where nothing separates them; whitespace keeps words apart
+    except around '.' and '@' (the obsolete `john . doe @ example.org`, RFC 5322 4.4)."""
+    runs: list[str] = []
+    for word, spaced in zip(box.words, box.spaced, strict=True):
+        text = f'"{word.text}"' if word.kind == "quoted" else word.text
+        if runs and (not spaced or runs[-1].endswith((".", "@")) or text.startswith((".", "@"))):
+            runs[-1] += text
+        else:
+            runs.append(text)
+    return runs
+
+
+def _finish(box: _Mailbox, defects: list[str]) -> list[Address]:
     if box.empty():
-        return None
+        return []
     if box.angle is not None:
         name = _phrase(box.words)
-        address = _clean_addr(box.angle)
+        addresses = [_clean_addr(box.angle)]
     else:
         # addr-spec: rebuild it from its pieces (quoted local parts keep their quotes)
-        parts = [f'"{w.text}"' if w.kind == "quoted" else w.text for w in box.words]
-        if len(parts) > 1 and not any("@" in p for p in parts):
-            defects.append(f"no address in mailbox {' '.join(parts)[:60]!r}")
-            address = " ".join(parts)
+        runs = _runs(box)
+        addresses = [r for r in runs if "@" in r]
+        if not addresses:
+            if len(runs) > 1:
+                defects.append(f"no address in mailbox {' '.join(runs)[:60]!r}")
+            addresses = [" ".join(runs)]
         else:
-            address = "".join(parts)
+            if len(addresses) > 1:
+                defects.append(f"no ',' between addresses {' '.join(addresses)[:60]!r}")
+            other = [r for r in runs if "@" not in r]
+            if other:
+                defects.append(f"text beside address ignored: {' '.join(other)[:60]!r}")
         name = " ".join(box.comments)
     decoded, more = decode_words(name)
     defects.extend(more)
-    return Address(name=" ".join(decoded.split()), address=address)
+    return [Address(name=" ".join(decoded.split()), address=a) for a in addresses]
 
 
 def _stray_colon(tokens: list[_Token], at: int) -> bool:
@@ -184,18 +204,20 @@ def parse_address_list(text: str) -> tuple[list[Address], list[str]]:
 
     def flush() -> None:
         nonlocal box
-        addr = _finish(box, defects)
-        if addr is not None:
+        for addr in _finish(box, defects):
             if len(result) < MAX_ADDRESSES:
                 result.append(addr)
             else:
                 defects.append(f"more than {MAX_ADDRESSES} addresses: the rest dropped")
         box = _Mailbox()
 
+    spaced = False
     for index, tok in enumerate(tokens):
         kind = tok.kind
         if kind == "ws":
+            spaced = True
             continue
+        was_spaced, spaced = spaced, kind == "comment"
         if kind == "comment":
             box.comments.append(tok.text)
         elif kind == "angle":
@@ -213,7 +235,11 @@ def parse_address_list(text: str) -> tuple[list[Address], list[str]]:
             in_group = False
         elif kind == ":":
             if box.angle is None and box.words and not in_group:
-                if _stray_colon(tokens, index):
+                if any("@" in w.text for w in box.words if w.kind == "atom"):
+                    # an address cannot be a group's name: `a@x Subject: ...`
+                    defects.append("unexpected ':' after an address")
+                    flush()
+                elif _stray_colon(tokens, index):
                     defects.append("stray ':' between display name and address")
                 else:
                     box = _Mailbox()  # the group's name is not an address
@@ -225,6 +251,7 @@ def parse_address_list(text: str) -> tuple[list[Address], list[str]]:
                 defects.append(f"text after angle address ignored: {tok.text[:40]!r}")
                 continue
             box.words.append(tok)
+            box.spaced.append(was_spaced)
     flush()
     if in_group:
         defects.append("group not terminated by ';'")

@@ -28,10 +28,12 @@ from typing import Protocol
 from mailsniff.limits import MAX_MESSAGE
 from mailsniff.mail.addresses import parse_address_header
 from mailsniff.mail.rfc2047 import decode_header_bytes, decode_raw_header, decode_words
+from mailsniff.mail.rfc2231 import ParamMessage
 from mailsniff.model import Address, Attachment, Message, RetrievedMessage, Session, Transaction
 
 __all__ = [
     "MAX_DEFECTS",
+    "MAX_DEPTH",
     "MAX_HEADERS",
     "MAX_PARTS",
     "HeaderField",
@@ -55,6 +57,14 @@ MAX_DEFECTS = 100
 # obsolete syntax of RFC 5322 4.5.
 _FIELD = re.compile(rb"([\x21-\x39\x3b-\x7e]+)([ \t]*):")
 _LINE = re.compile(rb"[^\n]*\n|[^\n]+")
+
+# A continuation line written like a header field of its own: `    Subject: hi` folded into From.
+_HEADER_LIKE = re.compile(rb"\r?\n[ \t]+([A-Za-z][A-Za-z0-9-]*)[ \t]*:")
+_COMMON_FIELDS = {
+    "from", "sender", "reply-to", "to", "cc", "bcc", "subject", "date", "message-id",
+    "in-reply-to", "references", "received", "return-path", "mime-version", "content-type",
+    "content-transfer-encoding", "content-disposition", "user-agent", "organization",
+}  # fmt: skip
 
 _ADDRESS_FIELDS = {
     "from": "from_",
@@ -166,6 +176,10 @@ def _split(raw: bytes) -> _HeaderBlock:
 
 
 def _defect_text(defect: object) -> str:
+    if isinstance(defect, _TooDeepDefect):
+        return _TOO_DEEP
+    if isinstance(defect, _TooManyDefect):
+        return _TOO_MANY
     name = type(defect).__name__.removesuffix("Defect")
     words = re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower()
     return f"MIME: {words}"
@@ -174,7 +188,7 @@ def _defect_text(defect: object) -> str:
 def _parameter_view(part: EmailMessage) -> EmailMessage:
     """A copy of the part's Content-Type/-Disposition with 8-bit bytes decoded (UTF-8, else
     windows-1252): compat32 would turn raw 8-bit parameter values into U+FFFD."""
-    view = EmailMessage(policy=policy.compat32)
+    view = ParamMessage(policy=policy.compat32)
     for name, value in part.raw_items():
         if name.lower() in ("content-type", "content-disposition"):
             text, _ = decode_raw_header(str(value).encode("utf-8", errors="surrogateescape"))
@@ -248,11 +262,13 @@ def _walk(
 
     With `payloads`, each listed attachment's decoded bytes are appended to it too.
     """
-    stack: list[tuple[EmailMessage, bool]] = [(root, True)]
+    stack: list[tuple[EmailMessage, bool, int]] = [(root, True, 0)]
     walked = 0
     defects: list[str] = []
     while stack:
-        part, is_root = stack.pop()
+        part, is_root, depth = stack.pop()
+        if depth > MAX_DEPTH and _TOO_DEEP not in defects:
+            defects.append(_TOO_DEEP)
         walked += 1
         if walked > MAX_PARTS:
             defects.append(f"more than {MAX_PARTS} MIME parts: the rest not listed")
@@ -261,7 +277,9 @@ def _walk(
             defects.extend(_defect_text(d) for d in part.defects)
             children = part.get_payload()
             if isinstance(children, list):
-                stack.extend((c, False) for c in reversed(children) if isinstance(c, EmailMessage))
+                stack.extend(
+                    (c, False, depth + 1) for c in reversed(children) if isinstance(c, EmailMessage)
+                )
             continue
         filename = _filename(part)
         if not _is_attachment(part, filename, is_root):
@@ -283,6 +301,21 @@ def _walk(
     msg.defects.extend(defects)
 
 
+def _header_like_lines(raw_value: bytes) -> tuple[list[str], int]:
+    """Names of the folded continuation lines that read as header fields of their own, and
+    where the first of them starts (len(raw_value) when none does)."""
+    names: list[str] = []
+    cut = len(raw_value)
+    if b"\n" not in raw_value:
+        return names, cut
+    for match in _HEADER_LIKE.finditer(raw_value):
+        name = match.group(1).decode("ascii")
+        if name.lower() in _COMMON_FIELDS or (name[:2].lower() == "x-" and len(name) > 2):
+            cut = min(cut, match.start())
+            names.append(name)
+    return names, cut
+
+
 def _fill_headers(fields: list[HeaderField], msg: Message) -> None:
     seen: dict[str, int] = {}
     for f in fields:
@@ -290,8 +323,15 @@ def _fill_headers(fields: list[HeaderField], msg: Message) -> None:
         seen[key] = seen.get(key, 0) + 1
         msg.headers.append((f.name, f.value))
         attr = _ADDRESS_FIELDS.get(key)
+        header_like, cut = _header_like_lines(f.raw_value)
+        if header_like:
+            listed = ", ".join(dict.fromkeys(header_like))
+            unread = " (not read as addresses)" if attr is not None else ""
+            msg.defects.append(
+                f"{f.name}: folded continuation lines look like headers: {listed}{unread}"
+            )
         if attr is not None:
-            addresses, defects = parse_address_header(f.raw_value)
+            addresses, defects = parse_address_header(f.raw_value[:cut])
             target: list[Address] = getattr(msg, attr)
             target.extend(addresses)
             msg.defects.extend(f"{f.name}: {d}" for d in defects)
@@ -354,8 +394,10 @@ def _root_head(block: _HeaderBlock) -> EmailMessage:
     """
     normalised = block.normalised
     if normalised.count(b"\r") != normalised.count(b"\r\n"):
-        return BytesParser(policy=policy.compat32).parsebytes(normalised, headersonly=True)
-    head = EmailMessage(policy=policy.compat32)
+        return BytesParser(ParamMessage, policy=policy.compat32).parsebytes(
+            normalised, headersonly=True
+        )
+    head = ParamMessage(policy=policy.compat32)
     for f in block.fields:
         # compat32 header_source_parse: value.lstrip(' \t') ... .rstrip('\r\n')
         value = f.raw_value.lstrip(b" \t").rstrip(b"\r\n")
@@ -363,7 +405,12 @@ def _root_head(block: _HeaderBlock) -> EmailMessage:
     return head
 
 
-def _mime(block: _HeaderBlock, raw: bytes, msg: Message) -> None:
+def _mime(
+    block: _HeaderBlock, raw: bytes, msg: Message, payloads: list[bytes] | None = None
+) -> None:
+    """Attachments and MIME defects into `msg` (and, with `payloads`, each attachment's bytes):
+    the fast walker; the stdlib parser where only it reads exactly; the walker again, tolerant,
+    where the stdlib parser fails on nesting too deep for it."""
     head = _root_head(block)
     if head.get_content_maintype() not in ("multipart", "message") and not _is_attachment(
         head, _filename(head), is_root=True
@@ -371,16 +418,38 @@ def _mime(block: _HeaderBlock, raw: bytes, msg: Message) -> None:
         msg.defects.extend(_defect_text(d) for d in head.defects)
         return  # a single body part: nothing to list, no need to parse the body
     try:
-        _mime_fast(head, block, raw, msg)
+        _mime_fast(head, block, raw, msg, payloads)
+        return
     except _Fallback:
-        _mime_stdlib(block, raw, msg)
+        pass
+    read = Message(size=msg.size, sha256=msg.sha256)
+    found: list[bytes] = []
+    try:
+        _mime_stdlib(block, raw, read, found)
+    except RecursionError:
+        _mime_fast(head, block, raw, msg, payloads, strict=False)
+        msg.defects.append("MIME structure nested too deep to read exactly: read tolerantly")
+        return
+    except Exception:
+        _keep(read, found, msg, payloads)  # what was listed before the failure
+        raise
+    _keep(read, found, msg, payloads)
+
+
+def _keep(read: Message, found: list[bytes], msg: Message, payloads: list[bytes] | None) -> None:
+    msg.attachments.extend(read.attachments)
+    msg.defects.extend(read.defects)
+    if payloads is not None:
+        payloads.extend(found)
 
 
 def _mime_stdlib(
     block: _HeaderBlock, raw: bytes, msg: Message, payloads: list[bytes] | None = None
 ) -> None:
     """The reference walk: the stdlib parser over the whole message."""
-    parsed = BytesParser(policy=policy.compat32).parsebytes(block.normalised + block.body)
+    parsed = BytesParser(ParamMessage, policy=policy.compat32).parsebytes(
+        block.normalised + block.body
+    )
     linesep = "\r\n" if raw[: raw.find(b"\n") + 1].endswith(b"\r\n") else "\n"
     _walk(parsed, msg, linesep, payloads)
 
@@ -388,13 +457,13 @@ def _mime_stdlib(
 def attachment_payloads(raw: bytes) -> list[tuple[Attachment, bytes]]:
     """Every attachment `parse_message(raw)` lists, with its decoded bytes. Never raises.
 
-    Uses the stdlib walk (the reference the fast walker reproduces), so the records are the
-    ones `parse_message` returns; for export, where the bytes themselves are wanted.
+    The same walk as `parse_message`, so the records are the ones it returns; for export, where
+    the bytes themselves are wanted.
     """
     msg = Message(size=len(raw), sha256="")
     payloads: list[bytes] = []
     try:
-        _mime_stdlib(_split(raw), raw, msg, payloads)
+        _mime(_split(raw), raw, msg, payloads)
     except Exception:  # hostile bytes: what was decoded before the failure is kept
         pass
     return list(zip(msg.attachments, payloads, strict=False))
@@ -407,12 +476,16 @@ def attachment_payloads(raw: bytes) -> list[tuple[Attachment, bytes]]:
 # the parts listed as attachments. Whatever it does not reproduce exactly raises _Fallback and
 # the whole message goes to the stdlib parser instead: message/* parts
 # (parsed as nested messages), malformed part header blocks, uuencode, boundaries that are not
-# ASCII, nesting deeper than MAX_FAST_DEPTH. Bare CRs (which feedparser also takes for line ends)
+# ASCII. Multiparts nested deeper than MAX_DEPTH are not split level by level (a scan of the
+# region per level, and recursion in the stdlib parser): the region below the bound is read in
+# one pass over its delimiter lines, every leaf part listed, the bound reported. When the stdlib
+# parser cannot read a message either (RecursionError), the walker reads it again tolerantly
+# (`_Walk.strict` False). Bare CRs (which feedparser also takes for line ends)
 # are looked for only where they would change the reading: in header blocks, on delimiter lines
 # and just before a delimiter; inside a body they change nothing the walk reports.
 
-#: Multipart nesting the fast walker follows; deeper messages go to the stdlib parser.
-MAX_FAST_DEPTH = 64
+#: Multipart nesting followed level by level; the parts below are listed without their structure.
+MAX_DEPTH = 64
 
 # feedparser's headerRE without its 'From ' and continuation branches
 _PART_FIELD = re.compile(rb"[\x21-\x39\x3b-\x7e]*:")
@@ -422,6 +495,24 @@ _BASE64_ALPHABET_CHECK = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
 
 class _Fallback(Exception):
     """The fast walker met something only the stdlib parser reads exactly."""
+
+
+class _TooDeepDefect(MessageDefect):
+    """Multipart nesting beyond MAX_DEPTH: the parts below listed without their structure."""
+
+
+class _TooManyDefect(MessageDefect):
+    """More than MAX_PARTS parts met below the nesting bound."""
+
+
+_TOO_DEEP = f"MIME: nesting deeper than {MAX_DEPTH} levels, the parts below listed without it"
+_TOO_MANY = f"more than {MAX_PARTS} MIME parts: the rest not listed"
+
+
+@dataclass(slots=True)
+class _Walk:
+    strict: bool = True  # False: read what only the stdlib reads exactly as best we can
+    count: int = 1  # parts made so far (the root counts)
 
 
 @dataclass(slots=True)
@@ -439,9 +530,14 @@ def _field_value(raw: bytes, start: int, end: int) -> str:
     return raw[start:end].lstrip(b" \t").rstrip(b"\r\n").decode("ascii", "surrogateescape")
 
 
-def _part_head(raw: bytes, start: int, end: int, in_digest: bool) -> tuple[EmailMessage, int]:
-    """A part's header fields and where its body starts, as feedparser reads them."""
-    head = EmailMessage(policy=policy.compat32)
+def _part_head(
+    raw: bytes, start: int, end: int, in_digest: bool, strict: bool = True
+) -> tuple[EmailMessage, int]:
+    """A part's header fields and where its body starts, as feedparser reads them.
+
+    Not strict: a line that is no header field starts the body, other oddities are skipped.
+    """
+    head = ParamMessage(policy=policy.compat32)
     if in_digest:
         head.set_default_type("message/rfc822")
     pos = start
@@ -451,7 +547,7 @@ def _part_head(raw: bytes, start: int, end: int, in_digest: bool) -> tuple[Email
         nl = raw.find(b"\n", pos, end)
         line_end = nl + 1 if nl >= 0 else end
         cr = raw.find(b"\r", pos, line_end)
-        if cr >= 0 and cr != nl - 1:
+        if cr >= 0 and cr != nl - 1 and strict:
             raise _Fallback  # a bare CR ends a line for feedparser
         first = raw[pos]
         if first in (0x0D, 0x0A):  # the empty line
@@ -459,12 +555,16 @@ def _part_head(raw: bytes, start: int, end: int, in_digest: bool) -> tuple[Email
             break
         if first in (0x20, 0x09):
             if name is None:
-                raise _Fallback  # continuation before any field
-            value_end = line_end
+                if strict:
+                    raise _Fallback  # continuation before any field
+            else:
+                value_end = line_end
         else:
             field = _PART_FIELD.match(raw, pos, line_end)
             if field is None or field.end() == pos + 1 or raw.startswith(b"From ", pos):
-                raise _Fallback  # no separator line, 'From ' line or empty field name
+                if strict:
+                    raise _Fallback  # no separator line, 'From ' line or empty field name
+                break  # the body starts here
             if name is not None:
                 head[name] = _field_value(raw, value_start, value_end)
             name = raw[pos : field.end() - 1].decode("ascii")
@@ -475,7 +575,9 @@ def _part_head(raw: bytes, start: int, end: int, in_digest: bool) -> tuple[Email
     return head, pos
 
 
-def _delimiter(raw: bytes, sep: bytes, pos: int, end: int) -> tuple[int, int, bool] | None:
+def _delimiter(
+    raw: bytes, sep: bytes, pos: int, end: int, strict: bool = True
+) -> tuple[int, int, bool] | None:
     """The next `--boundary[--][WSP]` line at or after `pos` (a line start) before `end`:
     (line start, line end, is the close delimiter)."""
     while True:
@@ -491,24 +593,23 @@ def _delimiter(raw: bytes, sep: bytes, pos: int, end: int) -> tuple[int, int, bo
                 rest = rest[2:]
             if rest.endswith(b"\r"):
                 rest = rest[:-1]
-            if b"\r" in rest:
+            if b"\r" in rest and strict:
                 raise _Fallback  # a bare CR ends a line for feedparser
-            if not rest.strip(b" \t"):
+            if not rest.strip(b" \t\r"):
                 return at, (nl + 1 if nl >= 0 else end), close
         pos = at + 1
 
 
-def _leaf(raw: bytes, start: int, end: int, in_digest: bool, depth: int, count: list[int]) -> _Part:
-    if depth > MAX_FAST_DEPTH:
-        raise _Fallback
-    head, body = _part_head(raw, start, end, in_digest)
+def _leaf(raw: bytes, start: int, end: int, in_digest: bool, walk: _Walk) -> _Part:
+    """The part between two delimiter lines; a multipart's region is split by _fill_multipart."""
+    head, body = _part_head(raw, start, end, in_digest, walk.strict)
     ctype = head.get_content_type()
     maintype = ctype.split("/")[0]
-    if maintype == "message":
+    if maintype == "message" and walk.strict:
         raise _Fallback  # feedparser parses it as a nested message
     part = _Part(head, ctype, body, end, [])
     if maintype == "multipart":
-        _fill_multipart(part, raw, depth, count)
+        pass
     elif raw.endswith(b"\r\n", body, end):  # the last line ending belongs to the delimiter
         part.end -= 2
     elif raw.endswith((b"\n", b"\r"), body, end):
@@ -516,46 +617,161 @@ def _leaf(raw: bytes, start: int, end: int, in_digest: bool, depth: int, count: 
     return part
 
 
-def _fill_multipart(part: _Part, raw: bytes, depth: int, count: list[int]) -> None:
-    """Split a multipart's region on its delimiter lines (RFC 2046 5.1.1), as feedparser does."""
+@dataclass(slots=True)
+class _Split:
+    """A multipart being split: its separator, where its next part starts, its children so far."""
+
+    part: _Part
+    sep: bytes
+    pos: int
+    depth: int
+    children: list[_Part]
+
+
+def _open_multipart(part: _Part, raw: bytes, depth: int, walk: _Walk) -> _Split | None:
+    """Start splitting a multipart's region on its delimiter lines (RFC 2046 5.1.1), as feedparser
+    does; None when there is nothing to split (read as one leaf) or it lies at the nesting bound
+    (read flat by _flatten)."""
     head = part.head
     boundary = head.get_boundary()
     if boundary is None:
         part.defects.append(errors.NoBoundaryInMultipartDefect())
-        return  # read as one leaf, trailing line ending kept
+        return None  # read as one leaf, trailing line ending kept
     if str(head.get("content-transfer-encoding", "8bit")).lower() not in ("7bit", "8bit", "binary"):
         part.defects.append(errors.InvalidMultipartContentTransferEncodingDefect())
-    try:
-        sep = b"--" + boundary.encode("ascii", "surrogateescape")
-    except UnicodeEncodeError:
-        raise _Fallback from None
+    sep = _separator(boundary, walk.strict)
     start, end = part.start, part.end
-    if raw.find(b"\r" + sep, start, end) >= 0:
+    if walk.strict and raw.find(b"\r" + sep, start, end) >= 0:
         raise _Fallback  # a delimiter line after a bare CR: feedparser sees it, bytes.find not
-    first = _delimiter(raw, sep, start, end)
+    first = _delimiter(raw, sep, start, end, walk.strict)
     if first is None or first[2]:
         part.defects.append(errors.StartBoundaryNotFoundDefect())
         part.end = end if first is None else first[0]  # the preamble becomes the payload
-        return
-    in_digest = part.ctype == "multipart/digest"
-    children: list[_Part] = []
-    pos = first[1]
-    while True:
-        found = _delimiter(raw, sep, pos, end)
-        while found is not None and found[0] == pos:  # repeated delimiter lines: no part
-            pos = found[1]
-            found = _delimiter(raw, sep, pos, end)
+        return None
+    if depth >= MAX_DEPTH:
+        _flatten(part, raw, sep, first[1], walk)
+        return None
+    part.children = []
+    return _Split(part, sep, first[1], depth, part.children)
+
+
+def _fill_multipart(root: _Part, raw: bytes, walk: _Walk) -> None:
+    """Split a multipart and every multipart inside it, depth first (the order feedparser reads
+    them in), with a stack of open multiparts instead of recursion."""
+    top = _open_multipart(root, raw, 0, walk)
+    stack = [top] if top is not None else []
+    while stack:
+        split = stack[-1]
+        end = split.part.end
+        found = _delimiter(raw, split.sep, split.pos, end, walk.strict)
+        while found is not None and found[0] == split.pos:  # repeated delimiter lines: no part
+            split.pos = found[1]
+            found = _delimiter(raw, split.sep, split.pos, end, walk.strict)
+        start = split.pos
         stop = end if found is None else found[0]
-        if count[0] <= MAX_PARTS:  # past that the walk stops: only this level's defects count
-            count[0] += 1
-            children.append(_leaf(raw, pos, stop, in_digest, depth + 1, count))
         if found is None:
-            part.defects.append(errors.CloseBoundaryNotFoundDefect())
+            split.part.defects.append(errors.CloseBoundaryNotFoundDefect())
+        if found is None or found[2]:
+            stack.pop()  # its last part follows
+        else:
+            split.pos = found[1]
+        if walk.count > MAX_PARTS:  # past that the walk stops: only this level's defects count
+            continue
+        walk.count += 1
+        in_digest = split.part.ctype == "multipart/digest"
+        child = _leaf(raw, start, stop, in_digest, walk)
+        split.children.append(child)
+        if child.ctype.startswith("multipart/"):
+            inner = _open_multipart(child, raw, split.depth + 1, walk)
+            if inner is not None:
+                stack.append(inner)
+
+
+def _separator(boundary: str, strict: bool) -> bytes:
+    try:
+        return b"--" + boundary.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:
+        if strict:
+            raise _Fallback from None
+        return b"--" + boundary.encode("utf-8", "surrogateescape")
+
+
+def _line_before(raw: bytes, start: int, at: int) -> int:
+    """Where a body ends whose next line (a delimiter) starts at `at`: its line ending belongs
+    to the delimiter."""
+    if at - 2 >= start and raw[at - 2 : at] == b"\r\n":
+        return at - 2
+    if at - 1 >= start and raw[at - 1] in (0x0A, 0x0D):
+        return at - 1
+    return at
+
+
+def _flatten(part: _Part, raw: bytes, sep: bytes, pos: int, walk: _Walk) -> None:
+    """The leaf parts below a multipart at the nesting bound, in one pass over the delimiter lines
+    of its region (every open multipart's boundary matched at once); `pos` is where its first
+    part starts. Nested multiparts are followed but not kept: their leaves become the children.
+    """
+    part.defects.append(_TooDeepDefect())
+    end = part.end
+    innermost: dict[bytes, int] = {}  # separator -> index of its innermost open multipart
+    open_seps: list[tuple[bytes, int | None]] = []  # (separator, index it shadows)
+
+    def push(separator: bytes) -> None:
+        open_seps.append((separator, innermost.get(separator)))
+        innermost[separator] = len(open_seps) - 1
+
+    def pop_to(size: int) -> None:
+        while len(open_seps) > size:
+            separator, shadowed = open_seps.pop()
+            if shadowed is None:
+                del innermost[separator]
+            else:
+                innermost[separator] = shadowed
+
+    leaves: list[_Part] = []
+    leaf: _Part | None = None
+    push(sep)
+    start_part = True  # `pos` starts a part (after a delimiter line)
+    while open_seps and pos < end:
+        if start_part:
+            start_part = False
+            head, body = _part_head(raw, pos, end, False, strict=False)
+            ctype = head.get_content_type()
+            boundary = head.get_boundary() if ctype.startswith("multipart/") else None
+            if boundary:
+                push(_separator(boundary, strict=False))
+            else:
+                if walk.count > MAX_PARTS:
+                    part.defects.append(_TooManyDefect())
+                    part.children = leaves
+                    return
+                walk.count += 1
+                leaf = _Part(head, ctype, body, end, [])
+                leaves.append(leaf)
+            pos = body
+            continue
+        at = pos if raw.startswith(b"--", pos) else raw.find(b"\n--", pos, end) + 1
+        if at <= 0:
             break
-        if found[2]:
-            break
-        pos = found[1]
-    part.children = children
+        nl = raw.find(b"\n", at, end)
+        line_end = nl + 1 if nl >= 0 else end
+        line = raw[at:line_end].rstrip(b"\r\n").rstrip(b" \t\r")
+        close = False
+        index = innermost.get(line)
+        if index is None and line.endswith(b"--"):
+            index = innermost.get(line[:-2])
+            close = index is not None
+        pos = line_end
+        if index is None:
+            continue
+        if leaf is not None:
+            leaf.end = _line_before(raw, leaf.start, at)
+            leaf = None
+        pop_to(index if close else index + 1)
+        start_part = not close
+    if open_seps:
+        part.defects.append(errors.CloseBoundaryNotFoundDefect())
+    part.children = leaves
 
 
 def _decode_base64(encoded: bytes) -> tuple[bytes, list[MessageDefect]]:
@@ -582,7 +798,7 @@ def _decode_base64(encoded: bytes) -> tuple[bytes, list[MessageDefect]]:
         return encoded, [errors.InvalidBase64LengthDefect()]
 
 
-def _leaf_bytes(part: _Part, raw: bytes) -> bytes:
+def _leaf_bytes(part: _Part, raw: bytes, strict: bool = True) -> bytes:
     """Message.get_payload(decode=True) for the leaf's payload bytes."""
     payload = raw[part.start : part.end]
     cte = str(part.head.get("content-transfer-encoding", "")).lower()
@@ -592,21 +808,29 @@ def _leaf_bytes(part: _Part, raw: bytes) -> bytes:
         data, defects = _decode_base64(payload.translate(None, b"\r\n"))
         part.defects.extend(defects)
         return data
-    if cte in _UUENCODE:
+    if cte in _UUENCODE and strict:
         raise _Fallback
     return payload
 
 
-def _mime_fast(head: EmailMessage, block: _HeaderBlock, raw: bytes, msg: Message) -> None:
-    if block.normalised.count(b"\r") != block.normalised.count(b"\r\n"):
+def _mime_fast(
+    head: EmailMessage,
+    block: _HeaderBlock,
+    raw: bytes,
+    msg: Message,
+    payloads: list[bytes] | None = None,
+    strict: bool = True,
+) -> None:
+    if strict and block.normalised.count(b"\r") != block.normalised.count(b"\r\n"):
         raise _Fallback  # feedparser also ends lines at a bare CR
     ctype = head.get_content_type()
     maintype = ctype.split("/")[0]
-    if maintype == "message":
+    if maintype == "message" and strict:
         raise _Fallback
+    walk = _Walk(strict)
     root = _Part(head, ctype, block.body_start, len(raw), list(head.defects))
     if maintype == "multipart":
-        _fill_multipart(root, raw, 0, [1])
+        _fill_multipart(root, raw, walk)
         if root.children is None:
             root.defects.append(errors.MultipartInvariantViolationDefect())
     # the same walk as _walk, over _Part; results are kept only if no _Fallback is raised
@@ -614,6 +838,7 @@ def _mime_fast(head: EmailMessage, block: _HeaderBlock, raw: bytes, msg: Message
     walked = 0
     defects: list[str] = []
     attachments: list[Attachment] = []
+    datas: list[bytes] = []
     while stack:
         part, is_root = stack.pop()
         walked += 1
@@ -629,8 +854,10 @@ def _mime_fast(head: EmailMessage, block: _HeaderBlock, raw: bytes, msg: Message
         if not _listed(disposition, part.ctype, filename, is_root):
             defects.extend(_defect_text(d) for d in part.defects)
             continue
-        data = _leaf_bytes(part, raw)
+        data = _leaf_bytes(part, raw, strict)
         defects.extend(_defect_text(d) for d in part.defects)
+        if payloads is not None:
+            datas.append(data)
         attachments.append(
             Attachment(
                 filename=filename,
@@ -642,6 +869,8 @@ def _mime_fast(head: EmailMessage, block: _HeaderBlock, raw: bytes, msg: Message
         )
     msg.attachments.extend(attachments)
     msg.defects.extend(defects)
+    if payloads is not None:
+        payloads.extend(datas)
 
 
 class RawSink(Protocol):

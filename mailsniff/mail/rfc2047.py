@@ -10,8 +10,10 @@ Decoding rules, chosen for mail as it is really sent rather than as RFC 2047 wis
 - GB2312 / GBK labels are decoded as GB18030, a superset (real mail labels GBK text GB2312).
 - An unknown or non-text charset is decoded as latin-1 and recorded as a defect.
 - A word whose payload cannot be decoded at all is kept as literal text and recorded as a defect.
-- Raw 8-bit header bytes (8BITMIME / SMTPUTF8) are decoded as UTF-8, else as windows-1252 (the
-  stated fallback; bytes windows-1252 leaves undefined become their latin-1 characters).
+- Raw 8-bit header bytes (8BITMIME / SMTPUTF8) are decoded as UTF-8; else as GB18030 when they
+  read as Chinese text in it (`detect_chinese`: every non-ASCII character CJK, two of them in a
+  row; Chinese mail and servers send GBK unlabelled); else as windows-1252 (the stated fallback;
+  bytes windows-1252 leaves undefined become their latin-1 characters).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "decode_header_bytes",
     "decode_raw_header",
     "decode_words",
+    "detect_chinese",
     "normalize_charset",
     "unfold",
 ]
@@ -94,6 +97,35 @@ def _windows_1252(data: bytes) -> str:
     if "\ufffd" not in text:
         return text
     return "".join(ch if ch != "\ufffd" else chr(b) for ch, b in zip(text, data, strict=True))
+
+
+# What GBK/GB18030 Chinese text is made of beyond ASCII: CJK ideographs, CJK and general
+# punctuation, fullwidth forms, circled numbers and box drawing.
+_CHINESE = re.compile(
+    "[\u2000-\u206f\u2460-\u24ff\u2500-\u257f\u3000-\u303f\u3400-\u4dbf"
+    "\u4e00-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]"
+)
+_NON_ASCII = re.compile("[^\x00-\x7f]+")
+_TWO_IDEOGRAPHS = re.compile("[\u3400-\u4dbf\u4e00-\u9fff]{2}")
+
+
+def detect_chinese(raw: bytes) -> str | None:
+    """`raw` decoded as GB18030 (a superset of GBK and GB2312) when it reads as Chinese text.
+
+    Bytes that are not UTF-8 and decode strictly to nothing but ASCII and the characters of
+    Chinese text, with at least two ideographs in a row (so that a word of latin-1 text with two
+    accented letters side by side is not taken for one ideograph), else None.
+    """
+    try:
+        text = raw.decode("gb18030")
+    except UnicodeDecodeError:
+        return None
+    if _TWO_IDEOGRAPHS.search(text) is None:
+        return None
+    for run in _NON_ASCII.findall(text):
+        if len(_CHINESE.findall(run)) != len(run):
+            return None
+    return text
 
 
 def _decode_bytes(data: bytes, label: str, defects: list[str]) -> str:
@@ -225,11 +257,15 @@ def _dedupe(items: list[str]) -> list[str]:
 
 
 def decode_raw_header(raw: bytes) -> tuple[str, list[str]]:
-    """Header bytes as text: ASCII or UTF-8 as is, else windows-1252 (recorded as a defect)."""
+    """Header bytes as text: ASCII or UTF-8 as is, else Chinese text in GB18030, else
+    windows-1252 (either recorded as a defect)."""
     try:
         return raw.decode("utf-8"), []
     except UnicodeDecodeError:
         pass
+    chinese = detect_chinese(raw)
+    if chinese is not None:
+        return chinese, ["8-bit header bytes not UTF-8: decoded as GB18030"]
     return _windows_1252(raw), ["8-bit header bytes not UTF-8: decoded as windows-1252"]
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from mailsniff.limits import MAX_LINE
+from mailsniff.mail.rfc2047 import detect_chinese
 
 __all__ = ["Direction", "Line", "ReceiveBuffer", "to_text"]
 
@@ -40,7 +41,10 @@ class Line:
 
 
 def to_text(raw: bytes) -> str:
-    """Decode protocol bytes for display: UTF-8 where valid, each other byte as U+FFFD-free latin-1.
+    """Decode protocol bytes for display: UTF-8 where valid, else Chinese text in GB18030 as the
+    message headers are read (a GBK greeting, reply or EHLO line), else each byte as U+FFFD-free
+    latin-1. Every line of a dialogue is decoded here, so model, console, JSON and transcript
+    show the same text.
 
     Captured bytes are hostile and arbitrary; this never raises. (Escaping of control characters
     for the terminal is the renderer's job.)
@@ -48,7 +52,9 @@ def to_text(raw: bytes) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        return raw.decode("latin-1")
+        pass
+    chinese = detect_chinese(raw)
+    return chinese if chinese is not None else raw.decode("latin-1")
 
 
 class ReceiveBuffer:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from mailsniff.protocols.base import to_text
 
 __all__ = [
+    "BearerCredentials",
+    "CramResponse",
     "Decoded",
     "b64decode",
     "decode_plain",
@@ -57,32 +59,61 @@ def b64decode(blob: bytes | str) -> Decoded:
 @dataclass(slots=True, frozen=True)
 class PlainCredentials:
     authzid: str
-    authcid: str
+    authcid: str | None  # None: the blob had no NUL at all, so no identity can be told apart
     password: str
+    #: The password bytes exactly as the client sent them (what --redact must mask).
+    secret: bytes = b""
+    #: Fewer than the two NULs of `authzid NUL authcid NUL passwd` (further NULs, a trailing
+    #: one, are kept in the password as sent: --redact must not reveal the password's shape).
+    malformed: bool = False
 
 
-def decode_plain(data: bytes) -> PlainCredentials | None:
-    """`[authzid] NUL authcid NUL passwd` (RFC 4616 2); None if it does not have that shape."""
-    parts = data.split(b"\x00")
-    if len(parts) != 3:
-        return None
-    authzid, authcid, passwd = (to_text(p) for p in parts)
-    return PlainCredentials(authzid, authcid, passwd)
+def decode_plain(data: bytes) -> PlainCredentials:
+    """`[authzid] NUL authcid NUL passwd` (RFC 4616 2), tolerant of what clients get wrong.
+
+    Everything after the second NUL is the password (a trailing NUL stays part of it); with a
+    single NUL the blob is read as `authcid NUL passwd`; with none, the whole blob is taken as
+    the password, since it cannot be told apart from one. The password never lands in the
+    identity fields.
+    """
+    parts = data.split(b"\x00", 2)
+    if len(parts) == 3:
+        authzid, authcid, passwd = parts
+        malformed = False
+    elif len(parts) == 2:
+        authzid, (authcid, passwd), malformed = b"", parts, True
+    else:
+        return PlainCredentials("", None, to_text(data), data, malformed=True)
+    return PlainCredentials(to_text(authzid), to_text(authcid), to_text(passwd), passwd, malformed)
 
 
-def decode_cram_md5(data: bytes) -> tuple[str, str] | None:
-    """`username SP digest` (RFC 2195 2): (username, hex digest), or None."""
-    text = to_text(data).strip()
-    user, sep, digest = text.rpartition(" ")
+@dataclass(slots=True, frozen=True)
+class CramResponse:
+    username: str
+    digest: str
+    secret: bytes  # the digest bytes as sent
+
+
+def decode_cram_md5(data: bytes) -> CramResponse | None:
+    """`username SP digest` (RFC 2195 2), split at the last space; None without one."""
+    body = data.strip(b" \t\r\n")
+    user, sep, digest = body.rpartition(b" ")
     if not sep or not user:
         return None
-    return user, digest
+    return CramResponse(to_text(user), to_text(digest), digest)
 
 
-def decode_xoauth2(data: bytes) -> tuple[str | None, str | None]:
-    """`user=U ^A auth=Bearer TOKEN ^A ^A`: (user, token); the token is a secret."""
+@dataclass(slots=True, frozen=True)
+class BearerCredentials:
+    user: str | None
+    token: str | None
+    secret: bytes  # the token bytes as sent (b"" when there is none)
+
+
+def decode_xoauth2(data: bytes) -> BearerCredentials:
+    """`user=U ^A auth=Bearer TOKEN ^A ^A`: the user and the token; the token is a secret."""
     user: str | None = None
-    token: str | None = None
+    token: bytes | None = None
     for part in data.split(b"\x01"):
         key, sep, value = part.partition(b"=")
         if not sep:
@@ -90,7 +121,8 @@ def decode_xoauth2(data: bytes) -> tuple[str | None, str | None]:
         if key == b"user":
             user = to_text(value)
         elif key == b"auth":
-            text = to_text(value)
-            scheme, _, rest = text.partition(" ")
-            token = rest if scheme.lower() == "bearer" and rest else text
-    return user, token
+            scheme, _, rest = value.partition(b" ")
+            token = rest if scheme.lower() == b"bearer" and rest else value
+    if token is None:
+        return BearerCredentials(user, None, b"")
+    return BearerCredentials(user, to_text(token), token)

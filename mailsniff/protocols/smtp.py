@@ -236,7 +236,7 @@ TRANSITIONS: dict[tuple[ClientState, ClientState], str] = {
 
 #: SASL responses a mechanism takes after the AUTH command without an initial response,
 #: used only when no server reply is captured (RFC 4954 4; LOGIN: username then password).
-AUTH_RESPONSES: dict[str, int] = {"LOGIN": 2, "PLAIN": 1, "CRAM-MD5": 1, "XOAUTH2": 1}
+AUTH_RESPONSES: dict[str, int] = {"LOGIN": 2, "PLAIN": 1, "CRAM-MD5": 1, "XOAUTH2": 1, "NTLM": 2}
 
 _KNOWN_VERBS = frozenset(
     {

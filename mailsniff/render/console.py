@@ -315,7 +315,7 @@ def render_overview(console: Console, sessions: Sequence[Session]) -> None:
 # --------------------------------------------------------------------------- one session
 
 
-def _header_panel(session: Session) -> Panel:
+def _header_panel(session: Session, own: bool = False) -> Panel:
     grid = _kv_grid()
     grid.add_row("client", _text(str(session.client)))
     grid.add_row("server", _text(str(session.server)))
@@ -347,14 +347,20 @@ def _header_panel(session: Session) -> Panel:
             ),
         )
     grid.add_row("closed by", _text(session.close_reason))
-    grid.add_row(
-        "traffic",
-        Text(
+    if own:  # mailsniff's own connection: bytes written and read, no packets counted
+        traffic = f"client {session.client_bytes} bytes, server {session.server_bytes} bytes"
+    else:
+        traffic = (
             f"{session.packets} packets, client {session.client_bytes} bytes, "
             f"server {session.server_bytes} bytes"
-        ),
-    )
-    if session.implicit_tls:
+        )
+    grid.add_row("traffic", Text(traffic))
+    if own and session.tls:
+        grid.add_row(
+            "tls",
+            Text("encrypted on the wire, shown decrypted (own connection)"),
+        )
+    elif session.implicit_tls:
         grid.add_row(
             "tls",
             Text(f"implicit TLS (port {session.server.port}): encrypted: not parsed", style=_WARN),
@@ -381,9 +387,13 @@ def _header_panel(session: Session) -> Panel:
     return Panel(grid, title=title, title_align="left", border_style="blue")
 
 
+_SEVERITY_STYLES = {"high": _BAD, "medium": _WARN, "low": "", "info": _DIM}
+
+
 def _findings_table(session: Session) -> Table:
     table = Table(
         Column("kind", no_wrap=True),
+        Column("severity", no_wrap=True),
         Column("detail", overflow="fold"),
         title=Text("Findings", style=_KEY),
         title_justify="left",
@@ -392,7 +402,14 @@ def _findings_table(session: Session) -> Table:
         style = _BAD if finding.kind in _SEVERE_FINDINGS else _WARN
         if finding.kind in ("bcc", "bcc-header-present"):
             style = _BCC
-        table.add_row(_text(finding.kind, style), _text(finding.detail))
+        severity = finding.severity or "medium"
+        if severity == "info":
+            style = _DIM
+        table.add_row(
+            _text(finding.kind, style),
+            _text(severity, _SEVERITY_STYLES.get(severity, "")),
+            _text(finding.detail),
+        )
     return table
 
 
@@ -454,7 +471,10 @@ def _auth_table(session: Session, width: int) -> Table:
         row = [Text(format_clock(attempt.ts_ns))] if with_time else []
         row += [
             _text(attempt.mechanism),
-            _text(attempt.username, "bold"),
+            _text(
+                f"{attempt.domain}\\{attempt.username}" if attempt.domain else attempt.username,
+                "bold",
+            ),
             _auth_secret(attempt),
         ]
         if with_authzid:
@@ -715,15 +735,19 @@ def transcript_text(lines: Sequence[TranscriptLine]) -> Text:
     return Text("".join(parts), spans=spans)
 
 
-def render_session(console: Console, session: Session, *, transcript: bool = False) -> None:
+def render_session(
+    console: Console, session: Session, *, transcript: bool = False, own: bool = False
+) -> None:
     """Print everything known about one session: endpoints, auth, envelopes, messages, findings.
 
     Args:
         console: where to print.
         session: a finished, analysed session.
         transcript: also print the whole dialogue, line by line, with decoded notes.
+        own: a connection mailsniff made itself (`send`, `pop`): its plaintext is known,
+            also inside TLS, and no packets were counted.
     """
-    console.print(_header_panel(session))
+    console.print(_header_panel(session, own))
     if session.findings:
         console.print(_findings_table(session))
     if session.auth:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from mailsniff.model import (
@@ -79,6 +80,9 @@ def _auth(a: AuthAttempt) -> JsonObject:
         "response": a.response,
         "not_base64": a.not_base64,
         "cancelled": a.cancelled,
+        "domain": a.domain,
+        "workstation": a.workstation,
+        "hash_type": a.hash_type,
     }
 
 
@@ -136,7 +140,10 @@ def session_record(s: Session, *, transcript: bool = False) -> JsonObject:
         "transactions": [_transaction(t) for t in s.transactions],
         "messages": [_retrieved(r) for r in s.messages],
         "deleted": list(s.deleted),
-        "findings": [{"kind": f.kind, "detail": f.detail} for f in s.findings],
+        "findings": [
+            {"kind": f.kind, "detail": f.detail, "severity": f.severity or "medium"}
+            for f in s.findings
+        ],
         "implicit_tls": s.implicit_tls,
         "capabilities": list(s.capabilities),
         "close_reason": s.close_reason,
@@ -165,16 +172,22 @@ def summary_record(summary: JsonObject) -> JsonObject:
     return {"type": "summary", **summary}
 
 
-#: Characters JSON allows raw inside strings but that line-splitting readers (Python's
-#: str.splitlines, JavaScript) take for line ends: always written escaped.
-_LINE_BREAKERS = (("\x85", "\\u0085"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
+#: Characters JSON allows raw inside strings but that must never be written as themselves:
+#: DEL and the C1 controls (a terminal obeys CSI 0x9b, OSC 0x9d ...), the bidi overrides,
+#: isolates and marks (UAX #9), and the characters line-splitting readers (Python's
+#: str.splitlines, JavaScript) take for line ends. json.dumps already escapes C0 controls.
+_MUST_ESCAPE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def dumps(record: JsonObject) -> str:
-    """One line of JSON; non-ASCII kept as UTF-8; lone surrogates and every character that a
-    reader may treat as a line break escaped, so a record is always one line (never raises)."""
+    """One line of JSON; non-ASCII kept as UTF-8; lone surrogates, C0/C1 controls, DEL, bidi
+    controls and every character a reader may treat as a line break escaped as \\uXXXX, so a
+    record is always one line and inert on a terminal (never raises)."""
     text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-    for char, escaped in _LINE_BREAKERS:
-        if char in text:  # str.translate is per character: this stays at C speed
-            text = text.replace(char, escaped)
+    if _MUST_ESCAPE.search(text) is not None:  # the common case stays one C-speed scan
+        text = _MUST_ESCAPE.sub(_escape, text)
     return text.encode("utf-8", "backslashreplace").decode("utf-8")

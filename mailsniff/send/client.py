@@ -29,6 +29,7 @@ from mailsniff.session.smtp import SmtpSessionHandler
 
 __all__ = [
     "AUTH_MECHANISMS",
+    "OWN_TLS_NOTE",
     "Connection",
     "RcptOutcome",
     "Reply",
@@ -46,7 +47,7 @@ _RECV = 65536
 
 #: What the reader notes where TLS starts; our own client shows the decrypted dialogue instead.
 _TLS_NOTES = frozenset({"TLS started: the rest is encrypted", "TLS from here on: not parsed"})
-_OWN_TLS_NOTE = "TLS started: shown decrypted (mailsniff's own connection)"
+OWN_TLS_NOTE = "TLS started: shown decrypted (mailsniff's own connection)"
 #: The anomaly a handler restarted inside TLS reports (no greeting there: it came before).
 _NO_GREETING = "no-greeting"
 
@@ -90,7 +91,7 @@ class Connection:
         lines = self.session.transcript
         for i in range(self._shown, len(lines)):
             if lines[i].note in _TLS_NOTES:  # the reader's view; we hold the plaintext
-                lines[i] = TranscriptLine(lines[i].ts_ns, lines[i].direction, "", _OWN_TLS_NOTE)
+                lines[i] = TranscriptLine(lines[i].ts_ns, lines[i].direction, "", OWN_TLS_NOTE)
         if self._show is not None and len(lines) > self._shown:
             self._show(lines[self._shown :])
         self._shown = len(lines)

@@ -5,10 +5,13 @@ The typer commands in mailsniff.cli only turn options into the calls below.
 
 from __future__ import annotations
 
+import hashlib
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich import box
 from rich.console import Console
@@ -20,10 +23,18 @@ from mailsniff.errors import MailsniffError, UsageError
 from mailsniff.export.redact import redact_session, text_redactor
 from mailsniff.model import Session, TranscriptLine
 from mailsniff.render.console import render_session, transcript_text
+from mailsniff.render.jsonl import dumps, session_record
 from mailsniff.render.text import safe_text
 from mailsniff.send import NetworkError, RejectedError
 from mailsniff.send.capture import PacketCapture
-from mailsniff.send.client import RcptOutcome, SendResult, SmtpOptions, TlsMode, deliver
+from mailsniff.send.client import (
+    OWN_TLS_NOTE,
+    RcptOutcome,
+    SendResult,
+    SmtpOptions,
+    TlsMode,
+    deliver,
+)
 from mailsniff.send.message import (
     MessageSpec,
     build_message,
@@ -33,8 +44,17 @@ from mailsniff.send.message import (
 )
 from mailsniff.send.mx import MxResult, host_port, lookup_mx, make_resolver
 from mailsniff.send.pop import PopAction, PopOptions, PopResult, pop
+from mailsniff.status import ExitStatus
 
-__all__ = ["SendRequest", "build_send_request", "run_mx", "run_pop", "run_send"]
+__all__ = [
+    "SendRequest",
+    "build_send_request",
+    "mx_record",
+    "run_mx",
+    "run_pop",
+    "run_send",
+    "send_record",
+]
 
 SMTP_PORT = 25
 SMTPS_PORT = 465
@@ -96,20 +116,62 @@ def _mx_table(result: MxResult) -> Table:
     return table
 
 
-def run_mx(domain: str, resolver: str | None, timeout: float, out: Console) -> None:
-    """Print the MX hosts of `domain` with their addresses; raises NetworkError on failure."""
+def _warn(err: Console, text: str) -> None:
+    err.print(Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(text)))
+
+
+def mx_record(result: MxResult) -> dict[str, Any]:
+    """`mx --json`: one record per domain (docs/send.schema.json, docs/send.md)."""
+    return {
+        "type": "mx",
+        "domain": result.domain,
+        "implicit": result.implicit,
+        "null_mx": result.null_mx,
+        "hosts": [
+            {
+                "preference": h.preference,
+                "host": h.host,
+                "addresses": list(h.addresses),
+                "problem": h.problem,
+                "warnings": list(h.warnings),
+            }
+            for h in result.hosts
+        ],
+    }
+
+
+def _mx_warnings(result: MxResult) -> list[str]:
+    out = [w for h in result.hosts for w in h.warnings]
+    out += [f"{h.host}: {h.problem}" for h in result.hosts if h.problem and not h.addresses]
+    return out
+
+
+def run_mx(
+    domain: str, resolver: str | None, timeout: float, out: Console, *, json: bool = False
+) -> None:
+    """Print the MX hosts of `domain` with their addresses; raises NetworkError on failure.
+
+    A lookup that failed while others answered is a warning on stderr, not a failure.
+    """
     result = lookup_mx(domain, make_resolver(resolver, timeout))
-    if result.null_mx:
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    if json:
+        sys.stdout.write(dumps(mx_record(result)) + "\n")
+        sys.stdout.flush()
+    elif result.null_mx:
         out.print(Text(f"{result.domain}: null MX (RFC 7505): the domain accepts no mail"))
-        return
-    out.print(_mx_table(result))
-    if result.implicit:
-        out.print(
-            Text(
-                f"no MX records: mail goes to {result.domain} itself (implicit MX, RFC 5321 5.1)",
-                style="yellow",
+    else:
+        out.print(_mx_table(result))
+        if result.implicit:
+            out.print(
+                Text(
+                    f"no MX records: mail goes to {result.domain} itself "
+                    "(implicit MX, RFC 5321 5.1)",
+                    style="yellow",
+                )
             )
-        )
+    for warning in _mx_warnings(result):
+        _warn(err, warning)
 
 
 # --------------------------------------------------------------------------- send
@@ -128,6 +190,8 @@ class SendRequest:
     dry_run: bool = False
     #: Mask the password (and its base64) in everything printed.
     redact: bool = False
+    #: JSON Lines on stdout (session records, then one "send" record); notes go to stderr.
+    json: bool = False
     outcomes: list[RcptOutcome] = field(default_factory=list)
 
 
@@ -153,7 +217,8 @@ def _dry_run(request: SendRequest, recipients: list[str], message: bytes, out: C
         grid.add_row("RCPT TO", Text(safe_text(f"<{address}>  ({role})"), style=style))
     out.print(grid)
     out.print(Text("message (dry run: not sent):", style="bold"))
-    out.print(Text(safe_text(message.decode("utf-8", "replace").replace("\r\n", "\n"))))
+    lines = message.decode("utf-8", "replace").split("\r\n")
+    out.print(Text("\n".join(safe_text(line) for line in lines)))
 
 
 def _outcome_table(outcomes: list[RcptOutcome], roles: dict[str, str]) -> Table:
@@ -206,7 +271,9 @@ def _attempt(
         recipients,
         message,
         request.options,
-        show=_show(out, [request.options.password or ""] if request.redact else None),
+        show=None
+        if request.json
+        else _show(out, [request.options.password or ""] if request.redact else None),
         watch=capture.watch if capture is not None else None,
     )
 
@@ -235,6 +302,8 @@ def _via_mx(
             refusal = RejectedError(f"{domain} accepts no mail (null MX, RFC 7505)")
             results.append(_failed(rcpts, "rejected", refusal))
             continue
+        for warning in _mx_warnings(mx):
+            out.print(Text(safe_text(f"{domain}: {warning}"), style="yellow"))
         results.append(_to_domain(request, domain, mx, rcpts, message, out, capture))
     return results
 
@@ -265,11 +334,57 @@ def _to_domain(
     return result
 
 
+def _tls_from(session: Session) -> int | None:
+    """When TLS started on our own connection: at STARTTLS/STLS, or from the start (implicit)."""
+    if not session.tls:
+        return None
+    started = (line.ts_ns for line in session.transcript if line.note == OWN_TLS_NOTE)
+    return next(started, session.start_ns)
+
+
 def _finish_session(session: Session, redact: bool) -> None:
     session.anomalies[:] = [a for a in session.anomalies if not a.startswith(_OWN_CLEARTEXT)]
-    analyse(session)
+    analyse(session, tls_from_ns=_tls_from(session))
     if redact:
         redact_session(session)
+
+
+def send_record(
+    request: SendRequest,
+    recipients: list[str],
+    message: bytes,
+    outcomes: list[RcptOutcome],
+    error: MailsniffError | None,
+) -> dict[str, Any]:
+    """`send --json`: the run's outcome, after its session records (docs/send.schema.json)."""
+    roles = _roles(request.spec)
+    by_address = {o.address: o for o in outcomes}
+    text = message.decode("utf-8", "replace") if request.dry_run else None
+    return {
+        "type": "send",
+        "dry_run": request.dry_run,
+        "server": request.server,
+        "envelope_from": request.spec.envelope_from,
+        "message": {"size": len(message), "sha256": hashlib.sha256(message).hexdigest()},
+        "message_text": text,
+        "recipients": [
+            {
+                "address": address,
+                "as": roles.get(address.lower(), "to"),
+                "status": by_address[address].status if address in by_address else "not tried",
+                "server": by_address[address].server if address in by_address else None,
+                "reply": by_address[address].reply if address in by_address else None,
+            }
+            for address in recipients
+        ],
+        "error": None if error is None else error.message,
+        "exit_status": int(ExitStatus.SUCCESS if error is None else error.exit_status),
+    }
+
+
+def _write(record: dict[str, Any]) -> None:
+    sys.stdout.write(dumps(record) + "\n")
+    sys.stdout.flush()
 
 
 def run_send(request: SendRequest, out: Console) -> None:
@@ -280,32 +395,44 @@ def run_send(request: SendRequest, out: Console) -> None:
         raise UsageError("no recipients: give --to, --cc or --bcc")
     message = build_message(spec)
     if request.dry_run:
-        _dry_run(request, recipients, message, out)
+        if request.json:
+            _write(send_record(request, recipients, message, [], None))
+        else:
+            _dry_run(request, recipients, message, out)
         return
-    with _capturing(request.capture, out) as capture:
+    # With --json, stdout carries only records: what is printed along the way goes to stderr.
+    notes = Console(stderr=True, highlight=False, soft_wrap=True) if request.json else out
+    with _capturing(request.capture, notes) as capture:
         if request.server is not None:
             default = SMTPS_PORT if request.options.tls is TlsMode.IMPLICIT else SMTP_PORT
             host, port = host_port(request.server, default)
             results = [
                 _attempt(
-                    request, host, port, recipients, message, out, capture, f"{host} port {port}"
+                    request, host, port, recipients, message, notes, capture, f"{host} port {port}"
                 )
             ]
         else:
-            results = _via_mx(request, recipients, message, out, capture)
+            results = _via_mx(request, recipients, message, notes, capture)
     for result in results:
         if result.session is not None:
             _finish_session(result.session, request.redact)
-            render_session(out, result.session)
+            if request.json:
+                _write(session_record(result.session, transcript=True))
+            else:
+                render_session(out, result.session, own=True)
     outcomes = [o for r in results for o in r.outcomes]
     request.outcomes = outcomes
-    out.print(_outcome_table(outcomes, _roles(spec)))
     errors = [r.error for r in results if r.error is not None]
-    if errors:
-        raise errors[0]
     refused = [o for o in outcomes if o.status != "accepted"]
-    if refused:
-        raise RejectedError(f"{len(refused)} of {len(outcomes)} recipients not accepted")
+    error = errors[0] if errors else None
+    if error is None and refused:
+        error = RejectedError(f"{len(refused)} of {len(outcomes)} recipients not accepted")
+    if request.json:
+        _write(send_record(request, recipients, message, outcomes, error))
+    else:
+        out.print(_outcome_table(outcomes, _roles(spec)))
+    if error is not None:
+        raise error
 
 
 # --------------------------------------------------------------------------- pop
@@ -340,7 +467,7 @@ def run_pop(
         )
     if result.session is not None:
         _finish_session(result.session, redact)
-        render_session(out, result.session)
+        render_session(out, result.session, own=True)
     if result.listing:
         table = Table(Column("message", justify="right"), Column("octets", justify="right"))
         for n, size in result.listing:
@@ -373,6 +500,7 @@ def build_send_request(
     capture: Path | None,
     dry_run: bool,
     redact: bool = False,
+    json: bool = False,
 ) -> SendRequest:
     """The command line's values checked and turned into a SendRequest."""
     if body is not None and body_file is not None:
@@ -413,4 +541,5 @@ def build_send_request(
         capture=capture,
         dry_run=dry_run,
         redact=redact,
+        json=json,
     )

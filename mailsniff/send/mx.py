@@ -26,6 +26,8 @@ class MxHost:
     addresses: tuple[str, ...]
     #: Why there are no addresses ("NXDOMAIN", "no A/AAAA"), None when there are some.
     problem: str | None = None
+    #: Lookups that failed although others answered (`mx1.example AAAA: ... REFUSED`).
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(slots=True, frozen=True)
@@ -95,30 +97,41 @@ def _dns_error(name: str, rdtype: str, error: Exception, resolver: dns.resolver.
 
 def resolve_addresses(
     host: str, resolver: dns.resolver.Resolver
-) -> tuple[tuple[str, ...], str | None]:
-    """A then AAAA addresses of `host` (an IP literal is returned as is); (addresses, problem)."""
+) -> tuple[tuple[str, ...], str | None, tuple[str, ...]]:
+    """A then AAAA addresses of `host` (an IP literal is returned as is).
+
+    Returns (addresses, problem when there are none, warnings): one of the two queries
+    failing while the other answered is a warning, not the end.
+
+    Raises:
+        NetworkError: no DNS server answered either query (timeout, SERVFAIL, REFUSED).
+    """
     try:
-        return (str(ipaddress.ip_address(host)),), None
+        return (str(ipaddress.ip_address(host)),), None, ()
     except ValueError:
         pass
     addresses: list[str] = []
     problem: str | None = None
+    failures: list[str] = []
     for rdtype in ("A", "AAAA"):
         try:
             answer = resolver.resolve(host, rdtype, search=False)
         except dns.resolver.NoAnswer:
             continue
         except dns.resolver.NXDOMAIN:
-            return (), "NXDOMAIN"
+            return (), "NXDOMAIN", ()
         except dns.exception.DNSException as error:
             if isinstance(error, dns.exception.Timeout | dns.resolver.NoNameservers):
-                raise NetworkError(_dns_error(host, rdtype, error, resolver)) from None
-            problem = str(error)
+                failures.append(_dns_error(host, rdtype, error, resolver))
+            else:
+                problem = str(error)
             continue
         addresses.extend(str(r.address) for r in answer)
+    if failures and not addresses:
+        raise NetworkError("; ".join(failures))
     if not addresses and problem is None:
         problem = "no A/AAAA records"
-    return tuple(addresses), problem
+    return tuple(addresses), problem if not addresses else None, tuple(failures)
 
 
 def lookup_mx(domain: str, resolver: dns.resolver.Resolver) -> MxResult:
@@ -133,12 +146,12 @@ def lookup_mx(domain: str, resolver: dns.resolver.Resolver) -> MxResult:
     try:
         answer = resolver.resolve(domain, "MX", search=False)
     except dns.resolver.NoAnswer:
-        addresses, problem = resolve_addresses(domain, resolver)
+        addresses, problem, warnings = resolve_addresses(domain, resolver)
         if not addresses:
             raise NetworkError(
                 f"{domain}: no MX records and no A/AAAA address ({problem})"
             ) from None
-        return MxResult(domain, (MxHost(0, domain, addresses),), implicit=True)
+        return MxResult(domain, (MxHost(0, domain, addresses, None, warnings),), implicit=True)
     except dns.exception.DNSException as error:
         raise NetworkError(_dns_error(domain, "MX", error, resolver)) from None
     records = sorted(
@@ -148,10 +161,18 @@ def lookup_mx(domain: str, resolver: dns.resolver.Resolver) -> MxResult:
     if len(records) == 1 and records[0][1] == dns.name.root:
         return MxResult(domain, (), null_mx=True)
     hosts: list[MxHost] = []
+    failed: list[NetworkError] = []
     for preference, exchange in records:
         if exchange == dns.name.root:
             continue  # a null MX beside real ones is a misconfiguration: skip it
         name = exchange.to_text(omit_final_dot=True)
-        addresses, problem = resolve_addresses(name, resolver)
-        hosts.append(MxHost(preference, name, addresses, problem))
+        try:
+            addresses, problem, warnings = resolve_addresses(name, resolver)
+        except NetworkError as error:  # this host's lookups failed; the others may answer
+            failed.append(error)
+            hosts.append(MxHost(preference, name, (), error.message))
+            continue
+        hosts.append(MxHost(preference, name, addresses, problem, warnings))
+    if failed and not any(h.addresses for h in hosts):
+        raise failed[0]
     return MxResult(domain, tuple(hosts))

@@ -8,6 +8,7 @@ from mailsniff.limits import MAX_TRANSCRIPT_DATA_LINES, MAX_TRANSCRIPT_LINES
 from mailsniff.mail.mime import MessageAccumulator, MessageSink, OpenSink
 from mailsniff.model import AuthAttempt, Exchange, RetrievedMessage, Session
 from mailsniff.protocols.base import Direction, to_text
+from mailsniff.protocols.ntlm import describe_ntlm
 from mailsniff.protocols.pop3 import (
     Anomaly,
     Command,
@@ -22,6 +23,7 @@ from mailsniff.protocols.pop3 import (
     TlsStarted,
 )
 from mailsniff.protocols.sasl import decode_cram_md5, decode_plain, decode_xoauth2
+from mailsniff.session.auth import fold_ntlm, fold_ntlm_challenge
 from mailsniff.session.base import ParserDriven, TranscriptRecorder
 
 __all__ = ["Pop3SessionHandler", "decode_oauthbearer"]
@@ -168,6 +170,7 @@ class Pop3SessionHandler(ParserDriven[Pop3Event]):
                     attempt = AuthAttempt("USER", ts_ns=event.ts_ns)
                     s.auth.append(attempt)
                 attempt.password = event.argument
+                attempt.secrets.append(event.raw.partition(b" ")[2])
                 self._user_attempt = None
             case "APOP":  # RFC 1939 7: APOP name digest
                 attempt = AuthAttempt(
@@ -177,6 +180,9 @@ class Pop3SessionHandler(ParserDriven[Pop3Event]):
                     response=event.args[1] if len(event.args) > 1 else None,
                     ts_ns=event.ts_ns,
                 )
+                fields = event.raw.split(None, 2)
+                if len(fields) > 2:  # the digest as sent, whatever its bytes
+                    attempt.secrets.append(fields[2])
                 s.auth.append(attempt)
             case "AUTH" if event.args:  # RFC 5034 4
                 attempt = AuthAttempt(event.args[0].upper(), ts_ns=event.ts_ns)
@@ -325,6 +331,9 @@ class Pop3SessionHandler(ParserDriven[Pop3Event]):
                 note = f"decoded: {event.text}"
                 if attempt is not None and attempt.mechanism == "CRAM-MD5":
                     attempt.challenge = event.text
+                elif attempt is not None and attempt.mechanism == "NTLM":
+                    note = describe_ntlm(event.data) or note
+                    fold_ntlm_challenge(attempt, event.data)
             self._transcript.add(event.ts_ns, event.direction, to_text(event.raw), note)
             return
         if attempt is not None:
@@ -346,42 +355,56 @@ class Pop3SessionHandler(ParserDriven[Pop3Event]):
         if not event.base64:
             attempt.not_base64 = True
         data = event.data
+        wire = event.raw.strip()
+        plain = "" if event.base64 else " (not base64)"
         match attempt.mechanism:
-            case "PLAIN":  # RFC 4616 2
-                creds = decode_plain(data) if event.base64 else None
-                if creds is None:
-                    return "not base64: shown as sent" if not event.base64 else "not PLAIN"
+            case "PLAIN":  # RFC 4616 2 (tolerant: the password never becomes the user)
+                creds = decode_plain(data)
                 attempt.authzid = creds.authzid or None
                 attempt.username, attempt.password = creds.authcid, creds.password
+                attempt.secrets += [x for x in (creds.secret, wire) if x]
                 prefix = f"authzid={creds.authzid} " if creds.authzid else ""
-                return f"{prefix}authcid={creds.authcid} password={creds.password}"
+                shape = " (malformed PLAIN)" if creds.malformed else ""
+                return f"{prefix}authcid={creds.authcid} password={creds.password}{shape}{plain}"
             case "LOGIN":  # draft-murchison-sasl-login: username, then password
                 asked = self._sasl_challenge.lower()
                 if "pass" in asked or ("user" not in asked and attempt.username is not None):
                     attempt.password = event.text
+                    attempt.secrets += [x for x in (data, wire) if x]
                     label = "password"
                 else:
                     attempt.username = event.text
                     label = "username"
                 self._sasl_challenge = ""
-                return f"{label}: {event.text}" + ("" if event.base64 else " (not base64)")
+                return f"{label}: {event.text}{plain}"
             case "CRAM-MD5":  # RFC 2195 2
-                pair = decode_cram_md5(data)
-                if pair is None:
+                cram = decode_cram_md5(data)
+                if cram is None:
+                    attempt.response = to_text(data)
+                    attempt.secrets += [x for x in (data, wire) if x]
                     return None if event.base64 else "not base64: shown as sent"
-                attempt.username, attempt.response = pair
-                return f"user={pair[0]} digest={pair[1]}"
+                attempt.username, attempt.response = cram.username, cram.digest
+                attempt.secrets += [x for x in (cram.secret, wire) if x]
+                return f"user={cram.username} digest={cram.digest}"
             case "XOAUTH2":
-                user, token = decode_xoauth2(data)
-                if user is None and token is None:
+                bearer = decode_xoauth2(data)
+                if bearer.user is None and bearer.token is None:
                     return None if event.base64 else "not base64: shown as sent"
                 # The bearer token is the secret that grants access: it is the password here.
-                attempt.username, attempt.password = user, token
-                return f"user={user} token={token}"
+                attempt.username, attempt.password = bearer.user, bearer.token
+                attempt.secrets += [x for x in (bearer.secret or data, wire) if x]
+                return f"user={bearer.user} token={bearer.token}"
             case "OAUTHBEARER":
                 user, token = decode_oauthbearer(data)
                 attempt.username, attempt.password = user, token
+                if token is not None and wire:
+                    attempt.secrets.append(wire)
                 return f"user={user} token={token}"
+            case "NTLM":  # [MS-NLMP]: NEGOTIATE names nobody; AUTHENTICATE is the credential
+                fold_ntlm(attempt, data, wire)
+                described = describe_ntlm(data) if event.base64 else None
+                if described is not None:
+                    return described
         if not event.base64:
             return "not base64: shown as sent"
         return f"decoded: {event.text}" if event.text else None

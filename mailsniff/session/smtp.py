@@ -15,6 +15,7 @@ from mailsniff.model import (
     TranscriptLine,
 )
 from mailsniff.protocols.base import Direction, to_text
+from mailsniff.protocols.ntlm import describe_ntlm
 from mailsniff.protocols.replies import is_negative, is_positive
 from mailsniff.protocols.sasl import decode_cram_md5, decode_plain, decode_xoauth2
 from mailsniff.protocols.smtp import (
@@ -33,6 +34,7 @@ from mailsniff.protocols.smtp import (
     SmtpParser,
     TlsStarted,
 )
+from mailsniff.session.auth import fold_ntlm, fold_ntlm_challenge
 from mailsniff.session.base import ParserDriven, TranscriptRecorder
 
 __all__ = ["SmtpSessionHandler", "MAX_ANOMALIES"]
@@ -278,16 +280,19 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
 
     def _on_challenge(self, ev: AuthChallenge) -> None:
         note = ev.text if not ev.not_base64 else None
+        attempt = self._auth.attempt if self._auth is not None else None
+        if attempt is not None and attempt.mechanism == "NTLM" and not ev.not_base64:
+            note = describe_ntlm(ev.data) or note
+            fold_ntlm_challenge(attempt, ev.data)
         self._wire_lines(ev.ts_ns, ev.direction, ev.raw, note)
-        if self._auth is not None and self._auth.attempt.mechanism == "CRAM-MD5":
-            self._auth.attempt.challenge = ev.text
+        if attempt is not None and attempt.mechanism == "CRAM-MD5":
+            attempt.challenge = ev.text
         if ev.seq is not None and ev.seq in self._awaited:
             self._awaited[ev.seq].answered = True
 
     def _on_response(self, ev: AuthResponse) -> None:
         if ev.step > 0:  # the initial response was shown with its AUTH command line
-            note = "cancel" if ev.cancelled else ("not base64" if ev.not_base64 else ev.text)
-            self._wire_lines(ev.ts_ns, ev.direction, ev.raw, note)
+            self._wire_lines(ev.ts_ns, ev.direction, ev.raw, self._response_note(ev))
         else:
             self._annotate_initial(ev)
         self._await(ev.seq, _Awaited("AUTH"))
@@ -303,7 +308,7 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
         if ev.not_base64:
             attempt.not_base64 = True
         auth.responses.append(ev.data)
-        self._decode(auth, ev.data)
+        self._decode(auth, ev.data, ev.raw.strip())
 
     def _annotate_initial(self, ev: AuthResponse) -> None:
         """Put the decoded initial response on the transcript line of its AUTH command."""
@@ -312,13 +317,25 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
             return
         last = s.transcript[-1]
         if last.text.upper().startswith("AUTH") and last.note is None:
-            note = "cancel" if ev.cancelled else ("not base64" if ev.not_base64 else ev.text)
+            note = self._response_note(ev)
             s.transcript[-1] = TranscriptLine(last.ts_ns, last.direction, last.text, note)
 
     @staticmethod
-    def _decode(auth: _Auth, data: bytes) -> None:
+    def _response_note(ev: AuthResponse) -> str:
+        if ev.cancelled:
+            return "cancel"
+        if ev.not_base64:
+            return "not base64"
+        if ev.mechanism == "NTLM":
+            return describe_ntlm(ev.data) or ev.text
+        return ev.text
+
+    @staticmethod
+    def _decode(auth: _Auth, data: bytes, wire: bytes) -> None:
+        """Fold one decoded client response into the attempt; `wire` is the line as sent."""
         attempt = auth.attempt
         n = len(auth.responses)
+        secret: bytes | None = None
         match attempt.mechanism:
             case "LOGIN":
                 # draft-murchison-sasl-login: the username, then the password.
@@ -326,29 +343,35 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
                 if n == 1:
                     attempt.username = text
                 elif n == 2:
-                    attempt.password = text
+                    attempt.password, secret = text, data
             case "PLAIN":
-                creds = decode_plain(data)  # RFC 4616 2
-                if creds is None:
-                    attempt.username = to_text(data)
-                    return
+                creds = decode_plain(data)  # RFC 4616 2 (tolerant: never the password as user)
                 attempt.username = creds.authcid
-                attempt.password = creds.password
+                attempt.password, secret = creds.password, creds.secret
                 if creds.authzid and creds.authzid != creds.authcid:
                     attempt.authzid = creds.authzid
             case "CRAM-MD5":
-                pair = decode_cram_md5(data)  # RFC 2195 2
-                if pair is None:
-                    attempt.response = to_text(data)
+                cram = decode_cram_md5(data)  # RFC 2195 2
+                if cram is None:
+                    attempt.response, secret = to_text(data), data
                 else:
-                    attempt.username, attempt.response = pair
+                    attempt.username, attempt.response, secret = (
+                        cram.username,
+                        cram.digest,
+                        cram.secret,
+                    )
             case "XOAUTH2":
-                user, token = decode_xoauth2(data)
-                if user is not None or token is not None:
-                    attempt.username, attempt.password = user, token
+                bearer = decode_xoauth2(data)
+                if bearer.user is not None or bearer.token is not None:
+                    attempt.username, attempt.password = bearer.user, bearer.token
+                    secret = bearer.secret or data
+            case "NTLM":
+                fold_ntlm(attempt, data, wire)
             case _:
                 if n == 1:
                     attempt.username = to_text(data)
+        if secret is not None:
+            attempt.secrets += [s for s in (secret, wire) if s]
 
     # ------------------------------------------------------------------ message content
 

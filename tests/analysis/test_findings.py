@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from mailsniff.analysis.bcc import compare_envelope
-from mailsniff.analysis.findings import KINDS, analyse
+from mailsniff.analysis.findings import KINDS, SEVERITY, analyse
 from mailsniff.model import (
     Address,
     AuthAttempt,
     Endpoint,
+    Finding,
     Gap,
     Message,
     Protocol,
@@ -111,8 +112,16 @@ def test_analyse_seed_smtp_session_findings() -> None:
     assert "cccc@163.com" in mismatch[0]
     assert "MAIL FROM <crazywill@163.com>" in mismatch[0]
     assert "authenticated user crazywill" in mismatch[0]
+    # crazywill (MAIL FROM crazywill@163.com) writes as another 163.com mailbox
+    [finding] = [f for f in s.findings if f.kind == "from-mismatch"]
+    assert finding.severity == "medium"
+    assert "another mailbox of the authenticated account's domain" in finding.detail
     assert "bcc" not in kinds
     assert set(kinds) <= set(KINDS)
+    assert all(f.severity in ("info", "low", "medium", "high") for f in s.findings)
+    severity = {f.kind: f.severity for f in s.findings}
+    assert severity["cleartext-credentials"] == "high"
+    assert severity["auth-failed"] == "low"
 
 
 def test_analyse_from_matching_user_local_part_is_not_a_mismatch() -> None:
@@ -209,3 +218,80 @@ def test_analyse_reports_a_message_refused_after_data() -> None:
     assert [f.detail for f in s.findings if f.kind == "message-rejected"] == [
         "transaction 1: 554 5.7.1 Message contains virus: rejected."
     ]
+
+
+def _mismatch(
+    mail_from: str,
+    header_from: str,
+    user: str | None = None,
+    headers: list[tuple[str, str]] | None = None,
+) -> list[Finding]:
+    s = _session()
+    if user is not None:
+        s.auth = [AuthAttempt("PLAIN", user, "pw", True, "235 ok")]
+    message = _message(from_=[Address("", header_from)], to=[Address("", "x@example.net")])
+    message.headers = headers or []
+    s.transactions = [
+        Transaction(
+            mail_from=mail_from,
+            rcpts=[RcptAttempt("x@example.net", reply="250 ok")],
+            message=message,
+        )
+    ]
+    analyse(s)
+    return [f for f in s.findings if f.kind == "from-mismatch"]
+
+
+def test_from_mismatch_on_mailing_list_traffic_is_informational() -> None:
+    [finding] = _mismatch(
+        "python-list-bounces+bob=example.net@python.org",
+        "alice@example.com",
+        headers=[("List-Id", "General discussion <python-list.python.org>")],
+    )
+    assert finding.severity == "info"
+    assert "List-Id General discussion <python-list.python.org>" in finding.detail
+
+
+def test_from_mismatch_on_verp_srs_and_bounce_envelopes_is_informational() -> None:
+    for envelope, why in [
+        ("bounce-1234-bob=example.net@mailer.example.org", "VERP"),
+        ("SRS0=HHH=TT=example.com=alice@forwarder.example.org", "SRS"),
+        ("announce-owner@lists.example.org", "list or bounce"),
+    ]:
+        [finding] = _mismatch(envelope, "alice@example.com")
+        assert finding.severity == "info", envelope
+        assert why in finding.detail
+
+
+def test_batv_tagged_envelope_of_the_same_sender_is_no_mismatch() -> None:
+    assert _mismatch("prvs=1234abcd=alice@example.com", "alice@example.com") == []
+
+
+def test_from_mismatch_without_context_is_low_in_the_same_domain_medium_across() -> None:
+    [same] = _mismatch("noreply@mail.example.com", "alice@example.com")
+    assert same.severity == "low"
+    [across] = _mismatch("alice@example.com", "ceo@bank.example")
+    assert across.severity == "medium"
+
+
+def test_bare_login_owning_the_header_from_is_no_mismatch_whatever_the_envelope() -> None:
+    assert _mismatch("alice@example.com", "Alice@Example.com", user="alice") == []
+    # the list envelope alone differs: informational
+    [finding] = _mismatch("list-bounces@lists.example.com", "alice@example.com", user="alice")
+    assert finding.severity == "info" and "authenticated user" not in finding.detail
+
+
+def test_header_from_in_another_domain_than_the_authenticated_account_is_high() -> None:
+    [full] = _mismatch("alice@example.com", "ceo@bank.example", user="alice@example.com")
+    assert full.severity == "high"
+    assert "another domain than the authenticated account" in full.detail
+    # a bare login takes MAIL FROM's domain when it is MAIL FROM's user
+    [bare] = _mismatch("alice@example.com", "ceo@bank.example", user="alice")
+    assert bare.severity == "high"
+    # a bare login that is nobody's local part: its domain is unknown
+    [unknown] = _mismatch("noreply@example.com", "ceo@bank.example", user="u1234")
+    assert unknown.severity == "medium"
+
+
+def test_every_listed_severity_names_a_kind() -> None:
+    assert set(SEVERITY) <= set(KINDS)

@@ -14,7 +14,7 @@ from scapy.utils import PcapWriter
 from mailsniff.capture.frame import Frame
 from mailsniff.capture.pcap import new_frame
 from mailsniff.capture.reader import open_capture
-from mailsniff.errors import TruncatedCaptureError
+from mailsniff.errors import NotACaptureError, TruncatedCaptureError
 from tests.capture.capture_builders import pcap_header, pcap_record
 
 
@@ -152,10 +152,11 @@ def test_pcap_reader_stops_at_a_bogus_record_length(tmp_path: Path):
     assert info.value.offset == len(good)
 
 
-def test_pcap_reader_raises_when_the_file_ends_inside_its_header(tmp_path: Path):
+def test_a_file_that_ends_inside_its_pcap_header_is_not_a_capture(tmp_path: Path):
+    # Nothing was cut from a capture: there never was one (exit 3, not "truncated").
     path = tmp_path / "short.pcap"
     path.write_bytes(pcap_header()[:10])
-    with pytest.raises(TruncatedCaptureError, match="header"):
+    with pytest.raises(NotACaptureError, match="too short to be a pcap capture"):
         open_capture(str(path))
 
 

@@ -192,6 +192,9 @@ def test_smtp_session_live_shows_credentials_envelope_headers_and_bcc_and_pcap_a
             "response": None,
             "not_base64": False,
             "cancelled": False,
+            "domain": None,
+            "workstation": None,
+            "hash_type": None,
         }
     ]
     assert s["auth"][0]["reply"].startswith("235")

@@ -168,3 +168,21 @@ def test_lists_formatted_by_the_stdlib_parse_back(
     expected = [(name, f"{local}@{domain}") for name, local, domain in people]
     header = ", ".join(formataddr(pair, charset="utf-8") for pair in expected)
     assert addrs(header) == expected
+
+
+def test_words_apart_in_the_header_stay_apart_in_the_address() -> None:
+    found, defects = parse_address_list("admin@example.net\r\n    Python email test")
+    assert [(a.name, a.address) for a in found] == [("", "admin@example.net")]
+    assert "text beside address ignored: 'Python email test'" in defects
+
+
+def test_colon_after_an_address_does_not_start_a_group() -> None:
+    found, defects = parse_address_list("admin@example.net To: bob@example.org")
+    assert [a.address for a in found] == ["admin@example.net", "bob@example.org"]
+    assert "unexpected ':' after an address" in defects
+
+
+def test_addresses_without_a_comma_are_both_kept() -> None:
+    found, defects = parse_address_list("a@x b@y")
+    assert [a.address for a in found] == ["a@x", "b@y"]
+    assert "no ',' between addresses 'a@x b@y'" in defects

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import random
@@ -23,6 +24,7 @@ from mailsniff.mail.mime import (
     MAX_HEADERS,
     MAX_PARTS,
     MessageAccumulator,
+    attachment_payloads,
     parse_message,
     split_header_fields,
 )
@@ -418,21 +420,53 @@ def test_header_count_is_capped() -> None:
     assert f"more than {MAX_HEADERS} header fields: 7 dropped" in msg.defects
 
 
-@pytest.mark.parametrize("depth", [30, 3000])
-def test_deeply_nested_multiparts_never_raise(depth: int) -> None:
+def nested(depth: int, beside: bytes = b"", at: int = -1) -> bytes:
+    """`depth` multiparts one inside the other around one attachment; `beside` is one more part
+    next to the multipart at level `at`."""
     raw = bytearray(b"Subject: deep\r\n")
     for i in range(depth):
         raw += b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i)
-    raw += b"Content-Type: application/x-leaf\r\n\r\nleaf\r\n"
+    raw += b"Content-Type: application/x-leaf\r\nContent-Disposition: attachment; filename=leaf\r\n"
+    raw += b"Content-Transfer-Encoding: base64\r\n\r\nbGVhZg==\r\n"
     for i in reversed(range(depth)):
+        if i == at:
+            raw += b"--b%d\r\n" % i + beside
         raw += b"--b%d--\r\n" % i
-    msg = parse_message(bytes(raw))
+    return bytes(raw)
+
+
+@pytest.mark.parametrize("depth", [30, mime.MAX_DEPTH, mime.MAX_DEPTH + 1, 1000, 3000])
+def test_deeply_nested_multiparts_keep_their_attachment(depth: int) -> None:
+    raw = nested(depth)
+    msg = parse_message(raw)
     assert msg.subject == "deep"
-    if depth == 30:
-        assert [(a.content_type, a.size) for a in msg.attachments] == [("application/x-leaf", 4)]
-    else:
-        assert msg.attachments == []
-        assert "MIME structure unreadable: RecursionError (nesting too deep)" in msg.defects
+    assert [(a.filename, a.content_type, a.size) for a in msg.attachments] == [
+        ("leaf", "application/x-leaf", 4)
+    ]
+    bound = f"MIME: nesting deeper than {mime.MAX_DEPTH} levels, the parts below listed without it"
+    assert msg.defects == ([bound] if depth > mime.MAX_DEPTH else [])
+    assert [(a.filename, data) for a, data in attachment_payloads(raw)] == [("leaf", b"leaf")]
+
+
+FORWARDED = b"Content-Type: message/rfc822\r\n\r\nFrom: x@example.org\r\n\r\nhi\r\n"
+
+
+@pytest.mark.parametrize(("depth", "at"), [(30, 1), (1000, 1), (1000, 500)])
+def test_deep_nesting_with_a_part_only_the_stdlib_reads_keeps_every_attachment(
+    depth: int, at: int
+) -> None:
+    """A message/rfc822 part sends the message to the stdlib parser, which cannot recurse 1000
+    levels: the walker reads it again, tolerantly, and says so."""
+    raw = nested(depth, FORWARDED, at)
+    msg = parse_message(raw)
+    inner = b"From: x@example.org\r\n\r\nhi"
+    listed = [(a.filename, a.content_type, a.size, a.sha256) for a in msg.attachments]
+    assert listed[0] == ("leaf", "application/x-leaf", 4, sha(b"leaf"))
+    assert listed[1][1] == "message/rfc822" and listed[1][2] in (len(inner), len(inner) + 2)
+    assert [a for a, _ in attachment_payloads(raw)] == msg.attachments
+    assert not any(d.startswith("MIME structure unreadable") for d in msg.defects)
+    if depth > mime.MAX_DEPTH:
+        assert any(d.startswith("MIME: nesting deeper than") for d in msg.defects)
 
 
 def test_accumulator_hashes_everything_but_keeps_only_max_bytes() -> None:
@@ -814,3 +848,74 @@ def test_accumulator_gap_between_header_lines_cuts_nothing() -> None:
     msg = acc.finish()
     assert [a.address for a in msg.to] == ["b@example.com"]
     assert not any("capture gap" in d for d in msg.defects)
+
+
+def test_indented_lines_that_look_like_headers_are_flagged_not_glued_into_from() -> None:
+    raw = (
+        b"From: admin@example.net\r\n"
+        b"    To: bob@example.org\r\n"
+        b"    Subject: Python email test\r\n"
+        b"\r\nbody\r\n"
+    )
+    msg = parse_message(raw)
+    assert msg.from_ == [Address("", "admin@example.net")]
+    assert (msg.to, msg.subject) == ([], None)  # folded into From, never headers of their own
+    assert msg.defects == [
+        "From: folded continuation lines look like headers: To, Subject (not read as addresses)"
+    ]
+    # RFC 5322 unfolding: CRLF + WSP becomes WSP, the words stay apart
+    assert msg.headers == [
+        ("From", "admin@example.net    To: bob@example.org    Subject: Python email test")
+    ]
+
+
+def test_ordinary_folding_is_not_flagged() -> None:
+    msg = parse_message(
+        SEED_POP3_RETR.replace(b"SUBJECT: test by telnet/smtp", b"Subject: Fwd: a\r\n Re: b")
+    )
+    assert msg.subject == "Fwd: a Re: b"
+    assert not any("look like headers" in d for d in msg.defects)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.booleans(), st.binary(max_size=40)), min_size=66, max_size=90
+    )
+)
+def test_parts_below_the_nesting_bound_are_the_ones_the_stdlib_finds(
+    levels: list[tuple[bool, bool, bytes]],
+) -> None:
+    """Leaves before and after each nested multipart: flattened below the bound, the same
+    attachments in the same order as the stdlib parser's full tree (which still reads 90 levels)."""
+    head = bytearray(b"Subject: deep\r\n")
+    tail = bytearray()
+    for i, (before, after, data) in enumerate(levels):
+        leaf = b"--b%d\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n" % i
+        leaf += base64.encodebytes(data).replace(b"\n", b"\r\n") + b"\r\n"
+        head += b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n' % i
+        head += leaf if before else b""
+        head += b"--b%d\r\n" % i
+        tail = (leaf if after else b"") + b"--b%d--\r\n" % i + tail
+    raw = bytes(head + b"Content-Type: application/x-leaf\r\n\r\nx\r\n" + tail)
+    got, defects = fast_result(raw)
+    assert got == stdlib_reference(raw)[0]
+    assert (
+        f"MIME: nesting deeper than {mime.MAX_DEPTH} levels, the parts below listed without it"
+        in (defects)
+    )
+
+
+def test_parts_below_the_nesting_bound_are_capped_too() -> None:
+    inner = b"".join(
+        b"--deep\r\nContent-Type: application/octet-stream\r\n\r\nx\r\n" for _ in range(MAX_PARTS)
+    )
+    raw = nested(
+        mime.MAX_DEPTH + 1,
+        b'Content-Type: multipart/mixed; boundary="deep"\r\n\r\n' + inner + b"--deep--\r\n",
+        mime.MAX_DEPTH,
+    )
+    msg = parse_message(raw)
+    assert 0 < len(msg.attachments) < MAX_PARTS
+    assert f"more than {MAX_PARTS} MIME parts: the rest not listed" in msg.defects
+    assert "MIME: close boundary not found" not in msg.defects

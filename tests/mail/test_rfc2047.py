@@ -67,6 +67,16 @@ def test_windows_1252_fallback_is_recorded_as_a_defect() -> None:
     assert defects == ["8-bit header bytes not UTF-8: decoded as windows-1252"]
 
 
+def test_unlabelled_gbk_header_bytes_read_as_chinese() -> None:
+    text, defects = decode_header_bytes(" 测试邮件 from 张帆".encode("gbk"))
+    assert text == "测试邮件 from 张帆"
+    assert defects == ["8-bit header bytes not UTF-8: decoded as GB18030"]
+    # latin-1 words with accented letters side by side stay windows-1252
+    text, defects = decode_header_bytes(" cr\xe9\xe9e \xe0\xe9".encode("latin-1"))
+    assert text == "cr\xe9\xe9e \xe0\xe9"
+    assert defects == ["8-bit header bytes not UTF-8: decoded as windows-1252"]
+
+
 def test_seed_gbk_word_is_zhang_fan() -> None:
     assert decode_words("=?GBK?B?1cW3qw==?=") == ("张帆", [])
 

@@ -58,4 +58,6 @@ def test_receive_buffer_lines_do_not_depend_on_chunking(data: bytes, cuts: list[
 
 def test_to_text_never_raises_and_prefers_utf8() -> None:
     assert to_text("张帆".encode()) == "张帆"
-    assert to_text(b"\xd5\xc5\xb7\xab") == "Õ\xc5·«"
+    assert to_text(b"\xd5\xc5\xb7\xab") == "张帆"  # GBK, as Chinese servers send it
+    assert to_text(b"cr\xe9\xe9e \xd5\xc5") == "cr\xe9\xe9e \xd5\xc5"  # latin-1, not 2 ideographs
+    assert to_text(b"\xd5\xc5\xb7\xab\x80") == "\xd5\xc5\xb7\xab\x80"  # invalid GB18030

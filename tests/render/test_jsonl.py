@@ -85,9 +85,8 @@ def test_session_record_follows_contract_and_schema() -> None:
     assert tx["bcc"] == ["dave@163.com"]
     assert tx["message"]["from"] == [{"name": "张帆", "address": "name@youname.com"}]
     assert checked["gaps"] == [{"direction": "server", "offset": 10, "length": 20}]
-    assert {"kind": "gap", "detail": "20 server bytes never captured at offset 10"} in checked[
-        "findings"
-    ]
+    gap = {"kind": "gap", "detail": "20 server bytes never captured at offset 10"}
+    assert {**gap, "severity": "medium"} in checked["findings"]
     assert "transcript" not in checked
 
 
