@@ -117,8 +117,13 @@ _MBOX_OPTION = typer.Option(
 @app.command()
 def read(
     capture: Annotated[
-        str, typer.Argument(help="pcap or pcapng file (optionally gzip-compressed); - for stdin.")
-    ],
+        str | None,
+        typer.Argument(help="pcap or pcapng file (optionally gzip-compressed); - for stdin."),
+    ] = None,
+    read_file: Annotated[
+        str | None,
+        typer.Option("-r", metavar="FILE", help="The capture, as tcpdump -r / tshark -r."),
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="JSON Lines: one record per session, then a summary.")
     ] = False,
@@ -159,13 +164,28 @@ def read(
     extract: Annotated[str | None, _EXTRACT_OPTION] = None,
     mbox: Annotated[str | None, _MBOX_OPTION] = None,
     redact: Annotated[bool, _REDACT_ALL_OPTION] = False,
+    zeek_logs: Annotated[
+        str | None,
+        typer.Option(
+            "--zeek-logs", metavar="DIR", help="Write Zeek-style smtp.log, pop3.log, files.log."
+        ),
+    ] = None,
+    zeek_json: Annotated[
+        bool, typer.Option("--zeek-json", help="With --zeek-logs: Zeek's JSON flavour.")
+    ] = False,
     debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """Read a capture and explain the SMTP and POP3 dialogues it carried."""
 
     def action() -> ReadResult:
+        if (capture is None) == (read_file is None):
+            raise UsageError("give the capture once: mailsniff read FILE, or -r FILE")
+        if zeek_json and zeek_logs is None:
+            raise UsageError("--zeek-json needs --zeek-logs DIR")
         options = ReadOptions(
-            path=capture,
+            path=capture if capture is not None else str(read_file),
+            zeek_logs=zeek_logs,
+            zeek_json=zeek_json,
             protocols=_protocols(protocol),
             hosts=_hosts(hosts),
             ports=frozenset(_port_list(ports, "--port") or ()) or None,

@@ -286,3 +286,6 @@ class Session:
     packets: int = 0
     #: POP3 STAT answers seen, in order: (count, octets)
     mailbox_stats: list[tuple[int, int]] = field(default_factory=list)
+    #: Community ID v1 of the flow and a Zeek-style uid (mailsniff.analysis.ids).
+    community_id: str | None = None
+    uid: str | None = None

@@ -17,6 +17,7 @@ from mailsniff.capture.reader import CaptureReader, open_capture
 from mailsniff.errors import TruncatedCaptureError, UnsupportedLinkTypeError, UsageError
 from mailsniff.export import ExportOptions, open_exporter
 from mailsniff.export.chain import SinkChain
+from mailsniff.export.zeek import ZeekLogs
 from mailsniff.model import Session
 from mailsniff.net.link import is_supported, linktype_name
 from mailsniff.pipeline import Pipeline, SessionFilter
@@ -44,6 +45,8 @@ class ReadOptions:
     extract: str | None = None  # --extract DIR
     mbox: str | None = None  # --mbox FILE
     redact: bool = False  # --redact
+    zeek_logs: str | None = None  # --zeek-logs DIR
+    zeek_json: bool = False  # --zeek-json
 
 
 @dataclass(slots=True)
@@ -189,6 +192,11 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
             session_ids=options.session_ids,
         )
     )
+    zeek = (
+        ZeekLogs.open(options.zeek_logs, json_lines=options.zeek_json)
+        if options.zeek_logs
+        else None
+    )
     pipeline = Pipeline(
         session_filter=SessionFilter(
             protocols=options.protocols, hosts=options.hosts, ports=options.ports
@@ -221,7 +229,7 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
         else:
             sessions.append(session)
 
-    chain = SinkChain(redact=options.redact, exporter=exporter, summary=tally, show=show)
+    chain = SinkChain(redact=options.redact, exporter=exporter, logs=zeek, summary=tally, show=show)
 
     try:
         status, warnings = feed_capture(
@@ -230,6 +238,8 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
     finally:
         if exporter is not None:
             exporter.close()
+        if zeek is not None:
+            zeek.close()
 
     refused = exporter.refused if exporter is not None else []
     for text in refused:

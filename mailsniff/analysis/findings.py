@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from mailsniff.analysis.bcc import compare_envelope, normalise_address
+from mailsniff.analysis.ids import identify
 from mailsniff.analysis.kinds import FindingKind
 from mailsniff.analysis.sender import judge_from, list_context
 from mailsniff.limits import MAX_ANOMALY_FINDINGS
@@ -100,6 +101,7 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
     tls_from_ns: when TLS started on a connection whose plaintext is known (`send`, `pop`):
     credentials sent from then on crossed the network encrypted, not in clear.
     """
+    identify(session)
     out: list[Finding] = []
     for attempt in session.auth:
         in_tls = tls_from_ns is not None and attempt.ts_ns >= tls_from_ns

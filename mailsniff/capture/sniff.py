@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import socket
 import struct
 import threading
@@ -19,6 +20,7 @@ from mailsniff.limits import QUEUE_BYTES, QUEUE_FRAMES
 from mailsniff.status import ExitStatus
 
 __all__ = [
+    "ANY",
     "SNAPLEN",
     "CaptureSocket",
     "CapturePermissionError",
@@ -52,6 +54,8 @@ _LINKTYPE_ETHERNET = 1
 _LINKTYPE_RAW = 101
 _LINKTYPE_LINUX_SLL = 113
 _DLT_RAW = 12  # libpcap's DLT for raw IP on Linux (LINKTYPE_RAW in files)
+#: The interface name that captures on all of them (tcpdump's).
+ANY = "any"
 _TIMESPEC = struct.Struct("@qq")
 _STATS = struct.Struct("@II")
 
@@ -191,14 +195,19 @@ def open_capture_socket(iface: str, bpf: str) -> CaptureSocket:
     Raises UnknownInterfaceError, FilterError or CapturePermissionError (in that order of
     checking), each with the message the user needs.
     """
+    every = iface == ANY  # all interfaces, as tcpdump -i any: cooked (SLL) frames
     try:
-        socket.if_nametoindex(iface)
+        if not every:
+            socket.if_nametoindex(iface)
     except OSError:
         raise UnknownInterfaceError(
-            f"no interface named {iface!r}", hint=f"interfaces: {', '.join(interfaces())}"
+            f"no interface named {iface!r}",
+            hint=f"interfaces: {', '.join(interfaces())}, or {ANY} for all of them",
         ) from None
-    hatype = _hardware_type(iface)
-    sock_type, linktype, dlt = _link_of(hatype)
+    hatype = _ARPHRD_NONE if every else _hardware_type(iface)
+    sock_type, linktype, dlt = (
+        (socket.SOCK_DGRAM, _LINKTYPE_LINUX_SLL, _DLT_RAW) if every else _link_of(hatype)
+    )
     program = compile_bpf(bpf, dlt)
     try:
         # Protocol 0: nothing arrives until bind(), so no packet skips the filter.
@@ -217,7 +226,10 @@ def open_capture_socket(iface: str, bpf: str) -> CaptureSocket:
             sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, _RCVBUF)
         except OSError:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
-        sock.bind((iface, _ETH_P_ALL))
+        if every:
+            _bind_all_interfaces(sock)
+        else:
+            sock.bind((iface, _ETH_P_ALL))
     except OSError as error:
         sock.close()
         if isinstance(error, PermissionError):
@@ -230,11 +242,20 @@ def open_capture_socket(iface: str, bpf: str) -> CaptureSocket:
         sock=sock,
         iface=iface,
         linktype=linktype,
-        skip_outgoing=hatype == _ARPHRD_LOOPBACK,
+        skip_outgoing=every or hatype == _ARPHRD_LOOPBACK,
         cooked=sock_type == socket.SOCK_DGRAM,
     )
     capture.kernel_stats()  # reset the counters: count from now on
     return capture
+
+
+def _bind_all_interfaces(sock: socket.socket) -> None:
+    """bind() to interface index 0, every interface (Python's bind needs a name)."""
+    address = struct.pack("=HHiHBB8s", socket.AF_PACKET, socket.htons(_ETH_P_ALL), 0, 0, 0, 0, b"")
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.bind(sock.fileno(), ctypes.c_char_p(address), len(address)) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno))
 
 
 def _sll_header(pkttype: int, hatype: int, addr: bytes, protocol: int) -> bytes:
@@ -363,8 +384,8 @@ class LiveCapture:
                 continue
             except BlockingIOError:
                 return
-            if skip_outgoing and address[2] == _PACKET_OUTGOING:
-                continue
+            if skip_outgoing and address[2] == _PACKET_OUTGOING and address[3] == _ARPHRD_LOOPBACK:
+                continue  # loopback shows each packet as sent and as received: keep one
             ts_ns = 0
             for level, kind, data in ancdata:
                 if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:

@@ -9,6 +9,7 @@ from mailsniff.analysis.summary import Summary
 from mailsniff.export import Exporter
 from mailsniff.export.creds import CredentialTable
 from mailsniff.export.redact import redact_session
+from mailsniff.export.zeek import ZeekLogs
 from mailsniff.model import Session
 
 __all__ = ["SinkChain"]
@@ -23,6 +24,7 @@ class SinkChain:
 
     redact: bool = False
     exporter: Exporter | None = None
+    logs: ZeekLogs | None = None
     credentials: CredentialTable | None = None
     summary: Summary | None = None
     show: Callable[[Session], None] | None = None
@@ -32,6 +34,8 @@ class SinkChain:
             redact_session(session)
         if self.exporter is not None:
             self.exporter.session_done(session)
+        if self.logs is not None:
+            self.logs.session_done(session)
         if self.credentials is not None:
             self.credentials.add_session(session)
         if self.summary is not None:

@@ -318,6 +318,10 @@ def _header_panel(session: Session, own: bool = False) -> Panel:
     grid = _kv_grid()
     grid.add_row("client", _text(str(session.client)))
     grid.add_row("server", _text(str(session.server)))
+    if session.community_id is not None:
+        grid.add_row("community id", Text(session.community_id))
+    if session.uid is not None:
+        grid.add_row("uid", Text(session.uid))
     grid.add_row("start", Text(format_timestamp(session.start_ns)))
     grid.add_row(
         "end",

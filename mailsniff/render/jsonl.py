@@ -125,6 +125,8 @@ def session_record(s: Session, *, transcript: bool = False) -> JsonObject:
         "protocol": str(s.protocol),
         "client": {"ip": s.client.ip, "port": s.client.port},
         "server": {"ip": s.server.ip, "port": s.server.port},
+        "community_id": s.community_id,
+        "uid": s.uid,
         "start": iso8601(s.start_ns),
         "end": iso8601(s.end_ns),
         "complete": s.complete,

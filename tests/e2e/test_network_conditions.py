@@ -25,10 +25,13 @@ from tests.e2e import synth
 from tests.e2e.synth import Conn, Seg, Step
 
 #: Fields that legitimately differ with the carriage: endpoints, times, completeness, packets.
-#: `id` is the session's number in its file (it differs when a file holds several connections).
+#: `id` is the session's number in its file (it differs when a file holds several connections);
+#: `community_id` and `uid` are computed from the endpoints (and the start time).
 VARYING = {
     "client",
     "server",
+    "community_id",
+    "uid",
     "start",
     "end",
     "complete",
