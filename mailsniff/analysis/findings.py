@@ -117,6 +117,13 @@ def _message_findings(message: Message, out: list[Finding], where: str) -> None:
         )
 
 
+def _refer(
+    out: list[Finding], first: int, *, transaction: int | None = None, message: int | None = None
+) -> None:
+    """Tie the findings from `first` on to the transaction / retrieved message they are about."""
+    out[first:] = [replace(f, transaction=transaction, message=message) for f in out[first:]]
+
+
 def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
     """Fill bcc/header_only per transaction and the session's findings (replacing any).
 
@@ -130,6 +137,7 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
     user = _authenticated_user(session)
     for n, tx in enumerate(session.transactions, 1):
         where = f"transaction {n}"
+        first = len(out)
         compare_envelope(tx)
         if tx.mail_from_reply is not None and tx.mail_from_reply[:1] in ("4", "5"):
             out.append(
@@ -158,6 +166,7 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
             )
         message = tx.message
         if message is None:
+            _refer(out, first, transaction=n)
             continue
         _message_findings(message, out, where)
         senders = [a.address for a in message.from_ if a.address]
@@ -175,9 +184,11 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
                         verdict.severity,
                     )
                 )
+        _refer(out, first, transaction=n)
     if session.protocol is not Protocol.SMTP:
-        for retrieved in session.messages:
+        for m, retrieved in enumerate(session.messages, 1):
             where = retrieved.command
+            first = len(out)
             message = retrieved.message
             _message_findings(message, out, where)
             froms = {normalise_address(a.address) for a in message.from_ if a.address}
@@ -198,6 +209,7 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
                         "info" if listed else "low",
                     )
                 )
+            _refer(out, first, message=m)
     for gap in session.gaps:
         out.append(
             Finding(
