@@ -21,6 +21,8 @@ import base64
 import gzip
 import hashlib
 import html
+import json
+import zlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +41,11 @@ JsonObject = dict[str, Any]
 SEVERITIES = ("high", "medium", "low", "info")
 #: Transcript lines shown per session; the rest is counted and pointed to (`read --transcript`).
 TRANSCRIPT_LINES = 400
+#: Transcript lines in the whole report: with many sessions each gets its share of these, and
+#: below TRANSCRIPT_MIN_SHARE lines a session's transcript is left out (and the command that
+#: prints it given), so a 10,000-session report stays small enough to open quickly.
+TRANSCRIPT_BUDGET = 150_000
+TRANSCRIPT_MIN_SHARE = 30
 #: Session details larger than this in total are stored gzip-compressed (base64) in the page
 #: and unpacked in the browser when a session is opened, so big captures stay small and fast.
 INLINE_DETAILS_BYTES = 6_000_000
@@ -48,7 +55,7 @@ CHUNK_SESSIONS = 64
 LANES_SHOWN = 40
 LANES_MAX = 2000
 NODES_SHOWN = 40
-NODES_MAX = 1000
+NODES_MAX = 400
 _REJECTED_KINDS = ("sender-rejected", "recipient-rejected", "message-rejected")
 _EDGE_KINDS = ("to", "cc", "bcc", "envelope", "header-only")
 
@@ -133,6 +140,7 @@ class ReportBuilder:
         self.inputs: list[ReportInput] = []
         self._sessions: list[_Slim] = []
         self._details: dict[str, str] = {}
+        self._packed: dict[str, bytes] = {}
         self._many_inputs = False
 
     # -- collecting ---------------------------------------------------------------------------
@@ -141,29 +149,39 @@ class ReportBuilder:
         self._many_inputs = count > 1
 
     def add_session(self, input_index: int, record: JsonObject, read_hint: str) -> None:
-        """Render one session record's details now and keep only what the overview needs."""
+        """Keep one session record: compressed whole for its details (rendered at the end,
+        when the transcript share is known), and what the overview parts need."""
         key = f"s{input_index + 1}-{record['id']}"
         label = f"{input_index + 1}/{record['id']}" if self._many_inputs else f"{record['id']}"
-        transcript = record.pop("transcript", None) or []
-        dropped = int(record.pop("transcript_dropped", 0) or 0)
-        shown = transcript[:TRANSCRIPT_LINES]
-        left_out = len(transcript) - len(shown)
-        self._details[key] = self._session_template.render(
-            s=record,
-            key=key,
-            label=label,
-            transcript=shown,
-            left_out=left_out,
-            dropped=dropped,
-            read_hint=f"{read_hint} --session {record['id']} --transcript",
-            rcpt_roles=_ROLE_LABELS,
-        )
+        hint = f"{read_hint} --session {record['id']} --transcript"
+        packed = zlib.compress(json.dumps([record, hint]).encode("utf-8", "surrogatepass"), 1)
+        self._packed[key] = packed
+        record.pop("transcript", None)
         for tx in record["transactions"]:
             if tx["message"] is not None:
                 tx["message"]["headers"] = []
         for retrieved in record["messages"]:
             retrieved["message"]["headers"] = []
         self._sessions.append(_Slim(key, label, record))
+
+    def _detail(self, slim: _Slim, share: int) -> str:
+        record, hint = json.loads(
+            zlib.decompress(self._packed[slim.key]).decode("utf-8", "surrogatepass")
+        )
+        transcript = record.pop("transcript", None) or []
+        dropped = int(record.pop("transcript_dropped", 0) or 0)
+        shown = transcript[:share]
+        return self._session_template.render(
+            s=record,
+            key=slim.key,
+            label=slim.label,
+            transcript=shown,
+            total_lines=len(transcript),
+            left_out=len(transcript) - len(shown),
+            dropped=dropped,
+            read_hint=hint,
+            rcpt_roles=_ROLE_LABELS,
+        )
 
     def add_input(self, item: ReportInput) -> None:
         self.inputs.append(item)
@@ -175,8 +193,14 @@ class ReportBuilder:
             self._sessions, key=lambda s: (_us(s.record["start"]), s.key.split("-")[0])
         )
         findings = self._findings(sessions)
+        ordered = sorted(self._sessions, key=_input_then_id)
+        share = min(TRANSCRIPT_LINES, TRANSCRIPT_BUDGET // max(len(ordered), 1))
+        if share < TRANSCRIPT_MIN_SHARE:
+            share = 0
+        self._details = {s.key: self._detail(s, share) for s in ordered}
+        self._packed.clear()
         details_total = sum(len(v) for v in self._details.values())
-        order = [s.key for s in sorted(self._sessions, key=_input_then_id)]
+        order = [s.key for s in ordered]
         inline = details_total <= INLINE_DETAILS_BYTES
         chunks: list[tuple[str, str]] = []
         chunk_of: dict[str, str] = {}
