@@ -73,6 +73,21 @@ def _finalize(value: object) -> object:
     return Markup(_e(value))
 
 
+def _dialogue(lines: list[JsonObject]) -> Markup:
+    """Transcript lines for a <pre>: time, C:/S: and the line, the decoded note beside it."""
+    out: list[str] = []
+    for line in lines:
+        client = line["direction"] == "client"
+        out.append(
+            f'<span class="{"c" if client else "s"}"><i>{_e(_clock(line["time"]))}</i> '
+            f"{'C' if client else 'S'}: {_e(line['text'])}</span>"
+        )
+        if line["note"] is not None:
+            out.append(f"<em>  &rarr; {_e(line['note'])}</em>")
+        out.append("\n")
+    return Markup("".join(out))
+
+
 def _us(stamp: str) -> int:
     """A contract timestamp ("2006-07-03T13:07:18.000000Z" or "@SECONDS.MICROS") in µs."""
     if stamp.startswith("@"):
@@ -135,6 +150,7 @@ class ReportBuilder:
         )
         self._env.filters["size"] = format_size
         self._env.filters["clock"] = _clock
+        self._env.filters["dialogue"] = _dialogue
         self._session_template = self._env.from_string(_asset("report_session.html.j2"))
         self._page_template = self._env.from_string(_asset("report.html.j2"))
         self.inputs: list[ReportInput] = []
