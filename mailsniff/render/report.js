@@ -12,7 +12,7 @@
       var d = r.dataset;
       var ok = (!p || d.proto === p) && (!c || d.client === c) &&
         (!a || d.addr.indexOf(a) >= 0) && (!f || (" " + d.find + " ").indexOf(" " + f + " ") >= 0) &&
-        (!text || d.search.indexOf(text) >= 0);
+        (!text || d.search.indexOf(text) >= 0 || d.addr.indexOf(text) >= 0);
       r.hidden = !ok;
       if (ok) { visible[d.s] = true; n += 1; }
     });

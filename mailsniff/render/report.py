@@ -355,7 +355,6 @@ def _index_row(s: _Slim, chunk: str | None) -> JsonObject:
             str(r["server"]["port"]),
             r["banner"] or "",
             r["helo"] or "",
-            *addresses,
             *subjects,
             *files,
             *kinds,
@@ -494,8 +493,8 @@ def _bar(s: _Slim, axis: _Axis, y: float) -> str:
     x0, x1 = axis.x(start), axis.x(end)
     width = max(x1 - x0, 3.0)
     title = (
-        f"session {s.label} {r['protocol'].upper()} {r['client']['ip']}:{r['client']['port']} -> "
-        f"{r['server']['ip']}:{r['server']['port']}  {r['start']} .. {r['end']}"
+        f"{s.label} {r['protocol']} :{r['client']['port']} -> {r['server']['ip']}:"
+        f"{r['server']['port']} {_clock(r['start'])[:8]}-{_clock(r['end'])[:8]}"
     )
     parts = [
         f'<a href="#{s.key}" data-s="{s.key}" class="sess">'
@@ -508,7 +507,7 @@ def _bar(s: _Slim, axis: _Axis, y: float) -> str:
         x = axis.x(_us(attempt.get("time") or r["start"]))
         ok = attempt["success"]
         what = "accepted" if ok else "refused"
-        tip = f"{attempt['mechanism']} as {attempt['username'] or '?'}: {what} ({attempt['time']})"
+        tip = f"{attempt['mechanism']} {attempt['username'] or '?'} {what}"
         shape = (
             f'<circle cx="{x:.1f}" cy="{y + 10}" r="4"/>'
             if ok
