@@ -12,7 +12,7 @@
       var d = r.dataset;
       var ok = (!p || d.proto === p) && (!c || d.client === c) &&
         (!a || d.addr.indexOf(a) >= 0) && (!f || (" " + d.find + " ").indexOf(" " + f + " ") >= 0) &&
-        (!text || d.search.indexOf(text) >= 0 || d.addr.indexOf(text) >= 0);
+        (!text || [d.search, d.addr, d.find, d.client, d.proto].join(" ").indexOf(text) >= 0);
       r.hidden = !ok;
       if (ok) { visible[d.s] = true; n += 1; }
     });
@@ -23,6 +23,11 @@
     });
     shown.textContent = String(n);
   }
+  // a session's bar or mark on the timeline opens it
+  document.getElementById("timeline") && document.getElementById("timeline").addEventListener("click", function (ev) {
+    var hit = ev.target.closest("[data-s]");
+    if (hit) { location.hash = "#" + hit.getAttribute("data-s"); }
+  });
   ["input", "change"].forEach(function (ev) { document.getElementById("filters").addEventListener(ev, apply); });
   document.getElementById("filters").addEventListener("reset", function () { setTimeout(apply, 0); });
   document.getElementById("filters").addEventListener("submit", function (ev) { ev.preventDefault(); });

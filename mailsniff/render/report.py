@@ -349,15 +349,12 @@ def _index_row(s: _Slim, chunk: str | None) -> JsonObject:
     addresses = _addresses_of(r)
     search = " ".join(
         [
-            r["protocol"],
-            r["client"]["ip"],
             r["server"]["ip"],
             str(r["server"]["port"]),
             r["banner"] or "",
             r["helo"] or "",
             *subjects,
             *files,
-            *kinds,
             *[a["name"] for m in messages for a in m["from"] + m["to"] + m["cc"]],
         ]
     ).lower()
@@ -497,9 +494,8 @@ def _bar(s: _Slim, axis: _Axis, y: float) -> str:
         f"{r['server']['port']} {_clock(r['start'])[:8]}-{_clock(r['end'])[:8]}"
     )
     parts = [
-        f'<a href="#{s.key}" data-s="{s.key}" class="sess">'
-        f'<rect class="bar p-{_e(r["protocol"])}" x="{x0:.1f}" y="{y + 4}" width="{width:.1f}" '
-        f'height="12" rx="2"/><title>{_e(title)}</title></a>'
+        f'<rect class="bar p-{_e(r["protocol"])}" data-s="{s.key}" x="{x0:.1f}" y="{y + 4}" '
+        f'width="{width:.1f}" height="12"><title>{_e(title)}</title></rect>'
     ]
     for attempt in r["auth"]:
         if attempt["success"] is None:

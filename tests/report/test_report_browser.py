@@ -69,7 +69,7 @@ def test_seed_report_answers_the_three_questions(tmp_path: Path, open_report: An
     assert "张帆 <name@youname.com>" in page.inner_text("#s1-3")
 
     # timeline: 3 sessions on 2 client lanes; AUTH refused, then accepted, in session 1
-    assert count(page, "#timeline a.sess") == 3
+    assert count(page, "#timeline rect.bar") == 3
     assert count(page, "#timeline g.lane") == 2
     marks = page.eval_on_selector_all(
         '#timeline g.mark[data-s="s1-1"]',
@@ -80,6 +80,8 @@ def test_seed_report_answers_the_three_questions(tmp_path: Path, open_report: An
     assert count(page, "#timeline g.auth-fail") == 1
     assert count(page, "#timeline g.auth-ok") == 2  # SMTP and POP3 logins
     assert count(page, "#timeline g.rejected") == 1  # MAIL FROM:<test@163.com> refused
+    page.click('#timeline rect.bar[data-s="s1-3"]')
+    assert page.evaluate("location.hash") == "#s1-3"  # a bar opens its session
 
     # graph: 2 senders, 2 recipients, one edge each; the forged one marked; no Bcc in the seed
     assert count(page, "#graph g.node") == 4
@@ -100,7 +102,7 @@ def test_shipped_captures_report_draws_the_bcc_edge(tmp_path: Path, open_report:
     page = seen.page
     assert_clean_load(seen, path)
     assert count(page, "table.inputs tr") == 3
-    assert count(page, "#timeline a.sess") == 4
+    assert count(page, "#timeline rect.bar") == 4
     assert count(page, "#graph g.node") == 4 + 4  # alice, bob, carol, dave
     kinds = page.eval_on_selector_all(
         '#graph path.edge[data-s="s2-1"]', "es => es.map(e => e.dataset.kind).sort()"
@@ -134,7 +136,9 @@ def test_search_and_filters_narrow_the_sessions(tmp_path: Path, open_report: Any
     page.select_option("#f-find", "")
     page.fill("#f-addr", "tonanme@them.com")
     assert visible_rows(page) == ["s1-3"]
-    dimmed = page.eval_on_selector_all("#timeline a.sess.dimmed", "es => es.map(e => e.dataset.s)")
+    dimmed = page.eval_on_selector_all(
+        "#timeline rect.bar.dimmed", "es => es.map(e => e.dataset.s)"
+    )
     assert sorted(dimmed) == ["s1-1", "s1-2", "s2-1"]
     page.fill("#f-addr", "")
     page.select_option("#f-client", "127.0.0.1")
