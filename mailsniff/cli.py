@@ -205,8 +205,13 @@ def creds(
 
 @app.command()
 def report(
-    captures: Annotated[list[str], typer.Argument(help="pcap or pcapng files (optionally gzip).")],
-    output: Annotated[str, typer.Option("-o", "--output", help="The HTML file to write.")],
+    captures: Annotated[
+        list[str],
+        typer.Argument(metavar="CAPTURE", help="pcap or pcapng files (optionally gzip)."),
+    ],
+    output: Annotated[
+        str, typer.Option("-o", "--output", metavar="FILE", help="The HTML file to write.")
+    ],
     redact: Annotated[bool, _REDACT_ALL_OPTION] = False,
     progress: Annotated[bool, _PROGRESS_OPTION] = True,
     debug: Annotated[bool, _DEBUG_OPTION] = False,
