@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(tcpdump libpcap0.8 dovecot-pop3d dnsmasq-base openssl curl chromium fonts-wqy-microhei)
+DEBIAN_PACKAGES=(
+    tcpdump libpcap0.8 dovecot-pop3d dnsmasq-base openssl curl tshark chromium fonts-wqy-microhei
+)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
