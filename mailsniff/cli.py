@@ -235,6 +235,40 @@ def creds(
     raise typer.Exit(int(result.status))
 
 
+@app.command()
+def report(
+    captures: Annotated[
+        list[str],
+        typer.Argument(metavar="CAPTURE", help="pcap or pcapng files (optionally gzip)."),
+    ],
+    output: Annotated[
+        str, typer.Option("-o", "--output", metavar="FILE", help="The HTML file to write.")
+    ],
+    redact: Annotated[bool, _REDACT_ALL_OPTION] = False,
+    progress: Annotated[bool, _PROGRESS_OPTION] = True,
+    debug: Annotated[bool, _DEBUG_OPTION] = False,
+) -> None:
+    """Write one self-contained HTML report of the captures (docs/report.md)."""
+    import shlex
+
+    from mailsniff.report import ReportOptions, ReportResult, write_report
+
+    def action() -> ReportResult:
+        line = shlex.join(["mailsniff", *sys.argv[1:]])
+        paths = tuple(captures)
+        options = ReportOptions(
+            paths=paths, output=output, command_line=line, redact=redact, progress=progress
+        )
+        return write_report(options, _stderr())
+
+    result = _guarded(debug, action)
+    if result.warning is not None:
+        _stderr().print(
+            Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(result.warning))
+        )
+    raise typer.Exit(int(result.status))
+
+
 def _port_list(values: list[str] | None, option: str) -> tuple[int, ...] | None:
     """`--port 25,110 --port 587` (read) and `--ports` (live): comma lists, repeatable."""
     if not values:

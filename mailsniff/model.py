@@ -174,6 +174,9 @@ class RcptAttempt:
     params: dict[str, str | None] = field(default_factory=dict)
     reply: str | None = None  # None when the reply was not captured
     ts_ns: int = 0
+    #: Set by analysis (envelope vs headers): "to", "cc", "bcc", "envelope" (accepted, no
+    #: message to compare), "rejected" or "deferred".
+    role: str | None = None
 
     @property
     def status(self) -> str:
@@ -223,6 +226,9 @@ class Finding:
     detail: str
     #: "info", "low", "medium" or "high"; analysis fills in the kind's own when left None
     severity: str | None = None
+    #: 1-based index of the SMTP transaction / retrieved message the finding is about
+    transaction: int | None = None
+    message: int | None = None
 
 
 @dataclass(slots=True, frozen=True)

@@ -129,6 +129,9 @@ class PipelineStats:
     candidate_segments: int = 0
     sessions: int = 0
     greeting_detected: int = 0
+    #: capture times of the earliest and the latest frame read (None before any)
+    first_ts_ns: int | None = None
+    last_ts_ns: int | None = None
 
 
 @dataclass(slots=True)
@@ -190,6 +193,11 @@ class Pipeline:
 
     def feed(self, frame: Frame) -> None:
         self.stats.frames += 1
+        stats, ts = self.stats, frame.ts_ns
+        if stats.first_ts_ns is None or ts < stats.first_ts_ns:
+            stats.first_ts_ns = ts
+        if stats.last_ts_ns is None or ts > stats.last_ts_ns:
+            stats.last_ts_ns = ts
         seg = self.decoder.decode(frame)
         if seg is None:
             return

@@ -79,6 +79,10 @@ def _frames(
 Tally = Summary
 
 
+def _time(ts_ns: int | None) -> str | None:
+    return jsonl.iso8601(ts_ns) if ts_ns is not None else None
+
+
 def summarise(tally: Tally, pipeline: Pipeline, warnings: list[str]) -> dict[str, Any]:
     """The closing summary record (JSON): counts of facts established elsewhere."""
     stats = pipeline.decoder.stats
@@ -86,6 +90,8 @@ def summarise(tally: Tally, pipeline: Pipeline, warnings: list[str]) -> dict[str
         "sessions": tally.sessions,
         "sessions_by_protocol": dict(tally.by_protocol),
         "frames": pipeline.stats.frames,
+        "first_packet": _time(pipeline.stats.first_ts_ns),
+        "last_packet": _time(pipeline.stats.last_ts_ns),
         "tcp_segments": pipeline.stats.segments,
         "mail_segments": pipeline.stats.candidate_segments,
         "messages": tally.messages,

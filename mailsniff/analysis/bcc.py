@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mailsniff.model import Address, Message, Transaction
+from mailsniff.model import Address, Message, RcptAttempt, Transaction
 
 __all__ = ["compare_envelope", "header_roles", "normalise_address"]
 
@@ -17,8 +17,13 @@ def _header_keys(addresses: list[Address]) -> list[tuple[str, str]]:
     return [(normalise_address(a.address), a.address) for a in addresses if a.address.strip()]
 
 
+def _refused(rcpt: RcptAttempt) -> str | None:
+    status = rcpt.status
+    return status if status in ("rejected", "deferred") else None
+
+
 def compare_envelope(tx: Transaction) -> None:
-    """Fill `tx.bcc` and `tx.header_only`.
+    """Fill `tx.bcc`, `tx.header_only` and each RCPT's `role`.
 
     bcc: accepted envelope recipients (reply 2xx, or not captured) found in neither To nor Cc, in
     envelope order -- recipients the other recipients were not shown. header_only: addresses in
@@ -28,6 +33,8 @@ def compare_envelope(tx: Transaction) -> None:
     tx.bcc = []
     tx.header_only = []
     if tx.message is None:
+        for rcpt in tx.rcpts:
+            rcpt.role = _refused(rcpt) or "envelope"
         return
     shown = _header_keys(tx.message.to) + _header_keys(tx.message.cc)
     shown_keys = {key for key, _ in shown}
@@ -40,6 +47,12 @@ def compare_envelope(tx: Transaction) -> None:
         accepted_keys.add(key)
         accepted.append(address)
     tx.bcc = [a for a in accepted if normalise_address(a) not in shown_keys]
+    to_keys = {key for key, _ in _header_keys(tx.message.to)}
+    for rcpt in tx.rcpts:
+        key = normalise_address(rcpt.address)
+        rcpt.role = _refused(rcpt) or (
+            "to" if key in to_keys else "cc" if key in shown_keys else "bcc"
+        )
     seen: set[str] = set()
     for key, address in shown:
         if key in accepted_keys or key in seen:

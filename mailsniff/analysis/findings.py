@@ -95,6 +95,13 @@ def _message_findings(message: Message, out: list[Finding], where: str) -> None:
         )
 
 
+def _refer(
+    out: list[Finding], first: int, *, transaction: int | None = None, message: int | None = None
+) -> None:
+    """Tie the findings from `first` on to the transaction / retrieved message they are about."""
+    out[first:] = [replace(f, transaction=transaction, message=message) for f in out[first:]]
+
+
 def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
     """Fill bcc/header_only per transaction and the session's findings (replacing any).
 
@@ -109,6 +116,7 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
     user = _authenticated_user(session)
     for n, tx in enumerate(session.transactions, 1):
         where = f"transaction {n}"
+        first = len(out)
         compare_envelope(tx)
         if reply_failed(tx.mail_from_reply):
             out.append(
@@ -143,6 +151,7 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
             )
         message = tx.message
         if message is None:
+            _refer(out, first, transaction=n)
             continue
         _message_findings(message, out, where)
         senders = [a.address for a in message.from_ if a.address]
@@ -160,8 +169,10 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
                         verdict.severity,
                     )
                 )
-    for retrieved in session.messages:
+        _refer(out, first, transaction=n)
+    for m, retrieved in enumerate(session.messages, 1):
         where = retrieved.command
+        first = len(out)
         message = retrieved.message
         _message_findings(message, out, where)
         froms = {normalise_address(a.address) for a in message.from_ if a.address}
@@ -182,6 +193,7 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
                     "info" if listed else "low",
                 )
             )
+        _refer(out, first, message=m)
     for gap in session.gaps:
         out.append(
             Finding(

@@ -99,7 +99,13 @@ def _transaction(t: Transaction) -> JsonObject:
         "time": iso8601(t.ts_ns),
         "mail_from_params": dict(t.mail_from_params),
         "rcpts": [
-            {"address": r.address, "reply": r.reply, "status": r.status, "params": dict(r.params)}
+            {
+                "address": r.address,
+                "reply": r.reply,
+                "status": r.status,
+                "params": dict(r.params),
+                "role": r.role,
+            }
             for r in t.rcpts
         ],
         "body_command": t.body_command,
@@ -141,7 +147,13 @@ def session_record(s: Session, *, transcript: bool = False) -> JsonObject:
         "messages": [_retrieved(r) for r in s.messages],
         "deleted": list(s.deleted),
         "findings": [
-            {"kind": f.kind, "detail": f.detail, "severity": f.severity or "medium"}
+            {
+                "kind": f.kind,
+                "detail": f.detail,
+                "severity": f.severity or "medium",
+                "transaction": f.transaction,
+                "message": f.message,
+            }
             for f in s.findings
         ],
         "implicit_tls": s.implicit_tls,

@@ -1,0 +1,74 @@
+"use strict";
+(function () {
+  var rows = Array.prototype.slice.call(document.querySelectorAll("tr.srow"));
+  var others = Array.prototype.slice.call(document.querySelectorAll("[data-s]:not(tr.srow)"));
+  var q = document.getElementById("q"), proto = document.getElementById("f-proto"),
+      client = document.getElementById("f-client"), addr = document.getElementById("f-addr"),
+      find = document.getElementById("f-find"), shown = document.getElementById("shown");
+  function apply() {
+    var text = q.value.trim().toLowerCase(), p = proto.value, c = client.value,
+        a = addr.value.trim().toLowerCase(), f = find.value, visible = {}, n = 0;
+    rows.forEach(function (r) {
+      var d = r.dataset;
+      var ok = (!p || d.proto === p) && (!c || d.client === c) &&
+        (!a || d.addr.indexOf(a) >= 0) && (!f || (" " + d.find + " ").indexOf(" " + f + " ") >= 0) &&
+        (!text || [d.search, d.addr, d.find, d.client, d.proto].join(" ").indexOf(text) >= 0);
+      r.hidden = !ok;
+      if (ok) { visible[d.s] = true; n += 1; }
+    });
+    var all = n === rows.length;
+    others.forEach(function (e) {
+      var on = all || e.getAttribute("data-s").split(" ").some(function (k) { return visible[k]; });
+      if (e instanceof SVGElement) { e.classList.toggle("dimmed", !on); } else { e.hidden = !on; }
+    });
+    shown.textContent = String(n);
+  }
+  // a session's bar or mark on the timeline opens it
+  document.getElementById("timeline") && document.getElementById("timeline").addEventListener("click", function (ev) {
+    var hit = ev.target.closest("[data-s]");
+    if (hit) { location.hash = "#" + hit.getAttribute("data-s"); }
+  });
+  ["input", "change"].forEach(function (ev) { document.getElementById("filters").addEventListener(ev, apply); });
+  document.getElementById("filters").addEventListener("reset", function () { setTimeout(apply, 0); });
+  document.getElementById("filters").addEventListener("submit", function (ev) { ev.preventDefault(); });
+
+  Array.prototype.forEach.call(document.querySelectorAll("button.showall"), function (b) {
+    var svg = document.getElementById(b.getAttribute("data-target"));
+    if (!svg || svg.getAttribute("data-h-all") === svg.getAttribute("data-h-shown")) { return; }
+    b.hidden = false;
+    b.addEventListener("click", function () {
+      var capped = svg.classList.toggle("capped");
+      svg.setAttribute("height", svg.getAttribute(capped ? "data-h-shown" : "data-h-all"));
+      b.textContent = capped ? b.textContent.replace("show fewer", "show all") : b.textContent.replace("show all", "show fewer");
+    });
+  });
+
+  // Session details stored gzip-compressed (large captures): unpacked when a session is opened.
+  var unpacked = {};
+  function unpack(chunk) {
+    if (unpacked[chunk]) { return unpacked[chunk]; }
+    var holder = document.getElementById(chunk);
+    var bin = atob(holder.textContent.trim()), bytes = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) { bytes[i] = bin.charCodeAt(i); }
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+    unpacked[chunk] = new Response(stream).text().then(function (markup) {
+      // markup is the report's own escaped HTML (rendered with the page), parsed inertly
+      var doc = new DOMParser().parseFromString("<div>" + markup + "</div>", "text/html");
+      var target = document.getElementById("details");
+      Array.prototype.forEach.call(doc.body.firstChild.children, function (el) {
+        target.appendChild(document.adoptNode(el));
+      });
+    });
+    return unpacked[chunk];
+  }
+  function show() {
+    var key = decodeURIComponent(location.hash.slice(1)).split("-t")[0].split("-m")[0];
+    var row = document.querySelector('tr.srow[data-s="' + key.replace(/[^a-z0-9-]/g, "") + '"]');
+    if (!row || !row.dataset.z) { return; }
+    unpack(row.dataset.z).then(function () {
+      var el = document.getElementById(location.hash.slice(1));
+      if (el) { el.scrollIntoView(); }
+    });
+  }
+  if (document.querySelector("tr.srow[data-z]")) { window.addEventListener("hashchange", show); show(); }
+})();
