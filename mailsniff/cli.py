@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from mailsniff import __version__
+from mailsniff.capture.multi import expand_inputs
 from mailsniff.errors import MailsniffError, UsageError
 from mailsniff.model import Protocol
 from mailsniff.reading import ReadOptions, ReadResult, read_capture
@@ -111,11 +112,27 @@ _MBOX_OPTION = typer.Option(
 @app.command()
 def read(
     capture: Annotated[
-        str, typer.Argument(help="pcap or pcapng file (optionally gzip-compressed); - for stdin.")
+        list[str],
+        typer.Argument(
+            help="pcap or pcapng file (optionally gzip-compressed); - for stdin. Several files, "
+            "a directory or a glob are read as one capture (rotated files continue each other).",
+            show_default=False,
+        ),
     ],
     json_output: Annotated[
         bool, typer.Option("--json", help="JSON Lines: one record per session, then a summary.")
     ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Worker processes, connections split between them (same output for any N). "
+            "Default: one per core for inputs of 32 MB or more, else 1. --extract/--mbox use 1.",
+            show_default=False,
+        ),
+    ] = None,
     transcript: Annotated[
         bool,
         typer.Option(
@@ -152,8 +169,11 @@ def read(
     """Read a capture and explain the SMTP and POP3 dialogues it carried."""
 
     def action() -> ReadResult:
+        paths = expand_inputs(capture)
         options = ReadOptions(
-            path=capture,
+            path=paths[0],
+            paths=tuple(paths),
+            jobs=jobs,
             protocols=frozenset({Protocol(protocol.value)}) if protocol else None,
             hosts=_hosts(hosts),
             ports=frozenset(_port_list(ports, "--port") or ()) or None,

@@ -171,6 +171,9 @@ class Pipeline:
     keep_transcript: bool = False
     #: Export hook: asked for a sink at the start of every message (None: no export).
     open_sink: OpenSink | None = None
+    #: Check for idle flows every _EXPIRE_EVERY candidate segments (False: the caller calls
+    #: `expire` at points of its own, as `read` does to give the same result with --jobs).
+    auto_expire: bool = True
     _active: dict[int, _Active] = field(default_factory=dict)
     _detected: dict[tuple[bytes, int, bytes, int], tuple[Protocol, tuple[bytes, int]]] = field(
         default_factory=dict
@@ -202,8 +205,11 @@ class Pipeline:
     def feed(self, frame: Frame) -> None:
         self.stats.frames += 1
         seg = self.decoder.decode(frame)
-        if seg is None:
-            return
+        if seg is not None:
+            self.feed_segment(seg)
+
+    def feed_segment(self, seg: Segment) -> None:
+        """Take a segment decoded elsewhere (the frame was counted by the caller)."""
         self.stats.segments += 1
         if seg.dport in _ALL_PORTS or seg.sport in _ALL_PORTS:
             self._reassemble(seg, None)
@@ -344,7 +350,7 @@ class Pipeline:
             self._handle(events)
         if seg.ts_ns > self._last_ts:
             self._last_ts = seg.ts_ns
-        if self.stats.candidate_segments % _EXPIRE_EVERY == 0:
+        if self.auto_expire and self.stats.candidate_segments % _EXPIRE_EVERY == 0:
             self.expire(self._last_ts)
 
     def _protocol_of(self, flow: Flow) -> tuple[Protocol, bool] | None:

@@ -12,12 +12,14 @@ from rich.console import Console
 from rich.text import Text
 
 from mailsniff.capture.frame import Frame
-from mailsniff.capture.reader import CaptureReader, open_capture
+from mailsniff.capture.multi import MultiReader, open_inputs
+from mailsniff.capture.reader import CaptureReader
 from mailsniff.errors import TruncatedCaptureError, UnsupportedLinkTypeError, UsageError
 from mailsniff.export import ExportOptions, open_exporter
 from mailsniff.export.redact import redact_session
 from mailsniff.model import Protocol, Session
 from mailsniff.net.link import is_supported, linktype_name
+from mailsniff.parallel import add_stats, choose_jobs, drive, run_sharded
 from mailsniff.pipeline import Pipeline, SessionFilter
 from mailsniff.render import console as console_render
 from mailsniff.render import jsonl
@@ -32,6 +34,9 @@ _PROGRESS_EVERY = 2048
 @dataclass(slots=True, frozen=True, kw_only=True)
 class ReadOptions:
     path: str
+    #: Several captures read as one (files, in any order; `path` is then the first).
+    paths: tuple[str, ...] = ()
+    jobs: int | None = None  # --jobs (None: by input size, see parallel.choose_jobs)
     protocols: frozenset[Protocol] | None = None
     hosts: frozenset[str] | None = None
     ports: frozenset[int] | None = None
@@ -53,7 +58,10 @@ class ReadResult:
 
 
 def _frames(
-    reader: CaptureReader, pipeline: Pipeline, progress: Any | None, task: Any | None
+    reader: CaptureReader | MultiReader,
+    pipeline: Pipeline | None,
+    progress: Any | None,
+    task: Any | None,
 ) -> Iterator[Frame]:
     """Frames from the reader, checking each new link type and moving the progress bar."""
     checked: set[int] = set()
@@ -122,24 +130,30 @@ def summarise(tally: Tally, pipeline: Pipeline, warnings: list[str]) -> dict[str
 
 
 def feed_capture(
-    path: str,
+    path: str | list[str],
     pipeline: Pipeline,
     err: Console,
     emit: Callable[[Session], None],
     *,
     progress: bool = True,
+    jobs: int | None = 1,
+    make_pipeline: Callable[[], Pipeline] | None = None,
 ) -> tuple[ExitStatus, list[str]]:
-    """Run every frame of the capture at `path` through `pipeline`, handing each finished
-    session to `emit`; returns the exit status and the warnings (truncation, link types).
+    """Run every frame of the capture at `path` (or of several files read as one) through
+    `pipeline`, handing each finished session to `emit`; returns the exit status and the
+    warnings (truncation, link types, file order). With `make_pipeline` and more than one job,
+    worker processes do the work and `pipeline` only collects the counts.
 
     Raises MailsniffError for input that cannot be read at all.
     """
     warnings: list[str] = []
     status = ExitStatus.SUCCESS
-    with open_capture(path) as reader:
-        if reader.format == "pcap" and not is_supported(reader.linktypes[0]):
+    paths = [path] if isinstance(path, str) else path
+    with open_inputs(paths) as reader:
+        if reader.format == "pcap" and not any(is_supported(lt) for lt in reader.linktypes):
             lt = reader.linktypes[0]
             raise UnsupportedLinkTypeError(lt, name=linktype_name(lt))
+        n = 1 if make_pipeline is None else choose_jobs(jobs, reader.total_bytes)
         show_progress = progress and err.is_terminal and reader.total_bytes is not None
         progress_cm: Any = nullcontext()
         bar = task = None
@@ -162,16 +176,22 @@ def feed_capture(
             progress_cm = bar
         with progress_cm:
             try:
-                for session in pipeline.run(_frames(reader, pipeline, bar, task)):
-                    emit(session)
+                if n > 1:
+                    assert make_pipeline is not None
+                    status = _feed_sharded(
+                        paths, n, make_pipeline, pipeline, emit, warnings, bar, task
+                    )
+                else:
+                    drive(pipeline, _frames(reader, pipeline, bar, task), emit)
             except TruncatedCaptureError as error:
                 pipeline.finish()
                 for session in pipeline.drain():
                     emit(session)
-                warnings.append(
-                    f"{error.message}; {error.records_read} records read before it, "
-                    "everything before that point is reported above"
-                )
+                warnings.append(_truncation_warning(error.message, error.records_read))
+                status = ExitStatus.TRUNCATED
+        if isinstance(reader, MultiReader) and n == 1:
+            warnings[:0] = reader.warnings
+            if reader.truncated and status is ExitStatus.SUCCESS:
                 status = ExitStatus.TRUNCATED
         for linktype, count in pipeline.decoder.stats.unsupported_linktype.items():
             warnings.append(
@@ -179,6 +199,49 @@ def feed_capture(
                 f"({linktype_name(linktype)}) skipped"
             )
     return status, warnings
+
+
+def _truncation_warning(message: str, records_read: int) -> str:
+    return (
+        f"{message}; {records_read} records read before it, "
+        "everything before that point is reported above"
+    )
+
+
+def _feed_sharded(
+    paths: list[str],
+    n: int,
+    make_pipeline: Callable[[], Pipeline],
+    pipeline: Pipeline,
+    emit: Callable[[Session], None],
+    warnings: list[str],
+    bar: Any | None,
+    task: Any | None,
+) -> ExitStatus:
+    """--jobs N: the workers read and analyse; sessions come back in the one-process order."""
+
+    def open_frames() -> tuple[CaptureReader | MultiReader, Iterator[Frame]]:
+        reader = open_inputs(paths)
+        return reader, _frames(reader, None, None, None)
+
+    def moved(done: int) -> None:
+        if bar is not None:
+            bar.update(task, completed=done)
+
+    status = ExitStatus.SUCCESS
+    for item in run_sharded(n, open_frames, make_pipeline, moved):
+        if isinstance(item, Session):
+            emit(item)
+            continue
+        for result in item:
+            add_stats(pipeline, result.stats)
+        first = item[0]
+        warnings[:0] = first.warnings
+        if first.truncated is not None:
+            warnings.append(_truncation_warning(*first.truncated))
+        if first.truncated is not None or first.set_truncated:
+            status = ExitStatus.TRUNCATED
+    return status
 
 
 def _missing_sessions(
@@ -214,6 +277,10 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
         keep_transcript=options.transcript,
         open_sink=exporter.open_sink if exporter is not None else None,
     )
+
+    def make_pipeline() -> Pipeline:  # a --jobs worker's (exports stay in one process)
+        return Pipeline(session_filter=pipeline.session_filter, keep_transcript=options.transcript)
+
     sessions: list[Session] = []  # console output only: JSON streams and keeps nothing
     stdout = Stdout()  # a closed pipe or a failed write never stops the reading or the export
     tally = Tally()
@@ -243,7 +310,13 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
 
     try:
         status, warnings = feed_capture(
-            options.path, pipeline, err, emit, progress=options.progress
+            list(options.paths or (options.path,)),
+            pipeline,
+            err,
+            emit,
+            progress=options.progress,
+            jobs=options.jobs,
+            make_pipeline=make_pipeline if exporter is None else None,
         )
     finally:
         if exporter is not None:
