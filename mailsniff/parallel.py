@@ -25,6 +25,7 @@ from __future__ import annotations
 import heapq
 import multiprocessing
 import os
+import signal
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -150,11 +151,15 @@ def _worker(
     n: int,
     open_frames: Callable[[], tuple[Any, Iterator[Frame]]],
     make_pipeline: Callable[[], Pipeline],
+    prepare: Callable[[Session], Any] | None,
     conn: Any,
 ) -> None:
     """Read every frame, keep this worker's connections, stream results to the parent."""
+    # The parent handles Ctrl-C and SIGTERM (and ends its workers): no handler of its here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        _work(me, n, open_frames, make_pipeline, conn)
+        _work(me, n, open_frames, make_pipeline, prepare, conn)
     except MailsniffError as error:
         conn.send(("error", error.message, error.hint, int(error.exit_status)))
     except BaseException as error:  # noqa: BLE001 - reported by the parent as one line
@@ -168,6 +173,7 @@ def _work(
     n: int,
     open_frames: Callable[[], tuple[Any, Iterator[Frame]]],
     make_pipeline: Callable[[], Pipeline],
+    prepare: Callable[[Session], Any] | None,
     conn: Any,
 ) -> None:
     pipeline = make_pipeline()
@@ -176,14 +182,15 @@ def _work(
     active = pipeline._active
     side = make_pipeline().decoder  # decodes the frames that cannot be routed raw (all workers)
     flows: list[tuple[int, bool]] = []
-    sessions: list[tuple[tuple[int, int, int], Session]] = []
+    sessions: list[tuple[tuple[int, int, int], Any]] = []
     latest = 0
     index = -1
     truncated: tuple[str, int] | None = None
 
     def ended(index: int, phase: int) -> None:
         for session in pipeline.drain():
-            sessions.append(((index, phase, session.id), session))
+            key = session.id
+            sessions.append(((index, phase, key), session if prepare is None else prepare(session)))
 
     def feed_own(index: int, frame: Frame | None, seg: Segment | None) -> None:
         base = index * _PER_FRAME
@@ -280,7 +287,7 @@ class _Shard:
     progress: int = -1
     bytes_read: int = 0
     flows: deque[tuple[int, bool]] = field(default_factory=deque)
-    sessions: deque[tuple[tuple[int, int, int], Session]] = field(default_factory=deque)
+    sessions: deque[tuple[tuple[int, int, int], Any]] = field(default_factory=deque)
     result: ShardResult | None = None
 
 
@@ -288,10 +295,12 @@ def run_sharded(
     n: int,
     open_frames: Callable[[], tuple[Any, Iterator[Frame]]],
     make_pipeline: Callable[[], Pipeline],
+    prepare: Callable[[Session], Any] | None = None,
     on_progress: Callable[[int], None] | None = None,
-) -> Iterator[Session | list[ShardResult]]:
-    """Run `n` workers; yield the sessions, renumbered and in the one-process order, then the
-    list of the workers' ShardResults.
+) -> Iterator[tuple[int, Any] | list[ShardResult]]:
+    """Run `n` workers; yield (session id, session) in the one-process order and numbering,
+    then the list of the workers' ShardResults. With `prepare`, a worker sends
+    prepare(session) instead of the session (e.g. its JSON line: the parent only writes it).
 
     `open_frames()` (called in each worker) returns (reader, frames): the reader (a context
     manager with bytes_read, and for a set of files warnings/truncated) and its frame stream.
@@ -307,7 +316,7 @@ def run_sharded(
             receive, send = ctx.Pipe(duplex=False)
             process = ctx.Process(
                 target=_worker,
-                args=(me, n, open_frames, make_pipeline, send),
+                args=(me, n, open_frames, make_pipeline, prepare, send),
                 daemon=True,
             )
             process.start()
@@ -318,6 +327,8 @@ def run_sharded(
     finally:
         for shard in shards:
             shard.conn.close()
+            if shard.result is not None:
+                shard.process.join(5)  # done: it is only exiting
             if shard.process.is_alive():
                 shard.process.terminate()
             shard.process.join()
@@ -342,7 +353,9 @@ def _receive(shard: _Shard) -> None:
         raise error
 
 
-def _merge(shards: list[_Shard], on_progress: Callable[[int], None] | None) -> Iterator[Session]:
+def _merge(
+    shards: list[_Shard], on_progress: Callable[[int], None] | None
+) -> Iterator[tuple[int, Any]]:
     next_id = 1
     ids: dict[int, int] = {}
     while True:
@@ -366,9 +379,11 @@ def _merge(shards: list[_Shard], on_progress: Callable[[int], None] | None) -> I
             while s.sessions and s.sessions[0][0][0] <= horizon:
                 taken_s.append(s.sessions.popleft())
             ready_sessions.append(taken_s)
-        for _tag, session in heapq.merge(*ready_sessions, key=lambda item: item[0]):
-            session.id = ids.pop(session.id)
-            yield session
+        for tag, payload in heapq.merge(*ready_sessions, key=lambda item: item[0]):
+            number = ids.pop(tag[2])
+            if isinstance(payload, Session):
+                payload.id = number
+            yield number, payload
         if horizon >= _INF:
             break
         if on_progress is not None:

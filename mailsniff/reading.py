@@ -92,14 +92,38 @@ class Tally:
     incomplete: int = 0
 
     def add(self, s: Session) -> None:
+        self.add_counts(Tally.counts(s))
+
+    @staticmethod
+    def counts(s: Session) -> tuple[str, int, int, int, int, int]:
+        """What one session adds (computed where the session is, e.g. a --jobs worker)."""
+        return (
+            s.protocol.value,
+            sum(1 for t in s.transactions if t.message is not None) + len(s.messages),
+            sum(1 for a in s.auth if a.password is not None or a.response),
+            sum(len(t.bcc) for t in s.transactions),
+            len(s.gaps),
+            0 if s.complete else 1,
+        )
+
+    def add_counts(self, counts: tuple[str, int, int, int, int, int]) -> None:
+        protocol, messages, credentials, bcc, gaps, incomplete = counts
         self.sessions += 1
-        self.by_protocol[s.protocol.value] = self.by_protocol.get(s.protocol.value, 0) + 1
-        self.messages += sum(1 for t in s.transactions if t.message is not None)
-        self.messages += len(s.messages)
-        self.credentials += sum(1 for a in s.auth if a.password is not None or a.response)
-        self.bcc_recipients += sum(len(t.bcc) for t in s.transactions)
-        self.gaps += len(s.gaps)
-        self.incomplete += 0 if s.complete else 1
+        self.by_protocol[protocol] = self.by_protocol.get(protocol, 0) + 1
+        self.messages += messages
+        self.credentials += credentials
+        self.bcc_recipients += bcc
+        self.gaps += gaps
+        self.incomplete += incomplete
+
+
+@dataclass(slots=True, frozen=True)
+class RenderedSession:
+    """A session's JSON line made by a --jobs worker, cut where its final id goes."""
+
+    head: str
+    tail: str
+    counts: tuple[str, int, int, int, int, int]
 
 
 def summarise(tally: Tally, pipeline: Pipeline, warnings: list[str]) -> dict[str, Any]:
@@ -138,11 +162,14 @@ def feed_capture(
     progress: bool = True,
     jobs: int | None = 1,
     make_pipeline: Callable[[], Pipeline] | None = None,
+    prepare: Callable[[Session], Any] | None = None,
+    emit_prepared: Callable[[int, Any], None] | None = None,
 ) -> tuple[ExitStatus, list[str]]:
     """Run every frame of the capture at `path` (or of several files read as one) through
     `pipeline`, handing each finished session to `emit`; returns the exit status and the
     warnings (truncation, link types, file order). With `make_pipeline` and more than one job,
-    worker processes do the work and `pipeline` only collects the counts.
+    worker processes do the work and `pipeline` only collects the counts; with `prepare`
+    too, the workers hand each session to it and the parent calls emit_prepared(id, result).
 
     Raises MailsniffError for input that cannot be read at all.
     """
@@ -179,7 +206,13 @@ def feed_capture(
                 if n > 1:
                     assert make_pipeline is not None
                     status = _feed_sharded(
-                        paths, n, make_pipeline, pipeline, emit, warnings, bar, task
+                        paths,
+                        n,
+                        (make_pipeline, prepare if emit_prepared is not None else None),
+                        pipeline,
+                        emit_prepared or (lambda _id, session: emit(session)),
+                        warnings,
+                        (bar, task),
                     )
                 else:
                     drive(pipeline, _frames(reader, pipeline, bar, task), emit)
@@ -211,12 +244,11 @@ def _truncation_warning(message: str, records_read: int) -> str:
 def _feed_sharded(
     paths: list[str],
     n: int,
-    make_pipeline: Callable[[], Pipeline],
+    workers: tuple[Callable[[], Pipeline], Callable[[Session], Any] | None],
     pipeline: Pipeline,
-    emit: Callable[[Session], None],
+    emit: Callable[[int, Any], None],
     warnings: list[str],
-    bar: Any | None,
-    task: Any | None,
+    progress: tuple[Any | None, Any | None],
 ) -> ExitStatus:
     """--jobs N: the workers read and analyse; sessions come back in the one-process order."""
 
@@ -224,14 +256,16 @@ def _feed_sharded(
         reader = open_inputs(paths)
         return reader, _frames(reader, None, None, None)
 
+    bar, task = progress
+
     def moved(done: int) -> None:
         if bar is not None:
             bar.update(task, completed=done)
 
     status = ExitStatus.SUCCESS
-    for item in run_sharded(n, open_frames, make_pipeline, moved):
-        if isinstance(item, Session):
-            emit(item)
+    for item in run_sharded(n, open_frames, workers[0], workers[1], moved):
+        if isinstance(item, tuple):
+            emit(*item)
             continue
         for result in item:
             add_stats(pipeline, result.stats)
@@ -288,15 +322,34 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
     known: list[int] = []  # --session: [lowest, highest] ID of the sessions there were
     found: set[int] = set()
 
-    def emit(session: Session) -> None:
+    def keep(session_id: int) -> bool:
         if wanted is not None:
             if known:
-                known[:] = [min(known[0], session.id), max(known[1], session.id)]
+                known[:] = [min(known[0], session_id), max(known[1], session_id)]
             else:
-                known[:] = [session.id, session.id]
-            if session.id not in wanted:
-                return
-            found.add(session.id)
+                known[:] = [session_id, session_id]
+            if session_id not in wanted:
+                return False
+            found.add(session_id)
+        return True
+
+    def prepare(session: Session) -> RenderedSession:  # in a --jobs worker (JSON output)
+        if options.redact:
+            redact_session(session)
+        session.id = 0
+        line = jsonl.dumps(jsonl.session_record(session, transcript=options.transcript))
+        head, cut, tail = line.partition('"id":0,')
+        assert cut
+        return RenderedSession(head + '"id":', "," + tail + "\n", Tally.counts(session))
+
+    def emit_rendered(session_id: int, rendered: RenderedSession) -> None:
+        if keep(session_id):
+            tally.add_counts(rendered.counts)
+            stdout.write(f"{rendered.head}{session_id}{rendered.tail}")
+
+    def emit(session: Session) -> None:
+        if not keep(session.id):
+            return
         if options.redact:
             redact_session(session)
         if exporter is not None:
@@ -317,6 +370,8 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
             progress=options.progress,
             jobs=options.jobs,
             make_pipeline=make_pipeline if exporter is None else None,
+            prepare=prepare,
+            emit_prepared=emit_rendered if options.json else None,
         )
     finally:
         if exporter is not None:

@@ -14,7 +14,7 @@ import glob
 import heapq
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 
 from mailsniff.capture.frame import Frame
@@ -26,6 +26,7 @@ __all__ = ["MultiReader", "expand_inputs", "open_inputs"]
 
 _GLOB_CHARS = re.compile(r"[*?[]")
 _DIGITS = re.compile(r"(\d+)")
+_NEVER = 1 << 127
 
 
 def _natural(name: str) -> list[object]:
@@ -209,7 +210,13 @@ class MultiReader:
                 if inp.last_ns is None or ts > inp.last_ns:
                     inp.last_ns = ts
                 yield frame
-                following = self._next(inp)
+                following = None
+                if not heap:  # the only file open: read it straight up to the next one's start
+                    following, last = yield from self._straight(inp, pending)
+                    if last is not None and (inp.last_ns is None or last > inp.last_ns):
+                        inp.last_ns = last
+                if following is None and not inp.done:
+                    following = self._next(inp)
                 if following is not None:
                     heapq.heappush(heap, (following.ts_ns, rank, seq, following))
                     seq += 1
@@ -217,6 +224,32 @@ class MultiReader:
                     last_closed = inp
         finally:
             self.close()
+
+    def _straight(
+        self, inp: _Input, pending: list[_Input]
+    ) -> Generator[Frame, None, tuple[Frame | None, int | None]]:
+        """Yield the frames of `inp` up to the first packet of the next file; return the frame
+        after them (None: the file ended) and the latest timestamp yielded."""
+        assert inp.frames is not None
+        bound = _first(pending[-1]) if pending else _NEVER
+        last: int | None = None
+        count = 0
+        error: TruncatedCaptureError | None = None
+        try:
+            for frame in inp.frames:
+                ts = frame.ts_ns
+                if ts > bound:
+                    self.records_read += count
+                    return frame, last
+                if last is None or ts > last:
+                    last = ts
+                count += 1
+                yield frame
+        except TruncatedCaptureError as exc:
+            error = exc
+        self.records_read += count
+        self._end(inp, error)
+        return None, last
 
     def _by_rank(self, rank: int) -> _Input:
         return self.inputs[rank]
@@ -232,8 +265,15 @@ class MultiReader:
         try:
             return next(inp.frames)
         except StopIteration:
-            pass
+            self._end(inp, None)
         except TruncatedCaptureError as error:
+            self._end(inp, error)
+        return None
+
+    def _end(self, inp: _Input, error: TruncatedCaptureError | None) -> None:
+        """`inp` is read to its end (or to the damage that cut it short): close it."""
+        assert inp.reader is not None
+        if error is not None:
             self.truncated.append(f"{inp.path}: {error.message}")
             self.warnings.append(
                 f"{inp.path} is cut short ({error.message}); {error.records_read} records "
@@ -245,7 +285,6 @@ class MultiReader:
         inp.frames = None
         inp.done = True
         self._open.remove(inp)
-        return None
 
     def _overlap(self, inp: _Input, others: list[_Input]) -> None:
         names = ", ".join(o.path for o in others)
