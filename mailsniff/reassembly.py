@@ -12,10 +12,16 @@
   captured, preceded by `FlowGap(offset=0, length=0)` ("unknown bytes before this"), so a parser
   resynchronises at the next line boundary. That marker is not recorded in `Flow.gaps` (it has no
   length; `Flow.midstream` says the same thing). Pure ACKs, FINs and RSTs of unknown connections
-  create no flow.
+  create no flow. When the opener's SYN was seen but the other direction's data comes before
+  its SYN-ACK (capture reordering, a SYN-ACK lost to the capture), that data is held, not
+  delivered: copies that start earlier move its start back, and the SYN-ACK (or the opener's
+  handshake ACK) places it at its true offset. It is delivered then, or when the other side
+  sends data, a FIN/RST arrives, the flow ends, or 64 KiB / 16 pieces are held (as midstream).
 * **Overlaps: the first copy received wins.** Exact retransmissions are dropped. When a
   retransmission overlaps bytes already received (delivered or buffered) with *different* bytes,
-  the bytes received first are kept and `Flow.overlap_conflicts` is incremented. The first copy is
+  the bytes received first are kept, `Flow.overlap_conflicts` is incremented and the conflict is
+  recorded in `Flow.conflicts` (direction, offset, length, SHA-256 of both copies: the classic
+  evasion of a passive monitor, which Zeek and Suricata flag too). The first copy is
   what the receiving endpoint most likely accepted: BSD and Linux keep data already queued and
   trim the overlapping part of a later segment. (Zeek and Suricata make this a per-host policy
   because targets differ - Windows and Solaris favour the new copy in some cases; a passive
@@ -42,6 +48,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from bisect import bisect_right, insort
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -59,7 +66,9 @@ __all__ = [
     "FlowEvent",
     "FlowGap",
     "FlowStart",
+    "MAX_CONFLICTS_RECORDED",
     "MAX_GAPS_RECORDED",
+    "OverlapConflict",
     "MAX_TOMBSTONES",
     "Reassembler",
 ]
@@ -68,13 +77,32 @@ __all__ = [
 MAX_TOMBSTONES = 4096
 #: Gaps kept in `Flow.gaps`; further gaps are still emitted as events and counted.
 MAX_GAPS_RECORDED = 1000
+#: Overlap conflicts kept in `Flow.conflicts`; further ones are still counted.
+MAX_CONFLICTS_RECORDED = 100
 
 _MASK = 0xFFFFFFFF
 _HALF = 0x80000000
+#: Largest TCP window (RFC 7323 2.3): no retransmission lies further behind the next byte.
+_MAX_BEHIND = 1 << 30
+#: What a direction whose SYN-ACK was not seen may hold before its first byte is taken as given.
+_MAX_HELD_BYTES = 64 * 1024
+_MAX_HELD_SEGMENTS = 16
 _SLOW_FLAGS = TCP_SYN | TCP_FIN | TCP_RST
 
 Address = tuple[bytes, int]
 _Key = tuple[bytes, int, bytes, int]
+
+
+@dataclass(slots=True, frozen=True)
+class OverlapConflict:
+    """Bytes of one direction captured twice with different content; the first copy was kept."""
+
+    direction: Direction
+    offset: int  # stream offset of the first differing range's start
+    length: int
+    kept_sha256: str  # the copy received first (delivered)
+    other_sha256: str  # the later copy (discarded)
+    ts_ns: int
 
 
 @dataclass(slots=True, eq=False)
@@ -97,6 +125,8 @@ class Flow:
     retransmissions: int = 0  # segments carrying only bytes already received
     gap_count: int = 0  # every gap declared (Flow.gaps may hold fewer, merged and capped)
     gap_bytes: int = 0
+    #: Overlap conflicts recorded (None until the first: most flows have none).
+    conflicts: list[OverlapConflict] | None = None
 
 
 @dataclass(slots=True, frozen=True, kw_only=True)
@@ -179,6 +209,7 @@ class _Half:
         "acked_off",
         "last_off",
         "last_data",
+        "provisional",
     )
 
     def __init__(self, flow: Flow, direction: Direction) -> None:
@@ -202,6 +233,10 @@ class _Half:
         # chunk so that an idle flow holds no more than one segment's bytes).
         self.last_off = 0
         self.last_data = b""
+        # Started from data before this direction's SYN was seen while the opener's SYN was:
+        # offsets are relative to the first byte captured, nothing is delivered until they
+        # are settled (see Reassembler._settle).
+        self.provisional = False
 
     def start(self, seq: int) -> None:
         self.started = True
@@ -216,6 +251,17 @@ class _Half:
     def offset(self, seq: int) -> int:
         """Stream offset of sequence number `seq`, the nearest one to the next expected byte."""
         return self.next_off + ((seq - self.next_seq + _HALF) & _MASK) - _HALF
+
+    def data_offset(self, seq: int) -> int:
+        """Stream offset of data (or a FIN) at `seq`: never further behind than a window.
+
+        RFC 7323 2.3 caps the window at 2**30 bytes, so a sender never retransmits bytes more
+        than 2**30 behind the next expected one: such a sequence number lies ahead (a jump of
+        2**31 or more, say after bytes the capture missed), and what it carries is delivered
+        after a gap instead of being taken for an old copy and dropped.
+        """
+        off = self.next_off + ((seq - self.next_seq + _HALF) & _MASK) - _HALF
+        return off + _MASK + 1 if off < self.next_off - _MAX_BEHIND else off
 
     @property
     def closed(self) -> bool:
@@ -289,6 +335,7 @@ class Reassembler:
             and seg.seq == half.next_seq
             and not half.starts
             and not half.fin_seen
+            and not half.peer.provisional
         ):
             peer = half.peer
             if not seg.flags & TCP_ACK or (
@@ -424,12 +471,22 @@ class Reassembler:
         ts = seg.ts_ns
         peer = half.peer
         seq = seg.seq
+        if peer.provisional and (seg.payload or seg.missing or flags & (TCP_FIN | TCP_RST)):
+            self._settle(peer, None, ts, events)  # the peer's bytes came before these
+        if half.provisional and flags & (TCP_FIN | TCP_RST):
+            self._settle(half, None, ts, events)
         if flags & TCP_SYN and not flags & TCP_RST:
             if not self._on_syn(half, seg, events):
                 return
             seq = (seq + 1) & _MASK  # the SYN occupies one sequence number (RFC 9293 3.4)
         if flags & TCP_ACK:
-            if peer.started:
+            if peer.provisional:
+                if flags & TCP_SYN or (
+                    half.syn_isn is not None and half.started and seq == half.next_seq
+                ):
+                    self._settle(peer, seg.ack, ts, events)
+                    flow.handshake_seen = True
+            elif peer.started:
                 d = (seg.ack - peer.next_seq) & _MASK
                 if 0 < d < _HALF:
                     self._ack_to(peer, peer.next_off + d, ts, events)
@@ -446,12 +503,15 @@ class Reassembler:
         if seg.payload or seg.missing:
             if not half.started:
                 half.start(seq)
-                self._gap(half, 0, 0, ts, events)
+                if peer.syn_isn is not None and half.syn_isn is None:
+                    half.provisional = True  # SYN-ACK not seen (yet): hold the bytes
+                else:
+                    self._gap(half, 0, 0, ts, events)
             self._on_data(half, seq, seg.payload, seg.missing, ts, events)
         if flags & TCP_FIN and not half.fin_seen:
             half.fin_seen = True
             if half.started:
-                fin = half.fin_off = half.offset(seq + len(seg.payload) + seg.missing)
+                fin = half.fin_off = half.data_offset(seq + len(seg.payload) + seg.missing)
                 while half.starts and half.starts[-1] >= fin:  # buffered bytes past the FIN
                     v = half.pending.pop(half.starts.pop())
                     if isinstance(v, bytes):
@@ -481,6 +541,11 @@ class Reassembler:
         ):
             half.syn_isn = seq  # late copy of the SYN that started this direction
             return True
+        if half.provisional:
+            half.syn_isn = seq
+            flow.handshake_seen = True
+            self._settle(half, seq + 1, seg.ts_ns, events)
+            return True
         if half.syn_isn is None and not half.started:
             half.start(seq + 1)
             half.syn_isn = seq
@@ -498,7 +563,10 @@ class Reassembler:
     def _on_data(
         self, half: _Half, seq: int, payload: bytes, missing: int, ts: int, events: list[FlowEvent]
     ) -> None:
-        o = half.offset(seq)
+        if half.provisional:
+            self._hold(half, seq, payload, missing, ts, events)
+            return
+        o = half.data_offset(seq)
         n = len(payload)
         fin = half.fin_off
         if fin is not None and o + n + missing > fin:  # bytes past the FIN are not stream data
@@ -512,21 +580,81 @@ class Reassembler:
                 half.advance(o + n)
                 self._emit_data(half, o, payload, ts, events)
             else:
-                self._add(half, o, payload)
+                self._add(half, o, payload, ts)
         if missing:
             mo = o + n
             if mo == half.next_off and not half.starts:
                 half.advance(mo + missing)
                 self._gap(half, mo, missing, ts, events)
             else:
-                self._add(half, mo, missing)
+                self._add(half, mo, missing, ts)
         if half.starts:
             self._drain(half, ts, events)
             self._enforce_limits(half, ts, events)
             if half.acked_off > half.next_off:
                 self._resolve_ack(half, ts, events)
 
-    def _add(self, half: _Half, o: int, value: bytes | int) -> None:
+    def _hold(
+        self, half: _Half, seq: int, payload: bytes, missing: int, ts: int, events: list[FlowEvent]
+    ) -> None:
+        """Buffer data of a provisional direction; bytes before the first seen move its start."""
+        o = half.offset(seq)
+        if o < 0:
+            self._rebase(half, seq)
+            o = 0
+        if payload:
+            self._add(half, o, payload, ts)
+        if missing:
+            self._add(half, o + len(payload), missing, ts)
+        if half.pending_bytes > _MAX_HELD_BYTES or len(half.starts) > _MAX_HELD_SEGMENTS:
+            self._settle(half, None, ts, events)
+
+    def _rebase(self, half: _Half, base: int) -> None:
+        """Make sequence number `base` stream offset 0, moving (and trimming) what is buffered."""
+        shift = ((half.base - base + _HALF) & _MASK) - _HALF  # old offset 0 -> new offset
+        half.base = base & _MASK
+        half.advance(0)
+        if not shift:
+            return
+        pending: dict[int, bytes | int] = {}
+        for s in half.starts:
+            v = half.pending[s]
+            new = s + shift
+            if new < 0:
+                size = len(v) if isinstance(v, bytes) else v
+                if new + size <= 0:
+                    if isinstance(v, bytes):
+                        half.pending_bytes -= size
+                    continue
+                if isinstance(v, bytes):
+                    half.pending_bytes += new
+                    v = v[-new:]
+                else:
+                    v = size + new
+                new = 0
+            pending[new] = v
+        half.pending = pending
+        half.starts = sorted(pending)
+
+    def _settle(self, half: _Half, base: int | None, ts: int, events: list[FlowEvent]) -> None:
+        """End a provisional start: `base` is the sequence number of byte 0 when the handshake
+        told it (the SYN-ACK, or the opener's ACK of it); without it the first byte captured is
+        offset 0, after the midstream marker. Then deliver what is contiguous."""
+        half.provisional = False
+        if base is not None and half.starts:
+            lowest = (half.base + half.starts[0]) & _MASK
+            if ((lowest - base) & _MASK) >= _HALF:
+                base = None  # the ACK is past bytes we hold: not the handshake's
+        if base is None:
+            if half.starts:
+                self._rebase(half, half.base + half.starts[0])
+            self._gap(half, 0, 0, ts, events)
+        else:
+            self._rebase(half, base)
+        if half.starts:
+            self._drain(half, ts, events)
+
+    def _add(self, half: _Half, o: int, value: bytes | int, ts: int) -> None:
         """Buffer a piece out of order; bytes received first win over any overlapping copy."""
         flow = half.flow
         size = len(value) if isinstance(value, bytes) else value
@@ -536,7 +664,7 @@ class Reassembler:
             # A one-byte segment just below the window edge is a keep-alive (RFC 9293 3.8.4;
             # some stacks send a garbage byte): old data, but not a conflicting copy.
             if isinstance(value, bytes) and not (size == 1 and o == nxt - 1):
-                self._compare_recent(half, o, value)
+                self._compare_recent(half, o, value, ts)
             if end <= nxt:
                 flow.retransmissions += 1
                 return
@@ -545,7 +673,7 @@ class Reassembler:
         starts = half.starts
         pending = half.pending
         pieces: list[tuple[int, int]] = []
-        conflict = False
+        differing: list[tuple[int, bytes, bytes]] = []  # (offset, kept, later copy)
         cur = o
         j = max(0, bisect_right(starts, o) - 1)
         while j < len(starts) and cur < end:
@@ -560,17 +688,15 @@ class Reassembler:
             if s > cur:
                 pieces.append((cur, s))
             a, b = max(s, cur), min(pe, end)
-            if (
-                isinstance(pv, bytes)
-                and isinstance(value, bytes)
-                and pv[a - s : b - s] != value[a - o : b - o]
-            ):
-                conflict = True
+            if isinstance(pv, bytes) and isinstance(value, bytes):
+                kept, later = pv[a - s : b - s], value[a - o : b - o]
+                if kept != later:
+                    differing.append((a, kept, later))
             cur = pe
         if cur < end:
             pieces.append((cur, end))
-        if conflict:
-            flow.overlap_conflicts += 1
+        if differing:
+            self._conflict(half, differing, ts)
         if not pieces:
             flow.retransmissions += 1
             return
@@ -584,12 +710,46 @@ class Reassembler:
             insort(starts, a)
             pending[a] = piece
 
-    def _compare_recent(self, half: _Half, o: int, data: bytes) -> None:
-        """Count a retransmission whose bytes differ from what was already delivered."""
+    def _compare_recent(self, half: _Half, o: int, data: bytes, ts: int) -> None:
+        """Record a retransmission whose bytes differ from what was already delivered."""
         ro, rd = half.last_off, half.last_data
         a, b = max(o, ro), min(o + len(data), ro + len(rd))
-        if a < b and rd[a - ro : b - ro] != data[a - o : b - o]:
-            half.flow.overlap_conflicts += 1
+        if a < b:
+            kept, later = rd[a - ro : b - ro], data[a - o : b - o]
+            if kept != later:
+                self._conflict(half, [(a, kept, later)], ts)
+
+    def _conflict(self, half: _Half, ranges: list[tuple[int, bytes, bytes]], ts: int) -> None:
+        """One segment overlapped earlier bytes with different content: count and record it.
+
+        `ranges` are the overlapping (offset, kept, later) pieces that differ, in stream order;
+        adjacent pieces make one record.
+        """
+        flow = half.flow
+        flow.overlap_conflicts += 1
+        conflicts = flow.conflicts
+        if conflicts is None:
+            conflicts = flow.conflicts = []
+        merged: list[tuple[int, bytes, bytes]] = []
+        for off, kept, later in ranges:
+            if merged and merged[-1][0] + len(merged[-1][1]) == off:
+                m_off, m_kept, m_later = merged[-1]
+                merged[-1] = (m_off, m_kept + kept, m_later + later)
+            else:
+                merged.append((off, kept, later))
+        for off, kept, later in merged:
+            if len(conflicts) >= MAX_CONFLICTS_RECORDED:
+                return
+            conflicts.append(
+                OverlapConflict(
+                    half.direction,
+                    off,
+                    len(kept),
+                    hashlib.sha256(kept).hexdigest(),
+                    hashlib.sha256(later).hexdigest(),
+                    ts,
+                )
+            )
 
     def _drain(self, half: _Half, ts: int, events: list[FlowEvent]) -> None:
         """Deliver buffered pieces that became contiguous with the stream (up to any FIN)."""
@@ -670,6 +830,8 @@ class Reassembler:
         """
         if not half.started:
             return
+        if half.provisional:
+            self._settle(half, None, ts, events)
         while half.starts:
             self._skip_to(half, half.starts[0], ts, events)
         if half.fin_off is not None:

@@ -190,6 +190,90 @@ def test_reassembly_overlap_filling_holes_between_buffered_pieces_keeps_each_fir
     assert events[0].flow.overlap_conflicts == 1
 
 
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_reassembly_overlap_conflict_with_buffered_bytes_records_range_and_both_hashes() -> None:
+    conn = Conn()
+    r = Reassembler()
+    feed_all(r, conn.handshake())
+    r.feed(conn.c_at(10, b"XXXXXXXXXX"))  # received first, out of order
+    events = r.feed(conn.c_at(0, b"a" * 20))  # covers it with different bytes
+    conflicts = events[0].flow.conflicts
+    assert conflicts is not None
+    found = [(c.direction, c.offset, c.length, c.kept_sha256, c.other_sha256) for c in conflicts]
+    assert found == [(C, 10, 10, sha(b"X" * 10), sha(b"a" * 10))]
+
+
+def test_reassembly_overlap_conflict_with_delivered_bytes_records_range_and_both_hashes() -> None:
+    conn = Conn()
+    r = Reassembler()
+    feed_all(r, conn.handshake())
+    first = r.feed(conn.s_at(0, b"220 mail.example.com ESMTP\r\n"))
+    r.feed(conn.s_at(4, b"evil.example.net ESMTP\r\nMORE"))
+    conflicts = first[0].flow.conflicts
+    assert conflicts is not None and len(conflicts) == 1
+    c = conflicts[0]
+    assert (c.direction, c.offset, c.length) == (S, 4, 24)
+    assert c.kept_sha256 == sha(b"mail.example.com ESMTP\r\n")
+    assert c.other_sha256 == sha(b"evil.example.net ESMTP\r\n")
+
+
+def test_reassembly_identical_overlaps_record_no_conflict() -> None:
+    conn = Conn()
+    r = Reassembler()
+    feed_all(r, conn.handshake())
+    r.feed(conn.c_at(10, b"klmnopqrst"))
+    events = r.feed(conn.c_at(0, b"abcdefghijklmnopqrst"))
+    events += r.feed(conn.c_at(5, b"fghijklmnopqrstuvwxyz"))
+    assert data_of(events, C) == b"abcdefghijklmnopqrstuvwxyz"
+    assert events[0].flow.conflicts is None and events[0].flow.overlap_conflicts == 0
+
+
+def test_reassembly_sequence_jump_of_2_31_is_a_gap_and_the_data_after_it_is_delivered() -> None:
+    conn = Conn()
+    r = Reassembler()
+    events = feed_all(r, conn.handshake())
+    events += r.feed(conn.c(b"a" * 100))
+    conn.cseq = (conn.cseq + 2**31) & 0xFFFFFFFF  # 2**31 bytes the capture never saw
+    after = b"".join(bytes([65 + i % 26]) * 1024 for i in range(32))
+    for i in range(0, len(after), 1024):
+        events += r.feed(conn.c(after[i : i + 1024]))
+        events += r.feed(conn.s(b""))
+    events += feed_all(r, [conn.c_fin(), conn.s_fin(), conn.c(b"")]) + r.flush()
+    assert data_of(events, C) == b"a" * 100 + after
+    assert gaps(events) == [(C, 100, 2**31)]
+
+
+def test_reassembly_server_bytes_captured_before_the_syn_ack_are_placed_by_it() -> None:
+    """A later, shorter copy of the greeting captured before the SYN-ACK must not become
+    byte 0: the SYN-ACK places it, and the whole greeting captured afterwards is delivered."""
+    greeting = b"220 mail.example.com ESMTP ready\r\n"
+    conn = Conn()
+    r = Reassembler()
+    events = r.feed(conn.syn())
+    events += r.feed(conn.s_at(10, greeting[10:]))
+    events += feed_all(r, [conn.syn_ack(), conn.c(b""), conn.s_at(0, greeting)])
+    events += feed_all(r, [conn.c(b"EHLO x\r\n")]) + r.flush()
+    assert data_of(events, S) == greeting
+    assert gaps(events) == []
+    assert events[0].flow.handshake_seen
+
+
+def test_reassembly_server_bytes_before_a_missed_syn_ack_are_placed_by_the_handshake_ack() -> None:
+    greeting = b"220 mail.example.com ESMTP ready\r\n"
+    conn = Conn()
+    r = Reassembler()
+    events = r.feed(conn.syn())  # the SYN-ACK is never captured
+    events += r.feed(conn.s_at(4, greeting[4:20]))
+    events += r.feed(conn.c(b""))  # the handshake's ACK: the server's byte 0
+    events += r.feed(conn.s_at(0, greeting))
+    events += feed_all(r, [conn.c(b"EHLO x\r\n")]) + r.flush()
+    assert data_of(events, S) == greeting
+    assert gaps(events) == []
+
+
 # -- midstream, who is the client ----------------------------------------------------------------
 
 

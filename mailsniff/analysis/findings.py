@@ -28,7 +28,11 @@ KINDS: dict[str, str] = {
     "gap": "bytes of the connection were never captured",
     "message-truncated": "a message exceeded the kept size; size and sha256 still cover all of it",
     "anomaly": "the peer broke the protocol (unknown reply, garbage, odd end of data)",
+    "overlap-conflict": "TCP bytes captured twice with different content (evasion or corruption)",
 }
+#: Anomalies of this prefix (reassembly bounds them) are findings of their own kind, outside
+#: the anomaly cap.
+_OVERLAP_PREFIX = "overlap-conflict: "
 MAX_ANOMALY_FINDINGS = 20
 #: Each kind's severity (info, low, medium, high) unless the finding sets its own: from-mismatch
 #: is judged by its context (mailsniff.analysis.sender); kinds not listed are medium.
@@ -205,10 +209,14 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
                 f"{gap.length} {gap.direction.value} bytes never captured at offset {gap.offset}",
             )
         )
-    for anomaly in session.anomalies[:MAX_ANOMALY_FINDINGS]:
+    anomalies = [a for a in session.anomalies if not a.startswith(_OVERLAP_PREFIX)]
+    for anomaly in session.anomalies:
+        if anomaly.startswith(_OVERLAP_PREFIX):
+            out.append(Finding("overlap-conflict", anomaly[len(_OVERLAP_PREFIX) :]))
+    for anomaly in anomalies[:MAX_ANOMALY_FINDINGS]:
         out.append(Finding("anomaly", anomaly))
-    if len(session.anomalies) > MAX_ANOMALY_FINDINGS:
-        extra = len(session.anomalies) - MAX_ANOMALY_FINDINGS
+    if len(anomalies) > MAX_ANOMALY_FINDINGS:
+        extra = len(anomalies) - MAX_ANOMALY_FINDINGS
         out.append(Finding("anomaly", f"... and {extra} more anomalies"))
     session.findings = [
         f if f.severity else replace(f, severity=SEVERITY.get(f.kind, "medium")) for f in out

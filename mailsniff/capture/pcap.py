@@ -13,6 +13,7 @@ __all__ = [
     "PCAP_MAGICS",
     "PcapSource",
     "CHUNK_SIZE",
+    "MAX_PACKET_BYTES",
     "MAX_RECORD_BYTES",
     "ReadFn",
     "fill",
@@ -21,8 +22,12 @@ __all__ = [
 
 #: Bytes asked of the stream per read: records are parsed out of chunks this big.
 CHUNK_SIZE = 1 << 20
-#: No record (pcap or pcapng) is believed to be longer than this: a longer one is corruption.
-MAX_RECORD_BYTES = 256 * 1024 * 1024
+#: No pcapng block is believed to be longer than this: a longer one is corruption (reading one
+#: costs about three times its size in memory, so the bound is what one record may allocate).
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+#: No packet (pcap record, pcapng packet block) is longer than this: four times libpcap's
+#: MAXIMUM_SNAPLEN, and far above the 64 KiB of an IP packet (even GRO/TSO-merged).
+MAX_PACKET_BYTES = 1024 * 1024
 #: libpcap's MAXIMUM_SNAPLEN: records up to this size are accepted whatever the header's snaplen.
 _LIBPCAP_MAX_SNAPLEN = 262144
 
@@ -141,7 +146,7 @@ class PcapSource:
         unpack_from = struct.Struct(self.byte_order + "IIII").unpack_from
         frac_ns = 1 if self.nanosecond else 1000
         linktype = self.linktype
-        limit = min(max(self.snaplen, _LIBPCAP_MAX_SNAPLEN), MAX_RECORD_BYTES)
+        limit = min(max(self.snaplen, _LIBPCAP_MAX_SNAPLEN), MAX_PACKET_BYTES)
         buf = self._buf
         self._buf = b""
         base = self.offset  # stream offset of buf[0]
@@ -162,8 +167,8 @@ class PcapSource:
             if incl > limit:
                 self.offset = base + pos
                 self._truncated(
-                    f"corrupt record: captured length {incl} exceeds the limit {limit} "
-                    f"(snaplen {self.snaplen})"
+                    f"oversize or corrupt record: captured length {incl} exceeds the limit "
+                    f"{limit} (snaplen {self.snaplen}); the record was not read"
                 )
             end = pos + 16 + incl
             if end > size:

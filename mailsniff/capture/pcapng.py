@@ -6,7 +6,7 @@ import struct
 from collections.abc import Iterator
 
 from mailsniff.capture.frame import Frame
-from mailsniff.capture.pcap import MAX_RECORD_BYTES, ReadFn, fill, new_frame
+from mailsniff.capture.pcap import MAX_PACKET_BYTES, MAX_RECORD_BYTES, ReadFn, fill, new_frame
 from mailsniff.errors import TruncatedCaptureError
 
 __all__ = ["PCAPNG_MAGIC", "PcapngSource", "Interface"]
@@ -19,6 +19,9 @@ _PB = 0x00000002  # obsolete Packet Block
 _SPB = 0x00000003
 _EPB = 0x00000006
 _BYTE_ORDER_MAGIC = 0x1A2B3C4D
+_PACKET_BLOCKS = frozenset({_EPB, _PB, _SPB})
+#: A packet block: the packet, its 32 bytes of framing, and room for options.
+_MAX_PACKET_BLOCK = MAX_PACKET_BYTES + 64 * 1024
 
 _OPT_END = 0
 _OPT_IF_TSRESOL = 9
@@ -122,8 +125,14 @@ class PcapngSource:
                 if blen < 28:
                     self._corrupt(f"corrupt section header block: length {blen} < 28")
                 self._interfaces = []
-            if blen < 12 or blen % 4 or blen > MAX_RECORD_BYTES:
+            if blen < 12 or blen % 4:
                 self._corrupt(f"corrupt block: type {btype:#x} has a bad length {blen}")
+            limit = _MAX_PACKET_BLOCK if btype in _PACKET_BLOCKS else MAX_RECORD_BYTES
+            if blen > limit:
+                self._corrupt(
+                    f"oversize or corrupt block: type {btype:#x} has length {blen}, over the "
+                    f"limit {limit}; the block was not read"
+                )
             end = pos + blen
             if end > size:
                 buf = fill(read, buf[pos:], blen)

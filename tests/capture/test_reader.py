@@ -6,10 +6,12 @@ import gzip
 import io
 import os
 import random
+import struct
 import subprocess
 import sys
 import threading
 import tracemalloc
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -268,3 +270,39 @@ def test_open_capture_reads_a_named_pipe_without_a_size(tmp_path):
             assert list(reader) == EXPECTED
     finally:
         writer.join()
+
+
+def _peak_reading(path: Path) -> tuple[int, TruncatedCaptureError]:
+    """Read the capture at `path` to its error; return tracemalloc's peak and the error."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(TruncatedCaptureError) as caught:
+            with open_capture(str(path)) as reader:
+                for _ in reader:
+                    pass
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak, caught.value
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_a_record_claiming_256_mib_is_refused_before_it_is_read(tmp_path, fmt):
+    """A record that claims 256 MiB (and has them) costs no more than a normal read: it is
+    reported as oversize, after every record before it."""
+    claim = 256 * 1024 * 1024
+    good = bytes(range(60))
+    if fmt == "pcap":
+        head = pcap_header(snaplen=0x7FFFFFFF) + pcap_record(1, 0, good)
+        head += struct.pack("<IIII", 2, 0, claim, claim)
+    else:
+        head = shb() + idb(1) + epb(0, 1, good)
+        head += struct.pack("<II", 6, claim + 32)
+    path = tmp_path / f"huge.{fmt}"
+    with path.open("wb") as out:
+        out.write(head)
+        out.truncate(len(head) + claim + 32)  # the bytes are there (a sparse file)
+    peak, error = _peak_reading(path)
+    assert error.records_read == 1
+    assert "oversize" in error.message and "limit" in error.message
+    assert peak < 8 * 1024 * 1024

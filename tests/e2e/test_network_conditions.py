@@ -12,6 +12,7 @@ import base64
 import hashlib
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
@@ -610,3 +611,44 @@ def test_snaplen_200_server_reply_ends_data_whose_terminator_was_cut(
         ("client", "QUIT"),
         ("server", "221 Closing connection. Good bye."),
     ]
+
+
+def test_conflicting_retransmission_is_an_overlap_conflict_finding_with_both_hashes(
+    tmp_path: Path, reference: dict[str, dict[str, Any]]
+) -> None:
+    """A later copy of the RCPT TO with other bytes (the evasion Zeek and Suricata flag): the
+    first copy is kept and the conflict is reported with its range and both versions' hashes."""
+    segs = synth.tcp_segments(SMTP_STEPS, smtp_conn())
+    rcpt = next(s for s in segs if s.side == "c" and s.payload.startswith(b"RCPT TO:"))
+    forged = rcpt.payload.replace(b"crazywill@163.com", b"attacker1@evil.cn")
+    assert len(forged) == len(rcpt.payload) and forged != rcpt.payload
+    segs.insert(segs.index(rcpt) + 1, replace(rcpt, payload=forged))
+    (record,) = read_json(write(tmp_path / "conflict.pcap", segs))
+    ref = normalised(reference["smtp"])
+    assert normalised(record)["transactions"] == ref["transactions"]  # the first copy won
+    conflicts = [f["detail"] for f in record["findings"] if f["kind"] == "overlap-conflict"]
+    assert conflicts == [
+        f"{len(forged)} client bytes at offset {rcpt.offset} captured twice with different "
+        f"content; the first copy was kept (sha256 {hashlib.sha256(rcpt.payload).hexdigest()}), "
+        f"the later one discarded (sha256 {hashlib.sha256(forged).hexdigest()})"
+    ]
+    assert ["overlap-conflict: " + conflicts[0]] == record["anomalies"]
+    assert "anomaly" not in [f["kind"] for f in record["findings"]]
+
+
+def test_greeting_copies_captured_before_the_syn_ack_leave_the_dialogue_whole(
+    tmp_path: Path, reference: dict[str, dict[str, Any]]
+) -> None:
+    """Copies of the server's first segment with other lengths (a shorter one, and one that
+    starts inside it), captured before the SYN-ACK that places them: the greeting and every
+    transaction come out as in the clean capture, with no gap."""
+    segs = synth.tcp_segments(SMTP_STEPS, smtp_conn())
+    greeting = next(s for s in segs if s.side == "s" and s.payload)
+    copies = [
+        replace(greeting, seq=(greeting.seq + 9) % 2**32, payload=greeting.payload[9:30]),
+        replace(greeting, payload=greeting.payload[:12]),
+    ]
+    segs = segs[:1] + copies + segs[1:]
+    (record,) = read_json(write(tmp_path / "greeting-copies.pcap", segs))
+    assert normalised(record) == normalised(reference["smtp"])
+    assert record["gaps"] == [] and record["complete"] is True

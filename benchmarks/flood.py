@@ -1,0 +1,154 @@
+"""Peak memory of `mailsniff read` on flood captures: half-open scans, many open sessions.
+
+    python benchmarks/flood.py                          # every scenario at its default size
+    python benchmarks/flood.py --scenario syn --connections 1000000
+    python benchmarks/flood.py --scenario open --connections 100000
+    python benchmarks/flood.py --scenario tiny --connections 100000 --console
+
+Scenarios (captures written by raw struct packing into benchmarks/out/, kept between runs):
+
+* ``syn``: a port-25 scan, one SYN from a distinct client address/port each (half-open).
+* ``open``: mail connections that stay open: handshake, the server's greeting, ``EHLO`` and its
+  reply, never closed (all of them open at once at the end of the capture).
+* ``tiny``: complete tiny sessions (handshake, greeting, ``QUIT``, ``221``, FIN both ways).
+
+For each run: wall-clock seconds and the child's own peak resident memory (wait4's rusage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+_ETH = b"\x00\x0f\xe2\x8c\x71\x04" + b"\x00\x0c\x29\x5b\x3d\xa1" + b"\x08\x00"
+_SYN, _ACK, _PSH, _FIN = 0x02, 0x10, 0x08, 0x01
+
+
+def _frame(
+    src: bytes,
+    dst: bytes,
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    payload: bytes = b"",
+) -> bytes:
+    """Ethernet + IPv4 + TCP (checksums left zero: mailsniff does not verify them)."""
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 0x50, flags, 65535, 0, 0)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40 + len(payload), 0, 0x4000, 64, 6, 0, src, dst)
+    return _ETH + ip + tcp + payload
+
+
+def _client(i: int) -> tuple[bytes, int]:
+    return struct.pack("!I", 0x0A000000 + (i // 50000)), 10000 + i % 50000
+
+
+SERVER = bytes([192, 0, 2, 25])
+
+
+class _Conn:
+    """Sequence numbers of one client-server connection, advanced as its frames are built."""
+
+    def __init__(self, i: int) -> None:
+        self.ip, self.port = _client(i)
+        self.cs, self.ss = (i * 7919) & 0xFFFFFFFF, (i * 104729 + 5) & 0xFFFFFFFF
+
+    def c(self, flags: int, data: bytes = b"") -> bytes:
+        f = _frame(self.ip, SERVER, self.port, 25, self.cs, self.ss, flags, data)
+        self.cs = (self.cs + len(data) + (1 if flags & (_SYN | _FIN) else 0)) & 0xFFFFFFFF
+        return f
+
+    def s(self, flags: int, data: bytes = b"") -> bytes:
+        f = _frame(SERVER, self.ip, 25, self.port, self.ss, self.cs, flags, data)
+        self.ss = (self.ss + len(data) + (1 if flags & (_SYN | _FIN) else 0)) & 0xFFFFFFFF
+        return f
+
+
+def _sessions(scenario: str, n: int) -> Iterator[bytes]:
+    greeting = b"220 mx.example.com ESMTP\r\n"
+    for i in range(n):
+        conn = _Conn(i)
+        yield conn.c(_SYN)
+        if scenario == "syn":
+            continue
+        yield conn.s(_SYN | _ACK)
+        yield conn.c(_ACK)
+        yield conn.s(_PSH | _ACK, greeting)
+        if scenario == "open":
+            yield conn.c(_PSH | _ACK, b"EHLO client.example.org\r\n")
+            yield conn.s(_PSH | _ACK, b"250 mx.example.com\r\n")
+            continue
+        yield conn.c(_PSH | _ACK, b"QUIT\r\n")
+        yield conn.s(_PSH | _ACK | _FIN, b"221 bye\r\n")
+        yield conn.c(_FIN | _ACK)
+        yield conn.s(_ACK)
+
+
+def write(path: Path, scenario: str, n: int) -> None:
+    t0 = 1_767_225_600
+    with path.open("wb") as out:
+        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        batch: list[bytes] = []
+        for k, frame in enumerate(_sessions(scenario, n)):
+            batch.append(
+                struct.pack("<IIII", t0 + k // 100_000, k % 100_000 * 10, len(frame), len(frame))
+            )
+            batch.append(frame)
+            if len(batch) > 20000:
+                out.write(b"".join(batch))
+                batch.clear()
+        out.write(b"".join(batch))
+
+
+def measure(argv: list[str]) -> tuple[float, float]:
+    """Run argv with output discarded; (seconds, peak RSS MiB) of that child alone."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        sys.exit(f"{argv} failed ({code}): {err.strip()[:500]}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+DEFAULTS = {"syn": 1_000_000, "open": 100_000, "tiny": 100_000}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", choices=sorted(DEFAULTS), action="append")
+    parser.add_argument("--connections", type=int, help="default: 1M syn, 100k open/tiny")
+    parser.add_argument("--console", action="store_true", help="console output, not --json")
+    args = parser.parse_args()
+    exe = shutil.which("mailsniff")
+    cmd = [exe] if exe else [sys.executable, "-m", "mailsniff"]
+    OUT.mkdir(exist_ok=True)
+    print("| scenario | connections | output | seconds | peak RSS MiB |")
+    print("|---|---|---|---|---|")
+    for scenario in args.scenario or sorted(DEFAULTS):
+        n = args.connections or DEFAULTS[scenario]
+        path = OUT / f"flood-{scenario}-{n}.pcap"
+        if not path.exists():
+            write(path, scenario, n)
+        argv = [*cmd, "read", str(path), "--json"]
+        if args.console:
+            argv = [*cmd, "read", str(path), "--summary"]
+        seconds, rss = measure(argv)
+        mode = "console --summary" if args.console else "--json"
+        print(f"| {scenario} | {n:,} | {mode} | {seconds:.1f} | {rss:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
