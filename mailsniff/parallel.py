@@ -180,6 +180,7 @@ def _work(
     pipeline.auto_expire = False
     reassembler = pipeline.reassembler
     active = pipeline._active
+    waiting = pipeline._waiting  # accepted flows whose session is built at their first event
     side = make_pipeline().decoder  # decodes the frames that cannot be routed raw (all workers)
     flows: list[tuple[int, bool]] = []
     sessions: list[tuple[tuple[int, int, int], Any]] = []
@@ -205,7 +206,7 @@ def _work(
         if created:
             done = {s.id for s in pipeline._ready}
             for key in range(base, base + created):
-                flows.append((key, key in active or key in done))
+                flows.append((key, key in waiting or key in active or key in done))
         if pipeline._ready:
             ended(index, 1)
 
