@@ -180,7 +180,9 @@ def feed_capture(
         if reader.format == "pcap" and not any(is_supported(lt) for lt in reader.linktypes):
             lt = reader.linktypes[0]
             raise UnsupportedLinkTypeError(lt, name=linktype_name(lt))
-        n = 1 if make_pipeline is None else choose_jobs(jobs, reader.total_bytes)
+        # Standard input can be read once only: one process.
+        sharded = make_pipeline is not None and paths != ["-"]
+        n = choose_jobs(jobs, reader.total_bytes) if sharded else 1
         show_progress = progress and err.is_terminal and reader.total_bytes is not None
         progress_cm: Any = nullcontext()
         bar = task = None
