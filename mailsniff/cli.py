@@ -116,7 +116,7 @@ def read(
         typer.Argument(
             help="pcap or pcapng file (optionally gzip-compressed); - for stdin. Several files, "
             "a directory or a glob are read as one capture (rotated files continue each other).",
-            metavar="CAPTURE...",
+            metavar="CAPTURE",
             show_default=False,
         ),
     ],
