@@ -14,16 +14,17 @@ import argparse
 import os
 import time
 
+from mailsniff.analysis.summary import Summary
 from mailsniff.capture.multi import expand_inputs, open_inputs
 from mailsniff.model import Session
 from mailsniff.parallel import drive, run_sharded
 from mailsniff.pipeline import Pipeline
-from mailsniff.reading import Tally, _frames
+from mailsniff.reading import _frames
 from mailsniff.render import jsonl
 
 
-def render(session: Session) -> tuple[str, tuple[str, int, int, int, int, int]]:
-    return jsonl.dumps(jsonl.session_record(session)), Tally.counts(session)
+def render(session: Session) -> tuple[str, Summary]:
+    return jsonl.dumps(jsonl.session_record(session)), Summary.of([session])
 
 
 def one_process(paths: list[str]) -> tuple[float, float]:

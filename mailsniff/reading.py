@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
+from mailsniff.analysis.summary import Summary
 from mailsniff.capture.frame import Frame
 from mailsniff.capture.multi import MultiReader, open_inputs
 from mailsniff.capture.reader import CaptureReader
 from mailsniff.errors import TruncatedCaptureError, UnsupportedLinkTypeError, UsageError
 from mailsniff.export import ExportOptions, open_exporter
+from mailsniff.export.chain import SinkChain
 from mailsniff.export.redact import redact_session
-from mailsniff.model import Protocol, Session
+from mailsniff.model import Session
 from mailsniff.net.link import is_supported, linktype_name
 from mailsniff.parallel import add_stats, choose_jobs, drive, run_sharded
 from mailsniff.pipeline import Pipeline, SessionFilter
@@ -37,7 +39,7 @@ class ReadOptions:
     #: Several captures read as one (files, in any order; `path` is then the first).
     paths: tuple[str, ...] = ()
     jobs: int | None = None  # --jobs (None: by input size, see parallel.choose_jobs)
-    protocols: frozenset[Protocol] | None = None
+    protocols: frozenset[str] | None = None  # registry names
     hosts: frozenset[str] | None = None
     ports: frozenset[int] | None = None
     session_ids: frozenset[int] | None = None
@@ -79,42 +81,19 @@ def _frames(
         yield frame
 
 
-@dataclass(slots=True)
-class Tally:
-    """Running counts for the closing summary, so JSON output need not keep sessions."""
+#: The running counts behind the closing summary (the name the runners know them by).
+Tally = Summary
 
-    sessions: int = 0
-    by_protocol: dict[str, int] = field(default_factory=dict)
-    messages: int = 0
-    credentials: int = 0
-    bcc_recipients: int = 0
-    gaps: int = 0
-    incomplete: int = 0
 
-    def add(self, s: Session) -> None:
-        self.add_counts(Tally.counts(s))
-
-    @staticmethod
-    def counts(s: Session) -> tuple[str, int, int, int, int, int]:
-        """What one session adds (computed where the session is, e.g. a --jobs worker)."""
-        return (
-            s.protocol.value,
-            sum(1 for t in s.transactions if t.message is not None) + len(s.messages),
-            sum(1 for a in s.auth if a.password is not None or a.response),
-            sum(len(t.bcc) for t in s.transactions),
-            len(s.gaps),
-            0 if s.complete else 1,
-        )
-
-    def add_counts(self, counts: tuple[str, int, int, int, int, int]) -> None:
-        protocol, messages, credentials, bcc, gaps, incomplete = counts
-        self.sessions += 1
-        self.by_protocol[protocol] = self.by_protocol.get(protocol, 0) + 1
-        self.messages += messages
-        self.credentials += credentials
-        self.bcc_recipients += bcc
-        self.gaps += gaps
-        self.incomplete += incomplete
+def _add_summary(total: Summary, one: Summary) -> None:
+    """Add the counts of `one` (a --jobs worker's, for one session) to `total`."""
+    for f in fields(Summary):
+        mine, theirs = getattr(total, f.name), getattr(one, f.name)
+        if isinstance(mine, dict):
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0) + value
+        else:
+            setattr(total, f.name, mine + theirs)
 
 
 @dataclass(slots=True, frozen=True)
@@ -123,7 +102,7 @@ class RenderedSession:
 
     head: str
     tail: str
-    counts: tuple[str, int, int, int, int, int]
+    counts: Summary
 
 
 def summarise(tally: Tally, pipeline: Pipeline, warnings: list[str]) -> dict[str, Any]:
@@ -338,30 +317,30 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
     def prepare(session: Session) -> RenderedSession:  # in a --jobs worker (JSON output)
         if options.redact:
             redact_session(session)
+        counts = Summary.of([session])
         session.id = 0
         line = jsonl.dumps(jsonl.session_record(session, transcript=options.transcript))
         head, cut, tail = line.partition('"id":0,')
         assert cut
-        return RenderedSession(head + '"id":', "," + tail + "\n", Tally.counts(session))
+        return RenderedSession(head + '"id":', "," + tail + "\n", counts)
 
     def emit_rendered(session_id: int, rendered: RenderedSession) -> None:
         if keep(session_id):
-            tally.add_counts(rendered.counts)
+            _add_summary(tally, rendered.counts)
             stdout.write(f"{rendered.head}{session_id}{rendered.tail}")
 
     def emit(session: Session) -> None:
-        if not keep(session.id):
-            return
-        if options.redact:
-            redact_session(session)
-        if exporter is not None:
-            exporter.session_done(session)
-        tally.add(session)
+        if keep(session.id):
+            chain(session)
+
+    def show(session: Session) -> None:
         if options.json:
             line = jsonl.dumps(jsonl.session_record(session, transcript=options.transcript))
             stdout.write(line + "\n")
         else:
             sessions.append(session)
+
+    chain = SinkChain(redact=options.redact, exporter=exporter, summary=tally, show=show)
 
     try:
         status, warnings = feed_capture(

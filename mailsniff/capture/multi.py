@@ -16,11 +16,11 @@ import os
 import re
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from mailsniff.capture.frame import Frame
 from mailsniff.capture.reader import CaptureReader, open_capture
 from mailsniff.errors import InputError, TruncatedCaptureError
-from mailsniff.render.text import format_timestamp
 
 __all__ = ["MultiReader", "expand_inputs", "open_inputs"]
 
@@ -291,9 +291,18 @@ class MultiReader:
         assert inp.first_ns is not None
         self.warnings.append(
             f"{inp.path} overlaps {names} in time (its first packet, "
-            f"{format_timestamp(inp.first_ns)}, is earlier than their last): "
+            f"{_when(inp.first_ns)}, is earlier than their last): "
             "their packets are merged by timestamp"
         )
+
+
+def _when(ts_ns: int) -> str:
+    """A packet time for a warning (UTC, microseconds); @SECONDS outside years 1-9999."""
+    try:
+        moment = datetime.fromtimestamp(ts_ns / 1e9, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"@{ts_ns / 1e9:.6f}"
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
 
 
 def _first(inp: _Input) -> int:
