@@ -497,6 +497,31 @@ def write_pcap(path: Path, records: Iterator[tuple[int, bytes]]) -> None:
     os.replace(tmp, path)
 
 
+def rotate(path: Path, files: int) -> Path:
+    """Split the capture into `files` pcap files of about equal size in the folder
+    `<path>.rotated/`, named as tcpdump -C names them (NAME, NAME1, NAME2, ...): each rotation
+    cuts the connections open at that point in two, as a real rotation does."""
+    folder = path.with_name(path.name + ".rotated")
+    folder.mkdir(exist_ok=True)
+    for old in folder.iterdir():
+        old.unlink()
+    data = path.read_bytes()
+    header, body = data[:24], memoryview(data)[24:]
+    target = -(-len(body) // files)
+    cuts = [0]
+    offset = 0
+    while offset < len(body):
+        caplen = struct.unpack_from("<I", body, offset + 8)[0]
+        offset += 16 + caplen
+        if offset - cuts[-1] >= target and len(cuts) < files:
+            cuts.append(offset)
+    cuts.append(len(body))
+    for n, (a, b) in enumerate(zip(cuts, cuts[1:], strict=False)):
+        name = path.name if n == 0 else f"{path.name}{n}"
+        (folder / name).write_bytes(header + body[a:b])
+    return folder
+
+
 def check_with_scapy(path: Path, count: int = 2000) -> None:
     """Read the first packets back with scapy once: every IP/TCP/UDP checksum must verify."""
     from scapy.layers.inet import IP, TCP, UDP
@@ -524,9 +549,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--check", action="store_true", help="verify checksums with scapy")
+    parser.add_argument(
+        "--rotate",
+        type=int,
+        metavar="N",
+        help="also split it into N files in OUT.rotated/ (tcpdump -C style, mid-connection)",
+    )
     args = parser.parse_args(argv)
     if args.packets < 1 or args.concurrency < 1:
         parser.error("--packets and --concurrency must be positive")
+    if args.rotate is not None and args.rotate < 1:
+        parser.error("--rotate must be positive")
     stats = Stats()
     began = time.perf_counter()
     write_pcap(args.out, frames(args.packets, args.seed, args.concurrency, stats))
@@ -540,6 +573,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{stats.recipients} SMTP recipients, "
         f"{100 * stats.mail_packets / max(1, stats.packets):.1f}% mail packets, {elapsed:.1f}s"
     )
+    if args.rotate is not None:
+        folder = rotate(args.out, args.rotate)
+        print(f"wrote {args.rotate} rotated files in {folder}")
     return 0
 
 

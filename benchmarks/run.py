@@ -3,6 +3,11 @@
     python benchmarks/run.py                       # 125k, 250k, 500k, 1M, 2M packets
     python benchmarks/run.py --packets 500000 --repeat 3
     python benchmarks/run.py --no-tshark           # mailsniff only
+    python benchmarks/run.py --packets 125000 --jobs 1 2 --rotate 100 --no-tshark
+                                                   # --jobs 1 against 2; 100 rotated files
+
+--jobs runs mailsniff once per value; --rotate N also reads the capture split into N files
+(make_capture.py --rotate, tcpdump -C style) and checks that its JSON equals the single file's.
 
 Captures are written by benchmarks/make_capture.py into benchmarks/out/ (kept between runs).
 For each capture and tool: wall-clock seconds (best of --repeat), packets per second, and the
@@ -52,9 +57,12 @@ def measure(argv: list[str]) -> tuple[float, int]:
     return elapsed, int(usage.ru_maxrss)
 
 
-def capture(packets: int, seed: int) -> Path:
+def capture(packets: int, seed: int, rotate: int | None = None) -> Path:
     OUT.mkdir(exist_ok=True)
     path = OUT / f"bench-{packets}-s{seed}.pcap"
+    rotated = path.with_name(path.name + ".rotated")
+    if rotate is not None and (not rotated.exists() or len(list(rotated.iterdir())) != rotate):
+        path.unlink(missing_ok=True)
     if not path.exists():
         subprocess.run(
             [
@@ -65,10 +73,15 @@ def capture(packets: int, seed: int) -> Path:
                 str(packets),
                 "--seed",
                 str(seed),
+                *(["--rotate", str(rotate)] if rotate is not None else []),
             ],
             check=True,
         )
     return path
+
+
+def _output(argv: list[str]) -> bytes:
+    return subprocess.run(argv, capture_output=True, check=True).stdout
 
 
 def main() -> None:
@@ -79,6 +92,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-tshark", action="store_true")
+    parser.add_argument("--jobs", type=int, nargs="*", default=[1], help="mailsniff --jobs values")
+    parser.add_argument("--rotate", type=int, metavar="N", help="also read N rotated files")
     args = parser.parse_args()
 
     mailsniff = shutil.which("mailsniff") or sys.exit("mailsniff is not installed (pip install .)")
@@ -91,11 +106,28 @@ def main() -> None:
     print(header)
     print("|" + "---|" * 6)
     for n in args.packets:
-        path = capture(n, args.seed)
+        path = capture(n, args.seed, args.rotate)
         size = path.stat().st_size / 2**20
         runs: list[tuple[str, list[str]]] = [
-            ("mailsniff", [mailsniff, "read", str(path), "--json"])
+            (f"mailsniff --jobs {j}", [mailsniff, "read", str(path), "--json", "--jobs", str(j)])
+            for j in args.jobs
         ]
+        if args.rotate is not None:
+            rotated = path.with_name(path.name + ".rotated")
+            runs += [
+                (
+                    f"mailsniff --jobs {j}, {args.rotate} files",
+                    [mailsniff, "read", str(rotated), "--json", "--jobs", str(j)],
+                )
+                for j in args.jobs
+            ]
+            single = _output([mailsniff, "read", str(path), "--json", "--jobs", "1"])
+            for j in args.jobs:
+                same = _output(runs[-len(args.jobs) + args.jobs.index(j)][1]) == single
+                print(
+                    f"{args.rotate} rotated files, --jobs {j}: "
+                    f"output equals the single file's: {same}"
+                )
         if tshark:
             fields = [x for f in TSHARK_FIELDS for x in ("-e", f)]
             runs.append(

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from mailsniff import __version__
+from mailsniff.capture.multi import expand_inputs
 from mailsniff.errors import MailsniffError, UsageError
 from mailsniff.reading import ReadOptions, ReadResult, read_capture
 from mailsniff.render.text import safe_text
@@ -117,8 +118,13 @@ _MBOX_OPTION = typer.Option(
 @app.command()
 def read(
     capture: Annotated[
-        str | None,
-        typer.Argument(help="pcap or pcapng file (optionally gzip-compressed); - for stdin."),
+        list[str] | None,
+        typer.Argument(
+            help="pcap or pcapng file (optionally gzip-compressed); - for stdin. Several files, "
+            "a directory or a glob are read as one capture (rotated files continue each other).",
+            metavar="CAPTURE",
+            show_default=False,
+        ),
     ] = None,
     read_file: Annotated[
         str | None,
@@ -127,6 +133,17 @@ def read(
     json_output: Annotated[
         bool, typer.Option("--json", help="JSON Lines: one record per session, then a summary.")
     ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Worker processes, connections split between them (same output for any N). "
+            "Default: one per core for inputs of 32 MB or more, else 1. --extract/--mbox use 1.",
+            show_default=False,
+        ),
+    ] = None,
     transcript: Annotated[
         bool,
         typer.Option(
@@ -178,12 +195,15 @@ def read(
     """Read a capture and explain the SMTP and POP3 dialogues it carried."""
 
     def action() -> ReadResult:
-        if (capture is None) == (read_file is None):
-            raise UsageError("give the capture once: mailsniff read FILE, or -r FILE")
+        if bool(capture) == (read_file is not None):
+            raise UsageError("give the capture once: mailsniff read FILE..., or -r FILE")
         if zeek_json and zeek_logs is None:
             raise UsageError("--zeek-json needs --zeek-logs DIR")
+        paths = expand_inputs(capture or [str(read_file)])
         options = ReadOptions(
-            path=capture if capture is not None else str(read_file),
+            path=paths[0],
+            paths=tuple(paths),
+            jobs=jobs,
             zeek_logs=zeek_logs,
             zeek_json=zeek_json,
             protocols=_protocols(protocol),

@@ -153,6 +153,9 @@ class Pipeline:
     keep_transcript: bool = False
     #: Export hook: asked for a sink at the start of every message (None: no export).
     open_sink: OpenSink | None = None
+    #: Check for idle flows every _EXPIRE_EVERY candidate segments (False: the caller calls
+    #: `expire` at points of its own, as `read` does to give the same result with --jobs).
+    auto_expire: bool = True
     #: Builds the handler of a connection to an implicit-TLS port around the protocol's own
     #: handler factory (None: the protocol has no parser). The default records the connection as
     #: encrypted; a decrypting TLS layer goes here.
@@ -199,8 +202,11 @@ class Pipeline:
         if stats.last_ts_ns is None or ts > stats.last_ts_ns:
             stats.last_ts_ns = ts
         seg = self.decoder.decode(frame)
-        if seg is None:
-            return
+        if seg is not None:
+            self.feed_segment(seg)
+
+    def feed_segment(self, seg: Segment) -> None:
+        """Take a segment decoded elsewhere (the frame was counted by the caller)."""
         self.stats.segments += 1
         if seg.dport in self._ports or seg.sport in self._ports:
             self._reassemble(seg, None)
@@ -343,7 +349,7 @@ class Pipeline:
             self._handle(events)
         if seg.ts_ns > self._last_ts:
             self._last_ts = seg.ts_ns
-        if self.stats.candidate_segments % _EXPIRE_EVERY == 0:
+        if self.auto_expire and self.stats.candidate_segments % _EXPIRE_EVERY == 0:
             self.expire(self._last_ts)
 
     def _protocol_of(self, flow: Flow) -> tuple[ProtocolEntry, bool] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +13,16 @@ from rich.text import Text
 
 from mailsniff.analysis.summary import Summary
 from mailsniff.capture.frame import Frame
-from mailsniff.capture.reader import CaptureReader, open_capture
+from mailsniff.capture.multi import MultiReader, open_inputs
+from mailsniff.capture.reader import CaptureReader
 from mailsniff.errors import TruncatedCaptureError, UnsupportedLinkTypeError, UsageError
 from mailsniff.export import ExportOptions, open_exporter
 from mailsniff.export.chain import SinkChain
+from mailsniff.export.redact import redact_session
 from mailsniff.export.zeek import ZeekLogs
 from mailsniff.model import Session
 from mailsniff.net.link import is_supported, linktype_name
+from mailsniff.parallel import add_stats, choose_jobs, drive, run_sharded
 from mailsniff.pipeline import Pipeline, SessionFilter
 from mailsniff.render import console as console_render
 from mailsniff.render import jsonl
@@ -34,6 +37,9 @@ _PROGRESS_EVERY = 2048
 @dataclass(slots=True, frozen=True, kw_only=True)
 class ReadOptions:
     path: str
+    #: Several captures read as one (files, in any order; `path` is then the first).
+    paths: tuple[str, ...] = ()
+    jobs: int | None = None  # --jobs (None: by input size, see parallel.choose_jobs)
     protocols: frozenset[str] | None = None  # registry names
     hosts: frozenset[str] | None = None
     ports: frozenset[int] | None = None
@@ -57,7 +63,10 @@ class ReadResult:
 
 
 def _frames(
-    reader: CaptureReader, pipeline: Pipeline, progress: Any | None, task: Any | None
+    reader: CaptureReader | MultiReader,
+    pipeline: Pipeline | None,
+    progress: Any | None,
+    task: Any | None,
 ) -> Iterator[Frame]:
     """Frames from the reader, checking each new link type and moving the progress bar."""
     checked: set[int] = set()
@@ -81,6 +90,26 @@ Tally = Summary
 
 def _time(ts_ns: int | None) -> str | None:
     return jsonl.iso8601(ts_ns) if ts_ns is not None else None
+
+
+def _add_summary(total: Summary, one: Summary) -> None:
+    """Add the counts of `one` (a --jobs worker's, for one session) to `total`."""
+    for f in fields(Summary):
+        mine, theirs = getattr(total, f.name), getattr(one, f.name)
+        if isinstance(mine, dict):
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0) + value
+        else:
+            setattr(total, f.name, mine + theirs)
+
+
+@dataclass(slots=True, frozen=True)
+class RenderedSession:
+    """A session's JSON line made by a --jobs worker, cut where its final id goes."""
+
+    head: str
+    tail: str
+    counts: Summary
 
 
 def summarise(tally: Tally, pipeline: Pipeline, warnings: list[str]) -> dict[str, Any]:
@@ -113,24 +142,35 @@ def summarise(tally: Tally, pipeline: Pipeline, warnings: list[str]) -> dict[str
 
 
 def feed_capture(
-    path: str,
+    path: str | list[str],
     pipeline: Pipeline,
     err: Console,
     emit: Callable[[Session], None],
     *,
     progress: bool = True,
+    jobs: int | None = 1,
+    make_pipeline: Callable[[], Pipeline] | None = None,
+    prepare: Callable[[Session], Any] | None = None,
+    emit_prepared: Callable[[int, Any], None] | None = None,
 ) -> tuple[ExitStatus, list[str]]:
-    """Run every frame of the capture at `path` through `pipeline`, handing each finished
-    session to `emit`; returns the exit status and the warnings (truncation, link types).
+    """Run every frame of the capture at `path` (or of several files read as one) through
+    `pipeline`, handing each finished session to `emit`; returns the exit status and the
+    warnings (truncation, link types, file order). With `make_pipeline` and more than one job,
+    worker processes do the work and `pipeline` only collects the counts; with `prepare`
+    too, the workers hand each session to it and the parent calls emit_prepared(id, result).
 
     Raises MailsniffError for input that cannot be read at all.
     """
     warnings: list[str] = []
     status = ExitStatus.SUCCESS
-    with open_capture(path) as reader:
-        if reader.format == "pcap" and not is_supported(reader.linktypes[0]):
+    paths = [path] if isinstance(path, str) else path
+    with open_inputs(paths) as reader:
+        if reader.format == "pcap" and not any(is_supported(lt) for lt in reader.linktypes):
             lt = reader.linktypes[0]
             raise UnsupportedLinkTypeError(lt, name=linktype_name(lt))
+        # Standard input can be read once only: one process.
+        sharded = make_pipeline is not None and paths != ["-"]
+        n = choose_jobs(jobs, reader.total_bytes) if sharded else 1
         show_progress = progress and err.is_terminal and reader.total_bytes is not None
         progress_cm: Any = nullcontext()
         bar = task = None
@@ -153,16 +193,28 @@ def feed_capture(
             progress_cm = bar
         with progress_cm:
             try:
-                for session in pipeline.run(_frames(reader, pipeline, bar, task)):
-                    emit(session)
+                if n > 1:
+                    assert make_pipeline is not None
+                    status = _feed_sharded(
+                        paths,
+                        n,
+                        (make_pipeline, prepare if emit_prepared is not None else None),
+                        pipeline,
+                        emit_prepared or (lambda _id, session: emit(session)),
+                        warnings,
+                        (bar, task),
+                    )
+                else:
+                    drive(pipeline, _frames(reader, pipeline, bar, task), emit)
             except TruncatedCaptureError as error:
                 pipeline.finish()
                 for session in pipeline.drain():
                     emit(session)
-                warnings.append(
-                    f"{error.message}; {error.records_read} records read before it, "
-                    "everything before that point is reported above"
-                )
+                warnings.append(_truncation_warning(error.message, error.records_read))
+                status = ExitStatus.TRUNCATED
+        if isinstance(reader, MultiReader) and n == 1:
+            warnings[:0] = reader.warnings
+            if reader.truncated and status is ExitStatus.SUCCESS:
                 status = ExitStatus.TRUNCATED
         for linktype, count in pipeline.decoder.stats.unsupported_linktype.items():
             warnings.append(
@@ -170,6 +222,50 @@ def feed_capture(
                 f"({linktype_name(linktype)}) skipped"
             )
     return status, warnings
+
+
+def _truncation_warning(message: str, records_read: int) -> str:
+    return (
+        f"{message}; {records_read} records read before it, "
+        "everything before that point is reported above"
+    )
+
+
+def _feed_sharded(
+    paths: list[str],
+    n: int,
+    workers: tuple[Callable[[], Pipeline], Callable[[Session], Any] | None],
+    pipeline: Pipeline,
+    emit: Callable[[int, Any], None],
+    warnings: list[str],
+    progress: tuple[Any | None, Any | None],
+) -> ExitStatus:
+    """--jobs N: the workers read and analyse; sessions come back in the one-process order."""
+
+    def open_frames() -> tuple[CaptureReader | MultiReader, Iterator[Frame]]:
+        reader = open_inputs(paths)
+        return reader, _frames(reader, None, None, None)
+
+    bar, task = progress
+
+    def moved(done: int) -> None:
+        if bar is not None:
+            bar.update(task, completed=done)
+
+    status = ExitStatus.SUCCESS
+    for item in run_sharded(n, open_frames, workers[0], workers[1], moved):
+        if isinstance(item, tuple):
+            emit(*item)
+            continue
+        for result in item:
+            add_stats(pipeline, result.stats)
+        first = item[0]
+        warnings[:0] = first.warnings
+        if first.truncated is not None:
+            warnings.append(_truncation_warning(*first.truncated))
+        if first.truncated is not None or first.set_truncated:
+            status = ExitStatus.TRUNCATED
+    return status
 
 
 def _missing_sessions(
@@ -210,6 +306,10 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
         keep_transcript=options.transcript,
         open_sink=exporter.open_sink if exporter is not None else None,
     )
+
+    def make_pipeline() -> Pipeline:  # a --jobs worker's (exports stay in one process)
+        return Pipeline(session_filter=pipeline.session_filter, keep_transcript=options.transcript)
+
     sessions: list[Session] = []  # console output only: JSON streams and keeps nothing
     stdout = Stdout()  # a closed pipe or a failed write never stops the reading or the export
     tally = Tally()
@@ -217,16 +317,35 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
     known: list[int] = []  # --session: [lowest, highest] ID of the sessions there were
     found: set[int] = set()
 
-    def emit(session: Session) -> None:
+    def keep(session_id: int) -> bool:
         if wanted is not None:
             if known:
-                known[:] = [min(known[0], session.id), max(known[1], session.id)]
+                known[:] = [min(known[0], session_id), max(known[1], session_id)]
             else:
-                known[:] = [session.id, session.id]
-            if session.id not in wanted:
-                return
-            found.add(session.id)
-        chain(session)
+                known[:] = [session_id, session_id]
+            if session_id not in wanted:
+                return False
+            found.add(session_id)
+        return True
+
+    def prepare(session: Session) -> RenderedSession:  # in a --jobs worker (JSON output)
+        if options.redact:
+            redact_session(session)
+        counts = Summary.of([session])
+        session.id = 0
+        line = jsonl.dumps(jsonl.session_record(session, transcript=options.transcript))
+        head, cut, tail = line.partition('"id":0,')
+        assert cut
+        return RenderedSession(head + '"id":', "," + tail + "\n", counts)
+
+    def emit_rendered(session_id: int, rendered: RenderedSession) -> None:
+        if keep(session_id):
+            _add_summary(tally, rendered.counts)
+            stdout.write(f"{rendered.head}{session_id}{rendered.tail}")
+
+    def emit(session: Session) -> None:
+        if keep(session.id):
+            chain(session)
 
     def show(session: Session) -> None:
         if options.json:
@@ -239,7 +358,15 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
 
     try:
         status, warnings = feed_capture(
-            options.path, pipeline, err, emit, progress=options.progress
+            list(options.paths or (options.path,)),
+            pipeline,
+            err,
+            emit,
+            progress=options.progress,
+            jobs=options.jobs,
+            make_pipeline=make_pipeline if exporter is None and zeek is None else None,
+            prepare=prepare,
+            emit_prepared=emit_rendered if options.json else None,
         )
     finally:
         if exporter is not None:

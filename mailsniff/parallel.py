@@ -1,0 +1,431 @@
+"""`read --jobs N`: connections sharded over N worker processes, merged in one fixed order.
+
+Every worker reads the whole input (the same frame stream, so the same global frame numbers)
+and keeps the frames of its own connections: the owner of a frame is a symmetric hash of its
+TCP 4-tuple modulo N. Plain Ethernet/IPv4/TCP frames are routed from their raw header bytes
+without decoding; every other frame (IPv4 fragments, VLAN, IPv6, other link types) is decoded by
+every worker, so fragments are reassembled everywhere and the resulting segment lands on the
+worker owning its 4-tuple. Frames that decode to no TCP segment are counted by worker 0 only,
+so the summary's counts are the same sums as one process makes.
+
+Determinism: a worker names each flow by (global index of the frame that created it, order
+within that frame) and tags each finished session with (frame index of its end, phase, flow
+key). The parent numbers flows 1, 2, ... in flow-key order over all workers (what one process
+does, since it numbers flows as they start) and emits sessions in tag order, each once every
+worker has reported progress past its end frame: a k-way merge with bounded buffering (a worker
+blocks on its pipe when the parent does not need its output yet).
+
+Idle expiry runs at fixed frame numbers (every EXPIRE_EVERY frames, at the largest timestamp
+read so far) in every mode, so one process and N workers end the same idle connections at the
+same points.
+"""
+
+from __future__ import annotations
+
+import heapq
+import multiprocessing
+import os
+import signal
+import struct
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailsniff.capture.frame import Frame
+from mailsniff.errors import MailsniffError, TruncatedCaptureError
+from mailsniff.model import Session
+from mailsniff.net.segment import Segment
+from mailsniff.pipeline import Pipeline
+from mailsniff.status import ExitStatus
+
+__all__ = [
+    "AUTO_JOBS_MIN_BYTES",
+    "EXPIRE_EVERY",
+    "ShardResult",
+    "choose_jobs",
+    "drive",
+    "frame_owner",
+    "run_sharded",
+    "segment_owner",
+]
+
+#: Idle flows are checked before every this many frames (global frame numbers; a power of 2).
+EXPIRE_EVERY = 4096
+#: `--jobs` default: one worker per core from this much input on, one process below it.
+AUTO_JOBS_MIN_BYTES = 32 * 1024 * 1024
+#: Flow keys: frame index * _PER_FRAME + flows created earlier within that frame.
+_PER_FRAME = 1 << 12
+#: Frames between two progress reports of a worker (a power of 2).
+_BATCH = 2048
+_ETHERNET = 1
+_IPV4_TCP = struct.Struct("!IIHH").unpack_from  # at 26: addresses, then (no options) ports
+_GOLDEN = 0x9E3779B97F4A7C15
+_MASK64 = (1 << 64) - 1
+_INF = 1 << 62
+
+
+def usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def choose_jobs(requested: int | None, total_bytes: int | None) -> int:
+    """The number of processes: `requested`, or (None) one per core for inputs of at least
+    AUTO_JOBS_MIN_BYTES, one for smaller inputs and standard input."""
+    if requested is not None:
+        return requested
+    if total_bytes is None or total_bytes < AUTO_JOBS_MIN_BYTES:
+        return 1
+    return usable_cores()
+
+
+def _mix(ips: int, ports: int, n: int) -> int:
+    """Worker of a connection from the sums of its two addresses and of its two ports (sums:
+    the same for both directions), mixed by a Fibonacci multiply."""
+    return (((ips * 65537 + ports) * _GOLDEN & _MASK64) >> 32) % n
+
+
+def frame_owner(frame: Frame, n: int) -> int:
+    """The worker of a plain Ethernet/IPv4/TCP frame (no IP options, not a fragment) from its
+    raw bytes; -1 when the frame must be decoded to tell."""
+    data = frame.data
+    if (
+        frame.linktype != _ETHERNET
+        or len(data) < 54
+        or data[12:15] != b"\x08\x00\x45"
+        or data[23] != 6
+        or (data[20] & 0x3F)
+        or data[21]
+    ):
+        return -1
+    src, dst, sport, dport = _IPV4_TCP(data, 26)
+    return _mix(src + dst, sport + dport, n)
+
+
+def segment_owner(seg: Segment, n: int) -> int:
+    """The worker of a decoded segment: the same hash frame_owner computes from raw bytes."""
+    ips = int.from_bytes(seg.src, "big") + int.from_bytes(seg.dst, "big")
+    return _mix(ips, seg.sport + seg.dport, n)
+
+
+def drive(pipeline: Pipeline, frames: Iterable[Frame], emit: Callable[[Session], None]) -> None:
+    """One process: feed every frame, expiring idle flows at the fixed frame numbers, and hand
+    each finished session to `emit` in the order they end."""
+    pipeline.auto_expire = False
+    latest = 0
+    for index, frame in enumerate(frames):
+        if index and index % EXPIRE_EVERY == 0:
+            pipeline.expire(latest)
+            for session in pipeline.drain():
+                emit(session)
+        if frame.ts_ns > latest:
+            latest = frame.ts_ns
+        pipeline.feed(frame)
+        if pipeline._ready:
+            for session in pipeline.drain():
+                emit(session)
+    pipeline.finish()
+    for session in pipeline.drain():
+        emit(session)
+
+
+# -- workers ------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ShardResult:
+    """What a worker reports once its input is done."""
+
+    stats: dict[str, Any]
+    #: The reader's own warnings (file order, overlaps, cut files of a set).
+    warnings: list[str]
+    #: A single capture ending inside a record: (message, records read before it).
+    truncated: tuple[str, int] | None
+    #: A file of a set was cut short (the rest was still read).
+    set_truncated: bool
+    #: The worker's own CPU time (user + system), for benchmarks.
+    cpu_seconds: float = 0.0
+
+
+def _worker(
+    me: int,
+    n: int,
+    open_frames: Callable[[], tuple[Any, Iterator[Frame]]],
+    make_pipeline: Callable[[], Pipeline],
+    prepare: Callable[[Session], Any] | None,
+    conn: Any,
+) -> None:
+    """Read every frame, keep this worker's connections, stream results to the parent."""
+    # The parent handles Ctrl-C and SIGTERM (and ends its workers): no handler of its here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        _work(me, n, open_frames, make_pipeline, prepare, conn)
+    except MailsniffError as error:
+        conn.send(("error", error.message, error.hint, int(error.exit_status)))
+    except BaseException as error:  # noqa: BLE001 - reported by the parent as one line
+        conn.send(("error", f"{type(error).__name__}: {error}", None, int(ExitStatus.ERROR)))
+    finally:
+        conn.close()
+
+
+def _work(
+    me: int,
+    n: int,
+    open_frames: Callable[[], tuple[Any, Iterator[Frame]]],
+    make_pipeline: Callable[[], Pipeline],
+    prepare: Callable[[Session], Any] | None,
+    conn: Any,
+) -> None:
+    pipeline = make_pipeline()
+    pipeline.auto_expire = False
+    reassembler = pipeline.reassembler
+    active = pipeline._active
+    waiting = pipeline._waiting  # accepted flows whose session is built at their first event
+    side = make_pipeline().decoder  # decodes the frames that cannot be routed raw (all workers)
+    flows: list[tuple[int, bool]] = []
+    sessions: list[tuple[tuple[int, int, int], Any]] = []
+    latest = 0
+    first: int | None = None  # the first packet's time: every worker sees every frame
+    index = -1
+    truncated: tuple[str, int] | None = None
+    unpack = _IPV4_TCP
+    expire_mask = EXPIRE_EVERY - 1
+    batch_mask = _BATCH - 1
+
+    def ended(index: int, phase: int) -> None:
+        for session in pipeline.drain():
+            key = session.id
+            sessions.append(((index, phase, key), session if prepare is None else prepare(session)))
+
+    def feed_own(index: int, frame: Frame | None, seg: Segment | None) -> None:
+        base = index * _PER_FRAME
+        reassembler._next_id = base
+        if seg is None:
+            assert frame is not None
+            pipeline.feed(frame)
+        else:
+            pipeline.stats.frames += 1
+            pipeline.feed_segment(seg)
+        created = reassembler._next_id - base
+        if created:
+            done = {s.id for s in pipeline._ready}
+            for key in range(base, base + created):
+                flows.append((key, key in waiting or key in active or key in done))
+        if pipeline._ready:
+            ended(index, 1)
+
+    reader, frames = open_frames()
+    with reader:
+        try:
+            for index, frame in enumerate(frames):
+                if not index & expire_mask and index:
+                    pipeline.expire(latest)
+                    ended(index, 0)
+                if frame.ts_ns > latest:
+                    latest = frame.ts_ns
+                if first is None or frame.ts_ns < first:
+                    first = frame.ts_ns
+                # frame_owner, inlined: this runs for every frame of the input in every worker
+                data = frame.data
+                if (
+                    frame.linktype == _ETHERNET
+                    and len(data) >= 54
+                    and data[12:15] == b"\x08\x00\x45"
+                    and data[23] == 6
+                    and not data[20] & 0x3F
+                    and not data[21]
+                ):
+                    src, dst, sport, dport = unpack(data, 26)
+                    owner = (((src + dst) * 65537 + sport + dport) * _GOLDEN & _MASK64) >> 32
+                    owner %= n
+                else:
+                    owner = -1
+                if owner == me:
+                    feed_own(index, frame, None)
+                elif owner < 0:
+                    seg = side.decode(frame)
+                    if seg is None:
+                        if me == 0:
+                            pipeline.stats.frames += 1
+                    elif segment_owner(seg, n) == me:
+                        feed_own(index, None, seg)
+                if index & batch_mask == batch_mask:
+                    conn.send(("batch", index, flows, sessions, reader.bytes_read))
+                    flows, sessions = [], []
+        except TruncatedCaptureError as error:
+            truncated = (error.message, error.records_read)
+        side.finish()
+        pipeline.finish()
+        ended(index + 1, 0)
+        pipeline.stats.first_ts_ns = first
+        pipeline.stats.last_ts_ns = latest if first is not None else None
+        conn.send(("batch", _INF, flows, sessions, reader.bytes_read))
+        result = ShardResult(
+            stats=_stats(pipeline, side if me == 0 else None),
+            warnings=list(getattr(reader, "warnings", [])),
+            truncated=truncated,
+            set_truncated=bool(getattr(reader, "truncated", False)),
+            cpu_seconds=sum(os.times()[:2]),
+        )
+    conn.send(("done", result))
+
+
+def _stats(pipeline: Pipeline, side: Any) -> dict[str, Any]:
+    """The counts this worker adds to the summary."""
+    d = pipeline.decoder.stats
+    out: dict[str, Any] = {
+        "frames": pipeline.stats.frames,
+        "segments": pipeline.stats.segments,
+        "candidate_segments": pipeline.stats.candidate_segments,
+        "first_ts_ns": pipeline.stats.first_ts_ns,
+        "last_ts_ns": pipeline.stats.last_ts_ns,
+    }
+    decoders = [d] if side is None else [d, side.stats]
+    for name in ("non_ip", "non_tcp", "malformed", "truncated", "fragments", "fragments_dropped"):
+        out[name] = sum(getattr(s, name) for s in decoders)
+    unsupported: dict[int, int] = {}
+    for s in decoders:
+        for k, v in s.unsupported_linktype.items():
+            unsupported[k] = unsupported.get(k, 0) + v
+    out["unsupported_linktype"] = unsupported
+    return out
+
+
+def add_stats(pipeline: Pipeline, stats: dict[str, Any]) -> None:
+    """Add a worker's counts to the parent's (summary-only) pipeline."""
+    pipeline.stats.frames += stats["frames"]
+    pipeline.stats.segments += stats["segments"]
+    pipeline.stats.candidate_segments += stats["candidate_segments"]
+    mine = pipeline.stats
+    first, last = stats["first_ts_ns"], stats["last_ts_ns"]
+    if first is not None and (mine.first_ts_ns is None or first < mine.first_ts_ns):
+        mine.first_ts_ns = first
+    if last is not None and (mine.last_ts_ns is None or last > mine.last_ts_ns):
+        mine.last_ts_ns = last
+    d = pipeline.decoder.stats
+    for name in ("non_ip", "non_tcp", "malformed", "truncated", "fragments", "fragments_dropped"):
+        setattr(d, name, getattr(d, name) + stats[name])
+    for k, v in stats["unsupported_linktype"].items():
+        d.unsupported_linktype[k] = d.unsupported_linktype.get(k, 0) + v
+
+
+# -- the parent ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Shard:
+    conn: Any
+    process: Any
+    progress: int = -1
+    bytes_read: int = 0
+    flows: deque[tuple[int, bool]] = field(default_factory=deque)
+    sessions: deque[tuple[tuple[int, int, int], Any]] = field(default_factory=deque)
+    result: ShardResult | None = None
+
+
+def run_sharded(
+    n: int,
+    open_frames: Callable[[], tuple[Any, Iterator[Frame]]],
+    make_pipeline: Callable[[], Pipeline],
+    prepare: Callable[[Session], Any] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> Iterator[tuple[int, Any] | list[ShardResult]]:
+    """Run `n` workers; yield (session id, session) in the one-process order and numbering,
+    then the list of the workers' ShardResults. With `prepare`, a worker sends
+    prepare(session) instead of the session (e.g. its JSON line: the parent only writes it).
+
+    `open_frames()` (called in each worker) returns (reader, frames): the reader (a context
+    manager with bytes_read, and for a set of files warnings/truncated) and its frame stream.
+
+    Raises:
+        MailsniffError: a worker failed (its one-line message).
+    """
+    methods = multiprocessing.get_all_start_methods()
+    ctx: Any = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    shards: list[_Shard] = []
+    try:
+        for me in range(n):
+            receive, send = ctx.Pipe(duplex=False)
+            process = ctx.Process(
+                target=_worker,
+                args=(me, n, open_frames, make_pipeline, prepare, send),
+                daemon=True,
+            )
+            process.start()
+            send.close()
+            shards.append(_Shard(conn=receive, process=process))
+        yield from _merge(shards, on_progress)
+        yield [s.result for s in shards if s.result is not None]
+    finally:
+        for shard in shards:
+            shard.conn.close()
+            if shard.result is not None:
+                shard.process.join(5)  # done: it is only exiting
+            if shard.process.is_alive():
+                shard.process.terminate()
+            shard.process.join()
+
+
+def _receive(shard: _Shard) -> None:
+    try:
+        message = shard.conn.recv()
+    except EOFError:
+        raise MailsniffError("a --jobs worker ended without its results") from None
+    kind = message[0]
+    if kind == "batch":
+        _, shard.progress, flows, sessions, shard.bytes_read = message
+        shard.flows.extend(flows)
+        shard.sessions.extend(sessions)
+    elif kind == "done":
+        shard.result = message[1]
+    else:
+        _, text, hint, code = message
+        error = MailsniffError(text, hint=hint)
+        error.exit_status = ExitStatus(code)
+        raise error
+
+
+def _merge(
+    shards: list[_Shard], on_progress: Callable[[int], None] | None
+) -> Iterator[tuple[int, Any]]:
+    next_id = 1
+    ids: dict[int, int] = {}
+    while True:
+        horizon = min(s.progress for s in shards)
+        limit = (horizon + 1) * _PER_FRAME if horizon < _INF else _INF * _PER_FRAME
+        # Number the flows every worker is past, in key order.
+        ready_flows = []
+        for s in shards:
+            taken = []
+            while s.flows and s.flows[0][0] < limit:
+                taken.append(s.flows.popleft())
+            ready_flows.append(taken)
+        for key, is_session in heapq.merge(*ready_flows):
+            if is_session:
+                ids[key] = next_id
+            next_id += 1
+        # Emit the sessions every worker is past, in tag order.
+        ready_sessions = []
+        for s in shards:
+            taken_s = []
+            while s.sessions and s.sessions[0][0][0] <= horizon:
+                taken_s.append(s.sessions.popleft())
+            ready_sessions.append(taken_s)
+        for tag, payload in heapq.merge(*ready_sessions, key=lambda item: item[0]):
+            number = ids.pop(tag[2])
+            if isinstance(payload, Session):
+                payload.id = number
+            yield number, payload
+        if horizon >= _INF:
+            break
+        if on_progress is not None:
+            on_progress(min(s.bytes_read for s in shards))
+        behind = min(shards, key=lambda s: s.progress)
+        _receive(behind)
+    for shard in shards:
+        while shard.result is None:
+            _receive(shard)
