@@ -198,6 +198,8 @@ _KNOWN_VERBS = frozenset(
 
 # verb = 1*40(ALPHA / DIGIT / "-" / "_")  (RFC 1939 3 says 3-4 letters; vendors add more)
 _VERB = re.compile(rb"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
+_ARG_SEP = re.compile(r"[ \t\r\n\x0b\x0c]+")
+
 # APOP timestamp: msg-id "<" ... ">" in the greeting (RFC 1939 7)
 _TIMESTAMP = re.compile(rb"<[^<>\s]*>")
 # resp-code = "[" resp-level *("/" resp-level) "]" (RFC 2449 8)
@@ -496,7 +498,9 @@ class Pop3Parser:
             raw=raw,
             verb=verb,
             argument=argument,
-            args=tuple(argument.split()),
+            # RFC 1939 3: arguments are separated by single spaces; only ASCII white space
+            # splits them (str.split() would also split on \x1c-\x1f, \x85 ...)
+            args=tuple(t for t in _ARG_SEP.split(argument) if t),
         )
         out.append(cmd)
         if not _VERB.match(verb_raw):
