@@ -277,6 +277,8 @@ class ImapState:
     server_id: list[tuple[str, str | None]] | None = None
     preauth: bool = False
     login_disabled: bool = False
+    #: When LOGINDISABLED was first advertised (attempts after it ignored it); None: never.
+    login_disabled_ns: int | None = None
     mailboxes: list[ImapMailbox] = field(default_factory=list)
     changes: list[ImapChange] = field(default_factory=list)
     compressed: bool = False

@@ -155,8 +155,9 @@ class ImapSessionHandler(ParserDriven[ImapEvent]):
                     self._on_completion(event)
                 case Capabilities():
                     self.session.capabilities = list(event.capabilities[:MAX_CAPABILITIES])
-                    if event.login_disabled:
+                    if event.login_disabled and not self._state.login_disabled:
                         self._state.login_disabled = True
+                        self._state.login_disabled_ns = event.ts_ns
                     if event.source == "untagged":
                         self._show(event)
                 case SaslStep():

@@ -171,3 +171,31 @@ def test_public_capture_end_to_end() -> None:
     assert whole and all(m["imap"]["section"] == "" for m in whole)
     assert json.dumps(record["imap"]["mailboxes"])  # the mailboxes the client opened
     assert {m["name"] for m in record["imap"]["mailboxes"]} == {"INBOX"}
+
+
+def test_findings_login_disabled_ignored_and_expunge(tmp_path: Path) -> None:
+    steps = [
+        ("s", b"* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready\r\n"),
+        ("c", b"a1 LOGIN bob hunter2\r\n"),
+        ("s", b"a1 NO [PRIVACYREQUIRED] Plaintext authentication disallowed\r\n"),
+        ("c", b"a2 LOGOUT\r\n"),
+        ("s", b"* BYE bye\r\na2 OK done\r\n"),
+    ]
+    segs = synth.tcp_segments(steps, synth.Conn(server_port=143))
+    path = synth.write_pcap(tmp_path / "ld.pcap", synth.frames(segs))
+    code, out = cli("read", str(path), "--json")
+    assert code == 0
+    (record,) = [r for r in validate_lines(out) if r["type"] == "session"]
+    kinds = {f["kind"]: f for f in record["findings"]}
+    assert record["imap"]["login_disabled"] is True
+    assert "bob" in kinds["login-disabled-ignored"]["detail"]
+    assert kinds["login-disabled-ignored"]["severity"] == "medium"
+    assert "auth-failed" in kinds and "cleartext-credentials" in kinds
+    assert "messages-expunged" not in kinds
+
+    code, out = cli("read", str(capture(tmp_path)), "--json")
+    (record,) = [r for r in validate_lines(out) if r["type"] == "session"]
+    kinds = {f["kind"]: f for f in record["findings"]}
+    assert "login-disabled-ignored" not in kinds
+    assert kinds["messages-expunged"]["detail"] == "marked \\Deleted: INBOX 1; 2 expunged"
+    assert kinds["messages-expunged"]["severity"] == "info"
