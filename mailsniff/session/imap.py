@@ -348,8 +348,6 @@ class ImapSessionHandler(ParserDriven[ImapEvent]):
                 event.ts_ns,
             )
         )
-        if event.ok and event.exists is not None:
-            self.session.mailbox_stats.append((event.exists, 0))
 
     # ----------------------------------------------------------------------------------------
 

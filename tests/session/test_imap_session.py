@@ -199,3 +199,15 @@ def test_findings_login_disabled_ignored_and_expunge(tmp_path: Path) -> None:
     assert "login-disabled-ignored" not in kinds
     assert kinds["messages-expunged"]["detail"] == "marked \\Deleted: INBOX 1; 2 expunged"
     assert kinds["messages-expunged"]["severity"] == "info"
+
+
+def test_console_session_view(tmp_path: Path) -> None:
+    code, out = cli("read", str(capture(tmp_path)))
+    assert code == 0
+    assert "imap" in out.splitlines()[2]  # the overview row
+    assert "name=Thunderbird, version=115.3" in out
+    assert "Mailboxes" in out and "1700000000" in out
+    assert "+FLAGS \\Deleted" in out and "-> Archive (OK)" in out
+    assert "Retrieved FETCH 1 BODY[]" in out and "café" in out
+    assert "Filed APPEND Sent" in out and "UID 3" in out
+    assert "UID FETCH" in out and "a5 OK" in out  # commands and replies by tag
