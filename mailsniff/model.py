@@ -21,6 +21,10 @@ __all__ = [
     "Exchange",
     "Finding",
     "Gap",
+    "ImapChange",
+    "ImapMailbox",
+    "ImapState",
+    "ImapTransfer",
     "Message",
     "Protocol",
     "RcptAttempt",
@@ -218,6 +222,69 @@ class RetrievedMessage:
     partial: bool
     message: Message
     ts_ns: int = 0
+    #: IMAP only (None elsewhere): how the message crossed the wire.
+    imap: ImapTransfer | None = None
+
+
+@dataclass(slots=True)
+class ImapTransfer:
+    """An IMAP message: fetched by the client (FETCH) or filed by it (APPEND)."""
+
+    source: str  # "FETCH" or "APPEND"
+    mailbox: str | None
+    uid: int | None = None
+    section: str = ""  # "" whole message, "HEADER", "TEXT", "1.2", ...
+    item: str = ""  # as sent: "BODY[]", "BODY[HEADER]<0>", "RFC822"
+    origin: int | None = None  # partial fetch: the first byte's offset
+    flags: list[str] = field(default_factory=list)  # FETCH FLAGS / APPEND flags
+    date: str | None = None  # APPEND date-time
+    outcome: str | None = None  # APPEND: "OK", "NO", "BAD"; None: never answered
+
+
+@dataclass(slots=True)
+class ImapMailbox:
+    """A SELECT or EXAMINE and what the server said about the mailbox."""
+
+    name: str
+    read_only: bool
+    ok: bool
+    exists: int | None
+    recent: int | None
+    uidvalidity: int | None
+    uidnext: int | None
+    unseen: int | None
+    ts_ns: int = 0
+
+
+@dataclass(slots=True)
+class ImapChange:
+    """A STORE, EXPUNGE, COPY or MOVE: what happened to which messages of which mailbox."""
+
+    action: str  # "store", "expunge", "copy", "move"
+    mailbox: str | None
+    messages: str  # sequence set / UID set / number as sent
+    uid: bool = False
+    flags: list[str] = field(default_factory=list)  # store: the flags
+    operation: str = ""  # store: "+", "-" or "" (replace)
+    destination: str | None = None  # copy/move
+    ok: bool | None = None  # copy/move outcome
+    ts_ns: int = 0
+
+
+@dataclass(slots=True)
+class ImapState:
+    """The IMAP-specific facts of a session."""
+
+    #: The client's ID (RFC 2971) field/value pairs, and the server's.
+    client_id: list[tuple[str, str | None]] | None = None
+    server_id: list[tuple[str, str | None]] | None = None
+    preauth: bool = False
+    login_disabled: bool = False
+    #: When LOGINDISABLED was first advertised (attempts after it ignored it); None: never.
+    login_disabled_ns: int | None = None
+    mailboxes: list[ImapMailbox] = field(default_factory=list)
+    changes: list[ImapChange] = field(default_factory=list)
+    compressed: bool = False
 
 
 @dataclass(slots=True, frozen=True)
@@ -295,3 +362,5 @@ class Session:
     #: Community ID v1 of the flow and a Zeek-style uid (mailsniff.analysis.ids).
     community_id: str | None = None
     uid: str | None = None
+    #: IMAP sessions only: client ID, mailboxes, flag changes, expunges, copies.
+    imap: ImapState | None = None

@@ -102,6 +102,39 @@ def _refer(
     out[first:] = [replace(f, transaction=transaction, message=message) for f in out[first:]]
 
 
+def _imap_findings(session: Session, out: list[Finding]) -> None:
+    """IMAP: a login the server said it refuses in clear; messages deleted or expunged."""
+    state = session.imap
+    assert state is not None
+    since = state.login_disabled_ns
+    if since is not None:
+        for attempt in session.auth:
+            if attempt.ts_ns >= since:
+                out.append(
+                    Finding(
+                        FindingKind.LOGIN_DISABLED_IGNORED,
+                        f"{attempt.mechanism} for {attempt.username} sent after the server "
+                        "advertised LOGINDISABLED",
+                    )
+                )
+    deleted = [
+        c
+        for c in state.changes
+        if c.action == "store"
+        and "\\DELETED" in (f.upper() for f in c.flags)
+        and c.operation != "-"
+    ]
+    expunged = [c for c in state.changes if c.action == "expunge"]
+    if deleted or expunged:
+        parts = []
+        if deleted:
+            sets = ", ".join(f"{c.mailbox or '?'} {c.messages}" for c in deleted[:10])
+            parts.append(f"marked \\Deleted: {sets}")
+        if expunged:
+            parts.append(f"{len(expunged)} expunged")
+        out.append(Finding(FindingKind.MESSAGES_EXPUNGED, "; ".join(parts)))
+
+
 def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
     """Fill bcc/header_only per transaction and the session's findings (replacing any).
 
@@ -194,6 +227,8 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
                 )
             )
         _refer(out, first, message=m)
+    if session.imap is not None:
+        _imap_findings(session, out)
     for gap in session.gaps:
         out.append(
             Finding(

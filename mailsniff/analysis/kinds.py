@@ -39,6 +39,16 @@ class FindingKind(StrEnum):
         "CRAM-MD5/APOP challenge and response, or an NTLM hash, captured: guessable offline",
     )
     AUTH_FAILED = ("auth-failed", Severity.LOW, "an authentication attempt was refused")
+    LOGIN_DISABLED_IGNORED = (
+        "login-disabled-ignored",
+        Severity.MEDIUM,
+        "IMAP LOGIN/AUTHENTICATE sent in clear although the server advertised LOGINDISABLED",
+    )
+    MESSAGES_EXPUNGED = (
+        "messages-expunged",
+        Severity.INFO,
+        "IMAP messages marked \\Deleted or expunged from a mailbox",
+    )
     BCC = ("bcc", Severity.INFO, "accepted envelope recipients that appear in neither To nor Cc")
     HEADER_ONLY = (
         "header-only",

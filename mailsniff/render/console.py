@@ -25,6 +25,7 @@ from mailsniff.model import (
     Address,
     AuthAttempt,
     Exchange,
+    ImapState,
     Message,
     RcptAttempt,
     RetrievedMessage,
@@ -664,13 +665,84 @@ def _exchanges_table(session: Session) -> Table:
     return table
 
 
+def _imap_tables(state: ImapState) -> list[Table]:
+    """IMAP: the client's ID, each selected mailbox, and flag changes, expunges, copies."""
+    tables: list[Table] = []
+    if state.client_id:
+        grid = _kv_grid()
+        grid.add_row("client ID", _text(_join(f"{k}={v}" for k, v in state.client_id)))
+        tables.append(grid)
+    if state.mailboxes:
+        table = Table(
+            "mailbox",
+            "mode",
+            "exists",
+            "recent",
+            "unseen",
+            "uidvalidity",
+            "uidnext",
+            title=Text("Mailboxes", style=_KEY),
+            title_justify="left",
+        )
+        for m in state.mailboxes:
+            mode = ("read-only" if m.read_only else "read-write") if m.ok else "refused"
+            table.add_row(
+                _text(m.name),
+                Text(mode, style="" if m.ok else _WARN),
+                *(
+                    Text("-" if v is None else str(v))
+                    for v in (m.exists, m.recent, m.unseen, m.uidvalidity, m.uidnext)
+                ),
+            )
+        tables.append(table)
+    if state.changes:
+        table = Table(
+            "time",
+            "action",
+            "mailbox",
+            "messages",
+            "detail",
+            title=Text("Flags, expunges, copies", style=_KEY),
+            title_justify="left",
+        )
+        for c in state.changes:
+            if c.action == "store":
+                detail = f"{c.operation}FLAGS {' '.join(c.flags)}"
+            elif c.destination is not None:
+                outcome = {True: "OK", False: "refused", None: "no answer"}[c.ok]
+                detail = f"-> {c.destination} ({outcome})"
+            else:
+                detail = ""
+            deleting = c.action == "expunge" or "\\DELETED" in detail.upper()
+            table.add_row(
+                Text(format_timestamp(c.ts_ns)),
+                Text(("UID " if c.uid else "") + c.action, style=_WARN if deleting else ""),
+                _text(c.mailbox),
+                _text(c.messages),
+                _text(detail),
+            )
+        tables.append(table)
+    return tables
+
+
 def _retrieved(r: RetrievedMessage) -> list[RenderableType]:
     title = Text.assemble(_text(r.command, "bold"))
     if r.partial:
         title.append("  (partial)", style=_WARN)
     grid = _kv_grid()
     _message_rows(grid, r.message, from_label="From")
-    parts: list[RenderableType] = [_rule(Text.assemble(("Retrieved ", _KEY), title)), grid]
+    label = "Filed " if r.imap is not None and r.imap.source == "APPEND" else "Retrieved "
+    parts: list[RenderableType] = [_rule(Text.assemble((label, _KEY), title)), grid]
+    if r.imap is not None:
+        t = r.imap
+        where = t.mailbox or "-"
+        if t.uid is not None:
+            where += f"  UID {t.uid}"
+        grid.add_row("Mailbox", _text(where))
+        if t.flags:
+            grid.add_row("Flags", _text(" ".join(t.flags)))
+        if t.outcome is not None:
+            grid.add_row("Server", _text(t.outcome, "" if t.outcome == "OK" else _WARN))
     if r.message.headers:
         headers = Table(
             Column("header", no_wrap=True),
@@ -748,6 +820,9 @@ def render_session(
                 Text(f"{count} messages, {octets} octets ({format_size(octets)})"),
             )
         console.print(grid)
+    if session.imap is not None:
+        for table in _imap_tables(session.imap):
+            console.print(table)
     for r in session.messages:
         console.print(Group(*_retrieved(r)))
     if session.deleted:

@@ -10,6 +10,7 @@ from mailsniff.model import (
     Address,
     Attachment,
     AuthAttempt,
+    ImapState,
     Message,
     RetrievedMessage,
     Session,
@@ -113,12 +114,67 @@ def _transaction(t: Transaction) -> JsonObject:
 
 
 def _retrieved(r: RetrievedMessage) -> JsonObject:
-    return {
+    record: JsonObject = {
         "command": r.command,
         "number": r.number,
         "partial": r.partial,
         "message": _message(r.message),
         "time": iso8601(r.ts_ns),
+    }
+    if r.imap is not None:
+        t = r.imap
+        record["imap"] = {
+            "source": t.source,
+            "mailbox": t.mailbox,
+            "uid": t.uid,
+            "section": t.section,
+            "item": t.item,
+            "origin": t.origin,
+            "flags": list(t.flags),
+            "date": t.date,
+            "outcome": t.outcome,
+        }
+    return record
+
+
+def _imap(state: ImapState) -> JsonObject:
+    def _id(fields: list[tuple[str, str | None]] | None) -> JsonObject | None:
+        return None if fields is None else {k: v for k, v in fields}
+
+    return {
+        "client_id": _id(state.client_id),
+        "server_id": _id(state.server_id),
+        "preauth": state.preauth,
+        "login_disabled": state.login_disabled,
+        "compressed": state.compressed,
+        "mailboxes": [
+            {
+                "name": m.name,
+                "read_only": m.read_only,
+                "ok": m.ok,
+                "exists": m.exists,
+                "recent": m.recent,
+                "uidvalidity": m.uidvalidity,
+                "uidnext": m.uidnext,
+                "unseen": m.unseen,
+                "time": iso8601(m.ts_ns),
+            }
+            for m in state.mailboxes
+        ],
+        "changes": [
+            {
+                "action": c.action,
+                "mailbox": c.mailbox,
+                "messages": c.messages,
+                "uid": c.uid,
+                "flags": list(c.flags),
+                "operation": c.operation,
+                "destination": c.destination,
+                "ok": c.ok,
+                "time": iso8601(c.ts_ns),
+            }
+            for c in state.changes
+        ],
     }
 
 
@@ -166,6 +222,8 @@ def session_record(s: Session, *, transcript: bool = False) -> JsonObject:
         "mailbox_stats": [{"messages": n, "octets": o} for n, o in s.mailbox_stats],
         "anomalies": list(s.anomalies),
     }
+    if s.imap is not None:
+        record["imap"] = _imap(s.imap)
     if transcript:
         record["transcript"] = [
             {

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from mailsniff.session import pop3, smtp
+from mailsniff.session import imap, pop3, smtp
 from mailsniff.session.entry import HandlerFactory, ProtocolEntry
 
 __all__ = [
@@ -36,8 +36,7 @@ _ENTRIES: dict[str, ProtocolEntry] = {
     for e in (
         smtp.ENTRY,
         pop3.ENTRY,
-        # IMAP: recognised on its implicit-TLS port only, until its parser is registered.
-        ProtocolEntry(name="imap", implicit_tls_ports=(993,)),
+        imap.ENTRY,
     )
 }
 #: Bumped on every change, so that readers caching derived tables know to rebuild them.

@@ -404,7 +404,7 @@ def test_unprivileged_user_is_told_to_run_as_root_or_give_cap_net_raw() -> None:
 
 def test_default_filter_captures_every_mail_port() -> None:
     expression = build_filter(None, None)
-    assert set(DEFAULT_PORTS) == {25, 587, 2525, 110, 465, 995, 993}
+    assert set(DEFAULT_PORTS) == {25, 587, 2525, 110, 465, 995, 143, 993}
     assert all(f"port {p}" in expression for p in DEFAULT_PORTS)
 
 
