@@ -12,6 +12,7 @@ __all__ = [
     "MAX_FRAGMENT_BYTES",
     "MAX_PENDING_FRAGMENT_SETS",
     "MAX_UNDECIDED_FLOWS",
+    "MAX_FLOWS",
 ]
 
 #: Longest command or reply line kept; longer lines are cut and flagged (RFC 5321 4.5.3.1.4
@@ -38,3 +39,7 @@ MAX_FRAGMENT_BYTES = 65535
 MAX_PENDING_FRAGMENT_SETS = 4096
 #: Flows on non-mail ports watched for an SMTP/POP3 greeting at once.
 MAX_UNDECIDED_FLOWS = 65536
+#: TCP connections tracked at once (about 1 KB each while half-open, a few KB with a session);
+#: past it the idlest are evicted, those that never carried data first, and those that did are
+#: reported as sessions with an anomaly (a port scan or SYN flood stays in bounded memory).
+MAX_FLOWS = 131072

@@ -21,6 +21,7 @@ from mailsniff.net.link import is_supported, linktype_name
 from mailsniff.pipeline import Pipeline, SessionFilter
 from mailsniff.render import console as console_render
 from mailsniff.render import jsonl
+from mailsniff.spill import SessionSpill
 from mailsniff.status import ExitStatus
 from mailsniff.stdout import Stdout
 
@@ -117,6 +118,10 @@ def summarise(tally: Tally, pipeline: Pipeline, warnings: list[str]) -> dict[str
             "fragments_dropped": stats.fragments_dropped,
             "unsupported_linktype": {str(k): v for k, v in stats.unsupported_linktype.items()},
         },
+        "flows_evicted": {
+            "without_data": pipeline.reassembler.evicted_empty,
+            "with_data": pipeline.reassembler.evicted_with_data,
+        },
         "warnings": warnings,
     }
 
@@ -165,8 +170,7 @@ def feed_capture(
                 for session in pipeline.run(_frames(reader, pipeline, bar, task)):
                     emit(session)
             except TruncatedCaptureError as error:
-                pipeline.finish()
-                for session in pipeline.drain():
+                for session in pipeline.finish_each():
                     emit(session)
                 warnings.append(
                     f"{error.message}; {error.records_read} records read before it, "
@@ -214,7 +218,8 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
         keep_transcript=options.transcript,
         open_sink=exporter.open_sink if exporter is not None else None,
     )
-    sessions: list[Session] = []  # console output only: JSON streams and keeps nothing
+    # Console output only (JSON streams and keeps nothing): finished sessions wait on disk.
+    spill = None if options.json else SessionSpill()
     stdout = Stdout()  # a closed pipe or a failed write never stops the reading or the export
     tally = Tally()
     wanted = options.session_ids
@@ -238,8 +243,8 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
         if options.json:
             line = jsonl.dumps(jsonl.session_record(session, transcript=options.transcript))
             stdout.write(line + "\n")
-        else:
-            sessions.append(session)
+        elif spill is not None:
+            spill.add(session)
 
     try:
         status, warnings = feed_capture(
@@ -256,11 +261,13 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
     if options.json:
         summary = summarise(tally, pipeline, warnings)
         stdout.write(jsonl.dumps(jsonl.summary_record(summary)) + "\n")
-    elif stdout.error is None and missing is None:
+    elif spill is not None and stdout.error is None and missing is None:
         try:
-            _render(out, options, sessions, pipeline, warnings)
+            _render(out, options, spill, pipeline, warnings)
         except OSError as error:
             stdout.failed(error)
+    if spill is not None:
+        spill.close()
     if missing is not None:
         raise missing
     warning = "; ".join(warnings) if status is ExitStatus.TRUNCATED else None
@@ -276,19 +283,18 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
 def _render(
     out: Console,
     options: ReadOptions,
-    sessions: list[Session],
+    spill: SessionSpill,
     pipeline: Pipeline,
     warnings: list[str],
 ) -> None:
-    """The console report: overview, sessions, summary."""
+    """The console report: overview, sessions, summary (sorted by start time, then id)."""
     wanted = options.session_ids
-    ordered = sorted(sessions, key=lambda s: (s.start_ns, s.id))
-    single = wanted is not None and len(ordered) == 1
+    single = wanted is not None and len(spill) == 1
     if not single:
-        console_render.render_overview(out, ordered)
+        console_render.render_overview_rows(out, len(spill), spill.widths, spill.rows())
     if not options.summary_only:
-        for session in ordered:
+        for session in spill.sessions():
             console_render.render_session(out, session, transcript=options.transcript)
-    console_render.render_summary(
-        out, sessions=ordered, packets=pipeline.stats.frames, warnings=warnings
+    console_render.render_summary_counts(
+        out, spill.counts, packets=pipeline.stats.frames, warnings=warnings
     )
