@@ -42,4 +42,4 @@ MAX_UNDECIDED_FLOWS = 65536
 #: TCP connections tracked at once (about 1 KB each while half-open, a few KB with a session);
 #: past it the idlest are evicted, those that never carried data first, and those that did are
 #: reported as sessions with an anomaly (a port scan or SYN flood stays in bounded memory).
-MAX_FLOWS = 131072
+MAX_FLOWS = 100_000

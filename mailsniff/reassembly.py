@@ -503,6 +503,9 @@ class Reassembler:
     ) -> None:
         for half in (client, server):
             self._flush_half(half, ts, events)
+        # The two directions point at each other: break the cycle, so that an ended flow is
+        # freed at once rather than by the cyclic collector, long after (a flood ends many).
+        del client.peer, server.peer
         flow.close_reason = reason
         events.append(FlowEnd(flow=flow, ts_ns=ts, reason=reason))
         del self._open[flow.id]
