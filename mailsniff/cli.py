@@ -15,9 +15,9 @@ from rich.text import Text
 
 from mailsniff import __version__
 from mailsniff.errors import MailsniffError, UsageError
-from mailsniff.model import Protocol
 from mailsniff.reading import ReadOptions, ReadResult, read_capture
 from mailsniff.render.text import safe_text
+from mailsniff.session import registry
 from mailsniff.status import ExitStatus
 
 __all__ = ["app", "main"]
@@ -36,9 +36,15 @@ app = typer.Typer(
 )
 
 
-class ProtocolChoice(StrEnum):
-    smtp = "smtp"
-    pop3 = "pop3"
+def _protocols(name: str | None) -> frozenset[str] | None:
+    """--protocol: one of the registered protocols' names."""
+    if name is None:
+        return None
+    if name.lower() not in registry.names():
+        raise UsageError(
+            f"--protocol: unknown protocol {name!r}", hint="one of " + ", ".join(registry.names())
+        )
+    return frozenset({name.lower()})
 
 
 class _Stdout(Console):
@@ -130,7 +136,13 @@ def read(
         typer.Option("--session", "-s", help="Only the session(s) with this ID (repeatable)."),
     ] = None,
     protocol: Annotated[
-        ProtocolChoice | None, typer.Option("--protocol", "-p", help="Only this protocol.")
+        str | None,
+        typer.Option(
+            "--protocol",
+            "-p",
+            metavar="NAME",
+            help=f"Only this protocol ({', '.join(registry.names())}).",
+        ),
     ] = None,
     hosts: Annotated[
         list[str] | None,
@@ -154,7 +166,7 @@ def read(
     def action() -> ReadResult:
         options = ReadOptions(
             path=capture,
-            protocols=frozenset({Protocol(protocol.value)}) if protocol else None,
+            protocols=_protocols(protocol),
             hosts=_hosts(hosts),
             ports=frozenset(_port_list(ports, "--port") or ()) or None,
             session_ids=_session_ids(session_ids),
@@ -189,7 +201,7 @@ def creds(
     debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """List every credential in a capture, deduplicated, with whether it worked."""
-    from mailsniff.export.creds import CredsOptions, CredsResult, read_credentials
+    from mailsniff.commands.creds import CredsOptions, CredsResult, read_credentials
 
     def action() -> CredsResult:
         options = CredsOptions(path=capture, json=json_output, redact=redact, progress=progress)

@@ -19,7 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from mailsniff.capture.live import (
+from mailsniff.capture.sniff import (
     FrameQueue,
     LiveCapture,
     PcapWriter,
@@ -28,14 +28,15 @@ from mailsniff.capture.live import (
 )
 from mailsniff.errors import InputError, UsageError
 from mailsniff.export import Exporter, ExportOptions, open_exporter
+from mailsniff.export.chain import SinkChain
 from mailsniff.export.creds import CredentialTable, render_credentials
-from mailsniff.export.redact import redact_session
 from mailsniff.model import Session
-from mailsniff.pipeline import IMPLICIT_TLS_PORTS, MAIL_PORTS, Pipeline
+from mailsniff.pipeline import Pipeline
 from mailsniff.reading import Tally, summarise
 from mailsniff.render import console as console_render
 from mailsniff.render import jsonl
 from mailsniff.render.text import format_size, safe_text, shorten
+from mailsniff.session import registry
 from mailsniff.status import ExitStatus
 
 __all__ = [
@@ -48,7 +49,9 @@ __all__ = [
 ]
 
 #: Captured by default: cleartext SMTP and POP3, and the implicit-TLS ports (reported only).
-DEFAULT_PORTS: tuple[int, ...] = tuple(sorted(MAIL_PORTS)) + tuple(sorted(IMPLICIT_TLS_PORTS))
+DEFAULT_PORTS: tuple[int, ...] = tuple(
+    sorted(p for e in registry.entries() for p in e.ports)
+) + tuple(sorted(p for e in registry.entries() for p in e.implicit_tls_ports))
 #: Frames analysed between two looks at the clock, the stop flag and the screen.
 _BATCH = 1024
 #: Seconds between refreshes of the live view, and between idle-connection checks.
@@ -180,7 +183,7 @@ def open_sessions_view(
             str(s.id),
             f"{s.client.ip}:{s.client.port}",
             f"{s.server.ip}:{s.server.port}",
-            s.protocol.value,
+            str(s.protocol),
             _state(s),
             Text(safe_text(shorten(user or "", 32))),
             Text(safe_text(shorten(last.mail_from, 32)) if last else ""),
@@ -207,13 +210,15 @@ class _Run:
     credentials: CredentialTable | None = None
 
     def emit(self, session: Session) -> None:
-        if self.options.redact:
-            redact_session(session)
-        if self.exporter is not None:
-            self.exporter.session_done(session)
-        if self.credentials is not None:
-            self.credentials.add_session(session)
-        self.tally.add(session)
+        SinkChain(
+            redact=self.options.redact,
+            exporter=self.exporter,
+            credentials=self.credentials,
+            summary=self.tally,
+            show=self._show,
+        )(session)
+
+    def _show(self, session: Session) -> None:
         if self.options.transcript and not self.options.json:
             self._stream_lines(session)  # the lines that came since the last refresh
         self.shown_lines.pop(session.id, None)

@@ -1,4 +1,6 @@
-"""Session records: what a mail dialogue was, in the field names of the JSON Lines contract.
+"""The bottom layer: shared value types and session records (the JSON Lines contract's names).
+
+Every other layer may import this module; it imports nothing of mailsniff's.
 
 Builders in `mailsniff.session` fill these in as protocol events arrive; analysis adds
 bcc / header_only / findings; renderers only read them. Timestamps are integer nanoseconds
@@ -10,12 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from mailsniff.protocols.base import Direction
-
 __all__ = [
     "Address",
     "Attachment",
     "AuthAttempt",
+    "Direction",
     "Endpoint",
     "Exchange",
     "Finding",
@@ -27,10 +28,56 @@ __all__ = [
     "Session",
     "Transaction",
     "TranscriptLine",
+    "reply_failed",
+    "reply_outcome",
+    "timestamp_in_range",
 ]
 
 
+#: Seconds since the epoch of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the span ISO 8601's
+#: four-digit years (and Python's datetime) can write.
+_FIRST_SECOND = -62_135_596_800
+_LAST_SECOND = 253_402_300_799
+
+
+def timestamp_in_range(ts_ns: int) -> bool:
+    """Whether `ts_ns` falls in years 1-9999, so ISO 8601 (and a From_ line) can write it."""
+    return _FIRST_SECOND <= ts_ns // 1_000_000_000 <= _LAST_SECOND
+
+
+#: A stored reply's first character -> how it ended its command (RFC 5321 4.2.1 digits; RFC 1939
+#: status indicators).
+_OUTCOMES = {"2": "accepted", "+": "accepted", "4": "deferred", "5": "rejected", "-": "rejected"}
+
+
+def reply_outcome(reply: str | None) -> str:
+    """How a stored reply line (`250 OK`, `+OK`, `-ERR ...`) ended its command: 'accepted',
+    'deferred' (4xx), 'rejected' (5xx, -ERR) or 'unknown' (not captured, or no code). The one
+    place stored replies are classified."""
+    if not reply:
+        return "unknown"
+    return _OUTCOMES.get(reply[0], "unknown")
+
+
+def reply_failed(reply: str | None) -> bool:
+    """A 4xx/5xx or -ERR reply."""
+    return reply_outcome(reply) in ("deferred", "rejected")
+
+
+class Direction(StrEnum):
+    """Who sent the bytes: the side that sends commands, or the side that answers."""
+
+    CLIENT = "client"
+    SERVER = "server"
+
+    @property
+    def other(self) -> Direction:
+        return Direction.SERVER if self is Direction.CLIENT else Direction.CLIENT
+
+
 class Protocol(StrEnum):
+    """The built-in protocols' registry names (a Session's `protocol` is any registered name)."""
+
     SMTP = "smtp"
     POP3 = "pop3"
     IMAP = "imap"
@@ -131,10 +178,7 @@ class RcptAttempt:
     @property
     def status(self) -> str:
         """'accepted', 'rejected', 'deferred' or 'unknown' (reply not captured)."""
-        if self.reply is None:
-            return "unknown"
-        code = self.reply[:1]
-        return {"2": "accepted", "4": "deferred", "5": "rejected"}.get(code, "unknown")
+        return reply_outcome(self.reply)
 
 
 @dataclass(slots=True)
@@ -175,7 +219,7 @@ class RetrievedMessage:
 
 @dataclass(slots=True, frozen=True)
 class Finding:
-    kind: str  # "cleartext-credentials", "auth-failed", "bcc", "from-mismatch", ...
+    kind: str  # an analysis.kinds.FindingKind: "cleartext-credentials", "bcc", "gap", ...
     detail: str
     #: "info", "low", "medium" or "high"; analysis fills in the kind's own when left None
     severity: str | None = None
@@ -207,7 +251,8 @@ class Session:
     """One TCP connection carrying SMTP / POP3 / IMAP."""
 
     id: int
-    protocol: Protocol
+    #: The protocol's registry name (`mailsniff.session.registry`): "smtp", "pop3", ...
+    protocol: str
     client: Endpoint
     server: Endpoint
     start_ns: int

@@ -9,104 +9,51 @@ answered by EHLO/HELO) reach reassembly.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
 
 from mailsniff.analysis.findings import analyse
 from mailsniff.capture.frame import Frame
-from mailsniff.limits import MAX_UNDECIDED_FLOWS
-from mailsniff.mail.mime import OpenSink
-from mailsniff.model import Endpoint, Protocol, Session
+from mailsniff.limits import (
+    HELD_BYTES,
+    MAX_CONFLICTS_RECORDED,
+    MAX_HELD_FLOWS,
+    MAX_UNDECIDED_FLOWS,
+    PROBE_PAYLOADS,
+)
+from mailsniff.model import Endpoint, Session, timestamp_in_range
 from mailsniff.net.decoder import PacketDecoder
 from mailsniff.net.segment import TCP_SYN, Segment
-from mailsniff.reassembly import (
-    MAX_CONFLICTS_RECORDED,
-    Flow,
-    FlowData,
-    FlowEnd,
-    FlowEvent,
-    FlowGap,
-    FlowStart,
-    Reassembler,
-)
-from mailsniff.render.text import timestamp_in_range
+from mailsniff.reassembly import Flow, FlowData, FlowEnd, FlowEvent, FlowGap, FlowStart, Reassembler
+from mailsniff.session import registry
 from mailsniff.session.base import SessionHandler
+from mailsniff.session.entry import HandlerFactory, ProtocolEntry
 from mailsniff.session.opaque import ImplicitTlsHandler, OpaqueHandler
-from mailsniff.session.pop3 import Pop3SessionHandler
-from mailsniff.session.smtp import SmtpSessionHandler
+from mailsniff.sink import OpenSink
 
-__all__ = [
-    "IMPLICIT_TLS_PORTS",
-    "MAIL_PORTS",
-    "SessionFilter",
-    "Pipeline",
-    "detect_greeting",
-]
+__all__ = ["SessionFilter", "Pipeline", "server_ports"]
 
-#: Cleartext mail ports, by the protocol their server speaks.
-MAIL_PORTS: dict[int, Protocol] = {
-    25: Protocol.SMTP,
-    587: Protocol.SMTP,
-    2525: Protocol.SMTP,
-    110: Protocol.POP3,
-}
-#: Implicit TLS ports (RFC 8314): reported as encrypted sessions, never parsed.
-IMPLICIT_TLS_PORTS: dict[int, Protocol] = {
-    465: Protocol.SMTP,
-    995: Protocol.POP3,
-    993: Protocol.IMAP,
-}
-_ALL_PORTS = frozenset(MAIL_PORTS) | frozenset(IMPLICIT_TLS_PORTS)
-#: The parser-backed handler for each protocol spoken in clear (each takes `open_sink=`).
-_CLEARTEXT_HANDLERS: dict[Protocol, type[SmtpSessionHandler] | type[Pop3SessionHandler]] = {
-    Protocol.SMTP: SmtpSessionHandler,
-    Protocol.POP3: Pop3SessionHandler,
-}
 #: Check idle flows every this many candidate segments.
 _EXPIRE_EVERY = 4096
-#: Payload segments of a flow on an unknown port searched for a greeting before giving up.
-_PROBE_PAYLOADS = 8
-#: Bytes of a flow kept after a `220` greeting that does not name SMTP, while its client's
-#: first line is awaited; and how many such flows are kept at once (the oldest is dropped).
-_HELD_BYTES = 4096
-_MAX_HELD_FLOWS = 1024
-# RFC 5321 4.1.1.1 / RFC 2033 4.1: the client's first command after the greeting.
-_HELLO_VERBS = (b"EHLO", b"HELO", b"LHLO")
-_HELLO = re.compile(rb"(?:EHLO|HELO|LHLO)[ \t\r\n]", re.IGNORECASE)
 
 
-def detect_greeting(payload: bytes) -> Protocol | None:
-    """Recognise a server greeting as the first payload of a flow on an unknown port.
-
-    SMTP: `220 <domain> ... SMTP/ESMTP ...` (RFC 5321 4.2, the greeting names the service in
-    practice; `220-` starts a multi-line one). POP3: `+OK` (RFC 1939 4). A `220` greeting that
-    does not name SMTP (FTP's too) is told by the client's first line: see `detect_hello`.
-    """
-    line = payload[:512].split(b"\n", 1)[0].upper()
-    if line.startswith((b"220 ", b"220-")) and b"SMTP" in line:
-        return Protocol.SMTP
-    if line.startswith(b"+OK"):
-        return Protocol.POP3
-    return None
+def server_ports() -> frozenset[int]:
+    """Every registered protocol's default ports, cleartext and implicit TLS."""
+    return frozenset(p for e in registry.entries() for p in e.all_ports)
 
 
-def may_be_smtp_greeting(payload: bytes) -> bool:
-    """A `220` greeting that does not say which service it is (`220 Greetings`)."""
-    return payload[:4] in (b"220 ", b"220-")
+def _is_greeting(data: bytes) -> bool:
+    return registry.detect_greeting(data) is not None
 
 
-def detect_hello(first: bytes) -> bool | None:
-    """Whether a client's first bytes after a `220` greeting are an SMTP hello (EHLO, HELO,
-    LHLO); None while too few bytes have come to tell."""
-    if _HELLO.match(first):
-        return True
-    head = first.upper()
-    if len(head) <= 4 and any(v.startswith(head) for v in _HELLO_VERBS):
-        return None
-    return False
+def _bind(
+    factory: HandlerFactory, open_sink: OpenSink | None
+) -> Callable[[Session], SessionHandler]:
+    def make(session: Session) -> SessionHandler:
+        return factory(session, open_sink)
+
+    return make
 
 
 def _conflict_anomalies(flow: Flow) -> list[str]:
@@ -128,17 +75,6 @@ def _conflict_anomalies(flow: Flow) -> list[str]:
     return out
 
 
-_WAITING: dict[tuple[Protocol, bool, bool], tuple[Protocol, bool, bool]] = {}
-
-
-def _waiting_entry(
-    protocol: Protocol, implicit_tls: bool, preamble: bool
-) -> tuple[Protocol, bool, bool]:
-    """One shared tuple per combination: a half-open flow should not cost a tuple of its own."""
-    key = (protocol, implicit_tls, preamble)
-    return _WAITING.setdefault(key, key)
-
-
 def _ip_text(packed: bytes) -> str:
     return str(ipaddress.ip_address(packed))
 
@@ -147,7 +83,7 @@ def _ip_text(packed: bytes) -> str:
 class SessionFilter:
     """Which sessions to keep (the CLI's --protocol / --host / --port)."""
 
-    protocols: frozenset[Protocol] | None = None
+    protocols: frozenset[str] | None = None  # registry names
     hosts: frozenset[str] | None = None  # textual IPs, normalised by ipaddress
     ports: frozenset[int] | None = None
 
@@ -160,7 +96,7 @@ class SessionFilter:
             return False
         return True
 
-    def keeps_protocol(self, protocol: Protocol) -> bool:
+    def keeps_protocol(self, protocol: str) -> bool:
         return self.protocols is None or protocol in self.protocols
 
 
@@ -170,8 +106,10 @@ class _Watch:
 
     syns: list[Segment] = field(default_factory=list)
     payloads: int = 0
-    #: After a `220` greeting that does not name SMTP: its sender, and the segments held (the
-    #: greeting's, then the client's) until the client's first line tells.
+    #: After a greeting that may open a protocol (SMTP's `220` that does not name SMTP): that
+    #: protocol, its sender, and the segments held (the greeting's, then the client's) until the
+    #: client's first line tells.
+    candidate: ProtocolEntry | None = None
     server: tuple[bytes, int] | None = None
     held: list[Segment] = field(default_factory=list)
     held_bytes: int = 0
@@ -203,17 +141,25 @@ class Pipeline:
 
     session_filter: SessionFilter = field(default_factory=SessionFilter)
     decoder: PacketDecoder = field(default_factory=PacketDecoder)
-    reassembler: Reassembler = field(default_factory=lambda: Reassembler(server_ports=_ALL_PORTS))
+    reassembler: Reassembler = field(
+        default_factory=lambda: Reassembler(server_ports=server_ports())
+    )
     stats: PipelineStats = field(default_factory=PipelineStats)
     on_session: Callable[[Session], None] | None = None
     #: Keep each session's line-by-line transcript (for --transcript and live views).
     keep_transcript: bool = False
     #: Export hook: asked for a sink at the start of every message (None: no export).
     open_sink: OpenSink | None = None
+    #: Builds the handler of a connection to an implicit-TLS port around the protocol's own
+    #: handler factory (None: the protocol has no parser). The default records the connection as
+    #: encrypted; a decrypting TLS layer goes here.
+    tls_layer: Callable[[Session, Callable[[Session], SessionHandler] | None], SessionHandler] = (
+        lambda session, make: ImplicitTlsHandler(session, make, _is_greeting)
+    )
     _active: dict[int, _Active] = field(default_factory=dict)
     #: Accepted flows with no data yet: (protocol, implicit TLS, greeting after a preamble).
-    _waiting: dict[int, tuple[Protocol, bool, bool]] = field(default_factory=dict)
-    _detected: dict[tuple[bytes, int, bytes, int], tuple[Protocol, tuple[bytes, int]]] = field(
+    _waiting: dict[int, tuple[ProtocolEntry, bool, bool]] = field(default_factory=dict)
+    _detected: dict[tuple[bytes, int, bytes, int], tuple[ProtocolEntry, tuple[bytes, int]]] = field(
         default_factory=dict
     )
     _undecided: OrderedDict[tuple[bytes, int, bytes, int], _Watch] = field(
@@ -228,6 +174,8 @@ class Pipeline:
     _holding: OrderedDict[tuple[bytes, int, bytes, int], None] = field(default_factory=OrderedDict)
     _ready: list[Session] = field(default_factory=list)
     _last_ts: int = 0
+    #: The registered protocols' ports, read once (segments on them go straight to reassembly).
+    _ports: frozenset[int] = field(default_factory=server_ports)
 
     # -- input ------------------------------------------------------------------------------
 
@@ -245,7 +193,7 @@ class Pipeline:
         if seg is None:
             return
         self.stats.segments += 1
-        if seg.dport in _ALL_PORTS or seg.sport in _ALL_PORTS:
+        if seg.dport in self._ports or seg.sport in self._ports:
             self._reassemble(seg, None)
         else:
             self._probe(seg)
@@ -284,7 +232,7 @@ class Pipeline:
     def _probe(self, seg: Segment) -> None:
         """Watch a flow on a port that is not a mail port for an SMTP/POP3 greeting.
 
-        The greeting is looked for in the first _PROBE_PAYLOADS payload segments, so that a
+        The greeting is looked for in the first PROBE_PAYLOADS payload segments, so that a
         dialogue behind a proxy handshake (SOCKS) is found too; such a flow starts at the
         greeting, and what came before it is not parsed.
         """
@@ -309,43 +257,45 @@ class Pipeline:
             if seg.flags & TCP_SYN and len(watch.syns) < 4:
                 watch.syns.append(seg)
             return
-        protocol = detect_greeting(seg.payload)
-        if protocol is not None:
-            self._detect(ukey, watch, seg, protocol)
-        elif may_be_smtp_greeting(seg.payload):
+        found = registry.detect_greeting(seg.payload)
+        if found is not None:
+            self._detect(ukey, watch, seg, found)
+        elif (maybe := registry.detect_maybe(seg.payload)) is not None:
             # `220 Greetings`: SMTP if the client answers with EHLO/HELO (FTP's answer is USER).
+            watch.candidate = maybe
             watch.server = (seg.src, seg.sport)
             watch.held.append(seg)
             watch.held_bytes = len(seg.payload)
             self._holding[ukey] = None
-            if len(self._holding) > _MAX_HELD_FLOWS:
+            if len(self._holding) > MAX_HELD_FLOWS:
                 self._undecided.pop(self._holding.popitem(last=False)[0], None)
         else:
             watch.payloads += 1
-            if watch.payloads >= _PROBE_PAYLOADS:
+            if watch.payloads >= PROBE_PAYLOADS:
                 self._give_up(ukey)
 
     def _await_hello(
         self, ukey: tuple[bytes, int, bytes, int], watch: _Watch, seg: Segment
     ) -> None:
-        """A flow greeted `220 ...` without naming SMTP: decide on the client's first bytes."""
+        """A flow greeted by what may open `watch.candidate`: decide on the client's first bytes."""
         if not seg.payload:
             return
         watch.held_bytes += len(seg.payload)
-        if watch.held_bytes > _HELD_BYTES:
+        if watch.held_bytes > HELD_BYTES:
             self._give_up(ukey)
             return
         if (seg.src, seg.sport) == watch.server:
             watch.held.append(seg)  # more of the greeting
             return
         watch.hello += seg.payload[:8]
-        verdict = detect_hello(watch.hello)
+        assert watch.candidate is not None and watch.candidate.hello is not None
+        verdict = watch.candidate.hello(watch.hello)
         if verdict is None:
             watch.held.append(seg)
         elif verdict:
             greeting = watch.held.pop(0)
             watch.held.append(seg)
-            self._detect(ukey, watch, greeting, Protocol.SMTP)
+            self._detect(ukey, watch, greeting, watch.candidate)
         else:
             self._give_up(ukey)
 
@@ -362,7 +312,7 @@ class Pipeline:
         ukey: tuple[bytes, int, bytes, int],
         watch: _Watch,
         seg: Segment,
-        protocol: Protocol,
+        protocol: ProtocolEntry,
     ) -> None:
         """`seg` holds the greeting of `protocol`: reassemble the flow from there (with the
         segments the watch held after it)."""
@@ -396,12 +346,10 @@ class Pipeline:
         if self.stats.candidate_segments % _EXPIRE_EVERY == 0:
             self.expire(self._last_ts)
 
-    def _protocol_of(self, flow: Flow) -> tuple[Protocol, bool] | None:
-        port = flow.server[1]
-        if port in MAIL_PORTS:
-            return MAIL_PORTS[port], False
-        if port in IMPLICIT_TLS_PORTS:
-            return IMPLICIT_TLS_PORTS[port], True
+    def _protocol_of(self, flow: Flow) -> tuple[ProtocolEntry, bool] | None:
+        found = registry.for_port(flow.server[1])
+        if found is not None:
+            return found
         for key in (
             (flow.server[0], flow.server[1], flow.client[0], flow.client[1]),
             (flow.client[0], flow.client[1], flow.server[0], flow.server[1]),
@@ -410,19 +358,14 @@ class Pipeline:
                 return self._detected[key][0], False
         # The side holding a mail port may have been taken for the client (no SYN seen and a
         # mail port on both ends, e.g. MTA port 25 -> 25): fall back on the client port.
-        port = flow.client[1]
-        if port in MAIL_PORTS:
-            return MAIL_PORTS[port], False
-        if port in IMPLICIT_TLS_PORTS:
-            return IMPLICIT_TLS_PORTS[port], True
-        return None
+        return registry.for_port(flow.client[1])
 
     def _start(self, flow: Flow) -> None:
         found = self._protocol_of(flow)
         if found is None:
             return
-        protocol, implicit_tls = found
-        if not self.session_filter.keeps_protocol(protocol):
+        entry, implicit_tls = found
+        if not self.session_filter.keeps_protocol(entry.name):
             return
         if not self.session_filter.keeps_flow(flow.client, flow.server):
             return
@@ -434,17 +377,17 @@ class Pipeline:
             self._starts_at_greeting.add(flow.id)
         # The session and its parser are built when the flow's first event after its start
         # comes: a half-open connection (a scan) costs only the reassembler's state meanwhile.
-        self._waiting[flow.id] = _waiting_entry(protocol, implicit_tls, preamble)
+        self._waiting[flow.id] = (entry, implicit_tls, preamble)
 
     def _activate(self, flow: Flow) -> _Active | None:
         """The session of an accepted flow that had no data or end yet, built now (or None)."""
         waiting = self._waiting.pop(flow.id, None)
         if waiting is None:
             return None
-        protocol, implicit_tls, preamble = waiting
+        entry, implicit_tls, preamble = waiting
         session = Session(
             id=flow.id,
-            protocol=protocol,
+            protocol=entry.name,
             client=Endpoint(_ip_text(flow.client[0]), flow.client[1]),
             server=Endpoint(_ip_text(flow.server[0]), flow.server[1]),
             start_ns=flow.start_ns,
@@ -455,15 +398,13 @@ class Pipeline:
         )
         if preamble:
             session.anomalies.append(
-                f"{protocol.value.upper()} greeting found after other bytes on this connection "
+                f"{entry.label} greeting found after other bytes on this connection "
                 "(a proxy or tunnel handshake, not parsed)"
             )
-        make: Callable[[Session], SessionHandler] | None = _CLEARTEXT_HANDLERS.get(protocol)
-        if make is not None and self.open_sink is not None:
-            make = partial(_CLEARTEXT_HANDLERS[protocol], open_sink=self.open_sink)
+        make = None if entry.handler is None else _bind(entry.handler, self.open_sink)
         handler: SessionHandler
         if implicit_tls:
-            handler = ImplicitTlsHandler(session, make)
+            handler = self.tls_layer(session, make)
         elif make is not None:
             handler = make(session)
         else:

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
+from mailsniff.analysis.summary import Summary
 from mailsniff.capture.frame import Frame
 from mailsniff.capture.reader import CaptureReader, open_capture
 from mailsniff.errors import TruncatedCaptureError, UnsupportedLinkTypeError, UsageError
 from mailsniff.export import ExportOptions, open_exporter
-from mailsniff.export.redact import redact_session
-from mailsniff.model import Protocol, Session
+from mailsniff.export.chain import SinkChain
+from mailsniff.model import Session
 from mailsniff.net.link import is_supported, linktype_name
 from mailsniff.pipeline import Pipeline, SessionFilter
 from mailsniff.render import console as console_render
@@ -33,7 +34,7 @@ _PROGRESS_EVERY = 2048
 @dataclass(slots=True, frozen=True, kw_only=True)
 class ReadOptions:
     path: str
-    protocols: frozenset[Protocol] | None = None
+    protocols: frozenset[str] | None = None  # registry names
     hosts: frozenset[str] | None = None
     ports: frozenset[int] | None = None
     session_ids: frozenset[int] | None = None
@@ -72,27 +73,8 @@ def _frames(
         yield frame
 
 
-@dataclass(slots=True)
-class Tally:
-    """Running counts for the closing summary, so JSON output need not keep sessions."""
-
-    sessions: int = 0
-    by_protocol: dict[str, int] = field(default_factory=dict)
-    messages: int = 0
-    credentials: int = 0
-    bcc_recipients: int = 0
-    gaps: int = 0
-    incomplete: int = 0
-
-    def add(self, s: Session) -> None:
-        self.sessions += 1
-        self.by_protocol[s.protocol.value] = self.by_protocol.get(s.protocol.value, 0) + 1
-        self.messages += sum(1 for t in s.transactions if t.message is not None)
-        self.messages += len(s.messages)
-        self.credentials += sum(1 for a in s.auth if a.password is not None or a.response)
-        self.bcc_recipients += sum(len(t.bcc) for t in s.transactions)
-        self.gaps += len(s.gaps)
-        self.incomplete += 0 if s.complete else 1
+#: The running counts behind the closing summary (the name the runners know them by).
+Tally = Summary
 
 
 def summarise(tally: Tally, pipeline: Pipeline, warnings: list[str]) -> dict[str, Any]:
@@ -235,16 +217,16 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
             if session.id not in wanted:
                 return
             found.add(session.id)
-        if options.redact:
-            redact_session(session)
-        if exporter is not None:
-            exporter.session_done(session)
-        tally.add(session)
+        chain(session)
+
+    def show(session: Session) -> None:
         if options.json:
             line = jsonl.dumps(jsonl.session_record(session, transcript=options.transcript))
             stdout.write(line + "\n")
         elif spill is not None:
             spill.add(session)
+
+    chain = SinkChain(redact=options.redact, exporter=exporter, summary=tally, show=show)
 
     try:
         status, warnings = feed_capture(
@@ -295,6 +277,6 @@ def _render(
     if not options.summary_only:
         for session in spill.sessions():
             console_render.render_session(out, session, transcript=options.transcript)
-    console_render.render_summary_counts(
+    console_render.render_summary_of(
         out, spill.counts, packets=pipeline.stats.frames, warnings=warnings
     )

@@ -61,10 +61,19 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailsniff.limits import IDLE_TIMEOUT_NS, MAX_FLOW_BUFFER, MAX_FLOWS, MAX_OUT_OF_ORDER
-from mailsniff.model import Gap
+from mailsniff.limits import (
+    IDLE_TIMEOUT_NS,
+    MAX_CONFLICTS_RECORDED,
+    MAX_FLOW_BUFFER,
+    MAX_FLOWS,
+    MAX_GAPS_RECORDED,
+    MAX_OUT_OF_ORDER,
+    MAX_PRE_HANDSHAKE_BYTES,
+    MAX_PRE_HANDSHAKE_SEGMENTS,
+    MAX_TOMBSTONES,
+)
+from mailsniff.model import Direction, Gap
 from mailsniff.net.segment import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Segment
-from mailsniff.protocols.base import Direction
 
 __all__ = [
     "Flow",
@@ -80,20 +89,11 @@ __all__ = [
     "Reassembler",
 ]
 
-#: Ended 4-tuples remembered so their trailing packets are ignored (oldest forgotten first).
-MAX_TOMBSTONES = 4096
-#: Gaps kept in `Flow.gaps`; further gaps are still emitted as events and counted.
-MAX_GAPS_RECORDED = 1000
-#: Overlap conflicts kept in `Flow.conflicts`; further ones are still counted.
-MAX_CONFLICTS_RECORDED = 100
 
 _MASK = 0xFFFFFFFF
 _HALF = 0x80000000
 #: Largest TCP window (RFC 7323 2.3): no retransmission lies further behind the next byte.
 _MAX_BEHIND = 1 << 30
-#: What a direction whose SYN-ACK was not seen may hold before its first byte is taken as given.
-_MAX_HELD_BYTES = 64 * 1024
-_MAX_HELD_SEGMENTS = 16
 _SLOW_FLAGS = TCP_SYN | TCP_FIN | TCP_RST
 #: Shared empty buffers of a direction with nothing out of order (most of them, always for a
 #: half-open flow): `_add` gives a direction its own before the first piece is buffered, and
@@ -661,7 +661,10 @@ class Reassembler:
             self._add(half, o, payload, ts)
         if missing:
             self._add(half, o + len(payload), missing, ts)
-        if half.pending_bytes > _MAX_HELD_BYTES or len(half.starts) > _MAX_HELD_SEGMENTS:
+        if (
+            half.pending_bytes > MAX_PRE_HANDSHAKE_BYTES
+            or len(half.starts) > MAX_PRE_HANDSHAKE_SEGMENTS
+        ):
             self._settle(half, None, ts, events)
 
     def _rebase(self, half: _Half, base: int) -> None:

@@ -16,8 +16,9 @@ from array import array
 from collections.abc import Iterator
 from typing import IO, Any
 
+from mailsniff.analysis.summary import Summary
 from mailsniff.model import Session
-from mailsniff.render.console import OverviewRow, SummaryCounts, overview_row, overview_widths
+from mailsniff.render.console import OverviewRow, overview_row, overview_widths
 
 __all__ = ["SessionSpill"]
 
@@ -38,7 +39,7 @@ class SessionSpill:
         #: Natural width of each overview column, over every row so far.
         self.widths = overview_widths(())
         #: What the summary panel counts, over every session so far.
-        self.counts = SummaryCounts()
+        self.counts = Summary()
 
     def __len__(self) -> int:
         return len(self._keys)

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(tcpdump libpcap0.8 dovecot-pop3d dnsmasq-base openssl curl tshark)
+DEBIAN_PACKAGES=(tcpdump libpcap0.8 dovecot-pop3d dovecot-imapd fetchmail dnsmasq-base openssl curl tshark)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -1,4 +1,4 @@
-"""Real mail and DNS servers on loopback for tests: aiosmtpd, dovecot (POP3) and dnsmasq.
+"""Real mail and DNS servers on loopback for tests: aiosmtpd, dovecot (POP3, IMAP) and dnsmasq.
 
 Each server is a context manager that picks a free port at runtime, waits for the server to
 answer with a polled deadline, and stops it on exit even when the test failed. The pytest
@@ -32,6 +32,8 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 __all__ = [
     "DNS_DOMAIN",
     "DnsServer",
+    "IMAP_MESSAGES",
+    "ImapServer",
     "POP3_MESSAGES",
     "Pop3Server",
     "REJECTED_RCPT",
@@ -42,9 +44,11 @@ __all__ = [
     "UNAUTHORIZED_SENDER",
     "dns_server",
     "free_port",
+    "imap_server",
     "pop3_server",
     "running_dnsmasq",
     "running_dovecot",
+    "running_dovecot_imap",
     "running_smtp",
     "smtp_server",
     "tls_files",
@@ -438,6 +442,136 @@ def running_dovecot() -> Iterator[Pop3Server]:
             _stop(proc)
 
 
+# --------------------------------------------------------------------------- IMAP (dovecot)
+
+IMAP_USER = "carol"
+IMAP_PASSWORD = "imap-pass"
+#: Messages put in the IMAP INBOX, oldest first (CRLF line ends, as dovecot sends them).
+IMAP_MESSAGES = (
+    b"From: Alice <alice@example.com>\r\n"
+    b"To: Carol <carol@example.com>\r\n"
+    b"Subject: first IMAP message\r\n"
+    b"Message-ID: <imap-one@example.com>\r\n"
+    b"\r\n"
+    b"Hello Carol,\r\n"
+    b") a line that would close a list\r\n"
+    b"A1 OK a line that looks like a response\r\n",
+    b"From: =?UTF-8?B?5byg5LiJ?= <zhangsan@example.com>\r\n"
+    b"To: carol@example.com\r\n"
+    b"Subject: =?UTF-8?B?5rWL6K+V?=\r\n"
+    b"\r\n"
+    b"second body\r\n" + b"x" * 5000 + b"\r\n",
+)
+
+
+@dataclass(slots=True)
+class ImapServer:
+    host: str
+    port: int
+    user: str
+    password: str
+    maildir: Path
+    log: Path
+    #: COMPRESS=DEFLATE is offered (dovecot's imap_zlib plugin is installed).
+    compress: bool
+
+
+_DOVECOT_IMAP_CONF = """\
+base_dir = {tmp}/run
+state_dir = {tmp}/state
+log_path = {tmp}/dovecot.log
+instance_name = mailsniff-imap-{port}
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+default_internal_user = dovecot
+default_login_user = dovenull
+first_valid_uid = 1
+mail_location = maildir:{tmp}/mail/%u
+{plugins}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN {tmp}/passwd
+}}
+userdb {{
+  driver = passwd-file
+  args = {tmp}/passwd
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+"""
+
+
+def _imap_zlib() -> bool:
+    """Whether dovecot's imap_zlib plugin (COMPRESS=DEFLATE, RFC 4978) is installed."""
+    modules = Path("/usr/lib/dovecot/modules")
+    return any(modules.glob("lib*_imap_zlib_plugin.so"))
+
+
+@contextmanager
+def running_dovecot_imap() -> Iterator[ImapServer]:
+    """dovecot IMAP on 127.0.0.1 (LOGIN, AUTHENTICATE PLAIN/LOGIN, IDLE, COMPRESS=DEFLATE when
+    the build has it; plaintext allowed) over IMAP_MESSAGES in INBOX and an empty Sent folder."""
+    dovecot = shutil.which("dovecot") or "/usr/sbin/dovecot"
+    compress = _imap_zlib()
+    plugins = "protocol imap {\n  mail_plugins = $mail_plugins imap_zlib\n}" if compress else ""
+    with _tmpdir("mimap") as tmp:
+        nobody = 65534
+        user_dir = tmp / "mail" / IMAP_USER
+        for folder in (user_dir, user_dir / ".Sent"):
+            for sub in ("cur", "new", "tmp"):
+                (folder / sub).mkdir(parents=True)
+        (user_dir / "subscriptions").write_text("Sent\n")
+        for n, body in enumerate(IMAP_MESSAGES):
+            (user_dir / "cur" / f"{1700000000 + n}.M{n}P1.test:2,").write_bytes(
+                body.replace(b"\r\n", b"\n")
+            )
+        for root, dirs, files in os.walk(tmp / "mail"):
+            for name in [*dirs, *files]:
+                os.chown(os.path.join(root, name), nobody, nobody)
+        os.chown(tmp / "mail", nobody, nobody)
+        (tmp / "passwd").write_text(
+            f"{IMAP_USER}:{{PLAIN}}{IMAP_PASSWORD}:{nobody}:{nobody}::{tmp}/home::\n"
+        )
+        conf = tmp / "dovecot.conf"
+        for attempt in range(3):
+            port = free_port()
+            conf.write_text(_DOVECOT_IMAP_CONF.format(tmp=tmp, port=port, plugins=plugins))
+            with open(tmp / "stderr.log", "ab") as stderr:
+                proc = subprocess.Popen(
+                    [dovecot, "-F", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=stderr
+                )
+            try:
+                wait_for_port(port, proc)
+            except RuntimeError as error:
+                _stop(proc)
+                if attempt == 2:
+                    log = tmp / "dovecot.log"
+                    text = log.read_text(errors="replace") if log.exists() else ""
+                    raise RuntimeError(f"dovecot: {error}\n{text}") from None
+                continue
+            break
+        try:
+            yield ImapServer(
+                "127.0.0.1", port, IMAP_USER, IMAP_PASSWORD, user_dir, tmp / "dovecot.log", compress
+            )
+        finally:
+            _stop(proc)
+
+
 # --------------------------------------------------------------------------- DNS (dnsmasq)
 
 
@@ -515,6 +649,12 @@ def smtp_server() -> Iterator[SmtpServer]:
 @pytest.fixture
 def pop3_server() -> Iterator[Pop3Server]:
     with running_dovecot() as server:
+        yield server
+
+
+@pytest.fixture
+def imap_server() -> Iterator[ImapServer]:
+    with running_dovecot_imap() as server:
         yield server
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mailsniff.model import Address, Transaction
+from mailsniff.model import Address, Message, Transaction
 
-__all__ = ["compare_envelope", "normalise_address"]
+__all__ = ["compare_envelope", "header_roles", "normalise_address"]
 
 
 def normalise_address(address: str) -> str:
@@ -46,3 +46,20 @@ def compare_envelope(tx: Transaction) -> None:
             continue
         seen.add(key)
         tx.header_only.append(address)
+
+
+def header_roles(address: str, message: Message | None) -> tuple[list[str], str]:
+    """Which of To/Cc/Bcc list `address` (compared as `normalise_address` does), in that order,
+    and the display name written there."""
+    if message is None:
+        return [], ""
+    key = normalise_address(address)
+    where: list[str] = []
+    name = ""
+    for label, addrs in (("To", message.to), ("Cc", message.cc), ("Bcc", message.bcc)):
+        for a in addrs:
+            if normalise_address(a.address) == key:
+                if label not in where:
+                    where.append(label)
+                name = name or a.name
+    return where, name

@@ -6,50 +6,19 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from mailsniff.analysis.bcc import compare_envelope, normalise_address
+from mailsniff.analysis.kinds import FindingKind
 from mailsniff.analysis.sender import judge_from, list_context
-from mailsniff.model import Address, AuthAttempt, Finding, Message, Protocol, Session
+from mailsniff.limits import MAX_ANOMALY_FINDINGS
+from mailsniff.model import Address, AuthAttempt, Finding, Message, Session, reply_failed
 
 __all__ = ["analyse", "KINDS", "MAX_ANOMALY_FINDINGS", "SEVERITY"]
 
-#: Every finding kind, with what it means (docs/jsonl.md lists the same).
-KINDS: dict[str, str] = {
-    "cleartext-credentials": "a password or bearer token crossed the network readable",
-    "crackable-credentials": (
-        "CRAM-MD5/APOP challenge and response, or an NTLM hash, captured: guessable offline"
-    ),
-    "auth-failed": "an authentication attempt was refused",
-    "bcc": "accepted envelope recipients that appear in neither To nor Cc",
-    "header-only": "addresses shown in To/Cc that were not envelope recipients of the transaction",
-    "from-mismatch": "header From differs from MAIL FROM, the authenticated user, or Sender",
-    "sender-rejected": "the server refused MAIL FROM",
-    "recipient-rejected": "the server refused a RCPT TO",
-    "message-rejected": "the server refused the message after DATA/BDAT (4xx/5xx)",
-    "bcc-header-present": "a Bcc header was transmitted inside the message",
-    "gap": "bytes of the connection were never captured",
-    "message-truncated": "a message exceeded the kept size; size and sha256 still cover all of it",
-    "anomaly": "the peer broke the protocol (unknown reply, garbage, odd end of data)",
-    "overlap-conflict": "TCP bytes captured twice with different content (evasion or corruption)",
-}
+#: Every finding kind, with what it means, and its usual severity (from FindingKind).
+KINDS: dict[str, str] = {k.value: k.meaning for k in FindingKind}
+SEVERITY: dict[str, str] = {k.value: k.severity.value for k in FindingKind}
 #: Anomalies of this prefix (reassembly bounds them) are findings of their own kind, outside
 #: the anomaly cap.
 _OVERLAP_PREFIX = "overlap-conflict: "
-MAX_ANOMALY_FINDINGS = 20
-#: Each kind's severity (info, low, medium, high) unless the finding sets its own: from-mismatch
-#: is judged by its context (mailsniff.analysis.sender); kinds not listed are medium.
-SEVERITY: dict[str, str] = {
-    "cleartext-credentials": "high",
-    "crackable-credentials": "high",
-    "auth-failed": "low",
-    "bcc": "info",
-    "header-only": "low",
-    "sender-rejected": "low",
-    "recipient-rejected": "low",
-    "message-rejected": "low",
-    "bcc-header-present": "medium",
-    "gap": "medium",
-    "message-truncated": "low",
-    "anomaly": "low",
-}
 
 
 def _addresses(addresses: Iterable[Address]) -> str:
@@ -64,13 +33,15 @@ def _auth_findings(attempt: AuthAttempt, out: list[Finding], in_tls: bool = Fals
         how = " typed without base64" if attempt.not_base64 else ""
         out.append(
             Finding(
-                "cleartext-credentials",
+                FindingKind.CLEARTEXT_CREDENTIALS,
                 f"{attempt.mechanism} credentials for {who}{how} sent in clear",
             )
         )
     elif attempt.response is not None and attempt.mechanism == "XOAUTH2":
         out.append(
-            Finding("cleartext-credentials", f"XOAUTH2 bearer token for {who} sent in clear")
+            Finding(
+                FindingKind.CLEARTEXT_CREDENTIALS, f"XOAUTH2 bearer token for {who} sent in clear"
+            )
         )
     elif attempt.hash_type in ("NetNTLMv2", "NetNTLMv1"):
         domain = f"{attempt.domain}\\" if attempt.domain else ""
@@ -82,19 +53,21 @@ def _auth_findings(attempt: AuthAttempt, out: list[Finding], in_tls: bool = Fals
         )
         out.append(
             Finding(
-                "crackable-credentials",
+                FindingKind.CRACKABLE_CREDENTIALS,
                 f"NTLM {attempt.hash_type} hash for {domain}{who} captured {what}",
             )
         )
     elif attempt.response is not None:
         out.append(
             Finding(
-                "crackable-credentials",
+                FindingKind.CRACKABLE_CREDENTIALS,
                 f"{attempt.mechanism} challenge and response for {who} captured",
             )
         )
     if attempt.success is False:
-        out.append(Finding("auth-failed", f"{attempt.mechanism} as {who}: {attempt.reply or ''}"))
+        out.append(
+            Finding(FindingKind.AUTH_FAILED, f"{attempt.mechanism} as {who}: {attempt.reply or ''}")
+        )
 
 
 def _authenticated_user(session: Session) -> str | None:
@@ -108,14 +81,14 @@ def _message_findings(message: Message, out: list[Finding], where: str) -> None:
     if message.bcc:
         out.append(
             Finding(
-                "bcc-header-present",
+                FindingKind.BCC_HEADER_PRESENT,
                 f"{where}: Bcc header transmitted, revealing {_addresses(message.bcc)}",
             )
         )
     if message.truncated:
         out.append(
             Finding(
-                "message-truncated",
+                FindingKind.MESSAGE_TRUNCATED,
                 f"{where}: {message.size} bytes, only the first part kept for parsing",
             )
         )
@@ -135,19 +108,25 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
     for n, tx in enumerate(session.transactions, 1):
         where = f"transaction {n}"
         compare_envelope(tx)
-        if tx.mail_from_reply is not None and tx.mail_from_reply[:1] in ("4", "5"):
+        if reply_failed(tx.mail_from_reply):
             out.append(
-                Finding("sender-rejected", f"MAIL FROM:<{tx.mail_from}>: {tx.mail_from_reply}")
+                Finding(
+                    FindingKind.SENDER_REJECTED, f"MAIL FROM:<{tx.mail_from}>: {tx.mail_from_reply}"
+                )
             )
         for rcpt in tx.rcpts:
             if rcpt.status in ("rejected", "deferred"):
-                out.append(Finding("recipient-rejected", f"RCPT TO:<{rcpt.address}>: {rcpt.reply}"))
-        if tx.data_reply is not None and tx.data_reply[:1] in ("4", "5"):
-            out.append(Finding("message-rejected", f"{where}: {tx.data_reply}"))
+                out.append(
+                    Finding(
+                        FindingKind.RECIPIENT_REJECTED, f"RCPT TO:<{rcpt.address}>: {rcpt.reply}"
+                    )
+                )
+        if reply_failed(tx.data_reply):
+            out.append(Finding(FindingKind.MESSAGE_REJECTED, f"{where}: {tx.data_reply}"))
         if tx.bcc:
             out.append(
                 Finding(
-                    "bcc",
+                    FindingKind.BCC,
                     f"{where}: {len(tx.bcc)} recipient(s) in the envelope but not in To/Cc: "
                     + ", ".join(tx.bcc),
                 )
@@ -155,7 +134,7 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
         if tx.header_only:
             out.append(
                 Finding(
-                    "header-only",
+                    FindingKind.HEADER_ONLY,
                     f"{where}: shown in To/Cc but not an accepted recipient: "
                     + ", ".join(tx.header_only),
                 )
@@ -171,7 +150,7 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
             if verdict is not None:
                 out.append(
                     Finding(
-                        "from-mismatch",
+                        FindingKind.FROM_MISMATCH,
                         f"{where}: header From {header_from} differs from "
                         + " and ".join(verdict.reasons)
                         + sender_note
@@ -179,45 +158,44 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
                         verdict.severity,
                     )
                 )
-    if session.protocol is not Protocol.SMTP:
-        for retrieved in session.messages:
-            where = retrieved.command
-            message = retrieved.message
-            _message_findings(message, out, where)
-            froms = {normalise_address(a.address) for a in message.from_ if a.address}
-            true_senders = [a for a in message.sender if a.address]
-            if (
-                froms
-                and true_senders
-                and any(normalise_address(s.address) not in froms for s in true_senders)
-            ):
-                # RFC 5322 3.6.2: Sender names who sent it on From's behalf (a secretary, a
-                # list); the pair is worth showing, not an accusation by itself.
-                listed = list_context(true_senders[0].address, message)
-                out.append(
-                    Finding(
-                        "from-mismatch",
-                        f"{where}: header From {_addresses(message.from_)} differs from "
-                        f"Sender {_addresses(true_senders)}" + (f" [{listed}]" if listed else ""),
-                        "info" if listed else "low",
-                    )
+    for retrieved in session.messages:
+        where = retrieved.command
+        message = retrieved.message
+        _message_findings(message, out, where)
+        froms = {normalise_address(a.address) for a in message.from_ if a.address}
+        true_senders = [a for a in message.sender if a.address]
+        if (
+            froms
+            and true_senders
+            and any(normalise_address(s.address) not in froms for s in true_senders)
+        ):
+            # RFC 5322 3.6.2: Sender names who sent it on From's behalf (a secretary, a
+            # list); the pair is worth showing, not an accusation by itself.
+            listed = list_context(true_senders[0].address, message)
+            out.append(
+                Finding(
+                    FindingKind.FROM_MISMATCH,
+                    f"{where}: header From {_addresses(message.from_)} differs from "
+                    f"Sender {_addresses(true_senders)}" + (f" [{listed}]" if listed else ""),
+                    "info" if listed else "low",
                 )
+            )
     for gap in session.gaps:
         out.append(
             Finding(
-                "gap",
+                FindingKind.GAP,
                 f"{gap.length} {gap.direction.value} bytes never captured at offset {gap.offset}",
             )
         )
     anomalies = [a for a in session.anomalies if not a.startswith(_OVERLAP_PREFIX)]
     for anomaly in session.anomalies:
         if anomaly.startswith(_OVERLAP_PREFIX):
-            out.append(Finding("overlap-conflict", anomaly[len(_OVERLAP_PREFIX) :]))
+            out.append(Finding(FindingKind.OVERLAP_CONFLICT, anomaly[len(_OVERLAP_PREFIX) :]))
     for anomaly in anomalies[:MAX_ANOMALY_FINDINGS]:
-        out.append(Finding("anomaly", anomaly))
+        out.append(Finding(FindingKind.ANOMALY, anomaly))
     if len(anomalies) > MAX_ANOMALY_FINDINGS:
         extra = len(anomalies) - MAX_ANOMALY_FINDINGS
-        out.append(Finding("anomaly", f"... and {extra} more anomalies"))
+        out.append(Finding(FindingKind.ANOMALY, f"... and {extra} more anomalies"))
     session.findings = [
         f if f.severity else replace(f, severity=SEVERITY.get(f.kind, "medium")) for f in out
     ]

@@ -8,6 +8,7 @@ from dataclasses import fields
 
 from mailsniff.capture.frame import Frame
 from mailsniff.errors import TruncatedCaptureError
+from mailsniff.limits import MAX_PACKET_BYTES, MAX_RECORD_BYTES
 
 __all__ = [
     "PCAP_MAGICS",
@@ -22,12 +23,6 @@ __all__ = [
 
 #: Bytes asked of the stream per read: records are parsed out of chunks this big.
 CHUNK_SIZE = 1 << 20
-#: No pcapng block is believed to be longer than this: a longer one is corruption (reading one
-#: costs about three times its size in memory, so the bound is what one record may allocate).
-MAX_RECORD_BYTES = 16 * 1024 * 1024
-#: No packet (pcap record, pcapng packet block) is longer than this: four times libpcap's
-#: MAXIMUM_SNAPLEN, and far above the 64 KiB of an IP packet (even GRO/TSO-merged).
-MAX_PACKET_BYTES = 1024 * 1024
 #: libpcap's MAXIMUM_SNAPLEN: records up to this size are accepted whatever the header's snaplen.
 _LIBPCAP_MAX_SNAPLEN = 262144
 
@@ -71,6 +66,12 @@ def _slot_filler() -> FrameFactory:
 
 #: new_frame(ts_ns, linktype, data, wirelen) -> Frame, the fast equivalent of Frame(...).
 new_frame: FrameFactory = _slot_filler()
+
+
+def refill(read: ReadFn, buf: bytes, pos: int, base: int, need: int) -> tuple[bytes, int]:
+    """Keep `buf[pos:]` and read until `need` bytes are there (or the input ends): the new buffer
+    and the stream offset of its first byte (`base` is that of `buf`)."""
+    return fill(read, buf[pos:], need), base + pos
 
 
 def fill(read: ReadFn, buf: bytes, need: int) -> bytes:
@@ -154,10 +155,8 @@ class PcapSource:
         size = len(buf)
         while True:
             if pos + 16 > size:
-                buf = fill(read, buf[pos:], 16)
-                base += pos
-                pos = 0
-                size = len(buf)
+                buf, base = refill(read, buf, pos, base, 16)
+                pos, size = 0, len(buf)
                 if size == 0:
                     self.offset = base
                     return
@@ -172,11 +171,9 @@ class PcapSource:
                 )
             end = pos + 16 + incl
             if end > size:
-                buf = fill(read, buf[pos:], 16 + incl)
-                base += pos
-                pos = 0
+                buf, base = refill(read, buf, pos, base, 16 + incl)
                 end = 16 + incl
-                size = len(buf)
+                pos, size = 0, len(buf)
                 if end > size:
                     self.offset = base
                     self._truncated(

@@ -6,7 +6,7 @@ import struct
 from collections.abc import Iterator
 
 from mailsniff.capture.frame import Frame
-from mailsniff.capture.pcap import MAX_PACKET_BYTES, MAX_RECORD_BYTES, ReadFn, fill, new_frame
+from mailsniff.capture.pcap import MAX_PACKET_BYTES, MAX_RECORD_BYTES, ReadFn, new_frame, refill
 from mailsniff.errors import TruncatedCaptureError
 
 __all__ = ["PCAPNG_MAGIC", "PcapngSource", "Interface"]
@@ -100,10 +100,8 @@ class PcapngSource:
         epb = struct.Struct("<IIIII").unpack_from
         while True:
             if pos + 12 > size:
-                buf = fill(read, buf[pos:], 12)
-                base += pos
-                pos = 0
-                size = len(buf)
+                buf, base = refill(read, buf, pos, base, 12)
+                pos, size = 0, len(buf)
                 if size == 0:
                     self.offset = base
                     return
@@ -135,11 +133,9 @@ class PcapngSource:
                 )
             end = pos + blen
             if end > size:
-                buf = fill(read, buf[pos:], blen)
-                base += pos
-                pos = 0
+                buf, base = refill(read, buf, pos, base, blen)
                 end = blen
-                size = len(buf)
+                pos, size = 0, len(buf)
                 if end > size:
                     self._corrupt(f"capture ends inside a block ({size} of {blen} bytes present)")
             trailer = u32(buf, end - 4)[0]

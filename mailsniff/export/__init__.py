@@ -19,8 +19,8 @@ from typing import BinaryIO
 from mailsniff.errors import MailsniffError
 from mailsniff.export.eml import EmlStore, RefusedError, StoredMessage, manifest_record, temp_file
 from mailsniff.export.mbox import MboxWriter, envelope_sender
-from mailsniff.mail.mime import MessageSink
 from mailsniff.model import Message, RetrievedMessage, Session, Transaction
+from mailsniff.sink import MessageSink
 from mailsniff.status import ExitStatus
 
 __all__ = ["ExportError", "Exporter", "ExportOptions", "open_exporter"]

@@ -16,22 +16,14 @@ from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
 
-from mailsniff.export.redact import redact_session
 from mailsniff.model import AuthAttempt, Endpoint, Session
-from mailsniff.pipeline import Pipeline
-from mailsniff.reading import feed_capture
 from mailsniff.render.jsonl import dumps, iso8601
 from mailsniff.render.text import format_timestamp, safe_text
-from mailsniff.status import ExitStatus
-from mailsniff.stdout import Stdout
 
 __all__ = [
     "Credential",
     "CredentialTable",
-    "CredsOptions",
-    "CredsResult",
     "credential_record",
-    "read_credentials",
     "render_credentials",
 ]
 
@@ -83,7 +75,7 @@ class CredentialTable:
                 continue
             ts = attempt.ts_ns or session.start_ns
             key: _Key = (
-                session.protocol.value,
+                str(session.protocol),
                 session.server,
                 attempt.mechanism,
                 attempt.username,
@@ -95,7 +87,7 @@ class CredentialTable:
             row = self._rows.get(key)
             if row is None:
                 row = self._rows[key] = Credential(
-                    protocol=session.protocol.value,
+                    protocol=str(session.protocol),
                     server=session.server,
                     mechanism=attempt.mechanism,
                     username=attempt.username,
@@ -211,41 +203,3 @@ def render_credentials(console: Console, rows: Iterable[Credential], *, json: bo
         )
     console.print(table)
     return len(rows)
-
-
-@dataclass(slots=True, frozen=True, kw_only=True)
-class CredsOptions:
-    path: str
-    json: bool = False
-    redact: bool = False
-    progress: bool = True
-
-
-@dataclass(slots=True)
-class CredsResult:
-    status: ExitStatus
-    warning: str | None
-    credentials: int
-
-
-def read_credentials(options: CredsOptions, out: Console, err: Console) -> CredsResult:
-    """`mailsniff creds FILE`: read the capture, print one row per distinct credential."""
-    table = CredentialTable()
-
-    def emit(session: Session) -> None:
-        if options.redact:
-            redact_session(session)
-        table.add_session(session)
-
-    status, warnings = feed_capture(options.path, Pipeline(), err, emit, progress=options.progress)
-    stdout = Stdout()
-    count = 0
-    try:
-        count = render_credentials(out, table.rows(), json=options.json)
-    except BrokenPipeError:
-        raise  # the reader went away (`| head`): quiet, as for read
-    except OSError as error:
-        stdout.failed(error)
-    stdout.check()
-    warning = "; ".join(warnings) if status is ExitStatus.TRUNCATED else None
-    return CredsResult(status=status, warning=warning, credentials=count)

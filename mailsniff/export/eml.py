@@ -333,7 +333,7 @@ def manifest_record(
         command = owner.command
         partial = owner.partial
     key = (
-        f"{session.protocol.value}/{session.client}/{session.server}/{session.start_ns}"
+        f"{str(session.protocol)}/{session.client}/{session.server}/{session.start_ns}"
         f"/{where}/{stored.sha256}"
     )
     return {
@@ -348,7 +348,7 @@ def manifest_record(
         "command": command,
         "session": {
             "id": session.id,
-            "protocol": session.protocol.value,
+            "protocol": str(session.protocol),
             "client": {"ip": session.client.ip, "port": session.client.port},
             "server": {"ip": session.server.ip, "port": session.server.port},
             "start": iso8601(session.start_ns),

@@ -12,13 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mailsniff.limits import MAX_ADDRESSES
 from mailsniff.mail.rfc2047 import ENCODED_WORD, decode_raw_header, decode_words, unfold
 from mailsniff.model import Address
 
 __all__ = ["MAX_ADDRESSES", "parse_address_header", "parse_address_list"]
 
-#: Addresses taken from one header at most; the rest are dropped with a defect.
-MAX_ADDRESSES = 1000
 
 _SPECIALS = '()<>,;:"'
 _WSP = " \t\r\n"

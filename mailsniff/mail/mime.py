@@ -16,20 +16,19 @@ from __future__ import annotations
 import binascii
 import hashlib
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import errors, policy
 from email.errors import MessageDefect
 from email.message import Message as EmailMessage
 from email.parser import BytesParser
 from email.utils import collapse_rfc2231_value
-from typing import Protocol
 
-from mailsniff.limits import MAX_MESSAGE
+from mailsniff.limits import MAX_DEFECTS, MAX_DEPTH, MAX_HEADERS, MAX_MESSAGE, MAX_PARTS
 from mailsniff.mail.addresses import parse_address_header
 from mailsniff.mail.rfc2047 import decode_header_bytes, decode_raw_header, decode_words
 from mailsniff.mail.rfc2231 import ParamMessage
-from mailsniff.model import Address, Attachment, Message, RetrievedMessage, Session, Transaction
+from mailsniff.model import Address, Attachment, Message
+from mailsniff.sink import MessageSink, OpenSink, RawSink
 
 __all__ = [
     "MAX_DEFECTS",
@@ -46,12 +45,6 @@ __all__ = [
     "split_header_fields",
 ]
 
-#: MIME parts walked at most per message; more are counted as a defect, not parsed.
-MAX_PARTS = 1000
-#: Header fields kept per message (display and lookup); the rest are dropped with a defect.
-MAX_HEADERS = 5000
-#: Defect strings kept per message.
-MAX_DEFECTS = 100
 
 # field-name = 1*ftext (printable US-ASCII except ':'), RFC 5322 3.6.8; WSP before ':' is the
 # obsolete syntax of RFC 5322 4.5.
@@ -484,8 +477,6 @@ def attachment_payloads(raw: bytes) -> list[tuple[Attachment, bytes]]:
 # are looked for only where they would change the reading: in header blocks, on delimiter lines
 # and just before a delimiter; inside a body they change nothing the walk reports.
 
-#: Multipart nesting followed level by level; the parts below are listed without their structure.
-MAX_DEPTH = 64
 
 # feedparser's headerRE without its 'From ' and continuation branches
 _PART_FIELD = re.compile(rb"[\x21-\x39\x3b-\x7e]*:")
@@ -871,33 +862,6 @@ def _mime_fast(
     msg.defects.extend(defects)
     if payloads is not None:
         payloads.extend(datas)
-
-
-class RawSink(Protocol):
-    """Receives every byte of one message as transferred (after dot-unstuffing), in order.
-
-    The accumulator forwards to it; whoever made it (an exporter) decides where bytes go.
-    """
-
-    def write(self, data: bytes) -> None:
-        """The next bytes of the message."""
-
-    def gap(self, length: int) -> None:
-        """`length` bytes here were never captured (nothing is written for them)."""
-
-
-class MessageSink(RawSink, Protocol):
-    """A RawSink told how its message ended: finished (with the record it belongs to) or not."""
-
-    def end(self, message: Message, owner: Transaction | RetrievedMessage) -> None:
-        """The message is complete as far as the capture goes; `owner` holds `message`."""
-
-    def abandon(self) -> None:
-        """The message was dropped (its command unknown, or the connection ended inside it)."""
-
-
-#: Opens the sink for a session's next message when it starts; None: not wanted.
-OpenSink = Callable[[Session], MessageSink | None]
 
 
 class MessageAccumulator:

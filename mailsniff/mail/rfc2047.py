@@ -23,6 +23,8 @@ import codecs
 import re
 from dataclasses import dataclass
 
+from mailsniff.limits import MAX_WORDS
+
 __all__ = [
     "ENCODED_WORD",
     "decode_header_bytes",
@@ -70,9 +72,6 @@ _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _WSP_ONLY = re.compile(r"[ \t\r\n]*")
 _Q_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
 _B64_JUNK = re.compile(r"[^A-Za-z0-9+/]")
-
-#: Decoded characters from one header kept at most (a header is already bounded by the message).
-_MAX_WORDS = 10_000
 
 
 def normalize_charset(label: str) -> str | None:
@@ -198,7 +197,7 @@ def decode_words(text: str) -> tuple[str, list[str]]:
     segments: list[str | _Word] = []
     pos = 0
     for count, match in enumerate(ENCODED_WORD.finditer(text)):
-        if count >= _MAX_WORDS:
+        if count >= MAX_WORDS:
             defects.append("too many encoded-words: the rest left encoded")
             break
         data = _payload_bytes(match.group(2), match.group(3), defects)

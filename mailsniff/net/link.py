@@ -9,6 +9,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
+from mailsniff.limits import MAX_VLAN_TAGS
+
 __all__ = [
     "ETHERTYPE_IPV4",
     "ETHERTYPE_IPV6",
@@ -25,8 +27,6 @@ ETHERTYPE_IPV6 = 0x86DD
 MALFORMED = -1
 #: 802.1Q C-tag, 802.1ad S-tag, and the pre-standard QinQ 0x9100.
 _VLAN_TPIDS = frozenset({0x8100, 0x88A8, 0x9100})
-#: Tags unwrapped at most (a stack deeper than this is not real traffic).
-_MAX_VLAN_TAGS = 8
 #: BSD address families: AF_INET is 2 everywhere; AF_INET6 is 24 (NetBSD, OpenBSD),
 #: 28 (FreeBSD) or 30 (Darwin), 10 (Linux).
 _AF_TO_ETHERTYPE = {2: ETHERTYPE_IPV4, 24: ETHERTYPE_IPV6, 28: ETHERTYPE_IPV6, 30: ETHERTYPE_IPV6}
@@ -44,7 +44,7 @@ def _vlan(data: bytes, ethertype: int, off: int) -> tuple[int, int]:
     tags = 0
     while ethertype in _VLAN_TPIDS:
         tags += 1
-        if tags > _MAX_VLAN_TAGS or off + 4 > len(data):
+        if tags > MAX_VLAN_TAGS or off + 4 > len(data):
             return MALFORMED, 0
         ethertype = _U16(data, off + 2)[0]
         off += 4

@@ -7,23 +7,56 @@ Nothing here (or anywhere in `mailsniff.protocols`) does I/O: parsers are fed
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
 from mailsniff.limits import MAX_LINE
 from mailsniff.mail.rfc2047 import detect_chinese
+from mailsniff.model import Direction
 
-__all__ = ["Direction", "Line", "ReceiveBuffer", "to_text"]
+__all__ = [
+    "Anomaly",
+    "Direction",
+    "Line",
+    "ReceiveBuffer",
+    "StreamGap",
+    "TlsStarted",
+    "to_text",
+]
 
 
-class Direction(StrEnum):
-    """Who sent the bytes: the side that sends commands, or the side that answers."""
+# -- events every parser emits (the protocol-specific ones live in each parser's module) -------
 
-    CLIENT = "client"
-    SERVER = "server"
 
-    @property
-    def other(self) -> Direction:
-        return Direction.SERVER if self is Direction.CLIENT else Direction.CLIENT
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Anomaly:
+    """Something a well-behaved peer would not send, damage, or a place the parser had to guess."""
+
+    ts_ns: int
+    direction: Direction
+    raw: bytes = b""  # the offending bytes, when there are some
+    kind: str  # short machine name, e.g. "unknown-reply", "garbage", "overlong-line"
+    detail: str  # one line for a person
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamGap:
+    """`length` bytes of `direction` were never captured (0: the capture began mid-connection);
+    the parser resynchronises at a line start."""
+
+    ts_ns: int
+    direction: Direction
+    raw: bytes = b""  # the partial line cut by the loss, when the parser had one
+    length: int
+    #: The command (the parser's own Command event) whose multi-line body the gap fell into.
+    inside: object | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsStarted:
+    """The server accepted STARTTLS / STLS (RFC 3207 4, RFC 2595 4): every later byte is TLS."""
+
+    ts_ns: int
+    direction: Direction
+    raw: bytes = b""
 
 
 @dataclass(slots=True, frozen=True)

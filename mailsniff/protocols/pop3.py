@@ -18,11 +18,20 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 
-from mailsniff.limits import MAX_LINE
-from mailsniff.protocols.base import Direction, Line, ReceiveBuffer, to_text
+from mailsniff.limits import MAX_LINE, MAX_PENDING_COMMANDS
+from mailsniff.protocols.base import (
+    Anomaly,
+    Direction,
+    Line,
+    ReceiveBuffer,
+    StreamGap,
+    TlsStarted,
+    to_text,
+)
 from mailsniff.protocols.sasl import b64decode
 
 __all__ = [
+    "is_greeting",
     "Anomaly",
     "Command",
     "Greeting",
@@ -39,10 +48,6 @@ __all__ = [
     "multiline_expected",
 ]
 
-#: Commands sent but not yet answered that the parser remembers. A one-sided capture (no server
-#: direction) would otherwise queue every command of the session; past this bound the oldest is
-#: forgotten and an Anomaly says so.
-MAX_PENDING_COMMANDS = 4096
 #: Most bytes of a message body looked at (copied out of the receive buffer) at once. A body's
 #: first look is small (`_FIRST_WINDOW`), so many tiny bodies in one large feed stay cheap.
 BODY_WINDOW = 1024 * 1024
@@ -138,37 +143,6 @@ class SaslStep:
     base64: bool  # False: not valid base64 (a hand-typed credential, shown as sent)
     initial: bool = False
     cancelled: bool = False  # the client sent `*` (RFC 5034 4)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TlsStarted:
-    """STLS was answered +OK (RFC 2595 4): every later byte is TLS and is not parsed."""
-
-    ts_ns: int
-    direction: Direction
-    raw: bytes
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamGap:
-    """Bytes of one direction were never captured; the parser resynchronises at a line start."""
-
-    ts_ns: int
-    direction: Direction
-    raw: bytes  # the partial line cut by the loss (inside a body it is kept as MultilineData)
-    length: int  # bytes lost (0: unknown, the capture began mid-connection)
-    inside: Command | None  # the command whose multi-line body the gap fell into, if any
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Anomaly:
-    """Peer misbehaviour or damage: a garbage line, a missing terminator, an overlong line..."""
-
-    ts_ns: int
-    direction: Direction
-    raw: bytes
-    kind: str
-    detail: str
 
 
 Pop3Event = (
@@ -950,3 +924,8 @@ class Pop3Parser:
     @staticmethod
     def _anomaly(ts: int, direction: Direction, raw: bytes, kind: str, detail: str = "") -> Anomaly:
         return Anomaly(ts_ns=ts, direction=direction, raw=raw, kind=kind, detail=detail)
+
+
+def is_greeting(payload: bytes) -> bool:
+    """A flow's first server bytes are a POP3 greeting: `+OK` (RFC 1939 4)."""
+    return payload[:512].split(b"\n", 1)[0].upper().startswith(b"+OK")

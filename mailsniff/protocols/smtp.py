@@ -31,12 +31,23 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 
-from mailsniff.limits import MAX_LINE
-from mailsniff.protocols.base import Direction, Line, ReceiveBuffer, to_text
+from mailsniff.limits import MAX_LINE, MAX_PENDING_COMMANDS
+from mailsniff.protocols.base import (
+    Anomaly,
+    Direction,
+    Line,
+    ReceiveBuffer,
+    StreamGap,
+    TlsStarted,
+    to_text,
+)
 from mailsniff.protocols.replies import ReplyCode, parse_enhanced
 from mailsniff.protocols.sasl import b64decode
 
 __all__ = [
+    "is_greeting",
+    "is_hello",
+    "may_be_greeting",
     "AUTH_RESPONSES",
     "Anomaly",
     "AuthChallenge",
@@ -45,7 +56,7 @@ __all__ = [
     "Command",
     "GapEvent",
     "Greeting",
-    "MAX_PENDING",
+    "MAX_PENDING_COMMANDS",
     "MessageData",
     "MessageEnd",
     "MessageGap",
@@ -57,10 +68,6 @@ __all__ = [
     "TlsStarted",
     "parse_path",
 ]
-
-#: Commands waiting for a reply that are remembered at once; a client that never gets answers
-#: cannot grow the queue past this (the oldest is dropped and an Anomaly says so).
-MAX_PENDING = 4096
 
 
 # --------------------------------------------------------------------------- events
@@ -163,25 +170,8 @@ class MessageEnd(_Event):
     complete: bool  # False when the connection ended (or gave up) before the terminator
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TlsStarted(_Event):
-    """STARTTLS was accepted (RFC 3207 4): everything after is encrypted and not parsed."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Anomaly(_Event):
-    """Something a well-behaved peer would not send, or a place the parser had to guess."""
-
-    kind: str
-    detail: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GapEvent(_Event):
-    """`length` bytes of `direction` were never captured (0: capture began mid-connection)."""
-
-    length: int
-
+#: The shared gap event under the name this module used to give it.
+GapEvent = StreamGap
 
 SmtpEvent = (
     Greeting
@@ -520,7 +510,7 @@ class SmtpParser:
         out.append(Anomaly(ts_ns=ts, direction=direction, raw=raw, kind=kind, detail=detail))
 
     def _push(self, ts: int, pending: _Pending, out: list[SmtpEvent]) -> None:
-        if len(self._pending) >= MAX_PENDING:
+        if len(self._pending) >= MAX_PENDING_COMMANDS:
             dropped = self._pending.popleft()
             self._anomaly(ts, Direction.CLIENT, "too-many-pending", str(dropped.verb), out)
         self._pending.append(pending)
@@ -1151,3 +1141,34 @@ class SmtpParser:
                     self._start_tls(ts, out)
             case _:
                 pass
+
+
+# -- recognising SMTP on a port that is not a mail port ---------------------------------------
+
+# RFC 5321 4.1.1.1 / RFC 2033 4.1: the client's first command after the greeting.
+_HELLO_VERBS = (b"EHLO", b"HELO", b"LHLO")
+_HELLO = re.compile(rb"(?:EHLO|HELO|LHLO)[ \t\r\n]", re.IGNORECASE)
+
+
+def is_greeting(payload: bytes) -> bool:
+    """A flow's first server bytes are an SMTP greeting: `220 <domain> ... SMTP/ESMTP ...`
+    (RFC 5321 4.2: the greeting names the service in practice; `220-` starts a multi-line one).
+    A `220` greeting that does not name SMTP (FTP's too) is told by the client's first line."""
+    line = payload[:512].split(b"\n", 1)[0].upper()
+    return line.startswith((b"220 ", b"220-")) and b"SMTP" in line
+
+
+def may_be_greeting(payload: bytes) -> bool:
+    """A `220` greeting that does not say which service it is (`220 Greetings`)."""
+    return payload[:4] in (b"220 ", b"220-")
+
+
+def is_hello(first: bytes) -> bool | None:
+    """Whether a client's first bytes after a `220` greeting are an SMTP hello (EHLO, HELO,
+    LHLO); None while too few bytes have come to tell."""
+    if _HELLO.match(first):
+        return True
+    head = first.upper()
+    if len(head) <= 4 and any(v.startswith(head) for v in _HELLO_VERBS):
+        return None
+    return False

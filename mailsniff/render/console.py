@@ -8,9 +8,7 @@ as written instead of being obeyed. The console is always injected by the caller
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from itertools import islice
 
 from rich import box
@@ -21,17 +19,20 @@ from rich.rule import Rule
 from rich.table import Column, Table
 from rich.text import Span, Text
 
+from mailsniff.analysis.bcc import header_roles, normalise_address
+from mailsniff.analysis.kinds import FindingKind
+from mailsniff.analysis.summary import Summary
 from mailsniff.model import (
     Address,
     AuthAttempt,
     Exchange,
     Message,
-    Protocol,
     RcptAttempt,
     RetrievedMessage,
     Session,
     Transaction,
     TranscriptLine,
+    reply_failed,
 )
 from mailsniff.protocols.base import Direction
 from mailsniff.render.text import (
@@ -43,17 +44,17 @@ from mailsniff.render.text import (
     safe_text,
     shorten,
 )
+from mailsniff.render.views import view_for
 
 __all__ = [
     "OverviewRow",
-    "SummaryCounts",
     "overview_row",
     "overview_widths",
     "render_overview",
     "render_overview_rows",
     "render_session",
     "render_summary",
-    "render_summary_counts",
+    "render_summary_of",
     "transcript_text",
 ]
 
@@ -69,10 +70,6 @@ _BCC = "bold magenta"
 _HEADER_ONLY = "bold yellow"
 
 #: Findings that mean something went wrong or leaked; the rest are notable, not alarming.
-_SEVERE_FINDINGS = frozenset(
-    {"cleartext-credentials", "auth-failed", "from-mismatch", "sender-rejected"}
-)
-
 #: Longest captured string put in an overview cell before the table's own ellipsis applies;
 #: keeps measuring thousands of rows cheap.
 _OVERVIEW_CELL = 60
@@ -124,7 +121,7 @@ def _addresses(addrs: Sequence[Address]) -> str | None:
 def _reply_style(reply: str | None) -> str:
     if reply is None:
         return _DIM
-    return _BAD if reply[:1] in ("4", "5") or reply.startswith("-ERR") else ""
+    return _BAD if reply_failed(reply) else ""
 
 
 def _reply(reply: str | None) -> Text:
@@ -406,7 +403,7 @@ def _header_panel(session: Session, own: bool = False) -> Panel:
             Text("STARTTLS accepted: the rest is encrypted: not parsed", style=_WARN),
         )
     grid.add_row("banner", _text(session.banner))
-    if session.protocol is Protocol.SMTP or session.helo is not None:
+    if view_for(session.protocol).helo_row or session.helo is not None:
         grid.add_row("helo", _text(session.helo))
     if session.capabilities:
         grid.add_row("capabilities", _text(_join(session.capabilities)))
@@ -422,7 +419,9 @@ def _header_panel(session: Session, own: bool = False) -> Panel:
     return Panel(grid, title=title, title_align="left", border_style="blue")
 
 
+#: Styles only: the severity itself is analysis's (Finding.severity, from FindingKind).
 _SEVERITY_STYLES = {"high": _BAD, "medium": _WARN, "low": "", "info": _DIM}
+_BCC_KINDS = frozenset({FindingKind.BCC, FindingKind.BCC_HEADER_PRESENT})
 
 
 def _findings_table(session: Session) -> Table:
@@ -434,12 +433,8 @@ def _findings_table(session: Session) -> Table:
         title_justify="left",
     )
     for finding in session.findings:
-        style = _BAD if finding.kind in _SEVERE_FINDINGS else _WARN
-        if finding.kind in ("bcc", "bcc-header-present"):
-            style = _BCC
         severity = finding.severity or "medium"
-        if severity == "info":
-            style = _DIM
+        style = _BCC if finding.kind in _BCC_KINDS else _SEVERITY_STYLES.get(severity) or _WARN
         table.add_row(
             _text(finding.kind, style),
             _text(severity, _SEVERITY_STYLES.get(severity, "")),
@@ -529,29 +524,13 @@ def _params(params: dict[str, str | None]) -> str:
     return " ".join(k if v is None else f"{k}={v}" for k, v in params.items())
 
 
-def _in_headers(address: str, message: Message | None) -> tuple[list[str], str]:
-    """Which of To/Cc/Bcc list `address` (case-insensitive), and the display name written there."""
-    if message is None:
-        return [], ""
-    key = address.lower()
-    where: list[str] = []
-    name = ""
-    for label, addrs in (("To", message.to), ("Cc", message.cc), ("Bcc", message.bcc)):
-        for a in addrs:
-            if a.address.lower() == key:
-                if label not in where:
-                    where.append(label)
-                name = name or a.name
-    return where, name
-
-
 def _rcpt_role(rcpt: RcptAttempt, t: Transaction, headers: list[str]) -> Text:
     status = rcpt.status
     if status == "rejected":
         return Text("rejected", style=_BAD)
     if status == "deferred":
         return Text("rejected (temporary)", style=_BAD)
-    if rcpt.address.lower() in {b.lower() for b in t.bcc}:
+    if normalise_address(rcpt.address) in {normalise_address(b) for b in t.bcc}:
         return Text("Bcc (envelope only)", style=_BCC)
     shown = [h for h in headers if h in ("To", "Cc")]
     if shown:
@@ -572,15 +551,18 @@ def _envelope_table(n: int, t: Transaction) -> Table:
     # Each row: address, display name, role, headers listing it, RCPT reply, row style.
     rows: list[tuple[Text, Text, Text, Text, Text, str]] = []
     listed: set[str] = set()
-    header_only = {h.lower() for h in t.header_only}
+    header_only = {normalise_address(h) for h in t.header_only}
 
     def where(headers: list[str]) -> Text:
         return Text(", ".join(headers)) if headers else Text("-", style=_DIM)
 
     for rcpt in t.rcpts:
-        headers, name = _in_headers(rcpt.address, t.message)
+        headers, name = header_roles(rcpt.address, t.message)
         role = _rcpt_role(rcpt, t, headers)
-        if rcpt.status in ("rejected", "deferred") and rcpt.address.lower() in header_only:
+        if (
+            rcpt.status in ("rejected", "deferred")
+            and normalise_address(rcpt.address) in header_only
+        ):
             role.append("; header only", style=_HEADER_ONLY)
         envelope = _reply(rcpt.reply)
         params = _params(rcpt.params)
@@ -588,24 +570,24 @@ def _envelope_table(n: int, t: Transaction) -> Table:
             envelope.append_text(_text(f"  {params}", _DIM))
         style = _BCC if role.plain.startswith("Bcc") else ""
         rows.append((_text(rcpt.address), _text(name), role, where(headers), envelope, style))
-        listed.add(rcpt.address.lower())
+        listed.add(normalise_address(rcpt.address))
     for address in t.header_only:
-        if address.lower() in listed:
+        if normalise_address(address) in listed:
             continue
-        headers, name = _in_headers(address, t.message)
+        headers, name = header_roles(address, t.message)
         role = Text("header only", style=_HEADER_ONLY)
         envelope = Text("never an accepted recipient", style=_DIM)
         rows.append((_text(address), _text(name), role, where(headers), envelope, ""))
-        listed.add(address.lower())
+        listed.add(normalise_address(address))
     if t.message is not None:
         # A Bcc header that was transmitted (analysis reports it as bcc-header-present).
         for a in t.message.bcc:
-            if a.address.lower() in listed:
+            if normalise_address(a.address) in listed:
                 continue
             role = Text("Bcc header (transmitted)", style=_BCC)
             envelope = Text("not in the envelope", style=_DIM)
             rows.append((_text(a.address), _text(a.name), role, Text("Bcc"), envelope, ""))
-            listed.add(a.address.lower())
+            listed.add(normalise_address(a.address))
 
     with_name = any(row[1].plain for row in rows)
     columns = [Column("address", overflow="fold", no_wrap=_short(_envelope_addresses(t)))]
@@ -789,7 +771,7 @@ def render_session(
         console.print(_auth_table(session, console.width))
     for n, t in enumerate(session.transactions, 1):
         console.print(Group(*_transaction(n, t)))
-    if session.protocol is not Protocol.SMTP and session.exchanges:
+    if view_for(session.protocol).exchanges and session.exchanges:
         console.print(_exchanges_table(session))
     if session.mailbox_stats:
         grid = _kv_grid()
@@ -835,53 +817,26 @@ def render_summary(
         packets: packets read from the capture.
         warnings: reader warnings (truncated capture, unsupported frames, ...).
     """
-    counts = SummaryCounts()
-    for s in sessions:
-        counts.add(s)
-    render_summary_counts(console, counts, packets=packets, warnings=warnings)
+    render_summary_of(console, Summary.of(sessions), packets=packets, warnings=warnings)
 
 
-@dataclass(slots=True)
-class SummaryCounts:
-    """What the summary panel counts, added up one session at a time."""
-
-    sessions: int = 0
-    by_protocol: Counter[str] = field(default_factory=Counter)
-    messages: int = 0
-    credentials: int = 0
-    bcc: int = 0
-    findings: Counter[str] = field(default_factory=Counter)
-    incomplete: int = 0
-
-    def add(self, s: Session) -> None:
-        self.sessions += 1
-        self.by_protocol[str(s.protocol)] += 1
-        self.messages += len(s.messages) + sum(1 for t in s.transactions if t.message is not None)
-        self.credentials += sum(
-            1 for a in s.auth if a.username is not None or a.password is not None
-        )
-        self.bcc += sum(len(t.bcc) for t in s.transactions)
-        self.findings.update(f.kind for f in s.findings)
-        self.incomplete += not s.complete
-
-
-def render_summary_counts(
-    console: Console, counts: SummaryCounts, *, packets: int, warnings: Sequence[str]
+def render_summary_of(
+    console: Console, summary: Summary, *, packets: int, warnings: Sequence[str]
 ) -> None:
-    """`render_summary` from counts added up as the sessions came."""
-    by_protocol = counts.by_protocol
-    messages = counts.messages
-    credentials = counts.credentials
-    bcc = counts.bcc
-    findings = counts.findings
-    incomplete = counts.incomplete
+    """`render_summary` from a `Summary` added up as the sessions came."""
+    by_protocol = summary.by_protocol
+    messages = summary.messages
+    credentials = summary.credentials
+    bcc = summary.bcc_recipients
+    findings = summary.findings
+    incomplete = summary.incomplete
 
     grid = _kv_grid()
     protocols = _join(f"{p} {n}" for p, n in sorted(by_protocol.items()))
     grid.add_row("packets", Text(str(packets)))
     grid.add_row(
         "sessions",
-        Text(f"{counts.sessions}" + (f"  ({protocols})" if protocols else "")),
+        Text(f"{summary.sessions}" + (f"  ({protocols})" if protocols else "")),
     )
     grid.add_row("incomplete", Text(str(incomplete), style=_WARN if incomplete else ""))
     grid.add_row("messages", Text(str(messages)))

@@ -122,7 +122,7 @@ def session_record(s: Session, *, transcript: bool = False) -> JsonObject:
     record: JsonObject = {
         "type": "session",
         "id": s.id,
-        "protocol": s.protocol.value,
+        "protocol": str(s.protocol),
         "client": {"ip": s.client.ip, "port": s.client.port},
         "server": {"ip": s.server.ip, "port": s.server.port},
         "start": iso8601(s.start_ns),

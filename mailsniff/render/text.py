@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from mailsniff.model import timestamp_in_range
+
 __all__ = [
     "ELLIPSIS",
     "UNSAFE_CHARACTERS",
@@ -94,16 +96,7 @@ def shorten(s: str, width: int) -> str:
     return s[: width - 1] + ELLIPSIS
 
 
-#: Seconds since the epoch of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the span ISO 8601's
-#: four-digit years (and Python's datetime) can write.
-_FIRST_SECOND = -62_135_596_800
-_LAST_SECOND = 253_402_300_799
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def timestamp_in_range(ts_ns: int) -> bool:
-    """Whether `ts_ns` falls in years 1-9999, so ISO 8601 (and a From_ line) can write it."""
-    return _FIRST_SECOND <= ts_ns // 1_000_000_000 <= _LAST_SECOND
 
 
 def format_timestamp(ts_ns: int, *, micro: bool = True) -> str:

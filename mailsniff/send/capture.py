@@ -1,4 +1,5 @@
-"""Record the client's own TCP connections (RFC 793) into a pcap file with scapy while sending."""
+"""Record the client's own TCP connections (RFC 793) into a pcap file while sending (sniffed with
+scapy, written by the shared pcap writer)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mailsniff.errors import MailsniffError
+from mailsniff.capture.frame import Frame
+from mailsniff.capture.writer import PcapWriter
+from mailsniff.errors import InputError, MailsniffError
 from mailsniff.status import ExitStatus
 
 __all__ = ["CaptureError", "PacketCapture", "interface_for"]
@@ -119,13 +122,23 @@ class PacketCapture:
 
     def save(self) -> int:
         """Write every packet captured so far; returns how many."""
-        from scapy.utils import wrpcap
+        from scapy.config import conf
 
+        frames = [_frame(packet, conf.l2types.layer2num) for packet in self.packets]
         try:
-            wrpcap(str(self.path), self.packets)
-        except OSError as error:
-            raise CaptureError(f"--capture {self.path}: {error.strerror or error}") from None
+            writer = PcapWriter(str(self.path), frames[0].linktype if frames else 1)
+        except InputError as error:
+            raise CaptureError(f"--capture {error.message}") from None
+        with writer:
+            for frame in frames:
+                writer.write(frame)
         return len(self.packets)
+
+
+def _frame(packet: Any, linktypes: dict[type, int]) -> Frame:
+    """A sniffed scapy packet as the Frame the pcap writer takes."""
+    raw = bytes(packet)
+    return Frame(round(float(packet.time) * 1e9), linktypes.get(type(packet), 1), raw, len(raw))
 
 
 def _has_rst(flags: list[int]) -> bool:

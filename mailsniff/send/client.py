@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from mailsniff.errors import MailsniffError, UsageError
-from mailsniff.limits import MAX_LINE
+from mailsniff.limits import MAX_LINE, MAX_REPLY_LINES
 from mailsniff.model import Endpoint, Protocol, Session, TranscriptLine
 from mailsniff.protocols.base import Direction
 from mailsniff.send import NetworkError, RejectedError
@@ -41,8 +41,6 @@ __all__ = [
 ]
 
 AUTH_MECHANISMS = ("LOGIN", "PLAIN", "CRAM-MD5")
-#: Lines of one reply read at most (a hostile server cannot keep us reading forever).
-_MAX_REPLY_LINES = 1000
 _RECV = 65536
 
 #: What the reader notes where TLS starts; our own client shows the decrypted dialogue instead.
@@ -292,7 +290,7 @@ class _Smtp:
     def reply(self) -> Reply:
         lines: list[str] = []
         code = 0
-        for _ in range(_MAX_REPLY_LINES):
+        for _ in range(MAX_REPLY_LINES):
             raw = self.conn.read_line().rstrip(b"\r\n")
             text = raw.decode("utf-8", "replace")
             if len(raw) < 3 or not raw[:3].isdigit():
@@ -301,7 +299,7 @@ class _Smtp:
             lines.append(text[4:])
             if raw[3:4] != b"-":
                 return Reply(code, tuple(lines))
-        raise NetworkError(f"SMTP reply longer than {_MAX_REPLY_LINES} lines")
+        raise NetworkError(f"SMTP reply longer than {MAX_REPLY_LINES} lines")
 
     def command(self, line: str | bytes) -> Reply:
         data = line if isinstance(line, bytes) else line.encode("utf-8")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Generic, Protocol, TypeVar
 
-from mailsniff.limits import MAX_TRANSCRIPT_LINES
+from mailsniff.limits import MAX_ANOMALIES, MAX_TRANSCRIPT_LINES
 from mailsniff.model import Session, TranscriptLine
 from mailsniff.protocols.base import Direction
 
-__all__ = ["ParserDriven", "SessionHandler", "TranscriptRecorder"]
+__all__ = ["AnomalyLog", "ParserDriven", "SessionHandler", "TranscriptRecorder"]
 
 E = TypeVar("E")
 
@@ -90,3 +90,25 @@ class TranscriptRecorder:
             s.transcript_dropped += 1
             return
         s.transcript.append(TranscriptLine(ts_ns, direction, text, note))
+
+
+class AnomalyLog:
+    """Appends a session's anomaly notes, at most MAX_ANOMALIES of them; those that did not fit
+    are counted in one last note when the session closes."""
+
+    __slots__ = ("_session", "_dropped")
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._dropped = 0
+
+    def add(self, text: str) -> None:
+        if len(self._session.anomalies) < MAX_ANOMALIES:
+            self._session.anomalies.append(text)
+        else:
+            self._dropped += 1
+
+    def close(self) -> None:
+        if self._dropped:
+            self._session.anomalies.append(f"... {self._dropped} more anomalies not kept")
+            self._dropped = 0

@@ -38,13 +38,17 @@ class ImplicitTlsHandler:
     capture), in which case the real protocol handler takes over and the oddity is recorded.
     """
 
-    __slots__ = ("session", "_inner", "_decided", "_make")
+    __slots__ = ("session", "_inner", "_decided", "_make", "_greeting")
 
     def __init__(
-        self, session: Session, make_cleartext: Callable[[Session], SessionHandler] | None
+        self,
+        session: Session,
+        make_cleartext: Callable[[Session], SessionHandler] | None,
+        greeting: Callable[[bytes], bool] = lambda data: False,
     ) -> None:
         self.session = session
         self._make = make_cleartext
+        self._greeting = greeting
         self._inner: SessionHandler | None = None
         self._decided = False
 
@@ -54,15 +58,13 @@ class ImplicitTlsHandler:
             return
         if data[0] in _TLS_CONTENT_TYPES:
             return
-        from mailsniff.pipeline import detect_greeting  # the greeting rules live there
-
-        if detect_greeting(data) is None:
+        if not self._greeting(data):
             return
         s = self.session
         s.implicit_tls = False
         s.tls = False
         s.anomalies.append(
-            f"cleartext {s.protocol.value.upper()} on implicit-TLS port {s.server.port}: "
+            f"cleartext {s.protocol.upper()} on implicit-TLS port {s.server.port}: "
             "the server greeted without TLS"
         )
         self._inner = self._make(s)

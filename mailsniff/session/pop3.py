@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from mailsniff.limits import MAX_TRANSCRIPT_DATA_LINES, MAX_TRANSCRIPT_LINES
-from mailsniff.mail.mime import MessageAccumulator, MessageSink, OpenSink
+from mailsniff.limits import (
+    MAX_CAPABILITIES,
+    MAX_TRANSCRIPT_DATA_LINES,
+    MAX_TRANSCRIPT_LINES,
+)
+from mailsniff.mail.mime import MessageAccumulator
 from mailsniff.model import AuthAttempt, Exchange, RetrievedMessage, Session
+from mailsniff.protocols import pop3 as grammar
 from mailsniff.protocols.base import Direction, to_text
 from mailsniff.protocols.ntlm import describe_ntlm
 from mailsniff.protocols.pop3 import (
@@ -24,14 +29,12 @@ from mailsniff.protocols.pop3 import (
 )
 from mailsniff.protocols.sasl import decode_cram_md5, decode_plain, decode_xoauth2
 from mailsniff.session.auth import fold_ntlm, fold_ntlm_challenge
-from mailsniff.session.base import ParserDriven, TranscriptRecorder
+from mailsniff.session.base import AnomalyLog, ParserDriven, TranscriptRecorder
+from mailsniff.session.entry import ProtocolEntry
+from mailsniff.sink import MessageSink, OpenSink
 
 __all__ = ["Pop3SessionHandler", "decode_oauthbearer"]
 
-#: Anomaly strings kept per session; later ones are counted in the last entry.
-MAX_ANOMALIES = 1000
-#: CAPA lines kept (RFC 2449 lists a dozen; a hostile server could send millions).
-MAX_CAPABILITIES = 256
 
 #: Anomalies whose line is shown nowhere else, so the transcript carries it with the anomaly.
 _SHOWN_ANOMALIES = frozenset({"unknown-server-line", "bad-greeting", "empty-command", "resync"})
@@ -96,19 +99,17 @@ class Pop3SessionHandler(ParserDriven[Pop3Event]):
         self._message: MessageAccumulator | None = None
         self._message_partial = False
         self._capabilities: list[str] | None = None
-        self._anomalies_dropped = 0
+        self._anomalies = AnomalyLog(session)
 
     def close(self, ts_ns: int) -> None:
         super().close(ts_ns)
         if self._sink is not None:  # the parser ends every body on close; belt and braces
             self._sink.abandon()
             self._sink = None
-        if self._anomalies_dropped:
-            self.session.anomalies.append(f"{self._anomalies_dropped} more anomalies not kept")
-            self._anomalies_dropped = 0
         if self._exchanges_dropped:
             self._anomaly(f"exchanges: {self._exchanges_dropped} commands beyond the limit")
             self._exchanges_dropped = 0
+        self._anomalies.close()
 
     # ----------------------------------------------------------------------------------------
     # Events
@@ -429,7 +430,16 @@ class Pop3SessionHandler(ParserDriven[Pop3Event]):
             self._transcript.add(event.ts_ns, event.direction, to_text(event.raw), event.kind)
 
     def _anomaly(self, text: str) -> None:
-        if len(self.session.anomalies) < MAX_ANOMALIES:
-            self.session.anomalies.append(text)
-        else:
-            self._anomalies_dropped += 1
+        self._anomalies.add(text)
+
+
+#: POP3's registry entry (RFC 1939; implicit TLS 995 RFC 8314).
+ENTRY = ProtocolEntry(
+    name="pop3",
+    ports=(110,),
+    implicit_tls_ports=(995,),
+    greeting=grammar.is_greeting,
+    handler=Pop3SessionHandler,
+    record=RetrievedMessage,
+    description="mailbox retrieval",
+)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mailsniff.limits import MAX_LINE, MAX_TRANSCRIPT_DATA_LINES, MAX_TRANSCRIPT_LINES
-from mailsniff.mail.mime import MessageAccumulator, MessageSink, OpenSink
+from mailsniff.limits import (
+    MAX_AWAITED,
+    MAX_LINE,
+    MAX_TRANSCRIPT_DATA_LINES,
+    MAX_TRANSCRIPT_LINES,
+)
+from mailsniff.mail.mime import MessageAccumulator
 from mailsniff.model import (
     AuthAttempt,
     Exchange,
@@ -14,6 +19,7 @@ from mailsniff.model import (
     Transaction,
     TranscriptLine,
 )
+from mailsniff.protocols import smtp as grammar
 from mailsniff.protocols.base import Direction, to_text
 from mailsniff.protocols.ntlm import describe_ntlm
 from mailsniff.protocols.replies import is_negative, is_positive
@@ -35,14 +41,11 @@ from mailsniff.protocols.smtp import (
     TlsStarted,
 )
 from mailsniff.session.auth import fold_ntlm, fold_ntlm_challenge
-from mailsniff.session.base import ParserDriven, TranscriptRecorder
+from mailsniff.session.base import AnomalyLog, ParserDriven, TranscriptRecorder
+from mailsniff.session.entry import ProtocolEntry
+from mailsniff.sink import MessageSink, OpenSink
 
-__all__ = ["SmtpSessionHandler", "MAX_ANOMALIES"]
-
-#: Anomaly strings kept per session; later ones are counted in one last entry.
-MAX_ANOMALIES = 1000
-#: Commands remembered while their reply is awaited (a client never answered stays bounded).
-_MAX_AWAITED = 4096
+__all__ = ["SmtpSessionHandler"]
 
 
 @dataclass(slots=True)
@@ -98,15 +101,13 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
         self._txn: Transaction | None = None
         self._auth: _Auth | None = None
         self._body: _Body | None = None
-        self._anomalies_dropped = 0
+        self._anomalies = AnomalyLog(session)
 
     def close(self, ts_ns: int) -> None:
         super().close(ts_ns)
         if self._body is not None:  # the parser always ends a message; belt and braces
             self._finish_body(ts_ns, complete=False)
-        if self._anomalies_dropped:
-            self.session.anomalies.append(f"... {self._anomalies_dropped} more anomalies")
-            self._anomalies_dropped = 0
+        self._anomalies.close()
 
     # ------------------------------------------------------------------ events
 
@@ -139,10 +140,7 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
                     self._line(ev.ts_ns, ev.direction, "", f"gap: {what} bytes not captured")
 
     def _anomaly(self, text: str) -> None:
-        if len(self.session.anomalies) >= MAX_ANOMALIES:
-            self._anomalies_dropped += 1
-        else:
-            self.session.anomalies.append(text)
+        self._anomalies.add(text)
 
     def _line(self, ts: int, direction: Direction, text: str, note: str | None = None) -> None:
         self._transcript.add(ts, direction, text, note)
@@ -162,7 +160,7 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
     # ------------------------------------------------------------------ commands
 
     def _await(self, seq: int, awaited: _Awaited) -> None:
-        if len(self._awaited) >= _MAX_AWAITED:
+        if len(self._awaited) >= MAX_AWAITED:
             del self._awaited[next(iter(self._awaited))]
         self._awaited[seq] = awaited
 
@@ -469,3 +467,17 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
             # RFC 5321 4.1.1.4: the end of data ends the transaction. An abandoned message
             # (BDAT chunks then DATA) leaves it open for the message that replaces it.
             self._txn = None
+
+
+#: SMTP's registry entry (RFC 5321; submission 587 RFC 6409; implicit TLS 465 RFC 8314).
+ENTRY = ProtocolEntry(
+    name="smtp",
+    ports=(25, 587, 2525),
+    implicit_tls_ports=(465,),
+    greeting=grammar.is_greeting,
+    maybe_greeting=grammar.may_be_greeting,
+    hello=grammar.is_hello,
+    handler=SmtpSessionHandler,
+    record=Transaction,
+    description="mail submission and relay",
+)

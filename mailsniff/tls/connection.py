@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from mailsniff.protocols.base import Direction
+from mailsniff.model import Direction
 from mailsniff.tls.events import (
     DecryptFailure,
     TlsAlert,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailsniff.protocols.base import Direction
+from mailsniff.model import Direction
 from mailsniff.tls.suites import suite, version_name
 
 __all__ = [

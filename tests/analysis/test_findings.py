@@ -7,7 +7,6 @@ from mailsniff.analysis.findings import KINDS, SEVERITY, analyse
 from mailsniff.model import (
     Address,
     AuthAttempt,
-    Endpoint,
     Finding,
     Gap,
     Message,
@@ -18,6 +17,7 @@ from mailsniff.model import (
     Transaction,
 )
 from mailsniff.protocols.base import Direction
+from tests.factories import make_session
 
 
 def _message(**kw: list[Address]) -> Message:
@@ -25,14 +25,7 @@ def _message(**kw: list[Address]) -> Message:
 
 
 def _session(protocol: Protocol = Protocol.SMTP) -> Session:
-    return Session(
-        id=1,
-        protocol=protocol,
-        client=Endpoint("192.168.1.100", 40000),
-        server=Endpoint("202.108.5.81", 25),
-        start_ns=0,
-        end_ns=0,
-    )
+    return make_session(protocol, client=("192.168.1.100", 40000), server=("202.108.5.81", 25))
 
 
 def test_compare_envelope_finds_bcc_in_envelope_order_and_header_only() -> None:

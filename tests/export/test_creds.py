@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from mailsniff.export.creds import CredentialTable
-from mailsniff.model import AuthAttempt, Endpoint, Protocol, Session
+from mailsniff.model import AuthAttempt, Protocol
 from tests.cli_runner import PCAPS, run_cli
 from tests.e2e.synth import Conn, frames, interleave, tcp_segments, write_pcap
 from tests.export.captures import smtp_steps
 from tests.export.schemas import validated
+from tests.factories import make_session
 
 
 def creds_json(capture: Path, *extra: str) -> list[dict[str, Any]]:
@@ -56,14 +57,7 @@ def test_creds_deduplicates_across_sessions_and_keeps_distinct_servers(tmp_path:
 
 
 def test_creds_shows_challenge_and_response_for_cram_md5() -> None:
-    session = Session(
-        id=1,
-        protocol=Protocol.SMTP,
-        client=Endpoint("10.0.0.1", 40000),
-        server=Endpoint("10.0.0.2", 25),
-        start_ns=5,
-        end_ns=9,
-    )
+    session = make_session(Protocol.SMTP, start_ns=5, end_ns=9)
     for ts, challenge in ((7, "<1@x>"), (8, "<2@x>"), (9, "<2@x>")):
         session.auth.append(
             AuthAttempt(

@@ -27,6 +27,7 @@ from mailsniff.session.pop3 import Pop3SessionHandler
 from mailsniff.session.smtp import SmtpSessionHandler
 from tests.cli_runner import PCAPS, REPO
 from tests.export.captures import smtp_steps, write_smtp_capture
+from tests.factories import make_session
 from tests.helpers import C, S, Step
 from tests.protocols.ntlm_messages import authenticate, challenge, negotiate
 
@@ -180,14 +181,7 @@ def test_malformed_plain_never_puts_the_password_in_the_username(tmp_path: Path)
 
 
 def test_redact_masks_whole_words_only_for_short_secrets() -> None:
-    session = Session(
-        id=1,
-        protocol=Protocol.POP3,
-        client=Endpoint("10.0.0.1", 40000),
-        server=Endpoint("10.0.0.2", 110),
-        start_ns=0,
-        end_ns=0,
-    )
+    session = make_session(Protocol.POP3)
     session.auth.append(AuthAttempt("USER", username="bob", password="abc", success=True))
     session.transcript = [
         TranscriptLine(0, Direction.CLIENT, "PASS abc"),
@@ -211,14 +205,7 @@ def test_redact_removes_any_long_secret_and_its_base64_from_every_line(
     secret: str, pieces: list[str]
 ) -> None:
     encoded = base64.b64encode(secret.encode("utf-8", "surrogatepass")).decode()
-    session = Session(
-        id=1,
-        protocol=Protocol.SMTP,
-        client=Endpoint("10.0.0.1", 40000),
-        server=Endpoint("10.0.0.2", 25),
-        start_ns=0,
-        end_ns=0,
-    )
+    session = make_session(Protocol.SMTP)
     session.auth.append(AuthAttempt("LOGIN", username="u", password=secret))
     session.transcript = [
         TranscriptLine(0, Direction.CLIENT, piece + secret + piece, note=f"{piece} {encoded}")

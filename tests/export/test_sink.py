@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mailsniff.mail.mime import MessageSink
-from mailsniff.model import Endpoint, Message, Protocol, RetrievedMessage, Session, Transaction
+from mailsniff.model import Message, Protocol, RetrievedMessage, Session, Transaction
 from mailsniff.protocols.base import Direction
 from mailsniff.session.pop3 import Pop3SessionHandler
 from mailsniff.session.smtp import SmtpSessionHandler
+from tests.factories import make_session
 
 C, S = Direction.CLIENT, Direction.SERVER
 
@@ -34,15 +35,7 @@ class Spy:
 
 
 def session(protocol: Protocol) -> Session:
-    return Session(
-        id=1,
-        protocol=protocol,
-        client=Endpoint("10.0.0.1", 40000),
-        server=Endpoint("10.0.0.2", 25 if protocol is Protocol.SMTP else 110),
-        start_ns=0,
-        end_ns=0,
-        keep_transcript=False,
-    )
+    return make_session(protocol, keep_transcript=False)
 
 
 class Opener:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from mailsniff.capture.frame import Frame
-from mailsniff.capture.live import (
+from mailsniff.capture.reader import open_capture
+from mailsniff.capture.sniff import (
     CaptureSocket,
     FilterError,
     FrameQueue,
@@ -22,7 +23,6 @@ from mailsniff.capture.live import (
     interfaces,
     open_capture_socket,
 )
-from mailsniff.capture.reader import open_capture
 from mailsniff.errors import InputError, UsageError
 from mailsniff.status import ExitStatus
 from tests.servers import free_port

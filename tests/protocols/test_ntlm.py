@@ -19,11 +19,12 @@ from rich.console import Console
 
 from mailsniff.analysis.findings import analyse
 from mailsniff.export.creds import CredentialTable, credential_record
-from mailsniff.model import Endpoint, Protocol, Session
+from mailsniff.model import Protocol, Session
 from mailsniff.protocols.ntlm import describe_ntlm, parse_ntlm
 from mailsniff.render.console import render_session
 from mailsniff.session.pop3 import Pop3SessionHandler
 from mailsniff.session.smtp import SmtpSessionHandler
+from tests.factories import make_session
 from tests.helpers import C, S, Step
 from tests.protocols.ntlm_messages import (
     OEM,
@@ -84,14 +85,7 @@ def test_parse_ntlm_never_raises_on_hostile_bytes(noise: bytes, cut: int) -> Non
 
 
 def _session(protocol: Protocol, steps: list[Step]) -> Session:
-    session = Session(
-        id=1,
-        protocol=protocol,
-        client=Endpoint("10.0.0.1", 40000),
-        server=Endpoint("10.0.0.2", 25 if protocol is Protocol.SMTP else 110),
-        start_ns=0,
-        end_ns=0,
-    )
+    session = make_session(protocol)
     handler = (SmtpSessionHandler if protocol is Protocol.SMTP else Pop3SessionHandler)(session)
     for ts, (direction, data) in enumerate(steps):
         assert isinstance(data, bytes)

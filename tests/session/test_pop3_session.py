@@ -13,10 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailsniff.limits import MAX_LINE, MAX_TRANSCRIPT_DATA_LINES
-from mailsniff.model import Endpoint, Protocol, Session
+from mailsniff.model import Protocol, Session
 from mailsniff.protocols.base import Direction
 from mailsniff.session.base import SessionHandler, TranscriptRecorder
 from mailsniff.session.pop3 import Pop3SessionHandler, decode_oauthbearer
+from tests.factories import make_session
 from tests.paths import PUBLIC
 from tests.seed_dialogues import SEED_RETR, SEED_SESSION, SEED_TOP
 
@@ -26,14 +27,7 @@ Step = tuple[Direction, bytes] | tuple[str, Direction, int]
 
 
 def new_session() -> Session:
-    return Session(
-        id=1,
-        protocol=Protocol.POP3,
-        client=Endpoint("192.0.2.10", 40000),
-        server=Endpoint("202.108.5.104", 110),
-        start_ns=0,
-        end_ns=0,
-    )
+    return make_session(Protocol.POP3, client=("192.0.2.10", 40000), server=("202.108.5.104", 110))
 
 
 def build(steps: Sequence[Step], *, bytewise: bool = False, segment: int = 0) -> Session:

@@ -13,10 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailsniff.limits import MAX_TRANSCRIPT_DATA_LINES
-from mailsniff.model import Endpoint, Protocol, Session
+from mailsniff.model import Protocol, Session
 from mailsniff.protocols.base import Direction
 from mailsniff.session.base import SessionHandler
 from mailsniff.session.smtp import SmtpSessionHandler
+from tests.factories import make_session
 from tests.helpers import C, S, Step
 from tests.paths import EQUIVALENTS, PUBLIC
 
@@ -98,14 +99,7 @@ SEED_MX: list[Step] = [
 
 
 def new_session() -> Session:
-    return Session(
-        id=1,
-        protocol=Protocol.SMTP,
-        client=Endpoint("10.0.0.1", 40000),
-        server=Endpoint("10.0.0.2", 25),
-        start_ns=0,
-        end_ns=0,
-    )
+    return make_session(Protocol.SMTP)
 
 
 def run(steps: Sequence[Step], cut: int = 0) -> Session:

@@ -11,10 +11,11 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from mailsniff.capture.frame import Frame
+from mailsniff.capture.writer import SNAPLEN, PcapWriter
 from mailsniff.errors import InputError, MailsniffError, UsageError
+from mailsniff.limits import QUEUE_BYTES, QUEUE_FRAMES
 from mailsniff.status import ExitStatus
 
 __all__ = [
@@ -32,11 +33,6 @@ __all__ = [
     "open_capture_socket",
 ]
 
-#: Bytes kept of each packet (tcpdump's default): larger than any loopback or jumbo frame.
-SNAPLEN = 262144
-#: Frames and bytes the hand-over queue holds before it drops (and counts) new frames.
-QUEUE_FRAMES = 100_000
-QUEUE_BYTES = 128 * 1024 * 1024
 #: Kernel receive buffer asked for (as root SO_RCVBUFFORCE passes net.core.rmem_max).
 _RCVBUF = 32 * 1024 * 1024
 
@@ -291,30 +287,6 @@ class FrameQueue:
     def wake(self) -> None:
         with self._lock:
             self._ready.notify_all()
-
-
-class PcapWriter:
-    """Writes frames to a classic pcap file with nanosecond timestamps (magic a1b23c4d)."""
-
-    def __init__(self, path: str, linktype: int, snaplen: int = SNAPLEN) -> None:
-        try:
-            self._file: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed by close()
-        except OSError as error:
-            raise InputError(f"cannot write {path}: {error.strerror or error}") from None
-        self._file.write(struct.pack("=IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, snaplen, linktype))
-        self.packets = 0
-
-    def write(self, frame: Frame) -> None:
-        sec, nsec = divmod(frame.ts_ns, 1_000_000_000)
-        self._file.write(struct.pack("=IIII", sec, nsec, len(frame.data), frame.wirelen))
-        self._file.write(frame.data)
-        self.packets += 1
-
-    def flush(self) -> None:
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
 
 
 @dataclass(slots=True)

@@ -1,0 +1,56 @@
+"""The closing summary: counts of facts established elsewhere, in one record every output shows.
+
+The console's summary panel, live capture's panel and the JSON `summary` record all read a
+`Summary`, so their counts agree by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from mailsniff.model import AuthAttempt, Session
+
+__all__ = ["Summary", "gives_credentials"]
+
+
+def gives_credentials(attempt: AuthAttempt) -> bool:
+    """Whether an attempt handed over something an attacker can use: a password, or a response
+    (CRAM-MD5/APOP digest, bearer token, NTLM hash). A user name alone (POP3 `USER` without
+    `PASS`) is not a credential."""
+    return attempt.password is not None or bool(attempt.response)
+
+
+@dataclass(slots=True)
+class Summary:
+    """Running counts over the sessions shown, so streaming output need not keep sessions."""
+
+    sessions: int = 0
+    by_protocol: dict[str, int] = field(default_factory=dict)
+    messages: int = 0
+    credentials: int = 0
+    bcc_recipients: int = 0
+    gaps: int = 0
+    incomplete: int = 0
+    #: Findings by kind.
+    findings: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, sessions: Iterable[Session]) -> Summary:
+        summary = cls()
+        for s in sessions:
+            summary.add(s)
+        return summary
+
+    def add(self, s: Session) -> None:
+        self.sessions += 1
+        protocol = str(s.protocol)
+        self.by_protocol[protocol] = self.by_protocol.get(protocol, 0) + 1
+        self.messages += sum(1 for t in s.transactions if t.message is not None)
+        self.messages += len(s.messages)
+        self.credentials += sum(1 for a in s.auth if gives_credentials(a))
+        self.bcc_recipients += sum(len(t.bcc) for t in s.transactions)
+        self.gaps += len(s.gaps)
+        self.incomplete += 0 if s.complete else 1
+        for f in s.findings:
+            self.findings[str(f.kind)] = self.findings.get(str(f.kind), 0) + 1
