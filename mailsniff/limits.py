@@ -37,6 +37,7 @@ __all__ = [
     "MAX_REPLY_LINES",
     "QUEUE_FRAMES",
     "QUEUE_BYTES",
+    "MAX_FLOWS",
 ]
 
 #: Longest command or reply line kept; longer lines are cut and flagged (RFC 5321 4.5.3.1.4
@@ -115,3 +116,7 @@ MAX_REPLY_LINES = 1000
 #: Frames and bytes the hand-over queue holds before it drops (and counts) new frames.
 QUEUE_FRAMES = 100_000
 QUEUE_BYTES = 128 * 1024 * 1024
+#: TCP connections tracked at once (about 1 KB each while half-open, a few KB with a session);
+#: past it the idlest are evicted, those that never carried data first, and those that did are
+#: reported as sessions with an anomaly (a port scan or SYN flood stays in bounded memory).
+MAX_FLOWS = 100_000

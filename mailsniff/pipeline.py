@@ -191,8 +191,7 @@ class Pipeline:
             self.feed(frame)
             if self._ready:
                 yield from self._drain()
-        self.finish()
-        yield from self._drain()
+        yield from self.finish_each()
 
     def feed(self, frame: Frame) -> None:
         self.stats.frames += 1
@@ -218,8 +217,17 @@ class Pipeline:
 
     def finish(self) -> None:
         """End of input: deliver what is buffered and end every open connection."""
+        self._ready.extend(self.finish_each())
+
+    def finish_each(self) -> Iterator[Session]:
+        """`finish()` as a generator: each open connection is ended, its session built and
+        yielded before the next one's, so the end of a capture with many open connections
+        does not hold all their sessions at once."""
         self.decoder.finish()
-        self._handle(self.reassembler.flush())
+        yield from self._drain()
+        for events in self.reassembler.flush_each():
+            self._handle(events)
+            yield from self._drain()
 
     def drain(self) -> list[Session]:
         out, self._ready = self._ready, []
@@ -433,6 +441,12 @@ class Pipeline:
                         continue  # began at the greeting: a line start, nothing lost after it
                     active.handler.gap(event.ts_ns, event.direction, event.length)
             elif isinstance(event, FlowEnd):
+                if event.reason == "evicted" and event.flow.id not in self._active:
+                    # Evicted under pressure before it carried a byte (a scan's half-open
+                    # connection): forgotten, counted in the reassembler's evicted_empty.
+                    self._waiting.pop(event.flow.id, None)
+                    self._starts_at_greeting.discard(event.flow.id)
+                    continue
                 self._activate(event.flow)
                 active = self._active.pop(event.flow.id, None)
                 self._starts_at_greeting.discard(event.flow.id)
@@ -451,6 +465,13 @@ class Pipeline:
         session.server_bytes = flow.server_bytes
         session.packets = flow.packets
         session.anomalies.extend(_conflict_anomalies(flow))
+        if reason == "evicted":
+            bound = self.reassembler.max_flows
+            session.anomalies.append(
+                f"connection evicted under memory pressure (more than {bound} "
+                "connections open at once): reported as it stood; its later packets, if any, "
+                "appear as a new midstream session"
+            )
         session.complete = flow.handshake_seen and reason in ("fin", "rst") and not session.gaps
         if not (timestamp_in_range(session.start_ns) and timestamp_in_range(session.end_ns)):
             session.anomalies.append(

@@ -26,6 +26,7 @@ from mailsniff.parallel import add_stats, choose_jobs, drive, run_sharded
 from mailsniff.pipeline import Pipeline, SessionFilter
 from mailsniff.render import console as console_render
 from mailsniff.render import jsonl
+from mailsniff.spill import SessionSpill
 from mailsniff.status import ExitStatus
 from mailsniff.stdout import Stdout
 
@@ -137,6 +138,10 @@ def summarise(tally: Tally, pipeline: Pipeline, warnings: list[str]) -> dict[str
             "fragments_dropped": stats.fragments_dropped,
             "unsupported_linktype": {str(k): v for k, v in stats.unsupported_linktype.items()},
         },
+        "flows_evicted": {
+            "without_data": pipeline.reassembler.evicted_empty,
+            "with_data": pipeline.reassembler.evicted_with_data,
+        },
         "warnings": warnings,
     }
 
@@ -207,8 +212,7 @@ def feed_capture(
                 else:
                     drive(pipeline, _frames(reader, pipeline, bar, task), emit)
             except TruncatedCaptureError as error:
-                pipeline.finish()
-                for session in pipeline.drain():
+                for session in pipeline.finish_each():
                     emit(session)
                 warnings.append(_truncation_warning(error.message, error.records_read))
                 status = ExitStatus.TRUNCATED
@@ -310,7 +314,8 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
     def make_pipeline() -> Pipeline:  # a --jobs worker's (exports stay in one process)
         return Pipeline(session_filter=pipeline.session_filter, keep_transcript=options.transcript)
 
-    sessions: list[Session] = []  # console output only: JSON streams and keeps nothing
+    # Console output only (JSON streams and keeps nothing): finished sessions wait on disk.
+    spill = None if options.json else SessionSpill()
     stdout = Stdout()  # a closed pipe or a failed write never stops the reading or the export
     tally = Tally()
     wanted = options.session_ids
@@ -351,8 +356,8 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
         if options.json:
             line = jsonl.dumps(jsonl.session_record(session, transcript=options.transcript))
             stdout.write(line + "\n")
-        else:
-            sessions.append(session)
+        elif spill is not None:
+            spill.add(session)
 
     chain = SinkChain(redact=options.redact, exporter=exporter, logs=zeek, summary=tally, show=show)
 
@@ -381,11 +386,13 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
     if options.json:
         summary = summarise(tally, pipeline, warnings)
         stdout.write(jsonl.dumps(jsonl.summary_record(summary)) + "\n")
-    elif stdout.error is None and missing is None:
+    elif spill is not None and stdout.error is None and missing is None:
         try:
-            _render(out, options, sessions, pipeline, warnings)
+            _render(out, options, spill, pipeline, warnings)
         except OSError as error:
             stdout.failed(error)
+    if spill is not None:
+        spill.close()
     if missing is not None:
         raise missing
     warning = "; ".join(warnings) if status is ExitStatus.TRUNCATED else None
@@ -401,19 +408,18 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
 def _render(
     out: Console,
     options: ReadOptions,
-    sessions: list[Session],
+    spill: SessionSpill,
     pipeline: Pipeline,
     warnings: list[str],
 ) -> None:
-    """The console report: overview, sessions, summary."""
+    """The console report: overview, sessions, summary (sorted by start time, then id)."""
     wanted = options.session_ids
-    ordered = sorted(sessions, key=lambda s: (s.start_ns, s.id))
-    single = wanted is not None and len(ordered) == 1
+    single = wanted is not None and len(spill) == 1
     if not single:
-        console_render.render_overview(out, ordered)
+        console_render.render_overview_rows(out, len(spill), spill.widths, spill.rows())
     if not options.summary_only:
-        for session in ordered:
+        for session in spill.sessions():
             console_render.render_session(out, session, transcript=options.transcript)
-    console_render.render_summary(
-        out, sessions=ordered, packets=pipeline.stats.frames, warnings=warnings
+    console_render.render_summary_of(
+        out, spill.counts, packets=pipeline.stats.frames, warnings=warnings
     )

@@ -44,13 +44,20 @@
   "reused" when a new SYN (a different ISN) arrives on the 4-tuple of a live flow. An ended 4-tuple
   is kept as a bounded tombstone so trailing ACKs and retransmissions don't open a midstream flow;
   a new SYN on it starts a new flow.
+* **Pressure.** At most `max_flows` connections are tracked at once. When a new one would pass
+  the bound, the sixteenth of the open flows idle the longest is ended ("evicted"), those that
+  never carried a byte (half-open scans) first, each with `FlowEnd(reason="evicted")` (counted in
+  `Reassembler.evicted_empty` / `evicted_with_data`). A flow that carried data is ended like any
+  other, its buffered bytes delivered, so that its session is reported; no tombstone is kept, so
+  a later packet of it starts a new, midstream flow.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 from bisect import bisect_right, insort
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +65,7 @@ from mailsniff.limits import (
     IDLE_TIMEOUT_NS,
     MAX_CONFLICTS_RECORDED,
     MAX_FLOW_BUFFER,
+    MAX_FLOWS,
     MAX_GAPS_RECORDED,
     MAX_OUT_OF_ORDER,
     MAX_PRE_HANDSHAKE_BYTES,
@@ -87,6 +95,12 @@ _HALF = 0x80000000
 #: Largest TCP window (RFC 7323 2.3): no retransmission lies further behind the next byte.
 _MAX_BEHIND = 1 << 30
 _SLOW_FLAGS = TCP_SYN | TCP_FIN | TCP_RST
+#: Shared empty buffers of a direction with nothing out of order (most of them, always for a
+#: half-open flow): `_add` gives a direction its own before the first piece is buffered, and
+#: `Flow.gaps` is replaced by a list of its own at the first gap.
+_NO_STARTS: list[int] = []
+_NO_PENDING: dict[int, bytes | int] = {}
+_NO_GAPS: list[Gap] = []
 
 Address = tuple[bytes, int]
 _Key = tuple[bytes, int, bytes, int]
@@ -115,8 +129,8 @@ class Flow:
     last_ns: int
     handshake_seen: bool = False  # a SYN or SYN-ACK was seen: offsets are exact from byte 0
     midstream: bool = False  # the capture began mid-connection (no SYN seen first)
-    close_reason: str | None = None  # "fin" | "rst" | "idle" | "eof" | "reused"
-    gaps: list[Gap] = field(default_factory=list)
+    close_reason: str | None = None  # "fin" | "rst" | "idle" | "eof" | "reused" | "evicted"
+    gaps: list[Gap] = field(default_factory=lambda: _NO_GAPS)
     client_bytes: int = 0  # stream bytes delivered per direction
     server_bytes: int = 0
     packets: int = 0
@@ -222,8 +236,8 @@ class _Half:
         self.syn_isn: int | None = None
         # Out-of-order pieces, disjoint, keyed by stream offset: bytes, or an int length for a
         # range known to be missing (snaplen cut). `starts` is their sorted offsets.
-        self.starts: list[int] = []
-        self.pending: dict[int, bytes | int] = {}
+        self.starts: list[int] = _NO_STARTS
+        self.pending: dict[int, bytes | int] = _NO_PENDING
         self.pending_bytes = 0
         self.fin_off: int | None = None
         self.fin_seen = False
@@ -278,6 +292,7 @@ class Reassembler:
         idle_timeout_ns: `expire()` ends flows with no packet for longer than this.
         max_buffer: out-of-order bytes one direction may hold before a gap is declared.
         max_segments: out-of-order pieces one direction may hold before a gap is declared.
+        max_flows: connections tracked at once; past it the idlest are evicted (see above).
     """
 
     def __init__(
@@ -287,16 +302,25 @@ class Reassembler:
         idle_timeout_ns: int = IDLE_TIMEOUT_NS,
         max_buffer: int = MAX_FLOW_BUFFER,
         max_segments: int = MAX_OUT_OF_ORDER,
+        max_flows: int = MAX_FLOWS,
     ) -> None:
         self._server_ports = server_ports
         self._idle = idle_timeout_ns
         self._max_buffer = max_buffer
         self._max_segments = max_segments
+        self._max_flows = max(1, max_flows)
+        #: Flows evicted under pressure: never carried data (forgotten), carried data (ended).
+        self.evicted_empty = 0
+        self.evicted_with_data = 0
         self._halves: dict[_Key, _Half] = {}
         self._open: dict[int, tuple[Flow, _Half, _Half]] = {}
         self._tombstones: dict[_Key, int] = {}
         self._next_id = 1
         self._next_check: int | None = None  # no flow can be idle before this time
+
+    @property
+    def max_flows(self) -> int:
+        return self._max_flows
 
     @property
     def open_flows(self) -> int:
@@ -384,11 +408,36 @@ class Reassembler:
 
     def flush(self) -> list[FlowEvent]:
         """End of input: deliver what is buffered (holes become gaps) and end every flow ("eof")."""
-        events: list[FlowEvent] = []
-        for flow, client, server in list(self._open.values()):
-            self._end(flow, client, server, "eof", flow.last_ns, events)
+        return [event for events in self.flush_each() for event in events]
+
+    def flush_each(self) -> Iterator[list[FlowEvent]]:
+        """`flush()` one flow at a time: the events that end each open flow, oldest first.
+
+        Lazy: a flow is ended only when its list is asked for, so the caller can finish and
+        release each connection's session before the next one's is built.
+        """
         self._next_check = None
-        return events
+        while self._open:
+            flow, client, server = next(iter(self._open.values()))
+            events: list[FlowEvent] = []
+            self._end(flow, client, server, "eof", flow.last_ns, events)
+            yield events
+
+    def _evict(self, events: list[FlowEvent]) -> None:
+        """Too many flows: end the sixteenth idle the longest, those that never carried data
+        first (see the module's *Pressure*)."""
+        count = max(1, len(self._open) // 16)
+
+        def rank(entry: tuple[Flow, _Half, _Half]) -> tuple[bool, int]:
+            flow, c, s = entry
+            return (_carried_data(flow, c, s), flow.last_ns)
+
+        for flow, c, s in heapq.nsmallest(count, self._open.values(), key=rank):
+            if _carried_data(flow, c, s):
+                self.evicted_with_data += 1
+            else:
+                self.evicted_empty += 1
+            self._end(flow, c, s, "evicted", flow.last_ns, events)
 
     # -- flows ---------------------------------------------------------------------------------
 
@@ -417,6 +466,9 @@ class Reassembler:
         else:
             sender_is_client = True
         client, srv = (src, dst) if sender_is_client else (dst, src)
+        events: list[FlowEvent] = []
+        if len(self._open) >= self._max_flows:
+            self._evict(events)
         flow = Flow(
             id=self._next_id,
             client=client,
@@ -436,7 +488,7 @@ class Reassembler:
         due = seg.ts_ns + self._idle
         if self._next_check is None or due < self._next_check:
             self._next_check = due
-        events: list[FlowEvent] = [FlowStart(flow=flow, ts_ns=seg.ts_ns)]
+        events.append(FlowStart(flow=flow, ts_ns=seg.ts_ns))
         self._process(c if sender_is_client else s, seg, events)
         return events
 
@@ -451,6 +503,9 @@ class Reassembler:
     ) -> None:
         for half in (client, server):
             self._flush_half(half, ts, events)
+        # The two directions point at each other: break the cycle, so that an ended flow is
+        # freed at once rather than by the cyclic collector, long after (a flood ends many).
+        del client.peer, server.peer
         flow.close_reason = reason
         events.append(FlowEnd(flow=flow, ts_ns=ts, reason=reason))
         del self._open[flow.id]
@@ -458,7 +513,8 @@ class Reassembler:
         for key in ((a[0], a[1], b[0], b[1]), (b[0], b[1], a[0], a[1])):
             self._halves.pop(key, None)
             self._tombstones.pop(key, None)
-            self._tombstones[key] = ts
+            if reason != "evicted":  # an evicted connection's later packets start a new flow
+                self._tombstones[key] = ts
         while len(self._tombstones) > 2 * MAX_TOMBSTONES:
             del self._tombstones[next(iter(self._tombstones))]
 
@@ -674,6 +730,9 @@ class Reassembler:
             o = nxt
         starts = half.starts
         pending = half.pending
+        if starts is _NO_STARTS:
+            starts = half.starts = []
+            pending = half.pending = {}
         pieces: list[tuple[int, int]] = []
         differing: list[tuple[int, bytes, bytes]] = []  # (offset, kept, later copy)
         cur = o
@@ -867,6 +926,8 @@ class Reassembler:
         flow.gap_count += 1
         flow.gap_bytes += length
         gaps = flow.gaps
+        if gaps is _NO_GAPS:
+            gaps = flow.gaps = []
         for i in range(len(gaps) - 1, -1, -1):  # merge with this direction's previous gap
             last = gaps[i]
             if last.direction is direction:
@@ -876,3 +937,16 @@ class Reassembler:
                 break
         if len(gaps) < MAX_GAPS_RECORDED:
             gaps.append(Gap(direction, offset, length, ts))
+
+
+def _carried_data(flow: Flow, client: _Half, server: _Half) -> bool:
+    """Whether a flow delivered, buffered or lost any byte of data."""
+    return bool(
+        flow.client_bytes
+        or flow.server_bytes
+        or flow.gap_count
+        or client.starts
+        or server.starts
+        or client.provisional
+        or server.provisional
+    )

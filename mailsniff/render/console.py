@@ -8,7 +8,8 @@ as written instead of being obeyed. The console is always injected by the caller
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
 
 from rich import box
 from rich.cells import cell_len, set_cell_size
@@ -46,7 +47,17 @@ from mailsniff.render.text import (
 )
 from mailsniff.render.views import view_for
 
-__all__ = ["render_overview", "render_session", "render_summary", "transcript_text"]
+__all__ = [
+    "OverviewRow",
+    "overview_row",
+    "overview_widths",
+    "render_overview",
+    "render_overview_rows",
+    "render_session",
+    "render_summary",
+    "render_summary_of",
+    "transcript_text",
+]
 
 # Styles, named once so the look stays consistent (and degrades to plain text off a TTY).
 _CLIENT = "cyan"
@@ -210,16 +221,34 @@ def _overview_row(s: Session) -> list[_Cell]:
     ]
 
 
+#: One session's overview line: (text, style) per column.
+OverviewRow = list[_Cell]
+#: The public name of `_overview_row`: the row of one session, for callers that keep rows only.
+overview_row = _overview_row
+
+
+def overview_widths(rows: Iterable[OverviewRow], natural: list[int] | None = None) -> list[int]:
+    """The natural width of each overview column over `rows` (and the headers), updating and
+    returning `natural` when given (so rows can be measured as they come)."""
+    if natural is None:
+        natural = [len(h) for h in _OVERVIEW_HEADERS]
+    for row in rows:
+        for i, (text, _) in enumerate(row):
+            natural[i] = max(natural[i], _cells(text))
+    return natural
+
+
 def _overview_layout(rows: list[list[_Cell]], width: int) -> list[tuple[int, int]]:
+    """Which columns to show and how wide: (column index, width) pairs that fit `width`."""
+    return _layout(overview_widths(rows), width)
+
+
+def _layout(natural: list[int], width: int) -> list[tuple[int, int]]:
     """Which columns to show and how wide: (column index, width) pairs that fit `width`.
 
     Short columns keep their width and the long ones share what is left, the endpoints
     first. On a console too narrow even for that, the least important columns are left out.
     """
-    natural = [len(h) for h in _OVERVIEW_HEADERS]
-    for row in rows:
-        for i, (text, _) in enumerate(row):
-            natural[i] = max(natural[i], _cells(text))
     shown = list(range(len(_OVERVIEW_HEADERS)))
 
     def least(i: int) -> int:
@@ -304,12 +333,20 @@ def render_overview(console: Console, sessions: Sequence[Session]) -> None:
         sessions: finished sessions, in the order to show.
     """
     rows = [_overview_row(s) for s in sessions]
-    layout = _overview_layout(rows, console.width)
+    render_overview_rows(console, len(rows), overview_widths(rows), iter(rows))
+
+
+def render_overview_rows(
+    console: Console, count: int, natural: list[int], rows: Iterator[OverviewRow]
+) -> None:
+    """`render_overview` from rows made by `overview_row` (`count` of them, their column
+    widths measured by `overview_widths`), read one chunk at a time."""
+    layout = _layout(natural, console.width)
     header = [(h, _KEY) for h in _OVERVIEW_HEADERS]
-    console.print(Text(f"Sessions ({len(sessions)})", style=_KEY))
+    console.print(Text(f"Sessions ({count})", style=_KEY))
     console.print(_overview_lines([header], layout), crop=True)
-    for start in range(0, len(rows), _OVERVIEW_CHUNK):
-        console.print(_overview_lines(rows[start : start + _OVERVIEW_CHUNK], layout), crop=True)
+    while chunk := list(islice(rows, _OVERVIEW_CHUNK)):
+        console.print(_overview_lines(chunk, layout), crop=True)
 
 
 # --------------------------------------------------------------------------- one session
@@ -859,7 +896,13 @@ def render_summary(
         packets: packets read from the capture.
         warnings: reader warnings (truncated capture, unsupported frames, ...).
     """
-    summary = Summary.of(sessions)
+    render_summary_of(console, Summary.of(sessions), packets=packets, warnings=warnings)
+
+
+def render_summary_of(
+    console: Console, summary: Summary, *, packets: int, warnings: Sequence[str]
+) -> None:
+    """`render_summary` from a `Summary` added up as the sessions came."""
     by_protocol = summary.by_protocol
     messages = summary.messages
     credentials = summary.credentials

@@ -1,0 +1,239 @@
+"""Bounded memory under floods: flows evicted under pressure, lazy end-of-capture flush, the
+console view's spilled sessions, the memory one half-open connection costs."""
+
+from __future__ import annotations
+
+import io
+import struct
+import tracemalloc
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from rich.console import Console
+
+from mailsniff.capture.frame import Frame
+from mailsniff.model import Session
+from mailsniff.pipeline import Pipeline
+from mailsniff.reading import ReadOptions, Tally, read_capture, summarise
+from mailsniff.reassembly import Reassembler
+from mailsniff.render import console as console_render
+
+_ETH = b"\x00\x0f\xe2\x8c\x71\x04" + b"\x00\x0c\x29\x5b\x3d\xa1" + b"\x08\x00"
+_SYN, _ACK, _PSH, _FIN = 0x02, 0x10, 0x08, 0x01
+_SERVER = bytes([192, 0, 2, 25])
+_SECOND = 1_000_000_000
+
+
+def _frame(
+    ts: int,
+    src: bytes,
+    dst: bytes,
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    payload: bytes = b"",
+) -> Frame:
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 0x50, flags, 65535, 0, 0)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40 + len(payload), 0, 0x4000, 64, 6, 0, src, dst)
+    data = _ETH + ip + tcp + payload
+    return Frame(ts_ns=ts, linktype=1, data=data, wirelen=len(data))
+
+
+class _Conn:
+    """One client's connection to the server's port 25, its sequence numbers kept as it goes."""
+
+    def __init__(self, i: int) -> None:
+        self.ip = struct.pack("!I", 0x0A000000 + i // 50000)
+        self.port = 10000 + i % 50000
+        self.cs, self.ss = (i * 7919) & 0xFFFFFFFF, (i * 104729 + 5) & 0xFFFFFFFF
+
+    def c(self, ts: int, flags: int, data: bytes = b"") -> Frame:
+        f = _frame(ts, self.ip, _SERVER, self.port, 25, self.cs, self.ss, flags, data)
+        self.cs = (self.cs + len(data) + (1 if flags & (_SYN | _FIN) else 0)) & 0xFFFFFFFF
+        return f
+
+    def s(self, ts: int, flags: int, data: bytes = b"") -> Frame:
+        f = _frame(ts, _SERVER, self.ip, 25, self.port, self.ss, self.cs, flags, data)
+        self.ss = (self.ss + len(data) + (1 if flags & (_SYN | _FIN) else 0)) & 0xFFFFFFFF
+        return f
+
+    def opening(self, ts: int, helo: bytes = b"EHLO client.example\r\n") -> list[Frame]:
+        """Handshake, greeting, the client's hello: a mail connection left open."""
+        return [
+            self.c(ts, _SYN),
+            self.s(ts + 1, _SYN | _ACK),
+            self.c(ts + 2, _ACK),
+            self.s(ts + 3, _PSH | _ACK, b"220 mx.example.com ESMTP\r\n"),
+            self.c(ts + 4, _PSH | _ACK, helo),
+        ]
+
+    def closing(self, ts: int) -> list[Frame]:
+        """QUIT, 221, FIN both ways."""
+        return [
+            self.c(ts, _PSH | _ACK, b"QUIT\r\n"),
+            self.s(ts + 1, _PSH | _ACK, b"221 bye\r\n"),
+            self.s(ts + 2, _FIN | _ACK),
+            self.c(ts + 3, _FIN | _ACK),
+            self.s(ts + 4, _ACK),
+        ]
+
+
+def _syns(n: int) -> Iterator[Frame]:
+    """A port-25 scan: one unanswered SYN from each of `n` client ports."""
+    for i in range(n):
+        yield _Conn(i).c(i * 1000, _SYN)
+
+
+def _pipeline(max_flows: int) -> Pipeline:
+    return Pipeline(reassembler=Reassembler(server_ports=frozenset({25, 110}), max_flows=max_flows))
+
+
+# -- eviction -------------------------------------------------------------------------------
+
+
+def test_a_flow_evicted_with_data_is_reported_with_a_note_and_continues_midstream() -> None:
+    conns = [_Conn(i) for i in range(3)]
+    frames: list[Frame] = []
+    for n, conn in enumerate(conns):  # three open mail connections, the first idle the longest
+        frames += conn.opening(n * _SECOND, helo=f"EHLO host{n}.example\r\n".encode())
+    frames += conns[0].closing(10 * _SECOND)  # the evicted one goes on afterwards
+    pipeline = _pipeline(max_flows=2)
+    sessions = list(pipeline.run(frames))
+
+    evicted = [s for s in sessions if s.close_reason == "evicted"]
+    # The first connection, idle the longest, made room for the third; its later packets for
+    # themselves (a new flow), evicting the second in turn: nothing that carried data is lost.
+    assert [s.client.port for s in evicted] == [conns[0].port, conns[1].port]
+    first = evicted[0]
+    assert first.helo == "host0.example"  # what it carried is reported, not dropped
+    assert evicted[1].helo == "host1.example"
+    assert any("evicted under memory pressure" in a for a in first.anomalies)
+    assert not first.complete
+    later = [s for s in sessions if s.client.port == conns[0].port and s is not first]
+    assert len(later) == 1 and later[0].close_reason == "fin"  # its later packets: new session
+    assert later[0].client_bytes == len(b"QUIT\r\n")
+    assert [s.helo for s in sessions if s.close_reason == "eof"] == ["host2.example"]
+    assert pipeline.reassembler.evicted_with_data == 2
+    assert summarise(Tally(), pipeline, [])["flows_evicted"] == {
+        "without_data": 0,
+        "with_data": 2,
+    }
+
+
+def test_half_open_flows_are_evicted_first_and_counted() -> None:
+    data_conn = _Conn(99999)
+    frames = data_conn.opening(0)
+    frames += list(_syns(200))
+    pipeline = _pipeline(max_flows=16)
+    sessions = list(pipeline.run(frames))
+
+    reassembler = pipeline.reassembler
+    assert reassembler.evicted_with_data == 0  # the connection with data outlived 200 SYNs
+    assert reassembler.evicted_empty == 201 - len(sessions)
+    assert len(sessions) <= 16
+    [mail] = [s for s in sessions if s.helo == "client.example"]
+    assert mail.close_reason == "eof"
+    assert summarise(Tally(), pipeline, [])["flows_evicted"]["without_data"] > 180
+
+
+def test_memory_of_a_syn_flood_is_bounded_by_the_flow_limit() -> None:
+    """20,000 half-open connections, at most 2,000 tracked: the peak stays near 2,000's worth
+    (tracking all of them took about 27 MB; ended flows left to the cyclic collector, 12 MB)."""
+    pipeline = _pipeline(max_flows=2000)
+    tracemalloc.start()
+    try:
+        for frame in _syns(20000):
+            pipeline.feed(frame)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert pipeline.reassembler.open_flows <= 2000
+    assert peak < 4 * 1024 * 1024, peak
+
+
+def test_a_half_open_flow_costs_about_a_kilobyte() -> None:
+    pipeline = _pipeline(max_flows=100000)
+    frames = list(_syns(20000))
+    tracemalloc.start()
+    try:
+        for frame in frames:
+            pipeline.feed(frame)
+        current, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert pipeline.reassembler.open_flows == 20000
+    # About 1,200 bytes (flow, two directions, their keys, the addresses); about 1,500 before
+    # the directions and the flow shared empty buffers until they need their own.
+    assert current / 20000 < 1300, current / 20000
+
+
+# -- end of capture -------------------------------------------------------------------------
+
+
+def test_end_of_capture_builds_and_yields_one_session_at_a_time() -> None:
+    frames: list[Frame] = []
+    for i in range(5):
+        frames += _Conn(i).opening(i * _SECOND)
+    pipeline = _pipeline(max_flows=100)
+    run = pipeline.run(frames)
+    first = next(run)  # every connection is still open at the end of the capture
+    assert first.close_reason == "eof"
+    assert pipeline.reassembler.open_flows == 4  # the others not yet ended nor built
+    assert not pipeline.open_sessions or len(pipeline.open_sessions) == 4
+    rest = list(run)
+    assert len(rest) == 4 and pipeline.reassembler.open_flows == 0
+    assert sorted(s.client.port for s in [first, *rest]) == [10000 + i for i in range(5)]
+
+
+# -- console view ---------------------------------------------------------------------------
+
+
+def _write_pcap(path: Path, frames: Iterable[Frame]) -> None:
+    with path.open("wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 1))
+        for fr in frames:
+            f.write(
+                struct.pack(
+                    "<IIII", fr.ts_ns // _SECOND, fr.ts_ns % _SECOND, len(fr.data), fr.wirelen
+                )
+            )
+            f.write(fr.data)
+
+
+def _console() -> Console:
+    return Console(file=io.StringIO(), width=140, record=True, color_system=None)
+
+
+def test_console_view_from_spilled_sessions_equals_rendering_them_in_memory(
+    tmp_path: Path,
+) -> None:
+    """Sessions end in another order than they start (the longest starts first, and two start at
+    the same time): the report lists them by start, then id, exactly as the in-memory view did."""
+    frames: list[Frame] = []
+    conns = [_Conn(i) for i in range(6)]
+    starts = [0, 5, 5, 2, 9, 1]
+    ends = [50, 10, 30, 20, 40, 60]
+    for conn, start in zip(conns, starts, strict=True):
+        frames += conn.opening(start * _SECOND, helo=f"EHLO h{conn.port}.example\r\n".encode())
+    for conn, end in zip(conns, ends, strict=True):
+        frames += conn.closing(end * _SECOND)
+    frames.sort(key=lambda f: f.ts_ns)
+    path = tmp_path / "order.pcap"
+    _write_pcap(path, frames)
+
+    sessions: list[Session] = list(Pipeline(keep_transcript=True).run(frames))
+    ordered = sorted(sessions, key=lambda s: (s.start_ns, s.id))
+    assert [s.id for s in ordered] != [s.id for s in sessions]  # the order does change
+    expected = _console()
+    console_render.render_overview(expected, ordered)
+    for session in ordered:
+        console_render.render_session(expected, session, transcript=True)
+    console_render.render_summary(expected, sessions=ordered, packets=len(frames), warnings=[])
+
+    got = _console()
+    read_capture(ReadOptions(path=str(path), transcript=True, progress=False), got, _console())
+    text = got.export_text()
+    assert text == expected.export_text()
+    assert "Sessions (6)" in text and text.count("h10004.example") >= 2
