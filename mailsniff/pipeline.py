@@ -217,7 +217,10 @@ class Pipeline:
 
     def finish(self) -> None:
         """End of input: deliver what is buffered and end every open connection."""
-        self._ready.extend(self.finish_each())
+        # Collect first: finish_each() drains `_ready` while it runs, so extending `_ready`
+        # from it directly would hand every session back to it for ever.
+        ended = list(self.finish_each())
+        self._ready.extend(ended)
 
     def finish_each(self) -> Iterator[Session]:
         """`finish()` as a generator: each open connection is ended, its session built and
