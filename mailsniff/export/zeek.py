@@ -34,8 +34,8 @@ __all__ = ["FILES_FIELDS", "POP3_FIELDS", "SMTP_FIELDS", "ZeekLogError", "ZeekLo
 
 Value = str | int | bool | list[str] | list[int] | None
 
-#: (name, Zeek type) in Zeek's order.
-SMTP_FIELDS: tuple[tuple[str, str], ...] = (
+#: The columns every Zeek application log opens with: time, uid, the conn id, trans_depth.
+_TRANSACTION_FIELDS: tuple[tuple[str, str], ...] = (
     ("ts", "time"),
     ("uid", "string"),
     ("id.orig_h", "addr"),
@@ -43,6 +43,11 @@ SMTP_FIELDS: tuple[tuple[str, str], ...] = (
     ("id.resp_h", "addr"),
     ("id.resp_p", "port"),
     ("trans_depth", "count"),
+)
+
+#: (name, Zeek type) in Zeek's order.
+SMTP_FIELDS: tuple[tuple[str, str], ...] = (
+    *_TRANSACTION_FIELDS,
     ("helo", "string"),
     ("mailfrom", "string"),
     ("rcptto", "set[string]"),
@@ -65,13 +70,7 @@ SMTP_FIELDS: tuple[tuple[str, str], ...] = (
 )
 
 POP3_FIELDS: tuple[tuple[str, str], ...] = (
-    ("ts", "time"),
-    ("uid", "string"),
-    ("id.orig_h", "addr"),
-    ("id.orig_p", "port"),
-    ("id.resp_h", "addr"),
-    ("id.resp_p", "port"),
-    ("trans_depth", "count"),
+    *_TRANSACTION_FIELDS,
     ("banner", "string"),
     ("user", "string"),
     ("auth_mechanism", "string"),
