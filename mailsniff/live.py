@@ -36,6 +36,7 @@ from mailsniff.reading import Tally, summarise
 from mailsniff.render import console as console_render
 from mailsniff.render import jsonl
 from mailsniff.render.text import format_size, safe_text, shorten
+from mailsniff.session.tls_layer import open_keylog
 from mailsniff.status import ExitStatus
 
 __all__ = [
@@ -85,6 +86,7 @@ class LiveOptions:
     mbox: str | None = None  # --mbox FILE
     creds: bool = False  # --creds: the credentials table at the end
     redact: bool = False  # --redact
+    keylog: str | None = None  # --keylog FILE, followed as it grows (TLS decryption)
 
 
 @dataclass(slots=True)
@@ -280,6 +282,7 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
         raise UsageError("--duration: must be more than 0 seconds")
     iface = options.iface or default_interface()
     bpf = build_filter(options.ports, options.bpf)
+    keylog = open_keylog(options.keylog, live=True) if options.keylog is not None else None
     exporter = open_exporter(
         ExportOptions(
             extract=Path(options.extract) if options.extract is not None else None,
@@ -301,6 +304,8 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
         pipeline = Pipeline(
             keep_transcript=options.transcript,
             open_sink=exporter.open_sink if exporter is not None else None,
+            keylog=keylog,
+            wait_for_keys=keylog is not None,
         )
         run = _Run(
             options=options,
@@ -419,6 +424,7 @@ def _loop(run: _Run, capture: LiveCapture, stop: _Stop) -> None:
             now = time.monotonic()
             if now >= next_expire:
                 next_expire = now + _EXPIRE_S
+                pipeline.retry_keys(time.time_ns())  # key log lines written meanwhile
                 pipeline.expire(time.time_ns())
                 capture.update_kernel_stats()
                 for session in pipeline.drain():

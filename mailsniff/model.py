@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from mailsniff.protocols.base import Direction
+
+if TYPE_CHECKING:
+    from mailsniff.tls.events import TlsInfo
 
 __all__ = [
     "Address",
@@ -25,6 +29,7 @@ __all__ = [
     "RcptAttempt",
     "RetrievedMessage",
     "Session",
+    "SessionTls",
     "Transaction",
     "TranscriptLine",
 ]
@@ -200,6 +205,36 @@ class TranscriptLine:
     direction: Direction
     text: str  # the line as sent, without CRLF, decoded with surrogateescape replaced
     note: str | None = None  # decoded meaning (base64 undone, "message line", ...)
+    #: Read from decrypted TLS records (a key log was given), not from cleartext on the wire.
+    decrypted: bool = False
+
+
+@dataclass(slots=True)
+class SessionTls:
+    """How a session's TLS was handled (filled by mailsniff.session.tls_layer)."""
+
+    mode: str  # "starttls" (STARTTLS/STLS accepted) or "implicit" (TLS from the first byte)
+    info: TlsInfo
+    keylog: bool  # a key log was given
+    #: Stream offset (bytes from the start of the connection, per direction) where TLS began;
+    #: the offsets in `info.problems` and `info.failures` count from there.
+    client_offset: int = 0
+    server_offset: int = 0
+
+    @property
+    def decrypted(self) -> bool:
+        return self.info.decrypted
+
+    @property
+    def reason(self) -> str | None:
+        """Why the TLS was not (all) decrypted; None when it was."""
+        if self.info.decrypted:
+            return None
+        if not self.keylog:
+            return "no key log given (--keylog FILE or SSLKEYLOGFILE)"
+        if self.info.problems:
+            return self.info.problems[0]
+        return "no encrypted records captured"
 
 
 @dataclass(slots=True)
@@ -241,3 +276,8 @@ class Session:
     packets: int = 0
     #: POP3 STAT answers seen, in order: (count, octets)
     mailbox_stats: list[tuple[int, int]] = field(default_factory=list)
+    #: The connection's TLS as seen (version, suite, SNI, decrypted or why not); None: no TLS.
+    tls_info: SessionTls | None = None
+    #: When the dialogue went inside TLS (STARTTLS accepted, or the first byte on an
+    #: implicit-TLS port): credentials read after it crossed the network encrypted.
+    tls_from_ns: int | None = None

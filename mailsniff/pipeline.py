@@ -34,9 +34,11 @@ from mailsniff.reassembly import (
 )
 from mailsniff.render.text import timestamp_in_range
 from mailsniff.session.base import SessionHandler
-from mailsniff.session.opaque import ImplicitTlsHandler, OpaqueHandler
+from mailsniff.session.opaque import OpaqueHandler
 from mailsniff.session.pop3 import Pop3SessionHandler
 from mailsniff.session.smtp import SmtpSessionHandler
+from mailsniff.session.tls_layer import TlsLayer
+from mailsniff.tls import KeyLog
 
 __all__ = [
     "IMPLICIT_TLS_PORTS",
@@ -199,6 +201,10 @@ class Pipeline:
     keep_transcript: bool = False
     #: Export hook: asked for a sink at the start of every message (None: no export).
     open_sink: OpenSink | None = None
+    #: TLS key log (--keylog): STARTTLS and implicit-TLS sessions are decrypted with it.
+    keylog: KeyLog | None = None
+    #: Live capture: hold records whose keys are not logged yet (see `retry_keys`).
+    wait_for_keys: bool = False
     _active: dict[int, _Active] = field(default_factory=dict)
     #: Accepted flows with no data yet: (protocol, implicit TLS, greeting after a preamble).
     _waiting: dict[int, tuple[Protocol, bool, bool]] = field(default_factory=dict)
@@ -255,6 +261,14 @@ class Pipeline:
     def _drain(self) -> Iterator[Session]:
         while self._ready:
             yield self._ready.pop(0)
+
+    def retry_keys(self, now_ns: int) -> None:
+        """Read what was appended to the key log and decrypt the records held for it."""
+        if self.keylog is None or not self.keylog.refresh():
+            return
+        for active in self._active.values():
+            if isinstance(active.handler, TlsLayer) and active.handler.waiting_for_keys:
+                active.handler.retry_keys(now_ns)
 
     @property
     def open_sessions(self) -> list[Session]:
@@ -443,10 +457,13 @@ class Pipeline:
         if make is not None and self.open_sink is not None:
             make = partial(_CLEARTEXT_HANDLERS[protocol], open_sink=self.open_sink)
         handler: SessionHandler
-        if implicit_tls:
-            handler = ImplicitTlsHandler(session, make)
-        elif make is not None:
-            handler = make(session)
+        if implicit_tls or make is not None:
+            # TLS, from the first byte or after STARTTLS/STLS, is read by a layer below the
+            # protocol's handler: decrypted with the key log, or at least described.
+            inner = make(session) if make is not None else None
+            handler = TlsLayer(
+                session, inner, self.keylog, implicit=implicit_tls, wait_for_keys=self.wait_for_keys
+            )
         else:
             handler = OpaqueHandler(session)
         active = self._active[flow.id] = _Active(session, handler)
@@ -475,7 +492,11 @@ class Pipeline:
 
     def _finish_session(self, active: _Active, flow: Flow, ts_ns: int, reason: str) -> None:
         session = active.session
-        active.handler.close(ts_ns)
+        handler = active.handler
+        if self.keylog is not None and isinstance(handler, TlsLayer) and handler.waiting_for_keys:
+            self.keylog.refresh()  # live: the client may have logged its keys just now
+            handler.retry_keys(ts_ns)
+        handler.close(ts_ns)
         session.start_ns = flow.start_ns
         session.end_ns = max(flow.last_ns, flow.start_ns)
         session.close_reason = reason
@@ -491,7 +512,7 @@ class Pipeline:
                 "timestamp outside years 1-9999 (damaged or forged capture clock): times are "
                 "given as @SECONDS since the epoch"
             )
-        analyse(session)
+        analyse(session, tls_from_ns=session.tls_from_ns)
         if self.on_session is not None:
             self.on_session(session)
         self._ready.append(session)

@@ -21,6 +21,8 @@ from mailsniff.net.link import is_supported, linktype_name
 from mailsniff.pipeline import Pipeline, SessionFilter
 from mailsniff.render import console as console_render
 from mailsniff.render import jsonl
+from mailsniff.render.text import safe_text
+from mailsniff.session.tls_layer import keylog_warning, open_keylog
 from mailsniff.status import ExitStatus
 from mailsniff.stdout import Stdout
 
@@ -43,6 +45,7 @@ class ReadOptions:
     extract: str | None = None  # --extract DIR
     mbox: str | None = None  # --mbox FILE
     redact: bool = False  # --redact
+    keylog: str | None = None  # --keylog FILE (TLS decryption)
 
 
 @dataclass(slots=True)
@@ -200,6 +203,9 @@ def _missing_sessions(
 
 def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult:
     """Read one capture and render it to `out`; raises MailsniffError for unreadable input."""
+    keylog = open_keylog(options.keylog) if options.keylog is not None else None
+    if keylog is not None and (note := keylog_warning(keylog)) is not None:
+        err.print(Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(note)))
     exporter = open_exporter(
         ExportOptions(
             extract=Path(options.extract) if options.extract is not None else None,
@@ -213,6 +219,7 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
         ),
         keep_transcript=options.transcript,
         open_sink=exporter.open_sink if exporter is not None else None,
+        keylog=keylog,
     )
     sessions: list[Session] = []  # console output only: JSON streams and keeps nothing
     stdout = Stdout()  # a closed pipe or a failed write never stops the reading or the export

@@ -29,6 +29,11 @@ KINDS: dict[str, str] = {
     "message-truncated": "a message exceeded the kept size; size and sha256 still cover all of it",
     "anomaly": "the peer broke the protocol (unknown reply, garbage, odd end of data)",
     "overlap-conflict": "TCP bytes captured twice with different content (evasion or corruption)",
+    "tls-legacy-version": "TLS below 1.2 negotiated (SSL 3.0, TLS 1.0, 1.1: deprecated, RFC 8996)",
+    "tls-no-forward-secrecy": (
+        "a TLS suite without forward secrecy (RSA key transport): the server's private key "
+        "decrypts recorded traffic"
+    ),
 }
 #: Anomalies of this prefix (reassembly bounds them) are findings of their own kind, outside
 #: the anomaly cap.
@@ -49,6 +54,8 @@ SEVERITY: dict[str, str] = {
     "gap": "medium",
     "message-truncated": "low",
     "anomaly": "low",
+    "tls-legacy-version": "medium",
+    "tls-no-forward-secrecy": "low",
 }
 
 
@@ -117,6 +124,22 @@ def _message_findings(message: Message, out: list[Finding], where: str) -> None:
             Finding(
                 "message-truncated",
                 f"{where}: {message.size} bytes, only the first part kept for parsing",
+            )
+        )
+
+
+def _tls_findings(session: Session, out: list[Finding]) -> None:
+    t = session.tls_info
+    if t is None:
+        return
+    info = t.info
+    if info.legacy_version:
+        out.append(Finding("tls-legacy-version", f"{info.version_name} negotiated (below TLS 1.2)"))
+    if info.forward_secrecy is False:
+        out.append(
+            Finding(
+                "tls-no-forward-secrecy",
+                f"{info.cipher_suite_name}: RSA key transport, no forward secrecy",
             )
         )
 
@@ -202,6 +225,7 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
                         "info" if listed else "low",
                     )
                 )
+    _tls_findings(session, out)
     for gap in session.gaps:
         out.append(
             Finding(

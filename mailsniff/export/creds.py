@@ -219,6 +219,7 @@ class CredsOptions:
     json: bool = False
     redact: bool = False
     progress: bool = True
+    keylog: str | None = None  # --keylog FILE (TLS decryption)
 
 
 @dataclass(slots=True)
@@ -230,14 +231,18 @@ class CredsResult:
 
 def read_credentials(options: CredsOptions, out: Console, err: Console) -> CredsResult:
     """`mailsniff creds FILE`: read the capture, print one row per distinct credential."""
+    from mailsniff.session.tls_layer import open_keylog
+
     table = CredentialTable()
+    keylog = open_keylog(options.keylog) if options.keylog is not None else None
 
     def emit(session: Session) -> None:
         if options.redact:
             redact_session(session)
         table.add_session(session)
 
-    status, warnings = feed_capture(options.path, Pipeline(), err, emit, progress=options.progress)
+    pipeline = Pipeline(keylog=keylog)
+    status, warnings = feed_capture(options.path, pipeline, err, emit, progress=options.progress)
     stdout = Stdout()
     count = 0
     try:

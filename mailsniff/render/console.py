@@ -356,6 +356,8 @@ def _header_panel(session: Session, own: bool = False) -> Panel:
             "tls",
             Text("encrypted on the wire, shown decrypted (own connection)"),
         )
+    elif session.tls_info is not None:
+        grid.add_row("tls", _tls_text(session))
     elif session.implicit_tls:
         grid.add_row(
             "tls",
@@ -699,6 +701,28 @@ def _retrieved(r: RetrievedMessage) -> list[RenderableType]:
     return parts
 
 
+def _tls_text(session: Session) -> Text:
+    """The session's TLS in one or two lines: what was negotiated, decrypted or why not."""
+    t = session.tls_info
+    assert t is not None
+    i = t.info
+    how = "STARTTLS" if t.mode == "starttls" else f"implicit TLS (port {session.server.port})"
+    facts = [p for p in (i.version_name, i.cipher_suite_name) if p]
+    if i.sni:
+        facts.append(f"SNI {i.sni}")
+    if i.alpn:
+        facts.append(f"ALPN {i.alpn}")
+    head = how + (": " + ", ".join(facts) if facts else "")
+    if t.decrypted:
+        tail = f"decrypted ({i.records_decrypted} records, {i.bytes_decrypted} bytes)"
+        return Text(safe_text(f"{head}\n{tail}"))
+    if i.records_decrypted:
+        tail = f"partly decrypted ({i.records_decrypted} records): {t.reason}"
+    else:
+        tail = f"not decrypted: {t.reason}"
+    return Text(safe_text(f"{head}\n{tail}"), style=_WARN)
+
+
 def transcript_text(lines: Sequence[TranscriptLine]) -> Text:
     """Dialogue lines as one Text: `HH:MM:SS.ffffff C: line  → note`, client and server coloured.
 
@@ -723,7 +747,11 @@ def transcript_text(lines: Sequence[TranscriptLine]) -> Text:
         style = _CLIENT if client else _SERVER
         add(format_clock(line.ts_ns), _DIM)
         add(" ")
-        add("C: " if client else "S: ", style)
+        # `C*` / `S*`: read from decrypted TLS records (--keylog), not cleartext on the wire.
+        if line.decrypted:
+            add("C* " if client else "S* ", style)
+        else:
+            add("C: " if client else "S: ", style)
         add(safe_text(line.text), style)
         if line.note is not None:
             add("  \u2192 ", _DIM)

@@ -13,6 +13,7 @@ from mailsniff.model import (
     Message,
     RetrievedMessage,
     Session,
+    SessionTls,
     Transaction,
 )
 from mailsniff.render.text import format_timestamp
@@ -116,6 +117,35 @@ def _retrieved(r: RetrievedMessage) -> JsonObject:
     }
 
 
+def tls_record(t: SessionTls | None) -> JsonObject | None:
+    """How the session's TLS was handled (None: no TLS on this connection)."""
+    if t is None:
+        return None
+    i = t.info
+    return {
+        "mode": t.mode,
+        "version": i.version_name,
+        "cipher_suite": i.cipher_suite_name,
+        "sni": i.sni,
+        "alpn": i.alpn,
+        "alpn_offered": list(i.alpn_offered),
+        "resumed": i.resumed,
+        "forward_secrecy": i.forward_secrecy,
+        "keylog": t.keylog,
+        "keys_found": i.keys_found,
+        "decrypted": t.decrypted,
+        "reason": t.reason,
+        "records_decrypted": i.records_decrypted,
+        "bytes_decrypted": i.bytes_decrypted,
+        "start_offset": {"client": t.client_offset, "server": t.server_offset},
+        "problems": list(i.problems),
+        "failures": [
+            {"direction": f.direction.value, "offset": f.offset, "record": f.record}
+            for f in i.failures
+        ],
+    }
+
+
 def session_record(s: Session, *, transcript: bool = False) -> JsonObject:
     """The contract's "session" object (plus documented extra fields); --redact is applied to
     the Session before it gets here (mailsniff.export.redact)."""
@@ -151,6 +181,7 @@ def session_record(s: Session, *, transcript: bool = False) -> JsonObject:
         "packets": s.packets,
         "mailbox_stats": [{"messages": n, "octets": o} for n, o in s.mailbox_stats],
         "anomalies": list(s.anomalies),
+        "tls_info": tls_record(s.tls_info),
     }
     if transcript:
         record["transcript"] = [
@@ -159,6 +190,7 @@ def session_record(s: Session, *, transcript: bool = False) -> JsonObject:
                 "direction": line.direction.value,
                 "text": line.text,
                 "note": line.note,
+                "decrypted": line.decrypted,
             }
             for line in s.transcript
         ]
