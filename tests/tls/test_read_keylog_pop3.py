@@ -23,7 +23,9 @@ def _pop(server: Pop3Server, pcap: Path, *extra: str) -> None:
 
 def _dialogue(session: dict[str, Any]) -> dict[str, Any]:
     return {
-        "auth": [(a["mechanism"], a["username"], a["password"], a["success"]) for a in session["auth"]],
+        "auth": [
+            (a["mechanism"], a["username"], a["password"], a["success"]) for a in session["auth"]
+        ],
         "retrieved": [
             (m["command"], m["partial"], m["message"]["subject"], m["message"]["sha256"])
             for m in session["messages"]
