@@ -715,12 +715,12 @@ def _tls_text(session: Session) -> Text:
     head = how + (": " + ", ".join(facts) if facts else "")
     if t.decrypted:
         tail = f"decrypted ({i.records_decrypted} records, {i.bytes_decrypted} bytes)"
-        return Text(safe_text(f"{head}\n{tail}"))
+        return Text(safe_text(head) + "\n" + safe_text(tail))
     if i.records_decrypted:
         tail = f"partly decrypted ({i.records_decrypted} records): {t.reason}"
     else:
         tail = f"not decrypted: {t.reason}"
-    return Text(safe_text(f"{head}\n{tail}"), style=_WARN)
+    return Text(safe_text(head) + "\n" + safe_text(tail), style=_WARN)
 
 
 def transcript_text(lines: Sequence[TranscriptLine]) -> Text:
