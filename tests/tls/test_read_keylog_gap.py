@@ -38,3 +38,27 @@ def test_a_lost_record_inside_tls_is_a_gap_with_its_reason(tmp_path: Path) -> No
     assert "read back with the key log" not in json.dumps(s)
     # The server's side is whole: its reply to the message is still read.
     assert tx["data_reply"] is not None and tx["data_reply"].startswith("250")
+
+
+def test_a_corrupted_record_fails_its_tag_check_and_is_reported_where(tmp_path: Path) -> None:
+    packets = rdpcap(str(PCAPS / "starttls-keylog.pcap"))
+    data = [
+        i for i, p in enumerate(packets)
+        if TCP in p and p[TCP].dport == 2525 and bytes(p[TCP].payload)[:1] == b"\x17"
+    ]  # fmt: skip
+    hit = max(data, key=lambda i: len(packets[i][TCP].payload))
+    payload = bytearray(bytes(packets[hit][TCP].payload))
+    payload[40] ^= 0x01  # one bit inside the ciphertext of the message's record
+    packets[hit][TCP].remove_payload()
+    packets[hit][TCP].add_payload(bytes(payload))
+    del packets[hit][TCP].chksum
+    damaged = tmp_path / "corrupted-record.pcap"
+    wrpcap(str(damaged), packets)
+    [s] = read_json(damaged, "--keylog", str(PCAPS / "starttls-keylog.keys"))
+    info = s["tls_info"]
+    assert info["decrypted"] is False
+    [failure] = info["failures"]
+    assert failure["direction"] == "client" and failure["offset"] > 0
+    assert "failed authentication" in info["reason"]
+    assert any("failed authentication" in a for a in s["anomalies"])
+    assert "read back with the key log" not in json.dumps(s)  # never decrypted, never guessed
