@@ -148,10 +148,11 @@ _Cell = tuple[str, str]
 
 
 def _tls_cell(session: Session) -> _Cell:
+    decrypted = session.tls_info is not None and session.tls_info.decrypted
     if session.implicit_tls:
-        return "implicit", _WARN
+        return ("implicit, decrypted", "") if decrypted else ("implicit", _WARN)
     if session.tls:
-        return "STARTTLS", _WARN
+        return ("STARTTLS, decrypted", "") if decrypted else ("STARTTLS", _WARN)
     return "-", _DIM
 
 
