@@ -244,7 +244,8 @@ class _Run:
         start = self.shown_lines.get(s.id, 0)
         if len(s.transcript) > start:
             for line in s.transcript[start:]:
-                arrow = "C:" if line.direction.value == "client" else "S:"
+                arrow = "C" if line.direction.value == "client" else "S"
+                arrow += "*" if line.decrypted else ":"  # *: read from decrypted TLS
                 text = Text(f"#{s.id} {arrow} ", style="dim")
                 text.append(safe_text(line.text))
                 if line.note:
