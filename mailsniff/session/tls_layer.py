@@ -47,6 +47,8 @@ MAX_TLS_ANOMALIES = 20
 #: Bytes held after STARTTLS while it is not yet known whether they are TLS (a record header
 #: decides within 6 bytes; this only bounds a stream that never says).
 _PROBE_BYTES = 64
+#: The key log of sessions read without --keylog: empty, never refreshed, shared.
+_NO_KEYS = KeyLog()
 #: A TLS record starts with its content type 20-23 (RFC 8446 5.1).
 _TLS_CONTENT_TYPES = frozenset({20, 21, 22, 23})
 
@@ -92,7 +94,7 @@ class TlsLayer:
         self.session = session
         self._inner = inner
         self._given = keylog is not None
-        self._keylog = keylog if keylog is not None else KeyLog()
+        self._keylog = keylog if keylog is not None else _NO_KEYS
         self._wait = wait_for_keys and keylog is not None
         self._mode = _Mode.IMPLICIT if implicit else _Mode.CLEAR
         self._kind = "implicit" if implicit else "starttls"
