@@ -135,6 +135,23 @@ def _imap_findings(session: Session, out: list[Finding]) -> None:
         out.append(Finding(FindingKind.MESSAGES_EXPUNGED, "; ".join(parts)))
 
 
+def _tls_findings(session: Session, out: list[Finding]) -> None:
+    t = session.tls_info
+    if t is None:
+        return
+    if t.legacy_version:
+        out.append(
+            Finding(FindingKind.TLS_LEGACY_VERSION, f"{t.version} negotiated (below TLS 1.2)")
+        )
+    if t.forward_secrecy is False:
+        out.append(
+            Finding(
+                FindingKind.TLS_NO_FORWARD_SECRECY,
+                f"{t.cipher_suite}: RSA key transport, no forward secrecy",
+            )
+        )
+
+
 def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
     """Fill bcc/header_only per transaction and the session's findings (replacing any).
 
@@ -229,6 +246,7 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
         _refer(out, first, message=m)
     if session.imap is not None:
         _imap_findings(session, out)
+    _tls_findings(session, out)
     for gap in session.gaps:
         out.append(
             Finding(
