@@ -102,14 +102,15 @@ def _refer(
     out[first:] = [replace(f, transaction=transaction, message=message) for f in out[first:]]
 
 
-def _imap_findings(session: Session, out: list[Finding]) -> None:
+def _imap_findings(session: Session, out: list[Finding], tls_from_ns: int | None) -> None:
     """IMAP: a login the server said it refuses in clear; messages deleted or expunged."""
     state = session.imap
     assert state is not None
     since = state.login_disabled_ns
     if since is not None:
         for attempt in session.auth:
-            if attempt.ts_ns >= since:
+            in_tls = tls_from_ns is not None and attempt.ts_ns >= tls_from_ns
+            if attempt.ts_ns >= since and not in_tls:
                 out.append(
                     Finding(
                         FindingKind.LOGIN_DISABLED_IGNORED,
@@ -245,7 +246,7 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
             )
         _refer(out, first, message=m)
     if session.imap is not None:
-        _imap_findings(session, out)
+        _imap_findings(session, out, tls_from_ns)
     _tls_findings(session, out)
     for gap in session.gaps:
         out.append(
