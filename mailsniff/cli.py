@@ -284,6 +284,7 @@ def report(
     ],
     redact: Annotated[bool, _REDACT_ALL_OPTION] = False,
     progress: Annotated[bool, _PROGRESS_OPTION] = True,
+    keylog: Annotated[str | None, _KEYLOG_OPTION] = None,
     debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """Write one self-contained HTML report of the captures (docs/report.md)."""
@@ -295,7 +296,12 @@ def report(
         line = shlex.join(["mailsniff", *sys.argv[1:]])
         paths = tuple(captures)
         options = ReportOptions(
-            paths=paths, output=output, command_line=line, redact=redact, progress=progress
+            paths=paths,
+            output=output,
+            command_line=line,
+            redact=redact,
+            progress=progress,
+            keylog=keylog or None,
         )
         return write_report(options, _stderr())
 
