@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mailsniff.protocols.base import Direction
 from tests.cli_runner import read_json, run_cli
 from tests.servers import Pop3Server, pop3_server
+from tests.tls.test_read_keylog_implicit import _decrypted_lines, _lines, _tshark_plain
 
 __all__ = ["pop3_server"]  # the dovecot fixture
 
@@ -41,7 +43,7 @@ def test_stls_capture_with_its_key_log_reads_like_the_cleartext_one(
     _pop(pop3_server, clear)
     _pop(pop3_server, stls, "--stls", "--keylog", str(keys))
     [c] = read_json(clear)
-    [t] = read_json(stls, "--keylog", str(keys))
+    [t] = read_json(stls, "--keylog", str(keys), "--transcript")
     assert c["messages"], "the cleartext capture retrieved a message"
     assert _dialogue(t) == _dialogue(c)
     info = t["tls_info"]
@@ -49,3 +51,10 @@ def test_stls_capture_with_its_key_log_reads_like_the_cleartext_one(
     assert not any("cleartext-after-stls" in a for a in t["anomalies"])
     [undecrypted] = read_json(stls)
     assert undecrypted["messages"] == [] and undecrypted["tls_info"]["decrypted"] is False
+    # What the read path shows as decrypted is what tshark decrypts after STLS.
+    port = pop3_server.port
+    theirs = _tshark_plain(stls, keys, port, f"tcp.port=={port},pop")
+    ours = _decrypted_lines(t)
+    assert theirs[Direction.CLIENT] and theirs[Direction.SERVER]
+    assert ours[Direction.CLIENT] == _lines(theirs[Direction.CLIENT])
+    assert ours[Direction.SERVER][:3] == _lines(theirs[Direction.SERVER])[:3]
