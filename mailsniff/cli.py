@@ -110,6 +110,19 @@ _EXTRACT_OPTION = typer.Option(
     metavar="DIR",
     help="Write each message as <sha256>.eml, attachments decoded, and manifest.jsonl.",
 )
+_KEYLOG_OPTION = typer.Option(
+    "--keylog",
+    metavar="FILE",
+    envvar="SSLKEYLOGFILE",
+    help="TLS key log (NSS format, as SSLKEYLOGFILE writes): decrypt STARTTLS and implicit-TLS "
+    "sessions (SMTPS, POP3S, IMAPS) with it. Default: the SSLKEYLOGFILE environment variable.",
+)
+_WRITE_KEYLOG_OPTION = typer.Option(
+    "--keylog",
+    metavar="FILE",
+    help="Append this connection's TLS secrets to FILE (NSS key log format), so that "
+    "`read CAPTURE --keylog FILE` decrypts it.",
+)
 _MBOX_OPTION = typer.Option(
     "--mbox", metavar="FILE", help="Append every message to this mbox file."
 )
@@ -190,6 +203,7 @@ def read(
     zeek_json: Annotated[
         bool, typer.Option("--zeek-json", help="With --zeek-logs: Zeek's JSON flavour.")
     ] = False,
+    keylog: Annotated[str | None, _KEYLOG_OPTION] = None,
     debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """Read a capture and explain the SMTP and POP3 dialogues it carried."""
@@ -217,6 +231,7 @@ def read(
             extract=extract,
             mbox=mbox,
             redact=redact,
+            keylog=keylog or None,
         )
         return read_capture(options, _Stdout(highlight=False, soft_wrap=False), _stderr())
 
@@ -238,13 +253,16 @@ def creds(
     ] = False,
     redact: Annotated[bool, _REDACT_ALL_OPTION] = False,
     progress: Annotated[bool, _PROGRESS_OPTION] = True,
+    keylog: Annotated[str | None, _KEYLOG_OPTION] = None,
     debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """List every credential in a capture, deduplicated, with whether it worked."""
     from mailsniff.commands.creds import CredsOptions, CredsResult, read_credentials
 
     def action() -> CredsResult:
-        options = CredsOptions(path=capture, json=json_output, redact=redact, progress=progress)
+        options = CredsOptions(
+            path=capture, json=json_output, redact=redact, progress=progress, keylog=keylog or None
+        )
         return read_credentials(options, _Stdout(highlight=False, soft_wrap=False), _stderr())
 
     result = _guarded(debug, action)
@@ -266,6 +284,7 @@ def report(
     ],
     redact: Annotated[bool, _REDACT_ALL_OPTION] = False,
     progress: Annotated[bool, _PROGRESS_OPTION] = True,
+    keylog: Annotated[str | None, _KEYLOG_OPTION] = None,
     debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """Write one self-contained HTML report of the captures (docs/report.md)."""
@@ -277,7 +296,12 @@ def report(
         line = shlex.join(["mailsniff", *sys.argv[1:]])
         paths = tuple(captures)
         options = ReportOptions(
-            paths=paths, output=output, command_line=line, redact=redact, progress=progress
+            paths=paths,
+            output=output,
+            command_line=line,
+            redact=redact,
+            progress=progress,
+            keylog=keylog or None,
         )
         return write_report(options, _stderr())
 
@@ -352,6 +376,7 @@ def live(
         bool, typer.Option("--creds", help="At the end, the table of every credential seen.")
     ] = False,
     redact: Annotated[bool, _REDACT_ALL_OPTION] = False,
+    keylog: Annotated[str | None, _KEYLOG_OPTION] = None,
     debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """Capture on an interface and explain SMTP and POP3 dialogues as they happen."""
@@ -371,6 +396,7 @@ def live(
             mbox=mbox,
             creds=creds,
             redact=redact,
+            keylog=keylog or None,
         )
         return run_live(options, _Stdout(highlight=False, soft_wrap=False), _stderr())
 
@@ -528,6 +554,7 @@ def send(
         bool,
         typer.Option("--json", help="JSON Lines: one record per session, then the outcome."),
     ] = False,
+    keylog: Annotated[str | None, _WRITE_KEYLOG_OPTION] = None,
     debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """Send a message over SMTP, showing the dialogue, then each recipient's outcome."""
@@ -546,6 +573,7 @@ def send(
             password=_password(password, auth is not None and not dry_run),
             timeout=timeout,
             pipelining=pipelining,
+            keylog=keylog,
         )
         request = build_send_request(
             envelope_from=envelope_from,
@@ -600,6 +628,7 @@ def pop(
         Path | None, typer.Option("--capture", metavar="FILE", help="Record the packets (pcap).")
     ] = None,
     redact: Annotated[bool, _REDACT_OPTION] = False,
+    keylog: Annotated[str | None, _WRITE_KEYLOG_OPTION] = None,
     debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """Log in to a POP3 server and stat, list, top, retr or dele, showing the dialogue."""
@@ -619,6 +648,7 @@ def pop(
             tls=TlsMode.IMPLICIT if tls else TlsMode.STARTTLS if stls else TlsMode.NONE,
             tls_verify=tls_verify,
             timeout=timeout,
+            keylog=keylog,
         )
         run_pop(
             server,

@@ -37,6 +37,7 @@ from mailsniff.render import console as console_render
 from mailsniff.render import jsonl
 from mailsniff.render.text import format_size, safe_text, shorten
 from mailsniff.session import registry
+from mailsniff.session.tls_layer import open_keylog
 from mailsniff.status import ExitStatus
 
 __all__ = [
@@ -88,6 +89,7 @@ class LiveOptions:
     mbox: str | None = None  # --mbox FILE
     creds: bool = False  # --creds: the credentials table at the end
     redact: bool = False  # --redact
+    keylog: str | None = None  # --keylog FILE, followed as it grows (TLS decryption)
 
 
 @dataclass(slots=True)
@@ -247,7 +249,8 @@ class _Run:
         start = self.shown_lines.get(s.id, 0)
         if len(s.transcript) > start:
             for line in s.transcript[start:]:
-                arrow = "C:" if line.direction.value == "client" else "S:"
+                arrow = "C" if line.direction.value == "client" else "S"
+                arrow += "*" if line.decrypted else ":"  # *: read from decrypted TLS
                 text = Text(f"#{s.id} {arrow} ", style="dim")
                 text.append(safe_text(line.text))
                 if line.note:
@@ -285,6 +288,7 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
         raise UsageError("--duration: must be more than 0 seconds")
     iface = options.iface or default_interface()
     bpf = build_filter(options.ports, options.bpf)
+    keylog = open_keylog(options.keylog, live=True) if options.keylog is not None else None
     exporter = open_exporter(
         ExportOptions(
             extract=Path(options.extract) if options.extract is not None else None,
@@ -306,6 +310,8 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
         pipeline = Pipeline(
             keep_transcript=options.transcript,
             open_sink=exporter.open_sink if exporter is not None else None,
+            keylog=keylog,
+            wait_for_keys=keylog is not None,
         )
         run = _Run(
             options=options,
@@ -424,6 +430,7 @@ def _loop(run: _Run, capture: LiveCapture, stop: _Stop) -> None:
             now = time.monotonic()
             if now >= next_expire:
                 next_expire = now + _EXPIRE_S
+                pipeline.retry_keys(time.time_ns())  # key log lines written meanwhile
                 pipeline.expire(time.time_ns())
                 capture.update_kernel_stats()
                 for session in pipeline.drain():

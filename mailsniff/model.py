@@ -30,6 +30,8 @@ __all__ = [
     "RcptAttempt",
     "RetrievedMessage",
     "Session",
+    "SessionTls",
+    "TlsFailure",
     "Transaction",
     "TranscriptLine",
     "reply_failed",
@@ -317,6 +319,61 @@ class TranscriptLine:
     direction: Direction
     text: str  # the line as sent, without CRLF, decoded with surrogateescape replaced
     note: str | None = None  # decoded meaning (base64 undone, "message line", ...)
+    #: Read from decrypted TLS records (a key log was given), not from cleartext on the wire.
+    decrypted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFailure:
+    """A TLS record that failed authentication: where it is (never a guess at why)."""
+
+    direction: Direction
+    offset: int  # bytes into the direction, counted from where TLS began
+    record: int  # 0-based number of the record in its direction
+
+
+@dataclass(slots=True)
+class SessionTls:
+    """How a session's TLS was handled (filled by mailsniff.session.tls_layer from the TLS
+    record layer's view of the connection). Fields unknown so far are None or empty."""
+
+    mode: str  # "starttls" (STARTTLS/STLS accepted) or "implicit" (TLS from the first byte)
+    keylog: bool  # a key log was given
+    version: str | None = None  # "TLS 1.3"
+    cipher_suite: str | None = None  # IANA name
+    sni: str | None = None
+    alpn: str | None = None
+    alpn_offered: tuple[str, ...] = ()
+    resumed: bool = False
+    #: False for static RSA key transport; None while the suite is unknown.
+    forward_secrecy: bool | None = None
+    legacy_version: bool = False  # below TLS 1.2
+    keys_found: bool = False  # the key log held this connection's secrets
+    records_decrypted: int = 0
+    bytes_decrypted: int = 0
+    #: Why not everything could be decrypted, in the order found (empty when all was).
+    problems: tuple[str, ...] = ()
+    failures: tuple[TlsFailure, ...] = ()
+    #: Stream offset (bytes from the start of the connection, per direction) where TLS began;
+    #: the offsets in `problems` and `failures` count from there.
+    client_offset: int = 0
+    server_offset: int = 0
+
+    @property
+    def decrypted(self) -> bool:
+        """Keys were found and every record seen was decrypted and authenticated."""
+        return self.keys_found and not self.problems
+
+    @property
+    def reason(self) -> str | None:
+        """Why the TLS was not (all) decrypted; None when it was."""
+        if self.decrypted:
+            return None
+        if not self.keylog:
+            return "no key log given (--keylog FILE or SSLKEYLOGFILE)"
+        if self.problems:
+            return self.problems[0]
+        return "no encrypted records captured"
 
 
 @dataclass(slots=True)
@@ -364,3 +421,8 @@ class Session:
     uid: str | None = None
     #: IMAP sessions only: client ID, mailboxes, flag changes, expunges, copies.
     imap: ImapState | None = None
+    #: The connection's TLS as seen (version, suite, SNI, decrypted or why not); None: no TLS.
+    tls_info: SessionTls | None = None
+    #: When the dialogue went inside TLS (STARTTLS accepted, or the first byte on an
+    #: implicit-TLS port): credentials read after it crossed the network encrypted.
+    tls_from_ns: int | None = None

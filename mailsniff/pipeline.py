@@ -29,8 +29,10 @@ from mailsniff.reassembly import Flow, FlowData, FlowEnd, FlowEvent, FlowGap, Fl
 from mailsniff.session import registry
 from mailsniff.session.base import SessionHandler
 from mailsniff.session.entry import HandlerFactory, ProtocolEntry
-from mailsniff.session.opaque import ImplicitTlsHandler, OpaqueHandler
+from mailsniff.session.opaque import OpaqueHandler
+from mailsniff.session.tls_layer import TlsLayer
 from mailsniff.sink import OpenSink
+from mailsniff.tls import KeyLog
 
 __all__ = ["SessionFilter", "Pipeline", "server_ports"]
 
@@ -156,12 +158,10 @@ class Pipeline:
     #: Check for idle flows every _EXPIRE_EVERY candidate segments (False: the caller calls
     #: `expire` at points of its own, as `read` does to give the same result with --jobs).
     auto_expire: bool = True
-    #: Builds the handler of a connection to an implicit-TLS port around the protocol's own
-    #: handler factory (None: the protocol has no parser). The default records the connection as
-    #: encrypted; a decrypting TLS layer goes here.
-    tls_layer: Callable[[Session, Callable[[Session], SessionHandler] | None], SessionHandler] = (
-        lambda session, make: ImplicitTlsHandler(session, make, _is_greeting)
-    )
+    #: TLS key log (--keylog): STARTTLS and implicit-TLS sessions are decrypted with it.
+    keylog: KeyLog | None = None
+    #: Live capture: hold records whose keys are not logged yet (see `retry_keys`).
+    wait_for_keys: bool = False
     _active: dict[int, _Active] = field(default_factory=dict)
     #: Accepted flows with no data yet: (protocol, implicit TLS, greeting after a preamble).
     _waiting: dict[int, tuple[ProtocolEntry, bool, bool]] = field(default_factory=dict)
@@ -239,6 +239,14 @@ class Pipeline:
     def _drain(self) -> Iterator[Session]:
         while self._ready:
             yield self._ready.pop(0)
+
+    def retry_keys(self, now_ns: int) -> None:
+        """Read what was appended to the key log and decrypt the records held for it."""
+        if self.keylog is None or not self.keylog.refresh():
+            return
+        for active in self._active.values():
+            if isinstance(active.handler, TlsLayer) and active.handler.waiting_for_keys:
+                active.handler.retry_keys(now_ns)
 
     @property
     def open_sessions(self) -> list[Session]:
@@ -420,10 +428,18 @@ class Pipeline:
             )
         make = None if entry.handler is None else _bind(entry.handler, self.open_sink)
         handler: SessionHandler
-        if implicit_tls:
-            handler = self.tls_layer(session, make)
-        elif make is not None:
-            handler = make(session)
+        if implicit_tls or make is not None:
+            # TLS, from the first byte (the entry's implicit-TLS ports) or after the handler's
+            # parser reports it started (STARTTLS, STLS), is read by a layer below the protocol's
+            # handler: decrypted with the key log, or at least described.
+            handler = TlsLayer(
+                session,
+                make(session) if make is not None else None,
+                self.keylog,
+                implicit=implicit_tls,
+                wait_for_keys=self.wait_for_keys,
+                greeting=_is_greeting,
+            )
         else:
             handler = OpaqueHandler(session)
         active = self._active[flow.id] = _Active(session, handler)
@@ -458,7 +474,11 @@ class Pipeline:
 
     def _finish_session(self, active: _Active, flow: Flow, ts_ns: int, reason: str) -> None:
         session = active.session
-        active.handler.close(ts_ns)
+        handler = active.handler
+        if self.keylog is not None and isinstance(handler, TlsLayer) and handler.waiting_for_keys:
+            self.keylog.refresh()  # live: the client may have logged its keys just now
+            handler.retry_keys(ts_ns)
+        handler.close(ts_ns)
         session.start_ns = flow.start_ns
         session.end_ns = max(flow.last_ns, flow.start_ns)
         session.close_reason = reason
@@ -481,7 +501,7 @@ class Pipeline:
                 "timestamp outside years 1-9999 (damaged or forged capture clock): times are "
                 "given as @SECONDS since the epoch"
             )
-        analyse(session)
+        analyse(session, tls_from_ns=session.tls_from_ns)
         if self.on_session is not None:
             self.on_session(session)
         self._ready.append(session)

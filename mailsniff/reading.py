@@ -26,6 +26,8 @@ from mailsniff.parallel import add_stats, choose_jobs, drive, run_sharded
 from mailsniff.pipeline import Pipeline, SessionFilter
 from mailsniff.render import console as console_render
 from mailsniff.render import jsonl
+from mailsniff.render.text import safe_text
+from mailsniff.session.tls_layer import keylog_warning, open_keylog
 from mailsniff.spill import SessionSpill
 from mailsniff.status import ExitStatus
 from mailsniff.stdout import Stdout
@@ -54,6 +56,7 @@ class ReadOptions:
     redact: bool = False  # --redact
     zeek_logs: str | None = None  # --zeek-logs DIR
     zeek_json: bool = False  # --zeek-json
+    keylog: str | None = None  # --keylog FILE (TLS decryption)
 
 
 @dataclass(slots=True)
@@ -291,6 +294,9 @@ def _missing_sessions(
 
 def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult:
     """Read one capture and render it to `out`; raises MailsniffError for unreadable input."""
+    keylog = open_keylog(options.keylog) if options.keylog is not None else None
+    if keylog is not None and (note := keylog_warning(keylog)) is not None:
+        err.print(Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(note)))
     exporter = open_exporter(
         ExportOptions(
             extract=Path(options.extract) if options.extract is not None else None,
@@ -309,10 +315,15 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
         ),
         keep_transcript=options.transcript,
         open_sink=exporter.open_sink if exporter is not None else None,
+        keylog=keylog,
     )
 
     def make_pipeline() -> Pipeline:  # a --jobs worker's (exports stay in one process)
-        return Pipeline(session_filter=pipeline.session_filter, keep_transcript=options.transcript)
+        return Pipeline(
+            session_filter=pipeline.session_filter,
+            keep_transcript=options.transcript,
+            keylog=keylog,
+        )
 
     # Console output only (JSON streams and keeps nothing): finished sessions wait on disk.
     spill = None if options.json else SessionSpill()

@@ -20,7 +20,9 @@ from mailsniff.pipeline import Pipeline
 from mailsniff.reading import Tally, feed_capture, summarise
 from mailsniff.render import jsonl
 from mailsniff.render.report import ReportBuilder, ReportInput
+from mailsniff.session.tls_layer import open_keylog
 from mailsniff.status import ExitStatus
+from mailsniff.tls import KeyLog
 
 __all__ = ["ReportOptions", "ReportResult", "file_digest", "write_report"]
 
@@ -34,6 +36,7 @@ class ReportOptions:
     command_line: str
     redact: bool = False
     progress: bool = True
+    keylog: str | None = None  # --keylog FILE (TLS decryption)
 
 
 @dataclass(slots=True)
@@ -61,13 +64,14 @@ def write_report(options: ReportOptions, err: Console) -> ReportResult:
     """Read every capture, then write the report to `options.output` (atomically)."""
     if "-" in options.paths:
         raise UsageError("report: give capture files, not standard input (their sha256 is shown)")
+    keylog = open_keylog(options.keylog) if options.keylog is not None else None
     builder = ReportBuilder()
     builder.expect_inputs(len(options.paths))
     status = ExitStatus.SUCCESS
     warnings: list[str] = []
     sessions = 0
     for index, path in enumerate(options.paths):
-        item, read_warnings, count = _read_one(builder, index, path, options, err)
+        item, read_warnings, count = _read_one(builder, index, path, options, err, keylog)
         builder.add_input(item)
         if item.status != _WHOLE:
             status = ExitStatus.TRUNCATED
@@ -87,10 +91,15 @@ _WHOLE = "read to its end"
 
 
 def _read_one(
-    builder: ReportBuilder, index: int, path: str, options: ReportOptions, err: Console
+    builder: ReportBuilder,
+    index: int,
+    path: str,
+    options: ReportOptions,
+    err: Console,
+    keylog: KeyLog | None,
 ) -> tuple[ReportInput, list[str], int]:
     """Run one capture through the read path, handing each session record to the builder."""
-    pipeline = Pipeline(keep_transcript=True)
+    pipeline = Pipeline(keep_transcript=True, keylog=keylog)
     tally = Tally()
     creds = CredentialTable()
     hint = f"mailsniff read {path}"

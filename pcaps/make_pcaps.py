@@ -1,6 +1,6 @@
 """Regenerate pcaps/: SMTP (RFC 5321, 4954, 2920, 3030) and POP3 (RFC 1939) captures.
 
-Usage: python pcaps/make_pcaps.py [--out DIR] [--only seed|cc-bcc|pipelining|send-forged ...]
+Usage: python pcaps/make_pcaps.py [--out DIR] [--only NAME ...]  (names: see WRITERS)
 
 - seed-telnet.pcap: synthetic (scapy), deterministic, the three telnet dialogues of the seed note.
 - cc-bcc-smtplib.pcap: real, smtplib -> aiosmtpd on loopback, captured with tcpdump (needs root).
@@ -479,7 +479,10 @@ def _chunking_smtp_class() -> type:
 
 
 @contextmanager
-def smtp_server(handler: RecordingHandler, chunking: bool = False) -> Iterator[int]:
+def smtp_server(
+    handler: RecordingHandler, chunking: bool = False, tls_context: Any = None
+) -> Iterator[int]:
+    """aiosmtpd on 127.0.0.1; with `tls_context` it offers STARTTLS."""
     from aiosmtpd.controller import Controller
 
     smtp_class = _chunking_smtp_class() if chunking else None
@@ -499,6 +502,8 @@ def smtp_server(handler: RecordingHandler, chunking: bool = False) -> Iterator[i
         ident="ESMTP aiosmtpd (mailsniff test server)",
         authenticator=_authenticator,
         auth_require_tls=False,
+        tls_context=tls_context,
+        require_starttls=False,
     )
     controller.start()  # before tcpdump: start() makes a probe connection of its own
     try:
@@ -642,11 +647,50 @@ def write_send_forged(out: Path) -> Path:
     return target
 
 
+def write_starttls_keylog(out: Path) -> Path:
+    """`mailsniff send --starttls --capture --keylog`: a submission-like session (STARTTLS, then
+    EHLO again, AUTH PLAIN, a message with a Bcc) recorded on the wire, and the TLS secrets its
+    client logged; `mailsniff read starttls-keylog.pcap --keylog starttls-keylog.keys` reads
+    the whole dialogue, without the key log only up to STARTTLS."""
+    import ssl
+    import tempfile
+
+    target, keys = out / "starttls-keylog.pcap", out / "starttls-keylog.keys"
+    tmp, tmp_keys = out / f".{target.name}.tmp", out / f".{keys.name}.tmp"
+    tmp_keys.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as certs:
+        cert, key = Path(certs) / "cert.pem", Path(certs) / "key.pem"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+             "-subj", "/CN=mx.example.com", "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        with smtp_server(RecordingHandler(), tls_context=context) as port:
+            argv = [
+                sys.executable, "-m", "mailsniff", "send",
+                "--server", f"127.0.0.1:{port}", "--helo", "laptop.example.com", "--starttls",
+                "--auth", "PLAIN", "--user", "alice", "--password", "wonderland",
+                "--from", "alice@example.com", "--to", "bob@example.com",
+                "--bcc", "dave@example.com", "--subject", "inside TLS",
+                "--body", "Sent after STARTTLS; read back with the key log.",
+                "--capture", str(tmp), "--keylog", str(tmp_keys),
+            ]  # fmt: skip
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=HERE.parent)
+    if done.returncode != 0:
+        raise RuntimeError(f"mailsniff send failed ({done.returncode}): {done.stderr.strip()}")
+    os.replace(tmp_keys, keys)
+    os.replace(tmp, target)
+    return target
+
+
 WRITERS = {
     "seed": write_seed,
     "cc-bcc": write_cc_bcc,
     "pipelining": write_pipelining,
     "send-forged": write_send_forged,
+    "starttls-keylog": write_starttls_keylog,
 }
 
 

@@ -276,11 +276,15 @@ def _start_controller(make: Callable[[int], Controller]) -> tuple[Controller, in
 
 
 @contextmanager
-def running_smtp(*, tls: bool = True, pipelining: bool = True) -> Iterator[SmtpServer]:
+def running_smtp(
+    *, tls: bool = True, pipelining: bool = True, ciphers: str | None = None
+) -> Iterator[SmtpServer]:
     """aiosmtpd on 127.0.0.1 with AUTH LOGIN/PLAIN/CRAM-MD5 allowed without TLS.
 
     With tls, the plain listener offers STARTTLS and a second listener speaks implicit TLS,
-    both with a self-signed certificate (SmtpServer.cert).
+    both with a self-signed certificate (SmtpServer.cert). `ciphers`: the TLS 1.2 suites the
+    server accepts (OpenSSL cipher string; default: Python's, which leaves out SHA-1 and RSA
+    key transport).
     """
     with _tmpdir("msmtp") as tmp:
         server = SmtpServer("127.0.0.1", 0, pipelining=pipelining)
@@ -291,6 +295,8 @@ def running_smtp(*, tls: bool = True, pipelining: bool = True) -> Iterator[SmtpS
             server.cert = cert
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(cert, key)
+            if ciphers is not None:
+                context.set_ciphers(ciphers)
         common: dict[str, Any] = {
             "authenticator": _authenticate,
             "auth_require_tls": False,
@@ -474,6 +480,8 @@ class ImapServer:
     log: Path
     #: COMPRESS=DEFLATE is offered (dovecot's imap_zlib plugin is installed).
     compress: bool
+    #: With `tls=True`: the implicit-TLS (IMAPS) port; the plain port then offers STARTTLS.
+    tls_port: int = 0
 
 
 _DOVECOT_IMAP_CONF = """\
@@ -483,7 +491,7 @@ log_path = {tmp}/dovecot.log
 instance_name = mailsniff-imap-{port}
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
@@ -506,7 +514,7 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+{imaps}
   }}
 }}
 service anvil {{
@@ -522,9 +530,10 @@ def _imap_zlib() -> bool:
 
 
 @contextmanager
-def running_dovecot_imap() -> Iterator[ImapServer]:
+def running_dovecot_imap(*, tls: bool = False) -> Iterator[ImapServer]:
     """dovecot IMAP on 127.0.0.1 (LOGIN, AUTHENTICATE PLAIN/LOGIN, IDLE, COMPRESS=DEFLATE when
-    the build has it; plaintext allowed) over IMAP_MESSAGES in INBOX and an empty Sent folder."""
+    the build has it; plaintext allowed) over IMAP_MESSAGES in INBOX and an empty Sent folder.
+    `tls`: also STARTTLS and IMAPS on a second port (self-signed certificate)."""
     dovecot = shutil.which("dovecot") or "/usr/sbin/dovecot"
     compress = _imap_zlib()
     plugins = "protocol imap {\n  mail_plugins = $mail_plugins imap_zlib\n}" if compress else ""
@@ -547,15 +556,29 @@ def running_dovecot_imap() -> Iterator[ImapServer]:
             f"{IMAP_USER}:{{PLAIN}}{IMAP_PASSWORD}:{nobody}:{nobody}::{tmp}/home::\n"
         )
         conf = tmp / "dovecot.conf"
+        ssl = "ssl = no"
+        if tls:
+            tls_files(tmp)
+            ssl = f"ssl = yes\nssl_cert = <{tmp}/cert.pem\nssl_key = <{tmp}/key.pem"
         for attempt in range(3):
             port = free_port()
-            conf.write_text(_DOVECOT_IMAP_CONF.format(tmp=tmp, port=port, plugins=plugins))
+            tls_port = free_port() if tls else 0
+            imaps = (
+                f"    address = 127.0.0.1\n    port = {tls_port}\n    ssl = yes"
+                if tls
+                else ("    port = 0")
+            )
+            conf.write_text(
+                _DOVECOT_IMAP_CONF.format(tmp=tmp, port=port, plugins=plugins, ssl=ssl, imaps=imaps)
+            )
             with open(tmp / "stderr.log", "ab") as stderr:
                 proc = subprocess.Popen(
                     [dovecot, "-F", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=stderr
                 )
             try:
                 wait_for_port(port, proc)
+                if tls_port:
+                    wait_for_port(tls_port, proc)
             except RuntimeError as error:
                 _stop(proc)
                 if attempt == 2:
@@ -566,7 +589,14 @@ def running_dovecot_imap() -> Iterator[ImapServer]:
             break
         try:
             yield ImapServer(
-                "127.0.0.1", port, IMAP_USER, IMAP_PASSWORD, user_dir, tmp / "dovecot.log", compress
+                "127.0.0.1",
+                port,
+                IMAP_USER,
+                IMAP_PASSWORD,
+                user_dir,
+                tmp / "dovecot.log",
+                compress,
+                tls_port,
             )
         finally:
             _stop(proc)

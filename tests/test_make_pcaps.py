@@ -15,6 +15,8 @@ import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.utils import rdpcap
 
+from tests.cli_runner import read_json
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "pcaps" / "make_pcaps.py"
 SHIPPED = ROOT / "pcaps"
@@ -100,9 +102,15 @@ def test_every_capture_is_written(generated: Path) -> None:
     expected = ["seed-telnet.pcap"]
     if CAN_CAPTURE:
         expected += ["cc-bcc-smtplib.pcap", "pipelining-bdat.pcap", "send-forged-gbk.pcap"]
+        expected += ["starttls-keylog.pcap"]
     for name in expected:
         assert (generated / name).stat().st_size > 1000, name
     assert not list(generated.glob(".*.tmp"))
+    if CAN_CAPTURE:  # the key log written beside its capture decrypts it
+        keys = generated / "starttls-keylog.keys"
+        assert "CLIENT_TRAFFIC_SECRET_0" in keys.read_text()
+        [s] = read_json(generated / "starttls-keylog.pcap", "--keylog", str(keys))
+        assert s["tls_info"]["decrypted"] is True and s["transactions"]
 
 
 def test_seed_capture_is_deterministic_and_matches_the_shipped_one(generated: Path) -> None:

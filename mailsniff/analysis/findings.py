@@ -102,14 +102,15 @@ def _refer(
     out[first:] = [replace(f, transaction=transaction, message=message) for f in out[first:]]
 
 
-def _imap_findings(session: Session, out: list[Finding]) -> None:
+def _imap_findings(session: Session, out: list[Finding], tls_from_ns: int | None) -> None:
     """IMAP: a login the server said it refuses in clear; messages deleted or expunged."""
     state = session.imap
     assert state is not None
     since = state.login_disabled_ns
     if since is not None:
         for attempt in session.auth:
-            if attempt.ts_ns >= since:
+            in_tls = tls_from_ns is not None and attempt.ts_ns >= tls_from_ns
+            if attempt.ts_ns >= since and not in_tls:
                 out.append(
                     Finding(
                         FindingKind.LOGIN_DISABLED_IGNORED,
@@ -133,6 +134,23 @@ def _imap_findings(session: Session, out: list[Finding]) -> None:
         if expunged:
             parts.append(f"{len(expunged)} expunged")
         out.append(Finding(FindingKind.MESSAGES_EXPUNGED, "; ".join(parts)))
+
+
+def _tls_findings(session: Session, out: list[Finding]) -> None:
+    t = session.tls_info
+    if t is None:
+        return
+    if t.legacy_version:
+        out.append(
+            Finding(FindingKind.TLS_LEGACY_VERSION, f"{t.version} negotiated (below TLS 1.2)")
+        )
+    if t.forward_secrecy is False:
+        out.append(
+            Finding(
+                FindingKind.TLS_NO_FORWARD_SECRECY,
+                f"{t.cipher_suite}: RSA key transport, no forward secrecy",
+            )
+        )
 
 
 def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
@@ -228,7 +246,8 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
             )
         _refer(out, first, message=m)
     if session.imap is not None:
-        _imap_findings(session, out)
+        _imap_findings(session, out, tls_from_ns)
+    _tls_findings(session, out)
     for gap in session.gaps:
         out.append(
             Finding(

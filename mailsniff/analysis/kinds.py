@@ -88,3 +88,14 @@ class FindingKind(StrEnum):
         Severity.MEDIUM,
         "TCP bytes captured twice with different content (evasion or corruption)",
     )
+    TLS_LEGACY_VERSION = (
+        "tls-legacy-version",
+        Severity.MEDIUM,
+        "TLS below 1.2 negotiated (SSL 3.0, TLS 1.0, 1.1: deprecated, RFC 8996)",
+    )
+    TLS_NO_FORWARD_SECRECY = (
+        "tls-no-forward-secrecy",
+        Severity.LOW,
+        "a TLS suite without forward secrecy (RSA key transport): the server's private key "
+        "decrypts recorded traffic",
+    )

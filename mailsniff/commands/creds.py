@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.console import Console
+from rich.text import Text
 
 from mailsniff.export.chain import SinkChain
 from mailsniff.export.creds import CredentialTable, render_credentials
 from mailsniff.pipeline import Pipeline
 from mailsniff.reading import feed_capture
+from mailsniff.render.text import safe_text
+from mailsniff.session.tls_layer import keylog_warning, open_keylog
 from mailsniff.status import ExitStatus
 from mailsniff.stdout import Stdout
 
@@ -22,6 +25,7 @@ class CredsOptions:
     json: bool = False
     redact: bool = False
     progress: bool = True
+    keylog: str | None = None  # --keylog FILE (TLS decryption)
 
 
 @dataclass(slots=True)
@@ -33,9 +37,13 @@ class CredsResult:
 
 def read_credentials(options: CredsOptions, out: Console, err: Console) -> CredsResult:
     """`mailsniff creds FILE`: read the capture, print one row per distinct credential."""
+    keylog = open_keylog(options.keylog) if options.keylog is not None else None
+    if keylog is not None and (note := keylog_warning(keylog)) is not None:
+        err.print(Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(note)))
     table = CredentialTable()
     emit = SinkChain(redact=options.redact, credentials=table)
-    status, warnings = feed_capture(options.path, Pipeline(), err, emit, progress=options.progress)
+    pipeline = Pipeline(keylog=keylog)
+    status, warnings = feed_capture(options.path, pipeline, err, emit, progress=options.progress)
     stdout = Stdout()
     count = 0
     try:

@@ -16,7 +16,9 @@ After an accepted COMPRESS DEFLATE both directions are raw deflate streams; they
 (at most `MAX_INFLATE_PER_FEED` bytes out of one feed) and parsed on. (Events never depend on how
 the bytes were split into feeds, with one exception: zlib hands out a different amount of output
 before it detects a corrupt deflate stream depending on the input pieces.) After an accepted
-STARTTLS nothing more is parsed: `TlsStarted` tells the caller to stop or hand over.
+STARTTLS nothing more is parsed: `TlsStarted` tells the caller to stop or hand over (a layer that
+decrypts the TLS takes the bytes past that point with `tls_handover()` and feeds the decrypted
+dialogue after `resume_plaintext()`).
 
 Captured bytes are hostile: nothing here raises on them; damage becomes an `Anomaly`.
 
@@ -329,6 +331,9 @@ class ImapParser:
         self._utf8 = False
         self._login_disabled = False
         self._closed = False
+        #: STARTTLS accepted; and the bytes each direction had past that point (`tls_handover`).
+        self._tls = False
+        self._tls_rest: dict[Direction, bytes] = {}
 
     # ----------------------------------------------------------------------------------------
     # Public interface
@@ -1286,10 +1291,34 @@ class ImapParser:
             out.append(self._anomaly(ts, Direction.CLIENT, b"", "pipelined-after-starttls", detail))
         out.append(TlsStarted(ts_ns=ts, direction=Direction.SERVER, raw=raw))
         self._starttls = None
+        self._tls = True
         for side in (self._client, self._server):
             self._end_message(ts, side, False, out)
             side.dead = True
+            rest = side.buf.take_rest() if side.mode is _Mode.LINE else b""
+            if rest:
+                self._tls_rest[side.direction] = rest
             side.buf.clear()
+
+    def tls_handover(self) -> dict[Direction, bytes]:
+        """After `TlsStarted`, for a layer that decrypts the TLS: the bytes each direction had
+        buffered past the STARTTLS answer (the first TLS records, not parsed), handed over once."""
+        rest, self._tls_rest = self._tls_rest, {}
+        return rest
+
+    def resume_plaintext(self) -> None:
+        """The bytes fed from now on are the dialogue inside TLS, decrypted by a layer below:
+        parse them as commands and responses. RFC 3501 6.2.1: the client forgets what it knew
+        of the server's capabilities (LOGINDISABLED among them) and starts over with CAPABILITY;
+        no new greeting comes."""
+        if not self._tls:
+            return
+        self._tls = False
+        self._client = _Side(Direction.CLIENT)
+        self._server = _Side(Direction.SERVER)
+        self._auth = None
+        self._idle = None
+        self._login_disabled = False
 
     def _start_compress(self, ts: int, raw: bytes, pending: _Pending, out: list[ImapEvent]) -> None:
         args = pending.command.args

@@ -305,6 +305,7 @@ class Pop3Parser:
         "_tls_unchecked",
         "_overflowed",
         "_pipelining",
+        "_tls_rest",
     )
 
     def __init__(self) -> None:
@@ -325,6 +326,8 @@ class Pop3Parser:
         self._tls_unchecked = False  # STLS accepted; the client's first bytes not yet seen
         self._overflowed = False
         self._pipelining = False  # CAPA listed PIPELINING (RFC 2449 6.6)
+        # Bytes each direction had buffered past the +OK to STLS, for `tls_handover`.
+        self._tls_rest: dict[Direction, bytes] = {}
 
     # ----------------------------------------------------------------------------------------
     # The sans-IO interface
@@ -393,6 +396,19 @@ class Pop3Parser:
         if self._encrypted():
             buf.clear()
         return out
+
+    def tls_handover(self) -> dict[Direction, bytes]:
+        """After `TlsStarted`, for a layer that decrypts the TLS: the bytes each direction had
+        buffered past the +OK to STLS (the first TLS records, not parsed), handed over once."""
+        rest, self._tls_rest = self._tls_rest, {}
+        return rest
+
+    def resume_plaintext(self) -> None:
+        """The bytes fed from now on are the dialogue inside TLS, decrypted by a layer below:
+        parse them as commands and responses (RFC 2595 4: the client starts over, e.g. CAPA)."""
+        if self._sync is _Sync.TLS:
+            self._tls_unchecked = False
+            self._enter(_Sync.RESPONSE)
 
     def gap(self, ts_ns: int, direction: Direction, length: int) -> list[Pop3Event]:
         """`length` bytes of `direction` were never captured (0: capture began mid-connection).
@@ -646,7 +662,10 @@ class Pop3Parser:
                 self._pending.clear()
             self._enter(_Sync.TLS)
             self._tls_unchecked = True
-            for buf in self._buffers.values():
+            for direction, buf in self._buffers.items():
+                rest = buf.take_rest()
+                if rest:
+                    self._tls_rest[direction] = rest
                 buf.clear()
 
     def _body_line(self, ts: int, line: Line, out: list[Pop3Event], *, tail: bool = False) -> None:

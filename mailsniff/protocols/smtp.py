@@ -386,6 +386,8 @@ class SmtpParser:
         self._auth_left = 0  # responses still expected when no server side is captured
         #: Bytes seen after TLS started, per direction (counted, never parsed).
         self.encrypted_bytes = {Direction.CLIENT: 0, Direction.SERVER: 0}
+        # Bytes each direction had buffered past the STARTTLS reply, for `tls_handover`.
+        self._tls_rest: dict[Direction, bytes] = {}
 
     # ------------------------------------------------------------------ public API
 
@@ -494,6 +496,19 @@ class SmtpParser:
     @property
     def tls(self) -> bool:
         return self._state is ClientState.TLS
+
+    def tls_handover(self) -> dict[Direction, bytes]:
+        """After `TlsStarted`, for a layer that decrypts the TLS: the bytes each direction had
+        buffered past the STARTTLS reply (the first TLS records, not parsed), handed over once."""
+        rest, self._tls_rest = self._tls_rest, {}
+        return rest
+
+    def resume_plaintext(self) -> None:
+        """The bytes fed from now on are the dialogue inside TLS, decrypted by a layer below:
+        parse them as commands and replies (RFC 3207 4.2: the client starts over with EHLO)."""
+        if self._state is ClientState.TLS:
+            self._tls_unchecked.clear()
+            self._enter(ClientState.COMMAND)
 
     # ------------------------------------------------------------------ helpers
 
@@ -800,7 +815,10 @@ class SmtpParser:
         out.append(TlsStarted(ts_ns=ts, direction=Direction.SERVER))
         self._tls_unchecked = {Direction.CLIENT, Direction.SERVER}
         for direction, buf in self._buf.items():
-            self._encrypted(ts, direction, buf.take_rest(), out)
+            rest = buf.take_rest()
+            if rest:
+                self._tls_rest[direction] = rest
+            self._encrypted(ts, direction, rest, out)
         self._pending.clear()
         self._reply = None
         self._partial_since = None

@@ -159,10 +159,11 @@ _Cell = tuple[str, str]
 
 
 def _tls_cell(session: Session) -> _Cell:
+    decrypted = session.tls_info is not None and session.tls_info.decrypted
     if session.implicit_tls:
-        return "implicit", _WARN
+        return ("implicit, decrypted", "") if decrypted else ("implicit", _WARN)
     if session.tls:
-        return "STARTTLS", _WARN
+        return ("STARTTLS, decrypted", "") if decrypted else ("STARTTLS", _WARN)
     return "-", _DIM
 
 
@@ -397,6 +398,8 @@ def _header_panel(session: Session, own: bool = False) -> Panel:
             "tls",
             Text("encrypted on the wire, shown decrypted (own connection)"),
         )
+    elif session.tls_info is not None:
+        grid.add_row("tls", _tls_text(session))
     elif session.implicit_tls:
         grid.add_row(
             "tls",
@@ -796,6 +799,27 @@ def _retrieved(r: RetrievedMessage) -> list[RenderableType]:
     return parts
 
 
+def _tls_text(session: Session) -> Text:
+    """The session's TLS in one or two lines: what was negotiated, decrypted or why not."""
+    t = session.tls_info
+    assert t is not None
+    how = "STARTTLS" if t.mode == "starttls" else f"implicit TLS (port {session.server.port})"
+    facts = [p for p in (t.version, t.cipher_suite) if p]
+    if t.sni:
+        facts.append(f"SNI {t.sni}")
+    if t.alpn:
+        facts.append(f"ALPN {t.alpn}")
+    head = how + (": " + ", ".join(facts) if facts else "")
+    if t.decrypted:
+        tail = f"decrypted ({t.records_decrypted} records, {t.bytes_decrypted} bytes)"
+        return Text(safe_text(head) + "\n" + safe_text(tail))
+    if t.records_decrypted:
+        tail = f"partly decrypted ({t.records_decrypted} records): {t.reason}"
+    else:
+        tail = f"not decrypted: {t.reason}"
+    return Text(safe_text(head) + "\n" + safe_text(tail), style=_WARN)
+
+
 def transcript_text(lines: Sequence[TranscriptLine]) -> Text:
     """Dialogue lines as one Text: `HH:MM:SS.ffffff C: line  → note`, client and server coloured.
 
@@ -820,7 +844,11 @@ def transcript_text(lines: Sequence[TranscriptLine]) -> Text:
         style = _CLIENT if client else _SERVER
         add(format_clock(line.ts_ns), _DIM)
         add(" ")
-        add("C: " if client else "S: ", style)
+        # `C*` / `S*`: read from decrypted TLS records (--keylog), not cleartext on the wire.
+        if line.decrypted:
+            add("C* " if client else "S* ", style)
+        else:
+            add("C: " if client else "S: ", style)
         add(safe_text(line.text), style)
         if line.note is not None:
             add("  \u2192 ", _DIM)

@@ -14,6 +14,7 @@ from mailsniff.model import (
     Message,
     RetrievedMessage,
     Session,
+    SessionTls,
     Transaction,
 )
 from mailsniff.render.text import format_timestamp
@@ -178,6 +179,34 @@ def _imap(state: ImapState) -> JsonObject:
     }
 
 
+def tls_record(t: SessionTls | None) -> JsonObject | None:
+    """How the session's TLS was handled (None: no TLS on this connection)."""
+    if t is None:
+        return None
+    return {
+        "mode": t.mode,
+        "version": t.version,
+        "cipher_suite": t.cipher_suite,
+        "sni": t.sni,
+        "alpn": t.alpn,
+        "alpn_offered": list(t.alpn_offered),
+        "resumed": t.resumed,
+        "forward_secrecy": t.forward_secrecy,
+        "keylog": t.keylog,
+        "keys_found": t.keys_found,
+        "decrypted": t.decrypted,
+        "reason": t.reason,
+        "records_decrypted": t.records_decrypted,
+        "bytes_decrypted": t.bytes_decrypted,
+        "start_offset": {"client": t.client_offset, "server": t.server_offset},
+        "problems": list(t.problems),
+        "failures": [
+            {"direction": f.direction.value, "offset": f.offset, "record": f.record}
+            for f in t.failures
+        ],
+    }
+
+
 def session_record(s: Session, *, transcript: bool = False) -> JsonObject:
     """The contract's "session" object (plus documented extra fields); --redact is applied to
     the Session before it gets here (mailsniff.export.redact)."""
@@ -221,6 +250,7 @@ def session_record(s: Session, *, transcript: bool = False) -> JsonObject:
         "packets": s.packets,
         "mailbox_stats": [{"messages": n, "octets": o} for n, o in s.mailbox_stats],
         "anomalies": list(s.anomalies),
+        "tls_info": tls_record(s.tls_info),
     }
     if s.imap is not None:
         record["imap"] = _imap(s.imap)
@@ -231,6 +261,7 @@ def session_record(s: Session, *, transcript: bool = False) -> JsonObject:
                 "direction": line.direction.value,
                 "text": line.text,
                 "note": line.note,
+                "decrypted": line.decrypted,
             }
             for line in s.transcript
         ]

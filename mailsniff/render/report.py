@@ -74,13 +74,15 @@ def _finalize(value: object) -> object:
 
 
 def _dialogue(lines: list[JsonObject]) -> Markup:
-    """Transcript lines for a <pre>: time, C:/S: and the line, the decoded note beside it."""
+    """Transcript lines for a <pre>: time, C:/S: and the line, the decoded note beside it
+    (`C*`/`S*`: read from TLS records decrypted with the key log)."""
     out: list[str] = []
     for line in lines:
         client = line["direction"] == "client"
         out.append(
             f'<span class="{"c" if client else "s"}"><i>{_e(_clock(line["time"]))}</i> '
-            f"{'C' if client else 'S'}: {_e(line['text'])}</span>"
+            f"{'C' if client else 'S'}{'*' if line.get('decrypted') else ':'} "
+            f"{_e(line['text'])}</span>"
         )
         if line["note"] is not None:
             out.append(f"<em>  &rarr; {_e(line['note'])}</em>")

@@ -144,14 +144,20 @@ class Connection:
             self._record(Direction.SERVER, chunk)
             self._buffer += chunk
 
-    def start_tls(self, host: str, verify: bool) -> None:
-        """TLS handshake on the open socket (implicit TLS, or after STARTTLS/STLS)."""
+    def start_tls(self, host: str, verify: bool, keylog: str | None = None) -> None:
+        """TLS handshake on the open socket (implicit TLS, or after STARTTLS/STLS); `keylog`:
+        append the session's secrets to this file (NSS key log format, for `read --keylog`)."""
         if self._buffer:
             raise NetworkError("the server sent data before the TLS handshake (injection?)")
         context = ssl.create_default_context()
         if not verify:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
+        if keylog is not None:
+            try:
+                context.keylog_filename = keylog
+            except OSError as error:
+                raise NetworkError(f"--keylog {keylog}: {_os_error(error)}") from None
         try:
             self.sock.settimeout(self.timeout)
             self.sock = context.wrap_socket(self.sock, server_hostname=host)
@@ -260,6 +266,8 @@ class SmtpOptions:
     password: str | None = None
     timeout: float = 30.0
     pipelining: bool = True
+    #: Append the TLS secrets to this key log file (SSLContext.keylog_filename).
+    keylog: str | None = None
 
 
 @dataclass(slots=True)
@@ -458,7 +466,7 @@ def deliver(
             )
             result.session = conn.session
             if options.tls is TlsMode.IMPLICIT:
-                conn.start_tls(host, options.tls_verify)
+                conn.start_tls(host, options.tls_verify, options.keylog)
             smtp = _Smtp(conn)
             try:
                 _dialogue(smtp, host, options, envelope_from, result.outcomes, message)
@@ -495,7 +503,7 @@ def _dialogue(
         reply = smtp.command("STARTTLS")
         if reply.code != 220:
             raise RejectedError(f"STARTTLS refused: {reply.text}")
-        smtp.conn.start_tls(host, options.tls_verify)
+        smtp.conn.start_tls(host, options.tls_verify, options.keylog)
         caps = _hello(smtp, options)
     if options.auth is not None:
         _authenticate(smtp, caps, options)

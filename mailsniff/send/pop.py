@@ -44,6 +44,8 @@ class PopOptions:
     tls: TlsMode = TlsMode.NONE
     tls_verify: bool = False
     timeout: float = 30.0
+    #: Append the TLS secrets to this key log file (SSLContext.keylog_filename).
+    keylog: str | None = None
 
 
 @dataclass(slots=True)
@@ -178,7 +180,7 @@ def pop(
             )
             result.session = conn.session
             if options.tls is TlsMode.IMPLICIT:
-                conn.start_tls(host, options.tls_verify)
+                conn.start_tls(host, options.tls_verify, options.keylog)
             client = _Pop(conn)
             try:
                 greeting = client.status()
@@ -190,7 +192,7 @@ def pop(
                         client.command("STLS")
                     except RejectedError as error:
                         raise RejectedError(f"STLS refused: {error.message}") from None
-                    conn.start_tls(host, options.tls_verify)
+                    conn.start_tls(host, options.tls_verify, options.keylog)
                     conn.restart_handler(Pop3SessionHandler)
                 _login(client, greeting, options)
                 _act(client, result, action, number, lines, save)

@@ -67,6 +67,19 @@ class ParserDriven(Generic[E]):
         """The connection ended: flush the parser (unanswered commands keep reply None)."""
         self._fold(self._parser.close(ts_ns))
 
+    # For mailsniff.session.tls_layer, with parsers that emit TlsStarted (STARTTLS, STLS).
+
+    def tls_handover(self) -> dict[Direction, bytes]:
+        """Right after TLS started: the bytes each direction had past the upgrade point."""
+        handover = getattr(self._parser, "tls_handover", None)
+        return handover() if handover is not None else {}
+
+    def resume_plaintext(self) -> None:
+        """The bytes fed from now on are the dialogue inside TLS, decrypted."""
+        resume = getattr(self._parser, "resume_plaintext", None)
+        if resume is not None:
+            resume()
+
 
 class TranscriptRecorder:
     """Appends TranscriptLine records to a session, bounded by MAX_TRANSCRIPT_LINES.

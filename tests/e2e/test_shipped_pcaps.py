@@ -294,3 +294,28 @@ def test_send_forged_capture_shows_the_forged_gbk_from_and_the_bcc() -> None:
     [mismatch] = findings(s, "from-mismatch")
     assert "ceo@example.com" in mismatch and "MAIL FROM <alice@example.com>" in mismatch
     assert findings(s, "bcc")
+
+
+def test_starttls_keylog_capture_reads_whole_with_its_key_log() -> None:
+    # pcaps/starttls-keylog.pcap + .keys: `mailsniff send --starttls --capture --keylog`
+    keys = str(PCAPS / "starttls-keylog.keys")
+    [s] = read_json(PCAPS / "starttls-keylog.pcap", "--keylog", keys)
+    info = s["tls_info"]
+    assert (info["mode"], info["version"], info["decrypted"]) == ("starttls", "TLS 1.3", True)
+    assert s["helo"] == "laptop.example.com"
+    [auth] = s["auth"]
+    assert (auth["mechanism"], auth["username"], auth["password"], auth["success"]) == (
+        "PLAIN",
+        "alice",
+        "wonderland",
+        True,
+    )
+    [tx] = s["transactions"]
+    assert tx["mail_from"] == "alice@example.com"
+    assert tx["bcc"] == ["dave@example.com"]
+    assert tx["message"]["subject"] == "inside TLS"
+    assert not findings(s, "cleartext-credentials")  # sent inside TLS
+    # Without the key log: up to STARTTLS only, and why.
+    [blind] = read_json(PCAPS / "starttls-keylog.pcap")
+    assert blind["transactions"] == [] and blind["auth"] == []
+    assert blind["tls_info"]["reason"].startswith("no key log given")
