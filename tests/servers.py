@@ -522,9 +522,10 @@ def _imap_zlib() -> bool:
 
 
 @contextmanager
-def running_dovecot_imap() -> Iterator[ImapServer]:
+def running_dovecot_imap(port: int | None = None) -> Iterator[ImapServer]:
     """dovecot IMAP on 127.0.0.1 (LOGIN, AUTHENTICATE PLAIN/LOGIN, IDLE, COMPRESS=DEFLATE when
-    the build has it; plaintext allowed) over IMAP_MESSAGES in INBOX and an empty Sent folder."""
+    the build has it; plaintext allowed) over IMAP_MESSAGES in INBOX and an empty Sent folder.
+    `port`: tried first (pcaps/make_pcaps.py asks for 143), any free port if it is taken."""
     dovecot = shutil.which("dovecot") or "/usr/sbin/dovecot"
     compress = _imap_zlib()
     plugins = "protocol imap {\n  mail_plugins = $mail_plugins imap_zlib\n}" if compress else ""
@@ -547,8 +548,9 @@ def running_dovecot_imap() -> Iterator[ImapServer]:
             f"{IMAP_USER}:{{PLAIN}}{IMAP_PASSWORD}:{nobody}:{nobody}::{tmp}/home::\n"
         )
         conf = tmp / "dovecot.conf"
+        wanted = port
         for attempt in range(3):
-            port = free_port()
+            port = wanted if wanted is not None and attempt == 0 else free_port()
             conf.write_text(_DOVECOT_IMAP_CONF.format(tmp=tmp, port=port, plugins=plugins))
             with open(tmp / "stderr.log", "ab") as stderr:
                 proc = subprocess.Popen(
