@@ -352,9 +352,11 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
         return RenderedSession(head + '"id":', "," + tail + "\n", counts, cands)
 
     def emit_rendered(session_id: int, rendered: RenderedSession) -> None:
-        if keep(session_id):
+        cands = [replace(c, side=replace(c.side, session=session_id)) for c in rendered.copies]
+        if not keep(session_id):
+            hidden_links(link(cands))
+        else:
             _add_summary(tally, rendered.counts)
-            cands = [replace(c, side=replace(c.side, session=session_id)) for c in rendered.copies]
             links = link(cands)
             line = f"{rendered.head}{session_id}{rendered.tail}"
             if links:  # rare: name the other half in this record, as one process does
@@ -373,6 +375,8 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
         """The Sent-copy links the session completes (analysis.sent_copy), counted once."""
         nonlocal kept_links
         links = copies.add(found) if found else []
+        if wanted is not None:  # --session: the links of the sessions shown
+            links = [x for x in links if x.smtp.session in wanted or x.imap.session in wanted]
         tally.sent_copies += len(links)
         if not options.json:
             for one in links[: max(0, MAX_SENT_COPY_LINKS - kept_links)]:
@@ -384,6 +388,13 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
     def emit(session: Session) -> None:
         if keep(session.id):
             chain(session)
+        else:  # not shown, but it may be the other half of a shown session's Sent copy
+            hidden_links(link(candidates(session)))
+
+    def hidden_links(links: list[SentCopy]) -> None:
+        if options.json:
+            for one in links:
+                stdout.write(jsonl.dumps(jsonl.sent_copy_record(one)) + "\n")
 
     def show(session: Session) -> None:
         links = link(candidates(session))

@@ -143,3 +143,10 @@ def test_the_index_is_bounded_and_links_each_pair_once(tmp_path: Path) -> None:
     index.add([type(other)(other.side, other.kind, "another-key", (), other.headers)])
     assert index.forgotten == 1
     assert index.add(candidates(smtp)) == []
+
+
+def test_session_filter_keeps_the_link_of_the_session_shown(tmp_path: Path) -> None:
+    path = capture(tmp_path, imap_first=True)  # session 1 IMAP, session 2 SMTP
+    (imap, link, summary) = records(path, "--session", "1")
+    assert (imap["id"], link["type"], summary["sent_copies"]) == (1, "sent_copy", 1)
+    assert link["smtp"]["session"] == 2  # named, although not shown
