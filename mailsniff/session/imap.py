@@ -118,6 +118,8 @@ class ImapSessionHandler(ParserDriven[ImapEvent]):
         self._done: dict[int, RetrievedMessage] = {}
         self._append_for: dict[str, RetrievedMessage] = {}  # APPEND tag -> its message
         self._sasl_secrets: dict[str, list[bytes]] = {}  # AUTHENTICATE tag -> client lines
+        #: --transcript: lines that opened a literal, shown with it (not again with the command)
+        self._literal_lines: list[tuple[Direction, bytes]] = []
         self._dropped = 0
 
     def close(self, ts_ns: int) -> None:
@@ -248,7 +250,10 @@ class ImapSessionHandler(ParserDriven[ImapEvent]):
         if self._transcript.enabled and event.raw:
             for line in event.raw.split(b"\n"):
                 line = line.rstrip(b"\r")
-                if line:
+                if line and (event.direction, line) in self._literal_lines:
+                    # shown already, with its literal's size, when the literal began
+                    self._literal_lines.remove((event.direction, line))
+                elif line:
                     self._transcript.add(event.ts_ns, event.direction, to_text(line), note)
                     note = None
 
@@ -364,6 +369,9 @@ class ImapSessionHandler(ParserDriven[ImapEvent]):
         if event.raw:
             first = event.raw.split(b"\n", 1)[0].rstrip(b"\r")
         what = event.source if event.item in ("", event.source) else f"{event.source} {event.item}"
+        if first and self._transcript.enabled:
+            self._literal_lines.append((event.direction, first))
+            del self._literal_lines[:-16]
         self._transcript.add(
             event.ts_ns,
             event.direction,

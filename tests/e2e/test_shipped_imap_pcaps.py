@@ -94,6 +94,8 @@ def test_dovecot_capture_transcript_shows_literals_idle_and_deflate() -> None:
     at = lines.index(("server", "From: Alice <alice@example.com>", "the literal's first line"))
     assert lines[at - 1][2] == "literal: 220 bytes (FETCH BODY[])"
     assert lines[at - 1][1].endswith("BODY[] {220}")
+    assert [line[1] for line in lines].count(lines[at - 1][1]) == 1  # not again after the literal
+    assert lines[at + 1][1] == ")"
     appended = [n for n, line in enumerate(lines) if line[2] == "literal: 232 bytes (APPEND)"]
     assert appended and lines[appended[0] + 1][1] == "From: Carol Example <carol@example.com>"
     clients = [t["text"] for t in login["transcript"] if t["direction"] == "client"]
