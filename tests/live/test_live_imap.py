@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import imaplib
 import signal
+import smtplib
 from pathlib import Path
 
 from tests.cli_runner import read_json
 from tests.live.test_live import _DEADLINE, _is_session, _records, live
-from tests.servers import IMAP_MESSAGES, ImapServer, imap_server  # noqa: F401
+from tests.servers import IMAP_MESSAGES, ImapServer, imap_server, running_smtp  # noqa: F401
 
 APPENDED = (
     b"From: Carol <carol@example.com>\r\nTo: bob@example.com\r\nBcc: dave@example.com\r\n"
@@ -49,3 +50,38 @@ def test_imap_session_live_shows_login_fetch_append_and_pcap_agrees(
     assert appended["imap"]["outcome"] == "OK"
     assert [b["address"] for b in appended["message"]["bcc"]] == ["dave@example.com"]
     assert read_json(pcap) == sessions
+
+
+def test_sent_copy_live_links_the_smtp_message_and_its_append(
+    imap_server: ImapServer,  # noqa: F811
+) -> None:
+    message = (
+        "From: carol@example.com\r\nTo: bob@example.com\r\nBcc: dave@example.com\r\n"
+        "Subject: live copy\r\nMessage-ID: <live-sent-copy@example.com>\r\n\r\nhello\r\n"
+    )
+    with running_smtp(tls=False) as smtp:
+        ports = f"{smtp.port},{imap_server.port}"
+        with live("--json", "--ports", ports) as lp:
+            with smtplib.SMTP(smtp.host, smtp.port, timeout=_DEADLINE) as client:
+                client.ehlo("client.example.com")
+                sent = message.replace("Bcc: dave@example.com\r\n", "")
+                client.sendmail("carol@example.com", ["bob@example.com", "dave@example.com"], sent)
+            lp.next_stdout(_is_session)
+            client2 = imaplib.IMAP4(imap_server.host, imap_server.port, timeout=_DEADLINE)
+            client2.login(imap_server.user, imap_server.password)
+            client2.append("Sent", "(\\Seen)", None, message.encode())
+            client2.logout()
+            lp.next_stdout(lambda line: '"type":"sent_copy"' in line)
+            status, lines, stderr = lp.finish(signal.SIGINT)
+    assert status == 0, stderr
+    records = _records(lines)
+    smtp_record, imap_record, link = records[:3]
+    assert (smtp_record["protocol"], imap_record["protocol"]) == ("smtp", "imap")
+    assert link["smtp"]["session"] == smtp_record["id"]
+    assert imap_record["messages"][0]["sent_copy"][0]["session"] == smtp_record["id"]
+    dave = [r for r in link["recipients"] if r["address"] == "dave@example.com"]
+    assert dave[0]["text"] == (
+        "Bcc dave@example.com: in RCPT TO, not in the sent headers, "
+        "kept as a Bcc header in the Sent copy"
+    )
+    assert records[-1]["sent_copies"] == 1
