@@ -170,7 +170,7 @@ def _sentence(
         copy_text = "not in the Sent copy"
     elif copy == sent:
         copy_text = f"the same in the Sent copy ({'/'.join(copy)})"
-    elif "Bcc" in copy and "Bcc" not in sent:
+    elif "Bcc" in copy and not sent:
         copy_text = "kept as a Bcc header in the Sent copy"
     else:
         copy_text = f"as {'/'.join(copy)} in the Sent copy"
