@@ -1,4 +1,4 @@
-"""`mailsniff live`: SMTP (RFC 5321) and POP3 (RFC 1939) sessions analysed as packets arrive."""
+"""`mailsniff live`: SMTP (RFC 5321), POP3 (RFC 1939) and IMAP sessions analysed as they end."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from mailsniff.analysis.sent_copy import SentCopyIndex, candidates
 from mailsniff.capture.sniff import (
     FrameQueue,
     LiveCapture,
@@ -210,6 +211,8 @@ class _Run:
     shown_lines: dict[int, int] = field(default_factory=dict)
     exporter: Exporter | None = None
     credentials: CredentialTable | None = None
+    #: SMTP messages and IMAP APPENDs awaiting their other half (the Sent copy).
+    copies: SentCopyIndex = field(default_factory=SentCopyIndex)
 
     def emit(self, session: Session) -> None:
         SinkChain(
@@ -224,12 +227,17 @@ class _Run:
         if self.options.transcript and not self.options.json:
             self._stream_lines(session)  # the lines that came since the last refresh
         self.shown_lines.pop(session.id, None)
+        links = self.copies.add(candidates(session))
+        self.tally.sent_copies += len(links)
         if self.options.json:
             record = jsonl.session_record(session, transcript=self.options.transcript)
+            jsonl.add_sent_copy_refs(record, links)
             self.write_json(jsonl.dumps(record))
+            for link in links:
+                self.write_json(jsonl.dumps(jsonl.sent_copy_record(link)))
         else:
             # With --transcript the lines were printed as they came: not repeated here.
-            console_render.render_session(self.out, session, transcript=False)
+            console_render.render_session(self.out, session, transcript=False, sent_copies=links)
 
     def write_json(self, line: str) -> None:
         """One JSON line on stdout; on a terminal through the stdout console, so that a live

@@ -147,6 +147,9 @@ class Message:
     gap_bytes: int = 0
     #: Header problems worth showing (malformed encoded-words, obsolete syntax, 8-bit bytes).
     defects: list[str] = field(default_factory=list)
+    #: SHA-256 of the body (the bytes after the header block), computed only for a whole message
+    #: without a Message-ID: what the Sent-copy analysis matches such a message by. Not output.
+    body_sha256: str | None = field(default=None, repr=False)
 
 
 @dataclass(slots=True)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
+from mailsniff.analysis.sent_copy import Candidate, SentCopy, SentCopyIndex, candidates
 from mailsniff.analysis.summary import Summary
 from mailsniff.capture.frame import Frame
 from mailsniff.capture.multi import MultiReader, open_inputs
@@ -35,6 +37,8 @@ from mailsniff.stdout import Stdout
 __all__ = ["ReadOptions", "ReadResult", "feed_capture", "read_capture", "summarise"]
 
 _PROGRESS_EVERY = 2048
+#: Sent-copy links kept for the console view (JSON writes each as it is found).
+MAX_SENT_COPY_LINKS = 10_000
 
 
 @dataclass(slots=True, frozen=True, kw_only=True)
@@ -114,6 +118,8 @@ class RenderedSession:
     head: str
     tail: str
     counts: Summary
+    #: What a Sent-copy link may join (made in the worker, its session id set by the parent).
+    copies: list[Candidate]
 
 
 def summarise(tally: Tally, pipeline: Pipeline, warnings: list[str]) -> dict[str, Any]:
@@ -130,6 +136,7 @@ def summarise(tally: Tally, pipeline: Pipeline, warnings: list[str]) -> dict[str
         "messages": tally.messages,
         "credentials": tally.credentials,
         "bcc_recipients": tally.bcc_recipients,
+        "sent_copies": tally.sent_copies,
         "gaps": tally.gaps,
         "incomplete_sessions": tally.incomplete,
         "decode": {
@@ -348,25 +355,66 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
         if options.redact:
             redact_session(session)
         counts = Summary.of([session])
+        cands = candidates(session)
         session.id = 0
         line = jsonl.dumps(jsonl.session_record(session, transcript=options.transcript))
         head, cut, tail = line.partition('"id":0,')
         assert cut
-        return RenderedSession(head + '"id":', "," + tail + "\n", counts)
+        return RenderedSession(head + '"id":', "," + tail + "\n", counts, cands)
 
     def emit_rendered(session_id: int, rendered: RenderedSession) -> None:
-        if keep(session_id):
+        cands = [replace(c, side=replace(c.side, session=session_id)) for c in rendered.copies]
+        if not keep(session_id):
+            hidden_links(link(cands))
+        else:
             _add_summary(tally, rendered.counts)
-            stdout.write(f"{rendered.head}{session_id}{rendered.tail}")
+            links = link(cands)
+            line = f"{rendered.head}{session_id}{rendered.tail}"
+            if links:  # rare: name the other half in this record, as one process does
+                record = json.loads(line)
+                jsonl.add_sent_copy_refs(record, links)
+                line = jsonl.dumps(record) + "\n"
+            stdout.write(line)
+            for one in links:
+                stdout.write(jsonl.dumps(jsonl.sent_copy_record(one)) + "\n")
+
+    copies = SentCopyIndex()
+    sent_copies: dict[int, list[SentCopy]] = {}  # console: session id -> its links
+    kept_links = 0
+
+    def link(found: list[Candidate]) -> list[SentCopy]:
+        """The Sent-copy links the session completes (analysis.sent_copy), counted once."""
+        nonlocal kept_links
+        links = copies.add(found) if found else []
+        if wanted is not None:  # --session: the links of the sessions shown
+            links = [x for x in links if x.smtp.session in wanted or x.imap.session in wanted]
+        tally.sent_copies += len(links)
+        if not options.json:
+            for one in links[: max(0, MAX_SENT_COPY_LINKS - kept_links)]:
+                kept_links += 1
+                for side in (one.smtp.session, one.imap.session):
+                    sent_copies.setdefault(side, []).append(one)
+        return links
 
     def emit(session: Session) -> None:
         if keep(session.id):
             chain(session)
+        else:  # not shown, but it may be the other half of a shown session's Sent copy
+            hidden_links(link(candidates(session)))
+
+    def hidden_links(links: list[SentCopy]) -> None:
+        if options.json:
+            for one in links:
+                stdout.write(jsonl.dumps(jsonl.sent_copy_record(one)) + "\n")
 
     def show(session: Session) -> None:
+        links = link(candidates(session))
         if options.json:
-            line = jsonl.dumps(jsonl.session_record(session, transcript=options.transcript))
-            stdout.write(line + "\n")
+            record = jsonl.session_record(session, transcript=options.transcript)
+            jsonl.add_sent_copy_refs(record, links)
+            stdout.write(jsonl.dumps(record) + "\n")
+            for one in links:
+                stdout.write(jsonl.dumps(jsonl.sent_copy_record(one)) + "\n")
         elif spill is not None:
             spill.add(session)
 
@@ -399,7 +447,8 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
         stdout.write(jsonl.dumps(jsonl.summary_record(summary)) + "\n")
     elif spill is not None and stdout.error is None and missing is None:
         try:
-            _render(out, options, spill, pipeline, warnings)
+            spill.counts.sent_copies = tally.sent_copies
+            _render(out, options, spill, pipeline, warnings, sent_copies)
         except OSError as error:
             stdout.failed(error)
     if spill is not None:
@@ -422,6 +471,7 @@ def _render(
     spill: SessionSpill,
     pipeline: Pipeline,
     warnings: list[str],
+    sent_copies: dict[int, list[SentCopy]],
 ) -> None:
     """The console report: overview, sessions, summary (sorted by start time, then id)."""
     wanted = options.session_ids
@@ -430,7 +480,12 @@ def _render(
         console_render.render_overview_rows(out, len(spill), spill.widths, spill.rows())
     if not options.summary_only:
         for session in spill.sessions():
-            console_render.render_session(out, session, transcript=options.transcript)
+            console_render.render_session(
+                out,
+                session,
+                transcript=options.transcript,
+                sent_copies=sent_copies.get(session.id, ()),
+            )
     console_render.render_summary_of(
         out, spill.counts, packets=pipeline.stats.frames, warnings=warnings
     )

@@ -1,10 +1,13 @@
-"""Regenerate pcaps/: SMTP (RFC 5321, 4954, 2920, 3030) and POP3 (RFC 1939) captures.
+"""Regenerate pcaps/: SMTP (RFC 5321, 4954, 2920, 3030), POP3 (RFC 1939) and IMAP (RFC 3501)
+captures.
 
 Usage: python pcaps/make_pcaps.py [--out DIR] [--only NAME ...]  (names: see WRITERS)
 
 - seed-telnet.pcap: synthetic (scapy), deterministic, the three telnet dialogues of the seed note.
 - cc-bcc-smtplib.pcap: real, smtplib -> aiosmtpd on loopback, captured with tcpdump (needs root).
 - pipelining-bdat.pcap: real, a raw-socket client pipelining against aiosmtpd (needs root).
+- imap-dovecot.pcap: real, imaplib and fetchmail against dovecot IMAP (needs root).
+- sent-copy-mutt.pcap: real, mutt sends through aiosmtpd and files its copy in dovecot's Sent.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -336,13 +341,14 @@ def free_port(preferred: int = 2525) -> int:
     raise RuntimeError("no free port on 127.0.0.1")
 
 
-def _pcap_tcp_flags(path: Path) -> list[int]:
-    """TCP flags of every packet written so far (Ethernet, IPv4: what tcpdump writes for lo)."""
+def _pcap_tcp_flags(path: Path) -> list[tuple[tuple[int, int], int]]:
+    """(connection, TCP flags) of every packet written so far (Ethernet, IPv4: what tcpdump
+    writes for lo); a connection is its two ports, smaller first."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return []
-    flags: list[int] = []
+    flags: list[tuple[tuple[int, int], int]] = []
     off = 24
     while off + 16 <= len(data):
         incl = struct.unpack_from("<I", data, off + 8)[0]
@@ -351,23 +357,36 @@ def _pcap_tcp_flags(path: Path) -> list[int]:
         if len(frame) < 14 + 20 + 14 or frame[12:14] != b"\x08\x00":
             continue
         ihl = (frame[14] & 0x0F) * 4
-        flags.append(frame[14 + ihl + 13])
+        sport, dport = struct.unpack_from("!HH", frame, 14 + ihl)
+        flags.append(((min(sport, dport), max(sport, dport)), frame[14 + ihl + 13]))
     return flags
 
 
-def _closed(flags: list[int]) -> bool:
-    """Both FINs seen, and the ACK of the second one."""
-    fins = [i for i, f in enumerate(flags) if f & 0x01]
-    return len(fins) >= 2 and len(flags) > fins[1] + 1
+def _closed(packets: list[tuple[tuple[int, int], int]], connections: int = 1) -> bool:
+    """`connections` connections seen, each with both FINs and the ACK of the second one, or a
+    RST (a connection whose SYN was not captured, such as the end of a readiness probe, is
+    ignored)."""
+    by_conn: dict[tuple[int, int], list[int]] = {}
+    for conn, flags in packets:
+        if conn in by_conn or flags & 0x02:
+            by_conn.setdefault(conn, []).append(flags)
+    if len(by_conn) < connections:
+        return False
+    for flags in by_conn.values():
+        fins = [i for i, f in enumerate(flags) if f & 0x01]
+        if not (len(fins) >= 2 and len(flags) > fins[1] + 1) and not any(f & 0x04 for f in flags):
+            return False
+    return True
 
 
 @contextmanager
-def loopback_capture(target: Path, port: int) -> Iterator[None]:
-    """tcpdump on lo for one port, written to a temporary file and renamed when complete."""
+def loopback_capture(target: Path, port: int, *more: int, connections: int = 1) -> Iterator[None]:
+    """tcpdump on lo for one port (or several), written to a temporary file and renamed when
+    `connections` connections are complete."""
     tmp = target.parent / f".{target.name}.tmp"
+    ports = " or ".join(f"tcp port {p}" for p in (port, *more))
     proc = subprocess.Popen(
-        ["tcpdump", "-i", "lo", "-n", "-U", "-Z", "root", "-s", "0"]
-        + ["-w", str(tmp), f"tcp port {port}"],
+        ["tcpdump", "-i", "lo", "-n", "-U", "-Z", "root", "-s", "0"] + ["-w", str(tmp), ports],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -380,9 +399,10 @@ def loopback_capture(target: Path, port: int) -> Iterator[None]:
         yield
         # Wait until both FINs and the last ACK are on disk (tcpdump -U writes packet by packet).
         deadline = time.monotonic() + 15
-        while not _closed(_pcap_tcp_flags(tmp)):
+        while not _closed(_pcap_tcp_flags(tmp), connections):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"tcpdump did not write the whole connection to {tmp}")
+                seen = sorted({conn for conn, _ in _pcap_tcp_flags(tmp)})
+                raise RuntimeError(f"tcpdump did not write every connection to {tmp}: {seen}")
             time.sleep(0.05)
     except BaseException:
         proc.send_signal(signal.SIGINT)
@@ -441,10 +461,9 @@ class RecordingHandler:
 def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
-    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
-        b"alice",
-        b"wonderland",
-    )
+    # alice for the SMTP captures; carol (the IMAP user of tests/servers.py) for sent-copy
+    accounts = {(b"alice", b"wonderland"), (b"carol", b"imap-pass")}
+    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) in accounts
     return AuthResult(success=ok, handled=False)
 
 
@@ -685,12 +704,198 @@ def write_starttls_keylog(out: Path) -> Path:
     return target
 
 
+# ---------------------------------------------------------------------------------------------
+# IMAP (RFC 3501, RFC 9051): dovecot on loopback, imaplib, fetchmail and mutt
+# ---------------------------------------------------------------------------------------------
+
+
+class _Inflating:
+    """The reading side of an IMAP connection after COMPRESS DEFLATE (RFC 4978): raw deflate."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.inflate = zlib.decompressobj(wbits=-15)
+        self.buffer = b""
+
+    def _fill(self) -> None:
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("server closed the compressed connection")
+        self.buffer += self.inflate.decompress(data)
+
+    def readline(self, limit: int = -1) -> bytes:
+        while b"\n" not in self.buffer:
+            self._fill()
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line + b"\n"
+
+    def read(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            self._fill()
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def close(self) -> None:
+        pass
+
+
+def _imap_client() -> type:
+    """imaplib's IMAP4 with the two commands it lacks: COMPRESS=DEFLATE and IDLE."""
+    import imaplib
+
+    class Client(imaplib.IMAP4):
+        deflate: Any = None
+
+        def compress(self) -> None:
+            typ, data = self.xatom("COMPRESS", "DEFLATE")
+            if typ != "OK":
+                raise RuntimeError(f"COMPRESS refused: {data}")
+            self.deflate = zlib.compressobj(wbits=-15)
+            self.file = _Inflating(self.sock)  # type: ignore[assignment]
+
+        def send(self, data: bytes) -> None:
+            if self.deflate is not None:
+                data = self.deflate.compress(data) + self.deflate.flush(zlib.Z_SYNC_FLUSH)
+            self.sock.sendall(data)
+
+        def idle(self, seconds: float) -> None:
+            """IDLE (RFC 2177) for `seconds`, then DONE; waits for the tagged OK."""
+            tag = self._new_tag()
+            self.send(tag + b" IDLE\r\n")
+            while not self.readline().startswith(b"+"):
+                pass
+            time.sleep(seconds)
+            self.send(b"DONE\r\n")
+            while True:
+                line = self.readline()
+                if line.startswith(tag + b" "):
+                    break
+            del self.tagged_commands[tag]
+            if not line.startswith(tag + b" OK"):
+                raise RuntimeError(f"IDLE failed: {line!r}")
+
+    return Client
+
+
+IMAP_SENT = (
+    b"From: Carol Example <carol@example.com>\r\n"
+    b"To: bob@example.com\r\n"
+    b"Subject: =?UTF-8?B?5Lya6K6u57qq6KaB?= minutes\r\n"
+    b"Date: Fri, 27 Nov 2026 10:00:00 +0000\r\n"
+    b"Message-ID: <imap-append-1@example.com>\r\n"
+    b"\r\n"
+    b"The minutes, filed by imaplib's APPEND.\r\n"
+)
+
+
+def _dovecot_imap() -> Any:
+    """tests/servers.py's dovecot IMAP server, on port 143 when that is free."""
+    sys.path.insert(0, str(HERE.parent))
+    from tests.servers import running_dovecot_imap
+
+    @contextmanager
+    def started() -> Iterator[Any]:
+        with running_dovecot_imap(port=free_port(143)) as server:
+            time.sleep(1)  # the readiness probe's connection ends before the capture starts
+            yield server
+
+    return started()
+
+
+def write_imap_dovecot(out: Path) -> Path:
+    """Three clients against dovecot: imaplib with LOGIN, imaplib with AUTHENTICATE PLAIN and
+    COMPRESS=DEFLATE, then fetchmail."""
+    import imaplib
+
+    target = out / "imap-dovecot.pcap"
+    client = _imap_client()
+    with _dovecot_imap() as imap, loopback_capture(target, imap.port, connections=3):
+        if not imap.compress:
+            raise RuntimeError("dovecot's imap_zlib plugin is missing (COMPRESS=DEFLATE)")
+        # 1. imaplib: ID, LOGIN, LIST, SELECT, whole and partial FETCH, APPEND to Sent, IDLE.
+        c = client("127.0.0.1", imap.port)
+        c.xatom("ID", '("name" "imaplib" "version" "3.11")')
+        c.login(imap.user, imap.password)
+        c.list()
+        c.select("INBOX")
+        c.uid("FETCH", "1", "(UID FLAGS BODY.PEEK[])")
+        c.fetch("2", "(BODY.PEEK[HEADER])")
+        c.fetch("2", "(BODY.PEEK[]<0.120>)")
+        date = imaplib.Time2Internaldate(1795773600)  # 2026-11-27 10:00:00 UTC
+        c.append("Sent", "(\\Seen)", date, IMAP_SENT)
+        c.status("Sent", "(MESSAGES UIDNEXT)")
+        c.idle(0.3)
+        c.logout()
+        # 2. imaplib: AUTHENTICATE PLAIN, COMPRESS=DEFLATE, then STORE \Deleted and EXPUNGE.
+        c = client("127.0.0.1", imap.port)
+        c.authenticate("PLAIN", lambda _: f"\0{imap.user}\0{imap.password}".encode())
+        c.compress()
+        c.select("INBOX")
+        c.fetch("1", "(FLAGS BODY.PEEK[])")
+        c.store("1", "+FLAGS", "(\\Deleted)")
+        c.expunge()
+        c.idle(0.3)
+        c.logout()
+        # 3. fetchmail (a real Debian mail retriever): LOGIN, fetches what is left, deletes it.
+        with tempfile.TemporaryDirectory() as home:
+            rc = Path(home) / "fetchmailrc"
+            rc.write_text(
+                "set no bouncemail\nset invisible\n"
+                f"poll 127.0.0.1 service {imap.port} protocol IMAP auth password no envelope\n"
+                f' user "{imap.user}" password "{imap.password}" is root here\n'
+                f' sslproto "" mda "/bin/sh -c \'cat > /dev/null\'"\n'
+            )
+            rc.chmod(0o600)
+            done = subprocess.run(
+                ["fetchmail", "-f", str(rc), "--nosyslog", "-i", str(Path(home) / "ids")],
+                capture_output=True,
+                timeout=60,
+                env={**os.environ, "HOME": home},
+                check=False,
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"fetchmail failed: {done.stderr.decode(errors='replace')}")
+    return target
+
+
+def write_sent_copy(out: Path) -> Path:
+    """mutt (batch mode) sends To + Cc + Bcc through SMTP and files its copy in Sent (IMAP)."""
+    target = out / "sent-copy-mutt.pcap"
+    with _dovecot_imap() as imap, smtp_server(RecordingHandler()) as smtp_port:
+        with tempfile.TemporaryDirectory() as home:
+            muttrc = Path(home) / "muttrc"
+            muttrc.write_text(
+                'set from="Carol Example <carol@example.com>"\nset use_from=yes\n'
+                "set hostname=example.com\n"
+                f'set smtp_url="smtp://{imap.user}@127.0.0.1:{smtp_port}/"\n'
+                f'set smtp_pass="{imap.password}"\nset ssl_starttls=no\nset ssl_force_tls=no\n'
+                f'set folder="imap://{imap.user}@127.0.0.1:{imap.port}/"\n'
+                f'set imap_pass="{imap.password}"\nset record="=Sent"\nset copy=yes\n'
+            )
+            argv = ["mutt", "-n", "-F", str(muttrc), "-s", "Q4 plan"]
+            argv += ["-c", "alice@example.com", "-b", "dave@example.com", "--", "bob@example.com"]
+            with loopback_capture(target, imap.port, smtp_port, connections=2):
+                done = subprocess.run(
+                    argv,
+                    input=b"Hello Bob,\n\nthe Q4 plan, as agreed.\n\nCarol\n",
+                    capture_output=True,
+                    timeout=60,
+                    env={**os.environ, "HOME": home, "TZ": "UTC"},
+                    check=False,
+                )
+                if done.returncode != 0:
+                    raise RuntimeError(f"mutt failed: {done.stderr.decode(errors='replace')}")
+    return target
+
+
 WRITERS = {
     "seed": write_seed,
     "cc-bcc": write_cc_bcc,
     "pipelining": write_pipelining,
     "send-forged": write_send_forged,
     "starttls-keylog": write_starttls_keylog,
+    "imap-dovecot": write_imap_dovecot,
+    "sent-copy": write_sent_copy,
 }
 
 

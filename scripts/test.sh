@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(
-    tcpdump libpcap0.8 dovecot-pop3d dovecot-imapd fetchmail dnsmasq-base openssl curl tshark
+    tcpdump libpcap0.8 dovecot-pop3d dovecot-imapd fetchmail mutt dnsmasq-base openssl curl tshark
     chromium fonts-wqy-microhei
 )
 missing=()

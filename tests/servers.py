@@ -530,9 +530,10 @@ def _imap_zlib() -> bool:
 
 
 @contextmanager
-def running_dovecot_imap(*, tls: bool = False) -> Iterator[ImapServer]:
+def running_dovecot_imap(port: int | None = None, *, tls: bool = False) -> Iterator[ImapServer]:
     """dovecot IMAP on 127.0.0.1 (LOGIN, AUTHENTICATE PLAIN/LOGIN, IDLE, COMPRESS=DEFLATE when
     the build has it; plaintext allowed) over IMAP_MESSAGES in INBOX and an empty Sent folder.
+    `port`: tried first (pcaps/make_pcaps.py asks for 143), any free port if it is taken.
     `tls`: also STARTTLS and IMAPS on a second port (self-signed certificate)."""
     dovecot = shutil.which("dovecot") or "/usr/sbin/dovecot"
     compress = _imap_zlib()
@@ -560,8 +561,9 @@ def running_dovecot_imap(*, tls: bool = False) -> Iterator[ImapServer]:
         if tls:
             tls_files(tmp)
             ssl = f"ssl = yes\nssl_cert = <{tmp}/cert.pem\nssl_key = <{tmp}/key.pem"
+        wanted = port
         for attempt in range(3):
-            port = free_port()
+            port = wanted if wanted is not None and attempt == 0 else free_port()
             tls_port = free_port() if tls else 0
             imaps = (
                 f"    address = 127.0.0.1\n    port = {tls_port}\n    ssl = yes"

@@ -1,4 +1,5 @@
-"""pcaps/make_pcaps.py regenerates the shipped SMTP (RFC 5321) and POP3 (RFC 1939) captures."""
+"""pcaps/make_pcaps.py regenerates the shipped SMTP (RFC 5321), POP3 (RFC 1939) and IMAP
+(RFC 3501) captures."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [sys.executable, str(SCRIPT), "--out", str(out), *only],
         check=True,
         cwd=ROOT,
-        timeout=120,
+        timeout=300,
         capture_output=True,
     )
     return out
@@ -103,6 +104,7 @@ def test_every_capture_is_written(generated: Path) -> None:
     if CAN_CAPTURE:
         expected += ["cc-bcc-smtplib.pcap", "pipelining-bdat.pcap", "send-forged-gbk.pcap"]
         expected += ["starttls-keylog.pcap"]
+        expected += ["imap-dovecot.pcap", "sent-copy-mutt.pcap"]
     for name in expected:
         assert (generated / name).stat().st_size > 1000, name
     assert not list(generated.glob(".*.tmp"))
@@ -229,3 +231,40 @@ def test_mailsniff_send_capture_forges_the_from_and_hides_the_bcc(generated: Pat
     assert word.encode() in re.sub(rb"=\?gbk\?b\?", b"=?GBK?B?", message, flags=re.I)
     assert b"<ceo@example.com>" in message
     assert b"235 " in server
+
+
+@needs_capture
+def test_imap_capture_has_imaplib_compress_and_fetchmail(generated: Path) -> None:
+    streams = tcp_streams(generated / "imap-dovecot.pcap")  # in the order they began
+    assert len(streams) == 3
+    (login, login_s), (compressed, compressed_s), (fetchmail, fetchmail_s) = streams.values()
+    assert re.search(rb"(?m)^\w+ ID \(\"name\" \"imaplib\"", login)
+    assert re.search(rb"(?m)^\w+ LOGIN carol ", login)
+    assert re.search(
+        rb"(?m)^\w+ APPEND Sent \(\\Seen\) \"27-Nov-2026 10:00:00 \+0000\" \{\d+\}", login
+    )
+    assert re.search(rb"(?m)^\w+ FETCH 2 \(BODY\.PEEK\[\]<0\.120>\)", login)
+    assert re.search(rb"(?m)^\w+ IDLE\r\nDONE\r\n", login)
+    assert b"+ idling\r\n" in login_s
+    # AUTHENTICATE PLAIN, then COMPRESS: the rest of both directions is raw deflate
+    assert re.search(rb"(?m)^\w+ AUTHENTICATE PLAIN\r\n", compressed)
+    assert re.search(rb"(?m)^\w+ COMPRESS DEFLATE\r\n", compressed)
+    assert b"SELECT" not in compressed and b"EXPUNGE" not in compressed_s
+    assert re.search(rb"(?m)^\w+ LOGIN", fetchmail) and b"EXPUNGE" in fetchmail
+    assert b"Dovecot" in fetchmail_s
+
+
+@needs_capture
+def test_sent_copy_capture_keeps_the_bcc_only_in_the_append(generated: Path) -> None:
+    streams = tcp_streams(generated / "sent-copy-mutt.pcap")
+    assert len(streams) == 2
+    # the SMTP connection is the one greeted with 220, the IMAP one with "* OK"
+    (smtp_c, smtp_s), (imap_c, _) = sorted(streams.values(), key=lambda h: h[1][:4] != b"220 ")
+    commands, message = split_data(smtp_c)
+    assert re.search(rb"(?im)^RCPT TO:<dave@example.com>", commands)
+    assert b"dave@example.com" not in message and b"\r\nCc: alice@example.com\r\n" in message
+    assert re.search(rb"(?m)^\w+ APPEND \"Sent\"", imap_c)
+    assert b"\nBcc: dave@example.com\r\n" in imap_c
+    message_id = re.search(rb"Message-ID: (<[^>]+>)", message)
+    assert message_id is not None and message_id.group(1) in imap_c
+    assert smtp_s.startswith(b"220 ") and b"Dovecot" not in smtp_s

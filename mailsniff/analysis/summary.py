@@ -34,6 +34,9 @@ class Summary:
     incomplete: int = 0
     #: Findings by kind.
     findings: dict[str, int] = field(default_factory=dict)
+    #: SMTP messages matched with the client's own copy filed by IMAP APPEND (across sessions:
+    #: counted by the reader, not by `add`).
+    sent_copies: int = 0
 
     @classmethod
     def of(cls, sessions: Iterable[Session]) -> Summary:

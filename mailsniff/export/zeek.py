@@ -1,4 +1,4 @@
-"""Zeek-style logs: smtp.log (Zeek's columns), pop3.log and files.log, as TSV or JSON.
+"""Zeek-style logs: smtp.log (Zeek's columns), pop3.log, imap.log and files.log, as TSV or JSON.
 
 A session sink: `ZeekLogs.open(folder, json=...)`, `session_done(session)` for each finished
 session, `close()`. Rows are written as sessions finish (nothing is kept), so memory stays
@@ -9,7 +9,9 @@ smtp.log has one row per mail transaction (MAIL FROM), with Zeek's columns and t
 logs it. Where mailsniff knows a fact differently (see docs/zeek-logs.md): `ts` is the time of
 MAIL FROM, header values are RFC 2047-decoded, `uid`/`fuids` are mailsniff's reproducible ids.
 pop3.log is mailsniff's own, in the same style: one row per RETR/TOP (or one per session that
-retrieved nothing). files.log has one row per message (message/rfc822) and per attachment.
+retrieved nothing). imap.log likewise: one row per message fetched or appended, with the
+columns Zeek's IMAP analyzer knows (capabilities, tls) where they exist. files.log has one row per
+message (message/rfc822) and per attachment.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from mailsniff.errors import MailsniffError
 from mailsniff.model import Message, Protocol, Session, Transaction
 from mailsniff.status import ExitStatus
 
-__all__ = ["FILES_FIELDS", "POP3_FIELDS", "SMTP_FIELDS", "ZeekLogError", "ZeekLogs"]
+__all__ = ["FILES_FIELDS", "IMAP_FIELDS", "POP3_FIELDS", "SMTP_FIELDS", "ZeekLogError", "ZeekLogs"]
 
 Value = str | int | bool | list[str] | list[int] | None
 
@@ -90,6 +92,40 @@ POP3_FIELDS: tuple[tuple[str, str], ...] = (
     ("fuids", "vector[string]"),
 )
 
+IMAP_FIELDS: tuple[tuple[str, str], ...] = (
+    ("ts", "time"),
+    ("uid", "string"),
+    ("id.orig_h", "addr"),
+    ("id.orig_p", "port"),
+    ("id.resp_h", "addr"),
+    ("id.resp_p", "port"),
+    ("trans_depth", "count"),
+    ("banner", "string"),
+    ("capabilities", "set[string]"),
+    ("client_id", "string"),
+    ("user", "string"),
+    ("auth_mechanism", "string"),
+    ("auth_success", "bool"),
+    ("command", "string"),
+    ("mailbox", "string"),
+    ("msg_uid", "count"),
+    ("msg_number", "count"),
+    ("section", "string"),
+    ("partial", "bool"),
+    ("flags", "set[string]"),
+    ("size", "count"),
+    ("date", "string"),
+    ("from", "string"),
+    ("to", "set[string]"),
+    ("cc", "set[string]"),
+    ("bcc", "set[string]"),
+    ("msg_id", "string"),
+    ("subject", "string"),
+    ("expunged", "count"),
+    ("tls", "bool"),
+    ("fuids", "vector[string]"),
+)
+
 FILES_FIELDS: tuple[tuple[str, str], ...] = (
     ("ts", "time"),
     ("fuid", "string"),
@@ -117,7 +153,7 @@ FILES_FIELDS: tuple[tuple[str, str], ...] = (
     ("sha256", "string"),
 )
 
-_LOGS = {"smtp": SMTP_FIELDS, "pop3": POP3_FIELDS, "files": FILES_FIELDS}
+_LOGS = {"smtp": SMTP_FIELDS, "pop3": POP3_FIELDS, "imap": IMAP_FIELDS, "files": FILES_FIELDS}
 
 
 class ZeekLogError(MailsniffError):
@@ -387,6 +423,8 @@ class ZeekLogs:
             self._smtp(session)
         elif session.protocol == Protocol.POP3:
             self._pop3(session)
+        elif session.protocol == Protocol.IMAP:
+            self._imap(session)
 
     @staticmethod
     def _conn(session: Session) -> dict[str, Value]:
@@ -405,11 +443,14 @@ class ZeekLogs:
         ts: int,
         where: int,
         depth: int,
+        is_orig: bool | None = None,
     ) -> list[str]:
-        """files.log rows for a message and its attachments; returns their fuids."""
+        """files.log rows for a message and its attachments; returns their fuids. is_orig:
+        the client sent it (default: for SMTP)."""
         uid = session.uid or ""
         source = session.protocol.upper()
-        is_orig = session.protocol == Protocol.SMTP
+        if is_orig is None:
+            is_orig = session.protocol == Protocol.SMTP
         parent = file_uid(uid, where, 0)
         fuids = [parent]
         base = self._conn(session) | {
@@ -560,6 +601,62 @@ class ZeekLogs:
                     "from": h.from_,
                     "to": h.to,
                     "cc": h.cc,
+                    "msg_id": h.msg_id,
+                    "subject": h.subject,
+                    "fuids": fuids,
+                },
+            )
+
+    def _imap(self, session: Session) -> None:
+        conn = self._conn(session)
+        auth = next((a for a in reversed(session.auth) if a.success), None)
+        if auth is None and session.auth:
+            auth = session.auth[-1]
+        state = session.imap
+        client_id = None
+        if state is not None and state.client_id:
+            client_id = ", ".join(f"{k}={v}" for k, v in state.client_id)
+        expunged = 0
+        if state is not None:
+            expunged = sum(1 for c in state.changes if c.action == "expunge")
+        common = conn | {
+            "banner": session.banner,
+            "capabilities": _unique(session.capabilities) if session.capabilities else None,
+            "client_id": client_id,
+            "user": auth.username if auth is not None else None,
+            "auth_mechanism": auth.mechanism if auth is not None else None,
+            "auth_success": auth.success if auth is not None else None,
+            "expunged": expunged,
+            "tls": session.tls,
+        }
+        if not session.messages:
+            self._write("imap", common | {"ts": session.start_ns, "trans_depth": 0, "fuids": []})
+            return
+        for n, moved in enumerate(session.messages, 1):
+            message = moved.message
+            t = moved.imap
+            h = _headers(message)
+            appended = t is not None and t.source == "APPEND"
+            fuids = self._files(session, message, moved.ts_ns, n, n, is_orig=appended)
+            self._write(
+                "imap",
+                common
+                | {
+                    "ts": moved.ts_ns,
+                    "trans_depth": n,
+                    "command": moved.command,
+                    "mailbox": t.mailbox if t is not None else None,
+                    "msg_uid": t.uid if t is not None else None,
+                    "msg_number": moved.number,
+                    "section": t.section if t is not None else None,
+                    "partial": moved.partial,
+                    "flags": _unique(t.flags) if t is not None and t.flags else None,
+                    "size": message.size,
+                    "date": h.date,
+                    "from": h.from_,
+                    "to": h.to,
+                    "cc": h.cc,
+                    "bcc": _unique(a.address for a in message.bcc) if message.bcc else None,
                     "msg_id": h.msg_id,
                     "subject": h.subject,
                     "fuids": fuids,

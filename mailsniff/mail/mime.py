@@ -41,6 +41,7 @@ __all__ = [
     "OpenSink",
     "RawSink",
     "attachment_payloads",
+    "body_sha256",
     "parse_message",
     "split_header_fields",
 ]
@@ -911,4 +912,18 @@ class MessageAccumulator:
         msg.gap_bytes = self._gap_bytes
         if msg.truncated:
             msg.defects.append(f"only the first {len(self._buf)} of {self._size} bytes parsed")
+        elif msg.message_id is None and not self._gap_bytes:
+            msg.body_sha256 = body_sha256(self._buf)
         return msg
+
+
+def body_sha256(raw: bytes | bytearray) -> str:
+    """SHA-256 of what follows the header block (the first empty line, CRLF or LF)."""
+    crlf, lf = raw.find(b"\r\n\r\n"), raw.find(b"\n\n")
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        start = crlf + 4
+    elif lf >= 0:
+        start = lf + 2
+    else:
+        start = len(raw)
+    return hashlib.sha256(memoryview(raw)[start:]).hexdigest()

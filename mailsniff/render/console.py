@@ -21,6 +21,7 @@ from rich.text import Span, Text
 
 from mailsniff.analysis.bcc import header_roles, normalise_address
 from mailsniff.analysis.kinds import FindingKind
+from mailsniff.analysis.sent_copy import SentCopy, describe_side
 from mailsniff.analysis.summary import Summary
 from mailsniff.model import (
     Address,
@@ -856,8 +857,38 @@ def transcript_text(lines: Sequence[TranscriptLine]) -> Text:
     return Text("".join(parts), spans=spans)
 
 
+def _sent_copy_view(session: Session, link: SentCopy) -> list[RenderableType]:
+    """One Sent-copy link seen from `session`: the other half, then one line per recipient."""
+    if link.smtp.session == session.id:
+        title = (
+            f"Sent copy of transaction {link.smtp.index + 1}: filed by {describe_side(link.imap)}"
+        )
+    else:
+        title = f"Sent copy {describe_side(link.imap)}: sent by {describe_side(link.smtp)}"
+    how = "Message-ID" if link.matched_by == "message-id" else "body SHA-256"
+    grid = _kv_grid()
+    grid.add_row("matched by", _text(f"{how} {link.key}"))
+    grid.add_row(
+        "bytes",
+        Text("identical to what was sent")
+        if link.identical
+        else Text(f"differ: sent {link.smtp.size}, filed {link.imap.size}", style=_WARN),
+    )
+    for r in link.recipients:
+        style = _BCC if r.role == "Bcc" else ""
+        grid.add_row(Text(r.role, style=style), _text(r.text.split(" ", 1)[1], style))
+    if link.recipients_dropped:
+        grid.add_row("", Text(f"{link.recipients_dropped} more not compared", style=_WARN))
+    return [_rule(_text(title, _KEY)), grid]
+
+
 def render_session(
-    console: Console, session: Session, *, transcript: bool = False, own: bool = False
+    console: Console,
+    session: Session,
+    *,
+    transcript: bool = False,
+    own: bool = False,
+    sent_copies: Sequence[SentCopy] = (),
 ) -> None:
     """Print everything known about one session: endpoints, auth, envelopes, messages, findings.
 
@@ -867,6 +898,7 @@ def render_session(
         transcript: also print the whole dialogue, line by line, with decoded notes.
         own: a connection mailsniff made itself (`send`, `pop`): its plaintext is known,
             also inside TLS, and no packets were counted.
+        sent_copies: the Sent-copy links this session is one half of (analysis.sent_copy).
     """
     console.print(_header_panel(session, own))
     if session.findings:
@@ -894,6 +926,8 @@ def render_session(
         grid = _kv_grid()
         grid.add_row("deleted", Text(_join(str(n) for n in session.deleted), style=_WARN))
         console.print(grid)
+    for link in sent_copies:
+        console.print(Group(*_sent_copy_view(session, link)))
     if transcript:
         console.print(_rule(Text("Transcript", style=_KEY)))
         for start in range(0, len(session.transcript), _TRANSCRIPT_CHUNK):
@@ -949,6 +983,8 @@ def render_summary_of(
     grid.add_row("messages", Text(str(messages)))
     grid.add_row("credentials", Text(str(credentials), style=_BAD if credentials else ""))
     grid.add_row("bcc recipients", Text(str(bcc), style=_BCC if bcc else ""))
+    if summary.sent_copies:
+        grid.add_row("sent copies", Text(f"{summary.sent_copies} (SMTP message filed by IMAP)"))
     if findings:
         grid.add_row(
             "findings",

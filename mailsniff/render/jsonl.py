@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
+from mailsniff.analysis.sent_copy import CopySide, SentCopy
 from mailsniff.model import (
     Address,
     Attachment,
@@ -19,7 +21,14 @@ from mailsniff.model import (
 )
 from mailsniff.render.text import format_timestamp
 
-__all__ = ["iso8601", "session_record", "summary_record", "dumps"]
+__all__ = [
+    "add_sent_copy_refs",
+    "dumps",
+    "iso8601",
+    "sent_copy_record",
+    "session_record",
+    "summary_record",
+]
 
 JsonObject = dict[str, Any]
 
@@ -267,6 +276,60 @@ def session_record(s: Session, *, transcript: bool = False) -> JsonObject:
         ]
         record["transcript_dropped"] = s.transcript_dropped
     return record
+
+
+def _side(side: CopySide) -> JsonObject:
+    where = "transaction" if side.protocol == "smtp" else "message"
+    out: JsonObject = {"session": side.session, "uid": side.uid, where: side.index}
+    if side.protocol != "smtp":
+        out.update(
+            mailbox=side.mailbox,
+            imap_uid=side.imap_uid,
+            flags=list(side.flags),
+            outcome=side.outcome,
+        )
+    return out
+
+
+def sent_copy_record(link: SentCopy) -> JsonObject:
+    """A "sent_copy" record: an SMTP transaction and the IMAP APPEND of the same message."""
+    return {
+        "type": "sent_copy",
+        "matched_by": link.matched_by,
+        "key": link.key,
+        "identical": link.identical,
+        "smtp": _side(link.smtp),
+        "imap": _side(link.imap),
+        "recipients": [
+            {
+                "address": r.address,
+                "role": r.role,
+                "envelope": r.envelope,
+                "sent_headers": list(r.sent_headers),
+                "sent_copy_headers": list(r.sent_copy_headers),
+                "text": r.text,
+            }
+            for r in link.recipients
+        ],
+        "recipients_dropped": link.recipients_dropped,
+    }
+
+
+def add_sent_copy_refs(record: JsonObject, links: Sequence[SentCopy]) -> None:
+    """Point the session record's transactions / APPENDed messages at the other half of each
+    link (the record written second can name the first; the first was written already)."""
+    session = record["id"]
+    for link in links:
+        if link.smtp.session == session:
+            ref = {"session": link.imap.session, "uid": link.imap.uid, "message": link.imap.index}
+            record["transactions"][link.smtp.index].setdefault("sent_copy", []).append(ref)
+        if link.imap.session == session:
+            ref = {
+                "session": link.smtp.session,
+                "uid": link.smtp.uid,
+                "transaction": link.smtp.index,
+            }
+            record["messages"][link.imap.index].setdefault("sent_copy", []).append(ref)
 
 
 def summary_record(summary: JsonObject) -> JsonObject:

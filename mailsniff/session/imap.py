@@ -60,6 +60,8 @@ __all__ = ["ENTRY", "ImapSessionHandler", "is_greeting"]
 
 #: At most this many mailbox selections and message changes are kept per session.
 MAX_IMAP_RECORDS = MAX_TRANSCRIPT_LINES
+#: --transcript shows at most this much of a literal's first line.
+_HEAD_BYTES = 200
 
 
 def is_greeting(payload: bytes) -> bool:
@@ -83,13 +85,15 @@ def _argument(command: Command) -> str:
 class _Open:
     """A message being read: its accumulator, sink and where it came from."""
 
-    __slots__ = ("message", "sink", "start", "gap")
+    __slots__ = ("message", "sink", "start", "gap", "head")
 
-    def __init__(self, start: MessageStart, sink: MessageSink | None) -> None:
+    def __init__(self, start: MessageStart, sink: MessageSink | None, head: bool) -> None:
         self.start = start
         self.sink = sink
         self.message = MessageAccumulator(sink=sink)
         self.gap = False
+        #: --transcript: the literal's first bytes until its first line is complete (None: shown)
+        self.head: bytearray | None = bytearray() if head else None
 
 
 class ImapSessionHandler(ParserDriven[ImapEvent]):
@@ -114,6 +118,8 @@ class ImapSessionHandler(ParserDriven[ImapEvent]):
         self._done: dict[int, RetrievedMessage] = {}
         self._append_for: dict[str, RetrievedMessage] = {}  # APPEND tag -> its message
         self._sasl_secrets: dict[str, list[bytes]] = {}  # AUTHENTICATE tag -> client lines
+        #: --transcript: lines that opened a literal, shown with it (not again with the command)
+        self._literal_lines: list[tuple[Direction, bytes]] = []
         self._dropped = 0
 
     def close(self, ts_ns: int) -> None:
@@ -136,6 +142,8 @@ class ImapSessionHandler(ParserDriven[ImapEvent]):
                     opened = self._open.get(event.message_id)
                     if opened is not None:
                         opened.message.feed(event.data)
+                        if opened.head is not None:
+                            self._literal_head(opened, event.ts_ns, event.data)
                 case MessageStart():
                     self._on_message_start(event)
                 case MessageGap():
@@ -242,7 +250,10 @@ class ImapSessionHandler(ParserDriven[ImapEvent]):
         if self._transcript.enabled and event.raw:
             for line in event.raw.split(b"\n"):
                 line = line.rstrip(b"\r")
-                if line:
+                if line and (event.direction, line) in self._literal_lines:
+                    # shown already, with its literal's size, when the literal began
+                    self._literal_lines.remove((event.direction, line))
+                elif line:
                     self._transcript.add(event.ts_ns, event.direction, to_text(line), note)
                     note = None
 
@@ -353,21 +364,42 @@ class ImapSessionHandler(ParserDriven[ImapEvent]):
 
     def _on_message_start(self, event: MessageStart) -> None:
         sink = self._open_sink(self.session) if self._open_sink is not None else None
-        self._open[event.message_id] = _Open(event, sink)
+        self._open[event.message_id] = _Open(event, sink, self._transcript.enabled)
         first = b""
         if event.raw:
             first = event.raw.split(b"\n", 1)[0].rstrip(b"\r")
+        what = event.source if event.item in ("", event.source) else f"{event.source} {event.item}"
+        if first and self._transcript.enabled:
+            self._literal_lines.append((event.direction, first))
+            del self._literal_lines[:-16]
         self._transcript.add(
             event.ts_ns,
             event.direction,
-            to_text(first) if first else f"{event.source} {event.item}",
-            f"literal: {event.size} bytes ({event.source} {event.item})",
+            to_text(first) if first else what,
+            f"literal: {event.size} bytes ({what})",
         )
+
+    def _literal_head(self, opened: _Open, ts_ns: int, data: bytes, end: bool = False) -> None:
+        """--transcript: the first line of a literal's content, once, below its `{n}` line."""
+        head = opened.head
+        assert head is not None
+        head += data[: _HEAD_BYTES - len(head)]
+        cut = head.find(b"\n")
+        if cut < 0 and len(head) < _HEAD_BYTES and not end:
+            return
+        line = bytes(head if cut < 0 else head[:cut]).rstrip(b"\r")
+        opened.head = None
+        if line or end:
+            self._transcript.add(
+                ts_ns, opened.start.direction, to_text(line), "the literal's first line"
+            )
 
     def _on_message_end(self, event: MessageEnd) -> None:
         opened = self._open.pop(event.message_id, None)
         if opened is None:
             return
+        if opened.head:  # a literal shorter than its first line's end
+            self._literal_head(opened, event.ts_ns, b"", end=True)
         start = opened.start
         if start.source == "APPEND":
             command = f"APPEND {start.mailbox}" if start.mailbox is not None else "APPEND"
