@@ -123,4 +123,4 @@ QUEUE_BYTES = 128 * 1024 * 1024
 MAX_FLOWS = 100_000
 #: Open sessions (record, handler, parser: a few KB each) kept in memory at most between two
 #: expiry checks; past it the idlest are parked on disk until their next packet (mailsniff.park).
-PARK_SESSIONS_AT = 10_000
+PARK_SESSIONS_AT = 4096
