@@ -27,7 +27,7 @@
   because targets differ - Windows and Solaris favour the new copy in some cases; a passive
   analyzer without knowledge of the receiver picks the common case and reports the conflict.
   suricata-verify's smtp-bug-5981.pcap yields Suricata's published attachment only this way.)
-  Conflicts with already delivered bytes are detected against the last delivered chunk only.
+  Conflicts with already delivered bytes are detected against the last two delivered chunks only.
 * **Holes become gaps.** A missing range is reported as `FlowGap(direction, offset, length)` and
   delivery resumes after it when (a) the other side ACKs beyond it (the receiver got bytes we
   never captured) and something the sender sent after the hole was seen (some captures show
