@@ -4,6 +4,7 @@
     python benchmarks/flood.py --scenario syn --connections 1000000
     python benchmarks/flood.py --scenario open --connections 100000
     python benchmarks/flood.py --scenario tiny --connections 100000 --console
+    python benchmarks/flood.py --targets     # the three targets: syn 1M, open 100k, tiny 1M console
 
 Scenarios (captures written by raw struct packing into benchmarks/out/, kept between runs):
 
@@ -124,6 +125,9 @@ def measure(argv: list[str]) -> tuple[float, float]:
 
 
 DEFAULTS = {"syn": 1_000_000, "open": 100_000, "tiny": 100_000}
+#: The bounded-memory targets: (scenario, connections, console view), each under 256 MiB.
+TARGETS = [("syn", 1_000_000, False), ("open", 100_000, False), ("tiny", 1_000_000, True)]
+TARGET_MIB = 256
 
 
 def main() -> None:
@@ -131,23 +135,39 @@ def main() -> None:
     parser.add_argument("--scenario", choices=sorted(DEFAULTS), action="append")
     parser.add_argument("--connections", type=int, help="default: 1M syn, 100k open/tiny")
     parser.add_argument("--console", action="store_true", help="console output, not --json")
+    parser.add_argument(
+        "--targets", action="store_true", help=f"the three targets, each against {TARGET_MIB} MiB"
+    )
     args = parser.parse_args()
     exe = shutil.which("mailsniff")
     cmd = [exe] if exe else [sys.executable, "-m", "mailsniff"]
     OUT.mkdir(exist_ok=True)
-    print("| scenario | connections | output | seconds | peak RSS MiB |")
-    print("|---|---|---|---|---|")
-    for scenario in args.scenario or sorted(DEFAULTS):
-        n = args.connections or DEFAULTS[scenario]
+    runs = (
+        TARGETS
+        if args.targets
+        else [
+            (scenario, args.connections or DEFAULTS[scenario], args.console)
+            for scenario in args.scenario or sorted(DEFAULTS)
+        ]
+    )
+    print(
+        "| scenario | connections | output | seconds | peak RSS MiB |"
+        + (" target |" * args.targets)
+    )
+    print("|---|---|---|---|---|" + ("---|" * args.targets))
+    for scenario, n, console in runs:
         path = OUT / f"flood-{scenario}-{n}.pcap"
         if not path.exists():
             write(path, scenario, n)
         argv = [*cmd, "read", str(path), "--json"]
-        if args.console:
+        if console:
             argv = [*cmd, "read", str(path), "--summary"]
         seconds, rss = measure(argv)
-        mode = "console --summary" if args.console else "--json"
-        print(f"| {scenario} | {n:,} | {mode} | {seconds:.1f} | {rss:.0f} |", flush=True)
+        mode = "console --summary" if console else "--json"
+        verdict = ""
+        if args.targets:
+            verdict = f" < {TARGET_MIB}: {'met' if rss < TARGET_MIB else 'NOT met'} |"
+        print(f"| {scenario} | {n:,} | {mode} | {seconds:.1f} | {rss:.0f} |{verdict}", flush=True)
 
 
 if __name__ == "__main__":

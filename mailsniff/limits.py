@@ -38,6 +38,7 @@ __all__ = [
     "QUEUE_FRAMES",
     "QUEUE_BYTES",
     "MAX_FLOWS",
+    "PARK_SESSIONS_AT",
 ]
 
 #: Longest command or reply line kept; longer lines are cut and flagged (RFC 5321 4.5.3.1.4
@@ -120,3 +121,6 @@ QUEUE_BYTES = 128 * 1024 * 1024
 #: past it the idlest are evicted, those that never carried data first, and those that did are
 #: reported as sessions with an anomaly (a port scan or SYN flood stays in bounded memory).
 MAX_FLOWS = 100_000
+#: Open sessions (record, handler, parser: a few KB each) kept in memory at most between two
+#: expiry checks; past it the idlest are parked on disk until their next packet (mailsniff.park).
+PARK_SESSIONS_AT = 4096

@@ -20,14 +20,16 @@ from mailsniff.limits import (
     MAX_CONFLICTS_RECORDED,
     MAX_HELD_FLOWS,
     MAX_UNDECIDED_FLOWS,
+    PARK_SESSIONS_AT,
     PROBE_PAYLOADS,
 )
 from mailsniff.model import Endpoint, Session, timestamp_in_range
 from mailsniff.net.decoder import PacketDecoder
 from mailsniff.net.segment import TCP_SYN, Segment
+from mailsniff.park import ParkingLot
 from mailsniff.reassembly import Flow, FlowData, FlowEnd, FlowEvent, FlowGap, FlowStart, Reassembler
 from mailsniff.session import registry
-from mailsniff.session.base import SessionHandler
+from mailsniff.session.base import ParserDriven, SessionHandler
 from mailsniff.session.entry import HandlerFactory, ProtocolEntry
 from mailsniff.session.opaque import OpaqueHandler
 from mailsniff.session.tls_layer import TlsLayer
@@ -49,13 +51,23 @@ def _is_greeting(data: bytes) -> bool:
     return registry.detect_greeting(data) is not None
 
 
+class _Bound:
+    """A handler factory bound to the export hook (an object, not a closure: it is pickled with
+    the handler that keeps it when an idle session is parked)."""
+
+    __slots__ = ("factory", "open_sink")
+
+    def __init__(self, factory: HandlerFactory, open_sink: OpenSink | None) -> None:
+        self.factory, self.open_sink = factory, open_sink
+
+    def __call__(self, session: Session) -> SessionHandler:
+        return self.factory(session, self.open_sink)
+
+
 def _bind(
     factory: HandlerFactory, open_sink: OpenSink | None
 ) -> Callable[[Session], SessionHandler]:
-    def make(session: Session) -> SessionHandler:
-        return factory(session, open_sink)
-
-    return make
+    return _Bound(factory, open_sink)
 
 
 def _conflict_anomalies(flow: Flow) -> list[str]:
@@ -122,6 +134,7 @@ class _Watch:
 class _Active:
     session: Session
     handler: SessionHandler
+    flow: Flow
 
 
 @dataclass(slots=True)
@@ -180,6 +193,15 @@ class Pipeline:
     _holding: OrderedDict[tuple[bytes, int, bytes, int], None] = field(default_factory=OrderedDict)
     _ready: list[Session] = field(default_factory=list)
     _last_ts: int = 0
+    #: More sessions than this in memory at an expiry check: the idlest are parked on disk
+    #: (mailsniff.park) until their connection's next event, down to half of it.
+    park_at: int = PARK_SESSIONS_AT
+    #: Parked sessions: flow id -> ticket in `_lot`.
+    _parked: dict[int, int] = field(default_factory=dict)
+    _lot: ParkingLot | None = None
+    #: Sessions found unfit to park (a handler that cannot be pickled, an export in progress)
+    #: at the last attempt: not tried again before their next event.
+    _unparkable: set[int] = field(default_factory=set)
     #: The registered protocols' ports, read once (segments on them go straight to reassembly).
     _ports: frozenset[int] = field(default_factory=server_ports)
 
@@ -214,6 +236,34 @@ class Pipeline:
 
     def expire(self, now_ns: int) -> None:
         self._handle(self.reassembler.expire(now_ns))
+        if len(self._active) > self.park_at:
+            self._park()
+
+    @property
+    def parked_sessions(self) -> int:
+        """Open sessions parked on disk right now (not in `open_sessions`)."""
+        return len(self._parked)
+
+    def _park(self) -> None:
+        """Park the sessions idle the longest until half of `park_at` stay in memory."""
+        if self._lot is None:
+            self._lot = ParkingLot({"open_sink": self.open_sink})
+        lot, active, parked, unfit = self._lot, self._active, self._parked, self._unparkable
+        idlest = sorted((a.flow.last_ns, fid) for fid, a in active.items() if fid not in unfit)
+        excess = len(active) - self.park_at // 2
+        for _, fid in idlest:
+            if excess <= 0:
+                break
+            a = active[fid]
+            ticket = (
+                lot.park((a.session, a.handler)) if isinstance(a.handler, ParserDriven) else None
+            )
+            if ticket is None:
+                unfit.add(fid)
+                continue
+            del active[fid]
+            parked[fid] = ticket
+            excess -= 1
 
     def finish(self) -> None:
         """End of input: deliver what is buffered and end every open connection."""
@@ -405,7 +455,14 @@ class Pipeline:
         self._waiting[flow.id] = (entry, implicit_tls, preamble)
 
     def _activate(self, flow: Flow) -> _Active | None:
-        """The session of an accepted flow that had no data or end yet, built now (or None)."""
+        """The session of an accepted flow that had no data or end yet, built now, or read back
+        from where it was parked (or None)."""
+        ticket = self._parked.pop(flow.id, None)
+        if ticket is not None:
+            assert self._lot is not None
+            parked_session, parked_handler = self._lot.unpark(ticket)
+            active = self._active[flow.id] = _Active(parked_session, parked_handler, flow)
+            return active
         waiting = self._waiting.pop(flow.id, None)
         if waiting is None:
             return None
@@ -442,7 +499,7 @@ class Pipeline:
             )
         else:
             handler = OpaqueHandler(session)
-        active = self._active[flow.id] = _Active(session, handler)
+        active = self._active[flow.id] = _Active(session, handler, flow)
         return active
 
     def _handle(self, events: list[FlowEvent]) -> None:
@@ -451,6 +508,8 @@ class Pipeline:
                 active = self._active.get(event.flow.id) or self._activate(event.flow)
                 if active is not None:
                     active.handler.data(event.ts_ns, event.direction, event.data)
+                    if self._unparkable:  # it moved on: may be fit to park when idle again
+                        self._unparkable.discard(event.flow.id)
             elif isinstance(event, FlowStart):
                 self._start(event.flow)
             elif isinstance(event, FlowGap):
@@ -460,7 +519,9 @@ class Pipeline:
                         continue  # began at the greeting: a line start, nothing lost after it
                     active.handler.gap(event.ts_ns, event.direction, event.length)
             elif isinstance(event, FlowEnd):
-                if event.reason == "evicted" and event.flow.id not in self._active:
+                if event.reason == "evicted" and not (
+                    event.flow.id in self._active or event.flow.id in self._parked
+                ):
                     # Evicted under pressure before it carried a byte (a scan's half-open
                     # connection): forgotten, counted in the reassembler's evicted_empty.
                     self._waiting.pop(event.flow.id, None)
@@ -469,6 +530,7 @@ class Pipeline:
                 self._activate(event.flow)
                 active = self._active.pop(event.flow.id, None)
                 self._starts_at_greeting.discard(event.flow.id)
+                self._unparkable.discard(event.flow.id)
                 if active is not None:
                     self._finish_session(active, event.flow, event.ts_ns, event.reason)
 

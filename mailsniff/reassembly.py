@@ -27,7 +27,7 @@
   because targets differ - Windows and Solaris favour the new copy in some cases; a passive
   analyzer without knowledge of the receiver picks the common case and reports the conflict.
   suricata-verify's smtp-bug-5981.pcap yields Suricata's published attachment only this way.)
-  Conflicts with already delivered bytes are detected against the last delivered chunk only.
+  Conflicts with already delivered bytes are detected against the last two delivered chunks only.
 * **Holes become gaps.** A missing range is reported as `FlowGap(direction, offset, length)` and
   delivery resumes after it when (a) the other side ACKs beyond it (the receiver got bytes we
   never captured) and something the sender sent after the hole was seen (some captures show
@@ -222,6 +222,8 @@ class _Half:
         "acked_off",
         "last_off",
         "last_data",
+        "prev_off",
+        "prev_data",
         "provisional",
     )
 
@@ -242,10 +244,13 @@ class _Half:
         self.fin_off: int | None = None
         self.fin_seen = False
         self.acked_off = 0  # highest offset the peer acknowledged
-        # The last chunk delivered, to spot a retransmission that differs from it (kept to one
-        # chunk so that an idle flow holds no more than one segment's bytes).
+        # The last two chunks delivered, to spot a retransmission that differs from them (a
+        # longer copy of the first segment overlaps the first and the next one; kept to two
+        # chunks so that an idle flow holds no more than two segments' bytes).
         self.last_off = 0
         self.last_data = b""
+        self.prev_off = 0
+        self.prev_data = b""
         # Started from data before this direction's SYN was seen while the opener's SYN was:
         # offsets are relative to the first byte captured, nothing is delivered until they
         # are settled (see Reassembler._settle).
@@ -370,6 +375,7 @@ class Reassembler:
                 off = half.next_off
                 half.next_off = off + n
                 half.next_seq = (seg.seq + n) & _MASK
+                half.prev_off, half.prev_data = half.last_off, half.last_data
                 half.last_off = off
                 half.last_data = payload
                 if half.direction is Direction.CLIENT:
@@ -772,13 +778,17 @@ class Reassembler:
             pending[a] = piece
 
     def _compare_recent(self, half: _Half, o: int, data: bytes, ts: int) -> None:
-        """Record a retransmission whose bytes differ from what was already delivered."""
-        ro, rd = half.last_off, half.last_data
-        a, b = max(o, ro), min(o + len(data), ro + len(rd))
-        if a < b:
-            kept, later = rd[a - ro : b - ro], data[a - o : b - o]
-            if kept != later:
-                self._conflict(half, [(a, kept, later)], ts)
+        """Record a retransmission whose bytes differ from what was already delivered (of the
+        last two chunks)."""
+        differing: list[tuple[int, bytes, bytes]] = []
+        for ro, rd in ((half.prev_off, half.prev_data), (half.last_off, half.last_data)):
+            a, b = max(o, ro), min(o + len(data), ro + len(rd))
+            if a < b:
+                kept, later = rd[a - ro : b - ro], data[a - o : b - o]
+                if kept != later:
+                    differing.append((a, kept, later))
+        if differing:
+            self._conflict(half, differing, ts)
 
     def _conflict(self, half: _Half, ranges: list[tuple[int, bytes, bytes]], ts: int) -> None:
         """One segment overlapped earlier bytes with different content: count and record it.
@@ -906,6 +916,7 @@ class Reassembler:
     def _emit_data(
         self, half: _Half, off: int, data: bytes, ts: int, events: list[FlowEvent]
     ) -> None:
+        half.prev_off, half.prev_data = half.last_off, half.last_data
         half.last_off = off
         half.last_data = data
         flow = half.flow

@@ -220,6 +220,28 @@ def test_reassembly_overlap_conflict_with_delivered_bytes_records_range_and_both
     assert c.other_sha256 == sha(b"evil.example.net ESMTP\r\n")
 
 
+def test_reassembly_longer_copy_of_the_first_segment_after_the_next_one_is_compared_to_both() -> (
+    None
+):
+    """The greeting retransmitted with more bytes after the next segment was delivered: the part
+    over the greeting differs (a forged copy) and is recorded, the part over the next one too."""
+    conn = Conn()
+    r = Reassembler()
+    feed_all(r, conn.handshake())
+    greeting, reply = b"220 mail.example.com ESMTP\r\n", b"250 ok\r\n"
+    events = r.feed(conn.s_at(0, greeting))
+    events += r.feed(conn.s_at(len(greeting), reply))
+    forged = b"220 evil.example.net ESMTP\r\n" + b"251 ok"
+    events += r.feed(conn.s_at(0, forged))
+    assert data_of(events, S) == greeting + reply  # the first copies were kept
+    conflicts = events[0].flow.conflicts
+    assert conflicts is not None
+    found = [(c.direction, c.offset, c.length, c.kept_sha256, c.other_sha256) for c in conflicts]
+    assert found == [
+        (S, 0, len(greeting) + 6, sha(greeting + reply[:6]), sha(forged)),
+    ]
+
+
 def test_reassembly_identical_overlaps_record_no_conflict() -> None:
     conn = Conn()
     r = Reassembler()

@@ -27,7 +27,6 @@ Tolerated deviations, each reported as an `Anomaly`:
 from __future__ import annotations
 
 import re
-from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -346,15 +345,60 @@ class _Reassembly:
     raw: bytearray = field(default_factory=bytearray)
 
 
+#: Shared per-direction tables, replaced by a connection's own copy on its first write (after a
+#: gap, or when TLS starts): most connections never need one.
+_NO_RESYNC: dict[Direction, bool] = {Direction.CLIENT: False, Direction.SERVER: False}
+_NO_COUNT: dict[Direction, int] = {Direction.CLIENT: 0, Direction.SERVER: 0}
+_NO_REST: dict[Direction, bytes] = {}  # shared, never written: `_start_tls` makes a fresh one
+_NO_DIRECTIONS: frozenset[Direction] = frozenset()
+
+
 class SmtpParser:
-    """One SMTP connection, both directions. Never raises on captured bytes."""
+    """One SMTP connection, both directions. Never raises on captured bytes.
+
+    Compact: slots, lists rather than deques, and per-direction tables shared until a connection
+    writes to them, because a flood of open connections keeps one parser each.
+    """
+
+    __slots__ = (
+        "_buf",
+        "_resync",
+        "_skipped",
+        "_state",
+        "_pending",
+        "_seq",
+        "_server_seen",
+        "_greeted",
+        "_reply",
+        "_partial_since",
+        "_pipelining",
+        "_marks",
+        "_c_in",
+        "_closed",
+        "_at_line_start",
+        "_prev_crlf",
+        "_cr_pending",
+        "_gap_edge",
+        "_body_seq",
+        "_body_verb",
+        "_body_size",
+        "_chunk_left",
+        "_chunk_last",
+        "_bdat_open",
+        "_tls_unchecked",
+        "_mechanism",
+        "_auth_step",
+        "_auth_left",
+        "encrypted_bytes",
+        "_tls_rest",
+    )
 
     def __init__(self) -> None:
         self._buf = {Direction.CLIENT: ReceiveBuffer(), Direction.SERVER: ReceiveBuffer()}
-        self._resync = {Direction.CLIENT: False, Direction.SERVER: False}
-        self._skipped = {Direction.CLIENT: 0, Direction.SERVER: 0}
+        self._resync = _NO_RESYNC  # copied by _start_resync before any write
+        self._skipped = _NO_COUNT
         self._state = ClientState.COMMAND
-        self._pending: deque[_Pending] = deque()
+        self._pending: list[_Pending] = []
         self._seq = 0
         self._server_seen = False
         self._greeted = False
@@ -364,7 +408,7 @@ class SmtpParser:
         self._pipelining: bool | None = None  # PIPELINING offered (None: no EHLO reply seen)
         # Capture time of client bytes still buffered: (end offset, ts) per feed, so that
         # bytes held while the client waits for a reply keep their own time.
-        self._marks: deque[tuple[int, int]] = deque()
+        self._marks: list[tuple[int, int]] = []
         self._c_in = 0
         self._closed = False
         # DATA content
@@ -379,15 +423,17 @@ class SmtpParser:
         self._chunk_left = 0
         self._chunk_last = False
         self._bdat_open = False  # BDAT chunks seen, LAST not yet (RFC 3030 2)
-        self._tls_unchecked: set[Direction] = set()  # first bytes after STARTTLS still to see
+        # Directions whose first bytes after STARTTLS are still to see.
+        self._tls_unchecked: frozenset[Direction] = _NO_DIRECTIONS
         # AUTH
         self._mechanism = ""
         self._auth_step = 0
         self._auth_left = 0  # responses still expected when no server side is captured
-        #: Bytes seen after TLS started, per direction (counted, never parsed).
-        self.encrypted_bytes = {Direction.CLIENT: 0, Direction.SERVER: 0}
+        #: Bytes seen after TLS started, per direction (counted, never parsed; copied when TLS
+        #: starts).
+        self.encrypted_bytes = _NO_COUNT
         # Bytes each direction had buffered past the STARTTLS reply, for `tls_handover`.
-        self._tls_rest: dict[Direction, bytes] = {}
+        self._tls_rest: dict[Direction, bytes] = _NO_REST
 
     # ------------------------------------------------------------------ public API
 
@@ -413,7 +459,7 @@ class SmtpParser:
             ):
                 # Cleartext where the TLS handshake should be: a decrypted capture (Arkime's
                 # smtp-decrypted) or injection. Say so, and read it for what it says.
-                self._tls_unchecked.clear()
+                self._tls_unchecked = _NO_DIRECTIONS
                 detail = "client bytes after STARTTLS are cleartext: parsed as commands"
                 self._anomaly(ts_ns, direction, "cleartext-after-starttls", detail, out)
                 self._enter(ClientState.COMMAND)
@@ -443,7 +489,7 @@ class SmtpParser:
         out.append(GapEvent(ts_ns=ts_ns, direction=direction, length=length))
         if self._state is ClientState.TLS:
             self.encrypted_bytes[direction] += length
-            self._tls_unchecked.discard(direction)
+            self._tls_unchecked = self._tls_unchecked - {direction}
             return out
         if direction is Direction.SERVER:
             self._server_gap(ts_ns, length, out)
@@ -500,14 +546,14 @@ class SmtpParser:
     def tls_handover(self) -> dict[Direction, bytes]:
         """After `TlsStarted`, for a layer that decrypts the TLS: the bytes each direction had
         buffered past the STARTTLS reply (the first TLS records, not parsed), handed over once."""
-        rest, self._tls_rest = self._tls_rest, {}
+        rest, self._tls_rest = self._tls_rest, _NO_REST
         return rest
 
     def resume_plaintext(self) -> None:
         """The bytes fed from now on are the dialogue inside TLS, decrypted by a layer below:
         parse them as commands and replies (RFC 3207 4.2: the client starts over with EHLO)."""
         if self._state is ClientState.TLS:
-            self._tls_unchecked.clear()
+            self._tls_unchecked = _NO_DIRECTIONS
             self._enter(ClientState.COMMAND)
 
     # ------------------------------------------------------------------ helpers
@@ -526,7 +572,7 @@ class SmtpParser:
 
     def _push(self, ts: int, pending: _Pending, out: list[SmtpEvent]) -> None:
         if len(self._pending) >= MAX_PENDING_COMMANDS:
-            dropped = self._pending.popleft()
+            dropped = self._pending.pop(0)
             self._anomaly(ts, Direction.CLIENT, "too-many-pending", str(dropped.verb), out)
         self._pending.append(pending)
 
@@ -550,8 +596,11 @@ class SmtpParser:
         """Capture time of the last client byte consumed (`last`) or of the next one."""
         offset = self._c_in - len(self._buf[Direction.CLIENT]) - (1 if last else 0)
         marks = self._marks
-        while len(marks) > 1 and marks[0][0] <= offset:
-            marks.popleft()
+        done = 0
+        while len(marks) - done > 1 and marks[done][0] <= offset:
+            done += 1
+        if done:
+            del marks[:done]
         return marks[0][1] if marks else 0
 
     def _went_on(self) -> bool:
@@ -641,6 +690,8 @@ class SmtpParser:
 
     def _start_resync(self, direction: Direction) -> None:
         self._buf[direction].clear()
+        if self._resync is _NO_RESYNC:
+            self._resync, self._skipped = dict(_NO_RESYNC), dict(_NO_COUNT)
         self._resync[direction] = True
         self._skipped[direction] = 0
 
@@ -813,7 +864,10 @@ class SmtpParser:
     def _start_tls(self, ts: int, out: list[SmtpEvent]) -> None:
         self._enter(ClientState.TLS)
         out.append(TlsStarted(ts_ns=ts, direction=Direction.SERVER))
-        self._tls_unchecked = {Direction.CLIENT, Direction.SERVER}
+        self._tls_unchecked = frozenset((Direction.CLIENT, Direction.SERVER))
+        if self.encrypted_bytes is _NO_COUNT:
+            self.encrypted_bytes = dict(_NO_COUNT)
+        self._tls_rest = {}
         for direction, buf in self._buf.items():
             rest = buf.take_rest()
             if rest:
@@ -828,7 +882,7 @@ class SmtpParser:
             return
         self.encrypted_bytes[direction] += len(data)
         if direction in self._tls_unchecked:
-            self._tls_unchecked.discard(direction)
+            self._tls_unchecked = self._tls_unchecked - {direction}
             if data[0] != _TLS_RECORD_START:
                 # Cleartext sent after STARTTLS but before the handshake would be taken as
                 # if it came through TLS by a vulnerable peer (CVE-2011-0411 and kin).
@@ -1073,14 +1127,14 @@ class SmtpParser:
             for i, q in enumerate(pending):
                 if i and self._fits(q, code) and q.verb in _ANSWERS_ONLY[code]:
                     for _ in range(i):
-                        lost = pending.popleft()
+                        lost = pending.pop(0)
                         detail = f"{lost.verb}: no reply before the {code} answering {q.verb}"
                         self._anomaly(ts, Direction.SERVER, "reply-lost", detail, out)
                     break
             else:
                 detail = f"{code} does not answer {pending[0].verb}"
                 self._anomaly(ts, Direction.SERVER, "reply-code-unexpected", detail, out)
-        return pending.popleft()
+        return pending.pop(0)
 
     def _on_reply(
         self, ts: int, code: int, lines: tuple[str, ...], raw: bytes, out: list[SmtpEvent]

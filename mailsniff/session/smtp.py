@@ -92,6 +92,18 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
     `open_sink`, when given, is asked for a sink at the start of each message (export).
     """
 
+    __slots__ = (
+        "session",
+        "_open_sink",
+        "_parser",
+        "_transcript",
+        "_awaited",
+        "_txn",
+        "_auth",
+        "_body",
+        "_anomalies",
+    )
+
     def __init__(self, session: Session, open_sink: OpenSink | None = None) -> None:
         self.session = session
         self._open_sink = open_sink

@@ -655,3 +655,117 @@ def test_greeting_copies_captured_before_the_syn_ack_leave_the_dialogue_whole(
     (record,) = read_json(write(tmp_path / "greeting-copies.pcap", segs))
     assert normalised(record) == normalised(reference["smtp"])
     assert record["gaps"] == [] and record["complete"] is True
+
+
+def _first_two(segs: list[Seg], side: str) -> tuple[Seg, Seg]:
+    first, second = [s for s in segs if s.side == side and s.payload][:2]
+    assert second.offset == first.offset + len(first.payload)  # contiguous in the stream
+    return first, second
+
+
+def _copy(first: Seg, skip: int, payload: bytes) -> Seg:
+    return replace(
+        first, seq=(first.seq + skip) % 2**32, offset=first.offset + skip, payload=payload
+    )
+
+
+def _overlap_variant(segs: list[Seg], side: str, variant: str) -> list[Seg]:
+    """The first data segment of `side` retransmitted or delayed in one of several shapes."""
+    first, second = _first_two(segs, side)
+    segs = list(segs)
+    after_second = segs.index(second) + 1
+    if variant == "longer-after":  # retransmitted with the start of the next segment
+        segs.insert(after_second, _copy(first, 0, first.payload + second.payload[:10]))
+    elif variant == "shorter-after":
+        segs.insert(after_second, _copy(first, 0, first.payload[:5]))
+    elif variant == "overlapping-next":  # starts inside the first, ends inside the second
+        segs.insert(after_second, _copy(first, 5, first.payload[5:] + second.payload[:8]))
+    elif variant == "split-swapped":  # sent in two pieces, the second captured first
+        head, tail = _copy(first, 0, first.payload[:7]), _copy(first, 7, first.payload[7:])
+        segs[segs.index(first) : segs.index(first) + 1] = [tail, head]
+    elif variant == "first-after-later":  # the original arrives after later segments
+        segs.remove(first)
+        segs.insert(segs.index(second) + 2, first)
+    elif variant == "lost-then-longer":  # only a longer retransmission, after the next one
+        segs.remove(first)
+        segs.insert(segs.index(second) + 1, _copy(first, 0, first.payload + second.payload[:10]))
+    elif variant == "longer-first-then-original":
+        segs[segs.index(first)] = _copy(first, 0, first.payload + second.payload[:10])
+        segs.insert(segs.index(second) + 1, first)
+    else:
+        raise AssertionError(variant)
+    return segs
+
+
+OVERLAP_VARIANTS = [
+    "longer-after",
+    "shorter-after",
+    "overlapping-next",
+    "split-swapped",
+    "longer-first-then-original",
+]
+
+
+@pytest.mark.parametrize("variant", OVERLAP_VARIANTS)
+@pytest.mark.parametrize("side", ["s", "c"])
+def test_first_segment_overlapped_by_later_copies_keeps_every_transaction(
+    tmp_path: Path, reference: dict[str, dict[str, Any]], side: str, variant: str
+) -> None:
+    """The server's greeting (or the client's EHLO) retransmitted with other lengths, overlapping
+    the next segment, or arriving after later segments, with the same bytes: the session is
+    the clean capture's, whole and complete, with no gap and nothing flagged."""
+    segs = _overlap_variant(synth.tcp_segments(SMTP_STEPS, smtp_conn()), side, variant)
+    (record,) = read_json(write(tmp_path / f"{side}-{variant}.pcap", segs))
+    assert normalised(record) == normalised(reference["smtp"])
+    assert record["gaps"] == [] and record["complete"] is True
+    assert record["anomalies"] == []
+
+
+@pytest.mark.parametrize("side", ["s", "c"])
+@pytest.mark.parametrize("where", ["first", "next"])
+def test_first_segment_overlapped_with_other_bytes_is_flagged_and_keeps_the_transactions(
+    tmp_path: Path, reference: dict[str, dict[str, Any]], side: str, where: str
+) -> None:
+    """A later, longer copy of the first segment whose bytes differ (inside the first segment,
+    or where it overlaps the next one): the first copy wins, the transactions survive, and the
+    session says so with an overlap-conflict anomaly and finding (the range is the overlapped
+    piece: the whole first segment, or the part of the next one the copy covers)."""
+    segs = synth.tcp_segments(SMTP_STEPS, smtp_conn())
+    first, second = _first_two(segs, side)
+    if where == "first":
+        payload = b"X" * 4 + first.payload[4:] + second.payload[:10]
+    else:
+        payload = first.payload + b"X" * 10
+    segs.insert(segs.index(second) + 1, _copy(first, 0, payload))
+    (record,) = read_json(write(tmp_path / f"{side}-{where}.pcap", segs))
+    assert normalised(record)["transactions"] == normalised(reference["smtp"])["transactions"]
+    assert record["banner"] == reference["smtp"]["banner"]
+    assert record["helo"] == reference["smtp"]["helo"]
+    direction = "server" if side == "s" else "client"
+    offset = 0 if where == "first" else len(first.payload)
+    [anomaly] = record["anomalies"]
+    assert anomaly.startswith(
+        f"overlap-conflict: {len(first.payload) if where == 'first' else 10} {direction} bytes "
+        f"at offset {offset} "
+    )
+    assert [f["kind"] for f in record["findings"]].count("overlap-conflict") == 1
+
+
+@pytest.mark.parametrize("variant", ["first-after-later", "lost-then-longer"])
+@pytest.mark.parametrize("side", ["s", "c"])
+def test_first_segment_captured_only_after_the_peer_acknowledged_it_is_a_gap_not_a_loss(
+    tmp_path: Path, reference: dict[str, dict[str, Any]], side: str, variant: str
+) -> None:
+    """The first segment captured only after the peer's ACK of it (and after later segments):
+    its bytes were declared missing when the ACK passed them, so they are a gap at offset 0 and
+    the session is not complete; every transaction after it survives."""
+    clean = synth.tcp_segments(SMTP_STEPS, smtp_conn())
+    first, _ = _first_two(clean, side)
+    segs = _overlap_variant(clean, side, variant)
+    (record,) = read_json(write(tmp_path / f"{side}-{variant}.pcap", segs))
+    assert normalised(record)["transactions"] == normalised(reference["smtp"])["transactions"]
+    assert normalised(record)["auth"] == normalised(reference["smtp"])["auth"]
+    direction = "server" if side == "s" else "client"
+    assert record["gaps"] == [{"direction": direction, "offset": 0, "length": len(first.payload)}]
+    assert record["complete"] is False
+    assert "gap" in [f["kind"] for f in record["findings"]]
