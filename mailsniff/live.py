@@ -19,13 +19,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from mailsniff.capture.sniff import (
-    FrameQueue,
-    LiveCapture,
-    PcapWriter,
-    default_interface,
-    open_capture_socket,
-)
+from mailsniff.capture.process import DEFAULT_SPILL, ProcessCapture
+from mailsniff.capture.ring import DEFAULT_BUFFER
+from mailsniff.capture.sniff import PcapWriter, default_interface, open_capture_socket
 from mailsniff.errors import InputError, UsageError
 from mailsniff.export import Exporter, ExportOptions, open_exporter
 from mailsniff.export.chain import SinkChain
@@ -82,8 +78,9 @@ class LiveOptions:
     write: str | None = None
     count: int | None = None
     duration: float | None = None
-    #: Bounds of the queue between capture and analysis (tests make it small).
-    queue_frames: int | None = None
+    #: -B: bytes of kernel ring; --spill-size: backlog kept for analysis (capture.process).
+    buffer_size: int = DEFAULT_BUFFER
+    spill_size: int = DEFAULT_SPILL
     extract: str | None = None  # --extract DIR (mailsniff.export)
     mbox: str | None = None  # --mbox FILE
     creds: bool = False  # --creds: the credentials table at the end
@@ -292,17 +289,22 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
         )
     )
     try:
-        source = open_capture_socket(iface, bpf)
+        source = open_capture_socket(iface, bpf, ring_size=options.buffer_size)
     except BaseException:
         if exporter is not None:
             exporter.close()
         raise
     writer: PcapWriter | None = None
+    capture: ProcessCapture | None = None
     try:
         if options.write is not None:
             writer = PcapWriter(options.write, source.linktype)
-        queue = FrameQueue() if options.queue_frames is None else FrameQueue(options.queue_frames)
-        capture = LiveCapture(source=source, queue=queue, writer=writer, count=options.count)
+        # Capture runs in a process of its own that only moves ring blocks to a spool;
+        # analysis reads the spool at its own pace (mailsniff.capture.process).
+        capture = ProcessCapture(
+            source=source, writer=writer, count=options.count, spill=options.spill_size
+        )
+        queue = capture.queue
         pipeline = Pipeline(
             keep_transcript=options.transcript,
             open_sink=exporter.open_sink if exporter is not None else None,
@@ -325,6 +327,10 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
             err.file.flush()
             _loop(run, capture, stop)
             capture.stop()
+            if (behind := capture.process.backlog()) >= 4 * 1024 * 1024:
+                err.print(
+                    f"mailsniff: analysing the {format_size(behind)} captured before the stop"
+                )
             # Frames captured before the stop are still analysed; then every open session
             # ends as incomplete (close reason "eof").
             while frames := queue.get_batch(_BATCH, 0):
@@ -340,6 +346,8 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
                 f"capture on {iface} failed: {capture.error.strerror or capture.error}"
             )
     finally:
+        if capture is not None:
+            capture.close()
         source.close()
         if writer is not None:
             writer.close()
@@ -355,12 +363,15 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
         "captured": capture.captured,
         "kernel_dropped": capture.kernel_dropped,
         "mailsniff_dropped": queue.dropped,
+        "buffer_size": source.ring.size if source.ring is not None else 0,
+        "spill_peak": capture.process.peak_backlog,
     }
     warnings: list[str] = []
     if capture.kernel_dropped or queue.dropped:
         warnings.append(
             f"{capture.kernel_dropped} packets dropped by the kernel, {queue.dropped} by "
-            "mailsniff (analysis fell behind): sessions around them have gaps"
+            "mailsniff (analysis fell behind by more than --spill-size): sessions around them "
+            "have gaps"
         )
     if options.json:
         summary = summarise(run.tally, pipeline, warnings)
@@ -380,7 +391,7 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
     return LiveResult(status=ExitStatus.SUCCESS, sessions=run.tally.sessions, stop_reason=reason)
 
 
-def _loop(run: _Run, capture: LiveCapture, stop: _Stop) -> None:
+def _loop(run: _Run, capture: ProcessCapture, stop: _Stop) -> None:
     options, pipeline, queue = run.options, run.pipeline, capture.queue
     deadline = None if options.duration is None else time.monotonic() + options.duration
     show_view = run.err.is_terminal
