@@ -354,6 +354,17 @@ def live(
             help="Kernel capture ring: KiB as tcpdump's -B, or a size like 256M (default 64M).",
         ),
     ] = None,
+    live_jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Analysis processes, connections split between them as in read (capture has "
+            "a process of its own). With more than 1, no live view of open sessions; "
+            "--transcript/--extract/--mbox use 1.",
+        ),
+    ] = 1,
     spill_size: Annotated[
         str | None,
         typer.Option(
@@ -378,6 +389,7 @@ def live(
     def action() -> LiveResult:
         options = LiveOptions(
             buffer_size=DEFAULT_BUFFER if buffer_size is None else parse_buffer_size(buffer_size),
+            jobs=live_jobs,
             spill_size=DEFAULT_SPILL if spill_size is None else parse_spill_size(spill_size),
             iface=iface,
             ports=_port_list(ports, "--ports"),

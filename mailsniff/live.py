@@ -81,6 +81,7 @@ class LiveOptions:
     #: -B: bytes of kernel ring; --spill-size: backlog kept for analysis (capture.process).
     buffer_size: int = DEFAULT_BUFFER
     spill_size: int = DEFAULT_SPILL
+    jobs: int = 1  # --jobs: analysis processes (mailsniff.live_jobs)
     extract: str | None = None  # --extract DIR (mailsniff.export)
     mbox: str | None = None  # --mbox FILE
     creds: bool = False  # --creds: the credentials table at the end
@@ -301,8 +302,13 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
             writer = PcapWriter(options.write, source.linktype)
         # Capture runs in a process of its own that only moves ring blocks to a spool;
         # analysis reads the spool at its own pace (mailsniff.capture.process).
+        jobs = 1 if options.transcript or exporter is not None else options.jobs
         capture = ProcessCapture(
-            source=source, writer=writer, count=options.count, spill=options.spill_size
+            source=source,
+            writer=writer,
+            count=options.count,
+            spill=options.spill_size,
+            readers=jobs,
         )
         queue = capture.queue
         pipeline = Pipeline(
@@ -325,7 +331,12 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
                 soft_wrap=True,
             )
             err.file.flush()
-            _loop(run, capture, stop)
+            if jobs > 1:
+                from mailsniff.live_jobs import run_jobs
+
+                run_jobs(run, capture, stop, jobs)
+            else:
+                _loop(run, capture, stop)
             capture.stop()
             if (behind := capture.process.backlog()) >= 4 * 1024 * 1024:
                 err.print(

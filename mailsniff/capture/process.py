@@ -103,6 +103,7 @@ class CaptureProcess:
         self.directory = tempfile.mkdtemp(prefix="mailsniff-spool-")
         ctx: Any = multiprocessing.get_context("fork")
         self.counters: Any = ctx.RawArray("q", _READERS + 2 * readers)
+        self._claimed: Any = ctx.Value("i", 0)
         self._process: Any = ctx.Process(
             target=_capture_main,
             args=(source, self.directory, self.counters, spill, readers),
@@ -133,11 +134,26 @@ class CaptureProcess:
             self._process.join()
         shutil.rmtree(self.directory, ignore_errors=True)
 
-    def reader(self, index: int = 0, alive: Callable[[], bool] | None = None) -> SpoolReader:
+    def request_stop(self) -> None:
+        """Ask the capture to end, without waiting (stop() waits)."""
+        self.counters[_STOP] = 1
+
+    def claim_reader(self, count: int | None = None) -> SpoolReader:
+        """The next of the `readers` readers (in whichever process calls this first)."""
+        with self._claimed.get_lock():
+            index = self._claimed.value
+            self._claimed.value += 1
+        assert index < self.readers
+        return self.reader(index, count=count)
+
+    def reader(
+        self, index: int = 0, alive: Callable[[], bool] | None = None, count: int | None = None
+    ) -> SpoolReader:
         return SpoolReader(
             directory=self.directory,
             counters=self.counters,
             index=index,
+            count=count,
             linktype=self.source.linktype,
             cooked=self.source.cooked,
             skip_outgoing=self.source.skip_outgoing,
@@ -282,8 +298,11 @@ class SpoolReader:
     skip_outgoing: bool
     #: False once the capture process is gone (it may have died without its END record).
     alive: Callable[[], bool] | None = None
+    #: End after this many frames (-c).
+    count: int | None = None
     ended: bool = False
     bytes_read: int = 0
+    delivered: int = 0
     _number: int = 0
     _file: Any = None
     _pending: deque[Frame] = field(default_factory=deque)
@@ -301,6 +320,11 @@ class SpoolReader:
 
     def get_batch(self, limit: int, timeout: float) -> list[Frame]:
         """Up to `limit` frames, oldest first; waits up to `timeout` seconds for the first."""
+        if self.count is not None:
+            limit = min(limit, self.count - self.delivered)
+            if limit <= 0:
+                self.ended = True
+                return []
         pending = self._pending
         if not pending and not self.ended:
             deadline = time.monotonic() + timeout
@@ -313,14 +337,20 @@ class SpoolReader:
             out.append(pending.popleft())
             if not pending and len(out) < limit and not self._next_block():
                 break
+        self.delivered += len(out)
+        if self.count is not None and self.delivered >= self.count:
+            self.ended = True
         return out
 
-    def __iter__(self) -> Iterator[Frame]:
+    def frames_or_idle(self, idle: float = 0.25) -> Iterator[Frame | None]:
+        """Every frame, and None after each `idle` seconds with nothing new (for --jobs)."""
         while True:
-            batch = self.get_batch(4096, 1.0)
-            if not batch and self.ended:
-                return
+            batch = self.get_batch(4096, idle)
             yield from batch
+            if self.ended:
+                return
+            if not batch:
+                yield None
 
     def _next_block(self) -> bool:
         """Read the next block record into the pending frames; False when none is complete."""
@@ -390,15 +420,22 @@ class ProcessCapture:
     writer: PcapWriter | None = None
     count: int | None = None
     spill: int = DEFAULT_SPILL
+    #: Analysis processes reading the spool (--jobs); with one, this process reads it.
+    readers: int = 1
     captured: int = 0
     done: threading.Event = field(default_factory=threading.Event)
     process: CaptureProcess = field(init=False)
-    reader: SpoolReader = field(init=False)
+    reader: SpoolReader | None = field(init=False)
     queue: _Queue = field(init=False)
 
     def __post_init__(self) -> None:
-        self.process = CaptureProcess(self.source, self.spill)
-        self.reader = self.process.reader(0, alive=self.process.alive)
+        self.process = CaptureProcess(self.source, self.spill, self.readers)
+        # With more readers, worker processes claim them (mailsniff.live_jobs).
+        self.reader = (
+            self.process.reader(0, alive=self.process.alive, count=self.count)
+            if self.readers == 1
+            else None
+        )
         self.queue = _Queue(self)
 
     def start(self) -> None:
@@ -409,7 +446,8 @@ class ProcessCapture:
         self.update_kernel_stats()
 
     def close(self) -> None:
-        self.reader.close()
+        if self.reader is not None:
+            self.reader.close()
         self.process.close()
 
     def update_kernel_stats(self) -> None:
@@ -424,16 +462,14 @@ class ProcessCapture:
         return self.process.kernel_dropped
 
     def take(self, limit: int, timeout: float) -> list[Frame]:
-        if self.count is not None:
-            limit = min(limit, self.count - self.captured)
-            if limit <= 0:
-                self.done.set()
-                return []
+        if self.reader is None:
+            self.done.set()
+            return []
         frames = self.reader.get_batch(limit, timeout)
         self.captured += len(frames)
         if self.writer is not None:
             for frame in frames:
                 self.writer.write(frame)
-        if self.reader.ended or (self.count is not None and self.captured >= self.count):
+        if self.reader.ended:
             self.done.set()
         return frames

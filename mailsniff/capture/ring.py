@@ -65,7 +65,7 @@ _PKT_HDR = struct.Struct("=IIIIIIHH")
 _VLAN = struct.Struct("=IH")  # at 32: hv1.tp_vlan_tci, tp_vlan_tpid
 #: sockaddr_ll follows tpacket3_hdr at TPACKET_ALIGN(sizeof(struct tpacket3_hdr)) = 48.
 _SLL_AT = 48
-_SLL = struct.Struct("!HHiHBB8s")
+_SLL = struct.Struct("=H2siHBB8s")  # host order, but sll_protocol (network order)
 
 _SIZE = re.compile(r"(?i)^\s*(\d+)\s*([kmg]?)(?:i?b)?\s*$")
 
@@ -176,12 +176,12 @@ def block_frames(block: bytes, linktype: int, cooked: bool, skip_outgoing: bool)
         nxt, sec, nsec, snaplen, wirelen, status, mac, _net = unpack(block, offset)
         data = block[offset + mac : offset + mac + snaplen]
         if skip_outgoing or cooked:
-            _, protocol, _, hatype, pkttype, halen, addr = sll(block, offset + _SLL_AT)
+            _, proto, _, hatype, pkttype, halen, addr = sll(block, offset + _SLL_AT)
             if skip_outgoing and pkttype == _PACKET_OUTGOING and hatype == _ARPHRD_LOOPBACK:
                 offset += nxt
                 continue
             if cooked:
-                header = _sll_header(pkttype, hatype, halen, addr, protocol)
+                header = _sll_header(pkttype, hatype, halen, addr, int.from_bytes(proto, "big"))
                 data = header + data
                 wirelen += len(header)
         elif status & _TP_STATUS_VLAN_VALID and linktype == 1 and len(data) >= 12:

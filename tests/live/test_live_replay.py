@@ -143,6 +143,29 @@ def test_replayed_traffic_sniffed_live_gives_what_read_gives(
     assert sessions == expected
 
 
+def test_two_analysis_jobs_print_every_session_as_it_ends_and_give_what_read_gives(
+    netns: str, mail_capture: tuple[Path, dict[int, Any]], tmp_path: Path
+) -> None:
+    path, expected = mail_capture
+    written = tmp_path / "live.pcap"
+    live = _Live(netns, "--jobs", "2", "-w", str(written))
+    _replay(netns, path, 4000)
+    live.settle()
+    live.out.seek(0)
+    shown = live.out.read().count('"type":"session"')
+    sessions, summary, _ = live.finish()
+    # Every session was out before the stop: workers report progress when traffic pauses.
+    assert shown == len(expected)
+    assert summary["live"]["kernel_dropped"] == 0
+    assert summary["live"]["mailsniff_dropped"] == 0
+    assert sessions == expected
+    # -w (written by one of the workers) holds every packet analysed, with live's times.
+    proc = run_cli("read", str(written), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert _sessions(proc.stdout)[0] == sessions
+    assert summary["live"]["captured"] == _sessions(proc.stdout)[1]["frames"]
+
+
 def test_analysis_stalled_during_a_burst_spills_and_catches_up_losing_nothing(
     netns: str, mail_capture: tuple[Path, dict[int, Any]]
 ) -> None:
