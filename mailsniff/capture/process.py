@@ -73,6 +73,7 @@ _KERNEL_SEEN = 5
 _KERNEL_DROPPED = 6
 _DROPPED = 7  # packets left out: spool full or not writable
 _PEAK = 8  # largest backlog (bytes written, not yet read by the slowest reader)
+_CPU_US = 9  # the capture process's own CPU time (user + system), at its end
 _READERS = 16  # then per reader: bytes read, file number
 
 
@@ -178,6 +179,11 @@ class CaptureProcess:
         return int(self.counters[_PEAK])
 
     @property
+    def cpu_seconds(self) -> float:
+        """The capture process's CPU time (once it ended)."""
+        return int(self.counters[_CPU_US]) / 1e6
+
+    @property
     def written(self) -> int:
         return int(self.counters[_WRITTEN])
 
@@ -198,6 +204,7 @@ def _capture_main(
     except OSError as error:
         counters[_ERRNO] = error.errno or 5
     finally:
+        counters[_CPU_US] = int(sum(os.times()[:2]) * 1e6)
         counters[_DONE] = 1
 
 
