@@ -107,7 +107,7 @@ class CaptureProcess:
         self._claimed: Any = ctx.Value("i", 0)
         self._process: Any = ctx.Process(
             target=_capture_main,
-            args=(source, self.directory, self.counters, spill, readers),
+            args=(source, self.directory, self.counters, spill, readers, os.getpid()),
             name="mailsniff-capture",
             daemon=True,
         )
@@ -193,14 +193,14 @@ class CaptureProcess:
 
 
 def _capture_main(
-    source: CaptureSocket, directory: str, counters: Any, spill: int, readers: int
+    source: CaptureSocket, directory: str, counters: Any, spill: int, readers: int, parent: int
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, 0, -10)  # ahead of analysis when root
     try:
-        _move_blocks(source, directory, counters, spill, readers)
+        _move_blocks(source, directory, counters, spill, readers, parent)
     except OSError as error:
         counters[_ERRNO] = error.errno or 5
     finally:
@@ -209,7 +209,7 @@ def _capture_main(
 
 
 def _move_blocks(
-    source: CaptureSocket, directory: str, counters: Any, spill: int, readers: int
+    source: CaptureSocket, directory: str, counters: Any, spill: int, readers: int, parent: int
 ) -> None:
     ring = source.ring
     assert ring is not None
@@ -247,6 +247,9 @@ def _move_blocks(
                     break
             if now >= next_stats:
                 next_stats = now + 0.25
+                if os.getppid() != parent:  # mailsniff was killed: nobody will read this
+                    shutil.rmtree(directory, ignore_errors=True)
+                    return
                 kernel_stats()
                 if full and written - min(counters[i] for i in read_at) < spill // 2:
                     full = False  # room again: try the disk again

@@ -253,3 +253,26 @@ def test_count_ends_a_replayed_capture_after_that_many_packets(
     assert summary["live"]["captured"] == 500
     assert summary["live"]["stopped"] == "500 packets captured"
     assert summary["frames"] == 500
+
+
+def test_capture_process_ends_and_removes_its_spool_when_mailsniff_is_killed(netns: str) -> None:
+    live = _Live(netns)
+    children = Path(f"/proc/{live.proc.pid}/task/{live.proc.pid}/children").read_text().split()
+    spools = set()
+    for child in children:
+        for fd in Path(f"/proc/{child}/fd").iterdir():
+            target = os.readlink(fd)
+            if "mailsniff-spool-" in target:
+                spools.add(Path(target).parent)
+    assert len(spools) == 1
+    (spool,) = spools
+    assert spool.is_dir()
+    live.proc.kill()  # no chance to clean up: its capture process must notice by itself
+    live.proc.wait(timeout=_DEADLINE)
+    deadline = time.monotonic() + 10
+    while (spool.exists() or any(Path(f"/proc/{c}").exists() for c in children)) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    assert not spool.exists()
+    assert not any(Path(f"/proc/{c}/status").exists() for c in children)
