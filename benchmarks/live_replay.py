@@ -2,7 +2,8 @@
 
     python benchmarks/live_replay.py                         # 40k, 70k, 100k packets/s
     python benchmarks/live_replay.py --pps 100000 --jobs 2 -B 256M
-    python benchmarks/live_replay.py --tcpdump               # tcpdump -w's drops too
+    python benchmarks/live_replay.py --pps 0                 # as fast as tcpreplay can
+    python benchmarks/live_replay.py --tcpdump               # tcpdump -B 65536 -w's drops too
 
 Needs root, tcpreplay and iproute2. Everything runs in a network namespace of its own (created,
 and removed at the end), on that namespace's `lo`: a replay at 100k packets/s never reaches the
@@ -88,14 +89,16 @@ def replay(args: argparse.Namespace, capture: Path, pps: int, expected: dict[int
         dump_err = ""
         if args.tcpdump:
             tcpdump = subprocess.Popen(
-                ns(args.netns, "tcpdump", "-i", "lo", "-w", "/dev/null", "-n", "tcp"),
+                ns(args.netns, "tcpdump", "-i", "lo", "-B", str(args.tcpdump_buffer), "-w")
+                + ["/dev/null", "-n", "tcp"],
                 stderr=subprocess.PIPE,
                 text=True,
             )
             time.sleep(1)
         started = time.monotonic()
         result = subprocess.run(
-            ns(args.netns, "tcpreplay", "-i", "lo", "-K", f"--pps={pps}", str(capture)),
+            ns(args.netns, "tcpreplay", "-i", "lo", "-K")
+            + [f"--pps={pps}" if pps else "--topspeed", str(capture)],
             capture_output=True,
             text=True,
             check=True,
@@ -127,8 +130,9 @@ def replay(args: argparse.Namespace, capture: Path, pps: int, expected: dict[int
     if args.tcpdump:
         match = re.search(r"(\d+) packets dropped by kernel", dump_err)
         dump_drops = f" | {match.group(1) if match else '?'}"
+    asked = f"{pps:,}" if pps else "top speed"
     print(
-        f"| {pps:,} | {float(rate.group(1)) if rate else 0:,.0f} | {replayed - started:.1f} "
+        f"| {asked} | {float(rate.group(1)) if rate else 0:,.0f} | {replayed - started:.1f} "
         f"| {live.get('captured', 0):,} | {live.get('kernel_dropped')} "
         f"| {live.get('mailsniff_dropped')} | {live.get('spill_peak', 0) / 2**20:.1f} "
         f"| {max(0.0, caught_up - replayed):.1f} | {summary.get('sessions')} "
@@ -141,11 +145,16 @@ def replay(args: argparse.Namespace, capture: Path, pps: int, expected: dict[int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--capture", type=Path, default=OUT / "bench-125000-s1.pcap")
-    parser.add_argument("--pps", type=int, nargs="+", default=[40_000, 70_000, 100_000])
+    parser.add_argument(
+        "--pps", type=int, nargs="+", default=[40_000, 70_000, 100_000], help="0: --topspeed"
+    )
     parser.add_argument("-B", "--buffer-size", help="live's -B (default: live's own)")
     parser.add_argument("--jobs", type=int, help="live's --jobs")
     parser.add_argument("--netns", default="msbench")
     parser.add_argument("--tcpdump", action="store_true", help="tcpdump -w /dev/null alongside")
+    parser.add_argument(
+        "--tcpdump-buffer", type=int, default=65536, help="tcpdump's -B, KiB (default: 64 MiB)"
+    )
     args = parser.parse_args()
     for tool in ("tcpreplay", "ip"):
         if shutil.which(tool) is None:

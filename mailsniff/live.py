@@ -269,6 +269,7 @@ def _summary_panel(tally: Tally, live: dict[str, Any]) -> RenderableType:
     grid.add_row("bcc recipients", Text(str(tally.bcc_recipients)))
     grid.add_row("dropped by kernel", Text(str(live["kernel_dropped"])))
     grid.add_row("dropped by mailsniff", Text(str(live["mailsniff_dropped"])))
+    grid.add_row("analysis behind by", Text(f"{format_size(live['spill_peak'])} at most"))
     return Panel(grid, title=Text("Summary", style="bold"), title_align="left")
 
 

@@ -266,8 +266,13 @@ def _move_blocks(
                 counters[_DROPPED] += packets
                 continue
             try:
-                os.writev(fd, (_HEADER.pack(length, packets), block))
-            except OSError:  # the disk is full: counted, as a full spool
+                done = os.writev(fd, (_HEADER.pack(length, packets), block))
+            except OSError:
+                done = -1
+            if done != _HEADER.size + length:  # the disk is full: counted, as a full spool
+                with contextlib.suppress(OSError):  # no half record for the readers
+                    os.ftruncate(fd, in_file)
+                    os.lseek(fd, in_file, os.SEEK_SET)
                 counters[_DROPPED] += packets
                 full = True
                 continue
