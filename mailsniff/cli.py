@@ -382,15 +382,15 @@ def live(
     debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """Capture on an interface and explain SMTP and POP3 dialogues as they happen."""
-    from mailsniff.capture.process import DEFAULT_SPILL, parse_spill_size
-    from mailsniff.capture.ring import DEFAULT_BUFFER, parse_buffer_size
+    from mailsniff.capture.process import parse_spill_size
+    from mailsniff.capture.ring import parse_buffer_size
     from mailsniff.live import LiveOptions, LiveResult, run_live
 
     def action() -> LiveResult:
         options = LiveOptions(
-            buffer_size=DEFAULT_BUFFER if buffer_size is None else parse_buffer_size(buffer_size),
+            buffer_size=None if buffer_size is None else parse_buffer_size(buffer_size),
             jobs=live_jobs,
-            spill_size=DEFAULT_SPILL if spill_size is None else parse_spill_size(spill_size),
+            spill_size=None if spill_size is None else parse_spill_size(spill_size),
             iface=iface,
             ports=_port_list(ports, "--ports"),
             bpf=bpf,

@@ -11,7 +11,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console, RenderableType
@@ -19,9 +19,11 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from mailsniff.capture.process import DEFAULT_SPILL, ProcessCapture
-from mailsniff.capture.ring import DEFAULT_BUFFER
-from mailsniff.capture.sniff import PcapWriter, default_interface, open_capture_socket
+from mailsniff.capture.sniff import (
+    PcapWriter,
+    default_interface,
+    open_capture_socket,
+)
 from mailsniff.errors import InputError, UsageError
 from mailsniff.export import Exporter, ExportOptions, open_exporter
 from mailsniff.export.chain import SinkChain
@@ -34,6 +36,9 @@ from mailsniff.render import jsonl
 from mailsniff.render.text import format_size, safe_text, shorten
 from mailsniff.session import registry
 from mailsniff.status import ExitStatus
+
+if TYPE_CHECKING:
+    from mailsniff.capture.process import ProcessCapture
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -78,9 +83,10 @@ class LiveOptions:
     write: str | None = None
     count: int | None = None
     duration: float | None = None
-    #: -B: bytes of kernel ring; --spill-size: backlog kept for analysis (capture.process).
-    buffer_size: int = DEFAULT_BUFFER
-    spill_size: int = DEFAULT_SPILL
+    #: -B: bytes of kernel ring; --spill-size: backlog kept for analysis (None: the defaults
+    #: of capture.ring and capture.process).
+    buffer_size: int | None = None
+    spill_size: int | None = None
     jobs: int = 1  # --jobs: analysis processes (mailsniff.live_jobs)
     extract: str | None = None  # --extract DIR (mailsniff.export)
     mbox: str | None = None  # --mbox FILE
@@ -278,6 +284,9 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
 
     Raises MailsniffError (unknown interface, bad filter, no permission) before capturing.
     """
+    from mailsniff.capture.process import DEFAULT_SPILL, ProcessCapture
+    from mailsniff.capture.ring import DEFAULT_BUFFER
+
     if options.count is not None and options.count < 1:
         raise UsageError("-c: the packet count must be at least 1")
     if options.duration is not None and options.duration <= 0:
@@ -291,7 +300,7 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
         )
     )
     try:
-        source = open_capture_socket(iface, bpf, ring_size=options.buffer_size)
+        source = open_capture_socket(iface, bpf, ring_size=options.buffer_size or DEFAULT_BUFFER)
     except BaseException:
         if exporter is not None:
             exporter.close()
@@ -308,7 +317,7 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
             source=source,
             writer=writer,
             count=options.count,
-            spill=options.spill_size,
+            spill=options.spill_size or DEFAULT_SPILL,
             readers=jobs,
         )
         queue = capture.queue

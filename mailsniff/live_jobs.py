@@ -15,16 +15,12 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from mailsniff.analysis.summary import Summary
 from mailsniff.capture.frame import Frame
 from mailsniff.capture.process import ProcessCapture, SpoolReader
 from mailsniff.capture.writer import PcapWriter
-from mailsniff.export.redact import redact_session
 from mailsniff.model import Session
 from mailsniff.parallel import add_stats, run_sharded
 from mailsniff.pipeline import Pipeline
-from mailsniff.reading import RenderedSession, _add_summary
-from mailsniff.render import jsonl
 from mailsniff.render.text import format_size
 
 if TYPE_CHECKING:
@@ -64,16 +60,6 @@ def run_jobs(run: _Run, capture: ProcessCapture, stop: _Stop, n: int) -> None:
     def make_pipeline() -> Pipeline:
         return Pipeline()
 
-    def prepare(session: Session) -> RenderedSession:  # in a worker (JSON output)
-        if options.redact:
-            redact_session(session)
-        counts = Summary.of([session])
-        session.id = 0
-        line = jsonl.dumps(jsonl.session_record(session))
-        head, cut, tail = line.partition('"id":0,')
-        assert cut
-        return RenderedSession(head + '"id":', "," + tail, counts)
-
     finished = threading.Event()
     deadline = None if options.duration is None else time.monotonic() + options.duration
 
@@ -97,19 +83,15 @@ def run_jobs(run: _Run, capture: ProcessCapture, stop: _Stop, n: int) -> None:
 
     watcher = threading.Thread(target=watch, name="mailsniff-stop", daemon=True)
     watcher.start()
-    json_lines = options.json and run.credentials is None
     try:
-        for item in run_sharded(n, open_frames, make_pipeline, prepare if json_lines else None):
+        # Sessions come back whole and go through live's own sinks (redaction, credentials,
+        # counts, output), as with one process.
+        for item in run_sharded(n, open_frames, make_pipeline):
             if isinstance(item, list):
                 for result in item:
                     add_stats(run.pipeline, result.stats)
                 continue
-            number, payload = item
-            if isinstance(payload, RenderedSession):
-                _add_summary(run.tally, payload.counts)
-                run.write_json(f"{payload.head}{number}{payload.tail}")
-            else:
-                run.emit(_session(payload))
+            run.emit(_session(item[1]))
     finally:
         finished.set()
         stop.event.set()
