@@ -370,6 +370,33 @@ def live(
     duration: Annotated[
         float | None, typer.Option("--duration", help="Stop after this many seconds.")
     ] = None,
+    buffer_size: Annotated[
+        str | None,
+        typer.Option(
+            "-B",
+            "--buffer-size",
+            help="Kernel capture ring: KiB as tcpdump's -B, or a size like 256M (default 64M).",
+        ),
+    ] = None,
+    live_jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Analysis processes, connections split between them as in read (capture has "
+            "a process of its own). With more than 1, no live view of open sessions; "
+            "--transcript/--extract/--mbox use 1.",
+        ),
+    ] = 1,
+    spill_size: Annotated[
+        str | None,
+        typer.Option(
+            "--spill-size",
+            help="Captured packets kept on disk while analysis catches up: MiB, or e.g. 4G "
+            "(default 2G); beyond it packets are dropped and counted.",
+        ),
+    ] = None,
     extract: Annotated[str | None, _EXTRACT_OPTION] = None,
     mbox: Annotated[str | None, _MBOX_OPTION] = None,
     creds: Annotated[
@@ -380,10 +407,15 @@ def live(
     debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """Capture on an interface and explain SMTP and POP3 dialogues as they happen."""
+    from mailsniff.capture.process import parse_spill_size
+    from mailsniff.capture.ring import parse_buffer_size
     from mailsniff.live import LiveOptions, LiveResult, run_live
 
     def action() -> LiveResult:
         options = LiveOptions(
+            buffer_size=None if buffer_size is None else parse_buffer_size(buffer_size),
+            jobs=live_jobs,
+            spill_size=None if spill_size is None else parse_spill_size(spill_size),
             iface=iface,
             ports=_port_list(ports, "--ports"),
             bpf=bpf,

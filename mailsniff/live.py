@@ -11,7 +11,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console, RenderableType
@@ -21,8 +21,6 @@ from rich.text import Text
 
 from mailsniff.analysis.sent_copy import SentCopyIndex, candidates
 from mailsniff.capture.sniff import (
-    FrameQueue,
-    LiveCapture,
     PcapWriter,
     default_interface,
     open_capture_socket,
@@ -40,6 +38,9 @@ from mailsniff.render.text import format_size, safe_text, shorten
 from mailsniff.session import registry
 from mailsniff.session.tls_layer import open_keylog
 from mailsniff.status import ExitStatus
+
+if TYPE_CHECKING:
+    from mailsniff.capture.process import ProcessCapture
 
 __all__ = [
     "DEFAULT_PORTS",
@@ -84,8 +85,11 @@ class LiveOptions:
     write: str | None = None
     count: int | None = None
     duration: float | None = None
-    #: Bounds of the queue between capture and analysis (tests make it small).
-    queue_frames: int | None = None
+    #: -B: bytes of kernel ring; --spill-size: backlog kept for analysis (None: the defaults
+    #: of capture.ring and capture.process).
+    buffer_size: int | None = None
+    spill_size: int | None = None
+    jobs: int = 1  # --jobs: analysis processes (mailsniff.live_jobs)
     extract: str | None = None  # --extract DIR (mailsniff.export)
     mbox: str | None = None  # --mbox FILE
     creds: bool = False  # --creds: the credentials table at the end
@@ -282,6 +286,7 @@ def _summary_panel(tally: Tally, live: dict[str, Any]) -> RenderableType:
     grid.add_row("bcc recipients", Text(str(tally.bcc_recipients)))
     grid.add_row("dropped by kernel", Text(str(live["kernel_dropped"])))
     grid.add_row("dropped by mailsniff", Text(str(live["mailsniff_dropped"])))
+    grid.add_row("analysis behind by", Text(f"{format_size(live['spill_peak'])} at most"))
     return Panel(grid, title=Text("Summary", style="bold"), title_align="left")
 
 
@@ -290,6 +295,9 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
 
     Raises MailsniffError (unknown interface, bad filter, no permission) before capturing.
     """
+    from mailsniff.capture.process import DEFAULT_SPILL, ProcessCapture
+    from mailsniff.capture.ring import DEFAULT_BUFFER
+
     if options.count is not None and options.count < 1:
         raise UsageError("-c: the packet count must be at least 1")
     if options.duration is not None and options.duration <= 0:
@@ -304,17 +312,27 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
         )
     )
     try:
-        source = open_capture_socket(iface, bpf)
+        source = open_capture_socket(iface, bpf, ring_size=options.buffer_size or DEFAULT_BUFFER)
     except BaseException:
         if exporter is not None:
             exporter.close()
         raise
     writer: PcapWriter | None = None
+    capture: ProcessCapture | None = None
     try:
         if options.write is not None:
             writer = PcapWriter(options.write, source.linktype)
-        queue = FrameQueue() if options.queue_frames is None else FrameQueue(options.queue_frames)
-        capture = LiveCapture(source=source, queue=queue, writer=writer, count=options.count)
+        # Capture runs in a process of its own that only moves ring blocks to a spool;
+        # analysis reads the spool at its own pace (mailsniff.capture.process).
+        jobs = 1 if options.transcript or exporter is not None else options.jobs
+        capture = ProcessCapture(
+            source=source,
+            writer=writer,
+            count=options.count,
+            spill=options.spill_size or DEFAULT_SPILL,
+            readers=jobs,
+        )
+        queue = capture.queue
         pipeline = Pipeline(
             keep_transcript=options.transcript,
             open_sink=exporter.open_sink if exporter is not None else None,
@@ -337,8 +355,17 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
                 soft_wrap=True,
             )
             err.file.flush()
-            _loop(run, capture, stop)
+            if jobs > 1:
+                from mailsniff.live_jobs import run_jobs
+
+                run_jobs(run, capture, stop, jobs)
+            else:
+                _loop(run, capture, stop)
             capture.stop()
+            if (behind := capture.process.backlog()) >= 4 * 1024 * 1024:
+                err.print(
+                    f"mailsniff: analysing the {format_size(behind)} captured before the stop"
+                )
             # Frames captured before the stop are still analysed; then every open session
             # ends as incomplete (close reason "eof").
             while frames := queue.get_batch(_BATCH, 0):
@@ -354,6 +381,8 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
                 f"capture on {iface} failed: {capture.error.strerror or capture.error}"
             )
     finally:
+        if capture is not None:
+            capture.close()
         source.close()
         if writer is not None:
             writer.close()
@@ -369,12 +398,15 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
         "captured": capture.captured,
         "kernel_dropped": capture.kernel_dropped,
         "mailsniff_dropped": queue.dropped,
+        "buffer_size": source.ring.size if source.ring is not None else 0,
+        "spill_peak": capture.process.peak_backlog,
     }
     warnings: list[str] = []
     if capture.kernel_dropped or queue.dropped:
         warnings.append(
             f"{capture.kernel_dropped} packets dropped by the kernel, {queue.dropped} by "
-            "mailsniff (analysis fell behind): sessions around them have gaps"
+            "mailsniff (analysis fell behind by more than --spill-size): sessions around them "
+            "have gaps"
         )
     if options.json:
         summary = summarise(run.tally, pipeline, warnings)
@@ -394,7 +426,7 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
     return LiveResult(status=ExitStatus.SUCCESS, sessions=run.tally.sessions, stop_reason=reason)
 
 
-def _loop(run: _Run, capture: LiveCapture, stop: _Stop) -> None:
+def _loop(run: _Run, capture: ProcessCapture, stop: _Stop) -> None:
     options, pipeline, queue = run.options, run.pipeline, capture.queue
     deadline = None if options.duration is None else time.monotonic() + options.duration
     show_view = run.err.is_terminal

@@ -153,7 +153,7 @@ class ShardResult:
 def _worker(
     me: int,
     n: int,
-    open_frames: Callable[[], tuple[Any, Iterator[Frame]]],
+    open_frames: Callable[[], tuple[Any, Iterator[Frame | None]]],
     make_pipeline: Callable[[], Pipeline],
     prepare: Callable[[Session], Any] | None,
     conn: Any,
@@ -175,7 +175,7 @@ def _worker(
 def _work(
     me: int,
     n: int,
-    open_frames: Callable[[], tuple[Any, Iterator[Frame]]],
+    open_frames: Callable[[], tuple[Any, Iterator[Frame | None]]],
     make_pipeline: Callable[[], Pipeline],
     prepare: Callable[[Session], Any] | None,
     conn: Any,
@@ -221,7 +221,12 @@ def _work(
     reader, frames = open_frames()
     with reader:
         try:
-            for index, frame in enumerate(frames):
+            for frame in frames:
+                if frame is None:  # a live source with nothing new: report progress now
+                    conn.send(("batch", index, flows, sessions, reader.bytes_read))
+                    flows, sessions = [], []
+                    continue
+                index += 1
                 if not index & expire_mask and index:
                     pipeline.expire(latest)
                     ended(index, 0)
@@ -329,7 +334,7 @@ class _Shard:
 
 def run_sharded(
     n: int,
-    open_frames: Callable[[], tuple[Any, Iterator[Frame]]],
+    open_frames: Callable[[], tuple[Any, Iterator[Frame | None]]],
     make_pipeline: Callable[[], Pipeline],
     prepare: Callable[[Session], Any] | None = None,
     on_progress: Callable[[int], None] | None = None,
@@ -339,7 +344,8 @@ def run_sharded(
     prepare(session) instead of the session (e.g. its JSON line: the parent only writes it).
 
     `open_frames()` (called in each worker) returns (reader, frames): the reader (a context
-    manager with bytes_read, and for a set of files warnings/truncated) and its frame stream.
+    manager with bytes_read, and for a set of files warnings/truncated) and its frame stream;
+    a live stream yields None when nothing new came for a while (progress is reported then).
 
     Raises:
         MailsniffError: a worker failed (its one-line message).

@@ -8,6 +8,7 @@ DEBIAN_PACKAGES=(
     tcpdump libpcap0.8 dovecot-pop3d dovecot-imapd fetchmail mutt dnsmasq-base openssl curl tshark
     chromium fonts-wqy-microhei
 )
+DEBIAN_PACKAGES+=(tcpreplay iproute2)  # live: traffic replayed in a network namespace
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

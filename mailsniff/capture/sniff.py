@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailsniff.capture.frame import Frame
+from mailsniff.capture.ring import PacketRing, setup_ring
 from mailsniff.capture.writer import SNAPLEN, PcapWriter
 from mailsniff.errors import InputError, MailsniffError, UsageError
 from mailsniff.limits import QUEUE_BYTES, QUEUE_FRAMES
@@ -175,8 +176,12 @@ class CaptureSocket:
     #: Loopback: each packet passes the tap twice (sent and received): keep only one copy.
     skip_outgoing: bool
     cooked: bool
+    #: The TPACKET_V3 ring, when opened with ring_size (packets are then read from it).
+    ring: PacketRing | None = None
 
     def close(self) -> None:
+        if self.ring is not None:
+            self.ring.close()
         self.sock.close()
 
     def kernel_stats(self) -> tuple[int, int]:
@@ -189,8 +194,9 @@ class CaptureSocket:
         return int(received), int(dropped)
 
 
-def open_capture_socket(iface: str, bpf: str) -> CaptureSocket:
-    """Check the interface, compile the filter, then open and bind the packet socket.
+def open_capture_socket(iface: str, bpf: str, ring_size: int | None = None) -> CaptureSocket:
+    """Check the interface, compile the filter, then open and bind the packet socket; with
+    `ring_size`, packets go to a TPACKET_V3 ring of that many bytes (capture.ring).
 
     Raises UnknownInterfaceError, FilterError or CapturePermissionError (in that order of
     checking), each with the message the user needs.
@@ -217,6 +223,7 @@ def open_capture_socket(iface: str, bpf: str) -> CaptureSocket:
             f"no permission to capture on {iface}",
             hint="run as root or give the Python interpreter CAP_NET_RAW",
         ) from None
+    ring: PacketRing | None = None
     try:
         buf = ctypes.create_string_buffer(program, len(program))
         fprog = _SockFprog(len(program) // 8, ctypes.addressof(buf))
@@ -226,12 +233,18 @@ def open_capture_socket(iface: str, bpf: str) -> CaptureSocket:
             sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, _RCVBUF)
         except OSError:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
+        if ring_size is not None:
+            ring = setup_ring(sock, ring_size, ignore_outgoing=hatype == _ARPHRD_LOOPBACK)
         if every:
             _bind_all_interfaces(sock)
         else:
             sock.bind((iface, _ETH_P_ALL))
-    except OSError as error:
+    except BaseException as error:
+        if ring is not None:
+            ring.close()
         sock.close()
+        if not isinstance(error, OSError):
+            raise
         if isinstance(error, PermissionError):
             raise CapturePermissionError(
                 f"no permission to capture on {iface}",
@@ -244,6 +257,7 @@ def open_capture_socket(iface: str, bpf: str) -> CaptureSocket:
         linktype=linktype,
         skip_outgoing=every or hatype == _ARPHRD_LOOPBACK,
         cooked=sock_type == socket.SOCK_DGRAM,
+        ring=ring,
     )
     capture.kernel_stats()  # reset the counters: count from now on
     return capture

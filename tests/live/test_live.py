@@ -240,6 +240,7 @@ def test_smtp_console_output_shows_the_session_and_a_summary_with_drop_counts(
     assert "Bcc (envelope only)" in text
     assert "quarterly numbers" in text
     assert "dropped by kernel" in text and "dropped by mailsniff" in text
+    assert "analysis behind by" in text
     assert "terminated" in stderr
 
 
