@@ -22,6 +22,7 @@ from mailsniff.model import Session
 from mailsniff.parallel import add_stats, run_sharded
 from mailsniff.pipeline import Pipeline
 from mailsniff.render.text import format_size
+from mailsniff.session.tls_layer import open_keylog
 
 if TYPE_CHECKING:
     from mailsniff.live import _Run, _Stop
@@ -58,7 +59,10 @@ def run_jobs(run: _Run, capture: ProcessCapture, stop: _Stop, n: int) -> None:
         return reader, frames
 
     def make_pipeline() -> Pipeline:
-        return Pipeline()
+        # Each worker follows the key log itself: a descriptor inherited across fork would share
+        # its read offset with the other workers.
+        keylog = open_keylog(options.keylog, live=True) if options.keylog is not None else None
+        return Pipeline(keylog=keylog, wait_for_keys=keylog is not None)
 
     finished = threading.Event()
     deadline = None if options.duration is None else time.monotonic() + options.duration
