@@ -9,8 +9,8 @@ runs them where the result is) and merges all shards in the one-process order (p
 Only complete shard results are ever read: a shard whose worker is lost mid-run is run again
 by Dask from the start (so is a finished shard whose result was on the lost worker), and the
 merge never sees a partial one, so the output is complete and nothing in it is duplicated.
-Each shard attempt logs an event naming its worker; a shard that started more than once is
-reported as a note on stderr.
+A worker the scheduler removed while it ran or held a shard is reported as a note on stderr
+(from the scheduler's own events).
 
 Nothing here is imported unless --scheduler is given: `distributed` is an optional extra.
 """
@@ -42,8 +42,6 @@ __all__ = ["ClusterError", "ClusterRun", "cluster_shards", "connect", "run_shard
 CONNECT_TIMEOUT = 10.0
 #: A shard's messages fetched per part (one message per 2048 frames of the input).
 _PART = 16
-#: The event topic shard tasks log their start to.
-_TOPIC = "mailsniff-shard"
 
 
 class ClusterError(MailsniffError):
@@ -166,19 +164,11 @@ class _Collect:
 def run_shard(
     me: int,
     n: int,
-    run: str,
     open_frames: Callable[[], tuple[Any, Iterator[Frame]]],
     make_pipeline: Callable[[], Pipeline],
     prepare: Callable[[Session], Any] | None,
 ) -> tuple[str, list[Any]]:
     """One shard, as a Dask task: (mailsniff version, the messages a --jobs worker sends)."""
-    try:
-        from distributed import get_worker
-
-        worker = get_worker()
-        worker.log_event(_TOPIC, {"run": run, "shard": me, "worker": worker.address})
-    except (ImportError, ValueError):  # not on a Dask worker (called directly)
-        pass
     conn = _Collect()
     try:
         _work(me, n, open_frames, make_pipeline, prepare, conn)
@@ -264,7 +254,7 @@ def _result(future: Any, me: int) -> Any:
             text = "the workers running it were lost too many times"
         raise ClusterError(
             f"shard {me + 1} failed on the cluster: {name}" + (f": {text}" if text else ""),
-            hint="every worker needs the same mailsniff and Python (pip install 'mailsniff[cluster]')",
+            hint="every worker needs this mailsniff and Python: pip install 'mailsniff[cluster]'",
         ) from None
 
 
@@ -304,7 +294,6 @@ class ClusterRun:
                 run_shard,
                 me,
                 self.n,
-                self.run,
                 open_frames,
                 make_pipeline,
                 prepare,
@@ -335,21 +324,31 @@ class ClusterRun:
                 future.cancel()
 
     def _note_restarts(self) -> None:
-        starts: dict[int, list[str]] = {}
+        """Notes on the workers the scheduler removed while they ran (or held) a shard."""
         try:
-            events = self.client.get_events(_TOPIC)
+            events = self.client.get_events("all")
         except Exception:  # noqa: BLE001 - the notes are extra; the output is complete
             return
+        prefix = f"{self.run}-shard-"
         for _when, event in events:
-            if isinstance(event, dict) and event.get("run") == self.run:
-                starts.setdefault(int(event["shard"]), []).append(str(event["worker"]))
-        for shard, workers in sorted(starts.items()):
-            if len(workers) > 1:
-                self.notes.append(
-                    f"shard {shard + 1} of {self.n} was run {len(workers)} times "
-                    f"(on {', '.join(workers)}): a worker was lost or its result gone; "
-                    "only the complete run is in the output"
+            if not isinstance(event, dict) or event.get("action") != "remove-worker":
+                continue
+            for field_name, what in (
+                ("processing-tasks", "while running"),
+                ("lost-computed-tasks", "holding the result of"),
+            ):
+                shards = sorted(
+                    {
+                        int(str(key)[len(prefix) :].split("-")[0])
+                        for key in event.get(field_name) or ()
+                        if str(key).startswith(prefix)
+                    }
                 )
+                for shard in shards:
+                    self.notes.append(
+                        f"worker {event.get('worker')} was lost {what} shard {shard + 1} of "
+                        f"{self.n}: the shard was run again; only its complete run is in the output"
+                    )
 
 
 def check_inputs(paths: list[str]) -> None:
