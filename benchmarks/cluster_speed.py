@@ -8,11 +8,12 @@ Measures, on this machine:
   every frame by its raw header, decodes only what cannot be routed raw): every shard pays it;
 - each of N shards' own CPU seconds and the size of its result as pickled for the network
   (what a worker sends back), beside the size of the JSON output it becomes;
-- the run on a `distributed.LocalCluster` of W single-threaded worker processes (real TCP on
-  loopback, a scheduler, the client merging): wall seconds, each shard's CPU seconds.
+- the run on a cluster of a `dask scheduler` and W single-threaded `dask worker` processes on
+  loopback (tests/dask_cluster.py), this process the client: wall seconds, the client's CPU
+  seconds (fetching and merging), each shard's CPU seconds on its worker.
 
-Then the model for W workers, W shards: wall(W) ~ R + (T1 - R) / W + overhead, with the overhead
-(connect, submit, fetch and merge) measured at W = 1. It prints markdown tables.
+Then a model for W workers and W shards on idle cores: the busiest shard plus the client,
+R + (S1 - R) / W + C. It prints markdown tables.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import argparse
 import logging
 import os
 import pickle
+import tempfile
 import time
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from mailsniff.capture.multi import expand_inputs, open_inputs
@@ -66,29 +69,25 @@ def local_shard(paths: list[str], me: int, n: int) -> tuple[float, int, int]:
     return spent, size, json_bytes
 
 
-def on_cluster(paths: list[str], workers: int) -> tuple[float, list[float], list[str]]:
-    from distributed import Client, LocalCluster
+def on_cluster(paths: list[str], workers: int) -> tuple[float, float, list[float], list[str]]:
+    """A `dask scheduler` and `workers` single-threaded `dask worker` processes on loopback
+    (as the tests start them); the client is this process."""
+    from tests.dask_cluster import start_cluster
 
-    with (
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            host="127.0.0.1",
-            silence_logs=logging.CRITICAL,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        run = ClusterRun(client, workers, paths)
-        make = partial(_worker_pipeline, SessionFilter(), False)
-        prepare = partial(_prepare, False, False)
-        wall = time.perf_counter()
-        shards: list[float] = []
-        for item in run.sharded(partial(_open_frames, run.absolute()), make, prepare):
-            if isinstance(item, list):
-                shards = [r.cpu_seconds for r in item]
-        return time.perf_counter() - wall, shards, run.notes
+    with tempfile.TemporaryDirectory() as folder:
+        cluster = start_cluster(Path(folder), workers)
+        try:
+            run = ClusterRun(cluster.client, workers, paths)
+            make = partial(_worker_pipeline, SessionFilter(), False)
+            prepare = partial(_prepare, False, False)
+            wall, c = time.perf_counter(), cpu()
+            shards: list[float] = []
+            for item in run.sharded(partial(_open_frames, run.absolute()), make, prepare):
+                if isinstance(item, list):
+                    shards = [r.cpu_seconds for r in item]
+            return time.perf_counter() - wall, cpu() - c, shards, run.notes
+        finally:
+            cluster.stop()
 
 
 def main() -> None:
@@ -100,6 +99,9 @@ def main() -> None:
     paths = [os.path.abspath(p) for p in expand_inputs(args.captures)]
     size = sum(os.path.getsize(p) for p in paths)
     print(f"input: {len(paths)} file(s), {size / 1e6:.1f} MB; load average {os.getloadavg()}")
+
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    import distributed  # noqa: F401 - imported before anything is timed
 
     wall1, t1, json_bytes = one_process(paths)
     print(f"one process: wall {wall1:.2f} s, CPU {t1:.2f} s (T1), JSON output {json_bytes} bytes")
@@ -114,27 +116,31 @@ def main() -> None:
             ratio = f"{pickled / js:.2f}" if js else "-"
             print(f"| {n} | {me + 1} | {spent:.2f} | {pickled} | {js} | {ratio} |", flush=True)
 
-    print("\n| workers (= shards) | wall s | shard CPU s | speedup vs one process (wall) |")
-    print("|---|---|---|---|")
-    overhead = None
+    print("\n| workers (= shards) | wall s | client CPU s | shard CPU s | critical path s |")
+    print("|---|---|---|---|---|")
+    single = client = 0.0
     for w in args.workers:
-        wall, shards, notes = on_cluster(paths, w)
+        wall, client_cpu, shards, notes = on_cluster(paths, w)
         each = " + ".join(f"{s:.2f}" for s in shards)
-        print(f"| {w} | {wall:.2f} | {each} | {wall1 / wall:.2f} |", flush=True)
+        path = max(shards) + client_cpu
+        print(f"| {w} | {wall:.2f} | {client_cpu:.2f} | {each} | {path:.2f} |", flush=True)
         for note in notes:
             print("note:", note)
         if w == 1:
-            overhead = max(0.0, wall - wall1)
+            single = shards[0]
+        client = max(client, client_cpu)
 
-    print("\nModel (not measured): wall(W) = R + (T1 - R) / W + overhead")
-    extra = overhead or 0.0
-    print(f"with T1 = {t1:.2f} s CPU, R = {read:.2f} s, overhead = {extra:.2f} s (W = 1 run)")
-    print("| workers | modelled wall s | speedup |")
+    # On idle cores a run takes about its busiest shard's CPU time plus the client's (which
+    # fetches and writes while the last parts arrive): the critical path.
+    print("\nModel (not measured): critical path(W) = R + (S1 - R) / W + C")
+    print(f"S1 = {single:.2f} s (the one-shard run's CPU on its Dask worker), R = {read:.2f} s,")
+    print(f"C = {client:.2f} s (the client CPU, largest measured); one process T1 = {t1:.2f} s")
+    print("| workers | modelled s | speedup vs one process |")
     print("|---|---|---|")
     for w in [*args.workers, *args.model]:
-        modelled = read + (t1 - read) / w + extra
+        modelled = read + (single - read) / w + client
         print(f"| {w} | {modelled:.2f} | {t1 / modelled:.2f} |")
-    print(f"limit (W -> infinity): {t1 / (read + extra):.2f}x")
+    print(f"limit (W -> infinity): {t1 / (read + client):.2f}x")
 
 
 if __name__ == "__main__":
