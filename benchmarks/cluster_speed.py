@@ -90,11 +90,30 @@ def on_cluster(paths: list[str], workers: int) -> tuple[float, float, list[float
             cluster.stop()
 
 
+def cluster_runs(paths: list[str], workers: list[int]) -> tuple[float, float]:
+    """The runs on W workers: prints the table; returns (one-shard CPU, largest client CPU)."""
+    print("\n| workers (= shards) | wall s | client CPU s | shard CPU s | critical path s |")
+    print("|---|---|---|---|---|")
+    single = client = 0.0
+    for w in workers:
+        wall, client_cpu, shards, notes = on_cluster(paths, w)
+        each = " + ".join(f"{s:.2f}" for s in shards)
+        path = max(shards) + client_cpu
+        print(f"| {w} | {wall:.2f} | {client_cpu:.2f} | {each} | {path:.2f} |", flush=True)
+        for note in notes:
+            print("note:", note)
+        if w == 1:
+            single = shards[0]
+        client = max(client, client_cpu)
+    return single, client
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("captures", nargs="+")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--model", type=int, nargs="+", default=[4, 8, 16, 32])
+    parser.add_argument("--cluster-only", action="store_true", help="only the cluster runs")
     args = parser.parse_args()
     paths = [os.path.abspath(p) for p in expand_inputs(args.captures)]
     size = sum(os.path.getsize(p) for p in paths)
@@ -103,6 +122,9 @@ def main() -> None:
     logging.getLogger("distributed").setLevel(logging.CRITICAL)
     import distributed  # noqa: F401 - imported before anything is timed
 
+    if args.cluster_only:
+        cluster_runs(paths, args.workers)
+        return
     wall1, t1, json_bytes = one_process(paths)
     print(f"one process: wall {wall1:.2f} s, CPU {t1:.2f} s (T1), JSON output {json_bytes} bytes")
     read, _, _ = local_shard(paths, 1, 1)  # shard 1 of 1 never owns a connection
@@ -116,20 +138,7 @@ def main() -> None:
             ratio = f"{pickled / js:.2f}" if js else "-"
             print(f"| {n} | {me + 1} | {spent:.2f} | {pickled} | {js} | {ratio} |", flush=True)
 
-    print("\n| workers (= shards) | wall s | client CPU s | shard CPU s | critical path s |")
-    print("|---|---|---|---|---|")
-    single = client = 0.0
-    for w in args.workers:
-        wall, client_cpu, shards, notes = on_cluster(paths, w)
-        each = " + ".join(f"{s:.2f}" for s in shards)
-        path = max(shards) + client_cpu
-        print(f"| {w} | {wall:.2f} | {client_cpu:.2f} | {each} | {path:.2f} |", flush=True)
-        for note in notes:
-            print("note:", note)
-        if w == 1:
-            single = shards[0]
-        client = max(client, client_cpu)
-
+    single, client = cluster_runs(paths, args.workers)
     # On idle cores a run takes about its busiest shard's CPU time plus the client's (which
     # fetches and writes while the last parts arrive): the critical path.
     print("\nModel (not measured): critical path(W) = R + (S1 - R) / W + C")
