@@ -157,6 +157,16 @@ def read(
             show_default=False,
         ),
     ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            metavar="ADDRESS",
+            help="Run the --jobs shards on this Dask cluster (tcp://host:8786; the workers read "
+            "the captures from shared storage). Shards: --jobs, else the cluster's threads.",
+            show_default=False,
+        ),
+    ] = None,
     transcript: Annotated[
         bool,
         typer.Option(
@@ -220,6 +230,7 @@ def read(
             jobs=jobs,
             zeek_logs=zeek_logs,
             zeek_json=zeek_json,
+            scheduler=scheduler,
             protocols=_protocols(protocol),
             hosts=_hosts(hosts),
             ports=frozenset(_port_list(ports, "--port") or ()) or None,

@@ -59,8 +59,7 @@ def run_jobs(run: _Run, capture: ProcessCapture, stop: _Stop, n: int) -> None:
         return reader, frames
 
     def make_pipeline() -> Pipeline:
-        # Each worker follows the key log itself: a descriptor inherited across fork would share
-        # its read offset with the other workers.
+        # Each worker follows the growing key log itself (after the fork, as keys keep coming).
         keylog = open_keylog(options.keylog, live=True) if options.keylog is not None else None
         return Pipeline(keylog=keylog, wait_for_keys=keylog is not None)
 

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from mailsniff.session.tls_layer import keylog_warning, open_keylog
 from mailsniff.spill import SessionSpill
 from mailsniff.status import ExitStatus
 from mailsniff.stdout import Stdout
+from mailsniff.tls.keylog import KeyLog
 
 __all__ = ["ReadOptions", "ReadResult", "feed_capture", "read_capture", "summarise"]
 
@@ -61,6 +63,7 @@ class ReadOptions:
     zeek_logs: str | None = None  # --zeek-logs DIR
     zeek_json: bool = False  # --zeek-json
     keylog: str | None = None  # --keylog FILE (TLS decryption)
+    scheduler: str | None = None  # --scheduler: the shards run on this Dask cluster
 
 
 @dataclass(slots=True)
@@ -167,12 +170,14 @@ def feed_capture(
     make_pipeline: Callable[[], Pipeline] | None = None,
     prepare: Callable[[Session], Any] | None = None,
     emit_prepared: Callable[[int, Any], None] | None = None,
+    cluster: Any | None = None,
 ) -> tuple[ExitStatus, list[str]]:
     """Run every frame of the capture at `path` (or of several files read as one) through
     `pipeline`, handing each finished session to `emit`; returns the exit status and the
     warnings (truncation, link types, file order). With `make_pipeline` and more than one job,
     worker processes do the work and `pipeline` only collects the counts; with `prepare`
     too, the workers hand each session to it and the parent calls emit_prepared(id, result).
+    With `cluster` (a cluster.ClusterRun), the shards run as its tasks instead.
 
     Raises MailsniffError for input that cannot be read at all.
     """
@@ -186,6 +191,8 @@ def feed_capture(
         # Standard input can be read once only: one process.
         sharded = make_pipeline is not None and paths != ["-"]
         n = choose_jobs(jobs, reader.total_bytes) if sharded else 1
+        if cluster is not None:
+            n = cluster.n
         show_progress = progress and err.is_terminal and reader.total_bytes is not None
         progress_cm: Any = nullcontext()
         bar = task = None
@@ -208,11 +215,11 @@ def feed_capture(
             progress_cm = bar
         with progress_cm:
             try:
-                if n > 1:
+                if n > 1 or cluster is not None:
                     assert make_pipeline is not None
                     status = _feed_sharded(
-                        paths,
-                        n,
+                        paths if cluster is None else cluster.absolute(),
+                        n if cluster is None else cluster,
                         (make_pipeline, prepare if emit_prepared is not None else None),
                         pipeline,
                         emit_prepared or (lambda _id, session: emit(session)),
@@ -226,7 +233,7 @@ def feed_capture(
                     emit(session)
                 warnings.append(_truncation_warning(error.message, error.records_read))
                 status = ExitStatus.TRUNCATED
-        if isinstance(reader, MultiReader) and n == 1:
+        if isinstance(reader, MultiReader) and n == 1 and cluster is None:
             warnings[:0] = reader.warnings
             if reader.truncated and status is ExitStatus.SUCCESS:
                 status = ExitStatus.TRUNCATED
@@ -245,29 +252,42 @@ def _truncation_warning(message: str, records_read: int) -> str:
     )
 
 
+def _open_frames(paths: list[str]) -> tuple[CaptureReader | MultiReader, Iterator[Frame]]:
+    reader = open_inputs(paths)
+    return reader, _frames(reader, None, None, None)
+
+
 def _feed_sharded(
     paths: list[str],
-    n: int,
+    n: int | Any,
     workers: tuple[Callable[[], Pipeline], Callable[[Session], Any] | None],
     pipeline: Pipeline,
     emit: Callable[[int, Any], None],
     warnings: list[str],
     progress: tuple[Any | None, Any | None],
 ) -> ExitStatus:
-    """--jobs N: the workers read and analyse; sessions come back in the one-process order."""
-
-    def open_frames() -> tuple[CaptureReader | MultiReader, Iterator[Frame]]:
-        reader = open_inputs(paths)
-        return reader, _frames(reader, None, None, None)
-
+    """--jobs N: the workers read and analyse; sessions come back in the one-process order.
+    `n` is a cluster.ClusterRun for --scheduler."""
+    # A module-level function and its arguments: Dask sends it to the workers by pickle.
+    open_frames = partial(_open_frames, paths)
     bar, task = progress
 
     def moved(done: int) -> None:
         if bar is not None:
             bar.update(task, completed=done)
 
+    if isinstance(n, int):
+        items = run_sharded(n, open_frames, workers[0], workers[1], moved)
+    else:
+        total = bar.tasks[0].total if bar is not None else None
+
+        def shards_done(count: int) -> None:  # a cluster reports whole shards
+            if total is not None:
+                moved(int(total * count / n.n))
+
+        items = n.sharded(open_frames, workers[0], workers[1], shards_done)
     status = ExitStatus.SUCCESS
-    for item in run_sharded(n, open_frames, workers[0], workers[1], moved):
+    for item in items:
         if isinstance(item, tuple):
             emit(*item)
             continue
@@ -299,11 +319,62 @@ def _missing_sessions(
     return UsageError(f"--session {ids}: no such session (the capture has {there})")
 
 
+def _worker_pipeline(
+    session_filter: SessionFilter, transcript: bool, keylog: KeyLog | None
+) -> Pipeline:
+    """A --jobs worker's pipeline (exports stay in one process; the key log travels with it)."""
+    return Pipeline(session_filter=session_filter, keep_transcript=transcript, keylog=keylog)
+
+
+def _prepare(redact: bool, transcript: bool, session: Session) -> RenderedSession:
+    """A session's JSON line, made in a --jobs worker (JSON output)."""
+    if redact:
+        redact_session(session)
+    counts = Summary.of([session])
+    cands = candidates(session)
+    session.id = 0
+    line = jsonl.dumps(jsonl.session_record(session, transcript=transcript))
+    head, cut, tail = line.partition('"id":0,')
+    assert cut
+    return RenderedSession(head + '"id":', "," + tail + "\n", counts, cands)
+
+
 def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult:
     """Read one capture and render it to `out`; raises MailsniffError for unreadable input."""
     keylog = open_keylog(options.keylog) if options.keylog is not None else None
     if keylog is not None and (note := keylog_warning(keylog)) is not None:
         err.print(Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(note)))
+    if options.scheduler is None:
+        return _read_capture(options, out, err, None, keylog)
+    if options.extract or options.mbox or options.zeek_logs:
+        raise UsageError(
+            "--scheduler cannot be combined with --extract, --mbox or --zeek-logs",
+            hint="exports are written by one process on this machine; run them without it",
+        )
+    from mailsniff.cluster import ClusterError, ClusterRun, check_inputs, cluster_shards, connect
+
+    paths = list(options.paths or (options.path,))
+    check_inputs(paths)
+    client = connect(options.scheduler)
+    try:
+        n = options.jobs or cluster_shards(client)
+        if n < 1:
+            raise ClusterError(
+                f"the Dask scheduler at {options.scheduler} has no workers",
+                hint="start `dask worker` processes, or give --jobs N to wait for them",
+            )
+        run = ClusterRun(client, n, paths)
+        result = _read_capture(options, out, err, run, keylog)
+        for note in run.notes:
+            err.print(Text("mailsniff: note: ", style="bold") + Text(note))
+        return result
+    finally:
+        client.close()
+
+
+def _read_capture(
+    options: ReadOptions, out: Console, err: Console, cluster: Any, keylog: KeyLog | None
+) -> ReadResult:
     exporter = open_exporter(
         ExportOptions(
             extract=Path(options.extract) if options.extract is not None else None,
@@ -325,12 +396,9 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
         keylog=keylog,
     )
 
-    def make_pipeline() -> Pipeline:  # a --jobs worker's (exports stay in one process)
-        return Pipeline(
-            session_filter=pipeline.session_filter,
-            keep_transcript=options.transcript,
-            keylog=keylog,
-        )
+    # Functions of this module and their arguments: Dask sends them to its workers by pickle.
+    make_pipeline = partial(_worker_pipeline, pipeline.session_filter, options.transcript, keylog)
+    prepare = partial(_prepare, options.redact, options.transcript)
 
     # Console output only (JSON streams and keeps nothing): finished sessions wait on disk.
     spill = None if options.json else SessionSpill()
@@ -350,17 +418,6 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
                 return False
             found.add(session_id)
         return True
-
-    def prepare(session: Session) -> RenderedSession:  # in a --jobs worker (JSON output)
-        if options.redact:
-            redact_session(session)
-        counts = Summary.of([session])
-        cands = candidates(session)
-        session.id = 0
-        line = jsonl.dumps(jsonl.session_record(session, transcript=options.transcript))
-        head, cut, tail = line.partition('"id":0,')
-        assert cut
-        return RenderedSession(head + '"id":', "," + tail + "\n", counts, cands)
 
     def emit_rendered(session_id: int, rendered: RenderedSession) -> None:
         cands = [replace(c, side=replace(c.side, session=session_id)) for c in rendered.copies]
@@ -431,6 +488,7 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
             make_pipeline=make_pipeline if exporter is None and zeek is None else None,
             prepare=prepare,
             emit_prepared=emit_rendered if options.json else None,
+            cluster=cluster,
         )
     finally:
         if exporter is not None:
