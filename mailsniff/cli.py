@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -14,6 +13,15 @@ from rich.console import Console
 from rich.text import Text
 
 from mailsniff import __version__
+from mailsniff.analysis.select import (
+    Selection,
+    parse_addresses,
+    parse_findings,
+    parse_networks,
+    parse_ports,
+    parse_protocols,
+    parse_time,
+)
 from mailsniff.capture.multi import expand_inputs
 from mailsniff.errors import MailsniffError, UsageError
 from mailsniff.reading import ReadOptions, ReadResult, read_capture
@@ -35,17 +43,6 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-def _protocols(name: str | None) -> frozenset[str] | None:
-    """--protocol: one of the registered protocols' names."""
-    if name is None:
-        return None
-    if name.lower() not in registry.names():
-        raise UsageError(
-            f"--protocol: unknown protocol {name!r}", hint="one of " + ", ".join(registry.names())
-        )
-    return frozenset({name.lower()})
 
 
 class _Stdout(Console):
@@ -85,18 +82,6 @@ def _root(
     """mailsniff: see what a mail client really sent."""
 
 
-def _hosts(values: list[str] | None) -> frozenset[str] | None:
-    if not values:
-        return None
-    out = set()
-    for value in values:
-        try:
-            out.add(str(ipaddress.ip_address(value)))
-        except ValueError:
-            raise UsageError(f"--host: not an IP address: {value!r}") from None
-    return frozenset(out)
-
-
 # Options several commands share (one definition each, so their flags and help agree).
 _DEBUG_OPTION = typer.Option("--debug", help="Show tracebacks of internal errors.")
 _TIMEOUT_OPTION = typer.Option("--timeout", help="Seconds allowed for each step.", min=0.1)
@@ -113,6 +98,146 @@ _EXTRACT_OPTION = typer.Option(
 _MBOX_OPTION = typer.Option(
     "--mbox", metavar="FILE", help="Append every message to this mbox file."
 )
+
+# The filters of read, creds and report (applied by analysis/select.py).
+_Addresses = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--address",
+        metavar="ADDR",
+        help="Only sessions with this address in the envelope or a header, any role; "
+        "@domain for a whole domain (comma-separated or repeated).",
+        show_default=False,
+    ),
+]
+_Findings = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--finding",
+        metavar="KIND",
+        help="Only sessions with a finding of this kind (comma-separated or repeated).",
+        show_default=False,
+    ),
+]
+_Hosts = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--host",
+        metavar="IP|CIDR",
+        help="Only sessions with an address in this range at either end (repeatable).",
+        show_default=False,
+    ),
+]
+_Ports = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--port",
+        metavar="PORT",
+        help="Only sessions with this TCP port at either end (comma-separated or repeated).",
+        show_default=False,
+    ),
+]
+_Protocols = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--protocol",
+        "-p",
+        metavar="NAME",
+        help=f"Only these protocols ({', '.join(registry.names())}; comma-separated).",
+        show_default=False,
+    ),
+]
+_Since = Annotated[
+    str | None,
+    typer.Option(
+        "--since",
+        metavar="TIME",
+        help="Only sessions active at or after TIME (ISO 8601, UTC unless a zone is given, "
+        "or epoch seconds).",
+        show_default=False,
+    ),
+]
+_Until = Annotated[
+    str | None,
+    typer.Option(
+        "--until",
+        metavar="TIME",
+        help="Only sessions active at or before TIME.",
+        show_default=False,
+    ),
+]
+_Bpf = Annotated[
+    str | None,
+    typer.Option(
+        "-f",
+        "--filter",
+        metavar="EXPR",
+        help="BPF filter (tcpdump syntax) run on every packet before anything else.",
+        show_default=False,
+    ),
+]
+
+
+_Plain = Annotated[
+    bool | None,
+    typer.Option(
+        "--plain/--no-plain",
+        help="One record per line, tab-separated, no box drawing or padding (grep-friendly). "
+        "Default: plain when standard output is not a terminal (MAILSNIFF_PLAIN=0 keeps the "
+        "boxed view there).",
+        show_default=False,
+    ),
+]
+
+
+def _plain_output(flag: bool | None) -> bool:
+    """--plain / --no-plain, else plain when stdout is not a terminal (MAILSNIFF_PLAIN=0|1)."""
+    import os
+
+    if flag is not None:
+        return flag
+    setting = os.environ.get("MAILSNIFF_PLAIN", "")
+    if setting in ("0", "1"):
+        return setting == "1"
+    try:
+        return not os.isatty(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        return True  # not a file at all (an in-process runner): not a terminal
+
+
+def _selection(
+    address: list[str] | None,
+    finding: list[str] | None,
+    host: list[str] | None,
+    port: list[str] | None,
+    protocol: list[str] | None,
+    since: str | None,
+    until: str | None,
+    bpf: str | None,
+) -> Selection:
+    """The filters of the command line, checked (a bad value is a usage error)."""
+    since_ns, until_ns = parse_time(since, "--since"), parse_time(until, "--until")
+    if since_ns is not None and until_ns is not None and since_ns > until_ns:
+        raise UsageError(f"--since {since} is after --until {until}")
+    selection = Selection(
+        protocols=parse_protocols(protocol),
+        networks=parse_networks(host),
+        ports=frozenset(parse_ports(port) or ()) or None,
+        addresses=parse_addresses(address),
+        findings=parse_findings(finding),
+        since_ns=since_ns,
+        until_ns=until_ns,
+        bpf=bpf,
+    )
+    selection.packet_filter()  # an expression libpcap rejects stops here
+    return selection
+
+
+def _exclusive(**flags: object) -> None:
+    """Flags that cannot go together: a usage error naming them, never a silent choice."""
+    given = [name for name, value in flags.items() if value]
+    if len(given) > 1:
+        raise UsageError(f"{' and '.join(given)} cannot be used together")
 
 
 @app.command()
@@ -153,30 +278,19 @@ def read(
     summary: Annotated[
         bool, typer.Option("--summary", help="Only the overview table and the summary.")
     ] = False,
+    plain: _Plain = None,
     session_ids: Annotated[
         list[int] | None,
         typer.Option("--session", "-s", help="Only the session(s) with this ID (repeatable)."),
     ] = None,
-    protocol: Annotated[
-        str | None,
-        typer.Option(
-            "--protocol",
-            "-p",
-            metavar="NAME",
-            help=f"Only this protocol ({', '.join(registry.names())}).",
-        ),
-    ] = None,
-    hosts: Annotated[
-        list[str] | None,
-        typer.Option("--host", help="Only sessions with this IP at either end (repeatable)."),
-    ] = None,
-    ports: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--port",
-            help="Only sessions with this TCP port at either end (comma-separated or repeated).",
-        ),
-    ] = None,
+    protocol: _Protocols = None,
+    hosts: _Hosts = None,
+    ports: _Ports = None,
+    address: _Addresses = None,
+    finding: _Findings = None,
+    since: _Since = None,
+    until: _Until = None,
+    bpf: _Bpf = None,
     progress: Annotated[bool, _PROGRESS_OPTION] = True,
     extract: Annotated[str | None, _EXTRACT_OPTION] = None,
     mbox: Annotated[str | None, _MBOX_OPTION] = None,
@@ -199,6 +313,15 @@ def read(
             raise UsageError("give the capture once: mailsniff read FILE..., or -r FILE")
         if zeek_json and zeek_logs is None:
             raise UsageError("--zeek-json needs --zeek-logs DIR")
+        _exclusive(**{"--summary": summary, "--json": json_output})
+        _exclusive(**{"--summary": summary, "--transcript": transcript})
+        _exclusive(**{"--json": json_output, "--plain": plain})
+        selection = _selection(address, finding, hosts, ports, protocol, since, until, bpf)
+        if selection.after_analysis and (extract or mbox):
+            raise UsageError(
+                "--extract/--mbox cannot be combined with --address, --finding, --since or "
+                "--until (messages are written before their session is analysed)"
+            )
         paths = expand_inputs(capture or [str(read_file)])
         options = ReadOptions(
             path=paths[0],
@@ -206,13 +329,12 @@ def read(
             jobs=jobs,
             zeek_logs=zeek_logs,
             zeek_json=zeek_json,
-            protocols=_protocols(protocol),
-            hosts=_hosts(hosts),
-            ports=frozenset(_port_list(ports, "--port") or ()) or None,
+            selection=selection,
             session_ids=_session_ids(session_ids),
             json=json_output,
             transcript=transcript,
             summary_only=summary,
+            plain=not json_output and _plain_output(plain),
             progress=progress,
             extract=extract,
             mbox=mbox,
@@ -236,6 +358,15 @@ def creds(
     json_output: Annotated[
         bool, typer.Option("--json", help="JSON Lines: one record per credential.")
     ] = False,
+    plain: _Plain = None,
+    protocol: _Protocols = None,
+    hosts: _Hosts = None,
+    ports: _Ports = None,
+    address: _Addresses = None,
+    finding: _Findings = None,
+    since: _Since = None,
+    until: _Until = None,
+    bpf: _Bpf = None,
     redact: Annotated[bool, _REDACT_ALL_OPTION] = False,
     progress: Annotated[bool, _PROGRESS_OPTION] = True,
     debug: Annotated[bool, _DEBUG_OPTION] = False,
@@ -244,10 +375,20 @@ def creds(
     from mailsniff.commands.creds import CredsOptions, CredsResult, read_credentials
 
     def action() -> CredsResult:
-        options = CredsOptions(path=capture, json=json_output, redact=redact, progress=progress)
+        _exclusive(**{"--json": json_output, "--plain": plain})
+        options = CredsOptions(
+            path=capture,
+            json=json_output,
+            plain=not json_output and _plain_output(plain),
+            selection=_selection(address, finding, hosts, ports, protocol, since, until, bpf),
+            redact=redact,
+            progress=progress,
+        )
         return read_credentials(options, _Stdout(highlight=False, soft_wrap=False), _stderr())
 
     result = _guarded(debug, action)
+    if result.filtered:
+        _stderr().print(Text(f"mailsniff: {result.filtered} sessions filtered out", style="dim"))
     if result.warning is not None:
         _stderr().print(
             Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(result.warning))
@@ -264,6 +405,14 @@ def report(
     output: Annotated[
         str, typer.Option("-o", "--output", metavar="FILE", help="The HTML file to write.")
     ],
+    protocol: _Protocols = None,
+    hosts: _Hosts = None,
+    ports: _Ports = None,
+    address: _Addresses = None,
+    finding: _Findings = None,
+    since: _Since = None,
+    until: _Until = None,
+    bpf: _Bpf = None,
     redact: Annotated[bool, _REDACT_ALL_OPTION] = False,
     progress: Annotated[bool, _PROGRESS_OPTION] = True,
     debug: Annotated[bool, _DEBUG_OPTION] = False,
@@ -277,7 +426,12 @@ def report(
         line = shlex.join(["mailsniff", *sys.argv[1:]])
         paths = tuple(captures)
         options = ReportOptions(
-            paths=paths, output=output, command_line=line, redact=redact, progress=progress
+            paths=paths,
+            output=output,
+            command_line=line,
+            selection=_selection(address, finding, hosts, ports, protocol, since, until, bpf),
+            redact=redact,
+            progress=progress,
         )
         return write_report(options, _stderr())
 
@@ -287,20 +441,6 @@ def report(
             Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(result.warning))
         )
     raise typer.Exit(int(result.status))
-
-
-def _port_list(values: list[str] | None, option: str) -> tuple[int, ...] | None:
-    """`--port 25,110 --port 587` (read) and `--ports` (live): comma lists, repeatable."""
-    if not values:
-        return None
-    out: list[int] = []
-    for value in values:
-        for part in value.split(","):
-            text = part.strip()
-            if not text.isdigit() or not 0 < int(text) < 65536:
-                raise UsageError(f"{option}: not a TCP port (1-65535): {text!r}")
-            out.append(int(text))
-    return tuple(out)
 
 
 def _session_ids(values: list[int] | None) -> frozenset[int] | None:
@@ -360,7 +500,7 @@ def live(
     def action() -> LiveResult:
         options = LiveOptions(
             iface=iface,
-            ports=_port_list(ports, "--ports"),
+            ports=parse_ports(ports, "--ports"),
             bpf=bpf,
             json=json_output,
             transcript=transcript,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
+from mailsniff.analysis.select import Selection
 from mailsniff.analysis.summary import Summary
 from mailsniff.capture.frame import Frame
 from mailsniff.capture.multi import MultiReader, open_inputs
@@ -23,7 +24,7 @@ from mailsniff.export.zeek import ZeekLogs
 from mailsniff.model import Session
 from mailsniff.net.link import is_supported, linktype_name
 from mailsniff.parallel import add_stats, choose_jobs, drive, run_sharded
-from mailsniff.pipeline import Pipeline, SessionFilter
+from mailsniff.pipeline import Pipeline
 from mailsniff.render import console as console_render
 from mailsniff.render import jsonl
 from mailsniff.spill import SessionSpill
@@ -41,13 +42,13 @@ class ReadOptions:
     #: Several captures read as one (files, in any order; `path` is then the first).
     paths: tuple[str, ...] = ()
     jobs: int | None = None  # --jobs (None: by input size, see parallel.choose_jobs)
-    protocols: frozenset[str] | None = None  # registry names
-    hosts: frozenset[str] | None = None
-    ports: frozenset[int] | None = None
+    #: --protocol, --host, --port, --address, --finding, --since/--until, -f (analysis/select.py)
+    selection: Selection = field(default_factory=Selection)
     session_ids: frozenset[int] | None = None
     json: bool = False
     transcript: bool = False
     summary_only: bool = False
+    plain: bool = False  # --plain: one tab-separated record per line (render/plain.py)
     progress: bool = True
     extract: str | None = None  # --extract DIR
     mbox: str | None = None  # --mbox FILE
@@ -129,6 +130,7 @@ def summarise(tally: Tally, pipeline: Pipeline, warnings: list[str]) -> dict[str
         "bcc_recipients": tally.bcc_recipients,
         "gaps": tally.gaps,
         "incomplete_sessions": tally.incomplete,
+        "sessions_filtered_out": pipeline.stats.filtered,
         "decode": {
             "non_ip": stats.non_ip,
             "non_tcp": stats.non_tcp,
@@ -210,7 +212,8 @@ def feed_capture(
                         (bar, task),
                     )
                 else:
-                    drive(pipeline, _frames(reader, pipeline, bar, task), emit)
+                    frames = pipeline.session_filter.frames(_frames(reader, pipeline, bar, task))
+                    drive(pipeline, frames, emit)
             except TruncatedCaptureError as error:
                 for session in pipeline.finish_each():
                     emit(session)
@@ -248,7 +251,7 @@ def _feed_sharded(
 
     def open_frames() -> tuple[CaptureReader | MultiReader, Iterator[Frame]]:
         reader = open_inputs(paths)
-        return reader, _frames(reader, None, None, None)
+        return reader, pipeline.session_filter.frames(_frames(reader, None, None, None))
 
     bar, task = progress
 
@@ -304,9 +307,7 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
         else None
     )
     pipeline = Pipeline(
-        session_filter=SessionFilter(
-            protocols=options.protocols, hosts=options.hosts, ports=options.ports
-        ),
+        session_filter=options.selection,
         keep_transcript=options.transcript,
         open_sink=exporter.open_sink if exporter is not None else None,
     )
@@ -413,6 +414,9 @@ def _render(
     warnings: list[str],
 ) -> None:
     """The console report: overview, sessions, summary (sorted by start time, then id)."""
+    if options.plain:
+        _render_plain(out, options, spill, pipeline, warnings)
+        return
     wanted = options.session_ids
     single = wanted is not None and len(spill) == 1
     if not single:
@@ -421,5 +425,35 @@ def _render(
         for session in spill.sessions():
             console_render.render_session(out, session, transcript=options.transcript)
     console_render.render_summary_of(
-        out, spill.counts, packets=pipeline.stats.frames, warnings=warnings
+        out,
+        spill.counts,
+        packets=pipeline.stats.frames,
+        warnings=warnings,
+        filtered=pipeline.stats.filtered,
     )
+
+
+def _render_plain(
+    out: Console,
+    options: ReadOptions,
+    spill: SessionSpill,
+    pipeline: Pipeline,
+    warnings: list[str],
+) -> None:
+    """--plain: the same facts, one tab-separated record per line."""
+    from mailsniff.render import plain
+
+    write = out.file.write
+    for session in spill.sessions():
+        for line in plain.session_lines(
+            session, summary_only=options.summary_only, transcript=options.transcript
+        ):
+            write(line + "\n")
+    for line in plain.summary_lines(
+        spill.counts,
+        packets=pipeline.stats.frames,
+        filtered=pipeline.stats.filtered,
+        warnings=warnings,
+    ):
+        write(line + "\n")
+    out.file.flush()

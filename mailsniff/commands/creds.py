@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.console import Console
 
+from mailsniff.analysis.select import Selection
 from mailsniff.export.chain import SinkChain
 from mailsniff.export.creds import CredentialTable, render_credentials
 from mailsniff.pipeline import Pipeline
@@ -20,6 +21,9 @@ __all__ = ["CredsOptions", "CredsResult", "read_credentials"]
 class CredsOptions:
     path: str
     json: bool = False
+    plain: bool = False  # one tab-separated line per credential
+    #: --host, --port, --address, ... (analysis/select.py)
+    selection: Selection = field(default_factory=Selection)
     redact: bool = False
     progress: bool = True
 
@@ -29,21 +33,25 @@ class CredsResult:
     status: ExitStatus
     warning: str | None
     credentials: int
+    filtered: int = 0  # sessions the filters left out
 
 
 def read_credentials(options: CredsOptions, out: Console, err: Console) -> CredsResult:
     """`mailsniff creds FILE`: read the capture, print one row per distinct credential."""
     table = CredentialTable()
     emit = SinkChain(redact=options.redact, credentials=table)
-    status, warnings = feed_capture(options.path, Pipeline(), err, emit, progress=options.progress)
+    pipeline = Pipeline(session_filter=options.selection)
+    status, warnings = feed_capture(options.path, pipeline, err, emit, progress=options.progress)
     stdout = Stdout()
     count = 0
     try:
-        count = render_credentials(out, table.rows(), json=options.json)
+        count = render_credentials(out, table.rows(), json=options.json, plain=options.plain)
     except BrokenPipeError:
         raise  # the reader went away (`| head`): quiet, as for read
     except OSError as error:
         stdout.failed(error)
     stdout.check()
     warning = "; ".join(warnings) if status is ExitStatus.TRUNCATED else None
-    return CredsResult(status=status, warning=warning, credentials=count)
+    return CredsResult(
+        status=status, warning=warning, credentials=count, filtered=pipeline.stats.filtered
+    )

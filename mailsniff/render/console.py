@@ -900,7 +900,12 @@ def render_summary(
 
 
 def render_summary_of(
-    console: Console, summary: Summary, *, packets: int, warnings: Sequence[str]
+    console: Console,
+    summary: Summary,
+    *,
+    packets: int,
+    warnings: Sequence[str],
+    filtered: int = 0,
 ) -> None:
     """`render_summary` from a `Summary` added up as the sessions came."""
     by_protocol = summary.by_protocol
@@ -917,6 +922,8 @@ def render_summary_of(
         "sessions",
         Text(f"{summary.sessions}" + (f"  ({protocols})" if protocols else "")),
     )
+    if filtered:
+        grid.add_row("filtered out", Text(f"{filtered} sessions"))
     grid.add_row("incomplete", Text(str(incomplete), style=_WARN if incomplete else ""))
     grid.add_row("messages", Text(str(messages)))
     grid.add_row("credentials", Text(str(credentials), style=_BAD if credentials else ""))

@@ -289,6 +289,7 @@ def _totals(inputs: list[ReportInput]) -> JsonObject:
     return {
         "frames": sum(int(i.summary.get("frames", 0)) for i in inputs),
         "sessions": sum(int(i.summary.get("sessions", 0)) for i in inputs),
+        "filtered": sum(int(i.summary.get("sessions_filtered_out", 0)) for i in inputs),
         "messages": sum(int(i.summary.get("messages", 0)) for i in inputs),
         "credentials": sum(int(i.summary.get("credentials", 0)) for i in inputs),
         "bcc_recipients": sum(int(i.summary.get("bcc_recipients", 0)) for i in inputs),
