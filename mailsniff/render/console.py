@@ -204,16 +204,17 @@ _DROP_ORDER = (4, 8, 7, 9, 6, 5, 3)
 
 
 _SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2, "info": 3}
+_KINDS = {k.value: k for k in FindingKind}
 
 
 def _severity_rank(finding: Finding) -> int:
     """0 for the most severe: the finding's own severity, else its kind's usual one."""
     severity = finding.severity
     if severity is None:
-        try:
-            severity = FindingKind(finding.kind).severity
-        except ValueError:
+        kind = _KINDS.get(finding.kind)
+        if kind is None:
             return len(_SEVERITY_RANK)
+        severity = kind.severity
     return _SEVERITY_RANK.get(severity, len(_SEVERITY_RANK))
 
 
