@@ -6,13 +6,15 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.text import Text
 
 from mailsniff import __version__
+from mailsniff.analysis.kinds import FindingKind
 from mailsniff.analysis.select import (
     Selection,
     parse_addresses,
@@ -33,8 +35,22 @@ __all__ = ["app", "main"]
 
 T = TypeVar("T")
 
+
+class _Group(typer.core.TyperGroup):
+    """The command group: help tidied and examples added as it is built (commands/manual.py)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from mailsniff.commands.manual import tidy_help
+
+        super().__init__(*args, **kwargs)
+        tidy_help(self)
+        for command in self.commands.values():
+            tidy_help(command)
+
+
 app = typer.Typer(
     name="mailsniff",
+    cls=_Group,
     help="Packet-level analyzer for SMTP and POP3: reassembles mail dialogues from captures, "
     "decodes AUTH and RFC 2047 headers, and puts each message's envelope next to its headers.",
     rich_markup_mode="rich",
@@ -115,6 +131,9 @@ _Findings = Annotated[
     typer.Option(
         "--finding",
         metavar="KIND",
+        autocompletion=lambda incomplete: [
+            (k.value, k.meaning) for k in FindingKind if k.value.startswith(incomplete)
+        ],
         help="Only sessions with a finding of this kind (comma-separated or repeated).",
         show_default=False,
     ),
@@ -143,6 +162,9 @@ _Protocols = Annotated[
         "--protocol",
         "-p",
         metavar="NAME",
+        autocompletion=lambda incomplete: [
+            n for n in registry.names() if n.startswith(incomplete.lower())
+        ],
         help=f"Only these protocols ({', '.join(registry.names())}; comma-separated).",
         show_default=False,
     ),
@@ -775,6 +797,32 @@ def pop(
     _active(debug, call)
 
 
+class Shell(StrEnum):
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+
+
+@app.command()
+def completion(
+    shell: Annotated[Shell, typer.Argument(help="bash, zsh or fish.", show_default=False)],
+) -> None:
+    """Print the shell completion script for mailsniff's commands and options."""
+    from mailsniff.commands.manual import completion_script
+
+    typer.echo(completion_script(shell.value))
+
+
+@app.command()
+def man() -> None:
+    """Print the manual page (roff) made from the same definitions as --help."""
+    from mailsniff.commands.manual import man_page
+
+    group = typer.main.get_command(app)
+    assert isinstance(group, typer.core.TyperGroup)
+    typer.echo(man_page(group), nl=False)
+
+
 class _Terminated(BaseException):
     """SIGTERM: unwinds like Ctrl-C, so temporary files are removed on the way out."""
 
@@ -785,14 +833,20 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    import os
     import signal
 
     from mailsniff.stdout import fix_closed_standard_streams
 
     fix_closed_standard_streams()
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if "_MAILSNIFF_COMPLETE" in os.environ:  # the shell asks for completions
+        from mailsniff.commands.manual import enable_completion
+
+        enable_completion()
     try:
-        app()
+        # One name in usage lines and for shell completion, however it was started.
+        app(prog_name="mailsniff", complete_var="_MAILSNIFF_COMPLETE")
     except KeyboardInterrupt:
         _stderr().print(Text("mailsniff: interrupted", style="bold red"))
         sys.exit(int(ExitStatus.INTERRUPTED))

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(
     tcpdump libpcap0.8 dovecot-pop3d dovecot-imapd fetchmail dnsmasq-base openssl curl tshark
-    chromium fonts-wqy-microhei
+    chromium fonts-wqy-microhei groff-base
 )
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
