@@ -1,7 +1,8 @@
 "use strict";
 (function () {
   var rows = Array.prototype.slice.call(document.querySelectorAll("tr.srow"));
-  var others = Array.prototype.slice.call(document.querySelectorAll("[data-s]:not(tr.srow)"));
+  // (found at each filtering: folded groups unpacked later add rows)
+  function others() { return Array.prototype.slice.call(document.querySelectorAll("[data-s]:not(tr.srow)")); }
   var q = document.getElementById("q"), proto = document.getElementById("f-proto"),
       client = document.getElementById("f-client"), addr = document.getElementById("f-addr"),
       find = document.getElementById("f-find"), shown = document.getElementById("shown");
@@ -17,7 +18,7 @@
       if (ok) { visible[d.s] = true; n += 1; }
     });
     var all = n === rows.length;
-    others.forEach(function (e) {
+    others().forEach(function (e) {
       var on = all || e.getAttribute("data-s").split(" ").some(function (k) { return visible[k]; });
       if (e instanceof SVGElement) { e.classList.toggle("dimmed", !on); } else { e.hidden = !on; }
     });
@@ -45,22 +46,37 @@
 
   // Session details stored gzip-compressed (large captures): unpacked when a session is opened.
   var unpacked = {};
-  function unpack(chunk) {
-    if (unpacked[chunk]) { return unpacked[chunk]; }
-    var holder = document.getElementById(chunk);
+  // markup of a compressed block: the report's own escaped HTML (rendered with the page), parsed
+  // inertly; its elements are handed to `place` one by one
+  function inflate(id, place) {
+    var holder = document.getElementById(id);
     var bin = atob(holder.textContent.trim()), bytes = new Uint8Array(bin.length);
     for (var i = 0; i < bin.length; i++) { bytes[i] = bin.charCodeAt(i); }
     var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
-    unpacked[chunk] = new Response(stream).text().then(function (markup) {
-      // markup is the report's own escaped HTML (rendered with the page), parsed inertly
+    return new Response(stream).text().then(function (markup) {
       var doc = new DOMParser().parseFromString("<div>" + markup + "</div>", "text/html");
-      var target = document.getElementById("details");
-      Array.prototype.forEach.call(doc.body.firstChild.children, function (el) {
-        target.appendChild(document.adoptNode(el));
+      Array.prototype.slice.call(doc.body.firstChild.children).forEach(function (el) {
+        place(document.adoptNode(el));
       });
     });
+  }
+  function unpack(chunk) {
+    if (!unpacked[chunk]) {
+      var target = document.getElementById("details");
+      unpacked[chunk] = inflate(chunk, function (el) { target.appendChild(el); });
+    }
     return unpacked[chunk];
   }
+  // Long findings groups and credentials tables: folded, unpacked the first time they open.
+  Array.prototype.forEach.call(document.querySelectorAll("div.packed[data-z]"), function (spot) {
+    var fold = spot.closest("details");
+    fold.addEventListener("toggle", function () {
+      if (!fold.open || spot.getAttribute("data-busy")) { return; }
+      spot.setAttribute("data-busy", "1");
+      inflate(spot.getAttribute("data-z"), function (el) { spot.parentNode.insertBefore(el, spot); })
+        .then(function () { spot.remove(); apply(); });
+    });
+  });
   function show() {
     var key = decodeURIComponent(location.hash.slice(1)).split("-t")[0].split("-m")[0];
     var row = document.querySelector('tr.srow[data-s="' + key.replace(/[^a-z0-9-]/g, "") + '"]');

@@ -51,6 +51,10 @@ TRANSCRIPT_MIN_SHARE = 30
 INLINE_DETAILS_BYTES = 6_000_000
 #: Sessions per compressed chunk (one chunk is unpacked to show any of its sessions).
 CHUNK_SESSIONS = 64
+#: A findings group or credentials table longer than this is folded and stored compressed like
+#: the details, unpacked when it is opened: thousands of rows nobody reads at once stay out of
+#: the file's size and of the page's load time.
+PACKED_ROWS = 1000
 #: Timeline lanes and graph nodes per side shown before "show all", and the most ever drawn.
 LANES_SHOWN = 40
 LANES_MAX = 2000
@@ -228,6 +232,15 @@ class ReportBuilder:
                 chunks.append((f"z{n}", packed))
                 for k in keys:
                     chunk_of[k] = f"z{n}"
+        blocks: list[tuple[str, str]] = []
+
+        def pack(block_id: str, markup: str) -> Markup:
+            """Store `markup` (rendered and escaped already) compressed; a placeholder shows
+            where the browser unpacks it."""
+            data = base64.b64encode(gzip.compress(str(markup).encode("utf-8"), 6, mtime=0))
+            blocks.append((block_id, data.decode("ascii")))
+            return Markup('<div class="packed" data-z="{}"></div>').format(block_id)
+
         script = _asset("report.js")
         script_hash = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
         totals = _totals(self.inputs)
@@ -248,6 +261,9 @@ class ReportBuilder:
             details=[Markup(self._details[k]) for k in order] if inline else [],
             chunks=chunks,
             chunk_of=chunk_of,
+            pack=pack,
+            packed_rows=PACKED_ROWS,
+            blocks=blocks,
             index=[_index_row(s, chunk_of.get(s.key)) for s in sessions],
             clients=sorted({s.record["client"]["ip"] for s in sessions}),
             protocols=sorted({s.record["protocol"] for s in sessions}),
@@ -485,6 +501,12 @@ def _stamp(us: int) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S") + "Z"
 
 
+def _n(value: float) -> str:
+    """An SVG coordinate: one decimal, none when it is whole (10k sessions: bytes count)."""
+    text = f"{value:.1f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
 def _bar(s: _Slim, axis: _Axis, y: float) -> str:
     r = s.record
     start, end = _us(r["start"]), _us(r["end"])
@@ -495,8 +517,8 @@ def _bar(s: _Slim, axis: _Axis, y: float) -> str:
         f"{r['server']['port']} {_clock(r['start'])[:8]}-{_clock(r['end'])[:8]}"
     )
     parts = [
-        f'<rect class="bar p-{_e(r["protocol"])}" data-s="{s.key}" x="{x0:.1f}" y="{y + 4}" '
-        f'width="{width:.1f}" height="12"><title>{_e(title)}</title></rect>'
+        f'<rect class="bar p-{_e(r["protocol"])}" data-s="{s.key}" x="{_n(x0)}" y="{_n(y + 4)}" '
+        f'width="{_n(width)}" height="12"><title>{_e(title)}</title></rect>'
     ]
     for attempt in r["auth"]:
         if attempt["success"] is None:
@@ -506,13 +528,13 @@ def _bar(s: _Slim, axis: _Axis, y: float) -> str:
         what = "accepted" if ok else "refused"
         tip = f"{attempt['mechanism']} {attempt['username'] or '?'} {what}"
         shape = (
-            f'<circle cx="{x:.1f}" cy="{y + 10}" r="4"/>'
+            f'<circle cx="{_n(x)}" cy="{_n(y + 10)}" r="4"/>'
             if ok
-            else f'<path d="M{x - 4:.1f} {y + 6}l8 8m0 -8l-8 8"/>'
+            else f'<path d="M{_n(x - 4)} {_n(y + 6)}l8 8m0 -8l-8 8"/>'
         )
         parts.append(
-            f'<g class="mark {"auth-ok" if ok else "auth-fail"}" data-s="{s.key}" '
-            f'data-x="{x:.1f}">{shape}<title>{_e(tip)}</title></g>'
+            f'<g class="mark {"auth-ok" if ok else "auth-fail"}" data-s="{s.key}">'
+            f"{shape}<title>{_e(tip)}</title></g>"
         )
     seen: set[tuple[int, str]] = set()
     for f in r["findings"]:
@@ -523,8 +545,8 @@ def _bar(s: _Slim, axis: _Axis, y: float) -> str:
         tx = r["transactions"][n - 1]
         x = axis.x(_us(tx.get("time") or r["start"]))
         parts.append(
-            f'<g class="mark rejected" data-s="{s.key}" data-x="{x:.1f}">'
-            f'<path d="M{x:.1f} {y + 3}l5 14h-10z"/><title>{_e(f["kind"])}: '
+            f'<g class="mark rejected" data-s="{s.key}">'
+            f'<path d="M{_n(x)} {_n(y + 3)}l5 14h-10z"/><title>{_e(f["kind"])}: '
             f"{_e(f['detail'])}</title></g>"
         )
     return "".join(parts)

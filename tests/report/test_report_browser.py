@@ -73,7 +73,7 @@ def test_seed_report_answers_the_three_questions(tmp_path: Path, open_report: An
     assert count(page, "#timeline g.lane") == 2
     marks = page.eval_on_selector_all(
         '#timeline g.mark[data-s="s1-1"]',
-        "es => es.map(e => [e.classList[1], parseFloat(e.dataset.x)])",
+        "es => es.map(e => [e.classList[1], e.getBBox().x])",
     )
     auth = sorted((x, kind) for kind, x in marks if kind.startswith("auth"))
     assert [kind for _, kind in auth] == ["auth-fail", "auth-ok"]
@@ -191,3 +191,49 @@ def test_large_reports_keep_details_compressed_and_open_them(
     page.wait_for_selector("#s1-1-t2")
     assert "cccc@163.com" in page.inner_text("#s1-1-t2")
     assert_clean_load(seen, out, packed=True)
+
+
+def test_long_findings_groups_and_credentials_are_folded_compressed_and_open(
+    tmp_path: Path, open_report: Any, monkeypatch: Any
+) -> None:
+    """Past PACKED_ROWS rows, a findings group or the credentials table is a gzip block that
+    the browser unpacks when it is opened, and the filters apply to the rows it brings."""
+    from rich.console import Console
+
+    from mailsniff.render import report as report_render
+    from mailsniff.report import ReportOptions, write_report
+
+    monkeypatch.setattr(report_render, "PACKED_ROWS", 0)
+    out = tmp_path / "folded.html"
+    options = ReportOptions(
+        paths=(str(SEED),), output=str(out), command_line="test", progress=False
+    )
+    write_report(options, Console(stderr=True))
+    html = out.read_text(encoding="utf-8")
+    # the credentials table and the findings rows are inside compressed blocks
+    assert 'class="grid creds"' not in html and 'class="frow"' not in html
+    seen = open_report(out)
+    page = seen.page
+    assert count(page, "#findings tr.frow") == 0
+    assert count(page, "#credentials table.creds") == 0
+    page.click("#credentials details.credgroup > summary")
+    page.wait_for_selector("#credentials table.creds")
+    creds = page.inner_text("#credentials table.creds")
+    assert "crazywill" in creds and "mypassword" in creds
+    assert count(page, "#credentials div.packed") == 0  # the placeholder is gone
+    # a filter set before a group is opened applies to the rows it brings
+    page.select_option("#f-proto", "pop3")
+    high = "#findings details.sevgroup:has(.sev-high)"
+    page.click(f"{high} > summary")
+    page.wait_for_selector(f"{high} tr.frow", state="attached")
+    rows = page.eval_on_selector_all(
+        f"{high} tr.frow", "rs => rs.map(r => [r.dataset.s, r.hidden])"
+    )
+    assert sorted(set(map(tuple, rows))) == [("s1-1", True), ("s1-2", False)]
+    page.select_option("#f-proto", "")
+    medium = "#findings details.sevgroup:has(.sev-medium)"
+    page.click(f"{medium} > summary")
+    page.click(f'{medium} tr.frow a[href="#s1-1-t2"]')
+    page.wait_for_selector("#s1-1-t2")
+    assert "cccc@163.com" in page.inner_text("#s1-1-t2")
+    assert_clean_load(seen, out)
