@@ -276,7 +276,7 @@ def _feed_sharded(
 
 
 def _missing_sessions(
-    wanted: frozenset[int] | None, found: set[int], known: list[int]
+    wanted: frozenset[int] | None, found: set[int], known: list[int], few: list[int]
 ) -> UsageError | None:
     """--session asked for an ID the capture (after the other filters) does not have."""
     missing = sorted((wanted or frozenset()) - found)
@@ -287,9 +287,16 @@ def _missing_sessions(
         there = "no matching session"
     elif known[0] == known[1]:
         there = f"only session {known[0]}"
+    elif len(few) <= _FEW_IDS and few != list(range(known[0], known[1] + 1)):
+        # IDs count every TCP connection: name them when they are few and not a plain range
+        there = "sessions " + ", ".join(str(n) for n in sorted(few))
     else:
         there = f"sessions {known[0]}-{known[1]}"
     return UsageError(f"--session {ids}: no such session (the capture has {there})")
+
+
+#: Up to this many sessions, a --session error names each ID the capture has.
+_FEW_IDS = 10
 
 
 def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult:
@@ -321,10 +328,13 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
     tally = Tally()
     wanted = options.session_ids
     known: list[int] = []  # --session: [lowest, highest] ID of the sessions there were
+    few: list[int] = []  # and the first _FEW_IDS + 1 of them
     found: set[int] = set()
 
     def keep(session_id: int) -> bool:
         if wanted is not None:
+            if len(few) <= _FEW_IDS:
+                few.append(session_id)
             if known:
                 known[:] = [min(known[0], session_id), max(known[1], session_id)]
             else:
@@ -383,7 +393,7 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
     refused = exporter.refused if exporter is not None else []
     for text in refused:
         err.print(Text("mailsniff: warning: ", style="bold yellow") + Text(text))
-    missing = _missing_sessions(wanted, found, known)
+    missing = _missing_sessions(wanted, found, known, few)
     if options.json:
         summary = summarise(tally, pipeline, warnings)
         stdout.write(jsonl.dumps(jsonl.summary_record(summary)) + "\n")

@@ -153,3 +153,21 @@ def test_a_missing_session_names_the_range_even_in_plain_mode() -> None:
     assert result.exit_code == 2
     assert result.stdout == ""
     assert "no such session (the capture has sessions 1-3)" in result.stderr
+
+
+def test_a_missing_session_names_the_ids_when_they_are_few_and_not_a_range() -> None:
+    from mailsniff.reading import _missing_sessions
+
+    def message(known: list[int], few: list[int]) -> str:
+        error = _missing_sessions(frozenset({3}), set(), known, few)
+        assert error is not None
+        return error.message
+
+    # IDs count every TCP connection, so a capture's mail sessions may be 1, 2 and 5
+    assert message([1, 5], [1, 2, 5]) == (
+        "--session 3: no such session (the capture has sessions 1, 2, 5)"
+    )
+    assert message([1, 2], [1, 2]).endswith("(the capture has sessions 1-2)")
+    many = list(range(1, 30, 2))
+    assert message([1, 29], many[:11]).endswith("(the capture has sessions 1-29)")
+    assert message([], []).endswith("(the capture has no matching session)")
