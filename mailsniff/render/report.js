@@ -6,7 +6,23 @@
   var q = document.getElementById("q"), proto = document.getElementById("f-proto"),
       client = document.getElementById("f-client"), addr = document.getElementById("f-addr"),
       find = document.getElementById("f-find"), shown = document.getElementById("shown");
-  function apply() {
+  // Big reports: rows past the first ones come in compressed blocks, added after the page has
+  // loaded; filtering and opening a session wait for them.
+  var tbody = document.querySelector("table.index tbody");
+  var rowsLoaded = !document.querySelector("script.rows");
+  var rowsReady = rowsLoaded ? Promise.resolve() : new Promise(function (done) {
+    function more() {
+      var blocks = Array.prototype.slice.call(document.querySelectorAll("script.rows"));
+      blocks.reduce(function (p, holder) {
+        return p.then(function () {
+          return inflate(holder.id, function (el) { tbody.appendChild(el); rows.push(el); }, true);
+        });
+      }, Promise.resolve()).then(function () { rowsLoaded = true; done(); });
+    }
+    if (document.readyState === "complete") { more(); } else { window.addEventListener("load", more); }
+  });
+  function apply() { if (rowsLoaded) { applyNow(); } else { rowsReady.then(applyNow); } }
+  function applyNow() {
     var text = q.value.trim().toLowerCase(), p = proto.value, c = client.value,
         a = addr.value.trim().toLowerCase(), f = find.value, visible = {}, n = 0;
     rows.forEach(function (r) {
@@ -48,14 +64,16 @@
   var unpacked = {};
   // markup of a compressed block: the report's own escaped HTML (rendered with the page), parsed
   // inertly; its elements are handed to `place` one by one
-  function inflate(id, place) {
+  function inflate(id, place, tableRows) {
     var holder = document.getElementById(id);
     var bin = atob(holder.textContent.trim()), bytes = new Uint8Array(bin.length);
     for (var i = 0; i < bin.length; i++) { bytes[i] = bin.charCodeAt(i); }
     var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
     return new Response(stream).text().then(function (markup) {
-      var doc = new DOMParser().parseFromString("<div>" + markup + "</div>", "text/html");
-      Array.prototype.slice.call(doc.body.firstChild.children).forEach(function (el) {
+      var wrap = tableRows ? ["<table><tbody>", "</tbody></table>"] : ["<div>", "</div>"];
+      var doc = new DOMParser().parseFromString(wrap[0] + markup + wrap[1], "text/html");
+      var box = tableRows ? doc.querySelector("tbody") : doc.body.firstChild;
+      Array.prototype.slice.call(box.children).forEach(function (el) {
         place(document.adoptNode(el));
       });
     });
@@ -78,12 +96,14 @@
     });
   });
   function show() {
-    var key = decodeURIComponent(location.hash.slice(1)).split("-t")[0].split("-m")[0];
-    var row = document.querySelector('tr.srow[data-s="' + key.replace(/[^a-z0-9-]/g, "") + '"]');
-    if (!row || !row.dataset.z) { return; }
-    unpack(row.dataset.z).then(function () {
-      var el = document.getElementById(location.hash.slice(1));
-      if (el) { el.scrollIntoView(); }
+    rowsReady.then(function () {
+      var key = decodeURIComponent(location.hash.slice(1)).split("-t")[0].split("-m")[0];
+      var row = document.querySelector('tr.srow[data-s="' + key.replace(/[^a-z0-9-]/g, "") + '"]');
+      if (!row || !row.dataset.z) { return; }
+      unpack(row.dataset.z).then(function () {
+        var el = document.getElementById(location.hash.slice(1));
+        if (el) { el.scrollIntoView(); }
+      });
     });
   }
   if (document.querySelector("tr.srow[data-z]")) { window.addEventListener("hashchange", show); show(); }

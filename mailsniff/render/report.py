@@ -55,6 +55,11 @@ CHUNK_SESSIONS = 64
 #: the details, unpacked when it is opened: thousands of rows nobody reads at once stay out of
 #: the file's size and of the page's load time.
 PACKED_ROWS = 1000
+#: Session-list rows in the page as HTML; past these, rows come in compressed blocks of
+#: ROWS_PER_BLOCK that the browser adds to the list after the page has loaded (the filters wait
+#: for them), so a page of 10,000 sessions shows at once.
+INLINE_ROWS = 500
+ROWS_PER_BLOCK = 2000
 #: Timeline lanes and graph nodes per side shown before "show all", and the most ever drawn.
 LANES_SHOWN = 40
 LANES_MAX = 2000
@@ -241,6 +246,14 @@ class ReportBuilder:
             blocks.append((block_id, data.decode("ascii")))
             return Markup('<div class="packed" data-z="{}"></div>').format(block_id)
 
+        def pack_rows(block_id: str, markup: str) -> str:
+            """Session-list rows stored compressed, added by the browser after loading."""
+            data = base64.b64encode(gzip.compress(str(markup).encode("utf-8"), 6, mtime=0))
+            rows.append((block_id, data.decode("ascii")))
+            return ""
+
+        rows: list[tuple[str, str]] = []
+
         script = _asset("report.js")
         script_hash = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
         totals = _totals(self.inputs)
@@ -264,6 +277,10 @@ class ReportBuilder:
             pack=pack,
             packed_rows=PACKED_ROWS,
             blocks=blocks,
+            pack_rows=pack_rows,
+            inline_rows=INLINE_ROWS,
+            rows_per_block=ROWS_PER_BLOCK,
+            row_blocks=rows,
             index=[_index_row(s, chunk_of.get(s.key)) for s in sessions],
             clients=sorted({s.record["client"]["ip"] for s in sessions}),
             protocols=sorted({s.record["protocol"] for s in sessions}),

@@ -237,3 +237,62 @@ def test_long_findings_groups_and_credentials_are_folded_compressed_and_open(
     page.wait_for_selector("#s1-1-t2")
     assert "cccc@163.com" in page.inner_text("#s1-1-t2")
     assert_clean_load(seen, out)
+
+
+def test_a_long_session_list_comes_in_blocks_after_loading_and_filters_wait_for_them(
+    tmp_path: Path, open_report: Any, monkeypatch: Any
+) -> None:
+    """Past INLINE_ROWS, session-list rows are compressed blocks added once the page has loaded;
+    the filters and the links to a session work on every row."""
+    from rich.console import Console
+
+    from mailsniff.render import report as report_render
+    from mailsniff.report import ReportOptions, write_report
+
+    monkeypatch.setattr(report_render, "INLINE_ROWS", 1)
+    monkeypatch.setattr(report_render, "ROWS_PER_BLOCK", 2)
+    monkeypatch.setattr(report_render, "INLINE_DETAILS_BYTES", 0)  # details packed as well
+    monkeypatch.setattr(report_render, "CHUNK_SESSIONS", 1)
+    out = tmp_path / "rows.html"
+    options = ReportOptions(
+        paths=(str(SEED), str(CC_BCC)), output=str(out), command_line="test", progress=False
+    )
+    write_report(options, Console(stderr=True))
+    html = out.read_text(encoding="utf-8")
+    assert html.count('<tr class="srow"') == 1  # the other three are in two compressed blocks
+    assert html.count('class="rows"') == 2
+    seen = open_report(out)
+    page = seen.page
+    page.wait_for_function("document.querySelectorAll('tr.srow').length === 4")
+    assert visible_rows(page) == ["s1-1", "s1-2", "s1-3", "s2-1"]  # in order
+    page.fill("#q", "dave@example")
+    assert visible_rows(page) == ["s2-1"]
+    page.fill("#q", "")
+    page.click('tr.srow[data-s="s1-3"] a')
+    page.wait_for_selector("#s1-3")
+    assert "张帆 <name@youname.com>" in page.inner_text("#s1-3")
+    assert_clean_load(seen, out, packed=True)
+
+
+def test_a_link_to_a_session_in_a_late_block_opens_it(
+    tmp_path: Path, open_report: Any, monkeypatch: Any
+) -> None:
+    from rich.console import Console
+
+    from mailsniff.render import report as report_render
+    from mailsniff.report import ReportOptions, write_report
+
+    monkeypatch.setattr(report_render, "INLINE_ROWS", 1)
+    monkeypatch.setattr(report_render, "ROWS_PER_BLOCK", 1)
+    monkeypatch.setattr(report_render, "INLINE_DETAILS_BYTES", 0)
+    monkeypatch.setattr(report_render, "CHUNK_SESSIONS", 1)
+    out = tmp_path / "late.html"
+    options = ReportOptions(
+        paths=(str(SEED),), output=str(out), command_line="test", progress=False
+    )
+    write_report(options, Console(stderr=True))
+    seen = open_report(out)
+    page = seen.page
+    page.goto(out.resolve().as_uri() + "#s1-3")
+    page.wait_for_selector("#s1-3")
+    assert "张帆 <name@youname.com>" in page.inner_text("#s1-3")
