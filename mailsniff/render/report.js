@@ -15,7 +15,9 @@
       var blocks = Array.prototype.slice.call(document.querySelectorAll("script.rows"));
       blocks.reduce(function (p, holder) {
         return p.then(function () {
-          return inflate(holder.id, function (el) { tbody.appendChild(el); rows.push(el); }, true);
+          var block = document.createDocumentFragment();  // one insertion per block
+          return inflate(holder.id, function (el) { block.appendChild(el); rows.push(el); }, "rows")
+            .then(function () { tbody.appendChild(block); });
         });
       }, Promise.resolve()).then(function () { rowsLoaded = true; done(); });
     }
@@ -54,6 +56,14 @@
     if (!svg || svg.getAttribute("data-h-all") === svg.getAttribute("data-h-shown")) { return; }
     b.hidden = false;
     b.addEventListener("click", function () {
+      var more = svg.getAttribute("data-more");
+      if (more) {  // the lanes past the first ones, stored compressed: drawn on first use
+        svg.removeAttribute("data-more");
+        inflate(more, function (el) { svg.appendChild(el); }, "svg").then(function () {
+          apply(); b.click();
+        });
+        return;
+      }
       var capped = svg.classList.toggle("capped");
       svg.setAttribute("height", svg.getAttribute(capped ? "data-h-shown" : "data-h-all"));
       b.textContent = capped ? b.textContent.replace("show fewer", "show all") : b.textContent.replace("show all", "show fewer");
@@ -64,15 +74,16 @@
   var unpacked = {};
   // markup of a compressed block: the report's own escaped HTML (rendered with the page), parsed
   // inertly; its elements are handed to `place` one by one
-  function inflate(id, place, tableRows) {
+  function inflate(id, place, kind) {
     var holder = document.getElementById(id);
     var bin = atob(holder.textContent.trim()), bytes = new Uint8Array(bin.length);
     for (var i = 0; i < bin.length; i++) { bytes[i] = bin.charCodeAt(i); }
     var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
     return new Response(stream).text().then(function (markup) {
-      var wrap = tableRows ? ["<table><tbody>", "</tbody></table>"] : ["<div>", "</div>"];
+      var wrap = {rows: ["<table><tbody>", "</tbody></table>"], svg: ["<svg>", "</svg>"]}[kind] ||
+        ["<div>", "</div>"];
       var doc = new DOMParser().parseFromString(wrap[0] + markup + wrap[1], "text/html");
-      var box = tableRows ? doc.querySelector("tbody") : doc.body.firstChild;
+      var box = kind === "rows" ? doc.querySelector("tbody") : doc.body.firstChild;
       Array.prototype.slice.call(box.children).forEach(function (el) {
         place(document.adoptNode(el));
       });

@@ -254,6 +254,9 @@ class ReportBuilder:
 
         rows: list[tuple[str, str]] = []
 
+        timeline, timeline_more = _timeline(sessions)
+        if timeline_more is not None:
+            pack("tl-more", timeline_more)
         script = _asset("report.js")
         script_hash = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
         totals = _totals(self.inputs)
@@ -267,7 +270,7 @@ class ReportBuilder:
             findings=findings,
             by_kind=_by_kind(findings),
             severities=SEVERITIES,
-            timeline=Markup(_timeline(sessions)),
+            timeline=Markup(timeline),
             graph=Markup(_graph(sessions)),
             credentials=[(i, c) for i, item in enumerate(self.inputs, 1) for c in item.credentials],
             many_inputs=self._many_inputs,
@@ -451,13 +454,17 @@ def _axis(spans: list[tuple[int, int]], x0: float, width: float) -> _Axis:
     return _Axis(clusters, x0 + width)
 
 
-def _timeline(sessions: list[_Slim]) -> str:
+def _timeline(sessions: list[_Slim]) -> tuple[str, str | None]:
+    """The timeline's SVG, and the lanes past LANES_SHOWN apart when they hold more than
+    PACKED_ROWS sessions (stored compressed, drawn when "show all lanes" is first used)."""
     if not sessions:
-        return '<p class="none">No sessions.</p>'
+        return '<p class="none">No sessions.</p>', None
     lanes: dict[str, list[_Slim]] = {}
     for s in sessions:
         lanes.setdefault(s.record["client"]["ip"], []).append(s)
     names = list(lanes)[:LANES_MAX]
+    packed = sum(len(lanes[ip]) for ip in names[LANES_SHOWN:]) > PACKED_ROWS
+    more: list[str] = []
     label_w, plot_w, lane_h, top = 150.0, 960.0, 22.0, 34.0
     spans = [(_us(s.record["start"]), _us(s.record["end"])) for s in sessions]
     axis = _axis(spans, label_w, plot_w)
@@ -467,7 +474,8 @@ def _timeline(sessions: list[_Slim]) -> str:
         f'<svg id="timeline" class="capped" xmlns="http://www.w3.org/2000/svg" '
         f'width="{label_w + plot_w + 10:.0f}" height="{height_shown:.0f}" '
         f'data-h-shown="{height_shown:.0f}" data-h-all="{height_all:.0f}" '
-        'role="img" aria-label="timeline of sessions, one lane per client">'
+        + ('data-more="tl-more" ' if packed else "")
+        + 'role="img" aria-label="timeline of sessions, one lane per client">'
     ]
     for start, end, x0, x1 in axis.clusters:
         span = f"{_stamp(start)} .. {_stamp(end)} ({_duration(end - start)})"
@@ -490,15 +498,16 @@ def _timeline(sessions: list[_Slim]) -> str:
     for n, ip in enumerate(names):
         y = top + n * lane_h
         extra = " extra" if n >= LANES_SHOWN else ""
-        out.append(
+        lane = more if extra and packed else out
+        lane.append(
             f'<g class="lane{extra}"><text class="lane-label" x="{label_w - 6}" '
             f'y="{y + 14}">{_e(ip)}</text>'
             f'<line class="lane-line" x1="{label_w}" x2="{label_w + plot_w}" y1="{y + 10}" '
             f'y2="{y + 10}"/>'
         )
         for s in lanes[ip]:
-            out.append(_bar(s, axis, y))
-        out.append("</g>")
+            lane.append(_bar(s, axis, y))
+        lane.append("</g>")
     if len(lanes) > len(names):
         left = len(lanes) - len(names)
         out.append(
@@ -506,7 +515,7 @@ def _timeline(sessions: list[_Slim]) -> str:
             "drawn: use the session list filters</text>"
         )
     out.append("</svg>")
-    return "".join(out)
+    return "".join(out), "".join(more) if packed else None
 
 
 def _stamp(us: int) -> str:

@@ -296,3 +296,41 @@ def test_a_link_to_a_session_in_a_late_block_opens_it(
     page.goto(out.resolve().as_uri() + "#s1-3")
     page.wait_for_selector("#s1-3")
     assert "张帆 <name@youname.com>" in page.inner_text("#s1-3")
+
+
+def test_timeline_lanes_past_the_first_are_drawn_from_a_compressed_block_on_show_all(
+    tmp_path: Path, open_report: Any, monkeypatch: Any
+) -> None:
+    from rich.console import Console
+
+    from mailsniff.render import report as report_render
+    from mailsniff.report import ReportOptions, write_report
+
+    monkeypatch.setattr(report_render, "LANES_SHOWN", 1)
+    monkeypatch.setattr(report_render, "PACKED_ROWS", 0)
+    out = tmp_path / "lanes.html"
+    options = ReportOptions(
+        paths=(str(SEED),), output=str(out), command_line="test", progress=False
+    )
+    write_report(options, Console(stderr=True))
+    seen = open_report(out)
+    page = seen.page
+    # lane 1: 192.168.1.100 (sessions 1, 2); lane 2 (222.177.8.218, session 3) not yet drawn
+    assert count(page, "#timeline g.lane") == 1
+    assert count(page, "#timeline rect.bar") == 2
+    page.select_option("#f-proto", "smtp")
+    page.click("button.showall[data-target=timeline]")
+    page.wait_for_selector('#timeline rect.bar[data-s="s1-3"]')
+    assert count(page, "#timeline g.lane") == 2
+    assert page.get_attribute("#timeline", "height") == page.get_attribute(
+        "#timeline", "data-h-all"
+    )
+    assert page.is_visible('#timeline rect.bar[data-s="s1-3"]')
+    dimmed = page.eval_on_selector_all(
+        "#timeline rect.bar.dimmed", "es => es.map(e => e.dataset.s)"
+    )
+    assert dimmed == ["s1-2"]  # the filter applies to the lanes just drawn too
+    assert "show fewer" in page.inner_text("button.showall[data-target=timeline]")
+    page.click("button.showall[data-target=timeline]")
+    assert page.is_hidden('#timeline rect.bar[data-s="s1-3"]')
+    assert_clean_load(seen, out)
