@@ -14,21 +14,25 @@ from rich.console import Console
 from rich.text import Text
 
 from mailsniff import __version__
-from mailsniff.analysis.kinds import FindingKind
-from mailsniff.analysis.select import (
-    Selection,
-    parse_addresses,
-    parse_findings,
-    parse_networks,
-    parse_ports,
-    parse_protocols,
-    parse_time,
-)
+from mailsniff.analysis.select import parse_ports
 from mailsniff.capture.multi import expand_inputs
+from mailsniff.commands.options import (
+    Addresses,
+    Bpf,
+    Findings,
+    Hosts,
+    Plain,
+    Ports,
+    Protocols,
+    Since,
+    Until,
+    exclusive,
+    plain_output,
+    selection_of,
+)
 from mailsniff.errors import MailsniffError, UsageError
 from mailsniff.reading import ReadOptions, ReadResult, read_capture
 from mailsniff.render.text import safe_text
-from mailsniff.session import registry
 from mailsniff.status import ExitStatus
 
 __all__ = ["app", "main"]
@@ -115,152 +119,6 @@ _MBOX_OPTION = typer.Option(
     "--mbox", metavar="FILE", help="Append every message to this mbox file."
 )
 
-# The filters of read, creds and report (applied by analysis/select.py).
-_Addresses = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--address",
-        metavar="ADDR",
-        help="Only sessions with this address in the envelope or a header, any role; "
-        "@domain for a whole domain (comma-separated or repeated).",
-        show_default=False,
-    ),
-]
-_Findings = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--finding",
-        metavar="KIND",
-        autocompletion=lambda incomplete: [
-            (k.value, k.meaning) for k in FindingKind if k.value.startswith(incomplete)
-        ],
-        help="Only sessions with a finding of this kind (comma-separated or repeated).",
-        show_default=False,
-    ),
-]
-_Hosts = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--host",
-        metavar="IP|CIDR",
-        help="Only sessions with an address in this range at either end (repeatable).",
-        show_default=False,
-    ),
-]
-_Ports = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--port",
-        metavar="PORT",
-        help="Only sessions with this TCP port at either end (comma-separated or repeated).",
-        show_default=False,
-    ),
-]
-_Protocols = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--protocol",
-        "-p",
-        metavar="NAME",
-        autocompletion=lambda incomplete: [
-            n for n in registry.names() if n.startswith(incomplete.lower())
-        ],
-        help=f"Only these protocols ({', '.join(registry.names())}; comma-separated).",
-        show_default=False,
-    ),
-]
-_Since = Annotated[
-    str | None,
-    typer.Option(
-        "--since",
-        metavar="TIME",
-        help="Only sessions active at or after TIME (ISO 8601, UTC unless a zone is given, "
-        "or epoch seconds).",
-        show_default=False,
-    ),
-]
-_Until = Annotated[
-    str | None,
-    typer.Option(
-        "--until",
-        metavar="TIME",
-        help="Only sessions active at or before TIME.",
-        show_default=False,
-    ),
-]
-_Bpf = Annotated[
-    str | None,
-    typer.Option(
-        "-f",
-        "--filter",
-        metavar="EXPR",
-        help="BPF filter (tcpdump syntax) run on every packet before anything else.",
-        show_default=False,
-    ),
-]
-
-
-_Plain = Annotated[
-    bool | None,
-    typer.Option(
-        "--plain/--no-plain",
-        help="One record per line, tab-separated, no box drawing or padding (grep-friendly). "
-        "Default: plain when standard output is not a terminal (MAILSNIFF_PLAIN=0 keeps the "
-        "boxed view there).",
-        show_default=False,
-    ),
-]
-
-
-def _plain_output(flag: bool | None) -> bool:
-    """--plain / --no-plain, else plain when stdout is not a terminal (MAILSNIFF_PLAIN=0|1)."""
-    import os
-
-    if flag is not None:
-        return flag
-    setting = os.environ.get("MAILSNIFF_PLAIN", "")
-    if setting in ("0", "1"):
-        return setting == "1"
-    try:
-        return not os.isatty(sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        return True  # not a file at all (an in-process runner): not a terminal
-
-
-def _selection(
-    address: list[str] | None,
-    finding: list[str] | None,
-    host: list[str] | None,
-    port: list[str] | None,
-    protocol: list[str] | None,
-    since: str | None,
-    until: str | None,
-    bpf: str | None,
-) -> Selection:
-    """The filters of the command line, checked (a bad value is a usage error)."""
-    since_ns, until_ns = parse_time(since, "--since"), parse_time(until, "--until")
-    if since_ns is not None and until_ns is not None and since_ns > until_ns:
-        raise UsageError(f"--since {since} is after --until {until}")
-    selection = Selection(
-        protocols=parse_protocols(protocol),
-        networks=parse_networks(host),
-        ports=frozenset(parse_ports(port) or ()) or None,
-        addresses=parse_addresses(address),
-        findings=parse_findings(finding),
-        since_ns=since_ns,
-        until_ns=until_ns,
-        bpf=bpf,
-    )
-    selection.packet_filter()  # an expression libpcap rejects stops here
-    return selection
-
-
-def _exclusive(**flags: object) -> None:
-    """Flags that cannot go together: a usage error naming them, never a silent choice."""
-    given = [name for name, value in flags.items() if value]
-    if len(given) > 1:
-        raise UsageError(f"{' and '.join(given)} cannot be used together")
-
 
 @app.command()
 def read(
@@ -300,19 +158,19 @@ def read(
     summary: Annotated[
         bool, typer.Option("--summary", help="Only the overview table and the summary.")
     ] = False,
-    plain: _Plain = None,
+    plain: Plain = None,
     session_ids: Annotated[
         list[int] | None,
         typer.Option("--session", "-s", help="Only the session(s) with this ID (repeatable)."),
     ] = None,
-    protocol: _Protocols = None,
-    hosts: _Hosts = None,
-    ports: _Ports = None,
-    address: _Addresses = None,
-    finding: _Findings = None,
-    since: _Since = None,
-    until: _Until = None,
-    bpf: _Bpf = None,
+    protocol: Protocols = None,
+    hosts: Hosts = None,
+    ports: Ports = None,
+    address: Addresses = None,
+    finding: Findings = None,
+    since: Since = None,
+    until: Until = None,
+    bpf: Bpf = None,
     progress: Annotated[bool, _PROGRESS_OPTION] = True,
     extract: Annotated[str | None, _EXTRACT_OPTION] = None,
     mbox: Annotated[str | None, _MBOX_OPTION] = None,
@@ -335,10 +193,10 @@ def read(
             raise UsageError("give the capture once: mailsniff read FILE..., or -r FILE")
         if zeek_json and zeek_logs is None:
             raise UsageError("--zeek-json needs --zeek-logs DIR")
-        _exclusive(**{"--summary": summary, "--json": json_output})
-        _exclusive(**{"--summary": summary, "--transcript": transcript})
-        _exclusive(**{"--json": json_output, "--plain": plain})
-        selection = _selection(address, finding, hosts, ports, protocol, since, until, bpf)
+        exclusive(**{"--summary": summary, "--json": json_output})
+        exclusive(**{"--summary": summary, "--transcript": transcript})
+        exclusive(**{"--json": json_output, "--plain": plain})
+        selection = selection_of(address, finding, hosts, ports, protocol, since, until, bpf)
         if selection.after_analysis and (extract or mbox):
             raise UsageError(
                 "--extract/--mbox cannot be combined with --address, --finding, --since or "
@@ -356,7 +214,7 @@ def read(
             json=json_output,
             transcript=transcript,
             summary_only=summary,
-            plain=not json_output and _plain_output(plain),
+            plain=not json_output and plain_output(plain),
             progress=progress,
             extract=extract,
             mbox=mbox,
@@ -380,15 +238,15 @@ def creds(
     json_output: Annotated[
         bool, typer.Option("--json", help="JSON Lines: one record per credential.")
     ] = False,
-    plain: _Plain = None,
-    protocol: _Protocols = None,
-    hosts: _Hosts = None,
-    ports: _Ports = None,
-    address: _Addresses = None,
-    finding: _Findings = None,
-    since: _Since = None,
-    until: _Until = None,
-    bpf: _Bpf = None,
+    plain: Plain = None,
+    protocol: Protocols = None,
+    hosts: Hosts = None,
+    ports: Ports = None,
+    address: Addresses = None,
+    finding: Findings = None,
+    since: Since = None,
+    until: Until = None,
+    bpf: Bpf = None,
     redact: Annotated[bool, _REDACT_ALL_OPTION] = False,
     progress: Annotated[bool, _PROGRESS_OPTION] = True,
     debug: Annotated[bool, _DEBUG_OPTION] = False,
@@ -397,12 +255,12 @@ def creds(
     from mailsniff.commands.creds import CredsOptions, CredsResult, read_credentials
 
     def action() -> CredsResult:
-        _exclusive(**{"--json": json_output, "--plain": plain})
+        exclusive(**{"--json": json_output, "--plain": plain})
         options = CredsOptions(
             path=capture,
             json=json_output,
-            plain=not json_output and _plain_output(plain),
-            selection=_selection(address, finding, hosts, ports, protocol, since, until, bpf),
+            plain=not json_output and plain_output(plain),
+            selection=selection_of(address, finding, hosts, ports, protocol, since, until, bpf),
             redact=redact,
             progress=progress,
         )
@@ -427,14 +285,14 @@ def report(
     output: Annotated[
         str, typer.Option("-o", "--output", metavar="FILE", help="The HTML file to write.")
     ],
-    protocol: _Protocols = None,
-    hosts: _Hosts = None,
-    ports: _Ports = None,
-    address: _Addresses = None,
-    finding: _Findings = None,
-    since: _Since = None,
-    until: _Until = None,
-    bpf: _Bpf = None,
+    protocol: Protocols = None,
+    hosts: Hosts = None,
+    ports: Ports = None,
+    address: Addresses = None,
+    finding: Findings = None,
+    since: Since = None,
+    until: Until = None,
+    bpf: Bpf = None,
     redact: Annotated[bool, _REDACT_ALL_OPTION] = False,
     progress: Annotated[bool, _PROGRESS_OPTION] = True,
     debug: Annotated[bool, _DEBUG_OPTION] = False,
@@ -451,7 +309,7 @@ def report(
             paths=paths,
             output=output,
             command_line=line,
-            selection=_selection(address, finding, hosts, ports, protocol, since, until, bpf),
+            selection=selection_of(address, finding, hosts, ports, protocol, since, until, bpf),
             redact=redact,
             progress=progress,
         )
