@@ -2,31 +2,59 @@
 
 from __future__ import annotations
 
-import ipaddress
 import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.text import Text
 
 from mailsniff import __version__
+from mailsniff.analysis.select import parse_ports
 from mailsniff.capture.multi import expand_inputs
+from mailsniff.commands.options import (
+    Addresses,
+    Bpf,
+    Findings,
+    Hosts,
+    Plain,
+    Ports,
+    Protocols,
+    Since,
+    Until,
+    exclusive,
+    plain_output,
+    selection_of,
+)
 from mailsniff.errors import MailsniffError, UsageError
 from mailsniff.reading import ReadOptions, ReadResult, read_capture
 from mailsniff.render.text import safe_text
-from mailsniff.session import registry
 from mailsniff.status import ExitStatus
 
 __all__ = ["app", "main"]
 
 T = TypeVar("T")
 
+
+class _Group(typer.core.TyperGroup):
+    """The command group: help tidied and examples added as it is built (commands/manual.py)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from mailsniff.commands.manual import tidy_help
+
+        super().__init__(*args, **kwargs)
+        tidy_help(self)
+        for command in self.commands.values():
+            tidy_help(command)
+
+
 app = typer.Typer(
     name="mailsniff",
+    cls=_Group,
     help="Packet-level analyzer for SMTP and POP3: reassembles mail dialogues from captures, "
     "decodes AUTH and RFC 2047 headers, and puts each message's envelope next to its headers.",
     rich_markup_mode="rich",
@@ -35,17 +63,6 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-def _protocols(name: str | None) -> frozenset[str] | None:
-    """--protocol: one of the registered protocols' names."""
-    if name is None:
-        return None
-    if name.lower() not in registry.names():
-        raise UsageError(
-            f"--protocol: unknown protocol {name!r}", hint="one of " + ", ".join(registry.names())
-        )
-    return frozenset({name.lower()})
 
 
 class _Stdout(Console):
@@ -83,18 +100,6 @@ def _root(
     ] = False,
 ) -> None:
     """mailsniff: see what a mail client really sent."""
-
-
-def _hosts(values: list[str] | None) -> frozenset[str] | None:
-    if not values:
-        return None
-    out = set()
-    for value in values:
-        try:
-            out.add(str(ipaddress.ip_address(value)))
-        except ValueError:
-            raise UsageError(f"--host: not an IP address: {value!r}") from None
-    return frozenset(out)
 
 
 # Options several commands share (one definition each, so their flags and help agree).
@@ -176,30 +181,19 @@ def read(
     summary: Annotated[
         bool, typer.Option("--summary", help="Only the overview table and the summary.")
     ] = False,
+    plain: Plain = None,
     session_ids: Annotated[
         list[int] | None,
         typer.Option("--session", "-s", help="Only the session(s) with this ID (repeatable)."),
     ] = None,
-    protocol: Annotated[
-        str | None,
-        typer.Option(
-            "--protocol",
-            "-p",
-            metavar="NAME",
-            help=f"Only this protocol ({', '.join(registry.names())}).",
-        ),
-    ] = None,
-    hosts: Annotated[
-        list[str] | None,
-        typer.Option("--host", help="Only sessions with this IP at either end (repeatable)."),
-    ] = None,
-    ports: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--port",
-            help="Only sessions with this TCP port at either end (comma-separated or repeated).",
-        ),
-    ] = None,
+    protocol: Protocols = None,
+    hosts: Hosts = None,
+    ports: Ports = None,
+    address: Addresses = None,
+    finding: Findings = None,
+    since: Since = None,
+    until: Until = None,
+    bpf: Bpf = None,
     progress: Annotated[bool, _PROGRESS_OPTION] = True,
     extract: Annotated[str | None, _EXTRACT_OPTION] = None,
     mbox: Annotated[str | None, _MBOX_OPTION] = None,
@@ -223,6 +217,15 @@ def read(
             raise UsageError("give the capture once: mailsniff read FILE..., or -r FILE")
         if zeek_json and zeek_logs is None:
             raise UsageError("--zeek-json needs --zeek-logs DIR")
+        exclusive(**{"--summary": summary, "--json": json_output})
+        exclusive(**{"--summary": summary, "--transcript": transcript})
+        exclusive(**{"--json": json_output, "--plain": plain})
+        selection = selection_of(address, finding, hosts, ports, protocol, since, until, bpf)
+        if selection.after_analysis and (extract or mbox):
+            raise UsageError(
+                "--extract/--mbox cannot be combined with --address, --finding, --since or "
+                "--until (messages are written before their session is analysed)"
+            )
         paths = expand_inputs(capture or [str(read_file)])
         options = ReadOptions(
             path=paths[0],
@@ -231,13 +234,12 @@ def read(
             zeek_logs=zeek_logs,
             zeek_json=zeek_json,
             scheduler=scheduler,
-            protocols=_protocols(protocol),
-            hosts=_hosts(hosts),
-            ports=frozenset(_port_list(ports, "--port") or ()) or None,
+            selection=selection,
             session_ids=_session_ids(session_ids),
             json=json_output,
             transcript=transcript,
             summary_only=summary,
+            plain=not json_output and plain_output(plain),
             progress=progress,
             extract=extract,
             mbox=mbox,
@@ -262,6 +264,15 @@ def creds(
     json_output: Annotated[
         bool, typer.Option("--json", help="JSON Lines: one record per credential.")
     ] = False,
+    plain: Plain = None,
+    protocol: Protocols = None,
+    hosts: Hosts = None,
+    ports: Ports = None,
+    address: Addresses = None,
+    finding: Findings = None,
+    since: Since = None,
+    until: Until = None,
+    bpf: Bpf = None,
     redact: Annotated[bool, _REDACT_ALL_OPTION] = False,
     progress: Annotated[bool, _PROGRESS_OPTION] = True,
     keylog: Annotated[str | None, _KEYLOG_OPTION] = None,
@@ -271,12 +282,21 @@ def creds(
     from mailsniff.commands.creds import CredsOptions, CredsResult, read_credentials
 
     def action() -> CredsResult:
+        exclusive(**{"--json": json_output, "--plain": plain})
         options = CredsOptions(
-            path=capture, json=json_output, redact=redact, progress=progress, keylog=keylog or None
+            path=capture,
+            json=json_output,
+            plain=not json_output and plain_output(plain),
+            selection=selection_of(address, finding, hosts, ports, protocol, since, until, bpf),
+            redact=redact,
+            progress=progress,
+            keylog=keylog or None,
         )
         return read_credentials(options, _Stdout(highlight=False, soft_wrap=False), _stderr())
 
     result = _guarded(debug, action)
+    if result.filtered:
+        _stderr().print(Text(f"mailsniff: {result.filtered} sessions filtered out", style="dim"))
     if result.warning is not None:
         _stderr().print(
             Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(result.warning))
@@ -293,6 +313,14 @@ def report(
     output: Annotated[
         str, typer.Option("-o", "--output", metavar="FILE", help="The HTML file to write.")
     ],
+    protocol: Protocols = None,
+    hosts: Hosts = None,
+    ports: Ports = None,
+    address: Addresses = None,
+    finding: Findings = None,
+    since: Since = None,
+    until: Until = None,
+    bpf: Bpf = None,
     redact: Annotated[bool, _REDACT_ALL_OPTION] = False,
     progress: Annotated[bool, _PROGRESS_OPTION] = True,
     keylog: Annotated[str | None, _KEYLOG_OPTION] = None,
@@ -310,6 +338,7 @@ def report(
             paths=paths,
             output=output,
             command_line=line,
+            selection=selection_of(address, finding, hosts, ports, protocol, since, until, bpf),
             redact=redact,
             progress=progress,
             keylog=keylog or None,
@@ -322,20 +351,6 @@ def report(
             Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(result.warning))
         )
     raise typer.Exit(int(result.status))
-
-
-def _port_list(values: list[str] | None, option: str) -> tuple[int, ...] | None:
-    """`--port 25,110 --port 587` (read) and `--ports` (live): comma lists, repeatable."""
-    if not values:
-        return None
-    out: list[int] = []
-    for value in values:
-        for part in value.split(","):
-            text = part.strip()
-            if not text.isdigit() or not 0 < int(text) < 65536:
-                raise UsageError(f"{option}: not a TCP port (1-65535): {text!r}")
-            out.append(int(text))
-    return tuple(out)
 
 
 def _session_ids(values: list[int] | None) -> frozenset[int] | None:
@@ -428,7 +443,7 @@ def live(
             jobs=live_jobs,
             spill_size=None if spill_size is None else parse_spill_size(spill_size),
             iface=iface,
-            ports=_port_list(ports, "--ports"),
+            ports=parse_ports(ports, "--ports"),
             bpf=bpf,
             json=json_output,
             transcript=transcript,
@@ -708,6 +723,32 @@ def pop(
     _active(debug, call)
 
 
+class Shell(StrEnum):
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+
+
+@app.command()
+def completion(
+    shell: Annotated[Shell, typer.Argument(help="bash, zsh or fish.", show_default=False)],
+) -> None:
+    """Print the shell completion script for mailsniff's commands and options."""
+    from mailsniff.commands.manual import completion_script
+
+    typer.echo(completion_script(shell.value))
+
+
+@app.command()
+def man() -> None:
+    """Print the manual page (roff) made from the same definitions as --help."""
+    from mailsniff.commands.manual import man_page
+
+    group = typer.main.get_command(app)
+    assert isinstance(group, typer.core.TyperGroup)
+    typer.echo(man_page(group), nl=False)
+
+
 class _Terminated(BaseException):
     """SIGTERM: unwinds like Ctrl-C, so temporary files are removed on the way out."""
 
@@ -718,14 +759,20 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    import os
     import signal
 
     from mailsniff.stdout import fix_closed_standard_streams
 
     fix_closed_standard_streams()
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if "_MAILSNIFF_COMPLETE" in os.environ:  # the shell asks for completions
+        from mailsniff.commands.manual import enable_completion
+
+        enable_completion()
     try:
-        app()
+        # One name in usage lines and for shell completion, however it was started.
+        app(prog_name="mailsniff", complete_var="_MAILSNIFF_COMPLETE")
     except KeyboardInterrupt:
         _stderr().print(Text("mailsniff: interrupted", style="bold red"))
         sys.exit(int(ExitStatus.INTERRUPTED))

@@ -286,6 +286,7 @@ def _stats(pipeline: Pipeline, side: Any) -> dict[str, Any]:
         "frames": pipeline.stats.frames,
         "segments": pipeline.stats.segments,
         "candidate_segments": pipeline.stats.candidate_segments,
+        "filtered": pipeline.stats.filtered,
         "first_ts_ns": pipeline.stats.first_ts_ns,
         "last_ts_ns": pipeline.stats.last_ts_ns,
     }
@@ -305,6 +306,7 @@ def add_stats(pipeline: Pipeline, stats: dict[str, Any]) -> None:
     pipeline.stats.frames += stats["frames"]
     pipeline.stats.segments += stats["segments"]
     pipeline.stats.candidate_segments += stats["candidate_segments"]
+    pipeline.stats.filtered += stats["filtered"]
     mine = pipeline.stats
     first, last = stats["first_ts_ns"], stats["last_ts_ns"]
     if first is not None and (mine.first_ts_ns is None or first < mine.first_ts_ns):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from mailsniff.analysis.findings import analyse
+from mailsniff.analysis.select import Selection
 from mailsniff.capture.frame import Frame
 from mailsniff.limits import (
     HELD_BYTES,
@@ -93,25 +94,8 @@ def _ip_text(packed: bytes) -> str:
     return str(ipaddress.ip_address(packed))
 
 
-@dataclass(slots=True)
-class SessionFilter:
-    """Which sessions to keep (the CLI's --protocol / --host / --port)."""
-
-    protocols: frozenset[str] | None = None  # registry names
-    hosts: frozenset[str] | None = None  # textual IPs, normalised by ipaddress
-    ports: frozenset[int] | None = None
-
-    def keeps_flow(self, client: tuple[bytes, int], server: tuple[bytes, int]) -> bool:
-        if self.ports is not None and client[1] not in self.ports and server[1] not in self.ports:
-            return False
-        if self.hosts is not None and not (
-            _ip_text(client[0]) in self.hosts or _ip_text(server[0]) in self.hosts
-        ):
-            return False
-        return True
-
-    def keeps_protocol(self, protocol: str) -> bool:
-        return self.protocols is None or protocol in self.protocols
+#: Which sessions to keep: the command line's filters (analysis/select.py).
+SessionFilter = Selection
 
 
 @dataclass(slots=True)
@@ -144,6 +128,8 @@ class PipelineStats:
     candidate_segments: int = 0
     sessions: int = 0
     greeting_detected: int = 0
+    #: mail connections and sessions the filters (--host, --address, ...) left out
+    filtered: int = 0
     #: capture times of the earliest and the latest frame read (None before any)
     first_ts_ns: int | None = None
     last_ts_ns: int | None = None
@@ -440,9 +426,10 @@ class Pipeline:
         if found is None:
             return
         entry, implicit_tls = found
-        if not self.session_filter.keeps_protocol(entry.name):
-            return
-        if not self.session_filter.keeps_flow(flow.client, flow.server):
+        if not self.session_filter.keeps_protocol(entry.name) or not self.session_filter.keeps_flow(
+            flow.client, flow.server
+        ):
+            self.stats.filtered += 1
             return
         self.stats.sessions += 1
         key = (flow.server[0], flow.server[1], flow.client[0], flow.client[1])
@@ -564,6 +551,9 @@ class Pipeline:
                 "given as @SECONDS since the epoch"
             )
         analyse(session, tls_from_ns=session.tls_from_ns)
+        if self.session_filter.after_analysis and not self.session_filter.keeps_session(session):
+            self.stats.filtered += 1
+            return
         if self.on_session is not None:
             self.on_session(session)
         self._ready.append(session)

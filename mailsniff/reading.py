@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from mailsniff.analysis.select import Selection
 from mailsniff.analysis.sent_copy import Candidate, SentCopy, SentCopyIndex, candidates
 from mailsniff.analysis.summary import Summary
 from mailsniff.capture.frame import Frame
@@ -26,7 +27,7 @@ from mailsniff.export.zeek import ZeekLogs
 from mailsniff.model import Session
 from mailsniff.net.link import is_supported, linktype_name
 from mailsniff.parallel import add_stats, choose_jobs, drive, run_sharded
-from mailsniff.pipeline import Pipeline, SessionFilter
+from mailsniff.pipeline import Pipeline
 from mailsniff.render import console as console_render
 from mailsniff.render import jsonl
 from mailsniff.render.text import safe_text
@@ -49,13 +50,13 @@ class ReadOptions:
     #: Several captures read as one (files, in any order; `path` is then the first).
     paths: tuple[str, ...] = ()
     jobs: int | None = None  # --jobs (None: by input size, see parallel.choose_jobs)
-    protocols: frozenset[str] | None = None  # registry names
-    hosts: frozenset[str] | None = None
-    ports: frozenset[int] | None = None
+    #: --protocol, --host, --port, --address, --finding, --since/--until, -f (analysis/select.py)
+    selection: Selection = field(default_factory=Selection)
     session_ids: frozenset[int] | None = None
     json: bool = False
     transcript: bool = False
     summary_only: bool = False
+    plain: bool = False  # --plain: one tab-separated record per line (render/plain.py)
     progress: bool = True
     extract: str | None = None  # --extract DIR
     mbox: str | None = None  # --mbox FILE
@@ -142,6 +143,7 @@ def summarise(tally: Tally, pipeline: Pipeline, warnings: list[str]) -> dict[str
         "sent_copies": tally.sent_copies,
         "gaps": tally.gaps,
         "incomplete_sessions": tally.incomplete,
+        "sessions_filtered_out": pipeline.stats.filtered,
         "decode": {
             "non_ip": stats.non_ip,
             "non_tcp": stats.non_tcp,
@@ -227,7 +229,8 @@ def feed_capture(
                         (bar, task),
                     )
                 else:
-                    drive(pipeline, _frames(reader, pipeline, bar, task), emit)
+                    frames = pipeline.session_filter.frames(_frames(reader, pipeline, bar, task))
+                    drive(pipeline, frames, emit)
             except TruncatedCaptureError as error:
                 for session in pipeline.finish_each():
                     emit(session)
@@ -252,9 +255,11 @@ def _truncation_warning(message: str, records_read: int) -> str:
     )
 
 
-def _open_frames(paths: list[str]) -> tuple[CaptureReader | MultiReader, Iterator[Frame]]:
+def _open_frames(
+    paths: list[str], selection: Selection
+) -> tuple[CaptureReader | MultiReader, Iterator[Frame]]:
     reader = open_inputs(paths)
-    return reader, _frames(reader, None, None, None)
+    return reader, selection.frames(_frames(reader, None, None, None))
 
 
 def _feed_sharded(
@@ -269,7 +274,7 @@ def _feed_sharded(
     """--jobs N: the workers read and analyse; sessions come back in the one-process order.
     `n` is a cluster.ClusterRun for --scheduler."""
     # A module-level function and its arguments: Dask sends it to the workers by pickle.
-    open_frames = partial(_open_frames, paths)
+    open_frames = partial(_open_frames, paths, pipeline.session_filter)
     bar, task = progress
 
     def moved(done: int) -> None:
@@ -303,7 +308,7 @@ def _feed_sharded(
 
 
 def _missing_sessions(
-    wanted: frozenset[int] | None, found: set[int], known: list[int]
+    wanted: frozenset[int] | None, found: set[int], known: list[int], few: list[int]
 ) -> UsageError | None:
     """--session asked for an ID the capture (after the other filters) does not have."""
     missing = sorted((wanted or frozenset()) - found)
@@ -314,13 +319,16 @@ def _missing_sessions(
         there = "no matching session"
     elif known[0] == known[1]:
         there = f"only session {known[0]}"
+    elif len(few) <= _FEW_IDS and few != list(range(known[0], known[1] + 1)):
+        # IDs count every TCP connection: name them when they are few and not a plain range
+        there = "sessions " + ", ".join(str(n) for n in sorted(few))
     else:
         there = f"sessions {known[0]}-{known[1]}"
     return UsageError(f"--session {ids}: no such session (the capture has {there})")
 
 
 def _worker_pipeline(
-    session_filter: SessionFilter, transcript: bool, keylog: KeyLog | None
+    session_filter: Selection, transcript: bool, keylog: KeyLog | None
 ) -> Pipeline:
     """A --jobs worker's pipeline (exports stay in one process; the key log travels with it)."""
     return Pipeline(session_filter=session_filter, keep_transcript=transcript, keylog=keylog)
@@ -337,6 +345,10 @@ def _prepare(redact: bool, transcript: bool, session: Session) -> RenderedSessio
     head, cut, tail = line.partition('"id":0,')
     assert cut
     return RenderedSession(head + '"id":', "," + tail + "\n", counts, cands)
+
+
+#: Up to this many sessions, a --session error names each ID the capture has.
+_FEW_IDS = 10
 
 
 def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult:
@@ -388,9 +400,7 @@ def _read_capture(
         else None
     )
     pipeline = Pipeline(
-        session_filter=SessionFilter(
-            protocols=options.protocols, hosts=options.hosts, ports=options.ports
-        ),
+        session_filter=options.selection,
         keep_transcript=options.transcript,
         open_sink=exporter.open_sink if exporter is not None else None,
         keylog=keylog,
@@ -406,10 +416,13 @@ def _read_capture(
     tally = Tally()
     wanted = options.session_ids
     known: list[int] = []  # --session: [lowest, highest] ID of the sessions there were
+    few: list[int] = []  # and the first _FEW_IDS + 1 of them
     found: set[int] = set()
 
     def keep(session_id: int) -> bool:
         if wanted is not None:
+            if len(few) <= _FEW_IDS:
+                few.append(session_id)
             if known:
                 known[:] = [min(known[0], session_id), max(known[1], session_id)]
             else:
@@ -499,7 +512,7 @@ def _read_capture(
     refused = exporter.refused if exporter is not None else []
     for text in refused:
         err.print(Text("mailsniff: warning: ", style="bold yellow") + Text(text))
-    missing = _missing_sessions(wanted, found, known)
+    missing = _missing_sessions(wanted, found, known, few)
     if options.json:
         summary = summarise(tally, pipeline, warnings)
         stdout.write(jsonl.dumps(jsonl.summary_record(summary)) + "\n")
@@ -532,6 +545,9 @@ def _render(
     sent_copies: dict[int, list[SentCopy]],
 ) -> None:
     """The console report: overview, sessions, summary (sorted by start time, then id)."""
+    if options.plain:
+        _render_plain(out, options, spill, pipeline, warnings)
+        return
     wanted = options.session_ids
     single = wanted is not None and len(spill) == 1
     if not single:
@@ -545,5 +561,35 @@ def _render(
                 sent_copies=sent_copies.get(session.id, ()),
             )
     console_render.render_summary_of(
-        out, spill.counts, packets=pipeline.stats.frames, warnings=warnings
+        out,
+        spill.counts,
+        packets=pipeline.stats.frames,
+        warnings=warnings,
+        filtered=pipeline.stats.filtered,
     )
+
+
+def _render_plain(
+    out: Console,
+    options: ReadOptions,
+    spill: SessionSpill,
+    pipeline: Pipeline,
+    warnings: list[str],
+) -> None:
+    """--plain: the same facts, one tab-separated record per line."""
+    from mailsniff.render import plain
+
+    write = out.file.write
+    for session in spill.sessions():
+        for line in plain.session_lines(
+            session, summary_only=options.summary_only, transcript=options.transcript
+        ):
+            write(line + "\n")
+    for line in plain.summary_lines(
+        spill.counts,
+        packets=pipeline.stats.frames,
+        filtered=pipeline.stats.filtered,
+        warnings=warnings,
+    ):
+        write(line + "\n")
+    out.file.flush()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 
 from mailsniff import __version__
+from mailsniff.analysis.select import Selection
 from mailsniff.errors import InputError, OutputError, UsageError
 from mailsniff.export.creds import CredentialTable, credential_record
 from mailsniff.export.redact import redact_session
@@ -34,6 +35,8 @@ class ReportOptions:
     paths: tuple[str, ...]
     output: str
     command_line: str
+    #: --host, --port, --address, ... (analysis/select.py)
+    selection: Selection = field(default_factory=Selection)
     redact: bool = False
     progress: bool = True
     keylog: str | None = None  # --keylog FILE (TLS decryption)
@@ -99,7 +102,7 @@ def _read_one(
     keylog: KeyLog | None,
 ) -> tuple[ReportInput, list[str], int]:
     """Run one capture through the read path, handing each session record to the builder."""
-    pipeline = Pipeline(keep_transcript=True, keylog=keylog)
+    pipeline = Pipeline(keep_transcript=True, session_filter=options.selection, keylog=keylog)
     tally = Tally()
     creds = CredentialTable()
     hint = f"mailsniff read {path}"

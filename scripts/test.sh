@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(
     tcpdump libpcap0.8 dovecot-pop3d dovecot-imapd fetchmail mutt dnsmasq-base openssl curl tshark
-    chromium fonts-wqy-microhei
+    chromium fonts-wqy-microhei groff-base
 )
 DEBIAN_PACKAGES+=(tcpreplay iproute2)  # live: traffic replayed in a network namespace
 missing=()

@@ -14,6 +14,10 @@ settings.register_profile(
 )
 settings.load_profile("ci" if os.environ.get("CI") == "true" else "default")
 
+# Tests read the boxed console view through pipes, where mailsniff would print --plain records
+# by default: keep the boxed view unless a test asks for plain output (tests/cli/test_plain.py).
+os.environ["MAILSNIFF_PLAIN"] = "0"
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.console import Console
 from rich.text import Text
 
+from mailsniff.analysis.select import Selection
 from mailsniff.export.chain import SinkChain
 from mailsniff.export.creds import CredentialTable, render_credentials
 from mailsniff.pipeline import Pipeline
@@ -23,6 +24,9 @@ __all__ = ["CredsOptions", "CredsResult", "read_credentials"]
 class CredsOptions:
     path: str
     json: bool = False
+    plain: bool = False  # one tab-separated line per credential
+    #: --host, --port, --address, ... (analysis/select.py)
+    selection: Selection = field(default_factory=Selection)
     redact: bool = False
     progress: bool = True
     keylog: str | None = None  # --keylog FILE (TLS decryption)
@@ -33,6 +37,7 @@ class CredsResult:
     status: ExitStatus
     warning: str | None
     credentials: int
+    filtered: int = 0  # sessions the filters left out
 
 
 def read_credentials(options: CredsOptions, out: Console, err: Console) -> CredsResult:
@@ -42,16 +47,18 @@ def read_credentials(options: CredsOptions, out: Console, err: Console) -> Creds
         err.print(Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(note)))
     table = CredentialTable()
     emit = SinkChain(redact=options.redact, credentials=table)
-    pipeline = Pipeline(keylog=keylog)
+    pipeline = Pipeline(session_filter=options.selection, keylog=keylog)
     status, warnings = feed_capture(options.path, pipeline, err, emit, progress=options.progress)
     stdout = Stdout()
     count = 0
     try:
-        count = render_credentials(out, table.rows(), json=options.json)
+        count = render_credentials(out, table.rows(), json=options.json, plain=options.plain)
     except BrokenPipeError:
         raise  # the reader went away (`| head`): quiet, as for read
     except OSError as error:
         stdout.failed(error)
     stdout.check()
     warning = "; ".join(warnings) if status is ExitStatus.TRUNCATED else None
-    return CredsResult(status=status, warning=warning, credentials=count)
+    return CredsResult(
+        status=status, warning=warning, credentials=count, filtered=pipeline.stats.filtered
+    )

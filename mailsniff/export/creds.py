@@ -7,8 +7,8 @@ things are one row, with whether it worked, first and last time seen, and how ma
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich import box
@@ -24,6 +24,7 @@ __all__ = [
     "Credential",
     "CredentialTable",
     "credential_record",
+    "plain_credentials",
     "render_credentials",
 ]
 
@@ -50,6 +51,8 @@ class Credential:
     failed: int = 0
     domain: str | None = None  # NTLM
     hash_type: str | None = None  # NTLM: "NetNTLMv2" / "NetNTLMv1"
+    #: the client addresses it was sent from, in order of first appearance
+    clients: list[str] = field(default_factory=list)
 
     @property
     def worked(self) -> bool | None:
@@ -100,6 +103,8 @@ class CredentialTable:
                     domain=attempt.domain,
                     hash_type=attempt.hash_type,
                 )
+            if session.client.ip not in row.clients:
+                row.clients.append(session.client.ip)
             row.first_ns = min(row.first_ns, ts)
             row.last_ns = max(row.last_ns, ts)
             row.count += 1
@@ -118,6 +123,7 @@ def credential_record(c: Credential) -> dict[str, Any]:
     return {
         "type": "credential",
         "protocol": c.protocol,
+        "clients": list(c.clients),
         "server": {"ip": c.server.ip, "port": c.server.port},
         "mechanism": c.mechanism,
         "username": c.username,
@@ -155,6 +161,39 @@ def _secret(c: Credential) -> Text:
     return _cell(c.password)
 
 
+#: Client addresses shown in a creds row; more are counted ("+3 more"), all are in the JSON.
+_CLIENTS_SHOWN = 3
+
+
+def _clients(c: Credential) -> Text:
+    shown = "\n".join(safe_text(ip) for ip in c.clients[:_CLIENTS_SHOWN])
+    more = len(c.clients) - _CLIENTS_SHOWN
+    return Text.assemble(shown, (f"\n+{more} more", "dim") if more > 0 else "")
+
+
+def plain_credentials(rows: Iterable[Credential]) -> Iterator[str]:
+    """`creds --plain`: one tab-separated line per credential, no padding or box drawing."""
+    for c in rows:
+        secret = c.password
+        if c.hash_type in _HASHCAT or (secret is None and c.response is not None):
+            secret = c.response
+        worked = {True: "yes", False: "no", None: "?"}[c.worked]
+        fields = (
+            "credential",
+            ",".join(c.clients),
+            str(c.server),
+            c.protocol,
+            c.mechanism,
+            f"user={c.username if c.username is not None else '-'}",
+            f"secret={secret if secret is not None else '-'}",
+            f"worked={worked}",
+            f"count={c.count}",
+            f"first={iso8601(c.first_ns)}",
+            f"last={iso8601(c.last_ns)}",
+        )
+        yield "\t".join(safe_text(f) for f in fields)
+
+
 def _when(ts_ns: int) -> str:
     return format_timestamp(ts_ns, micro=False).replace("T", " ").removesuffix("Z")
 
@@ -169,32 +208,40 @@ def _worked(c: Credential) -> Text:
     return Text("?", style="dim")
 
 
-def render_credentials(console: Console, rows: Iterable[Credential], *, json: bool) -> int:
-    """Print the table (or JSON Lines); returns the number of rows."""
+def render_credentials(
+    console: Console, rows: Iterable[Credential], *, json: bool, plain: bool = False
+) -> int:
+    """Print the table (or JSON Lines, or plain lines); returns the number of rows."""
     rows = list(rows)
+    if plain:
+        for line in plain_credentials(rows):
+            console.file.write(line + "\n")
+        console.file.flush()
+        return len(rows)
     if json:
         for c in rows:
             console.file.write(dumps(credential_record(c)) + "\n")
         console.file.flush()
         return len(rows)
     table = Table(
-        Column("server", no_wrap=True),
+        Column("client -> server", no_wrap=True),
         Column("protocol", no_wrap=True),
         Column("username", overflow="fold", min_width=8),
-        Column("password / secret", overflow="fold", min_width=8),
+        Column("password / secret", overflow="fold", min_width=12),
         Column("worked", no_wrap=True),
-        Column("first / last seen", overflow="fold"),
+        Column("first / last seen", overflow="fold", min_width=10),
         title=Text(f"Credentials ({len(rows)})", style="bold"),
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
+        padding=(0, 1),
     )
     for c in rows:
         seen = _when(c.first_ns)
         if c.last_ns != c.first_ns:
             seen += "\n" + _when(c.last_ns)
         table.add_row(
-            Text(str(c.server)),
+            Text.assemble(_clients(c), "\n-> ", str(c.server)),
             Text.assemble(c.protocol.upper(), "\n", (safe_text(c.mechanism), "dim")),
             _cell(c.username),
             _secret(c),

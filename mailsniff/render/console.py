@@ -27,6 +27,7 @@ from mailsniff.model import (
     Address,
     AuthAttempt,
     Exchange,
+    Finding,
     ImapState,
     Message,
     RcptAttempt,
@@ -188,10 +189,10 @@ _OVERVIEW_HEADERS = (
     "complete",
     "findings",
 )
-_RIGHT = frozenset({0, 4, 7, 10})
+_RIGHT = frozenset({0, 4, 7})
 #: Columns that give up width (with an ellipsis) when the console is too narrow, most
 #: important first; the others are short and always shown whole.
-_FLEXIBLE = (2, 5, 6)
+_FLEXIBLE = (2, 10, 5, 6)
 _FLEX_MIN = 8
 #: Transcript lines printed per call.
 _TRANSCRIPT_CHUNK = 1000
@@ -204,10 +205,27 @@ _ENDPOINTS_MIN = 46
 _DROP_ORDER = (4, 8, 7, 9, 6, 5, 3)
 
 
+_SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2, "info": 3}
+_KINDS = {k.value: k for k in FindingKind}
+
+
+def _severity_rank(finding: Finding) -> int:
+    """0 for the most severe: the finding's own severity, else its kind's usual one."""
+    severity = finding.severity
+    if severity is None:
+        kind = _KINDS.get(finding.kind)
+        if kind is None:
+            return len(_SEVERITY_RANK)
+        severity = kind.severity
+    return _SEVERITY_RANK.get(severity, len(_SEVERITY_RANK))
+
+
 def _overview_row(s: Session) -> list[_Cell]:
     users = _unique(a.username for a in s.auth if a.username is not None)
     senders = _unique(f"<{t.mail_from}>" for t in s.transactions)
-    findings = len(s.findings)
+    # Finding kinds, the most severe first (a narrow console cuts the end of the list).
+    by_severity = sorted(s.findings, key=_severity_rank)
+    findings = _join(_unique(f.kind for f in by_severity), ",")
     return [
         (str(s.id), ""),
         (str(s.protocol), ""),
@@ -219,7 +237,7 @@ def _overview_row(s: Session) -> list[_Cell]:
         (_counts_cell(s), ""),
         _tls_cell(s),
         ("yes", _GOOD) if s.complete else ("no", _WARN),
-        (str(findings), _BAD if findings else _DIM),
+        (findings, _BAD) if findings else ("-", _DIM),
     ]
 
 
@@ -346,6 +364,16 @@ def render_overview_rows(
     layout = _layout(natural, console.width)
     header = [(h, _KEY) for h in _OVERVIEW_HEADERS]
     console.print(Text(f"Sessions ({count})", style=_KEY))
+    shown = {i for i, _ in layout}
+    hidden = [h for i, h in enumerate(_OVERVIEW_HEADERS) if i not in shown]
+    if hidden:
+        console.print(
+            Text(
+                f"hidden at {console.width} columns: {_join(hidden)} (--plain shows all)",
+                style=_DIM,
+            ),
+            crop=True,
+        )
     console.print(_overview_lines([header], layout), crop=True)
     while chunk := list(islice(rows, _OVERVIEW_CHUNK)):
         console.print(_overview_lines(chunk, layout), crop=True)
@@ -962,7 +990,12 @@ def render_summary(
 
 
 def render_summary_of(
-    console: Console, summary: Summary, *, packets: int, warnings: Sequence[str]
+    console: Console,
+    summary: Summary,
+    *,
+    packets: int,
+    warnings: Sequence[str],
+    filtered: int = 0,
 ) -> None:
     """`render_summary` from a `Summary` added up as the sessions came."""
     by_protocol = summary.by_protocol
@@ -979,6 +1012,8 @@ def render_summary_of(
         "sessions",
         Text(f"{summary.sessions}" + (f"  ({protocols})" if protocols else "")),
     )
+    if filtered:
+        grid.add_row("filtered out", Text(f"{filtered} sessions"))
     grid.add_row("incomplete", Text(str(incomplete), style=_WARN if incomplete else ""))
     grid.add_row("messages", Text(str(messages)))
     grid.add_row("credentials", Text(str(credentials), style=_BAD if credentials else ""))

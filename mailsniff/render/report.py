@@ -51,6 +51,15 @@ TRANSCRIPT_MIN_SHARE = 30
 INLINE_DETAILS_BYTES = 6_000_000
 #: Sessions per compressed chunk (one chunk is unpacked to show any of its sessions).
 CHUNK_SESSIONS = 64
+#: A findings group or credentials table longer than this is folded and stored compressed like
+#: the details, unpacked when it is opened: thousands of rows nobody reads at once stay out of
+#: the file's size and of the page's load time.
+PACKED_ROWS = 1000
+#: Session-list rows in the page as HTML; past these, rows come in compressed blocks of
+#: ROWS_PER_BLOCK that the browser adds to the list after the page has loaded (the filters wait
+#: for them), so a page of 10,000 sessions shows at once.
+INLINE_ROWS = 500
+ROWS_PER_BLOCK = 2000
 #: Timeline lanes and graph nodes per side shown before "show all", and the most ever drawn.
 LANES_SHOWN = 40
 LANES_MAX = 2000
@@ -230,6 +239,26 @@ class ReportBuilder:
                 chunks.append((f"z{n}", packed))
                 for k in keys:
                     chunk_of[k] = f"z{n}"
+        blocks: list[tuple[str, str]] = []
+
+        def pack(block_id: str, markup: str) -> Markup:
+            """Store `markup` (rendered and escaped already) compressed; a placeholder shows
+            where the browser unpacks it."""
+            data = base64.b64encode(gzip.compress(str(markup).encode("utf-8"), 6, mtime=0))
+            blocks.append((block_id, data.decode("ascii")))
+            return Markup('<div class="packed" data-z="{}"></div>').format(block_id)
+
+        def pack_rows(block_id: str, markup: str) -> str:
+            """Session-list rows stored compressed, added by the browser after loading."""
+            data = base64.b64encode(gzip.compress(str(markup).encode("utf-8"), 6, mtime=0))
+            rows.append((block_id, data.decode("ascii")))
+            return ""
+
+        rows: list[tuple[str, str]] = []
+
+        timeline, timeline_more = _timeline(sessions)
+        if timeline_more is not None:
+            pack("tl-more", timeline_more)
         script = _asset("report.js")
         script_hash = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
         totals = _totals(self.inputs)
@@ -243,13 +272,20 @@ class ReportBuilder:
             findings=findings,
             by_kind=_by_kind(findings),
             severities=SEVERITIES,
-            timeline=Markup(_timeline(sessions)),
+            timeline=Markup(timeline),
             graph=Markup(_graph(sessions)),
             credentials=[(i, c) for i, item in enumerate(self.inputs, 1) for c in item.credentials],
             many_inputs=self._many_inputs,
             details=[Markup(self._details[k]) for k in order] if inline else [],
             chunks=chunks,
             chunk_of=chunk_of,
+            pack=pack,
+            packed_rows=PACKED_ROWS,
+            blocks=blocks,
+            pack_rows=pack_rows,
+            inline_rows=INLINE_ROWS,
+            rows_per_block=ROWS_PER_BLOCK,
+            row_blocks=rows,
             index=[_index_row(s, chunk_of.get(s.key)) for s in sessions],
             clients=sorted({s.record["client"]["ip"] for s in sessions}),
             protocols=sorted({s.record["protocol"] for s in sessions}),
@@ -291,6 +327,7 @@ def _totals(inputs: list[ReportInput]) -> JsonObject:
     return {
         "frames": sum(int(i.summary.get("frames", 0)) for i in inputs),
         "sessions": sum(int(i.summary.get("sessions", 0)) for i in inputs),
+        "filtered": sum(int(i.summary.get("sessions_filtered_out", 0)) for i in inputs),
         "messages": sum(int(i.summary.get("messages", 0)) for i in inputs),
         "credentials": sum(int(i.summary.get("credentials", 0)) for i in inputs),
         "bcc_recipients": sum(int(i.summary.get("bcc_recipients", 0)) for i in inputs),
@@ -419,13 +456,17 @@ def _axis(spans: list[tuple[int, int]], x0: float, width: float) -> _Axis:
     return _Axis(clusters, x0 + width)
 
 
-def _timeline(sessions: list[_Slim]) -> str:
+def _timeline(sessions: list[_Slim]) -> tuple[str, str | None]:
+    """The timeline's SVG, and the lanes past LANES_SHOWN apart when they hold more than
+    PACKED_ROWS sessions (stored compressed, drawn when "show all lanes" is first used)."""
     if not sessions:
-        return '<p class="none">No sessions.</p>'
+        return '<p class="none">No sessions.</p>', None
     lanes: dict[str, list[_Slim]] = {}
     for s in sessions:
         lanes.setdefault(s.record["client"]["ip"], []).append(s)
     names = list(lanes)[:LANES_MAX]
+    packed = sum(len(lanes[ip]) for ip in names[LANES_SHOWN:]) > PACKED_ROWS
+    more: list[str] = []
     label_w, plot_w, lane_h, top = 150.0, 960.0, 22.0, 34.0
     spans = [(_us(s.record["start"]), _us(s.record["end"])) for s in sessions]
     axis = _axis(spans, label_w, plot_w)
@@ -435,7 +476,8 @@ def _timeline(sessions: list[_Slim]) -> str:
         f'<svg id="timeline" class="capped" xmlns="http://www.w3.org/2000/svg" '
         f'width="{label_w + plot_w + 10:.0f}" height="{height_shown:.0f}" '
         f'data-h-shown="{height_shown:.0f}" data-h-all="{height_all:.0f}" '
-        'role="img" aria-label="timeline of sessions, one lane per client">'
+        + ('data-more="tl-more" ' if packed else "")
+        + 'role="img" aria-label="timeline of sessions, one lane per client">'
     ]
     for start, end, x0, x1 in axis.clusters:
         span = f"{_stamp(start)} .. {_stamp(end)} ({_duration(end - start)})"
@@ -458,15 +500,16 @@ def _timeline(sessions: list[_Slim]) -> str:
     for n, ip in enumerate(names):
         y = top + n * lane_h
         extra = " extra" if n >= LANES_SHOWN else ""
-        out.append(
+        lane = more if extra and packed else out
+        lane.append(
             f'<g class="lane{extra}"><text class="lane-label" x="{label_w - 6}" '
             f'y="{y + 14}">{_e(ip)}</text>'
             f'<line class="lane-line" x1="{label_w}" x2="{label_w + plot_w}" y1="{y + 10}" '
             f'y2="{y + 10}"/>'
         )
         for s in lanes[ip]:
-            out.append(_bar(s, axis, y))
-        out.append("</g>")
+            lane.append(_bar(s, axis, y))
+        lane.append("</g>")
     if len(lanes) > len(names):
         left = len(lanes) - len(names)
         out.append(
@@ -474,7 +517,7 @@ def _timeline(sessions: list[_Slim]) -> str:
             "drawn: use the session list filters</text>"
         )
     out.append("</svg>")
-    return "".join(out)
+    return "".join(out), "".join(more) if packed else None
 
 
 def _stamp(us: int) -> str:
@@ -484,6 +527,12 @@ def _stamp(us: int) -> str:
     except (OverflowError, OSError, ValueError):
         return f"@{seconds}"
     return moment.strftime("%Y-%m-%d %H:%M:%S") + "Z"
+
+
+def _n(value: float) -> str:
+    """An SVG coordinate: one decimal, none when it is whole (10k sessions: bytes count)."""
+    text = f"{value:.1f}"
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _bar(s: _Slim, axis: _Axis, y: float) -> str:
@@ -496,8 +545,8 @@ def _bar(s: _Slim, axis: _Axis, y: float) -> str:
         f"{r['server']['port']} {_clock(r['start'])[:8]}-{_clock(r['end'])[:8]}"
     )
     parts = [
-        f'<rect class="bar p-{_e(r["protocol"])}" data-s="{s.key}" x="{x0:.1f}" y="{y + 4}" '
-        f'width="{width:.1f}" height="12"><title>{_e(title)}</title></rect>'
+        f'<rect class="bar p-{_e(r["protocol"])}" data-s="{s.key}" x="{_n(x0)}" y="{_n(y + 4)}" '
+        f'width="{_n(width)}" height="12"><title>{_e(title)}</title></rect>'
     ]
     for attempt in r["auth"]:
         if attempt["success"] is None:
@@ -507,13 +556,13 @@ def _bar(s: _Slim, axis: _Axis, y: float) -> str:
         what = "accepted" if ok else "refused"
         tip = f"{attempt['mechanism']} {attempt['username'] or '?'} {what}"
         shape = (
-            f'<circle cx="{x:.1f}" cy="{y + 10}" r="4"/>'
+            f'<circle cx="{_n(x)}" cy="{_n(y + 10)}" r="4"/>'
             if ok
-            else f'<path d="M{x - 4:.1f} {y + 6}l8 8m0 -8l-8 8"/>'
+            else f'<path d="M{_n(x - 4)} {_n(y + 6)}l8 8m0 -8l-8 8"/>'
         )
         parts.append(
-            f'<g class="mark {"auth-ok" if ok else "auth-fail"}" data-s="{s.key}" '
-            f'data-x="{x:.1f}">{shape}<title>{_e(tip)}</title></g>'
+            f'<g class="mark {"auth-ok" if ok else "auth-fail"}" data-s="{s.key}">'
+            f"{shape}<title>{_e(tip)}</title></g>"
         )
     seen: set[tuple[int, str]] = set()
     for f in r["findings"]:
@@ -524,8 +573,8 @@ def _bar(s: _Slim, axis: _Axis, y: float) -> str:
         tx = r["transactions"][n - 1]
         x = axis.x(_us(tx.get("time") or r["start"]))
         parts.append(
-            f'<g class="mark rejected" data-s="{s.key}" data-x="{x:.1f}">'
-            f'<path d="M{x:.1f} {y + 3}l5 14h-10z"/><title>{_e(f["kind"])}: '
+            f'<g class="mark rejected" data-s="{s.key}">'
+            f'<path d="M{_n(x)} {_n(y + 3)}l5 14h-10z"/><title>{_e(f["kind"])}: '
             f"{_e(f['detail'])}</title></g>"
         )
     return "".join(parts)

@@ -9,6 +9,7 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
+from mailsniff.analysis.kinds import FindingKind
 from mailsniff.model import (
     Address,
     Attachment,
@@ -613,12 +614,34 @@ def test_render_overview_on_a_narrow_console_leaves_columns_out_but_keeps_endpoi
     width: int,
 ) -> None:
     console, out = plain_console(width=width)
-    render_overview(console, [seed_smtp_session(), seed_pop3_session()])
+    pop3 = seed_pop3_session()
+    render_overview(console, [seed_smtp_session(), pop3])
     text = out.getvalue()
     assert all(len(line) <= width for line in text.splitlines())
     row = line_with(text, "192.168.0.10:40200 -> 202.108.5.104:110")
     assert row.split()[:2] == ["2", "pop3"]
-    assert row.split()[-1] == "3"  # findings
+    # findings: the kinds, the most severe first, cut with an ellipsis when narrow
+    rank = {"high": 0, "medium": 1, "low": 2, "info": 3}
+    ordered = sorted(pop3.findings, key=lambda f: rank[f.severity or FindingKind(f.kind).severity])
+    kinds = ",".join(dict.fromkeys(f.kind for f in ordered))
+    assert kinds.startswith(row.split()[-1].removesuffix("\u2026"))
+    hidden = [line for line in text.splitlines() if line.startswith("hidden at ")]
+    if width >= 140:
+        assert hidden == []
+    else:
+        # the note names every column left out, and only those
+        note = " ".join(text.split("hidden at ", 1)[1].split("(--plain")[0].split())
+        header = line_with(text, "id", "proto")
+        for column in ("duration", "tls", "rcpt/msg", "MAIL FROM", "user", "complete"):
+            assert (column in note) != (column in header), column
+
+
+def test_render_overview_lists_finding_kinds_not_a_count() -> None:
+    console, out = plain_console(width=240)
+    render_overview(console, [seed_smtp_session()])
+    row = line_with(out.getvalue(), "-> 202.108.5.81:25")
+    kinds = {f.kind for f in seed_smtp_session().findings}
+    assert set(row.split()[-1].split(",")) == kinds
 
 
 def test_render_session_shows_a_transmitted_bcc_header_and_the_null_sender() -> None:

@@ -73,7 +73,7 @@ def test_seed_report_answers_the_three_questions(tmp_path: Path, open_report: An
     assert count(page, "#timeline g.lane") == 2
     marks = page.eval_on_selector_all(
         '#timeline g.mark[data-s="s1-1"]',
-        "es => es.map(e => [e.classList[1], parseFloat(e.dataset.x)])",
+        "es => es.map(e => [e.classList[1], e.getBBox().x])",
     )
     auth = sorted((x, kind) for kind, x in marks if kind.startswith("auth"))
     assert [kind for _, kind in auth] == ["auth-fail", "auth-ok"]
@@ -191,3 +191,146 @@ def test_large_reports_keep_details_compressed_and_open_them(
     page.wait_for_selector("#s1-1-t2")
     assert "cccc@163.com" in page.inner_text("#s1-1-t2")
     assert_clean_load(seen, out, packed=True)
+
+
+def test_long_findings_groups_and_credentials_are_folded_compressed_and_open(
+    tmp_path: Path, open_report: Any, monkeypatch: Any
+) -> None:
+    """Past PACKED_ROWS rows, a findings group or the credentials table is a gzip block that
+    the browser unpacks when it is opened, and the filters apply to the rows it brings."""
+    from rich.console import Console
+
+    from mailsniff.render import report as report_render
+    from mailsniff.report import ReportOptions, write_report
+
+    monkeypatch.setattr(report_render, "PACKED_ROWS", 0)
+    out = tmp_path / "folded.html"
+    options = ReportOptions(
+        paths=(str(SEED),), output=str(out), command_line="test", progress=False
+    )
+    write_report(options, Console(stderr=True))
+    html = out.read_text(encoding="utf-8")
+    # the credentials table and the findings rows are inside compressed blocks
+    assert 'class="grid creds"' not in html and 'class="frow"' not in html
+    seen = open_report(out)
+    page = seen.page
+    assert count(page, "#findings tr.frow") == 0
+    assert count(page, "#credentials table.creds") == 0
+    page.click("#credentials details.credgroup > summary")
+    page.wait_for_selector("#credentials table.creds")
+    creds = page.inner_text("#credentials table.creds")
+    assert "crazywill" in creds and "mypassword" in creds
+    assert count(page, "#credentials div.packed") == 0  # the placeholder is gone
+    # a filter set before a group is opened applies to the rows it brings
+    page.select_option("#f-proto", "pop3")
+    high = "#findings details.sevgroup:has(.sev-high)"
+    page.click(f"{high} > summary")
+    page.wait_for_selector(f"{high} tr.frow", state="attached")
+    rows = page.eval_on_selector_all(
+        f"{high} tr.frow", "rs => rs.map(r => [r.dataset.s, r.hidden])"
+    )
+    assert sorted(set(map(tuple, rows))) == [("s1-1", True), ("s1-2", False)]
+    page.select_option("#f-proto", "")
+    medium = "#findings details.sevgroup:has(.sev-medium)"
+    page.click(f"{medium} > summary")
+    page.click(f'{medium} tr.frow a[href="#s1-1-t2"]')
+    page.wait_for_selector("#s1-1-t2")
+    assert "cccc@163.com" in page.inner_text("#s1-1-t2")
+    assert_clean_load(seen, out)
+
+
+def test_a_long_session_list_comes_in_blocks_after_loading_and_filters_wait_for_them(
+    tmp_path: Path, open_report: Any, monkeypatch: Any
+) -> None:
+    """Past INLINE_ROWS, session-list rows are compressed blocks added once the page has loaded;
+    the filters and the links to a session work on every row."""
+    from rich.console import Console
+
+    from mailsniff.render import report as report_render
+    from mailsniff.report import ReportOptions, write_report
+
+    monkeypatch.setattr(report_render, "INLINE_ROWS", 1)
+    monkeypatch.setattr(report_render, "ROWS_PER_BLOCK", 2)
+    monkeypatch.setattr(report_render, "INLINE_DETAILS_BYTES", 0)  # details packed as well
+    monkeypatch.setattr(report_render, "CHUNK_SESSIONS", 1)
+    out = tmp_path / "rows.html"
+    options = ReportOptions(
+        paths=(str(SEED), str(CC_BCC)), output=str(out), command_line="test", progress=False
+    )
+    write_report(options, Console(stderr=True))
+    html = out.read_text(encoding="utf-8")
+    assert html.count('<tr class="srow"') == 1  # the other three are in two compressed blocks
+    assert html.count('class="rows"') == 2
+    seen = open_report(out)
+    page = seen.page
+    page.wait_for_function("document.querySelectorAll('tr.srow').length === 4")
+    assert visible_rows(page) == ["s1-1", "s1-2", "s1-3", "s2-1"]  # in order
+    page.fill("#q", "dave@example")
+    assert visible_rows(page) == ["s2-1"]
+    page.fill("#q", "")
+    page.click('tr.srow[data-s="s1-3"] a')
+    page.wait_for_selector("#s1-3")
+    assert "张帆 <name@youname.com>" in page.inner_text("#s1-3")
+    assert_clean_load(seen, out, packed=True)
+
+
+def test_a_link_to_a_session_in_a_late_block_opens_it(
+    tmp_path: Path, open_report: Any, monkeypatch: Any
+) -> None:
+    from rich.console import Console
+
+    from mailsniff.render import report as report_render
+    from mailsniff.report import ReportOptions, write_report
+
+    monkeypatch.setattr(report_render, "INLINE_ROWS", 1)
+    monkeypatch.setattr(report_render, "ROWS_PER_BLOCK", 1)
+    monkeypatch.setattr(report_render, "INLINE_DETAILS_BYTES", 0)
+    monkeypatch.setattr(report_render, "CHUNK_SESSIONS", 1)
+    out = tmp_path / "late.html"
+    options = ReportOptions(
+        paths=(str(SEED),), output=str(out), command_line="test", progress=False
+    )
+    write_report(options, Console(stderr=True))
+    seen = open_report(out)
+    page = seen.page
+    page.goto(out.resolve().as_uri() + "#s1-3")
+    page.wait_for_selector("#s1-3")
+    assert "张帆 <name@youname.com>" in page.inner_text("#s1-3")
+
+
+def test_timeline_lanes_past_the_first_are_drawn_from_a_compressed_block_on_show_all(
+    tmp_path: Path, open_report: Any, monkeypatch: Any
+) -> None:
+    from rich.console import Console
+
+    from mailsniff.render import report as report_render
+    from mailsniff.report import ReportOptions, write_report
+
+    monkeypatch.setattr(report_render, "LANES_SHOWN", 1)
+    monkeypatch.setattr(report_render, "PACKED_ROWS", 0)
+    out = tmp_path / "lanes.html"
+    options = ReportOptions(
+        paths=(str(SEED),), output=str(out), command_line="test", progress=False
+    )
+    write_report(options, Console(stderr=True))
+    seen = open_report(out)
+    page = seen.page
+    # lane 1: 192.168.1.100 (sessions 1, 2); lane 2 (222.177.8.218, session 3) not yet drawn
+    assert count(page, "#timeline g.lane") == 1
+    assert count(page, "#timeline rect.bar") == 2
+    page.select_option("#f-proto", "smtp")
+    page.click("button.showall[data-target=timeline]")
+    page.wait_for_selector('#timeline rect.bar[data-s="s1-3"]')
+    assert count(page, "#timeline g.lane") == 2
+    assert page.get_attribute("#timeline", "height") == page.get_attribute(
+        "#timeline", "data-h-all"
+    )
+    assert page.is_visible('#timeline rect.bar[data-s="s1-3"]')
+    dimmed = page.eval_on_selector_all(
+        "#timeline rect.bar.dimmed", "es => es.map(e => e.dataset.s)"
+    )
+    assert dimmed == ["s1-2"]  # the filter applies to the lanes just drawn too
+    assert "show fewer" in page.inner_text("button.showall[data-target=timeline]")
+    page.click("button.showall[data-target=timeline]")
+    assert page.is_hidden('#timeline rect.bar[data-s="s1-3"]')
+    assert_clean_load(seen, out)

@@ -1,0 +1,169 @@
+"""`read --plain`: one record per line, tab-separated, for grep, awk and cut.
+
+Each line starts with its record type and (for per-session records) the session id, then
+`key=value` fields; every value goes through `safe_text`, so a tab, newline or escape sequence
+inside captured text is written out (`\\t`, `\\n`, `\\x1b`) and never splits a record or reaches
+the terminal. No padding, no box drawing, no wrapping, no trailing spaces.
+
+    session  3  smtp  client=...  server=...  start=...  user=...  findings=bcc,from-mismatch
+    auth     3  LOGIN  user=crazywill  password=...  result=ok
+    rcpt     3  t1  bob@example.com  role=bcc  reply=250 OK
+    finding  3  medium  from-mismatch  header From ... differs from MAIL FROM ...
+    summary  sessions=3  packets=147  ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+from mailsniff.analysis.summary import Summary
+from mailsniff.model import Address, AuthAttempt, Message, Session
+from mailsniff.render.text import format_duration, format_timestamp, safe_text
+
+__all__ = ["finding_kinds", "session_lines", "summary_lines"]
+
+
+def _line(*fields: object) -> str:
+    return "\t".join(safe_text(str(f)) for f in fields).rstrip()
+
+
+def _kv(key: str, value: object) -> str:
+    return f"{key}={'-' if value is None or value == '' else value}"
+
+
+def _addresses(addresses: Sequence[Address]) -> str:
+    return ",".join(a.address for a in addresses if a.address) or "-"
+
+
+def finding_kinds(session: Session) -> list[str]:
+    """The kinds of a session's findings, each once, in the order first found."""
+    return list(dict.fromkeys(f.kind for f in session.findings))
+
+
+def _result(attempt: AuthAttempt) -> str:
+    if attempt.cancelled:
+        return "cancelled"
+    return {True: "ok", False: "failed", None: "?"}[attempt.success]
+
+
+def _message(session_id: int, where: str, message: Message) -> Iterator[str]:
+    yield _line(
+        "message",
+        session_id,
+        where,
+        _kv("from", _addresses(message.from_)),
+        _kv("to", _addresses(message.to)),
+        _kv("cc", _addresses(message.cc)),
+        _kv("subject", message.subject),
+        _kv("size", message.size),
+        _kv("message_id", message.message_id),
+        *(["truncated"] if message.truncated else []),
+    )
+    for a in message.attachments:
+        yield _line(
+            "attachment",
+            session_id,
+            where,
+            _kv("name", a.filename),
+            _kv("type", a.content_type),
+            _kv("size", a.size),
+            _kv("sha256", a.sha256),
+        )
+
+
+def session_lines(session: Session, *, summary_only: bool, transcript: bool) -> Iterator[str]:
+    """The lines of one session: its `session` record, then (unless summary_only) its facts."""
+    sid = session.id
+    users = list(dict.fromkeys(a.username for a in session.auth if a.username is not None))
+    senders = list(dict.fromkeys(t.mail_from for t in session.transactions))
+    rcpts = sum(len(t.rcpts) for t in session.transactions)
+    messages = sum(1 for t in session.transactions if t.message is not None)
+    tls = "implicit" if session.implicit_tls else "starttls" if session.tls else "no"
+    yield _line(
+        "session",
+        sid,
+        session.protocol,
+        _kv("client", session.client),
+        _kv("server", session.server),
+        _kv("start", format_timestamp(session.start_ns)),
+        _kv("duration", format_duration(session.end_ns - session.start_ns)),
+        _kv("user", ",".join(users)),
+        _kv("mail_from", ",".join(f"<{s}>" for s in senders)),
+        _kv("rcpt", rcpts),
+        _kv("messages", messages + len(session.messages)),
+        _kv("tls", tls),
+        _kv("complete", "yes" if session.complete else "no"),
+        _kv("findings", ",".join(finding_kinds(session))),
+    )
+    if summary_only:
+        return
+    for attempt in session.auth:
+        yield _line(
+            "auth",
+            sid,
+            attempt.mechanism,
+            _kv("user", attempt.username),
+            _kv("password", attempt.password),
+            *([_kv("response", attempt.response)] if attempt.response is not None else []),
+            _kv("result", _result(attempt)),
+            _kv("reply", attempt.reply),
+        )
+    for n, tx in enumerate(session.transactions, 1):
+        where = f"t{n}"
+        yield _line(
+            "mail", sid, where, _kv("from", f"<{tx.mail_from}>"), _kv("reply", tx.mail_from_reply)
+        )
+        for rcpt in tx.rcpts:
+            yield _line(
+                "rcpt", sid, where, rcpt.address, _kv("role", rcpt.role), _kv("reply", rcpt.reply)
+            )
+        if tx.message is not None:
+            yield from _message(sid, where, tx.message)
+    for n, retrieved in enumerate(session.messages, 1):
+        where = f"m{n}"
+        yield _line(
+            "retrieved",
+            sid,
+            where,
+            _kv("command", retrieved.command),
+            *(["partial"] if retrieved.partial else []),
+        )
+        yield from _message(sid, where, retrieved.message)
+    for gap in session.gaps:
+        yield _line("gap", sid, gap.direction, _kv("offset", gap.offset), _kv("length", gap.length))
+    for finding in session.findings:
+        yield _line("finding", sid, finding.severity or "-", finding.kind, finding.detail)
+    for anomaly in session.anomalies:
+        yield _line("anomaly", sid, anomaly)
+    if transcript:
+        for t in session.transcript:
+            yield _line(
+                "line",
+                sid,
+                format_timestamp(t.ts_ns),
+                t.direction,
+                t.text,
+                *([_kv("decoded", t.note)] if t.note else []),
+            )
+
+
+def summary_lines(
+    summary: Summary, *, packets: int, filtered: int, warnings: Iterable[str]
+) -> Iterator[str]:
+    """The closing `summary` line, then one `warning` line each."""
+    protocols = ",".join(f"{p}:{n}" for p, n in sorted(summary.by_protocol.items()))
+    findings = ",".join(f"{k}:{n}" for k, n in sorted(summary.findings.items()))
+    yield _line(
+        "summary",
+        _kv("sessions", summary.sessions),
+        _kv("protocols", protocols),
+        _kv("packets", packets),
+        _kv("incomplete", summary.incomplete),
+        _kv("messages", summary.messages),
+        _kv("credentials", summary.credentials),
+        _kv("bcc_recipients", summary.bcc_recipients),
+        _kv("filtered_out", filtered),
+        _kv("findings", findings),
+    )
+    for warning in warnings:
+        yield _line("warning", warning)
