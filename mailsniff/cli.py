@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from mailsniff import __version__
+from mailsniff import __version__, _compiled
 from mailsniff.capture.multi import expand_inputs
 from mailsniff.errors import MailsniffError, UsageError
 from mailsniff.reading import ReadOptions, ReadResult, read_capture
@@ -71,7 +71,7 @@ def _fail(error: MailsniffError) -> NoReturn:
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"mailsniff {__version__}")
+        typer.echo(f"mailsniff {__version__} ({_compiled.STATUS})")
         raise typer.Exit(0)
 
 
