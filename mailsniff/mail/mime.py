@@ -216,7 +216,9 @@ def _filename(part: EmailMessage) -> str | None:
 
 
 def _disposition(part: EmailMessage) -> str | None:
-    value = part.get("content-disposition")
+    # compat32 gives an email.header.Header, not a str, for a value with 8-bit bytes
+    # (the stubs say str): typed object, so compiled code does not reject it.
+    value: object = part.get("content-disposition")
     if value is None:
         return None
     text = str(value).split(";", 1)[0].strip().lower()
