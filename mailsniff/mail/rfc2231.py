@@ -137,7 +137,7 @@ class ParamMessage(Message):
     def get_params(  # type: ignore[override]
         self, failobj: object = None, header: str = "content-type", unquote: bool = True
     ) -> object:
-        value = self.get(header)
+        value: object = self.get(header)  # a Header, not a str, for 8-bit bytes
         if value is None:
             return failobj
         params = parse_params(str(value))
@@ -152,7 +152,7 @@ class ParamMessage(Message):
         header: str = "content-type",
         unquote: bool = True,
     ) -> object:
-        value = self.get(header)
+        value: object = self.get(header)  # a Header, not a str, for 8-bit bytes
         if value is None:
             return failobj
         wanted = param.lower()
