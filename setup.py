@@ -9,11 +9,11 @@ fallbacks into errors. See docs/performance.md.
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
 import sys
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 from setuptools import setup
@@ -40,9 +40,8 @@ def _fallback(why: str) -> None:
 def _in_tree_artifacts() -> list[Path]:
     """Extensions and stamp an earlier in-place (editable) build left in the source tree."""
     found = [ROOT / "mailsniff" / STAMP]
-    for name in [*compiled_modules(), group_name() + "__mypyc"]:
-        found += [Path(p) for p in glob.glob(str(ROOT / Path(*name.split("."))) + ".*.so")]
-        found += [Path(p) for p in glob.glob(str(ROOT / Path(*name.split("."))) + ".*.pyd")]
+    for suffix in EXTENSION_SUFFIXES:
+        found += (ROOT / "mailsniff").rglob("*" + suffix)
     return [p for p in found if p.exists()]
 
 
@@ -109,10 +108,11 @@ class BuildExt(build_ext):
 
 
 class BuildPy(build_py):
-    """An editable pure build removes what an earlier compiled editable build left in place."""
+    """An editable build first removes what an earlier one left in place (a pure build would
+    leave it, a compiled one might leave extensions of modules no longer compiled)."""
 
     def run(self) -> None:
-        if self.editable_mode and not EXTENSIONS:
+        if self.editable_mode:
             for path in _in_tree_artifacts():
                 _say(f"removing {path.relative_to(ROOT)} (earlier compiled build)")
                 path.unlink()
