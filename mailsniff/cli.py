@@ -13,7 +13,7 @@ import typer.core
 from rich.console import Console
 from rich.text import Text
 
-from mailsniff import __version__
+from mailsniff import __version__, _compiled
 from mailsniff.analysis.select import parse_ports
 from mailsniff.capture.multi import expand_inputs
 from mailsniff.commands.options import (
@@ -88,7 +88,7 @@ def _fail(error: MailsniffError) -> NoReturn:
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"mailsniff {__version__}")
+        typer.echo(f"mailsniff {__version__} ({_compiled.STATUS})")
         raise typer.Exit(0)
 
 

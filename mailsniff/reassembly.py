@@ -57,9 +57,8 @@ from __future__ import annotations
 import hashlib
 import heapq
 from bisect import bisect_right, insort
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from mailsniff.limits import (
     IDLE_TIMEOUT_NS,
@@ -177,31 +176,6 @@ class FlowEnd:
 FlowEvent = FlowStart | FlowData | FlowGap | FlowEnd
 
 
-def _data_event_factory() -> Callable[[Flow, int, Direction, bytes], FlowData]:
-    """A FlowData constructor for the hot path: fills the slots directly.
-
-    A frozen dataclass's `__init__` goes through `object.__setattr__` once per field, which is
-    most of the cost of an in-order segment; the slot descriptors give the same object at a third.
-    """
-    new = object.__new__
-    slots: Mapping[str, Any] = vars(FlowData)
-    set_flow, set_ts = slots["flow"].__set__, slots["ts_ns"].__set__
-    set_direction, set_data = slots["direction"].__set__, slots["data"].__set__
-
-    def make(flow: Flow, ts_ns: int, direction: Direction, data: bytes) -> FlowData:
-        event: FlowData = new(FlowData)
-        set_flow(event, flow)
-        set_ts(event, ts_ns)
-        set_direction(event, direction)
-        set_data(event, data)
-        return event
-
-    return make
-
-
-_flow_data = _data_event_factory()
-
-
 class _Half:
     """One direction of a flow: where the next byte is and what waits out of order."""
 
@@ -226,6 +200,9 @@ class _Half:
         "prev_data",
         "provisional",
     )
+    #: `Reassembler._end` deletes `peer` to break the two directions' cycle (compiled classes
+    #: allow `del` only on the attributes listed here).
+    __deletable__ = ["peer"]
 
     def __init__(self, flow: Flow, direction: Direction) -> None:
         self.flow = flow
@@ -382,7 +359,9 @@ class Reassembler:
                     flow.client_bytes += n
                 else:
                     flow.server_bytes += n
-                return [_flow_data(flow, seg.ts_ns, half.direction, payload)]
+                return [
+                    FlowData(flow=flow, ts_ns=seg.ts_ns, direction=half.direction, data=payload)
+                ]
         events: list[FlowEvent] = []
         self._process(half, seg, events)
         return events
@@ -924,7 +903,7 @@ class Reassembler:
             flow.client_bytes += len(data)
         else:
             flow.server_bytes += len(data)
-        events.append(_flow_data(flow, ts, half.direction, data))
+        events.append(FlowData(flow=flow, ts_ns=ts, direction=half.direction, data=data))
 
     def _gap(self, half: _Half, offset: int, length: int, ts: int, events: list[FlowEvent]) -> None:
         flow = half.flow

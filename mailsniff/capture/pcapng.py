@@ -6,7 +6,7 @@ import struct
 from collections.abc import Iterator
 
 from mailsniff.capture.frame import Frame
-from mailsniff.capture.pcap import MAX_PACKET_BYTES, MAX_RECORD_BYTES, ReadFn, new_frame, refill
+from mailsniff.capture.pcap import MAX_PACKET_BYTES, MAX_RECORD_BYTES, ReadFn, refill
 from mailsniff.errors import TruncatedCaptureError
 
 __all__ = ["PCAPNG_MAGIC", "PcapngSource", "Interface"]
@@ -163,7 +163,7 @@ class PcapngSource:
                 iface = self._interface(ifid)
                 self.records_read += 1
                 self.offset = base + end
-                yield new_frame(
+                yield Frame(
                     iface.ts_ns((ts_hi << 32) | ts_lo),
                     iface.linktype,
                     buf[pos + 28 : pos + 28 + caplen],
@@ -180,7 +180,7 @@ class PcapngSource:
                 self.records_read += 1
                 self.offset = base + end
                 # A Simple Packet Block has no timestamp (draft-ietf-opsawg-pcapng 4.4).
-                yield new_frame(0, iface.linktype, buf[pos + 12 : pos + 12 + caplen], origlen)
+                yield Frame(0, iface.linktype, buf[pos + 12 : pos + 12 + caplen], origlen)
             elif btype == _IDB:
                 self._add_interface(buf, pos, blen, order)
             # Every other block (NRB, ISB, DSB, custom, unknown) carries no packet: skipped.

@@ -22,6 +22,7 @@ from email.errors import MessageDefect
 from email.message import Message as EmailMessage
 from email.parser import BytesParser
 from email.utils import collapse_rfc2231_value
+from typing import Any, cast
 
 from mailsniff.limits import MAX_DEFECTS, MAX_DEPTH, MAX_HEADERS, MAX_MESSAGE, MAX_PARTS
 from mailsniff.mail.addresses import parse_address_header
@@ -217,7 +218,9 @@ def _filename(part: EmailMessage) -> str | None:
 
 
 def _disposition(part: EmailMessage) -> str | None:
-    value = part.get("content-disposition")
+    # compat32 gives an email.header.Header, not a str, for a value with 8-bit bytes (the
+    # stubs say str): called through Any, so that compiled code does not check it for a str.
+    value: object = cast(Any, part).get("content-disposition")
     if value is None:
         return None
     text = str(value).split(";", 1)[0].strip().lower()

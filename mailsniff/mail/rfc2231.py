@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import urllib.parse
 from email.message import Message
+from typing import Any, cast
 
 __all__ = ["ParamMessage", "ParamValue", "parse_params"]
 
@@ -137,7 +138,7 @@ class ParamMessage(Message):
     def get_params(  # type: ignore[override]
         self, failobj: object = None, header: str = "content-type", unquote: bool = True
     ) -> object:
-        value = self.get(header)
+        value: object = cast(Any, self).get(header)  # a Header for 8-bit bytes, not a str
         if value is None:
             return failobj
         params = parse_params(str(value))
@@ -152,7 +153,7 @@ class ParamMessage(Message):
         header: str = "content-type",
         unquote: bool = True,
     ) -> object:
-        value = self.get(header)
+        value: object = cast(Any, self).get(header)  # a Header for 8-bit bytes, not a str
         if value is None:
             return failobj
         wanted = param.lower()

@@ -19,7 +19,7 @@ from mailsniff.net.ip import (
 )
 from mailsniff.net.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6, LINK_DECODERS, MALFORMED
 from mailsniff.net.segment import Segment
-from mailsniff.net.tcp import TCP_HEADER, new_segment, parse_tcp
+from mailsniff.net.tcp import TCP_HEADER, parse_tcp
 
 __all__ = ["DecodeStats", "PacketDecoder"]
 
@@ -116,7 +116,7 @@ class PacketDecoder:
                     start = 34 + ((doff >> 4) << 2)
                     if start <= end:
                         stats.tcp += 1
-                        return new_segment(
+                        return Segment(
                             frame.ts_ns, src, sport, dst, dport, seq, ack, flags,
                             data[start:end], 0,
                         )  # fmt: skip
@@ -139,7 +139,7 @@ class PacketDecoder:
                         start = off + 20 + ((doff >> 4) << 2)
                         if doff >= 0x50 and start <= end:
                             stats.tcp += 1
-                            return new_segment(
+                            return Segment(
                                 frame.ts_ns, src, sport, dst, dport, seq, ack, flags,
                                 data[start:end], 0,
                             )  # fmt: skip

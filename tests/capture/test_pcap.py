@@ -12,7 +12,6 @@ from scapy.layers.l2 import Ether
 from scapy.utils import PcapWriter
 
 from mailsniff.capture.frame import Frame
-from mailsniff.capture.pcap import new_frame
 from mailsniff.capture.reader import open_capture
 from mailsniff.errors import NotACaptureError, TruncatedCaptureError
 from tests.capture.capture_builders import pcap_header, pcap_record
@@ -160,11 +159,15 @@ def test_a_file_that_ends_inside_its_pcap_header_is_not_a_capture(tmp_path: Path
         open_capture(str(path))
 
 
-def test_new_frame_builds_a_frame_equal_to_the_constructor():
-    assert new_frame(1, 2, b"ab", 3) == Frame(1, 2, b"ab", 3)
-    assert hash(new_frame(1, 2, b"ab", 3)) == hash(Frame(1, 2, b"ab", 3))
+def test_frames_read_are_frozen_values_equal_to_constructed_ones(tmp_path: Path):
+    path = tmp_path / "one.pcap"
+    path.write_bytes(pcap_header() + pcap_record(1, 2, b"ab", wirelen=3))
+    with open_capture(str(path)) as reader:
+        (frame,) = list(reader)
+    assert frame == Frame(1_000_002_000, 1, b"ab", 3)
+    assert hash(frame) == hash(Frame(1_000_002_000, 1, b"ab", 3))
     with pytest.raises(AttributeError):
-        new_frame(1, 2, b"", 3).ts_ns = 5  # type: ignore[misc]
+        frame.ts_ns = 5  # type: ignore[misc]
 
 
 def test_pcap_reader_ignores_fcs_bits_in_the_link_type_field(tmp_path: Path):

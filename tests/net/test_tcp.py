@@ -6,7 +6,7 @@ import pytest
 from scapy.layers.inet import TCP
 
 from mailsniff.net.segment import Segment
-from mailsniff.net.tcp import new_segment, parse_tcp
+from mailsniff.net.tcp import parse_tcp
 
 
 def test_parse_tcp_skips_options_by_the_data_offset():
@@ -34,10 +34,10 @@ def test_parse_tcp_refuses_a_data_offset_below_five_words():
     assert parse_tcp(0, b"s", b"d", bytes(data), 0, len(data), 0) is None
 
 
-def test_new_segment_builds_a_frozen_segment_equal_to_the_constructor():
-    args = (1, b"a", 2, b"b", 3, 4, 5, 6, b"p", 7)
-    built = new_segment(*args)
-    assert built == Segment(*args)
-    assert hash(built) == hash(Segment(*args))
+def test_decoded_segments_are_frozen_hashable_values():
+    data = bytes(TCP(sport=2, dport=3, seq=4, ack=5, flags="PA") / b"p")
+    built = parse_tcp(1, b"a", b"b", data, 0, len(data), 7)
+    assert built == Segment(1, b"a", 2, b"b", 3, 4, 5, 0x18, b"p", 7)
+    assert hash(built) == hash(Segment(1, b"a", 2, b"b", 3, 4, 5, 0x18, b"p", 7))
     with pytest.raises(AttributeError):
         built.seq = 0  # type: ignore[misc]
