@@ -93,7 +93,7 @@ from mailsniff.protocols.imap_grammar import (
     text_of,
     tokenize,
 )
-from mailsniff.protocols.sasl import b64decode
+from mailsniff.protocols.sasl import sasl_step
 
 __all__ = [
     "Anomaly",
@@ -748,8 +748,8 @@ class ImapParser:
             return
         pending.auth.client.append(step.data)
 
+    @staticmethod
     def _sasl_step(
-        self,
         ts: int,
         direction: Direction,
         raw: bytes,
@@ -760,25 +760,8 @@ class ImapParser:
     ) -> SaslStep:
         auth = pending.auth
         mechanism = (auth.mechanism if auth is not None else None) or ""
-        cancelled = direction is Direction.CLIENT and blob == b"*"
-        if cancelled or not blob:
-            ok, data, text = True, b"", ""
-        else:
-            decoded = b64decode(blob)
-            ok, data, text = decoded.ok, decoded.data, decoded.text
-        if cancelled:
-            data, text = blob, "*"
-        return SaslStep(
-            ts_ns=ts,
-            direction=direction,
-            raw=raw[:MAX_LINE],
-            tag=pending.command.tag,
-            mechanism=mechanism,
-            data=data,
-            text=text,
-            base64=ok and not cancelled,
-            initial=initial,
-            cancelled=cancelled,
+        return sasl_step(
+            ts, direction, raw[:MAX_LINE], blob, mechanism, initial=initial, tag=pending.command.tag
         )
 
     def _command(

@@ -37,12 +37,13 @@ from mailsniff.protocols.base import (
     Direction,
     Line,
     ReceiveBuffer,
+    SaslStep,
     StreamGap,
     TlsStarted,
     to_text,
 )
 from mailsniff.protocols.replies import ReplyCode, parse_enhanced
-from mailsniff.protocols.sasl import b64decode
+from mailsniff.protocols.sasl import sasl_step
 
 __all__ = [
     "is_greeting",
@@ -50,11 +51,8 @@ __all__ = [
     "may_be_greeting",
     "AUTH_RESPONSES",
     "Anomaly",
-    "AuthChallenge",
-    "AuthResponse",
     "ClientState",
     "Command",
-    "GapEvent",
     "Greeting",
     "MAX_PENDING_COMMANDS",
     "MessageData",
@@ -62,8 +60,10 @@ __all__ = [
     "MessageGap",
     "Params",
     "Reply",
+    "SaslStep",
     "SmtpEvent",
     "SmtpParser",
+    "StreamGap",
     "TRANSITIONS",
     "TlsStarted",
     "parse_path",
@@ -110,7 +110,7 @@ class Reply(_Event):
     lines: tuple[str, ...]  # text after the code and separator, one per line
     enhanced: str | None  # RFC 3463 status code of the first line, e.g. "2.1.0"
     for_command: str | None  # verb of the command it answers; None when unpaired
-    seq: int | None  # Command.seq / AuthResponse.seq / MessageEnd.seq it answers
+    seq: int | None  # Command.seq / SaslStep.seq / MessageEnd.seq it answers
     ends_message: bool = False  # the reply to the end of DATA content or to BDAT ... LAST
 
     @property
@@ -121,29 +121,6 @@ class Reply(_Event):
     @property
     def last_line(self) -> str:
         return _code_line(self.code, self.lines[-1] if self.lines else "")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AuthChallenge(_Event):
-    """A `334` server challenge during AUTH (RFC 4954 4), base64 undone."""
-
-    text: str  # decoded; as sent when not base64
-    data: bytes
-    not_base64: bool
-    seq: int | None  # the AUTH command or response it answers
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AuthResponse(_Event):
-    """A client SASL response: an AUTH initial response or a line after a 334 (RFC 4954 4)."""
-
-    seq: int
-    mechanism: str  # upper-case SASL name from the AUTH command
-    step: int  # 0 for the initial response, then 1, 2, ...
-    data: bytes  # decoded; the bytes as sent when not base64
-    text: str
-    not_base64: bool = False
-    cancelled: bool = False  # "*" (RFC 4954 4): the server answers 501
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,21 +147,17 @@ class MessageEnd(_Event):
     complete: bool  # False when the connection ended (or gave up) before the terminator
 
 
-#: The shared gap event under the name this module used to give it.
-GapEvent = StreamGap
-
 SmtpEvent = (
     Greeting
     | Command
     | Reply
-    | AuthChallenge
-    | AuthResponse
+    | SaslStep
     | MessageData
     | MessageGap
     | MessageEnd
     | TlsStarted
     | Anomaly
-    | GapEvent
+    | StreamGap
 )
 
 
@@ -382,7 +355,7 @@ class SmtpParser:
         self._tls_unchecked: set[Direction] = set()  # first bytes after STARTTLS still to see
         # AUTH
         self._mechanism = ""
-        self._auth_step = 0
+        self._auth_initial = False  # a response given on the AUTH line itself
         self._auth_left = 0  # responses still expected when no server side is captured
         #: Bytes seen after TLS started, per direction (counted, never parsed).
         self.encrypted_bytes = {Direction.CLIENT: 0, Direction.SERVER: 0}
@@ -438,7 +411,7 @@ class SmtpParser:
         out: list[SmtpEvent] = []
         if self._closed:
             return out
-        out.append(GapEvent(ts_ns=ts_ns, direction=direction, length=length))
+        out.append(StreamGap(ts_ns=ts_ns, direction=direction, length=length))
         if self._state is ClientState.TLS:
             self.encrypted_bytes[direction] += length
             self._tls_unchecked.discard(direction)
@@ -742,12 +715,12 @@ class SmtpParser:
         # RFC 4954 4: AUTH mechanism [initial-response]; "=" is an empty initial response.
         parts = argument.split()
         self._mechanism = parts[0].upper() if parts else ""
-        self._auth_step = 0
+        self._auth_initial = True
         assumed = not self._server_seen
         self._push(ts, _Pending(seq, "AUTH", _Await.AUTH, assumed=assumed), out)
         if len(parts) > 1:
             self._emit_sasl(ts, seq, parts[1].encode("latin-1", "replace"), b"", out)
-        self._auth_step = 1
+        self._auth_initial = False
         if assumed:
             need = AUTH_RESPONSES.get(self._mechanism, 1) - (1 if len(parts) > 1 else 0)
             self._auth_left = max(need, 0)
@@ -757,28 +730,16 @@ class SmtpParser:
     def _emit_sasl(
         self, ts: int, seq: int, blob: bytes, ending: bytes, out: list[SmtpEvent]
     ) -> None:
-        raw = blob + ending
-        if blob.strip() == b"*":
-            out.append(
-                AuthResponse(
-                    ts_ns=ts, direction=Direction.CLIENT, raw=raw, seq=seq,
-                    mechanism=self._mechanism, step=self._auth_step, data=b"", text="*",
-                    cancelled=True,
-                )
-            )  # fmt: skip
-            return
-        d = b64decode(blob)
         out.append(
-            AuthResponse(
-                ts_ns=ts, direction=Direction.CLIENT, raw=raw, seq=seq, mechanism=self._mechanism,
-                step=self._auth_step, data=d.data, text=d.text, not_base64=not d.ok,
+            sasl_step(
+                ts, Direction.CLIENT, blob + ending, blob, self._mechanism,
+                initial=self._auth_initial, seq=seq, empty_is_base64=False,
             )
         )  # fmt: skip
 
     def _on_sasl_line(self, ts: int, line: Line, out: list[SmtpEvent]) -> None:
         seq = self._next_seq()
         self._emit_sasl(ts, seq, line.raw, line.ending, out)
-        self._auth_step += 1
         cancelled = line.raw.strip() == b"*"
         if self._server_seen:
             self._push(ts, _Pending(seq, "AUTH", _Await.AUTH), out)
@@ -1110,11 +1071,10 @@ class SmtpParser:
         if p.kind is _Await.AUTH and code == ReplyCode.AUTH_CHALLENGE:
             blob = lines[0] if lines else ""
             # RFC 4954 4: an empty challenge ("334 " or "334") is valid and decodes to nothing.
-            d = b64decode(blob) if blob.strip() else b64decode("=")
             out.append(
-                AuthChallenge(
-                    ts_ns=ts, direction=Direction.SERVER, raw=raw, text=d.text, data=d.data,
-                    not_base64=not d.ok, seq=p.seq,
+                sasl_step(
+                    ts, Direction.SERVER, raw, blob.encode("latin-1", "replace"),
+                    self._mechanism, seq=p.seq,
                 )
             )  # fmt: skip
             if not p.assumed and self._state is ClientState.COMMAND:
