@@ -10,7 +10,7 @@ since the Unix epoch (UTC); renderers turn them into ISO 8601.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 __all__ = [
     "Address",
@@ -28,12 +28,17 @@ __all__ = [
     "Message",
     "Protocol",
     "RcptAttempt",
+    "ReplyClass",
     "RetrievedMessage",
     "Session",
     "Transaction",
     "TranscriptLine",
+    "classify_reply",
+    "outcome_of",
     "reply_failed",
     "reply_outcome",
+    "reply_positive",
+    "stored_reply_class",
     "timestamp_in_range",
 ]
 
@@ -49,18 +54,62 @@ def timestamp_in_range(ts_ns: int) -> bool:
     return _FIRST_SECOND <= ts_ns // 1_000_000_000 <= _LAST_SECOND
 
 
-#: A stored reply's first character -> how it ended its command (RFC 5321 4.2.1 digits; RFC 1939
-#: status indicators).
-_OUTCOMES = {"2": "accepted", "+": "accepted", "4": "deferred", "5": "rejected", "-": "rejected"}
+class ReplyClass(IntEnum):
+    """The first digit of a reply code (RFC 5321 4.2.1)."""
+
+    POSITIVE_PRELIMINARY = 1  # not used by SMTP; listed for completeness
+    POSITIVE_COMPLETION = 2
+    POSITIVE_INTERMEDIATE = 3
+    TRANSIENT_NEGATIVE = 4
+    PERMANENT_NEGATIVE = 5
+
+
+def classify_reply(code: int) -> ReplyClass | None:
+    """The class of a reply code (its first digit), or None for a code outside 100-599. The one
+    place replies are classified (`protocols.replies.classify`, stored lines, the client)."""
+    if 100 <= code <= 599:
+        return ReplyClass(code // 100)
+    return None
+
+
+#: How a reply of each class ended its command.
+_OUTCOMES = {
+    ReplyClass.POSITIVE_COMPLETION: "accepted",
+    ReplyClass.TRANSIENT_NEGATIVE: "deferred",
+    ReplyClass.PERMANENT_NEGATIVE: "rejected",
+}
+#: POP3 status indicators (RFC 1939 3) as the reply class they stand for.
+_INDICATORS = {"+": ReplyClass.POSITIVE_COMPLETION, "-": ReplyClass.PERMANENT_NEGATIVE}
+
+
+def stored_reply_class(reply: str | None) -> ReplyClass | None:
+    """The class of a stored reply line (`250 OK`, `354 go ahead`, `+OK`, `-ERR ...`), or None
+    when it was not captured or carries no code."""
+    if not reply:
+        return None
+    head = reply[:3]
+    if head.isdigit() and len(head) == 3:
+        return classify_reply(int(head))
+    return _INDICATORS.get(reply[0])
+
+
+def outcome_of(cls: ReplyClass | None) -> str:
+    """How a reply of class `cls` ended its command: 'accepted', 'deferred' (4xx), 'rejected'
+    (5xx, -ERR) or 'unknown' (not captured, no code, or an intermediate 3xx)."""
+    return _OUTCOMES.get(cls, "unknown") if cls is not None else "unknown"
 
 
 def reply_outcome(reply: str | None) -> str:
-    """How a stored reply line (`250 OK`, `+OK`, `-ERR ...`) ended its command: 'accepted',
-    'deferred' (4xx), 'rejected' (5xx, -ERR) or 'unknown' (not captured, or no code). The one
-    place stored replies are classified."""
-    if not reply:
-        return "unknown"
-    return _OUTCOMES.get(reply[0], "unknown")
+    """How a stored reply line ended its command (see `outcome_of`)."""
+    return outcome_of(stored_reply_class(reply))
+
+
+def reply_positive(reply: str | None) -> bool:
+    """A 2xx or 3xx (or +OK) reply: the command went on or succeeded."""
+    return stored_reply_class(reply) in (
+        ReplyClass.POSITIVE_COMPLETION,
+        ReplyClass.POSITIVE_INTERMEDIATE,
+    )
 
 
 def reply_failed(reply: str | None) -> bool:

@@ -44,6 +44,7 @@ __all__ = [
     "Response",
     "ResponseEnd",
     "SaslStep",
+    "parse_status",
     "StreamGap",
     "TlsStarted",
     "multiline_expected",
@@ -198,7 +199,7 @@ def multiline_expected(command: Command | None) -> bool:
     return command.verb in _MULTILINE_WITHOUT_ARGUMENT and not command.args
 
 
-def _status(raw: bytes) -> tuple[bool, str] | None:
+def parse_status(raw: bytes) -> tuple[bool, str] | None:
     """(ok, text) for a `+OK ...` / `-ERR ...` line, else None (RFC 1939 3)."""
     head = raw[:4].upper()
     if head.startswith(b"+OK"):
@@ -213,7 +214,7 @@ def _status(raw: bytes) -> tuple[bool, str] | None:
 
 
 def _is_status(raw: bytes) -> bool:
-    return _status(raw) is not None
+    return parse_status(raw) is not None
 
 
 def _mechanism(command: Command) -> str:
@@ -555,7 +556,7 @@ class Pop3Parser:
     # issues a one line greeting."
     def _greeting(self, ts: int, raw: bytes, out: list[Pop3Event]) -> None:
         self._enter(_Sync.RESPONSE)
-        status = _status(raw)
+        status = parse_status(raw)
         if status is None:
             out.append(self._anomaly(ts, Direction.SERVER, raw, "bad-greeting", "not +OK/-ERR"))
             return
@@ -580,7 +581,7 @@ class Pop3Parser:
             blob = raw[1:].strip()
             out.append(sasl_step(ts, server, raw, blob, _mechanism(head)))
             return
-        status = _status(raw)
+        status = parse_status(raw)
         if status is None:
             out.append(
                 self._anomaly(ts, server, raw, "unknown-server-line", "expected +OK or -ERR")

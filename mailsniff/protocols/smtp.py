@@ -42,7 +42,7 @@ from mailsniff.protocols.base import (
     TlsStarted,
     to_text,
 )
-from mailsniff.protocols.replies import ReplyCode, parse_enhanced
+from mailsniff.protocols.replies import ReplyCode, parse_enhanced, parse_line
 from mailsniff.protocols.sasl import sasl_step
 
 __all__ = [
@@ -211,9 +211,6 @@ _KNOWN_VERBS = frozenset(
 
 # RFC 5321 4.1.1: verbs are alphabetic keywords; extensions use letters, digits and "-".
 _VERB = re.compile(rb"^[A-Za-z][A-Za-z0-9-]{0,19}$")
-# RFC 5321 4.2: Reply-line = *( Reply-code "-" [ textstring ] CRLF )
-#                            Reply-code [ SP textstring ] CRLF
-_REPLY = re.compile(rb"^([2-5][0-9][0-9])(?:([ -])(.*)|)$", re.DOTALL)
 # RFC 3030 2: bdat-cmd = "BDAT" SP chunk-size [ SP end-marker ] CRLF
 #             chunk-size = 1*DIGIT; end-marker = "LAST"
 _BDAT = re.compile(r"^(\d{1,18})(?:\s+(LAST))?\s*$", re.IGNORECASE)
@@ -905,7 +902,7 @@ class SmtpParser:
 
     def _server_line(self, ts: int, line: Line, out: list[SmtpEvent]) -> bool:
         """One server line; True when it completed a reply."""
-        m = _REPLY.match(line.raw)
+        m = parse_line(line.raw)
         if self._resync[Direction.SERVER]:
             if m is None:
                 self._skipped[Direction.SERVER] += line.size
@@ -920,9 +917,7 @@ class SmtpParser:
                 raw=line.raw + line.ending,
             )  # fmt: skip
             return False
-        code = int(m.group(1))
-        sep = m.group(2) or b" "
-        text = to_text(m.group(3) or b"")
+        code, text = m.code, m.text
         r = self._reply
         if r is not None and r.code != code:
             if len(self._pending) >= (2 if self._greeted else 1):
@@ -940,7 +935,7 @@ class SmtpParser:
         if len(r.raw) < MAX_LINE:  # a reply's kept lines are bounded as one line is
             r.lines.append(text)
             r.raw += line.raw + line.ending
-        if sep == b"-" and len(r.lines) < 1000:
+        if m.more and len(r.lines) < 1000:
             return False
         self._reply = None
         self._on_reply(ts, r.code, tuple(r.lines), bytes(r.raw), out)
