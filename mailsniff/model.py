@@ -14,6 +14,8 @@ from enum import IntEnum, StrEnum
 
 __all__ = [
     "Address",
+    "AnomalyKind",
+    "SessionAnomaly",
     "Attachment",
     "AuthAttempt",
     "Direction",
@@ -336,6 +338,56 @@ class ImapState:
     compressed: bool = False
 
 
+class AnomalyKind(StrEnum):
+    """The anomalies noted above the parsers (reassembly, the pipeline, the session builders'
+    bounds). A parser's own anomalies keep the machine name it gave them (`unknown-reply`,
+    `garbage-command`, ...): each protocol owns its names, so a new protocol adds its own."""
+
+    OVERLAP_CONFLICT = "overlap-conflict"  # a range captured twice with different content
+    EVICTED = "evicted"  # the flow was ended early to bound memory
+    TIMESTAMP_RANGE = "timestamp-range"  # a time outside years 1-9999
+    PREAMBLE = "preamble"  # a greeting after other bytes (a proxy or tunnel handshake)
+    CLEARTEXT_ON_TLS_PORT = "cleartext-on-tls-port"  # a greeting without TLS on 465/993/995
+    NOT_KEPT = "not-kept"  # records or anomalies beyond a bound, counted
+
+
+#: Kinds whose detail is a whole sentence, shown without the kind in front.
+_SENTENCE_KINDS = frozenset(
+    {
+        AnomalyKind.EVICTED,
+        AnomalyKind.TIMESTAMP_RANGE,
+        AnomalyKind.PREAMBLE,
+        AnomalyKind.CLEARTEXT_ON_TLS_PORT,
+        AnomalyKind.NOT_KEPT,
+    }
+)
+
+
+@dataclass(slots=True, frozen=True)
+class SessionAnomaly:
+    """Something a well-behaved peer would not send, damage, or a guess, as the session keeps it:
+    what kind (an `AnomalyKind` or the parser's machine name), one line for a person, and where
+    (direction, stream offset, time) when that is known."""
+
+    kind: str
+    detail: str = ""
+    direction: Direction | None = None
+    offset: int | None = None
+    ts_ns: int | None = None
+
+    @property
+    def text(self) -> str:
+        """The one line shown and written (`unknown-reply: 999 what`)."""
+        if not self.detail:
+            return self.kind
+        if self.kind in _SENTENCE_KINDS:
+            return self.detail
+        return f"{self.kind}: {self.detail}"
+
+    def __str__(self) -> str:
+        return self.text
+
+
 @dataclass(slots=True, frozen=True)
 class Finding:
     kind: str  # an analysis.kinds.FindingKind: "cleartext-credentials", "bcc", "gap", ...
@@ -399,7 +451,7 @@ class Session:
     #: since it is the costliest part of a session for big messages).
     keep_transcript: bool = True
     #: Protocol violations and oddities seen (unknown reply, garbage line, ...).
-    anomalies: list[str] = field(default_factory=list)
+    anomalies: list[SessionAnomaly] = field(default_factory=list)
     #: How the connection ended: "fin", "rst", "idle", "eof" (end of input).
     close_reason: str | None = None
     handshake_seen: bool = False

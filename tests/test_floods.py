@@ -109,7 +109,7 @@ def test_a_flow_evicted_with_data_is_reported_with_a_note_and_continues_midstrea
     first = evicted[0]
     assert first.helo == "host0.example"  # what it carried is reported, not dropped
     assert evicted[1].helo == "host1.example"
-    assert any("evicted under memory pressure" in a for a in first.anomalies)
+    assert any("evicted under memory pressure" in a.text for a in first.anomalies)
     assert not first.complete
     later = [s for s in sessions if s.client.port == conns[0].port and s is not first]
     assert len(later) == 1 and later[0].close_reason == "fin"  # its later packets: new session

@@ -10,16 +10,21 @@ from mailsniff.analysis.ids import identify
 from mailsniff.analysis.kinds import FindingKind
 from mailsniff.analysis.sender import judge_from, list_context
 from mailsniff.limits import MAX_ANOMALY_FINDINGS
-from mailsniff.model import Address, AuthAttempt, Finding, Message, Session, reply_failed
+from mailsniff.model import (
+    Address,
+    AnomalyKind,
+    AuthAttempt,
+    Finding,
+    Message,
+    Session,
+    reply_failed,
+)
 
 __all__ = ["analyse", "KINDS", "MAX_ANOMALY_FINDINGS", "SEVERITY"]
 
 #: Every finding kind, with what it means, and its usual severity (from FindingKind).
 KINDS: dict[str, str] = {k.value: k.meaning for k in FindingKind}
 SEVERITY: dict[str, str] = {k.value: k.severity.value for k in FindingKind}
-#: Anomalies of this prefix (reassembly bounds them) are findings of their own kind, outside
-#: the anomaly cap.
-_OVERLAP_PREFIX = "overlap-conflict: "
 
 
 def _addresses(addresses: Iterable[Address]) -> str:
@@ -236,12 +241,13 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
                 f"{gap.length} {gap.direction.value} bytes never captured at offset {gap.offset}",
             )
         )
-    anomalies = [a for a in session.anomalies if not a.startswith(_OVERLAP_PREFIX)]
+    # Overlap conflicts (reassembly bounds them) are findings of their own kind, outside the cap.
+    anomalies = [a for a in session.anomalies if a.kind != AnomalyKind.OVERLAP_CONFLICT]
     for anomaly in session.anomalies:
-        if anomaly.startswith(_OVERLAP_PREFIX):
-            out.append(Finding(FindingKind.OVERLAP_CONFLICT, anomaly[len(_OVERLAP_PREFIX) :]))
+        if anomaly.kind == AnomalyKind.OVERLAP_CONFLICT:
+            out.append(Finding(FindingKind.OVERLAP_CONFLICT, anomaly.detail))
     for anomaly in anomalies[:MAX_ANOMALY_FINDINGS]:
-        out.append(Finding(FindingKind.ANOMALY, anomaly))
+        out.append(Finding(FindingKind.ANOMALY, anomaly.text))
     if len(anomalies) > MAX_ANOMALY_FINDINGS:
         extra = len(anomalies) - MAX_ANOMALY_FINDINGS
         out.append(Finding(FindingKind.ANOMALY, f"... and {extra} more anomalies"))

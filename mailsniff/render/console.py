@@ -413,7 +413,7 @@ def _header_panel(session: Session, own: bool = False) -> Panel:
     if session.capabilities:
         grid.add_row("capabilities", _text(_join(session.capabilities)))
     for anomaly in session.anomalies:
-        grid.add_row("anomaly", _text(anomaly, _WARN))
+        grid.add_row("anomaly", _text(anomaly.text, _WARN))
     title = Text.assemble(
         (f"Session {session.id}", _KEY),
         "  ",

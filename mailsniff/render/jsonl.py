@@ -220,7 +220,7 @@ def session_record(s: Session, *, transcript: bool = False) -> JsonObject:
         "server_bytes": s.server_bytes,
         "packets": s.packets,
         "mailbox_stats": [{"messages": n, "octets": o} for n, o in s.mailbox_stats],
-        "anomalies": list(s.anomalies),
+        "anomalies": [a.text for a in s.anomalies],
     }
     if s.imap is not None:
         record["imap"] = _imap(s.imap)

@@ -191,7 +191,7 @@ class Connection:
         self._flush()
         if self._restarted:
             anomalies = self.session.anomalies
-            anomalies[:] = [a for a in anomalies if not a.startswith(_NO_GREETING)]
+            anomalies[:] = [a for a in anomalies if a.kind != _NO_GREETING]
 
 
 def _os_error(error: OSError) -> str:

@@ -343,7 +343,7 @@ def _tls_from(session: Session) -> int | None:
 
 
 def _finish_session(session: Session, redact: bool) -> None:
-    session.anomalies[:] = [a for a in session.anomalies if not a.startswith(_OWN_CLEARTEXT)]
+    session.anomalies[:] = [a for a in session.anomalies if a.kind != _OWN_CLEARTEXT]
     analyse(session, tls_from_ns=_tls_from(session))
     if redact:
         redact_session(session)

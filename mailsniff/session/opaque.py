@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mailsniff.model import Session
+from mailsniff.model import AnomalyKind, Session, SessionAnomaly
 from mailsniff.protocols.base import Direction
 from mailsniff.session.base import SessionHandler
 
@@ -63,10 +63,11 @@ class ImplicitTlsHandler:
         s = self.session
         s.implicit_tls = False
         s.tls = False
-        s.anomalies.append(
+        detail = (
             f"cleartext {s.protocol.upper()} on implicit-TLS port {s.server.port}: "
             "the server greeted without TLS"
         )
+        s.anomalies.append(SessionAnomaly(AnomalyKind.CLEARTEXT_ON_TLS_PORT, detail))
         self._inner = self._make(s)
 
     def data(self, ts_ns: int, direction: Direction, data: bytes) -> None:

@@ -133,13 +133,10 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
                     self.session.tls = True
                     self._line(ev.ts_ns, Direction.SERVER, "", "TLS started: the rest is encrypted")
                 case Anomaly():
-                    self._anomaly(f"{ev.kind}: {ev.detail}")
+                    self._anomalies.event(ev, with_raw=False)
                 case StreamGap():
                     what = "unknown number of" if ev.length == 0 else str(ev.length)
                     self._line(ev.ts_ns, ev.direction, "", f"gap: {what} bytes not captured")
-
-    def _anomaly(self, text: str) -> None:
-        self._anomalies.add(text)
 
     def _line(self, ts: int, direction: Direction, text: str, note: str | None = None) -> None:
         self._transcript.add(ts, direction, text, note)
@@ -188,7 +185,7 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
                 self._txn = awaited.txn = txn
             case "RCPT":
                 if self._txn is None:
-                    self._anomaly(f"rcpt-without-mail: RCPT {ev.argument}"[:120])
+                    self._anomalies.note("rcpt-without-mail", f"RCPT {ev.argument}"[:101])
                 else:
                     rcpt = RcptAttempt(
                         address=ev.address if ev.address is not None else ev.argument,
@@ -199,7 +196,7 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
                     awaited.txn, awaited.rcpt = self._txn, rcpt
             case "DATA" | "BDAT":
                 if self._txn is None:
-                    self._anomaly(f"{ev.verb.lower()}-without-mail")
+                    self._anomalies.note(f"{ev.verb.lower()}-without-mail")
                 else:
                     self._txn.body_command = ev.verb
                     awaited.txn = self._txn
@@ -378,7 +375,7 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
             txn = self._txn
             if txn is None:
                 # Content whose MAIL FROM was not captured (capture began later, or a gap).
-                self._anomaly("message-without-mail: envelope not captured")
+                self._anomalies.note("message-without-mail", "envelope not captured")
                 txn = Transaction(mail_from="", ts_ns=ts)
                 self.session.transactions.append(txn)
                 self._txn = txn
