@@ -13,12 +13,12 @@ from rich.console import Console
 
 from mailsniff import __version__
 from mailsniff.errors import InputError, OutputError, UsageError
-from mailsniff.export.creds import CredentialTable, credential_record
 from mailsniff.export.redact import redact_session
 from mailsniff.model import Session
 from mailsniff.pipeline import Pipeline
 from mailsniff.reading import Tally, feed_capture, summarise
 from mailsniff.render import jsonl
+from mailsniff.render.creds import CredentialTable, credential_record
 from mailsniff.render.report import ReportBuilder, ReportInput
 from mailsniff.status import ExitStatus
 

@@ -20,7 +20,7 @@ from mailsniff.model import (
     reply_failed,
 )
 
-__all__ = ["analyse", "KINDS", "MAX_ANOMALY_FINDINGS", "SEVERITY"]
+__all__ = ["analyse", "authenticated_user", "KINDS", "MAX_ANOMALY_FINDINGS", "SEVERITY"]
 
 #: Every finding kind, with what it means, and its usual severity (from FindingKind).
 KINDS: dict[str, str] = {k.value: k.meaning for k in FindingKind}
@@ -76,7 +76,8 @@ def _auth_findings(attempt: AuthAttempt, out: list[Finding], in_tls: bool = Fals
         )
 
 
-def _authenticated_user(session: Session) -> str | None:
+def authenticated_user(session: Session) -> str | None:
+    """The user of the session's last successful authentication, if any."""
     for attempt in reversed(session.auth):
         if attempt.success is True and attempt.username:
             return attempt.username
@@ -151,7 +152,7 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
     for attempt in session.auth:
         in_tls = tls_from_ns is not None and attempt.ts_ns >= tls_from_ns
         _auth_findings(attempt, out, in_tls)
-    user = _authenticated_user(session)
+    user = authenticated_user(session)
     for n, tx in enumerate(session.transactions, 1):
         where = f"transaction {n}"
         first = len(out)

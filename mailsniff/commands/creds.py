@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from rich.console import Console
 
 from mailsniff.export.chain import SinkChain
-from mailsniff.export.creds import CredentialTable, render_credentials
 from mailsniff.pipeline import Pipeline
 from mailsniff.reading import feed_capture
+from mailsniff.render.creds import CredentialTable, render_credentials
 from mailsniff.status import ExitStatus
 from mailsniff.stdout import Stdout
 

@@ -13,15 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich import box
 from rich.console import Console
-from rich.table import Column, Table
 from rich.text import Text
 
 from mailsniff.analysis.findings import analyse
 from mailsniff.errors import MailsniffError, UsageError
 from mailsniff.export.redact import redact_session, text_redactor
 from mailsniff.model import Session, TranscriptLine
+from mailsniff.render.active import dry_run_grid, listing_table, mx_table, outcome_table
 from mailsniff.render.console import render_session, transcript_text
 from mailsniff.render.jsonl import dumps, session_record
 from mailsniff.render.text import safe_text
@@ -39,6 +38,7 @@ from mailsniff.send.message import (
     MessageSpec,
     build_message,
     envelope_recipients,
+    envelope_roles,
     parse_header_option,
     split_addresses,
 )
@@ -101,21 +101,6 @@ def _capturing(path: Path | None, out: Console) -> Iterator[PacketCapture | None
 # --------------------------------------------------------------------------- mx
 
 
-def _mx_table(result: MxResult) -> Table:
-    table = Table(
-        Column("pref", justify="right"),
-        Column("host", overflow="fold"),
-        Column("addresses", overflow="fold"),
-        title=Text(f"MX {result.domain}", style="bold"),
-        title_justify="left",
-        box=box.SIMPLE,
-    )
-    for host in result.hosts:
-        addresses = ", ".join(host.addresses) if host.addresses else f"({host.problem})"
-        table.add_row(str(host.preference), safe_text(host.host), safe_text(addresses))
-    return table
-
-
 def _warn(err: Console, text: str) -> None:
     err.print(Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(text)))
 
@@ -161,7 +146,11 @@ def run_mx(
     elif result.null_mx:
         out.print(Text(f"{result.domain}: null MX (RFC 7505): the domain accepts no mail"))
     else:
-        out.print(_mx_table(result))
+        hosts = [
+            (h.preference, h.host, ", ".join(h.addresses) if h.addresses else f"({h.problem})")
+            for h in result.hosts
+        ]
+        out.print(mx_table(result.domain, hosts))
         if result.implicit:
             out.print(
                 Text(
@@ -196,51 +185,24 @@ class SendRequest:
 
 
 def _roles(spec: MessageSpec) -> dict[str, str]:
-    roles: dict[str, str] = {}
-    for role, addresses in (("bcc", spec.bcc), ("cc", spec.cc), ("to", spec.to)):
-        for address in envelope_recipients(MessageSpec("", to=addresses)):
-            roles[address.lower()] = role
-    return roles
+    """Each envelope recipient's role ("to", "cc" or "bcc"), as the message spec gives it."""
+    return dict(envelope_roles(spec))
 
 
 def _dry_run(request: SendRequest, recipients: list[str], message: bytes, out: Console) -> None:
     roles = _roles(request.spec)
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column(overflow="fold")
     route = request.server or f"MX lookup per recipient domain (port {request.mx_port})"
-    grid.add_row("server", Text(safe_text(route)))
-    grid.add_row("MAIL FROM", Text(safe_text(f"<{request.spec.envelope_from}>")))
-    for address in recipients:
-        role = roles.get(address.lower(), "to")
-        style = "bold magenta" if role == "bcc" else ""
-        grid.add_row("RCPT TO", Text(safe_text(f"<{address}>  ({role})"), style=style))
-    out.print(grid)
+    rcpts = [(address, roles.get(address, "to")) for address in recipients]
+    out.print(dry_run_grid(route, request.spec.envelope_from, rcpts))
     out.print(Text("message (dry run: not sent):", style="bold"))
     lines = message.decode("utf-8", "replace").split("\r\n")
     out.print(Text("\n".join(safe_text(line) for line in lines)))
 
 
-def _outcome_table(outcomes: list[RcptOutcome], roles: dict[str, str]) -> Table:
-    table = Table(
-        Column("recipient", overflow="fold"),
-        Column("as", no_wrap=True),
-        Column("server", overflow="fold"),
-        Column("outcome", no_wrap=True),
-        Column("server reply", overflow="fold"),
-        title=Text("Recipients", style="bold"),
-        title_justify="left",
-    )
-    for o in outcomes:
-        style = "green" if o.status == "accepted" else "bold red"
-        table.add_row(
-            Text(safe_text(o.address)),
-            Text(roles.get(o.address.lower(), "to")),
-            Text(safe_text(o.server or "-")),
-            Text(o.status, style=style),
-            Text(safe_text(o.reply or "-")),
-        )
-    return table
+def _outcome_rows(
+    outcomes: list[RcptOutcome], roles: dict[str, str]
+) -> list[tuple[str, str, str | None, str, str | None]]:
+    return [(o.address, roles.get(o.address, "to"), o.server, o.status, o.reply) for o in outcomes]
 
 
 def _by_domain(recipients: list[str]) -> dict[str, list[str]]:
@@ -370,7 +332,7 @@ def send_record(
         "recipients": [
             {
                 "address": address,
-                "as": roles.get(address.lower(), "to"),
+                "as": roles.get(address, "to"),
                 "status": by_address[address].status if address in by_address else "not tried",
                 "server": by_address[address].server if address in by_address else None,
                 "reply": by_address[address].reply if address in by_address else None,
@@ -430,7 +392,7 @@ def run_send(request: SendRequest, out: Console) -> None:
     if request.json:
         _write(send_record(request, recipients, message, outcomes, error))
     else:
-        out.print(_outcome_table(outcomes, _roles(spec)))
+        out.print(outcome_table(_outcome_rows(outcomes, _roles(spec))))
     if error is not None:
         raise error
 
@@ -469,10 +431,7 @@ def run_pop(
         _finish_session(result.session, redact)
         render_session(out, result.session, own=True)
     if result.listing:
-        table = Table(Column("message", justify="right"), Column("octets", justify="right"))
-        for n, size in result.listing:
-            table.add_row(str(n), str(size))
-        out.print(table)
+        out.print(listing_table(result.listing))
     if result.saved is not None:
         out.print(Text(safe_text(f"saved {len(result.content or b'')} bytes to {result.saved}")))
     if result.error is not None:

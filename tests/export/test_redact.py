@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from mailsniff.analysis.findings import analyse
-from mailsniff.export.creds import CredentialTable, render_credentials
 from mailsniff.export.redact import MASK, redact_session
 from mailsniff.model import AuthAttempt, Endpoint, Protocol, Session, SessionAnomaly, TranscriptLine
 from mailsniff.protocols.base import Direction
 from mailsniff.render.console import render_session
+from mailsniff.render.creds import CredentialTable, render_credentials
 from mailsniff.render.jsonl import dumps, session_record
 from mailsniff.session.pop3 import Pop3SessionHandler
 from mailsniff.session.smtp import SmtpSessionHandler

@@ -24,8 +24,9 @@ import pytest
 from rich.console import Console
 
 from mailsniff.errors import UsageError
-from mailsniff.live import DEFAULT_PORTS, build_filter, open_sessions_view
+from mailsniff.live import DEFAULT_PORTS, build_filter
 from mailsniff.model import AuthAttempt, Endpoint, Protocol, RcptAttempt, Session, Transaction
+from mailsniff.render.live_view import open_sessions_view
 from tests.cli_runner import REPO, read_json, run_cli
 from tests.jsonschema_check import validate_lines
 from tests.servers import (
