@@ -24,7 +24,8 @@ from mailsniff.model import (
     Session,
 )
 from mailsniff.protocols.base import Direction, to_text
-from mailsniff.protocols.imap import (
+from mailsniff.protocols.imap import ImapParser
+from mailsniff.protocols.imap_events import (
     Anomaly,
     AuthResult,
     Capabilities,
@@ -38,7 +39,6 @@ from mailsniff.protocols.imap import (
     Greeting,
     IdInfo,
     ImapEvent,
-    ImapParser,
     MailboxSelected,
     MessageData,
     MessageEnd,
