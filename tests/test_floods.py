@@ -12,9 +12,9 @@ from pathlib import Path
 from rich.console import Console
 
 from mailsniff.capture.frame import Frame
+from mailsniff.commands.read import ReadOptions, Tally, read_capture, summarise
 from mailsniff.model import Session
 from mailsniff.pipeline import Pipeline
-from mailsniff.reading import ReadOptions, Tally, read_capture, summarise
 from mailsniff.reassembly import Reassembler
 from mailsniff.render import console as console_render
 

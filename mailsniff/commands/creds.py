@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
+from mailsniff.commands.read import feed_capture
 from mailsniff.export.chain import SinkChain
 from mailsniff.pipeline import Pipeline
-from mailsniff.reading import feed_capture
 from mailsniff.render.creds import CredentialTable, render_credentials
 from mailsniff.status import ExitStatus
 from mailsniff.stdout import Stdout
@@ -36,7 +36,7 @@ def read_credentials(options: CredsOptions, out: Console, err: Console) -> Creds
     table = CredentialTable()
     emit = SinkChain(redact=options.redact, credentials=table)
     status, warnings = feed_capture(options.path, Pipeline(), err, emit, progress=options.progress)
-    stdout = Stdout()
+    stdout = Stdout(out)
     count = 0
     try:
         count = render_credentials(out, table.rows(), json=options.json)

@@ -1,6 +1,6 @@
 """Console views of live capture: the open-sessions table, streamed dialogue lines, the summary.
 
-`mailsniff.live` runs the capture; these functions only draw the records handed in.
+`mailsniff.commands.live` runs the capture; these functions only draw the records handed in.
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -23,12 +22,12 @@ from mailsniff.capture.sniff import (
     default_interface,
     open_capture_socket,
 )
+from mailsniff.commands.read import Tally, summarise
 from mailsniff.errors import InputError, UsageError
 from mailsniff.export import Exporter, ExportOptions, open_exporter
 from mailsniff.export.chain import SinkChain
 from mailsniff.model import Session
 from mailsniff.pipeline import Pipeline
-from mailsniff.reading import Tally, summarise
 from mailsniff.render import console as console_render
 from mailsniff.render import jsonl
 from mailsniff.render.creds import CredentialTable, render_credentials
@@ -169,8 +168,8 @@ class _Run:
         if self.out.is_terminal:
             self.out.out(line, highlight=False)
         else:
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
+            self.out.file.write(line + "\n")
+            self.out.file.flush()
 
     def stream_transcripts(self) -> None:
         """--transcript on the console: print each open session's new dialogue lines."""
