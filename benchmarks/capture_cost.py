@@ -179,7 +179,7 @@ def main() -> None:
                 subprocess.run(["ip", "netns", "del", args.netns])
         return
     from mailsniff.capture.ring import parse_buffer_size
-    from mailsniff.live import build_filter
+    from mailsniff.commands.live import build_filter
 
     size = parse_buffer_size(args.buffer_size)
     bpf = build_filter(None, None)

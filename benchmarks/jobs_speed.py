@@ -16,10 +16,10 @@ import time
 
 from mailsniff.analysis.summary import Summary
 from mailsniff.capture.multi import expand_inputs, open_inputs
+from mailsniff.commands.read import _frames
 from mailsniff.model import Session
 from mailsniff.parallel import drive, run_sharded
 from mailsniff.pipeline import Pipeline
-from mailsniff.reading import _frames
 from mailsniff.render import jsonl
 
 

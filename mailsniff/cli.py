@@ -30,8 +30,8 @@ from mailsniff.commands.options import (
     plain_output,
     selection_of,
 )
+from mailsniff.commands.read import ReadOptions, ReadResult, read_capture
 from mailsniff.errors import MailsniffError, UsageError
-from mailsniff.reading import ReadOptions, ReadResult, read_capture
 from mailsniff.render.text import safe_text
 from mailsniff.status import ExitStatus
 
@@ -435,7 +435,7 @@ def live(
     """Capture on an interface and explain SMTP and POP3 dialogues as they happen."""
     from mailsniff.capture.process import parse_spill_size
     from mailsniff.capture.ring import parse_buffer_size
-    from mailsniff.live import LiveOptions, LiveResult, run_live
+    from mailsniff.commands.live import LiveOptions, LiveResult, run_live
 
     def action() -> LiveResult:
         options = LiveOptions(
@@ -538,7 +538,7 @@ def mx(
     debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """MX hosts of a domain by preference, with addresses (implicit MX when none)."""
-    from mailsniff.send.command import run_mx
+    from mailsniff.commands.mx import run_mx
 
     _active(debug, lambda out: run_mx(domain, resolver, timeout, out, json=json_output))
 
@@ -616,8 +616,8 @@ def send(
     debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """Send a message over SMTP, showing the dialogue, then each recipient's outcome."""
+    from mailsniff.commands.send import build_send_request, run_send
     from mailsniff.send.client import SmtpOptions, TlsMode
-    from mailsniff.send.command import build_send_request, run_send
 
     def call(out: Console) -> None:
         if starttls and tls:
@@ -690,8 +690,8 @@ def pop(
     debug: Annotated[bool, _DEBUG_OPTION] = False,
 ) -> None:
     """Log in to a POP3 server and stat, list, top, retr or dele, showing the dialogue."""
+    from mailsniff.commands.pop import run_pop
     from mailsniff.send.client import TlsMode
-    from mailsniff.send.command import run_pop
     from mailsniff.send.pop import PopAction, PopOptions
 
     def call(out: Console) -> None:

@@ -10,10 +10,12 @@ since the Unix epoch (UTC); renderers turn them into ISO 8601.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 __all__ = [
     "Address",
+    "AnomalyKind",
+    "SessionAnomaly",
     "Attachment",
     "AuthAttempt",
     "Direction",
@@ -28,14 +30,19 @@ __all__ = [
     "Message",
     "Protocol",
     "RcptAttempt",
+    "ReplyClass",
     "RetrievedMessage",
     "Session",
     "SessionTls",
     "TlsFailure",
     "Transaction",
     "TranscriptLine",
+    "classify_reply",
+    "outcome_of",
     "reply_failed",
     "reply_outcome",
+    "reply_positive",
+    "stored_reply_class",
     "timestamp_in_range",
 ]
 
@@ -51,18 +58,62 @@ def timestamp_in_range(ts_ns: int) -> bool:
     return _FIRST_SECOND <= ts_ns // 1_000_000_000 <= _LAST_SECOND
 
 
-#: A stored reply's first character -> how it ended its command (RFC 5321 4.2.1 digits; RFC 1939
-#: status indicators).
-_OUTCOMES = {"2": "accepted", "+": "accepted", "4": "deferred", "5": "rejected", "-": "rejected"}
+class ReplyClass(IntEnum):
+    """The first digit of a reply code (RFC 5321 4.2.1)."""
+
+    POSITIVE_PRELIMINARY = 1  # not used by SMTP; listed for completeness
+    POSITIVE_COMPLETION = 2
+    POSITIVE_INTERMEDIATE = 3
+    TRANSIENT_NEGATIVE = 4
+    PERMANENT_NEGATIVE = 5
+
+
+def classify_reply(code: int) -> ReplyClass | None:
+    """The class of a reply code (its first digit), or None for a code outside 100-599. The one
+    place replies are classified (`protocols.replies.classify`, stored lines, the client)."""
+    if 100 <= code <= 599:
+        return ReplyClass(code // 100)
+    return None
+
+
+#: How a reply of each class ended its command.
+_OUTCOMES = {
+    ReplyClass.POSITIVE_COMPLETION: "accepted",
+    ReplyClass.TRANSIENT_NEGATIVE: "deferred",
+    ReplyClass.PERMANENT_NEGATIVE: "rejected",
+}
+#: POP3 status indicators (RFC 1939 3) as the reply class they stand for.
+_INDICATORS = {"+": ReplyClass.POSITIVE_COMPLETION, "-": ReplyClass.PERMANENT_NEGATIVE}
+
+
+def stored_reply_class(reply: str | None) -> ReplyClass | None:
+    """The class of a stored reply line (`250 OK`, `354 go ahead`, `+OK`, `-ERR ...`), or None
+    when it was not captured or carries no code."""
+    if not reply:
+        return None
+    head = reply[:3]
+    if head.isdigit() and len(head) == 3:
+        return classify_reply(int(head))
+    return _INDICATORS.get(reply[0])
+
+
+def outcome_of(cls: ReplyClass | None) -> str:
+    """How a reply of class `cls` ended its command: 'accepted', 'deferred' (4xx), 'rejected'
+    (5xx, -ERR) or 'unknown' (not captured, no code, or an intermediate 3xx)."""
+    return _OUTCOMES.get(cls, "unknown") if cls is not None else "unknown"
 
 
 def reply_outcome(reply: str | None) -> str:
-    """How a stored reply line (`250 OK`, `+OK`, `-ERR ...`) ended its command: 'accepted',
-    'deferred' (4xx), 'rejected' (5xx, -ERR) or 'unknown' (not captured, or no code). The one
-    place stored replies are classified."""
-    if not reply:
-        return "unknown"
-    return _OUTCOMES.get(reply[0], "unknown")
+    """How a stored reply line ended its command (see `outcome_of`)."""
+    return outcome_of(stored_reply_class(reply))
+
+
+def reply_positive(reply: str | None) -> bool:
+    """A 2xx or 3xx (or +OK) reply: the command went on or succeeded."""
+    return stored_reply_class(reply) in (
+        ReplyClass.POSITIVE_COMPLETION,
+        ReplyClass.POSITIVE_INTERMEDIATE,
+    )
 
 
 def reply_failed(reply: str | None) -> bool:
@@ -292,6 +343,58 @@ class ImapState:
     compressed: bool = False
 
 
+class AnomalyKind(StrEnum):
+    """The anomalies noted above the parsers (reassembly, the pipeline, the session builders'
+    bounds). A parser's own anomalies keep the machine name it gave them (`unknown-reply`,
+    `garbage-command`, ...): each protocol owns its names, so a new protocol adds its own."""
+
+    OVERLAP_CONFLICT = "overlap-conflict"  # a range captured twice with different content
+    EVICTED = "evicted"  # the flow was ended early to bound memory
+    TIMESTAMP_RANGE = "timestamp-range"  # a time outside years 1-9999
+    PREAMBLE = "preamble"  # a greeting after other bytes (a proxy or tunnel handshake)
+    CLEARTEXT_ON_TLS_PORT = "cleartext-on-tls-port"  # a greeting without TLS on 465/993/995
+    NOT_KEPT = "not-kept"  # records or anomalies beyond a bound, counted
+    TLS_UNDECRYPTED = "tls-undecrypted"  # TLS records the key log could not open: a gap
+    TLS_ALERT = "tls-alert"  # a fatal TLS alert (the TLS layer's other kinds are `tls-<kind>`)
+
+
+#: Kinds whose detail is a whole sentence, shown without the kind in front.
+_SENTENCE_KINDS = frozenset(
+    {
+        AnomalyKind.EVICTED,
+        AnomalyKind.TIMESTAMP_RANGE,
+        AnomalyKind.PREAMBLE,
+        AnomalyKind.CLEARTEXT_ON_TLS_PORT,
+        AnomalyKind.NOT_KEPT,
+    }
+)
+
+
+@dataclass(slots=True, frozen=True)
+class SessionAnomaly:
+    """Something a well-behaved peer would not send, damage, or a guess, as the session keeps it:
+    what kind (an `AnomalyKind` or the parser's machine name), one line for a person, and where
+    (direction, stream offset, time) when that is known."""
+
+    kind: str
+    detail: str = ""
+    direction: Direction | None = None
+    offset: int | None = None
+    ts_ns: int | None = None
+
+    @property
+    def text(self) -> str:
+        """The one line shown and written (`unknown-reply: 999 what`)."""
+        if not self.detail:
+            return self.kind
+        if self.kind in _SENTENCE_KINDS:
+            return self.detail
+        return f"{self.kind}: {self.detail}"
+
+    def __str__(self) -> str:
+        return self.text
+
+
 @dataclass(slots=True, frozen=True)
 class Finding:
     kind: str  # an analysis.kinds.FindingKind: "cleartext-credentials", "bcc", "gap", ...
@@ -410,7 +513,7 @@ class Session:
     #: since it is the costliest part of a session for big messages).
     keep_transcript: bool = True
     #: Protocol violations and oddities seen (unknown reply, garbage line, ...).
-    anomalies: list[str] = field(default_factory=list)
+    anomalies: list[SessionAnomaly] = field(default_factory=list)
     #: How the connection ended: "fin", "rst", "idle", "eof" (end of input).
     close_reason: str | None = None
     handshake_seen: bool = False

@@ -24,7 +24,7 @@ from mailsniff.limits import (
     PARK_SESSIONS_AT,
     PROBE_PAYLOADS,
 )
-from mailsniff.model import Endpoint, Session, timestamp_in_range
+from mailsniff.model import AnomalyKind, Endpoint, Session, SessionAnomaly, timestamp_in_range
 from mailsniff.net.decoder import PacketDecoder
 from mailsniff.net.segment import TCP_SYN, Segment
 from mailsniff.park import ParkingLot
@@ -71,22 +71,29 @@ def _bind(
     return _Bound(factory, open_sink)
 
 
-def _conflict_anomalies(flow: Flow) -> list[str]:
-    """One `overlap-conflict:` anomaly per range captured twice with different content."""
+def _conflict_anomalies(flow: Flow) -> list[SessionAnomaly]:
+    """One `overlap-conflict` anomaly per range captured twice with different content."""
     conflicts = flow.conflicts
     if not conflicts:
         return []
+    kind = AnomalyKind.OVERLAP_CONFLICT
     out = [
-        f"overlap-conflict: {c.length} {c.direction.value} bytes at offset {c.offset} captured "
-        f"twice with different content; the first copy was kept (sha256 {c.kept_sha256}), "
-        f"the later one discarded (sha256 {c.other_sha256})"
+        SessionAnomaly(
+            kind,
+            f"{c.length} {c.direction.value} bytes at offset {c.offset} captured twice with "
+            f"different content; the first copy was kept (sha256 {c.kept_sha256}), the later "
+            f"one discarded (sha256 {c.other_sha256})",
+            c.direction,
+            c.offset,
+        )
         for c in conflicts
     ]
     if len(conflicts) >= MAX_CONFLICTS_RECORDED:
-        out.append(
-            f"overlap-conflict: {flow.overlap_conflicts} conflicting segments in all, "
+        detail = (
+            f"{flow.overlap_conflicts} conflicting segments in all, "
             f"only the first {MAX_CONFLICTS_RECORDED} ranges listed"
         )
+        out.append(SessionAnomaly(kind, detail))
     return out
 
 
@@ -466,10 +473,11 @@ class Pipeline:
             keep_transcript=self.keep_transcript,
         )
         if preamble:
-            session.anomalies.append(
+            detail = (
                 f"{entry.label} greeting found after other bytes on this connection "
                 "(a proxy or tunnel handshake, not parsed)"
             )
+            session.anomalies.append(SessionAnomaly(AnomalyKind.PREAMBLE, detail))
         make = None if entry.handler is None else _bind(entry.handler, self.open_sink)
         handler: SessionHandler
         if implicit_tls or make is not None:
@@ -539,17 +547,19 @@ class Pipeline:
         session.anomalies.extend(_conflict_anomalies(flow))
         if reason == "evicted":
             bound = self.reassembler.max_flows
-            session.anomalies.append(
+            detail = (
                 f"connection evicted under memory pressure (more than {bound} "
                 "connections open at once): reported as it stood; its later packets, if any, "
                 "appear as a new midstream session"
             )
+            session.anomalies.append(SessionAnomaly(AnomalyKind.EVICTED, detail))
         session.complete = flow.handshake_seen and reason in ("fin", "rst") and not session.gaps
         if not (timestamp_in_range(session.start_ns) and timestamp_in_range(session.end_ns)):
-            session.anomalies.append(
+            detail = (
                 "timestamp outside years 1-9999 (damaged or forged capture clock): times are "
                 "given as @SECONDS since the epoch"
             )
+            session.anomalies.append(SessionAnomaly(AnomalyKind.TIMESTAMP_RANGE, detail))
         analyse(session, tls_from_ns=session.tls_from_ns)
         if self.session_filter.after_analysis and not self.session_filter.keeps_session(session):
             self.stats.filtered += 1

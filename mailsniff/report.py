@@ -13,13 +13,13 @@ from rich.console import Console
 
 from mailsniff import __version__
 from mailsniff.analysis.select import Selection
+from mailsniff.commands.read import Tally, feed_capture, summarise
 from mailsniff.errors import InputError, OutputError, UsageError
-from mailsniff.export.creds import CredentialTable, credential_record
 from mailsniff.export.redact import redact_session
 from mailsniff.model import Session
 from mailsniff.pipeline import Pipeline
-from mailsniff.reading import Tally, feed_capture, summarise
 from mailsniff.render import jsonl
+from mailsniff.render.creds import CredentialTable, credential_record
 from mailsniff.render.report import ReportBuilder, ReportInput
 from mailsniff.session.tls_layer import open_keylog
 from mailsniff.status import ExitStatus

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from mailsniff.errors import OutputError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["Stdout", "fix_closed_standard_streams"]
 
@@ -47,20 +51,23 @@ def _discard_stdout() -> None:
 
 
 class Stdout:
-    """Writes lines to sys.stdout; remembers instead of raising when it cannot."""
+    """Writes lines to the output (sys.stdout unless a console is given: its stream, so a command
+    run in-process writes where it was told); remembers instead of raising when it cannot."""
 
-    __slots__ = ("gone", "error")
+    __slots__ = ("gone", "error", "_console")
 
-    def __init__(self) -> None:
+    def __init__(self, console: Console | None = None) -> None:
+        self._console = console
         self.gone = False  # the reader closed the pipe: quiet, not an error
         self.error: str | None = "it is closed" if _closed_at_start else None
 
     def write(self, text: str) -> None:
         if self.gone or self.error is not None:
             return
+        stream = self._console.file if self._console is not None else sys.stdout
         try:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+            stream.write(text)
+            stream.flush()
         except BrokenPipeError:
             self.gone = True
             _discard_stdout()

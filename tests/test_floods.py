@@ -12,9 +12,9 @@ from pathlib import Path
 from rich.console import Console
 
 from mailsniff.capture.frame import Frame
+from mailsniff.commands.read import ReadOptions, Tally, read_capture, summarise
 from mailsniff.model import Session
 from mailsniff.pipeline import Pipeline
-from mailsniff.reading import ReadOptions, Tally, read_capture, summarise
 from mailsniff.reassembly import Reassembler
 from mailsniff.render import console as console_render
 from mailsniff.render.jsonl import session_record
@@ -110,7 +110,7 @@ def test_a_flow_evicted_with_data_is_reported_with_a_note_and_continues_midstrea
     first = evicted[0]
     assert first.helo == "host0.example"  # what it carried is reported, not dropped
     assert evicted[1].helo == "host1.example"
-    assert any("evicted under memory pressure" in a for a in first.anomalies)
+    assert any("evicted under memory pressure" in a.text for a in first.anomalies)
     assert not first.complete
     later = [s for s in sessions if s.client.port == conns[0].port and s is not first]
     assert len(later) == 1 and later[0].close_reason == "fin"  # its later packets: new session

@@ -10,16 +10,21 @@ from mailsniff.analysis.ids import identify
 from mailsniff.analysis.kinds import FindingKind
 from mailsniff.analysis.sender import judge_from, list_context
 from mailsniff.limits import MAX_ANOMALY_FINDINGS
-from mailsniff.model import Address, AuthAttempt, Finding, Message, Session, reply_failed
+from mailsniff.model import (
+    Address,
+    AnomalyKind,
+    AuthAttempt,
+    Finding,
+    Message,
+    Session,
+    reply_failed,
+)
 
-__all__ = ["analyse", "KINDS", "MAX_ANOMALY_FINDINGS", "SEVERITY"]
+__all__ = ["analyse", "authenticated_user", "KINDS", "MAX_ANOMALY_FINDINGS", "SEVERITY"]
 
 #: Every finding kind, with what it means, and its usual severity (from FindingKind).
 KINDS: dict[str, str] = {k.value: k.meaning for k in FindingKind}
 SEVERITY: dict[str, str] = {k.value: k.severity.value for k in FindingKind}
-#: Anomalies of this prefix (reassembly bounds them) are findings of their own kind, outside
-#: the anomaly cap.
-_OVERLAP_PREFIX = "overlap-conflict: "
 
 
 def _addresses(addresses: Iterable[Address]) -> str:
@@ -71,7 +76,8 @@ def _auth_findings(attempt: AuthAttempt, out: list[Finding], in_tls: bool = Fals
         )
 
 
-def _authenticated_user(session: Session) -> str | None:
+def authenticated_user(session: Session) -> str | None:
+    """The user of the session's last successful authentication, if any."""
     for attempt in reversed(session.auth):
         if attempt.success is True and attempt.username:
             return attempt.username
@@ -164,7 +170,7 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
     for attempt in session.auth:
         in_tls = tls_from_ns is not None and attempt.ts_ns >= tls_from_ns
         _auth_findings(attempt, out, in_tls)
-    user = _authenticated_user(session)
+    user = authenticated_user(session)
     for n, tx in enumerate(session.transactions, 1):
         where = f"transaction {n}"
         first = len(out)
@@ -255,12 +261,13 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
                 f"{gap.length} {gap.direction.value} bytes never captured at offset {gap.offset}",
             )
         )
-    anomalies = [a for a in session.anomalies if not a.startswith(_OVERLAP_PREFIX)]
+    # Overlap conflicts (reassembly bounds them) are findings of their own kind, outside the cap.
+    anomalies = [a for a in session.anomalies if a.kind != AnomalyKind.OVERLAP_CONFLICT]
     for anomaly in session.anomalies:
-        if anomaly.startswith(_OVERLAP_PREFIX):
-            out.append(Finding(FindingKind.OVERLAP_CONFLICT, anomaly[len(_OVERLAP_PREFIX) :]))
+        if anomaly.kind == AnomalyKind.OVERLAP_CONFLICT:
+            out.append(Finding(FindingKind.OVERLAP_CONFLICT, anomaly.detail))
     for anomaly in anomalies[:MAX_ANOMALY_FINDINGS]:
-        out.append(Finding(FindingKind.ANOMALY, anomaly))
+        out.append(Finding(FindingKind.ANOMALY, anomaly.text))
     if len(anomalies) > MAX_ANOMALY_FINDINGS:
         extra = len(anomalies) - MAX_ANOMALY_FINDINGS
         out.append(Finding(FindingKind.ANOMALY, f"... and {extra} more anomalies"))

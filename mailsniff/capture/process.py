@@ -445,7 +445,7 @@ class ProcessCapture:
 
     def __post_init__(self) -> None:
         self.process = CaptureProcess(self.source, self.spill, self.readers)
-        # With more readers, worker processes claim them (mailsniff.live_jobs).
+        # With more readers, worker processes claim them (mailsniff.commands.live_jobs).
         self.reader = (
             self.process.reader(0, alive=self.process.alive, count=self.count)
             if self.readers == 1

@@ -8,10 +8,10 @@ from rich.console import Console
 from rich.text import Text
 
 from mailsniff.analysis.select import Selection
+from mailsniff.commands.read import feed_capture
 from mailsniff.export.chain import SinkChain
-from mailsniff.export.creds import CredentialTable, render_credentials
 from mailsniff.pipeline import Pipeline
-from mailsniff.reading import feed_capture
+from mailsniff.render.creds import CredentialTable, render_credentials
 from mailsniff.render.text import safe_text
 from mailsniff.session.tls_layer import keylog_warning, open_keylog
 from mailsniff.status import ExitStatus
@@ -49,7 +49,7 @@ def read_credentials(options: CredsOptions, out: Console, err: Console) -> Creds
     emit = SinkChain(redact=options.redact, credentials=table)
     pipeline = Pipeline(session_filter=options.selection, keylog=keylog)
     status, warnings = feed_capture(options.path, pipeline, err, emit, progress=options.progress)
-    stdout = Stdout()
+    stdout = Stdout(out)
     count = 0
     try:
         count = render_credentials(out, table.rows(), json=options.json, plain=options.plain)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mailsniff.analysis.credentials import CredentialTable
 from mailsniff.analysis.summary import Summary
 from mailsniff.export import Exporter
-from mailsniff.export.creds import CredentialTable
 from mailsniff.export.redact import redact_session
 from mailsniff.export.zeek import ZeekLogs
 from mailsniff.model import Session

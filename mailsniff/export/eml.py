@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from mailsniff.analysis.findings import authenticated_user
 from mailsniff.limits import MAX_MESSAGE
 from mailsniff.mail.mime import attachment_payloads
 from mailsniff.model import Address, Message, RetrievedMessage, Session, Transaction
@@ -311,13 +312,6 @@ def _envelope(owner: Transaction | RetrievedMessage) -> dict[str, Any] | None:
     }
 
 
-def _authenticated(session: Session) -> str | None:
-    for attempt in reversed(session.auth):
-        if attempt.success is True and attempt.username:
-            return attempt.username
-    return None
-
-
 def manifest_record(
     session: Session,
     where: str,
@@ -355,7 +349,7 @@ def manifest_record(
             "end": iso8601(session.end_ns),
             "complete": session.complete,
             "helo": session.helo,
-            "authenticated_user": _authenticated(session),
+            "authenticated_user": authenticated_user(session),
         },
         "envelope": _envelope(owner),
         "headers": {

@@ -149,6 +149,6 @@ def redact_session(session: Session) -> Session:
         replace(e, argument=scrub.text(e.argument), reply=scrub.optional(e.reply))
         for e in session.exchanges
     ]
-    session.anomalies = [scrub.text(a) for a in session.anomalies]
+    session.anomalies = [replace(a, detail=scrub.text(a.detail)) for a in session.anomalies]
     session.findings = [replace(f, detail=scrub.text(f.detail)) for f in session.findings]
     return session

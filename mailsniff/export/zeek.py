@@ -29,7 +29,7 @@ from typing import IO, Any
 
 from mailsniff.analysis.ids import file_uid
 from mailsniff.errors import MailsniffError
-from mailsniff.model import Message, Protocol, Session, Transaction
+from mailsniff.model import Message, Protocol, Session, Transaction, reply_failed
 from mailsniff.status import ExitStatus
 
 __all__ = ["FILES_FIELDS", "IMAP_FIELDS", "POP3_FIELDS", "SMTP_FIELDS", "ZeekLogError", "ZeekLogs"]
@@ -500,7 +500,7 @@ class ZeekLogs:
         delivered = 0
         depth = 1
         for i, txn in enumerate(txns):
-            refused = txn.mail_from_reply is not None and txn.mail_from_reply[:1] in ("4", "5")
+            refused = reply_failed(txn.mail_from_reply)
             if not refused:  # a refused MAIL FROM opens no transaction: the depth stays
                 depth = delivered + 1
             next_ts = txns[i + 1].ts_ns if i + 1 < len(txns) else None
@@ -555,7 +555,7 @@ class ZeekLogs:
         else the last reply before the next MAIL FROM (Zeek's last_reply)."""
         if txn.message is not None and txn.data_reply is not None:
             return txn.data_reply
-        if txn.mail_from_reply is not None and txn.mail_from_reply[:1] in ("4", "5"):
+        if reply_failed(txn.mail_from_reply):
             return txn.mail_from_reply
         last: str | None = None
         for e in session.exchanges:

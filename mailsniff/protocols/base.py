@@ -17,6 +17,7 @@ __all__ = [
     "Direction",
     "Line",
     "ReceiveBuffer",
+    "SaslStep",
     "StreamGap",
     "TlsStarted",
     "to_text",
@@ -57,6 +58,27 @@ class TlsStarted:
     ts_ns: int
     direction: Direction
     raw: bytes = b""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SaslStep:
+    """One line of a SASL exchange (RFC 4422 3), base64 undone: a server challenge (SMTP `334`,
+    POP3 and IMAP `+ `) or a client response. A response given on the command line itself (SMTP
+    `AUTH PLAIN <b64>`, POP3 `AUTH`, IMAP SASL-IR) comes as a client step with initial=True."""
+
+    ts_ns: int
+    direction: Direction
+    raw: bytes = b""  # the line as sent (for an initial response: its argument)
+    mechanism: str  # upper-cased SASL name; "" when the parser never saw the command
+    data: bytes  # base64 undone; the bytes as sent when it was not base64
+    text: str
+    base64: bool  # False: not valid base64 (a hand-typed credential, shown as sent)
+    initial: bool = False
+    cancelled: bool = False  # the client sent `*` (RFC 4954 4, RFC 5034 4, RFC 3501 6.2.2)
+    #: Where the parser numbers its exchanges (SMTP): a response's own number, or the number of
+    #: the command or response a challenge answers; None elsewhere.
+    seq: int | None = None
+    tag: str = ""  # IMAP: the AUTHENTICATE command's tag
 
 
 @dataclass(slots=True, frozen=True)

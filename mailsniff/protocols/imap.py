@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from mailsniff.limits import MAX_LINE
+from mailsniff.protocols import imap_events
 from mailsniff.protocols.base import Direction, Line, ReceiveBuffer, to_text
 from mailsniff.protocols.imap_auth import decode_credentials
 from mailsniff.protocols.imap_events import (
@@ -95,45 +96,16 @@ from mailsniff.protocols.imap_grammar import (
     text_of,
     tokenize,
 )
-from mailsniff.protocols.sasl import b64decode
+from mailsniff.protocols.sasl import sasl_step
 
 __all__ = [
-    "Anomaly",
-    "AuthResult",
-    "Capabilities",
-    "Command",
-    "Completion",
-    "CompressionStarted",
-    "Continuation",
-    "Copy",
-    "Enabled",
-    "Expunged",
-    "Fetch",
-    "Greeting",
-    "IdInfo",
-    "IdleDone",
-    "ImapEvent",
     "ImapParser",
-    "ListEntry",
     "MAX_INFLATE_PER_FEED",
     "MAX_INLINE_LITERAL",
     "MAX_PENDING",
     "MAX_PENDING_BYTES",
-    "MailboxSelected",
-    "MailboxStatus",
-    "MessageData",
-    "MessageEnd",
-    "MessageGap",
-    "MessageStart",
-    "Namespace",
-    "SaslStep",
-    "SearchResult",
-    "ServerStatus",
-    "Store",
-    "StreamGap",
-    "TlsStarted",
-    "Untagged",
 ]
+__all__ += imap_events.__all__  # the events, for the parser's users
 
 #: Commands sent and not yet completed that are remembered; past this the oldest is forgotten
 #: (an Anomaly says so), so a one-sided capture cannot grow the table.
@@ -753,8 +725,8 @@ class ImapParser:
             return
         pending.auth.client.append(step.data)
 
+    @staticmethod
     def _sasl_step(
-        self,
         ts: int,
         direction: Direction,
         raw: bytes,
@@ -765,25 +737,8 @@ class ImapParser:
     ) -> SaslStep:
         auth = pending.auth
         mechanism = (auth.mechanism if auth is not None else None) or ""
-        cancelled = direction is Direction.CLIENT and blob == b"*"
-        if cancelled or not blob:
-            ok, data, text = True, b"", ""
-        else:
-            decoded = b64decode(blob)
-            ok, data, text = decoded.ok, decoded.data, decoded.text
-        if cancelled:
-            data, text = blob, "*"
-        return SaslStep(
-            ts_ns=ts,
-            direction=direction,
-            raw=raw[:MAX_LINE],
-            tag=pending.command.tag,
-            mechanism=mechanism,
-            data=data,
-            text=text,
-            base64=ok and not cancelled,
-            initial=initial,
-            cancelled=cancelled,
+        return sasl_step(
+            ts, direction, raw[:MAX_LINE], blob, mechanism, initial=initial, tag=pending.command.tag
         )
 
     def _command(
@@ -1032,24 +987,11 @@ class ImapParser:
         self, ts: int, raw: bytes, status: str, text: bytes, out: list[ImapEvent]
     ) -> None:
         code, args, message = self._resp_text(text)
-        if not self._greeted:
-            self._greeted = True
-            out.append(
-                Greeting(
-                    ts_ns=ts,
-                    direction=Direction.SERVER,
-                    raw=raw,
-                    status=status,
-                    code=code,
-                    code_args=args,
-                    text=message,
-                )
-            )
-            if code == "CAPABILITY":
-                self._capabilities(ts, raw, args, "greeting", out)
-            return
+        greeting = not self._greeted
+        self._greeted = True
+        make = Greeting if greeting else ServerStatus
         out.append(
-            ServerStatus(
+            make(
                 ts_ns=ts,
                 direction=Direction.SERVER,
                 raw=raw,
@@ -1060,7 +1002,9 @@ class ImapParser:
             )
         )
         if code == "CAPABILITY":
-            self._capabilities(ts, raw, args, "response-code", out)
+            self._capabilities(ts, raw, args, "greeting" if greeting else "response-code", out)
+        if greeting:
+            return
         pending = self._oldest(_SELECTING)
         if pending is not None and pending.select is not None and code is not None:
             self._select_code(pending.select, code, args)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailsniff.protocols.base import Direction
+from mailsniff.protocols.base import Anomaly, Direction, SaslStep, StreamGap, TlsStarted
 from mailsniff.protocols.imap_grammar import Token
 
 __all__ = [
@@ -129,19 +129,6 @@ class Capabilities(_Event):
     @property
     def auth_mechanisms(self) -> tuple[str, ...]:
         return tuple(c[5:].upper() for c in self.capabilities if c.upper().startswith("AUTH="))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SaslStep(_Event):
-    """One AUTHENTICATE step (RFC 3501 6.2.2): a client response or a server challenge."""
-
-    tag: str
-    mechanism: str
-    data: bytes  # base64 undone; as sent when it was not base64
-    text: str
-    base64: bool
-    initial: bool = False  # SASL-IR initial response on the command line (RFC 4959)
-    cancelled: bool = False  # the client sent `*`
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -355,30 +342,10 @@ class MessageEnd(_Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class TlsStarted(_Event):
-    """STARTTLS was answered OK (RFC 3501 6.2.1): every later byte is TLS and is not parsed."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class CompressionStarted(_Event):
     """COMPRESS was answered OK (RFC 4978): both directions are inflated from here on."""
 
     mechanism: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamGap(_Event):
-    """Bytes of one direction were never captured (0: unknown, the capture began mid-way)."""
-
-    length: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Anomaly(_Event):
-    """Misbehaviour or damage: a garbage line, an unknown tag, a bad literal, a bomb..."""
-
-    kind: str
-    detail: str
 
 
 ImapEvent = (

@@ -24,11 +24,12 @@ from mailsniff.protocols.base import (
     Direction,
     Line,
     ReceiveBuffer,
+    SaslStep,
     StreamGap,
     TlsStarted,
     to_text,
 )
-from mailsniff.protocols.sasl import b64decode
+from mailsniff.protocols.sasl import sasl_step
 
 __all__ = [
     "is_greeting",
@@ -43,6 +44,7 @@ __all__ = [
     "Response",
     "ResponseEnd",
     "SaslStep",
+    "parse_status",
     "StreamGap",
     "TlsStarted",
     "multiline_expected",
@@ -127,24 +129,6 @@ class ResponseEnd:
     complete: bool  # False: the terminator was never seen (close, or a missing `.`)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SaslStep:
-    """One line of an AUTH exchange (RFC 5034 4): a client response or a server `+ ` challenge.
-
-    The initial response given on the AUTH line itself comes as a client step with initial=True.
-    """
-
-    ts_ns: int
-    direction: Direction
-    raw: bytes  # the line (for an initial response: the base64 argument)
-    mechanism: str  # upper-cased
-    data: bytes  # base64 undone; the bytes as sent when it was not base64
-    text: str
-    base64: bool  # False: not valid base64 (a hand-typed credential, shown as sent)
-    initial: bool = False
-    cancelled: bool = False  # the client sent `*` (RFC 5034 4)
-
-
 Pop3Event = (
     Greeting
     | Command
@@ -215,7 +199,7 @@ def multiline_expected(command: Command | None) -> bool:
     return command.verb in _MULTILINE_WITHOUT_ARGUMENT and not command.args
 
 
-def _status(raw: bytes) -> tuple[bool, str] | None:
+def parse_status(raw: bytes) -> tuple[bool, str] | None:
     """(ok, text) for a `+OK ...` / `-ERR ...` line, else None (RFC 1939 3)."""
     head = raw[:4].upper()
     if head.startswith(b"+OK"):
@@ -230,7 +214,7 @@ def _status(raw: bytes) -> tuple[bool, str] | None:
 
 
 def _is_status(raw: bytes) -> bool:
-    return _status(raw) is not None
+    return parse_status(raw) is not None
 
 
 def _mechanism(command: Command) -> str:
@@ -500,7 +484,7 @@ class Pop3Parser:
             )
         if self._in_sasl() and self._sasl is not None:
             self._sasl_continued = False
-            out.append(self._sasl_step(ts, client, raw, raw, _mechanism(self._sasl)))
+            out.append(sasl_step(ts, client, raw, raw, _mechanism(self._sasl)))
             return
         if not raw.strip():
             out.append(self._anomaly(ts, client, raw, "empty-command", "empty line from client"))
@@ -545,7 +529,7 @@ class Pop3Parser:
             self._sasl_continued = False
             if self._sasl_initial:
                 blob = cmd.args[1].encode("utf-8", "surrogateescape")
-                out.append(self._sasl_step(ts, client, blob, blob, mechanism, initial=True))
+                out.append(sasl_step(ts, client, blob, blob, mechanism, initial=True))
 
     def _server_line(self, ts: int, line: Line, out: list[Pop3Event]) -> None:
         raw = line.raw
@@ -588,7 +572,7 @@ class Pop3Parser:
     # issues a one line greeting."
     def _greeting(self, ts: int, raw: bytes, out: list[Pop3Event]) -> None:
         self._enter(_Sync.RESPONSE)
-        status = _status(raw)
+        status = parse_status(raw)
         if status is None:
             out.append(self._anomaly(ts, Direction.SERVER, raw, "bad-greeting", "not +OK/-ERR"))
             return
@@ -611,9 +595,9 @@ class Pop3Parser:
         if head is not None and head is self._sasl and raw[:1] == b"+" and not _is_status(raw):
             self._sasl_continued = True
             blob = raw[1:].strip()
-            out.append(self._sasl_step(ts, server, raw, blob, _mechanism(head)))
+            out.append(sasl_step(ts, server, raw, blob, _mechanism(head)))
             return
-        status = _status(raw)
+        status = parse_status(raw)
         if status is None:
             out.append(
                 self._anomaly(ts, server, raw, "unknown-server-line", "expected +OK or -ERR")
@@ -876,37 +860,6 @@ class Pop3Parser:
         if self._sasl is None:
             return False
         return not self._sasl_initial or self._sasl_continued
-
-    def _sasl_step(
-        self,
-        ts: int,
-        direction: Direction,
-        raw: bytes,
-        blob: bytes,
-        mechanism: str,
-        *,
-        initial: bool = False,
-    ) -> SaslStep:
-        stripped = blob.strip()
-        cancelled = direction is Direction.CLIENT and stripped == b"*"
-        if cancelled or not stripped:  # "+ " alone, or the empty response (RFC 5034 4)
-            decoded_ok, data, text = True, b"", ""
-        else:
-            decoded = b64decode(stripped)
-            decoded_ok, data, text = decoded.ok, decoded.data, decoded.text
-        if cancelled:
-            data, text = stripped, "*"
-        return SaslStep(
-            ts_ns=ts,
-            direction=direction,
-            raw=raw,
-            mechanism=mechanism,
-            data=data,
-            text=text,
-            base64=decoded_ok and not cancelled,
-            initial=initial,
-            cancelled=cancelled,
-        )
 
     def _drop_answered(self) -> None:
         """Lost server bytes, and a client that does not pipeline: it sent each command after

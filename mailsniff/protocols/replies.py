@@ -3,27 +3,25 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import IntEnum
+
+from mailsniff.model import ReplyClass, outcome_of
+from mailsniff.model import classify_reply as classify
+from mailsniff.protocols.base import to_text
 
 __all__ = [
     "REPLY_MEANINGS",
+    "Reply",
+    "ReplyLine",
     "ReplyClass",
     "ReplyCode",
     "classify",
     "is_positive",
     "is_negative",
     "parse_enhanced",
+    "parse_line",
 ]
-
-
-class ReplyClass(IntEnum):
-    """The first digit of a reply code (RFC 5321 4.2.1)."""
-
-    POSITIVE_PRELIMINARY = 1  # not used by SMTP; listed for completeness
-    POSITIVE_COMPLETION = 2
-    POSITIVE_INTERMEDIATE = 3
-    TRANSIENT_NEGATIVE = 4
-    PERMANENT_NEGATIVE = 5
 
 
 class ReplyCode(IntEnum):
@@ -86,11 +84,57 @@ REPLY_MEANINGS: dict[int, str] = {
 }
 
 
-def classify(code: int) -> ReplyClass | None:
-    """The class of a reply code (its first digit), or None for a code outside 100-599."""
-    if 100 <= code <= 599:
-        return ReplyClass(code // 100)
-    return None
+@dataclass(frozen=True, slots=True)
+class ReplyLine:
+    """One line of a reply (RFC 5321 4.2): its code, its text, and whether another follows."""
+
+    code: int
+    text: str  # after the code and its separator
+    more: bool  # "-" after the code: a multi-line reply goes on
+
+
+# RFC 5321 4.2: Reply-line = *( Reply-code "-" [ textstring ] CRLF )
+#                            Reply-code [ SP textstring ] CRLF
+_LINE = re.compile(rb"^([2-5][0-9][0-9])(?:([ -])(.*)|)$", re.DOTALL)
+
+
+def parse_line(raw: bytes) -> ReplyLine | None:
+    """A reply line without its ending (`250-PIPELINING`), or None when it is not one. The
+    grammar the parser and the active client both read replies with."""
+    m = _LINE.match(raw)
+    if m is None:
+        return None
+    return ReplyLine(int(m.group(1)), to_text(m.group(3) or b""), m.group(2) == b"-")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A whole reply: its code and each line's text (after the code and separator)."""
+
+    code: int
+    lines: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        """The first line as stored and shown: `550 No such user`."""
+        return f"{self.code} {self.lines[0] if self.lines else ''}".rstrip()
+
+    @property
+    def reply_class(self) -> ReplyClass | None:
+        return classify(self.code)
+
+    @property
+    def positive(self) -> bool:
+        """2xx or 3xx: the command succeeded or goes on."""
+        return self.reply_class in (
+            ReplyClass.POSITIVE_COMPLETION,
+            ReplyClass.POSITIVE_INTERMEDIATE,
+        )
+
+    @property
+    def outcome(self) -> str:
+        """'accepted', 'deferred', 'rejected' or 'unknown', as for a stored reply."""
+        return outcome_of(self.reply_class)
 
 
 def is_positive(code: int) -> bool:

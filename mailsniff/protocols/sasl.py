@@ -11,7 +11,8 @@ import binascii
 import re
 from dataclasses import dataclass
 
-from mailsniff.protocols.base import to_text
+from mailsniff.model import Direction
+from mailsniff.protocols.base import SaslStep, to_text
 
 __all__ = [
     "BearerCredentials",
@@ -22,6 +23,7 @@ __all__ = [
     "decode_cram_md5",
     "decode_xoauth2",
     "PlainCredentials",
+    "sasl_step",
 ]
 
 _B64 = re.compile(rb"^[A-Za-z0-9+/]*={0,2}$")
@@ -54,6 +56,44 @@ def b64decode(blob: bytes | str) -> Decoded:
     except (binascii.Error, ValueError):
         return Decoded(False, raw, to_text(raw))
     return Decoded(True, data, to_text(data))
+
+
+def sasl_step(
+    ts_ns: int,
+    direction: Direction,
+    raw: bytes,
+    blob: bytes,
+    mechanism: str,
+    *,
+    initial: bool = False,
+    seq: int | None = None,
+    tag: str = "",
+    empty_is_base64: bool = True,
+) -> SaslStep:
+    """The `SaslStep` of one SASL line whose payload is `blob`: `*` from the client cancels;
+    an empty payload (`+ ` alone, `334`, `=`) is empty data unless `empty_is_base64` is False."""
+    stripped = blob.strip()
+    cancelled = direction is Direction.CLIENT and stripped == b"*"
+    if cancelled:
+        ok, data, text = False, stripped, "*"
+    elif not stripped and empty_is_base64:
+        ok, data, text = True, b"", ""
+    else:
+        decoded = b64decode(stripped)
+        ok, data, text = decoded.ok, decoded.data, decoded.text
+    return SaslStep(
+        ts_ns=ts_ns,
+        direction=direction,
+        raw=raw,
+        mechanism=mechanism,
+        data=data,
+        text=text,
+        base64=ok,
+        initial=initial,
+        cancelled=cancelled,
+        seq=seq,
+        tag=tag,
+    )
 
 
 @dataclass(slots=True, frozen=True)

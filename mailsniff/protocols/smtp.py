@@ -36,12 +36,13 @@ from mailsniff.protocols.base import (
     Direction,
     Line,
     ReceiveBuffer,
+    SaslStep,
     StreamGap,
     TlsStarted,
     to_text,
 )
-from mailsniff.protocols.replies import ReplyCode, parse_enhanced
-from mailsniff.protocols.sasl import b64decode
+from mailsniff.protocols.replies import ReplyCode, parse_enhanced, parse_line
+from mailsniff.protocols.sasl import sasl_step
 
 __all__ = [
     "is_greeting",
@@ -49,11 +50,8 @@ __all__ = [
     "may_be_greeting",
     "AUTH_RESPONSES",
     "Anomaly",
-    "AuthChallenge",
-    "AuthResponse",
     "ClientState",
     "Command",
-    "GapEvent",
     "Greeting",
     "MAX_PENDING_COMMANDS",
     "MessageData",
@@ -61,8 +59,10 @@ __all__ = [
     "MessageGap",
     "Params",
     "Reply",
+    "SaslStep",
     "SmtpEvent",
     "SmtpParser",
+    "StreamGap",
     "TRANSITIONS",
     "TlsStarted",
     "parse_path",
@@ -109,7 +109,7 @@ class Reply(_Event):
     lines: tuple[str, ...]  # text after the code and separator, one per line
     enhanced: str | None  # RFC 3463 status code of the first line, e.g. "2.1.0"
     for_command: str | None  # verb of the command it answers; None when unpaired
-    seq: int | None  # Command.seq / AuthResponse.seq / MessageEnd.seq it answers
+    seq: int | None  # Command.seq / SaslStep.seq / MessageEnd.seq it answers
     ends_message: bool = False  # the reply to the end of DATA content or to BDAT ... LAST
 
     @property
@@ -120,29 +120,6 @@ class Reply(_Event):
     @property
     def last_line(self) -> str:
         return _code_line(self.code, self.lines[-1] if self.lines else "")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AuthChallenge(_Event):
-    """A `334` server challenge during AUTH (RFC 4954 4), base64 undone."""
-
-    text: str  # decoded; as sent when not base64
-    data: bytes
-    not_base64: bool
-    seq: int | None  # the AUTH command or response it answers
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AuthResponse(_Event):
-    """A client SASL response: an AUTH initial response or a line after a 334 (RFC 4954 4)."""
-
-    seq: int
-    mechanism: str  # upper-case SASL name from the AUTH command
-    step: int  # 0 for the initial response, then 1, 2, ...
-    data: bytes  # decoded; the bytes as sent when not base64
-    text: str
-    not_base64: bool = False
-    cancelled: bool = False  # "*" (RFC 4954 4): the server answers 501
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -169,21 +146,17 @@ class MessageEnd(_Event):
     complete: bool  # False when the connection ended (or gave up) before the terminator
 
 
-#: The shared gap event under the name this module used to give it.
-GapEvent = StreamGap
-
 SmtpEvent = (
     Greeting
     | Command
     | Reply
-    | AuthChallenge
-    | AuthResponse
+    | SaslStep
     | MessageData
     | MessageGap
     | MessageEnd
     | TlsStarted
     | Anomaly
-    | GapEvent
+    | StreamGap
 )
 
 
@@ -237,9 +210,6 @@ _KNOWN_VERBS = frozenset(
 
 # RFC 5321 4.1.1: verbs are alphabetic keywords; extensions use letters, digits and "-".
 _VERB = re.compile(rb"^[A-Za-z][A-Za-z0-9-]{0,19}$")
-# RFC 5321 4.2: Reply-line = *( Reply-code "-" [ textstring ] CRLF )
-#                            Reply-code [ SP textstring ] CRLF
-_REPLY = re.compile(rb"^([2-5][0-9][0-9])(?:([ -])(.*)|)$", re.DOTALL)
 # RFC 3030 2: bdat-cmd = "BDAT" SP chunk-size [ SP end-marker ] CRLF
 #             chunk-size = 1*DIGIT; end-marker = "LAST"
 _BDAT = re.compile(r"^(\d{1,18})(?:\s+(LAST))?\s*$", re.IGNORECASE)
@@ -391,6 +361,7 @@ class SmtpParser:
         "_auth_left",
         "encrypted_bytes",
         "_tls_rest",
+        "_auth_initial",
     )
 
     def __init__(self) -> None:
@@ -427,7 +398,7 @@ class SmtpParser:
         self._tls_unchecked: frozenset[Direction] = _NO_DIRECTIONS
         # AUTH
         self._mechanism = ""
-        self._auth_step = 0
+        self._auth_initial = False  # a response given on the AUTH line itself
         self._auth_left = 0  # responses still expected when no server side is captured
         #: Bytes seen after TLS started, per direction (counted, never parsed; copied when TLS
         #: starts).
@@ -486,7 +457,7 @@ class SmtpParser:
         out: list[SmtpEvent] = []
         if self._closed:
             return out
-        out.append(GapEvent(ts_ns=ts_ns, direction=direction, length=length))
+        out.append(StreamGap(ts_ns=ts_ns, direction=direction, length=length))
         if self._state is ClientState.TLS:
             self.encrypted_bytes[direction] += length
             self._tls_unchecked = self._tls_unchecked - {direction}
@@ -808,12 +779,12 @@ class SmtpParser:
         # RFC 4954 4: AUTH mechanism [initial-response]; "=" is an empty initial response.
         parts = argument.split()
         self._mechanism = parts[0].upper() if parts else ""
-        self._auth_step = 0
+        self._auth_initial = True
         assumed = not self._server_seen
         self._push(ts, _Pending(seq, "AUTH", _Await.AUTH, assumed=assumed), out)
         if len(parts) > 1:
             self._emit_sasl(ts, seq, parts[1].encode("latin-1", "replace"), b"", out)
-        self._auth_step = 1
+        self._auth_initial = False
         if assumed:
             need = AUTH_RESPONSES.get(self._mechanism, 1) - (1 if len(parts) > 1 else 0)
             self._auth_left = max(need, 0)
@@ -823,28 +794,16 @@ class SmtpParser:
     def _emit_sasl(
         self, ts: int, seq: int, blob: bytes, ending: bytes, out: list[SmtpEvent]
     ) -> None:
-        raw = blob + ending
-        if blob.strip() == b"*":
-            out.append(
-                AuthResponse(
-                    ts_ns=ts, direction=Direction.CLIENT, raw=raw, seq=seq,
-                    mechanism=self._mechanism, step=self._auth_step, data=b"", text="*",
-                    cancelled=True,
-                )
-            )  # fmt: skip
-            return
-        d = b64decode(blob)
         out.append(
-            AuthResponse(
-                ts_ns=ts, direction=Direction.CLIENT, raw=raw, seq=seq, mechanism=self._mechanism,
-                step=self._auth_step, data=d.data, text=d.text, not_base64=not d.ok,
+            sasl_step(
+                ts, Direction.CLIENT, blob + ending, blob, self._mechanism,
+                initial=self._auth_initial, seq=seq, empty_is_base64=False,
             )
         )  # fmt: skip
 
     def _on_sasl_line(self, ts: int, line: Line, out: list[SmtpEvent]) -> None:
         seq = self._next_seq()
         self._emit_sasl(ts, seq, line.raw, line.ending, out)
-        self._auth_step += 1
         cancelled = line.raw.strip() == b"*"
         if self._server_seen:
             self._push(ts, _Pending(seq, "AUTH", _Await.AUTH), out)
@@ -1016,7 +975,7 @@ class SmtpParser:
 
     def _server_line(self, ts: int, line: Line, out: list[SmtpEvent]) -> bool:
         """One server line; True when it completed a reply."""
-        m = _REPLY.match(line.raw)
+        m = parse_line(line.raw)
         if self._resync[Direction.SERVER]:
             if m is None:
                 self._skipped[Direction.SERVER] += line.size
@@ -1031,9 +990,7 @@ class SmtpParser:
                 raw=line.raw + line.ending,
             )  # fmt: skip
             return False
-        code = int(m.group(1))
-        sep = m.group(2) or b" "
-        text = to_text(m.group(3) or b"")
+        code, text = m.code, m.text
         r = self._reply
         if r is not None and r.code != code:
             if len(self._pending) >= (2 if self._greeted else 1):
@@ -1051,7 +1008,7 @@ class SmtpParser:
         if len(r.raw) < MAX_LINE:  # a reply's kept lines are bounded as one line is
             r.lines.append(text)
             r.raw += line.raw + line.ending
-        if sep == b"-" and len(r.lines) < 1000:
+        if m.more and len(r.lines) < 1000:
             return False
         self._reply = None
         self._on_reply(ts, r.code, tuple(r.lines), bytes(r.raw), out)
@@ -1182,11 +1139,10 @@ class SmtpParser:
         if p.kind is _Await.AUTH and code == ReplyCode.AUTH_CHALLENGE:
             blob = lines[0] if lines else ""
             # RFC 4954 4: an empty challenge ("334 " or "334") is valid and decodes to nothing.
-            d = b64decode(blob) if blob.strip() else b64decode("=")
             out.append(
-                AuthChallenge(
-                    ts_ns=ts, direction=Direction.SERVER, raw=raw, text=d.text, data=d.data,
-                    not_base64=not d.ok, seq=p.seq,
+                sasl_step(
+                    ts, Direction.SERVER, raw, blob.encode("latin-1", "replace"),
+                    self._mechanism, seq=p.seq,
                 )
             )  # fmt: skip
             if not p.assumed and self._state is ClientState.COMMAND:

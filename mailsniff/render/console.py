@@ -445,7 +445,7 @@ def _header_panel(session: Session, own: bool = False) -> Panel:
     if session.capabilities:
         grid.add_row("capabilities", _text(_join(session.capabilities)))
     for anomaly in session.anomalies:
-        grid.add_row("anomaly", _text(anomaly, _WARN))
+        grid.add_row("anomaly", _text(anomaly.text, _WARN))
     title = Text.assemble(
         (f"Session {session.id}", _KEY),
         "  ",
@@ -561,20 +561,22 @@ def _params(params: dict[str, str | None]) -> str:
     return " ".join(k if v is None else f"{k}={v}" for k, v in params.items())
 
 
-def _rcpt_role(rcpt: RcptAttempt, t: Transaction, headers: list[str]) -> Text:
-    status = rcpt.status
-    if status == "rejected":
-        return Text("rejected", style=_BAD)
-    if status == "deferred":
-        return Text("rejected (temporary)", style=_BAD)
-    if normalise_address(rcpt.address) in {normalise_address(b) for b in t.bcc}:
-        return Text("Bcc (envelope only)", style=_BCC)
-    shown = [h for h in headers if h in ("To", "Cc")]
-    if shown:
-        return Text(" + ".join(shown), style=_GOOD)
-    if t.message is None:
-        return Text("envelope (no message)", style=_DIM)
-    return Text("envelope", style=_DIM)
+#: How each recipient role analysis gives (`RcptAttempt.role`) is shown; "to"/"cc" show the
+#: headers that list the address.
+_ROLE_LABELS = {
+    "rejected": ("rejected", _BAD),
+    "deferred": ("rejected (temporary)", _BAD),
+    "bcc": ("Bcc (envelope only)", _BCC),
+    "envelope": ("envelope (no message)", _DIM),
+}
+
+
+def _rcpt_role(rcpt: RcptAttempt, headers: list[str]) -> Text:
+    if rcpt.role in ("to", "cc"):
+        shown = [h for h in headers if h in ("To", "Cc")]
+        return Text(" + ".join(shown) or rcpt.role.capitalize(), style=_GOOD)
+    label, style = _ROLE_LABELS.get(rcpt.role or "envelope", ("envelope", _DIM))
+    return Text(label, style=style)
 
 
 def _envelope_addresses(t: Transaction) -> list[str]:
@@ -595,17 +597,14 @@ def _envelope_table(n: int, t: Transaction) -> Table:
 
     for rcpt in t.rcpts:
         headers, name = header_roles(rcpt.address, t.message)
-        role = _rcpt_role(rcpt, t, headers)
-        if (
-            rcpt.status in ("rejected", "deferred")
-            and normalise_address(rcpt.address) in header_only
-        ):
+        role = _rcpt_role(rcpt, headers)
+        if rcpt.role in ("rejected", "deferred") and normalise_address(rcpt.address) in header_only:
             role.append("; header only", style=_HEADER_ONLY)
         envelope = _reply(rcpt.reply)
         params = _params(rcpt.params)
         if params:
             envelope.append_text(_text(f"  {params}", _DIM))
-        style = _BCC if role.plain.startswith("Bcc") else ""
+        style = _BCC if rcpt.role == "bcc" else ""
         rows.append((_text(rcpt.address), _text(name), role, where(headers), envelope, style))
         listed.add(normalise_address(rcpt.address))
     for address in t.header_only:

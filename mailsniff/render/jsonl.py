@@ -258,7 +258,7 @@ def session_record(s: Session, *, transcript: bool = False) -> JsonObject:
         "server_bytes": s.server_bytes,
         "packets": s.packets,
         "mailbox_stats": [{"messages": n, "octets": o} for n, o in s.mailbox_stats],
-        "anomalies": list(s.anomalies),
+        "anomalies": [a.text for a in s.anomalies],
         "tls_info": tls_record(s.tls_info),
     }
     if s.imap is not None:

@@ -134,7 +134,7 @@ def session_lines(session: Session, *, summary_only: bool, transcript: bool) -> 
     for finding in session.findings:
         yield _line("finding", sid, finding.severity or "-", finding.kind, finding.detail)
     for anomaly in session.anomalies:
-        yield _line("anomaly", sid, anomaly)
+        yield _line("anomaly", sid, anomaly.text)
     if transcript:
         for t in session.transcript:
             yield _line(

@@ -32,6 +32,7 @@ from typing import Any
 from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
 
+from mailsniff.model import reply_positive
 from mailsniff.render.text import format_size, safe_text
 
 __all__ = ["ReportBuilder", "ReportInput", "SEVERITIES"]
@@ -162,6 +163,7 @@ class ReportBuilder:
         self._env.filters["size"] = format_size
         self._env.filters["clock"] = _clock
         self._env.filters["dialogue"] = _dialogue
+        self._env.filters["positive_reply"] = reply_positive
         self._session_template = self._env.from_string(_asset("report_session.html.j2"))
         self._page_template = self._env.from_string(_asset("report.html.j2"))
         self.inputs: list[ReportInput] = []

@@ -22,6 +22,7 @@ from mailsniff.errors import MailsniffError, UsageError
 from mailsniff.limits import MAX_LINE, MAX_REPLY_LINES
 from mailsniff.model import Endpoint, Protocol, Session, TranscriptLine
 from mailsniff.protocols.base import Direction
+from mailsniff.protocols.replies import Reply, parse_line
 from mailsniff.send import NetworkError, RejectedError
 from mailsniff.send.message import dot_stuff
 from mailsniff.session.base import SessionHandler
@@ -196,7 +197,7 @@ class Connection:
         self._flush()
         if self._restarted:
             anomalies = self.session.anomalies
-            anomalies[:] = [a for a in anomalies if not a.startswith(_NO_GREETING)]
+            anomalies[:] = [a for a in anomalies if a.kind != _NO_GREETING]
 
 
 def _os_error(error: OSError) -> str:
@@ -237,23 +238,6 @@ def open_connection(
 
 
 # --------------------------------------------------------------------------- SMTP
-
-
-@dataclass(slots=True, frozen=True)
-class Reply:
-    """One SMTP reply: its code and its lines' texts (after the code and separator)."""
-
-    code: int
-    lines: tuple[str, ...]
-
-    @property
-    def text(self) -> str:
-        """The first line, as shown in outcome tables: `550 No such user`."""
-        return f"{self.code} {self.lines[0] if self.lines else ''}".rstrip()
-
-    @property
-    def positive(self) -> bool:
-        return 200 <= self.code < 400
 
 
 @dataclass(slots=True)
@@ -300,12 +284,13 @@ class _Smtp:
         code = 0
         for _ in range(MAX_REPLY_LINES):
             raw = self.conn.read_line().rstrip(b"\r\n")
-            text = raw.decode("utf-8", "replace")
-            if len(raw) < 3 or not raw[:3].isdigit():
+            line = parse_line(raw)
+            if line is None:
+                text = raw.decode("utf-8", "replace")
                 raise NetworkError(f"not an SMTP reply: {text[:80]!r}")
-            code = int(raw[:3])
-            lines.append(text[4:])
-            if raw[3:4] != b"-":
+            code = line.code
+            lines.append(line.text)
+            if not line.more:
                 return Reply(code, tuple(lines))
         raise NetworkError(f"SMTP reply longer than {MAX_REPLY_LINES} lines")
 
@@ -419,19 +404,19 @@ def _rcpt_outcome(outcome: RcptOutcome, reply: Reply) -> None:
     if reply.positive:
         outcome.status = "accepted"
     else:
-        outcome.status = "deferred" if reply.code < 500 else "rejected"
+        outcome.status = reply.outcome
 
 
 def _sender_rejected(outcomes: list[RcptOutcome], reply: Reply) -> None:
     for o in outcomes:
-        o.status = "deferred" if reply.code < 500 else "rejected"
+        o.status = reply.outcome
         o.reply = f"sender rejected: {reply.text}"
 
 
 def _data_rejected(outcomes: list[RcptOutcome], reply: Reply) -> None:
     for o in outcomes:
         if o.status == "accepted":
-            o.status = "deferred" if reply.code < 500 else "rejected"
+            o.status = reply.outcome
             o.reply = reply.text
 
 

@@ -14,7 +14,14 @@ from pathlib import Path
 
 from mailsniff.errors import UsageError
 
-__all__ = ["MessageSpec", "build_message", "dot_stuff", "envelope_recipients", "split_addresses"]
+__all__ = [
+    "MessageSpec",
+    "build_message",
+    "dot_stuff",
+    "envelope_recipients",
+    "envelope_roles",
+    "split_addresses",
+]
 
 #: RFC 5322 3.6.8 field name: printable ASCII except colon.
 _FIELD_NAME = re.compile(r"[!-9;-~]+")
@@ -58,14 +65,20 @@ def _bare(address: str) -> str:
     return parseaddr(address)[1] or address.strip()
 
 
+def envelope_roles(spec: MessageSpec) -> list[tuple[str, str]]:
+    """RCPT TO addresses with the header that lists them ("to", "cc", "bcc"): To, then Cc, then
+    Bcc, each address once (compared without case), in the first header that lists it."""
+    seen: dict[str, tuple[str, str]] = {}
+    for role, addresses in (("to", spec.to), ("cc", spec.cc), ("bcc", spec.bcc)):
+        for address in addresses:
+            bare = _bare(address)
+            seen.setdefault(bare.lower(), (bare, role))
+    return list(seen.values())
+
+
 def envelope_recipients(spec: MessageSpec) -> list[str]:
     """RCPT TO addresses: To, then Cc, then Bcc, each address once."""
-    seen: dict[str, None] = {}
-    for address in (*spec.to, *spec.cc, *spec.bcc):
-        bare = _bare(address)
-        if bare.lower() not in {s.lower() for s in seen}:
-            seen[bare] = None
-    return list(seen)
+    return [address for address, _ in envelope_roles(spec)]
 
 
 def _check_charset(charset: str) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from mailsniff.errors import MailsniffError, UsageError
 from mailsniff.limits import MAX_MESSAGE
 from mailsniff.model import Protocol, Session
+from mailsniff.protocols.pop3 import parse_status
 from mailsniff.send import NetworkError, RejectedError
 from mailsniff.send.client import (
     Connection,
@@ -69,10 +70,11 @@ class _Pop:
 
     def status(self) -> bytes:
         line = self.conn.read_line().rstrip(b"\r\n")
-        if line.startswith(b"+OK"):
+        status = parse_status(line)
+        if status is not None and status[0]:
             return line
         text = line.decode("utf-8", "replace")
-        if line.startswith(b"-ERR"):
+        if status is not None:
             raise RejectedError(text)
         raise NetworkError(f"not a POP3 status line: {text[:80]!r}")
 

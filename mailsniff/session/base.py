@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Generic, Protocol, TypeVar
 
 from mailsniff.limits import MAX_ANOMALIES, MAX_TRANSCRIPT_LINES
-from mailsniff.model import Session, TranscriptLine
-from mailsniff.protocols.base import Direction
+from mailsniff.model import AnomalyKind, Session, SessionAnomaly, TranscriptLine
+from mailsniff.protocols.base import Anomaly, Direction, to_text
 
 __all__ = ["AnomalyLog", "ParserDriven", "SessionHandler", "TranscriptRecorder"]
 
@@ -106,8 +106,8 @@ class TranscriptRecorder:
 
 
 class AnomalyLog:
-    """Appends a session's anomaly notes, at most MAX_ANOMALIES of them; those that did not fit
-    are counted in one last note when the session closes."""
+    """Appends a session's anomalies, at most MAX_ANOMALIES of them; those that did not fit are
+    counted in one last record when the session closes."""
 
     __slots__ = ("_session", "_dropped")
 
@@ -115,13 +115,26 @@ class AnomalyLog:
         self._session = session
         self._dropped = 0
 
-    def add(self, text: str) -> None:
+    def add(self, anomaly: SessionAnomaly) -> None:
         if len(self._session.anomalies) < MAX_ANOMALIES:
-            self._session.anomalies.append(text)
+            self._session.anomalies.append(anomaly)
         else:
             self._dropped += 1
 
+    def note(self, kind: str, detail: str = "") -> None:
+        """An anomaly the session builder itself notices (no parser event)."""
+        self.add(SessionAnomaly(kind, detail))
+
+    def event(self, event: Anomaly, *, with_raw: bool = True) -> None:
+        """A parser's anomaly; its offending bytes (the first 200) quoted after the detail."""
+        detail = event.detail
+        if with_raw and event.raw:
+            quoted = repr(to_text(event.raw[:200]))
+            detail = f"{detail}: {quoted}" if detail else quoted
+        self.add(SessionAnomaly(event.kind, detail, event.direction, ts_ns=event.ts_ns))
+
     def close(self) -> None:
         if self._dropped:
-            self._session.anomalies.append(f"... {self._dropped} more anomalies not kept")
+            detail = f"... {self._dropped} more anomalies not kept"
+            self._session.anomalies.append(SessionAnomaly(AnomalyKind.NOT_KEPT, detail))
             self._dropped = 0

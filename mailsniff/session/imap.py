@@ -13,6 +13,7 @@ from dataclasses import replace
 from mailsniff.limits import MAX_CAPABILITIES, MAX_TRANSCRIPT_LINES
 from mailsniff.mail.mime import MessageAccumulator
 from mailsniff.model import (
+    AnomalyKind,
     AuthAttempt,
     Exchange,
     ImapChange,
@@ -23,7 +24,8 @@ from mailsniff.model import (
     Session,
 )
 from mailsniff.protocols.base import Direction, to_text
-from mailsniff.protocols.imap import (
+from mailsniff.protocols.imap import ImapParser
+from mailsniff.protocols.imap_events import (
     Anomaly,
     AuthResult,
     Capabilities,
@@ -37,7 +39,6 @@ from mailsniff.protocols.imap import (
     Greeting,
     IdInfo,
     ImapEvent,
-    ImapParser,
     MailboxSelected,
     MessageData,
     MessageEnd,
@@ -129,7 +130,8 @@ class ImapSessionHandler(ParserDriven[ImapEvent]):
                 opened.sink.abandon()
         self._open.clear()
         if self._dropped:
-            self._anomalies.add(f"records: {self._dropped} beyond the limit not kept")
+            detail = f"records: {self._dropped} beyond the limit not kept"
+            self._anomalies.note(AnomalyKind.NOT_KEPT, detail)
             self._dropped = 0
         self._anomalies.close()
 
@@ -236,10 +238,7 @@ class ImapSessionHandler(ParserDriven[ImapEvent]):
                         event.ts_ns, event.direction, "", f"gap: {lost} never captured"
                     )
                 case Anomaly():
-                    text = f"{event.kind}: {event.detail}" if event.detail else event.kind
-                    if event.raw:
-                        text += f": {to_text(event.raw[:200])!r}"
-                    self._anomalies.add(text)
+                    self._anomalies.event(event)
                 case ServerStatus() | Continuation() | Untagged():
                     self._show(event)
                 case _:  # LIST, STATUS, SEARCH, ENABLED, NAMESPACE, IDLE's DONE: shown as sent

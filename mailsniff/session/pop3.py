@@ -10,7 +10,7 @@ from mailsniff.limits import (
     MAX_TRANSCRIPT_LINES,
 )
 from mailsniff.mail.mime import MessageAccumulator
-from mailsniff.model import AuthAttempt, Exchange, RetrievedMessage, Session
+from mailsniff.model import AnomalyKind, AuthAttempt, Exchange, RetrievedMessage, Session
 from mailsniff.protocols import pop3 as grammar
 from mailsniff.protocols.base import Direction, to_text
 from mailsniff.protocols.ntlm import describe_ntlm
@@ -107,7 +107,8 @@ class Pop3SessionHandler(ParserDriven[Pop3Event]):
             self._sink.abandon()
             self._sink = None
         if self._exchanges_dropped:
-            self._anomaly(f"exchanges: {self._exchanges_dropped} commands beyond the limit")
+            detail = f"exchanges: {self._exchanges_dropped} commands beyond the limit"
+            self._anomalies.note(AnomalyKind.NOT_KEPT, detail)
             self._exchanges_dropped = 0
         self._anomalies.close()
 
@@ -419,18 +420,12 @@ class Pop3SessionHandler(ParserDriven[Pop3Event]):
         self._transcript.add(event.ts_ns, event.direction, "", f"gap: {lost} never captured")
 
     def _on_anomaly(self, event: Anomaly) -> None:
-        text = f"{event.kind}: {event.detail}" if event.detail else event.kind
-        if event.raw:
-            text += f": {to_text(event.raw[:200])!r}"
-        self._anomaly(text)
+        self._anomalies.event(event)
         shown = event.kind in _SHOWN_ANOMALIES or (
             event.kind == "unterminated-line" and event.direction is Direction.CLIENT
         )
         if shown:
             self._transcript.add(event.ts_ns, event.direction, to_text(event.raw), event.kind)
-
-    def _anomaly(self, text: str) -> None:
-        self._anomalies.add(text)
 
 
 #: POP3's registry entry (RFC 1939; implicit TLS 995 RFC 8314).

@@ -26,18 +26,17 @@ from mailsniff.protocols.replies import is_negative, is_positive
 from mailsniff.protocols.sasl import decode_cram_md5, decode_plain, decode_xoauth2
 from mailsniff.protocols.smtp import (
     Anomaly,
-    AuthChallenge,
-    AuthResponse,
     Command,
-    GapEvent,
     Greeting,
     MessageData,
     MessageEnd,
     MessageGap,
     Params,
     Reply,
+    SaslStep,
     SmtpEvent,
     SmtpParser,
+    StreamGap,
     TlsStarted,
 )
 from mailsniff.session.auth import fold_ntlm, fold_ntlm_challenge
@@ -132,9 +131,9 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
                     self._on_command(ev)
                 case Reply():
                     self._on_reply(ev)
-                case AuthChallenge():
+                case SaslStep() if ev.direction is Direction.SERVER:
                     self._on_challenge(ev)
-                case AuthResponse():
+                case SaslStep():
                     self._on_response(ev)
                 case MessageData():
                     self._on_message_data(ev)
@@ -146,13 +145,10 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
                     self.session.tls = True
                     self._line(ev.ts_ns, Direction.SERVER, "", "TLS started: the rest is encrypted")
                 case Anomaly():
-                    self._anomaly(f"{ev.kind}: {ev.detail}")
-                case GapEvent():
+                    self._anomalies.event(ev, with_raw=False)
+                case StreamGap():
                     what = "unknown number of" if ev.length == 0 else str(ev.length)
                     self._line(ev.ts_ns, ev.direction, "", f"gap: {what} bytes not captured")
-
-    def _anomaly(self, text: str) -> None:
-        self._anomalies.add(text)
 
     def _line(self, ts: int, direction: Direction, text: str, note: str | None = None) -> None:
         self._transcript.add(ts, direction, text, note)
@@ -201,7 +197,7 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
                 self._txn = awaited.txn = txn
             case "RCPT":
                 if self._txn is None:
-                    self._anomaly(f"rcpt-without-mail: RCPT {ev.argument}"[:120])
+                    self._anomalies.note("rcpt-without-mail", f"RCPT {ev.argument}"[:101])
                 else:
                     rcpt = RcptAttempt(
                         address=ev.address if ev.address is not None else ev.argument,
@@ -212,7 +208,7 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
                     awaited.txn, awaited.rcpt = self._txn, rcpt
             case "DATA" | "BDAT":
                 if self._txn is None:
-                    self._anomaly(f"{ev.verb.lower()}-without-mail")
+                    self._anomalies.note(f"{ev.verb.lower()}-without-mail")
                 else:
                     self._txn.body_command = ev.verb
                     awaited.txn = self._txn
@@ -288,10 +284,10 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
             attempt.success = False
         self._auth = None
 
-    def _on_challenge(self, ev: AuthChallenge) -> None:
-        note = ev.text if not ev.not_base64 else None
+    def _on_challenge(self, ev: SaslStep) -> None:
+        note = ev.text if ev.base64 else None
         attempt = self._auth.attempt if self._auth is not None else None
-        if attempt is not None and attempt.mechanism == "NTLM" and not ev.not_base64:
+        if attempt is not None and attempt.mechanism == "NTLM" and ev.base64:
             note = describe_ntlm(ev.data) or note
             fold_ntlm_challenge(attempt, ev.data)
         self._wire_lines(ev.ts_ns, ev.direction, ev.raw, note)
@@ -300,12 +296,13 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
         if ev.seq is not None and ev.seq in self._awaited:
             self._awaited[ev.seq].answered = True
 
-    def _on_response(self, ev: AuthResponse) -> None:
-        if ev.step > 0:  # the initial response was shown with its AUTH command line
+    def _on_response(self, ev: SaslStep) -> None:
+        if not ev.initial:  # the initial response was shown with its AUTH command line
             self._wire_lines(ev.ts_ns, ev.direction, ev.raw, self._response_note(ev))
         else:
             self._annotate_initial(ev)
-        self._await(ev.seq, _Awaited("AUTH"))
+        if ev.seq is not None:
+            self._await(ev.seq, _Awaited("AUTH"))
         if self._auth is None:
             attempt = AuthAttempt(mechanism=ev.mechanism, ts_ns=ev.ts_ns)
             self.session.auth.append(attempt)
@@ -315,12 +312,12 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
         if ev.cancelled:
             attempt.cancelled = True
             return
-        if ev.not_base64:
+        if not ev.base64:
             attempt.not_base64 = True
         auth.responses.append(ev.data)
         self._decode(auth, ev.data, ev.raw.strip())
 
-    def _annotate_initial(self, ev: AuthResponse) -> None:
+    def _annotate_initial(self, ev: SaslStep) -> None:
         """Put the decoded initial response on the transcript line of its AUTH command."""
         s = self.session
         if not s.transcript or s.transcript[-1].direction is not Direction.CLIENT:
@@ -331,10 +328,10 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
             s.transcript[-1] = TranscriptLine(last.ts_ns, last.direction, last.text, note)
 
     @staticmethod
-    def _response_note(ev: AuthResponse) -> str:
+    def _response_note(ev: SaslStep) -> str:
         if ev.cancelled:
             return "cancel"
-        if ev.not_base64:
+        if not ev.base64:
             return "not base64"
         if ev.mechanism == "NTLM":
             return describe_ntlm(ev.data) or ev.text
@@ -390,7 +387,7 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
             txn = self._txn
             if txn is None:
                 # Content whose MAIL FROM was not captured (capture began later, or a gap).
-                self._anomaly("message-without-mail: envelope not captured")
+                self._anomalies.note("message-without-mail", "envelope not captured")
                 txn = Transaction(mail_from="", ts_ns=ts)
                 self.session.transactions.append(txn)
                 self._txn = txn

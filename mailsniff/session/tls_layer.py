@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from enum import Enum
 
-from mailsniff.model import Session, SessionTls, TlsFailure
+from mailsniff.model import AnomalyKind, Session, SessionAnomaly, SessionTls, TlsFailure
 from mailsniff.protocols.base import Direction
 from mailsniff.session.base import SessionHandler
 from mailsniff.tls import (
@@ -188,10 +188,11 @@ class TlsLayer:
                 s = self.session
                 s.implicit_tls = False
                 s.tls = False
-                s.anomalies.append(
+                detail = (
                     f"cleartext {s.protocol.upper()} on implicit-TLS port "
                     f"{s.server.port}: the server greeted without TLS"
                 )
+                s.anomalies.append(SessionAnomaly(AnomalyKind.CLEARTEXT_ON_TLS_PORT, detail))
                 self._mode = _Mode.CLEAR
                 self.data(ts_ns, direction, data)
                 return
@@ -272,9 +273,13 @@ class TlsLayer:
                 self._update()
             elif isinstance(ev, TlsAnomaly):
                 where = self._base[ev.direction] + ev.offset
-                self._anomaly(f"tls-{ev.kind}: {ev.direction} {ev.detail} at offset {where}")
+                self._anomaly(f"tls-{ev.kind}", f"{ev.direction} {ev.detail} at offset {where}", ev)
             elif isinstance(ev, TlsAlert) and ev.level == 2:
-                self._anomaly(f"tls-alert: {ev.direction} sent fatal alert {ev.description_name}")
+                self._anomaly(
+                    AnomalyKind.TLS_ALERT,
+                    f"{ev.direction} sent fatal alert {ev.description_name}",
+                    ev,
+                )
 
     def _plaintext(self, ev: TlsData) -> None:
         inner = self._inner
@@ -305,16 +310,26 @@ class TlsLayer:
         if rest:
             self._cut.add(direction)
             self._anomaly(
-                f"tls-undecrypted: {direction} bytes from offset {where} not decrypted "
-                f"({reason}): the rest of that direction is a gap"
+                AnomalyKind.TLS_UNDECRYPTED,
+                f"{direction} bytes from offset {where} not decrypted "
+                f"({reason}): the rest of that direction is a gap",
             )
         else:
-            self._anomaly(f"tls-undecrypted: {direction} record at offset {where}: {reason}")
+            self._anomaly(
+                AnomalyKind.TLS_UNDECRYPTED, f"{direction} record at offset {where}: {reason}"
+            )
         self._inner.gap(ts_ns, direction, 0)
 
-    def _anomaly(self, text: str) -> None:
+    def _anomaly(self, kind: str, detail: str, ev: TlsAnomaly | TlsAlert | None = None) -> None:
         if self._anomalies < MAX_TLS_ANOMALIES:
-            self.session.anomalies.append(text)
+            self.session.anomalies.append(
+                SessionAnomaly(
+                    kind,
+                    detail,
+                    direction=ev.direction if ev is not None else None,
+                    ts_ns=ev.ts_ns if ev is not None else None,
+                )
+            )
         self._anomalies += 1
 
     def _describe(self) -> str:

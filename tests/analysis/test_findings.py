@@ -6,6 +6,7 @@ from mailsniff.analysis.bcc import compare_envelope
 from mailsniff.analysis.findings import KINDS, SEVERITY, analyse
 from mailsniff.model import (
     Address,
+    AnomalyKind,
     AuthAttempt,
     Finding,
     Gap,
@@ -14,6 +15,7 @@ from mailsniff.model import (
     RcptAttempt,
     RetrievedMessage,
     Session,
+    SessionAnomaly,
     Transaction,
 )
 from mailsniff.protocols.base import Direction
@@ -178,7 +180,7 @@ def test_analyse_pop3_forged_from_against_sender() -> None:
 
 def test_analyse_caps_anomaly_findings() -> None:
     s = _session()
-    s.anomalies = [f"garbage line {i}" for i in range(50)]
+    s.anomalies = [SessionAnomaly("garbage", f"line {i}") for i in range(50)]
     analyse(s)
     anomalies = [f for f in s.findings if f.kind == "anomaly"]
     assert len(anomalies) == 21
@@ -288,3 +290,24 @@ def test_header_from_in_another_domain_than_the_authenticated_account_is_high() 
 
 def test_every_listed_severity_names_a_kind() -> None:
     assert set(SEVERITY) <= set(KINDS)
+
+
+def test_overlap_conflicts_are_found_by_kind_not_by_text() -> None:
+    s = _session()
+    conflict = SessionAnomaly(
+        AnomalyKind.OVERLAP_CONFLICT, "40 client bytes at offset 7 differ", Direction.CLIENT, 7
+    )
+    # A peer's garbage line that merely reads like a conflict stays an anomaly.
+    lookalike = SessionAnomaly("garbage", "overlap-conflict: forged")
+    s.anomalies = [conflict, lookalike]
+    analyse(s)
+    found = [(f.kind, f.detail) for f in s.findings if f.kind in ("overlap-conflict", "anomaly")]
+    assert found == [
+        ("overlap-conflict", "40 client bytes at offset 7 differ"),
+        ("anomaly", "garbage: overlap-conflict: forged"),
+    ]
+    assert (conflict.text, conflict.direction, conflict.offset) == (
+        "overlap-conflict: 40 client bytes at offset 7 differ",
+        Direction.CLIENT,
+        7,
+    )

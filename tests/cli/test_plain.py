@@ -156,7 +156,7 @@ def test_a_missing_session_names_the_range_even_in_plain_mode() -> None:
 
 
 def test_a_missing_session_names_the_ids_when_they_are_few_and_not_a_range() -> None:
-    from mailsniff.reading import _missing_sessions
+    from mailsniff.commands.read import _missing_sessions
 
     def message(known: list[int], few: list[int]) -> str:
         error = _missing_sessions(frozenset({3}), set(), known, few)

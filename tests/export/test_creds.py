@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mailsniff.export.creds import CredentialTable
 from mailsniff.model import AuthAttempt, Protocol
+from mailsniff.render.creds import CredentialTable
 from tests.cli_runner import PCAPS, run_cli
 from tests.e2e.synth import Conn, frames, interleave, tcp_segments, write_pcap
 from tests.export.captures import smtp_steps

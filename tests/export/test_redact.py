@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from mailsniff.analysis.findings import analyse
-from mailsniff.export.creds import CredentialTable, render_credentials
 from mailsniff.export.redact import MASK, redact_session
-from mailsniff.model import AuthAttempt, Endpoint, Protocol, Session, TranscriptLine
+from mailsniff.model import AuthAttempt, Endpoint, Protocol, Session, SessionAnomaly, TranscriptLine
 from mailsniff.protocols.base import Direction
 from mailsniff.render.console import render_session
+from mailsniff.render.creds import CredentialTable, render_credentials
 from mailsniff.render.jsonl import dumps, session_record
 from mailsniff.session.pop3 import Pop3SessionHandler
 from mailsniff.session.smtp import SmtpSessionHandler
@@ -211,10 +211,10 @@ def test_redact_removes_any_long_secret_and_its_base64_from_every_line(
         TranscriptLine(0, Direction.CLIENT, piece + secret + piece, note=f"{piece} {encoded}")
         for piece in pieces
     ]
-    session.anomalies = [f"{p}{encoded}{p}" for p in pieces]
+    session.anomalies = [SessionAnomaly("garbage", f"{p}{encoded}{p}") for p in pieces]
     redact_session(session)
     texts = [t for line in session.transcript for t in (line.text, line.note or "")]
-    texts += session.anomalies
+    texts += [a.text for a in session.anomalies]
     assert not [t for t in texts if secret in t or encoded in t]
 
 

@@ -23,9 +23,10 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from mailsniff.commands.live import DEFAULT_PORTS, build_filter
 from mailsniff.errors import UsageError
-from mailsniff.live import DEFAULT_PORTS, build_filter, open_sessions_view
 from mailsniff.model import AuthAttempt, Endpoint, Protocol, RcptAttempt, Session, Transaction
+from mailsniff.render.live_view import open_sessions_view
 from tests.cli_runner import REPO, read_json, run_cli
 from tests.jsonschema_check import validate_lines
 from tests.servers import (
@@ -363,7 +364,7 @@ def _as_nobody(setpriv: str) -> list[str]:
     read this checkout, else with only a file-reading one (the interpreter may live under
     /root): never CAP_NET_RAW."""
     base = [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
-    check = [sys.executable, "-c", "import mailsniff.live"]
+    check = [sys.executable, "-c", "import mailsniff.commands.live"]
     if (
         subprocess.run([*base, *check], cwd=REPO, capture_output=True, timeout=_DEADLINE).returncode
         == 0

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from mailsniff.analysis.findings import analyse
-from mailsniff.export.creds import CredentialTable, credential_record
 from mailsniff.model import Protocol, Session
 from mailsniff.protocols.ntlm import describe_ntlm, parse_ntlm
 from mailsniff.render.console import render_session
+from mailsniff.render.creds import CredentialTable, credential_record
 from mailsniff.session.pop3 import Pop3SessionHandler
 from mailsniff.session.smtp import SmtpSessionHandler
 from tests.factories import make_session

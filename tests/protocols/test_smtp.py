@@ -16,18 +16,17 @@ from mailsniff.protocols.replies import ReplyClass, classify, is_negative, parse
 from mailsniff.protocols.smtp import (
     TRANSITIONS,
     Anomaly,
-    AuthChallenge,
-    AuthResponse,
     ClientState,
     Command,
-    GapEvent,
     Greeting,
     MessageData,
     MessageEnd,
     MessageGap,
     Reply,
+    SaslStep,
     SmtpEvent,
     SmtpParser,
+    StreamGap,
     TlsStarted,
     parse_path,
 )
@@ -40,6 +39,14 @@ def events(steps: Sequence[Step], close: bool = True) -> list[Any]:
 
 def of(evs: Sequence[SmtpEvent], kind: type) -> list[Any]:
     return [e for e in evs if isinstance(e, kind)]
+
+
+def challenges(evs: Sequence[SmtpEvent]) -> list[SaslStep]:
+    return [e for e in of(evs, SaslStep) if e.direction is S]
+
+
+def responses(evs: Sequence[SmtpEvent]) -> list[SaslStep]:
+    return [e for e in of(evs, SaslStep) if e.direction is C]
 
 
 def kinds(evs: Sequence[SmtpEvent]) -> list[str]:
@@ -403,10 +410,10 @@ def test_smtp_auth_login_two_steps_decodes_challenges_and_responses() -> None:
             (C, b"MAIL FROM:<u@x>\r\n"),
         ]
     )
-    assert [c.text for c in of(evs, AuthChallenge)] == ["Username:", "Password:"]
-    assert [(r.step, r.text, r.not_base64) for r in of(evs, AuthResponse)] == [
-        (1, "user", False),
-        (2, "secret", False),
+    assert [c.text for c in challenges(evs)] == ["Username:", "Password:"]
+    assert [(r.initial, r.text, r.base64) for r in responses(evs)] == [
+        (False, "user", True),
+        (False, "secret", True),
     ]
     assert of(evs, Reply)[0].for_command == "AUTH"
     assert of(evs, Command)[-1].verb == "MAIL"
@@ -422,7 +429,7 @@ def test_smtp_auth_login_with_initial_response() -> None:
             (S, b"235 ok\r\n"),
         ]
     )
-    assert [(r.step, r.text) for r in of(evs, AuthResponse)] == [(0, "user"), (1, "pw")]
+    assert [(r.initial, r.text) for r in responses(evs)] == [(True, "user"), (False, "pw")]
 
 
 def test_smtp_auth_responses_typed_without_base64_are_kept_as_sent() -> None:
@@ -437,9 +444,9 @@ def test_smtp_auth_responses_typed_without_base64_are_kept_as_sent() -> None:
             (S, b"535 Error: authentication failed\r\n"),
         ]
     )
-    assert [(r.text, r.not_base64) for r in of(evs, AuthResponse)] == [
-        ("crazywill", True),
-        ("mypassword", True),
+    assert [(r.text, r.base64) for r in responses(evs)] == [
+        ("crazywill", False),
+        ("mypassword", False),
     ]
     assert of(evs, Reply)[0].code == 535
     assert of(evs, Command)[0].verb == "AUTH" and len(of(evs, Command)) == 1
@@ -448,14 +455,14 @@ def test_smtp_auth_responses_typed_without_base64_are_kept_as_sent() -> None:
 def test_smtp_auth_plain_inline_and_after_empty_challenge() -> None:
     blob = b64(b"admin\x00alice\x00pw")
     evs = events([GREET, (C, b"AUTH PLAIN " + blob + b"\r\n"), (S, b"235 ok\r\n")])
-    (r,) = of(evs, AuthResponse)
-    assert (r.mechanism, r.step, r.data) == ("PLAIN", 0, b"admin\x00alice\x00pw")
+    (r,) = responses(evs)
+    assert (r.mechanism, r.initial, r.data) == ("PLAIN", True, b"admin\x00alice\x00pw")
     evs = events(
         [GREET, (C, b"AUTH PLAIN\r\n"), (S, b"334 \r\n"), (C, blob + b"\r\n"), (S, b"535 no\r\n")]
     )
-    (ch,) = of(evs, AuthChallenge)
-    assert ch.text == "" and not ch.not_base64
-    assert of(evs, AuthResponse)[0].data == b"admin\x00alice\x00pw"
+    (ch,) = challenges(evs)
+    assert ch.text == "" and ch.base64
+    assert responses(evs)[0].data == b"admin\x00alice\x00pw"
 
 
 def test_smtp_auth_cram_md5_challenge_and_response() -> None:
@@ -470,14 +477,14 @@ def test_smtp_auth_cram_md5_challenge_and_response() -> None:
             (S, b"235 ok\r\n"),
         ]
     )
-    assert of(evs, AuthChallenge)[0].text == challenge.decode()
-    assert of(evs, AuthResponse)[0].text == "tim " + digest.decode()
+    assert challenges(evs)[0].text == challenge.decode()
+    assert responses(evs)[0].text == "tim " + digest.decode()
 
 
 def test_smtp_auth_xoauth2_initial_response() -> None:
     blob = b64(b"user=someone@example.com\x01auth=Bearer ya29.token\x01\x01")
     evs = events([GREET, (C, b"AUTH XOAUTH2 " + blob + b"\r\n"), (S, b"235 2.7.0 Accepted\r\n")])
-    (r,) = of(evs, AuthResponse)
+    (r,) = responses(evs)
     assert r.mechanism == "XOAUTH2" and b"ya29.token" in r.data
 
 
@@ -492,7 +499,7 @@ def test_smtp_auth_cancel_with_star() -> None:
             (C, b"QUIT\r\n"),
         ]
     )
-    (r,) = of(evs, AuthResponse)
+    (r,) = responses(evs)
     assert r.cancelled
     assert of(evs, Reply)[0].code == 501
     assert of(evs, Command)[-1].verb == "QUIT"
@@ -503,7 +510,7 @@ def test_smtp_auth_refused_at_once_returns_to_commands() -> None:
         [GREET, (C, b"AUTH GSSAPI\r\n"), (S, b"504 5.5.4 Unrecognized\r\n"), (C, b"QUIT\r\n")]
     )
     assert [c.verb for c in of(evs, Command)] == ["AUTH", "QUIT"]
-    assert of(evs, AuthResponse) == []
+    assert responses(evs) == []
 
 
 # ------------------------------------------------------------------ STARTTLS (RFC 3207)
@@ -568,7 +575,7 @@ def test_smtp_gap_in_commands_resyncs_at_the_next_known_command() -> None:
     assert [c.verb for c in of(evs, Command)] == ["MAIL", "RCPT"]
     assert of(evs, Command)[-1].address == "e@f"
     assert "resync" in kinds(evs)
-    assert [g.length for g in of(evs, GapEvent)] == [40]
+    assert [g.length for g in of(evs, StreamGap)] == [40]
 
 
 def test_smtp_server_gap_drops_pairing_and_assumes_354() -> None:
@@ -616,7 +623,7 @@ def test_smtp_one_side_only_capture_enters_data_at_once() -> None:
     )
     assert content(evs) == b"Subject: one\r\n\r\nQUIT is not a command here\r\n"
     assert [c.verb for c in of(evs, Command)] == ["EHLO", "MAIL", "RCPT", "DATA", "AUTH", "QUIT"]
-    assert [r.text for r in of(evs, AuthResponse)] == ["u", "p"]
+    assert [r.text for r in responses(evs)] == ["u", "p"]
 
 
 def test_smtp_one_side_starttls_is_recognised_by_the_tls_record() -> None:

@@ -9,7 +9,7 @@ knows this protocol.
 from __future__ import annotations
 
 from mailsniff.mail.mime import MessageAccumulator
-from mailsniff.model import Direction, Exchange, RetrievedMessage, Session
+from mailsniff.model import Direction, Exchange, RetrievedMessage, Session, SessionAnomaly
 from mailsniff.protocols.base import ReceiveBuffer, to_text
 from mailsniff.session.base import TranscriptRecorder
 from mailsniff.session.entry import ProtocolEntry
@@ -45,7 +45,8 @@ class EchoHandler:
                 verb, _, argument = command.partition(" ")
                 self.session.exchanges.append(Exchange(sent_ns, verb.upper(), argument, text))
             else:
-                self.session.anomalies.append(f"server line without a client line: {text!r}")
+                detail = f"server line without a client line: {text!r}"
+                self.session.anomalies.append(SessionAnomaly("unpaired-line", detail))
 
     def _client_line(self, ts_ns: int, raw: bytes, text: str) -> None:
         if self._message is not None:

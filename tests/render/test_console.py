@@ -145,9 +145,13 @@ def seed_smtp_session() -> Session:
                 mail_from="crazywill@163.com",
                 mail_from_reply="250 Mail OK",
                 rcpts=[
-                    RcptAttempt("crazywill@163.com", reply="250 Mail OK"),
-                    RcptAttempt("hidden@example.org", reply="250 Mail OK"),
-                    RcptAttempt("nobody@163.com", reply="550 User not found: nobody@163.com"),
+                    RcptAttempt("crazywill@163.com", reply="250 Mail OK", role="to"),
+                    RcptAttempt("hidden@example.org", reply="250 Mail OK", role="bcc"),
+                    RcptAttempt(
+                        "nobody@163.com",
+                        reply="550 User not found: nobody@163.com",
+                        role="rejected",
+                    ),
                 ],
                 data_reply=QUEUED,
                 message=message,
@@ -689,3 +693,13 @@ def test_render_session_does_not_repeat_an_address_used_as_its_own_name() -> Non
     text = render(s)
     assert "mirjam@abrakadabra.ch <mirjam@abrakadabra.ch>" not in text
     assert "'Carol' <carol@example.com>" in text
+
+
+def test_render_session_shows_the_role_analysis_gave_each_recipient() -> None:
+    session = seed_smtp_session()
+    txn = session.transactions[-1]
+    # The record is what the console shows: a role analysis gave is not worked out again.
+    txn.rcpts[1].role = "deferred"
+    text = render(session)
+    row = line_with(text, "hidden@example.org", "250 Mail OK")
+    assert "rejected (temporary)" in row and "Bcc" not in row

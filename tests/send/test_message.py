@@ -18,6 +18,7 @@ from mailsniff.send.message import (
     build_message,
     dot_stuff,
     envelope_recipients,
+    envelope_roles,
     parse_header_option,
     split_addresses,
 )
@@ -179,3 +180,17 @@ def test_any_subject_and_name_survive_the_round_trip_and_bcc_never_leaks(
     message = parse_message(data)
     assert message.subject == subject
     assert [a.address for a in message.to] == ["to@example.com"]
+
+
+def test_each_envelope_recipient_keeps_the_header_that_first_lists_it() -> None:
+    spec = _spec(
+        to=["To@Example.com"],
+        cc=["to@example.com", "Copy <cc@example.com>"],
+        bcc=["cc@example.com", "hidden@example.com"],
+    )
+    assert envelope_roles(spec) == [
+        ("To@Example.com", "to"),
+        ("cc@example.com", "cc"),
+        ("hidden@example.com", "bcc"),
+    ]
+    assert envelope_recipients(spec) == [a for a, _ in envelope_roles(spec)]

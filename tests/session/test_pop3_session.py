@@ -471,8 +471,8 @@ def test_pop3_session_garbage_lines_become_anomalies_and_transcript_lines() -> N
             (S, b"+OK message follows\r\nSubject: Crafted email\r\n\r\nbody\r\n.\r\n"),
         ]
     )
-    assert s.anomalies[0].startswith("unknown-server-line: expected +OK or -ERR: 'GARBAGE")
-    assert s.anomalies[1].startswith("missing-terminator")
+    assert s.anomalies[0].text.startswith("unknown-server-line: expected +OK or -ERR: 'GARBAGE")
+    assert s.anomalies[1].text.startswith("missing-terminator")
     assert [m.command for m in s.messages] == ["RETR 1"]
     garbage = [t for t in s.transcript if t.text.startswith("GARBAGE")]
     assert [t.note for t in garbage] == ["unknown-server-line"]
@@ -725,7 +725,7 @@ def test_pop3_session_ndpi_lowercase_commands() -> None:
 def test_pop3_session_zeek_bad_list_retr_crafted_garbage() -> None:
     (s,) = capture_sessions("zeek/pop3-bad-list-retr-crafted.pcap")
     assert s.banner == "+OK example.com POP3-Server"
-    assert "GARBAGE" in s.anomalies[0]
+    assert "GARBAGE" in s.anomalies[0].text
     (m,) = s.messages
     assert (m.command, m.partial) == ("RETR 1", False)
     assert [(e.command, e.reply) for e in s.exchanges] == [

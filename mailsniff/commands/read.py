@@ -412,7 +412,7 @@ def _read_capture(
 
     # Console output only (JSON streams and keeps nothing): finished sessions wait on disk.
     spill = None if options.json else SessionSpill()
-    stdout = Stdout()  # a closed pipe or a failed write never stops the reading or the export
+    stdout = Stdout(out)  # a closed pipe or a failed write never stops the reading or the export
     tally = Tally()
     wanted = options.session_ids
     known: list[int] = []  # --session: [lowest, highest] ID of the sessions there were

@@ -1,4 +1,4 @@
-"""What `mailsniff send`, `mx` and `pop` do (RFC 5321, 1939): run the client, print the results.
+"""What `mailsniff send` does (RFC 5321): run the client, print the results.
 
 The typer commands in mailsniff.cli only turn options into the calls below.
 """
@@ -6,22 +6,21 @@ The typer commands in mailsniff.cli only turn options into the calls below.
 from __future__ import annotations
 
 import hashlib
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich import box
 from rich.console import Console
-from rich.table import Column, Table
 from rich.text import Text
 
 from mailsniff.analysis.findings import analyse
+from mailsniff.commands.mx import mx_warnings
 from mailsniff.errors import MailsniffError, UsageError
 from mailsniff.export.redact import redact_session, text_redactor
 from mailsniff.model import Session, TranscriptLine
+from mailsniff.render.active import dry_run_grid, outcome_table
 from mailsniff.render.console import render_session, transcript_text
 from mailsniff.render.jsonl import dumps, session_record
 from mailsniff.render.text import safe_text
@@ -39,33 +38,31 @@ from mailsniff.send.message import (
     MessageSpec,
     build_message,
     envelope_recipients,
+    envelope_roles,
     parse_header_option,
     split_addresses,
 )
 from mailsniff.send.mx import MxResult, host_port, lookup_mx, make_resolver
-from mailsniff.send.pop import PopAction, PopOptions, PopResult, pop
 from mailsniff.status import ExitStatus
 
 __all__ = [
     "SendRequest",
     "build_send_request",
-    "mx_record",
-    "run_mx",
-    "run_pop",
+    "capturing",
+    "finish_session",
     "run_send",
     "send_record",
+    "show_lines",
 ]
 
 SMTP_PORT = 25
 SMTPS_PORT = 465
-POP3_PORT = 110
-POP3S_PORT = 995
 #: Anomaly the reader flags for cleartext after STARTTLS; our own client feeds the decrypted
 #: side on purpose, so it says nothing about this session.
 _OWN_CLEARTEXT = "cleartext-after-starttls"
 
 
-def _show(out: Console, secrets: list[str] | None) -> Callable[[list[TranscriptLine]], None]:
+def show_lines(out: Console, secrets: list[str] | None) -> Callable[[list[TranscriptLine]], None]:
     """Print transcript lines as they happen; with --redact, the given secrets masked."""
     scrub = text_redactor(secrets) if secrets else None
 
@@ -86,7 +83,7 @@ def _show(out: Console, secrets: list[str] | None) -> Callable[[list[TranscriptL
 
 
 @contextmanager
-def _capturing(path: Path | None, out: Console) -> Iterator[PacketCapture | None]:
+def capturing(path: Path | None, out: Console) -> Iterator[PacketCapture | None]:
     if path is None:
         yield None
         return
@@ -96,82 +93,6 @@ def _capturing(path: Path | None, out: Console) -> Iterator[PacketCapture | None
     finally:
         count = capture.save()
         out.print(Text(f"captured {count} packets into {path}", style="dim"))
-
-
-# --------------------------------------------------------------------------- mx
-
-
-def _mx_table(result: MxResult) -> Table:
-    table = Table(
-        Column("pref", justify="right"),
-        Column("host", overflow="fold"),
-        Column("addresses", overflow="fold"),
-        title=Text(f"MX {result.domain}", style="bold"),
-        title_justify="left",
-        box=box.SIMPLE,
-    )
-    for host in result.hosts:
-        addresses = ", ".join(host.addresses) if host.addresses else f"({host.problem})"
-        table.add_row(str(host.preference), safe_text(host.host), safe_text(addresses))
-    return table
-
-
-def _warn(err: Console, text: str) -> None:
-    err.print(Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(text)))
-
-
-def mx_record(result: MxResult) -> dict[str, Any]:
-    """`mx --json`: one record per domain (docs/send.schema.json, docs/send.md)."""
-    return {
-        "type": "mx",
-        "domain": result.domain,
-        "implicit": result.implicit,
-        "null_mx": result.null_mx,
-        "hosts": [
-            {
-                "preference": h.preference,
-                "host": h.host,
-                "addresses": list(h.addresses),
-                "problem": h.problem,
-                "warnings": list(h.warnings),
-            }
-            for h in result.hosts
-        ],
-    }
-
-
-def _mx_warnings(result: MxResult) -> list[str]:
-    out = [w for h in result.hosts for w in h.warnings]
-    out += [f"{h.host}: {h.problem}" for h in result.hosts if h.problem and not h.addresses]
-    return out
-
-
-def run_mx(
-    domain: str, resolver: str | None, timeout: float, out: Console, *, json: bool = False
-) -> None:
-    """Print the MX hosts of `domain` with their addresses; raises NetworkError on failure.
-
-    A lookup that failed while others answered is a warning on stderr, not a failure.
-    """
-    result = lookup_mx(domain, make_resolver(resolver, timeout))
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    if json:
-        sys.stdout.write(dumps(mx_record(result)) + "\n")
-        sys.stdout.flush()
-    elif result.null_mx:
-        out.print(Text(f"{result.domain}: null MX (RFC 7505): the domain accepts no mail"))
-    else:
-        out.print(_mx_table(result))
-        if result.implicit:
-            out.print(
-                Text(
-                    f"no MX records: mail goes to {result.domain} itself "
-                    "(implicit MX, RFC 5321 5.1)",
-                    style="yellow",
-                )
-            )
-    for warning in _mx_warnings(result):
-        _warn(err, warning)
 
 
 # --------------------------------------------------------------------------- send
@@ -196,51 +117,24 @@ class SendRequest:
 
 
 def _roles(spec: MessageSpec) -> dict[str, str]:
-    roles: dict[str, str] = {}
-    for role, addresses in (("bcc", spec.bcc), ("cc", spec.cc), ("to", spec.to)):
-        for address in envelope_recipients(MessageSpec("", to=addresses)):
-            roles[address.lower()] = role
-    return roles
+    """Each envelope recipient's role ("to", "cc" or "bcc"), as the message spec gives it."""
+    return dict(envelope_roles(spec))
 
 
 def _dry_run(request: SendRequest, recipients: list[str], message: bytes, out: Console) -> None:
     roles = _roles(request.spec)
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column(overflow="fold")
     route = request.server or f"MX lookup per recipient domain (port {request.mx_port})"
-    grid.add_row("server", Text(safe_text(route)))
-    grid.add_row("MAIL FROM", Text(safe_text(f"<{request.spec.envelope_from}>")))
-    for address in recipients:
-        role = roles.get(address.lower(), "to")
-        style = "bold magenta" if role == "bcc" else ""
-        grid.add_row("RCPT TO", Text(safe_text(f"<{address}>  ({role})"), style=style))
-    out.print(grid)
+    rcpts = [(address, roles.get(address, "to")) for address in recipients]
+    out.print(dry_run_grid(route, request.spec.envelope_from, rcpts))
     out.print(Text("message (dry run: not sent):", style="bold"))
     lines = message.decode("utf-8", "replace").split("\r\n")
     out.print(Text("\n".join(safe_text(line) for line in lines)))
 
 
-def _outcome_table(outcomes: list[RcptOutcome], roles: dict[str, str]) -> Table:
-    table = Table(
-        Column("recipient", overflow="fold"),
-        Column("as", no_wrap=True),
-        Column("server", overflow="fold"),
-        Column("outcome", no_wrap=True),
-        Column("server reply", overflow="fold"),
-        title=Text("Recipients", style="bold"),
-        title_justify="left",
-    )
-    for o in outcomes:
-        style = "green" if o.status == "accepted" else "bold red"
-        table.add_row(
-            Text(safe_text(o.address)),
-            Text(roles.get(o.address.lower(), "to")),
-            Text(safe_text(o.server or "-")),
-            Text(o.status, style=style),
-            Text(safe_text(o.reply or "-")),
-        )
-    return table
+def _outcome_rows(
+    outcomes: list[RcptOutcome], roles: dict[str, str]
+) -> list[tuple[str, str, str | None, str, str | None]]:
+    return [(o.address, roles.get(o.address, "to"), o.server, o.status, o.reply) for o in outcomes]
 
 
 def _by_domain(recipients: list[str]) -> dict[str, list[str]]:
@@ -273,7 +167,7 @@ def _attempt(
         request.options,
         show=None
         if request.json
-        else _show(out, [request.options.password or ""] if request.redact else None),
+        else show_lines(out, [request.options.password or ""] if request.redact else None),
         watch=capture.watch if capture is not None else None,
     )
 
@@ -302,7 +196,7 @@ def _via_mx(
             refusal = RejectedError(f"{domain} accepts no mail (null MX, RFC 7505)")
             results.append(_failed(rcpts, "rejected", refusal))
             continue
-        for warning in _mx_warnings(mx):
+        for warning in mx_warnings(mx):
             out.print(Text(safe_text(f"{domain}: {warning}"), style="yellow"))
         results.append(_to_domain(request, domain, mx, rcpts, message, out, capture))
     return results
@@ -342,8 +236,8 @@ def _tls_from(session: Session) -> int | None:
     return next(started, session.start_ns)
 
 
-def _finish_session(session: Session, redact: bool) -> None:
-    session.anomalies[:] = [a for a in session.anomalies if not a.startswith(_OWN_CLEARTEXT)]
+def finish_session(session: Session, redact: bool) -> None:
+    session.anomalies[:] = [a for a in session.anomalies if a.kind != _OWN_CLEARTEXT]
     analyse(session, tls_from_ns=_tls_from(session))
     if redact:
         redact_session(session)
@@ -370,7 +264,7 @@ def send_record(
         "recipients": [
             {
                 "address": address,
-                "as": roles.get(address.lower(), "to"),
+                "as": roles.get(address, "to"),
                 "status": by_address[address].status if address in by_address else "not tried",
                 "server": by_address[address].server if address in by_address else None,
                 "reply": by_address[address].reply if address in by_address else None,
@@ -382,9 +276,10 @@ def send_record(
     }
 
 
-def _write(record: dict[str, Any]) -> None:
-    sys.stdout.write(dumps(record) + "\n")
-    sys.stdout.flush()
+def _write(out: Console, record: dict[str, Any]) -> None:
+    """One JSON line on the output console's stream (stdout in the CLI)."""
+    out.file.write(dumps(record) + "\n")
+    out.file.flush()
 
 
 def run_send(request: SendRequest, out: Console) -> None:
@@ -396,13 +291,13 @@ def run_send(request: SendRequest, out: Console) -> None:
     message = build_message(spec)
     if request.dry_run:
         if request.json:
-            _write(send_record(request, recipients, message, [], None))
+            _write(out, send_record(request, recipients, message, [], None))
         else:
             _dry_run(request, recipients, message, out)
         return
     # With --json, stdout carries only records: what is printed along the way goes to stderr.
     notes = Console(stderr=True, highlight=False, soft_wrap=True) if request.json else out
-    with _capturing(request.capture, notes) as capture:
+    with capturing(request.capture, notes) as capture:
         if request.server is not None:
             default = SMTPS_PORT if request.options.tls is TlsMode.IMPLICIT else SMTP_PORT
             host, port = host_port(request.server, default)
@@ -415,9 +310,9 @@ def run_send(request: SendRequest, out: Console) -> None:
             results = _via_mx(request, recipients, message, notes, capture)
     for result in results:
         if result.session is not None:
-            _finish_session(result.session, request.redact)
+            finish_session(result.session, request.redact)
             if request.json:
-                _write(session_record(result.session, transcript=True))
+                _write(out, session_record(result.session, transcript=True))
             else:
                 render_session(out, result.session, own=True)
     outcomes = [o for r in results for o in r.outcomes]
@@ -428,56 +323,11 @@ def run_send(request: SendRequest, out: Console) -> None:
     if error is None and refused:
         error = RejectedError(f"{len(refused)} of {len(outcomes)} recipients not accepted")
     if request.json:
-        _write(send_record(request, recipients, message, outcomes, error))
+        _write(out, send_record(request, recipients, message, outcomes, error))
     else:
-        out.print(_outcome_table(outcomes, _roles(spec)))
+        out.print(outcome_table(_outcome_rows(outcomes, _roles(spec))))
     if error is not None:
         raise error
-
-
-# --------------------------------------------------------------------------- pop
-
-
-def run_pop(
-    server: str,
-    options: PopOptions,
-    action: PopAction,
-    out: Console,
-    *,
-    number: int | None = None,
-    lines: int = 0,
-    save: Path | None = None,
-    capture: Path | None = None,
-    redact: bool = False,
-) -> PopResult:
-    """Run one POP3 action with the transcript shown, then the decoded session; raises on error."""
-    default = POP3S_PORT if options.tls is TlsMode.IMPLICIT else POP3_PORT
-    host, port = host_port(server, default)
-    with _capturing(capture, out) as packets:
-        result = pop(
-            host,
-            port,
-            options,
-            action,
-            number=number,
-            lines=lines,
-            save=save,
-            show=_show(out, [options.password] if redact else None),
-            watch=packets.watch if packets is not None else None,
-        )
-    if result.session is not None:
-        _finish_session(result.session, redact)
-        render_session(out, result.session, own=True)
-    if result.listing:
-        table = Table(Column("message", justify="right"), Column("octets", justify="right"))
-        for n, size in result.listing:
-            table.add_row(str(n), str(size))
-        out.print(table)
-    if result.saved is not None:
-        out.print(Text(safe_text(f"saved {len(result.content or b'')} bytes to {result.saved}")))
-    if result.error is not None:
-        raise result.error
-    return result
 
 
 def build_send_request(

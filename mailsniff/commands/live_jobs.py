@@ -25,7 +25,7 @@ from mailsniff.render.text import format_size
 from mailsniff.session.tls_layer import open_keylog
 
 if TYPE_CHECKING:
-    from mailsniff.live import _Run, _Stop
+    from mailsniff.commands.live import _Run, _Stop
 
 __all__ = ["run_jobs"]
 

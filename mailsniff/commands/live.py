@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -13,10 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from rich import box
-from rich.console import Console, RenderableType
-from rich.panel import Panel
-from rich.table import Table
+from rich.console import Console
 from rich.text import Text
 
 from mailsniff.analysis.sent_copy import SentCopyIndex, candidates
@@ -25,16 +21,17 @@ from mailsniff.capture.sniff import (
     default_interface,
     open_capture_socket,
 )
+from mailsniff.commands.read import Tally, summarise
 from mailsniff.errors import InputError, UsageError
 from mailsniff.export import Exporter, ExportOptions, open_exporter
 from mailsniff.export.chain import SinkChain
-from mailsniff.export.creds import CredentialTable, render_credentials
 from mailsniff.model import Session
 from mailsniff.pipeline import Pipeline
-from mailsniff.reading import Tally, summarise
 from mailsniff.render import console as console_render
 from mailsniff.render import jsonl
-from mailsniff.render.text import format_size, safe_text, shorten
+from mailsniff.render.creds import CredentialTable, render_credentials
+from mailsniff.render.live_view import open_sessions_view, summary_panel, transcript_line
+from mailsniff.render.text import format_size, safe_text
 from mailsniff.session import registry
 from mailsniff.session.tls_layer import open_keylog
 from mailsniff.status import ExitStatus
@@ -47,7 +44,6 @@ __all__ = [
     "LiveOptions",
     "LiveResult",
     "build_filter",
-    "open_sessions_view",
     "run_live",
 ]
 
@@ -60,19 +56,6 @@ _BATCH = 1024
 #: Seconds between refreshes of the live view, and between idle-connection checks.
 _REFRESH_S = 0.25
 _EXPIRE_S = 1.0
-#: Open sessions shown in the live view (the most recent).
-_VIEW_ROWS = 20
-_VIEW_COLUMNS = (
-    ("id", 3),
-    ("client", 0),
-    ("server", 0),
-    ("proto", 5),
-    ("state", 5),
-    ("user", 0),
-    ("MAIL FROM", 0),
-    ("rcpts", 0),
-    ("bytes", 7),
-)
 
 
 @dataclass(slots=True, frozen=True, kw_only=True)
@@ -89,7 +72,7 @@ class LiveOptions:
     #: of capture.ring and capture.process).
     buffer_size: int | None = None
     spill_size: int | None = None
-    jobs: int = 1  # --jobs: analysis processes (mailsniff.live_jobs)
+    jobs: int = 1  # --jobs: analysis processes (mailsniff.commands.live_jobs)
     extract: str | None = None  # --extract DIR (mailsniff.export)
     mbox: str | None = None  # --mbox FILE
     creds: bool = False  # --creds: the credentials table at the end
@@ -150,56 +133,6 @@ def _signals(stop: _Stop) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def _state(s: Session) -> str:
-    if s.implicit_tls:
-        return "TLS (implicit)"
-    if s.tls:
-        return "TLS"
-    if s.exchanges:
-        return s.exchanges[-1].command
-    return "greeting" if s.banner else "connected"
-
-
-def open_sessions_view(
-    sessions: Sequence[Session], flow_bytes: dict[int, int], captured: int, width: int = 120
-) -> Table:
-    table = Table(
-        title=f"open sessions: {len(sessions)}   packets: {captured}",
-        title_justify="left",
-        expand=False,
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-    )
-    # (name, width it never goes under): ids, protocols, states and sizes stay readable; the
-    # five columns of addresses share what is left of the terminal's width.
-    wide = max(6, min(32, (width - 2 * len(_VIEW_COLUMNS) - 28) // 5))
-    for name, least in _VIEW_COLUMNS:
-        table.add_column(
-            name,
-            overflow="ellipsis",
-            no_wrap=True,
-            min_width=least or None,
-            max_width=None if least else wide,
-            justify="right" if name in ("id", "bytes") else "left",
-        )
-    for s in sessions[-_VIEW_ROWS:]:
-        user = next((a.username for a in reversed(s.auth) if a.username), None)
-        last = s.transactions[-1] if s.transactions else None
-        rcpts = [r.address for r in last.rcpts] if last else []
-        table.add_row(
-            str(s.id),
-            f"{s.client.ip}:{s.client.port}",
-            f"{s.server.ip}:{s.server.port}",
-            str(s.protocol),
-            _state(s),
-            Text(safe_text(shorten(user or "", 32))),
-            Text(safe_text(shorten(last.mail_from, 32)) if last else ""),
-            Text(f"{len(rcpts)}: " + safe_text(shorten(", ".join(rcpts), 64)) if rcpts else ""),
-            format_size(flow_bytes.get(s.id, 0)),
-        )
-    return table
-
-
 def _open_flow_bytes(pipeline: Pipeline) -> dict[int, int]:
     """Stream bytes so far of each open connection, by flow id (= session id)."""
     return {f.id: f.client_bytes + f.server_bytes for f in pipeline.reassembler.flows()}
@@ -249,8 +182,8 @@ class _Run:
         if self.out.is_terminal:
             self.out.out(line, highlight=False)
         else:
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
+            self.out.file.write(line + "\n")
+            self.out.file.flush()
 
     def stream_transcripts(self) -> None:
         """--transcript on the console: print each open session's new dialogue lines."""
@@ -261,33 +194,8 @@ class _Run:
         start = self.shown_lines.get(s.id, 0)
         if len(s.transcript) > start:
             for line in s.transcript[start:]:
-                arrow = "C" if line.direction.value == "client" else "S"
-                arrow += "*" if line.decrypted else ":"  # *: read from decrypted TLS
-                text = Text(f"#{s.id} {arrow} ", style="dim")
-                text.append(safe_text(line.text))
-                if line.note:
-                    text.append(f"  [{safe_text(line.note)}]", style="dim")
-                self.out.print(text, soft_wrap=True)
+                self.out.print(transcript_line(s.id, line), soft_wrap=True)
             self.shown_lines[s.id] = len(s.transcript)
-
-
-def _summary_panel(tally: Tally, live: dict[str, Any]) -> RenderableType:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
-    protocols = ", ".join(f"{p} {n}" for p, n in sorted(tally.by_protocol.items()))
-    grid.add_row("interface", Text(f"{live['interface']}  (filter: {live['filter']})"))
-    grid.add_row("stopped", Text(str(live["stopped"])))
-    grid.add_row("packets", Text(str(live["captured"])))
-    grid.add_row("sessions", Text(f"{tally.sessions}" + (f"  ({protocols})" if protocols else "")))
-    grid.add_row("incomplete", Text(str(tally.incomplete)))
-    grid.add_row("messages", Text(str(tally.messages)))
-    grid.add_row("credentials", Text(str(tally.credentials)))
-    grid.add_row("bcc recipients", Text(str(tally.bcc_recipients)))
-    grid.add_row("dropped by kernel", Text(str(live["kernel_dropped"])))
-    grid.add_row("dropped by mailsniff", Text(str(live["mailsniff_dropped"])))
-    grid.add_row("analysis behind by", Text(f"{format_size(live['spill_peak'])} at most"))
-    return Panel(grid, title=Text("Summary", style="bold"), title_align="left")
 
 
 def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
@@ -356,7 +264,7 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
             )
             err.file.flush()
             if jobs > 1:
-                from mailsniff.live_jobs import run_jobs
+                from mailsniff.commands.live_jobs import run_jobs
 
                 run_jobs(run, capture, stop, jobs)
             else:
@@ -413,7 +321,7 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
         summary["live"] = live
         run.write_json(jsonl.dumps(jsonl.summary_record(summary)))
     else:
-        out.print(_summary_panel(run.tally, live))
+        out.print(summary_panel(run.tally, live))
     err.print(
         Text(
             f"mailsniff: {reason}: {capture.captured} packets, {run.tally.sessions} sessions, "
