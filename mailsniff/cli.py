@@ -366,18 +366,25 @@ def _session_ids(values: list[int] | None) -> frozenset[int] | None:
 def live(
     iface: Annotated[
         str | None,
-        typer.Option("-i", "--interface", help="Interface to capture on (default: the system's)."),
+        typer.Option(
+            "-i",
+            "--interface",
+            metavar="IFACE",
+            help="Interface to capture on (default: the system's).",
+        ),
     ] = None,
     ports: Annotated[
         list[str] | None,
         typer.Option(
             "--ports",
+            metavar="PORTS",
             help="TCP ports to capture, comma-separated or repeated "
             "(default: 25,587,2525,110,465,995,993).",
         ),
     ] = None,
     bpf: Annotated[
-        str | None, typer.Option("-f", "--filter", help="BPF capture filter (tcpdump syntax).")
+        str | None,
+        typer.Option("-f", "--filter", metavar="EXPR", help="BPF capture filter (tcpdump syntax)."),
     ] = None,
     json_output: Annotated[
         bool,
@@ -388,7 +395,9 @@ def live(
     ] = False,
     write: Annotated[
         str | None,
-        typer.Option("-w", "--write", help="Also write every captured packet to this pcap."),
+        typer.Option(
+            "-w", "--write", metavar="FILE", help="Also write every captured packet to this pcap."
+        ),
     ] = None,
     count: Annotated[
         int | None, typer.Option("-c", "--count", help="Stop after this many packets.")
@@ -401,6 +410,7 @@ def live(
         typer.Option(
             "-B",
             "--buffer-size",
+            metavar="SIZE",
             help="Kernel capture ring: KiB as tcpdump's -B, or a size like 256M (default 64M).",
         ),
     ] = None,
@@ -419,6 +429,7 @@ def live(
         str | None,
         typer.Option(
             "--spill-size",
+            metavar="SIZE",
             help="Captured packets kept on disk while analysis catches up: MiB, or e.g. 4G "
             "(default 2G); beyond it packets are dropped and counted.",
         ),
@@ -549,18 +560,26 @@ def send(
         str, typer.Option("--from", metavar="ADDR", help="Envelope sender (MAIL FROM).")
     ],
     to: Annotated[
-        list[str] | None, typer.Option("--to", help="To recipient (repeatable, comma lists).")
+        list[str] | None,
+        typer.Option("--to", metavar="ADDRESS", help="To recipient (repeatable, comma lists)."),
     ] = None,
     cc: Annotated[
-        list[str] | None, typer.Option("--cc", help="Cc recipient (repeatable, comma lists).")
+        list[str] | None,
+        typer.Option("--cc", metavar="ADDRESS", help="Cc recipient (repeatable, comma lists)."),
     ] = None,
     bcc: Annotated[
         list[str] | None,
-        typer.Option("--bcc", help="Bcc recipient: RCPT TO only, never in the message."),
+        typer.Option(
+            "--bcc", metavar="ADDRESS", help="Bcc recipient: RCPT TO only, never in the message."
+        ),
     ] = None,
     header_from: Annotated[
         str | None,
-        typer.Option("--header-from", help="From header, when it differs from the envelope."),
+        typer.Option(
+            "--header-from",
+            metavar="ADDRESS",
+            help="From header, when it differs from the envelope.",
+        ),
     ] = None,
     subject: Annotated[str | None, typer.Option("--subject", help="Subject.")] = None,
     body: Annotated[str | None, typer.Option("--body", help="Body text.")] = None,
@@ -571,12 +590,18 @@ def send(
         list[Path] | None, typer.Option("--attach", help="Attach a file (repeatable).")
     ] = None,
     header: Annotated[
-        list[str] | None, typer.Option("--header", help="Extra header 'Name: value' (repeatable).")
+        list[str] | None,
+        typer.Option("--header", metavar="HEADER", help="Extra header 'Name: value' (repeatable)."),
     ] = None,
     charset: Annotated[
-        str, typer.Option("--charset", help="Charset of RFC 2047 names/subject and body (GBK).")
+        str,
+        typer.Option(
+            "--charset", metavar="CHARSET", help="Charset of RFC 2047 names/subject and body (GBK)."
+        ),
     ] = "utf-8",
-    helo: Annotated[str, typer.Option("--helo", help="Name given in EHLO/HELO.")] = "localhost",
+    helo: Annotated[
+        str, typer.Option("--helo", metavar="NAME", help="Name given in EHLO/HELO.")
+    ] = "localhost",
     server: Annotated[
         str | None,
         typer.Option("--server", metavar="HOST[:PORT]", help="Send here instead of by MX lookup."),
@@ -587,10 +612,14 @@ def send(
         typer.Option("--resolver", metavar="IP[:PORT]", help="DNS server for MX lookups."),
     ] = None,
     auth: Annotated[AuthChoice | None, typer.Option("--auth", help="SASL mechanism.")] = None,
-    user: Annotated[str | None, typer.Option("--user", help="AUTH user name.")] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", metavar="USER", help="AUTH user name.")
+    ] = None,
     password: Annotated[
         str | None,
-        typer.Option("--password", envvar="MAILSNIFF_PASSWORD", help="AUTH password."),
+        typer.Option(
+            "--password", metavar="PASSWORD", envvar="MAILSNIFF_PASSWORD", help="AUTH password."
+        ),
     ] = None,
     starttls: Annotated[bool, typer.Option("--starttls", help="STARTTLS before AUTH.")] = False,
     tls: Annotated[bool, typer.Option("--tls", help="Implicit TLS (port 465).")] = False,
@@ -667,10 +696,12 @@ def pop(
     server: Annotated[
         str | None, typer.Option("--server", metavar="HOST[:PORT]", help="POP3 server.")
     ] = None,
-    user: Annotated[str, typer.Option("--user", help="User name.")] = "",
+    user: Annotated[str, typer.Option("--user", metavar="USER", help="User name.")] = "",
     password: Annotated[
         str | None,
-        typer.Option("--password", envvar="MAILSNIFF_PASSWORD", help="Password."),
+        typer.Option(
+            "--password", metavar="PASSWORD", envvar="MAILSNIFF_PASSWORD", help="Password."
+        ),
     ] = None,
     apop: Annotated[bool, typer.Option("--apop", help="APOP instead of USER/PASS.")] = False,
     stls: Annotated[bool, typer.Option("--stls", help="STLS before logging in.")] = False,
