@@ -148,12 +148,15 @@ def _tmpdir(prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def tls_files(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate and key for 127.0.0.1/localhost (openssl), written in directory."""
-    cert, key = directory / "cert.pem", directory / "key.pem"
+def tls_files(directory: Path, *, ecdsa: bool = False) -> tuple[Path, Path]:
+    """A self-signed certificate and key for 127.0.0.1/localhost (openssl), written in directory:
+    RSA 2048, or ECDSA P-256 with `ecdsa`."""
+    stem = "ec-" if ecdsa else ""
+    cert, key = directory / f"{stem}cert.pem", directory / f"{stem}key.pem"
+    algorithm = ["ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"] if ecdsa else ["rsa:2048"]
     subprocess.run(
         [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "openssl", "req", "-x509", "-newkey", *algorithm, "-nodes", "-days", "2",
             "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
             "-keyout", str(key), "-out", str(cert),
         ],
@@ -162,6 +165,17 @@ def tls_files(directory: Path) -> tuple[Path, Path]:
         timeout=60,
     )  # fmt: skip
     return cert, key
+
+
+def _dh_params(directory: Path) -> Path:
+    """The RFC 7919 ffdhe2048 group as a DH PARAMETERS file (named, so nothing is generated)."""
+    params = directory / "dh.pem"
+    subprocess.run(
+        ["openssl", "genpkey", "-genparam", "-algorithm", "DH", "-pkeyopt", "group:ffdhe2048",
+         "-out", str(params)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return params
 
 
 # --------------------------------------------------------------------------- SMTP (aiosmtpd)
@@ -297,6 +311,10 @@ def running_smtp(
             context.load_cert_chain(cert, key)
             if ciphers is not None:
                 context.set_ciphers(ciphers)
+                # Every key exchange and signature a real server may pick: an ECDSA certificate
+                # beside the RSA one, and finite-field DH (RFC 7919 ffdhe2048) for the DHE suites.
+                context.load_cert_chain(*tls_files(tmp, ecdsa=True))
+                context.load_dh_params(_dh_params(tmp))
         common: dict[str, Any] = {
             "authenticator": _authenticate,
             "auth_require_tls": False,

@@ -41,6 +41,21 @@ SUITES = [
      "TLS 1.2", True),
     ("-tls1_2 -cipher ECDHE-RSA-AES256-SHA384 -no_etm", "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384",
      "TLS 1.2", True),
+    # Finite-field DHE (RFC 7919 group) and ECDSA certificates
+    ("-tls1_2 -cipher DHE-RSA-AES128-GCM-SHA256", "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
+     "TLS 1.2", True),
+    ("-tls1_2 -cipher DHE-RSA-AES256-SHA256", "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256", "TLS 1.2",
+     True),
+    ("-tls1_2 -cipher DHE-RSA-CHACHA20-POLY1305", "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+     "TLS 1.2", True),
+    ("-tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256",
+     "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS 1.2", True),
+    ("-tls1_2 -cipher ECDHE-ECDSA-AES256-SHA384", "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384",
+     "TLS 1.2", True),
+    ("-tls1_2 -cipher ECDHE-ECDSA-CHACHA20-POLY1305",
+     "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "TLS 1.2", True),
+    ("-tls1_3 -ciphersuites TLS_AES_128_GCM_SHA256 -sigalgs ECDSA+SHA256",
+     "TLS_AES_128_GCM_SHA256", "TLS 1.3", True),
     # RSA key transport: decrypted, and flagged as without forward secrecy
     ("-tls1_2 -cipher AES128-GCM-SHA256", "TLS_RSA_WITH_AES_128_GCM_SHA256", "TLS 1.2", False),
     ("-tls1_2 -cipher AES256-SHA", "TLS_RSA_WITH_AES_256_CBC_SHA", "TLS 1.2", False),
@@ -67,7 +82,11 @@ def smtp() -> Iterator[SmtpServer]:
         yield server
 
 
-@pytest.mark.parametrize(("options", "name", "version", "pfs"), SUITES, ids=[s[1] for s in SUITES])
+@pytest.mark.parametrize(
+    ("options", "name", "version", "pfs"),
+    SUITES,
+    ids=[s[1] + ("-ecdsa-cert" if "-sigalgs ECDSA" in s[0] else "") for s in SUITES],
+)
 def test_starttls_suite_reads_like_cleartext_and_agrees_with_tshark(
     smtp: SmtpServer, tmp_path: Path, options: str, name: str, version: str, pfs: bool
 ) -> None:
