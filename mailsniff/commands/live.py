@@ -33,7 +33,7 @@ from mailsniff.render.creds import CredentialTable, render_credentials
 from mailsniff.render.live_view import open_sessions_view, summary_panel, transcript_line
 from mailsniff.render.text import format_size, safe_text
 from mailsniff.session import registry
-from mailsniff.session.tls_layer import open_keylog
+from mailsniff.session.tls_layer import keylog_warning, open_keylog
 from mailsniff.status import ExitStatus
 
 if TYPE_CHECKING:
@@ -213,6 +213,8 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
     iface = options.iface or default_interface()
     bpf = build_filter(options.ports, options.bpf)
     keylog = open_keylog(options.keylog, live=True) if options.keylog is not None else None
+    if keylog is not None and (note := keylog_warning(keylog)) is not None:
+        err.print(Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(note)))
     exporter = open_exporter(
         ExportOptions(
             extract=Path(options.extract) if options.extract is not None else None,
@@ -316,6 +318,11 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
             "mailsniff (analysis fell behind by more than --spill-size): sessions around them "
             "have gaps"
         )
+    if keylog is not None:
+        keylog.refresh()  # lines appended while capturing (with --jobs the workers read them)
+        if (note := keylog_warning(keylog)) is not None:
+            warnings.append(note)
+            err.print(Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(note)))
     if options.json:
         summary = summarise(run.tally, pipeline, warnings)
         summary["live"] = live
