@@ -532,3 +532,14 @@ class Session:
     #: When the dialogue went inside TLS (STARTTLS accepted, or the first byte on an
     #: implicit-TLS port): credentials read after it crossed the network encrypted.
     tls_from_ns: int | None = None
+
+
+def incomplete_reason(owner: Transaction | RetrievedMessage, message: Message) -> str | None:
+    """Why the message as carried is not the whole message (None: it is whole): a partial
+    transfer (POP3 TOP, an IMAP partial FETCH or a section) or bytes never captured."""
+    why: list[str] = []
+    if isinstance(owner, RetrievedMessage) and owner.partial:
+        why.append("partial transfer (TOP, or a partial or section FETCH)")
+    if message.gap_bytes:
+        why.append(f"{message.gap_bytes} bytes never captured")
+    return "; ".join(why) or None

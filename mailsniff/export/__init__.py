@@ -19,7 +19,7 @@ from typing import BinaryIO
 from mailsniff.errors import MailsniffError
 from mailsniff.export.eml import EmlStore, RefusedError, StoredMessage, manifest_record, temp_file
 from mailsniff.export.mbox import MboxWriter, envelope_sender
-from mailsniff.model import Message, RetrievedMessage, Session, Transaction
+from mailsniff.model import Message, RetrievedMessage, Session, Transaction, incomplete_reason
 from mailsniff.sink import MessageSink
 from mailsniff.status import ExitStatus
 
@@ -175,7 +175,11 @@ class Exporter:
             sha256 = spool.hash.hexdigest()
             try:
                 self._mbox.append(
-                    spool.read_back(), envelope_sender(message, owner), owner.ts_ns, sha256
+                    spool.read_back(),
+                    envelope_sender(message, owner),
+                    owner.ts_ns,
+                    sha256,
+                    incomplete_reason(owner, message),
                 )
             except OSError as error:
                 raise ExportError(

@@ -29,7 +29,14 @@ from typing import Any, BinaryIO
 from mailsniff.analysis.findings import authenticated_user
 from mailsniff.limits import MAX_MESSAGE
 from mailsniff.mail.mime import attachment_payloads
-from mailsniff.model import Address, Message, RetrievedMessage, Session, Transaction
+from mailsniff.model import (
+    Address,
+    Message,
+    RetrievedMessage,
+    Session,
+    Transaction,
+    incomplete_reason,
+)
 from mailsniff.render.jsonl import dumps, iso8601
 
 __all__ = [
@@ -320,12 +327,8 @@ def manifest_record(
     stored: StoredMessage,
 ) -> dict[str, Any]:
     """The manifest line of one message: file, hashes, session, envelope, decoded headers."""
-    if isinstance(owner, Transaction):
-        command = owner.body_command or "DATA"
-        partial = message.gap_bytes > 0
-    else:
-        command = owner.command
-        partial = owner.partial
+    command = owner.body_command or "DATA" if isinstance(owner, Transaction) else owner.command
+    partial = incomplete_reason(owner, message) is not None
     key = (
         f"{str(session.protocol)}/{session.client}/{session.server}/{session.start_ns}"
         f"/{where}/{stored.sha256}"

@@ -9,6 +9,11 @@ Three header lines follow, then the message:
     X-Mailsniff-Time: <capture time, as in the JSON output>
     X-Mailsniff-Length: <bytes of the whole entry, 20 digits; all zeros while it is written>
 
+and, before the length, for a message that is not whole (a POP3 TOP, an IMAP partial or section
+FETCH, bytes never captured):
+
+    X-Mailsniff-Partial: <why>
+
 Lines end in LF as Unix mailboxes do (CRLF becomes LF, other bytes stay as transferred); a line
 starting with `From ` or `>From `, `>>From `... gets one more `>` (mboxrd), so readers (Python's
 `mailbox.mbox`, mutt) see one message per From_.
@@ -40,6 +45,7 @@ _CHUNK = 64 * 1024
 _SHA_HEADER = b"X-Mailsniff-SHA256: "
 _TIME_HEADER = b"X-Mailsniff-Time: "
 _LENGTH_HEADER = b"X-Mailsniff-Length: "
+_PARTIAL_HEADER = b"X-Mailsniff-Partial: "
 _LENGTH_DIGITS = 20
 _SHA = re.compile(rb"X-Mailsniff-SHA256: ([0-9a-f]{64})\n")
 _LENGTH = re.compile(rb"X-Mailsniff-Length: (\d{20})\n")
@@ -182,8 +188,11 @@ class MboxWriter:
     def __contains__(self, sha256: str) -> bool:
         return sha256 in self._hashes
 
-    def append(self, source: BinaryIO, sender: str, ts_ns: int, sha256: str) -> bool:
+    def append(
+        self, source: BinaryIO, sender: str, ts_ns: int, sha256: str, partial: str | None = None
+    ) -> bool:
         """Copy one message from `source` as a whole entry; False if its SHA-256 is there.
+        `partial`: why the message is not whole (model.incomplete_reason), said in the entry.
 
         On a write error the partial entry is cut off again before the error is raised.
         """
@@ -193,7 +202,7 @@ class MboxWriter:
         out = self._out
         start = out.seek(0, os.SEEK_END)
         try:
-            written = self._write_entry(source, sender, ts_ns, sha256)
+            written = self._write_entry(source, sender, ts_ns, sha256, partial)
         except OSError:
             self._cut_back(start)
             raise
@@ -212,7 +221,9 @@ class MboxWriter:
         except OSError:
             pass  # the next run cuts it off: its length is still zeros
 
-    def _write_entry(self, source: BinaryIO, sender: str, ts_ns: int, sha256: str) -> bool:
+    def _write_entry(
+        self, source: BinaryIO, sender: str, ts_ns: int, sha256: str, partial: str | None
+    ) -> bool:
         out = self._out
         head = b""
         if self._needs_separator:
@@ -221,6 +232,8 @@ class MboxWriter:
         head += from_line(sender, ts_ns)
         head += _SHA_HEADER + sha256.encode("ascii") + b"\n"
         head += _TIME_HEADER + format_timestamp(ts_ns).encode("ascii") + b"\n"
+        if partial is not None:
+            head += _PARTIAL_HEADER + partial.encode("ascii", "replace") + b"\n"
         length_at = out.tell() + len(head) + len(_LENGTH_HEADER)
         head += _LENGTH_HEADER + b"0" * _LENGTH_DIGITS + b"\n"
         out.write(head)

@@ -127,9 +127,16 @@ def test_dovecot_capture_extract_and_mbox(tmp_path: Path) -> None:
     emls = {p.read_bytes() for p in out.glob("*.eml")}
     assert IMAP_MESSAGES[0] in emls  # fetched whole, byte for byte (also inflated from DEFLATE)
     assert any(b"Message-ID: <imap-append-1@example.com>" in e for e in emls)  # appended
-    subjects = [m["Subject"] for m in mailbox.mbox(str(mbox_path))]
+    entries = list(mailbox.mbox(str(mbox_path)))
+    subjects = [m["Subject"] for m in entries]
     assert "first IMAP message" in subjects
     assert "=?UTF-8?B?5Lya6K6u57qq6KaB?= minutes" in subjects  # the APPENDed copy
+    # The mbox says which entries are not whole messages, as the manifest does.
+    by_sha = {m["X-Mailsniff-SHA256"]: m["X-Mailsniff-Partial"] for m in entries}
+    for m in manifest:
+        if m["sha256"] in by_sha:
+            assert (by_sha[m["sha256"]] is not None) is m["partial"], m
+    assert any(by_sha.values()) and not all(by_sha.values())
 
 
 # --- sent-copy-mutt.pcap ---------------------------------------------------------------------
