@@ -240,7 +240,8 @@ class Pipeline:
     def _park(self) -> None:
         """Park the sessions idle the longest until half of `park_at` stay in memory."""
         if self._lot is None:
-            self._lot = ParkingLot({"open_sink": self.open_sink})
+            # Shared objects are parked by reference: the export hook and the key log.
+            self._lot = ParkingLot({"open_sink": self.open_sink, "keylog": self.keylog})
         lot, active, parked, unfit = self._lot, self._active, self._parked, self._unparkable
         idlest = sorted((a.flow.last_ns, fid) for fid, a in active.items() if fid not in unfit)
         excess = len(active) - self.park_at // 2
@@ -249,7 +250,9 @@ class Pipeline:
                 break
             a = active[fid]
             ticket = (
-                lot.park((a.session, a.handler)) if isinstance(a.handler, ParserDriven) else None
+                lot.park((a.session, a.handler))
+                if isinstance(a.handler, ParserDriven | TlsLayer)
+                else None
             )
             if ticket is None:
                 unfit.add(fid)
