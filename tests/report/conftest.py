@@ -74,3 +74,15 @@ def visible_rows(page: Any) -> list[str]:
     """data-s keys of the session-list rows the filters leave visible."""
     script = "rs => rs.map(r => r.dataset.s)"
     return list(page.eval_on_selector_all("tr.srow:not([hidden])", script))
+
+
+def wait_until(page: Any, expression: str, timeout: float = 15.0) -> None:
+    """Poll `expression` until it is true. Not `page.wait_for_function`: its polling compiles the
+    expression with eval inside the page, which the report's Content-Security-Policy forbids."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {expression}")
+        time.sleep(0.05)

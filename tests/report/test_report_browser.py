@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.cli_runner import PCAPS, run_cli
-from tests.report.conftest import Opened, visible_rows
+from tests.report.conftest import Opened, visible_rows, wait_until
 
 SEED = PCAPS / "seed-telnet.pcap"
 CC_BCC = PCAPS / "cc-bcc-smtplib.pcap"
@@ -144,7 +144,7 @@ def test_search_and_filters_narrow_the_sessions(tmp_path: Path, open_report: Any
     page.select_option("#f-client", "127.0.0.1")
     assert visible_rows(page) == ["s2-1"]
     page.click("button[type=reset]")
-    page.wait_for_function("document.getElementById('shown').textContent === '4'")
+    wait_until(page, "document.getElementById('shown').textContent === '4'")
     assert len(visible_rows(page)) == 4
 
 
@@ -263,7 +263,7 @@ def test_a_long_session_list_comes_in_blocks_after_loading_and_filters_wait_for_
     assert html.count('class="rows"') == 2
     seen = open_report(out)
     page = seen.page
-    page.wait_for_function("document.querySelectorAll('tr.srow').length === 4")
+    wait_until(page, "document.querySelectorAll('tr.srow').length === 4")
     assert visible_rows(page) == ["s1-1", "s1-2", "s1-3", "s2-1"]  # in order
     page.fill("#q", "dave@example")
     assert visible_rows(page) == ["s2-1"]
