@@ -30,9 +30,15 @@ from typing import Any
 
 from mailsniff.capture.multi import expand_inputs, open_inputs
 from mailsniff.cluster import ClusterRun, run_shard
+from mailsniff.commands.read import (
+    RenderedSession,
+    _frames,
+    _open_frames,
+    _prepare,
+    _worker_pipeline,
+)
 from mailsniff.parallel import drive
 from mailsniff.pipeline import Pipeline, SessionFilter
-from mailsniff.reading import RenderedSession, _frames, _open_frames, _prepare, _worker_pipeline
 
 
 def cpu() -> float:
@@ -54,10 +60,12 @@ def one_process(paths: list[str]) -> tuple[float, float, int]:
 
 def local_shard(paths: list[str], me: int, n: int) -> tuple[float, int, int]:
     """CPU seconds, pickled result bytes, JSON bytes of shard `me` of `n`, in this process."""
-    make = partial(_worker_pipeline, SessionFilter(), False)
+    make = partial(_worker_pipeline, SessionFilter(), False, None)
     prepare = partial(_prepare, False, False)
     c = cpu()
-    _version, messages = run_shard(me, n, partial(_open_frames, paths), make, prepare)
+    _version, messages = run_shard(
+        me, n, partial(_open_frames, paths, SessionFilter()), make, prepare
+    )
     spent = cpu() - c
     size = len(pickle.dumps(messages, protocol=5))
     json_bytes = 0
@@ -78,11 +86,13 @@ def on_cluster(paths: list[str], workers: int) -> tuple[float, float, list[float
         cluster = start_cluster(Path(folder), workers)
         try:
             run = ClusterRun(cluster.client, workers, paths)
-            make = partial(_worker_pipeline, SessionFilter(), False)
+            make = partial(_worker_pipeline, SessionFilter(), False, None)
             prepare = partial(_prepare, False, False)
             wall, c = time.perf_counter(), cpu()
             shards: list[float] = []
-            for item in run.sharded(partial(_open_frames, run.absolute()), make, prepare):
+            for item in run.sharded(
+                partial(_open_frames, run.absolute(), SessionFilter()), make, prepare
+            ):
                 if isinstance(item, list):
                     shards = [r.cpu_seconds for r in item]
             return time.perf_counter() - wall, cpu() - c, shards, run.notes
