@@ -93,13 +93,7 @@ POP3_FIELDS: tuple[tuple[str, str], ...] = (
 )
 
 IMAP_FIELDS: tuple[tuple[str, str], ...] = (
-    ("ts", "time"),
-    ("uid", "string"),
-    ("id.orig_h", "addr"),
-    ("id.orig_p", "port"),
-    ("id.resp_h", "addr"),
-    ("id.resp_p", "port"),
-    ("trans_depth", "count"),
+    *_TRANSACTION_FIELDS,
     ("banner", "string"),
     ("capabilities", "set[string]"),
     ("client_id", "string"),
