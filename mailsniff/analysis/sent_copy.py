@@ -9,31 +9,40 @@ there although it was stripped from what was sent).
 
 The two sides come from different sessions that may end in either order, so the comparison is
 made when the second one is known: `SentCopyIndex` keeps a bounded index of the candidates seen
-so far (keyed by Message-ID or body hash) and returns each new link once.
+so far (keyed by Message-ID or body hash) and returns each new link once. `SentCopies` is what a
+run uses: it makes the links as sessions end, counts each once in the run's `Summary`, and keeps
+them by session for the views that show the sessions at the end (console, --plain, report), so
+every output takes the count and the links from the same place.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from mailsniff.analysis.bcc import normalise_address
+from mailsniff.analysis.summary import Summary
 from mailsniff.model import Message, Session
 
 __all__ = [
     "Candidate",
     "CopySide",
     "RecipientView",
+    "SentCopies",
     "SentCopy",
     "SentCopyIndex",
     "candidates",
     "compare",
     "describe_side",
     "match_key",
+    "title",
 ]
 
 #: Candidates kept per side (SMTP messages, IMAP APPENDs) while their other half is awaited.
 MAX_CANDIDATES = 10_000
+#: Links kept by session for the views that render at the end (each is still counted).
+MAX_KEPT_LINKS = 10_000
 #: Recipients compared per link (a mass mailing lists more; the rest is counted).
 MAX_RECIPIENTS = 1_000
 
@@ -251,3 +260,52 @@ def describe_side(side: CopySide) -> str:
         extra.append(side.outcome)
     more = f" ({', '.join(extra)})" if extra else ""
     return f"session {side.session}, APPEND {side.mailbox or '?'}{more}"
+
+
+def title(link: SentCopy, session_id: int) -> str:
+    """The link as seen from one of its two sessions: "Sent copy of transaction 1: filed by
+    session 2, APPEND Sent (UID 1, OK)" / "Sent copy session 2, ...: sent by session 1, ..."."""
+    if link.smtp.session == session_id:
+        filed = describe_side(link.imap)
+        return f"Sent copy of transaction {link.smtp.index + 1}: filed by {filed}"
+    return f"Sent copy {describe_side(link.imap)}: sent by {describe_side(link.smtp)}"
+
+
+@dataclass(slots=True)
+class SentCopies:
+    """The Sent-copy links of one run: made as sessions end (in any order), each counted once
+    in `summary`, and kept by session (the first MAX_KEPT_LINKS) when `keep` is set, for the
+    views that show sessions after the reading.
+
+    `shown`: the session ids shown (--session); a link is counted and kept only when one of
+    its halves is shown, although every session is indexed (the other half may be hidden).
+    """
+
+    summary: Summary
+    shown: frozenset[int] | None = None
+    keep: bool = False
+    index: SentCopyIndex = field(default_factory=SentCopyIndex)
+    by_session: dict[int, list[SentCopy]] = field(default_factory=dict)
+    kept: int = 0
+
+    def add(self, found: list[Candidate]) -> list[SentCopy]:
+        """Index one session's candidates; the links they complete, counted once."""
+        links = self.index.add(found) if found else []
+        if self.shown is not None:
+            shown = self.shown
+            links = [x for x in links if x.smtp.session in shown or x.imap.session in shown]
+        self.summary.sent_copies += len(links)
+        if self.keep:
+            for link in links[: max(0, MAX_KEPT_LINKS - self.kept)]:
+                self.kept += 1
+                for side in (link.smtp.session, link.imap.session):
+                    self.by_session.setdefault(side, []).append(link)
+        return links
+
+    def session_done(self, session: Session) -> list[SentCopy]:
+        """`add` for a finished session (analysed in this process)."""
+        return self.add(candidates(session))
+
+    def of(self, session_id: int) -> Sequence[SentCopy]:
+        """The kept links a session is one half of."""
+        return self.by_session.get(session_id, ())

@@ -35,7 +35,7 @@ class Summary:
     #: Findings by kind.
     findings: dict[str, int] = field(default_factory=dict)
     #: SMTP messages matched with the client's own copy filed by IMAP APPEND (across sessions:
-    #: counted by the reader, not by `add`).
+    #: counted by analysis.sent_copy.SentCopies, not by `add`).
     sent_copies: int = 0
 
     @classmethod

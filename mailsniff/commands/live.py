@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.text import Text
 
-from mailsniff.analysis.sent_copy import SentCopyIndex, candidates
+from mailsniff.analysis.sent_copy import SentCopies
 from mailsniff.capture.sniff import (
     PcapWriter,
     default_interface,
@@ -148,8 +148,12 @@ class _Run:
     shown_lines: dict[int, int] = field(default_factory=dict)
     exporter: Exporter | None = None
     credentials: CredentialTable | None = None
-    #: SMTP messages and IMAP APPENDs awaiting their other half (the Sent copy).
-    copies: SentCopyIndex = field(default_factory=SentCopyIndex)
+    #: SMTP messages and IMAP APPENDs awaiting their other half (the Sent copy), counted in
+    #: the tally (set in __post_init__).
+    copies: SentCopies = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.copies = SentCopies(self.tally)
 
     def emit(self, session: Session) -> None:
         SinkChain(
@@ -164,8 +168,7 @@ class _Run:
         if self.options.transcript and not self.options.json:
             self._stream_lines(session)  # the lines that came since the last refresh
         self.shown_lines.pop(session.id, None)
-        links = self.copies.add(candidates(session))
-        self.tally.sent_copies += len(links)
+        links = self.copies.session_done(session)
         if self.options.json:
             record = jsonl.session_record(session, transcript=self.options.transcript)
             jsonl.add_sent_copy_refs(record, links)

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from mailsniff.analysis.select import Selection
-from mailsniff.analysis.sent_copy import Candidate, SentCopy, SentCopyIndex, candidates
+from mailsniff.analysis.sent_copy import Candidate, SentCopies, SentCopy, candidates
 from mailsniff.analysis.summary import Summary
 from mailsniff.capture.frame import Frame
 from mailsniff.capture.multi import MultiReader, open_inputs
@@ -40,8 +40,6 @@ from mailsniff.tls.keylog import KeyLog
 __all__ = ["ReadOptions", "ReadResult", "feed_capture", "read_capture", "summarise"]
 
 _PROGRESS_EVERY = 2048
-#: Sent-copy links kept for the console view (JSON writes each as it is found).
-MAX_SENT_COPY_LINKS = 10_000
 
 
 @dataclass(slots=True, frozen=True, kw_only=True)
@@ -435,10 +433,10 @@ def _read_capture(
     def emit_rendered(session_id: int, rendered: RenderedSession) -> None:
         cands = [replace(c, side=replace(c.side, session=session_id)) for c in rendered.copies]
         if not keep(session_id):
-            hidden_links(link(cands))
+            hidden_links(copies.add(cands))
         else:
             _add_summary(tally, rendered.counts)
-            links = link(cands)
+            links = copies.add(cands)
             line = f"{rendered.head}{session_id}{rendered.tail}"
             if links:  # rare: name the other half in this record, as one process does
                 record = json.loads(line)
@@ -448,29 +446,15 @@ def _read_capture(
             for one in links:
                 stdout.write(jsonl.dumps(jsonl.sent_copy_record(one)) + "\n")
 
-    copies = SentCopyIndex()
-    sent_copies: dict[int, list[SentCopy]] = {}  # console: session id -> its links
-    kept_links = 0
-
-    def link(found: list[Candidate]) -> list[SentCopy]:
-        """The Sent-copy links the session completes (analysis.sent_copy), counted once."""
-        nonlocal kept_links
-        links = copies.add(found) if found else []
-        if wanted is not None:  # --session: the links of the sessions shown
-            links = [x for x in links if x.smtp.session in wanted or x.imap.session in wanted]
-        tally.sent_copies += len(links)
-        if not options.json:
-            for one in links[: max(0, MAX_SENT_COPY_LINKS - kept_links)]:
-                kept_links += 1
-                for side in (one.smtp.session, one.imap.session):
-                    sent_copies.setdefault(side, []).append(one)
-        return links
+    # The Sent-copy links, counted in the tally; kept by session for the console and --plain
+    # (JSON writes each as it is made).
+    copies = SentCopies(tally, shown=wanted, keep=not options.json)
 
     def emit(session: Session) -> None:
         if keep(session.id):
             chain(session)
         else:  # not shown, but it may be the other half of a shown session's Sent copy
-            hidden_links(link(candidates(session)))
+            hidden_links(copies.session_done(session))
 
     def hidden_links(links: list[SentCopy]) -> None:
         if options.json:
@@ -478,7 +462,7 @@ def _read_capture(
                 stdout.write(jsonl.dumps(jsonl.sent_copy_record(one)) + "\n")
 
     def show(session: Session) -> None:
-        links = link(candidates(session))
+        links = copies.session_done(session)
         if options.json:
             record = jsonl.session_record(session, transcript=options.transcript)
             jsonl.add_sent_copy_refs(record, links)
@@ -518,8 +502,7 @@ def _read_capture(
         stdout.write(jsonl.dumps(jsonl.summary_record(summary)) + "\n")
     elif spill is not None and stdout.error is None and missing is None:
         try:
-            spill.counts.sent_copies = tally.sent_copies
-            _render(out, options, spill, pipeline, warnings, sent_copies)
+            _render(out, options, spill, pipeline, warnings, copies)
         except OSError as error:
             stdout.failed(error)
     if spill is not None:
@@ -542,11 +525,11 @@ def _render(
     spill: SessionSpill,
     pipeline: Pipeline,
     warnings: list[str],
-    sent_copies: dict[int, list[SentCopy]],
+    copies: SentCopies,
 ) -> None:
     """The console report: overview, sessions, summary (sorted by start time, then id)."""
     if options.plain:
-        _render_plain(out, options, spill, pipeline, warnings)
+        _render_plain(out, options, spill, pipeline, warnings, copies)
         return
     wanted = options.session_ids
     single = wanted is not None and len(spill) == 1
@@ -558,11 +541,11 @@ def _render(
                 out,
                 session,
                 transcript=options.transcript,
-                sent_copies=sent_copies.get(session.id, ()),
+                sent_copies=copies.of(session.id),
             )
     console_render.render_summary_of(
         out,
-        spill.counts,
+        copies.summary,
         packets=pipeline.stats.frames,
         warnings=warnings,
         filtered=pipeline.stats.filtered,
@@ -575,6 +558,7 @@ def _render_plain(
     spill: SessionSpill,
     pipeline: Pipeline,
     warnings: list[str],
+    copies: SentCopies,
 ) -> None:
     """--plain: the same facts, one tab-separated record per line."""
     from mailsniff.render import plain
@@ -582,11 +566,14 @@ def _render_plain(
     write = out.file.write
     for session in spill.sessions():
         for line in plain.session_lines(
-            session, summary_only=options.summary_only, transcript=options.transcript
+            session,
+            summary_only=options.summary_only,
+            transcript=options.transcript,
+            sent_copies=copies.of(session.id),
         ):
             write(line + "\n")
     for line in plain.summary_lines(
-        spill.counts,
+        copies.summary,
         packets=pipeline.stats.frames,
         filtered=pipeline.stats.filtered,
         warnings=warnings,

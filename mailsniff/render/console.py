@@ -21,7 +21,7 @@ from rich.text import Span, Text
 
 from mailsniff.analysis.bcc import header_roles, normalise_address
 from mailsniff.analysis.kinds import FindingKind
-from mailsniff.analysis.sent_copy import SentCopy, describe_side
+from mailsniff.analysis.sent_copy import SentCopy, title
 from mailsniff.analysis.summary import Summary
 from mailsniff.model import (
     Address,
@@ -886,12 +886,6 @@ def transcript_text(lines: Sequence[TranscriptLine]) -> Text:
 
 def _sent_copy_view(session: Session, link: SentCopy) -> list[RenderableType]:
     """One Sent-copy link seen from `session`: the other half, then one line per recipient."""
-    if link.smtp.session == session.id:
-        title = (
-            f"Sent copy of transaction {link.smtp.index + 1}: filed by {describe_side(link.imap)}"
-        )
-    else:
-        title = f"Sent copy {describe_side(link.imap)}: sent by {describe_side(link.smtp)}"
     how = "Message-ID" if link.matched_by == "message-id" else "body SHA-256"
     grid = _kv_grid()
     grid.add_row("matched by", _text(f"{how} {link.key}"))
@@ -906,7 +900,7 @@ def _sent_copy_view(session: Session, link: SentCopy) -> list[RenderableType]:
         grid.add_row(Text(r.role, style=style), _text(r.text.split(" ", 1)[1], style))
     if link.recipients_dropped:
         grid.add_row("", Text(f"{link.recipients_dropped} more not compared", style=_WARN))
-    return [_rule(_text(title, _KEY)), grid]
+    return [_rule(_text(title(link, session.id), _KEY)), grid]
 
 
 def render_session(

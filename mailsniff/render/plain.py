@@ -9,6 +9,8 @@ the terminal. No padding, no box drawing, no wrapping, no trailing spaces.
     auth     3  LOGIN  user=crazywill  password=...  result=ok
     rcpt     3  t1  bob@example.com  role=bcc  reply=250 OK
     finding  3  medium  from-mismatch  header From ... differs from MAIL FROM ...
+    sent_copy  1  t1  copy=2/m1  mailbox=Sent  imap_uid=1  ...  bytes=differ
+    sent_copy_rcpt  1  t1  dave@example.com  role=Bcc  envelope=accepted  sent_headers=-  ...
     summary  sessions=3  packets=147  ...
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 
+from mailsniff.analysis.sent_copy import SentCopy
 from mailsniff.analysis.summary import Summary
 from mailsniff.model import Address, AuthAttempt, Message, Session
 from mailsniff.render.text import format_duration, format_timestamp, safe_text
@@ -71,8 +74,49 @@ def _message(session_id: int, where: str, message: Message) -> Iterator[str]:
         )
 
 
-def session_lines(session: Session, *, summary_only: bool, transcript: bool) -> Iterator[str]:
-    """The lines of one session: its `session` record, then (unless summary_only) its facts."""
+def _sent_copy(session_id: int, link: SentCopy) -> Iterator[str]:
+    """A Sent-copy link seen from one of its sessions, then one line per recipient."""
+    if link.smtp.session == session_id:
+        where, other = f"t{link.smtp.index + 1}", f"copy={link.imap.session}/m{link.imap.index + 1}"
+    else:
+        where, other = f"m{link.imap.index + 1}", f"sent={link.smtp.session}/t{link.smtp.index + 1}"
+    yield _line(
+        "sent_copy",
+        session_id,
+        where,
+        other,
+        _kv("mailbox", link.imap.mailbox),
+        _kv("imap_uid", link.imap.imap_uid),
+        _kv("outcome", link.imap.outcome),
+        _kv("matched_by", link.matched_by),
+        _kv("key", link.key),
+        _kv("bytes", "identical" if link.identical else "differ"),
+        _kv("sent_size", link.smtp.size),
+        _kv("filed_size", link.imap.size),
+        *([_kv("not_compared", link.recipients_dropped)] if link.recipients_dropped else []),
+    )
+    for r in link.recipients:
+        yield _line(
+            "sent_copy_rcpt",
+            session_id,
+            where,
+            r.address,
+            _kv("role", r.role),
+            _kv("envelope", r.envelope),
+            _kv("sent_headers", "/".join(r.sent_headers)),
+            _kv("sent_copy_headers", "/".join(r.sent_copy_headers)),
+        )
+
+
+def session_lines(
+    session: Session,
+    *,
+    summary_only: bool,
+    transcript: bool,
+    sent_copies: Sequence[SentCopy] = (),
+) -> Iterator[str]:
+    """The lines of one session: its `session` record, then (unless summary_only) its facts
+    and the Sent-copy links it is one half of (analysis.sent_copy)."""
     sid = session.id
     users = list(dict.fromkeys(a.username for a in session.auth if a.username is not None))
     senders = list(dict.fromkeys(t.mail_from for t in session.transactions))
@@ -135,6 +179,8 @@ def session_lines(session: Session, *, summary_only: bool, transcript: bool) -> 
         yield _line("finding", sid, finding.severity or "-", finding.kind, finding.detail)
     for anomaly in session.anomalies:
         yield _line("anomaly", sid, anomaly.text)
+    for link in sent_copies:
+        yield from _sent_copy(sid, link)
     if transcript:
         for t in session.transcript:
             yield _line(
@@ -162,6 +208,7 @@ def summary_lines(
         _kv("messages", summary.messages),
         _kv("credentials", summary.credentials),
         _kv("bcc_recipients", summary.bcc_recipients),
+        _kv("sent_copies", summary.sent_copies),
         _kv("filtered_out", filtered),
         _kv("findings", findings),
     )

@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mailsniff.analysis.sent_copy import SentCopyIndex, candidates
+from mailsniff.analysis.sent_copy import SentCopies, SentCopyIndex, candidates
+from mailsniff.analysis.summary import Summary
 from mailsniff.capture.reader import open_capture
 from mailsniff.pipeline import Pipeline
-from tests.cli_runner import REPO, run_cli
+from tests.cli_runner import PCAPS, REPO, run_cli
 from tests.e2e import synth
 from tests.jsonschema_check import validate_lines
 
@@ -150,3 +151,51 @@ def test_session_filter_keeps_the_link_of_the_session_shown(tmp_path: Path) -> N
     (imap, link, summary) = records(path, "--session", "1")
     assert (imap["id"], link["type"], summary["sent_copies"]) == (1, "sent_copy", 1)
     assert link["smtp"]["session"] == 2  # named, although not shown
+
+
+def test_a_run_counts_each_link_once_and_keeps_it_for_both_sessions(tmp_path: Path) -> None:
+    with open_capture(str(capture(tmp_path, imap_first=True))) as reader:
+        imap, smtp = Pipeline().run(reader)
+    summary = Summary()
+    run = SentCopies(summary, keep=True)
+    assert run.session_done(imap) == []
+    (link,) = run.session_done(smtp)
+    assert summary.sent_copies == 1
+    assert run.of(imap.id) == run.of(smtp.id) == [link]
+    # --session 1: the link of the IMAP session shown is counted; none when neither is shown
+    only_imap = SentCopies(Summary(), shown=frozenset({imap.id}))
+    only_imap.session_done(imap), only_imap.session_done(smtp)
+    assert (only_imap.summary.sent_copies, only_imap.of(imap.id)) == (1, ())  # not kept
+    neither = SentCopies(Summary(), shown=frozenset({99}), keep=True)
+    neither.session_done(imap), neither.session_done(smtp)
+    assert (neither.summary.sent_copies, neither.by_session) == (0, {})
+
+
+def test_plain_output_carries_the_link_and_the_count_of_the_console_and_json() -> None:
+    """One count, from analysis: --plain, --json and the console agree on the mutt capture."""
+    path = str(PCAPS / "sent-copy-mutt.pcap")
+    plain = run_cli("read", path, "--plain")
+    assert plain.returncode == 0, plain.stderr
+    lines = [line.split("\t") for line in plain.stdout.splitlines()]
+    copies = [r for r in lines if r[0] == "sent_copy"]
+    assert [r[:4] for r in copies] == [
+        ["sent_copy", "1", "t1", "copy=2/m1"],
+        ["sent_copy", "2", "m1", "sent=1/t1"],
+    ]
+    assert "bytes=differ" in copies[0] and "mailbox=Sent" in copies[0]
+    rcpts = [r for r in lines if r[0] == "sent_copy_rcpt" and r[1] == "1"]
+    assert rcpts[-1] == [
+        "sent_copy_rcpt",
+        "1",
+        "t1",
+        "dave@example.com",
+        "role=Bcc",
+        "envelope=accepted",
+        "sent_headers=-",
+        "sent_copy_headers=Bcc",
+    ]
+    [summary] = [r for r in lines if r[0] == "summary"]
+    assert "sent_copies=1" in summary
+    assert records(PCAPS / "sent-copy-mutt.pcap")[-1]["sent_copies"] == 1
+    console = run_cli("read", path, "--no-plain")
+    assert "sent copies     1 (SMTP message filed by IMAP)" in console.stdout

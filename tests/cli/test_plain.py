@@ -27,6 +27,8 @@ RECORDS = {
     "gap",
     "finding",
     "anomaly",
+    "sent_copy",
+    "sent_copy_rcpt",
     "line",
     "summary",
     "warning",
