@@ -13,6 +13,7 @@ from rich.console import Console
 
 from mailsniff import __version__
 from mailsniff.analysis.select import Selection
+from mailsniff.analysis.sent_copy import SentCopies
 from mailsniff.commands.read import Tally, feed_capture, summarise
 from mailsniff.errors import InputError, OutputError, UsageError
 from mailsniff.export.redact import redact_session
@@ -104,6 +105,7 @@ def _read_one(
     """Run one capture through the read path, handing each session record to the builder."""
     pipeline = Pipeline(keep_transcript=True, session_filter=options.selection, keylog=keylog)
     tally = Tally()
+    copies = SentCopies(tally)  # the Sent-copy links of this input, counted in its summary
     creds = CredentialTable()
     hint = f"mailsniff read {path}"
 
@@ -113,6 +115,8 @@ def _read_one(
         tally.add(session)
         creds.add_session(session)
         builder.add_session(index, jsonl.session_record(session, transcript=True), hint)
+        for link in copies.session_done(session):
+            builder.add_sent_copy(index, link)
 
     status, warnings = feed_capture(path, pipeline, err, emit, progress=options.progress)
     size, sha256 = file_digest(path)

@@ -32,6 +32,7 @@ from typing import Any
 from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
 
+from mailsniff.analysis.sent_copy import SentCopy, title
 from mailsniff.model import reply_positive
 from mailsniff.render.text import format_size, safe_text
 
@@ -170,6 +171,8 @@ class ReportBuilder:
         self._sessions: list[_Slim] = []
         self._details: dict[str, str] = {}
         self._packed: dict[str, bytes] = {}
+        #: Session key -> the Sent-copy links it is one half of, as its details show them.
+        self._sent_copies: dict[str, list[JsonObject]] = {}
         self._many_inputs = False
 
     # -- collecting ---------------------------------------------------------------------------
@@ -193,6 +196,33 @@ class ReportBuilder:
             retrieved["message"]["headers"] = []
         self._sessions.append(_Slim(key, label, record))
 
+    def add_sent_copy(self, input_index: int, link: SentCopy) -> None:
+        """A Sent-copy link (analysis.sent_copy) between two sessions of one input: shown in
+        both sessions' details, each pointing at the other half."""
+        smtp = f"s{input_index + 1}-{link.smtp.session}"
+        imap = f"s{input_index + 1}-{link.imap.session}"
+        anchors = {
+            smtp: f"{smtp}-t{link.smtp.index + 1}",
+            imap: f"{imap}-m{link.imap.index + 1}",
+        }
+        for key, session_id, other in (
+            (smtp, link.smtp.session, imap),
+            (imap, link.imap.session, smtp),
+        ):
+            self._sent_copies.setdefault(key, []).append(
+                {
+                    "title": title(link, session_id),
+                    "other": anchors[other],
+                    "how": "Message-ID" if link.matched_by == "message-id" else "body SHA-256",
+                    "key": link.key,
+                    "identical": link.identical,
+                    "sent_size": link.smtp.size,
+                    "filed_size": link.imap.size,
+                    "recipients": [(r.role, r.text.split(" ", 1)[1]) for r in link.recipients],
+                    "dropped": link.recipients_dropped,
+                }
+            )
+
     def _detail(self, slim: _Slim, share: int) -> str:
         record, hint = json.loads(
             zlib.decompress(self._packed[slim.key]).decode("utf-8", "surrogatepass")
@@ -210,6 +240,7 @@ class ReportBuilder:
             dropped=dropped,
             read_hint=hint,
             rcpt_roles=_ROLE_LABELS,
+            sent_copies=self._sent_copies.get(slim.key, []),
         )
 
     def add_input(self, item: ReportInput) -> None:
@@ -333,6 +364,7 @@ def _totals(inputs: list[ReportInput]) -> JsonObject:
         "messages": sum(int(i.summary.get("messages", 0)) for i in inputs),
         "credentials": sum(int(i.summary.get("credentials", 0)) for i in inputs),
         "bcc_recipients": sum(int(i.summary.get("bcc_recipients", 0)) for i in inputs),
+        "sent_copies": sum(int(i.summary.get("sent_copies", 0)) for i in inputs),
         "first": min(firsts, key=_us) if firsts else None,
         "last": max(lasts, key=_us) if lasts else None,
     }
