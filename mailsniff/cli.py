@@ -390,6 +390,7 @@ def live(
         bool,
         typer.Option("--json", help="JSON Lines: one record per finished session, then a summary."),
     ] = False,
+    plain: Plain = None,
     transcript: Annotated[
         bool, typer.Option("--transcript", "-t", help="Show dialogue lines as they arrive.")
     ] = False,
@@ -449,6 +450,7 @@ def live(
     from mailsniff.commands.live import LiveOptions, LiveResult, run_live
 
     def action() -> LiveResult:
+        exclusive(**{"--json": json_output, "--plain": plain})
         options = LiveOptions(
             buffer_size=None if buffer_size is None else parse_buffer_size(buffer_size),
             jobs=live_jobs,
@@ -457,6 +459,7 @@ def live(
             ports=parse_ports(ports, "--ports"),
             bpf=bpf,
             json=json_output,
+            plain=not json_output and plain_output(plain),
             transcript=transcript,
             write=write,
             count=count,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +28,7 @@ from mailsniff.export.chain import SinkChain
 from mailsniff.model import Session
 from mailsniff.pipeline import Pipeline
 from mailsniff.render import console as console_render
-from mailsniff.render import jsonl
+from mailsniff.render import jsonl, plain
 from mailsniff.render.creds import CredentialTable, render_credentials
 from mailsniff.render.live_view import open_sessions_view, summary_panel, transcript_line
 from mailsniff.render.text import format_size, safe_text
@@ -64,6 +64,8 @@ class LiveOptions:
     ports: tuple[int, ...] | None = None
     bpf: str | None = None
     json: bool = False
+    #: --plain: one tab-separated record per line as each session ends (render/plain.py)
+    plain: bool = False
     transcript: bool = False
     write: str | None = None
     count: int | None = None
@@ -165,11 +167,19 @@ class _Run:
         )(session)
 
     def _show(self, session: Session) -> None:
-        if self.options.transcript and not self.options.json:
+        if self.options.transcript and not (self.options.json or self.options.plain):
             self._stream_lines(session)  # the lines that came since the last refresh
         self.shown_lines.pop(session.id, None)
         links = self.copies.session_done(session)
-        if self.options.json:
+        if self.options.plain:
+            lines = plain.session_lines(
+                session,
+                summary_only=False,
+                transcript=self.options.transcript,
+                sent_copies=links,
+            )
+            self.write_plain(lines)
+        elif self.options.json:
             record = jsonl.session_record(session, transcript=self.options.transcript)
             jsonl.add_sent_copy_refs(record, links)
             self.write_json(jsonl.dumps(record))
@@ -178,6 +188,11 @@ class _Run:
         else:
             # With --transcript the lines were printed as they came: not repeated here.
             console_render.render_session(self.out, session, transcript=False, sent_copies=links)
+
+    def write_plain(self, lines: Iterable[str]) -> None:
+        """--plain records, straight to stdout (no live view is ever drawn there)."""
+        self.out.file.write("".join(line + "\n" for line in lines))
+        self.out.file.flush()
 
     def write_json(self, line: str) -> None:
         """One JSON line on stdout; on a terminal through the stdout console, so that a live
@@ -188,7 +203,7 @@ class _Run:
             self.out.file.write(line + "\n")
             self.out.file.flush()
 
-    def stream_transcripts(self) -> None:
+    def stream_transcripts(self) -> None:  # (not with --plain: its lines come per session)
         """--transcript on the console: print each open session's new dialogue lines."""
         for s in self.pipeline.open_sessions:
             self._stream_lines(s)
@@ -303,7 +318,7 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
             exporter.close()
     reason = stop.reason or "stopped"
     if run.credentials is not None:
-        render_credentials(out, run.credentials.rows(), json=options.json)
+        render_credentials(out, run.credentials.rows(), json=options.json, plain=options.plain)
     live = {
         "interface": iface,
         "filter": bpf,
@@ -326,7 +341,12 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
         if (note := keylog_warning(keylog)) is not None:
             warnings.append(note)
             err.print(Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(note)))
-    if options.json:
+    if options.plain:
+        lines = plain.summary_lines(
+            run.tally, packets=pipeline.stats.frames, filtered=0, warnings=warnings
+        )
+        run.write_plain([*lines, *plain.live_lines(live)])
+    elif options.json:
         summary = summarise(run.tally, pipeline, warnings)
         summary["live"] = live
         run.write_json(jsonl.dumps(jsonl.summary_record(summary)))
@@ -347,10 +367,11 @@ def run_live(options: LiveOptions, out: Console, err: Console) -> LiveResult:
 def _loop(run: _Run, capture: ProcessCapture, stop: _Stop) -> None:
     options, pipeline, queue = run.options, run.pipeline, capture.queue
     deadline = None if options.duration is None else time.monotonic() + options.duration
-    show_view = run.err.is_terminal
     # The view goes where the output goes when both are on the terminal: a live display is
     # only kept clear of what is printed through its own console (rich prints above it), and
-    # one drawn on stderr would overwrite and erase lines printed on stdout.
+    # one drawn on stderr would overwrite and erase lines printed on stdout. --plain records
+    # are never redrawn over: no view when they go to the terminal.
+    show_view = run.err.is_terminal and not (options.plain and run.out.is_terminal)
     view_console = run.out if run.out.is_terminal else run.err
     live_cm: Any = nullcontext()
     live = None
@@ -395,7 +416,7 @@ def _loop(run: _Run, capture: ProcessCapture, stop: _Stop) -> None:
                     run.emit(session)
             if now >= next_refresh:
                 next_refresh = now + _REFRESH_S
-                if options.transcript and not options.json:
+                if options.transcript and not (options.json or options.plain):
                     run.stream_transcripts()
                 if live is not None:
                     view = open_sessions_view(

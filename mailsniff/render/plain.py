@@ -16,14 +16,14 @@ the terminal. No padding, no box drawing, no wrapping, no trailing spaces.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from mailsniff.analysis.sent_copy import SentCopy
 from mailsniff.analysis.summary import Summary
 from mailsniff.model import Address, AuthAttempt, Message, Session
 from mailsniff.render.text import format_duration, format_timestamp, safe_text
 
-__all__ = ["finding_kinds", "session_lines", "summary_lines"]
+__all__ = ["finding_kinds", "live_lines", "session_lines", "summary_lines"]
 
 
 def _line(*fields: object) -> str:
@@ -214,3 +214,9 @@ def summary_lines(
     )
     for warning in warnings:
         yield _line("warning", warning)
+
+
+def live_lines(live: Mapping[str, object]) -> Iterator[str]:
+    """`live --plain`: the capture's own `live` line after the summary (interface, filter,
+    why it stopped, packets captured and dropped)."""
+    yield _line("live", *(_kv(key, value) for key, value in live.items()))

@@ -228,7 +228,7 @@ def test_smtp_session_live_shows_credentials_envelope_headers_and_bcc_and_pcap_a
 def test_smtp_console_output_shows_the_session_and_a_summary_with_drop_counts(
     smtp: SmtpServer,
 ) -> None:
-    with live("--ports", str(smtp.port), "--transcript") as lp:
+    with live("--ports", str(smtp.port), "--transcript", "--no-plain") as lp:
         _send_with_auth_login(smtp)
         lp.next_stdout(lambda line: "hidden@example.com" in line)
         status, lines, stderr = lp.finish(signal.SIGTERM)
@@ -243,6 +243,52 @@ def test_smtp_console_output_shows_the_session_and_a_summary_with_drop_counts(
     assert "dropped by kernel" in text and "dropped by mailsniff" in text
     assert "analysis behind by" in text
     assert "terminated" in stderr
+
+
+PLAIN_RECORDS = {"session", "auth", "mail", "rcpt", "message", "finding", "line", "summary", "live"}
+
+
+def test_plain_by_default_into_a_pipe_one_record_per_line_as_each_session_ends(
+    smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MAILSNIFF_PLAIN", raising=False)
+    with live("--ports", str(smtp.port), "--transcript") as lp:  # stdout: a pipe
+        _send_with_auth_login(smtp)
+        # the session's records come when it ends, while the capture goes on
+        first = lp.next_stdout(lambda line: line.startswith("session\t"))
+        assert lp.proc.poll() is None
+        status, lines, stderr = lp.finish(signal.SIGINT)
+    assert status == 0, stderr
+    text = "".join(lines)
+    assert "\x1b" not in text and not [ch for ch in text if 0x2500 <= ord(ch) <= 0x259F]
+    rows = []
+    for line in text.splitlines():
+        assert line == line.rstrip() and line, repr(line)
+        rows.append(line.split("\t"))
+        assert rows[-1][0] in PLAIN_RECORDS, line
+    session = first.rstrip("\n").split("\t")
+    assert session[:3] == ["session", "1", "smtp"]
+    assert f"server=127.0.0.1:{smtp.port}" in session and f"user={SMTP_USER}" in session
+    assert any(f.startswith("findings=") and "bcc" in f for f in session)
+    assert ["auth", "1", "LOGIN", f"user={SMTP_USER}", f"password={SMTP_PASSWORD}"] == [
+        r for r in rows if r[0] == "auth"
+    ][0][:5]
+    assert ["rcpt", "1", "t1", "hidden@example.com", "role=bcc"] in [
+        r[:5] for r in rows if r[0] == "rcpt"
+    ]
+    assert any(r[0] == "line" and r[4].startswith("mail FROM:<alice@example.com>") for r in rows)
+    summary, live_row = rows[-2], rows[-1]
+    assert summary[0] == "summary" and "sessions=1" in summary and "bcc_recipients=1" in summary
+    assert live_row[0] == "live" and "stopped=interrupted" in live_row
+    assert "interface=lo" in live_row and "kernel_dropped=0" in live_row
+    assert [r[0] for r in rows].count("session") == 1
+
+
+def test_json_and_plain_cannot_go_together() -> None:
+    proc = run_cli("live", "-i", "lo", "--json", "--plain", "--duration", "1", timeout=_DEADLINE)
+    assert proc.returncode == 2
+    assert "--json and --plain cannot be used together" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 # --------------------------------------------------------------------------- POP3

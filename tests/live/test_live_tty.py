@@ -144,3 +144,31 @@ def test_live_on_a_terminal_keeps_every_output_line_whole(smtp: SmtpServer, tmp_
     panel_rows = [row for row in screen if "╭─ Session" in row]
     assert len(panel_rows) == 3 and all(row.startswith("╭") for row in panel_rows), panel_rows
     assert "open sessions:" not in shown  # the transient view is gone at the end
+
+
+def test_plain_on_a_terminal_draws_no_live_view_over_its_records(smtp: SmtpServer) -> None:
+    run = TerminalRun("live", "-i", "lo", "--ports", str(smtp.port), "--plain")
+    try:
+        run.wait_for(b"Ctrl-C to stop")
+        _send(smtp, 0)  # open for 0.6 s: a view would be drawn several times meanwhile
+        run.wait_for(b"session\t1\tsmtp\t")
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            run.pump(0.1)
+        status, screen = run.finish()
+    finally:
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait()
+    assert status == 0
+    raw = bytes(run.data).decode("utf-8")
+    assert "open sessions" not in raw and "\x1b[?25l" not in raw  # no rich Live, ever
+    assert not [ch for ch in raw if 0x2500 <= ord(ch) <= 0x259F]  # no box drawing
+    records = [line for line in raw.splitlines() if not line.startswith("mailsniff: ")]
+    kinds = [line.split("\t")[0] for line in records]
+    assert kinds == ["session", "auth", "mail", "rcpt", "message"] + ["finding"] * 3 + [
+        "summary",
+        "live",
+    ]
+    assert all(line == line.rstrip() for line in records)
+    assert records[3].split("\t")[3:5] == ["to0@example.com", "role=bcc"]
