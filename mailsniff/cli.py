@@ -221,11 +221,6 @@ def read(
         exclusive(**{"--summary": summary, "--transcript": transcript})
         exclusive(**{"--json": json_output, "--plain": plain})
         selection = selection_of(address, finding, hosts, ports, protocol, since, until, bpf)
-        if selection.after_analysis and (extract or mbox):
-            raise UsageError(
-                "--extract/--mbox cannot be combined with --address, --finding, --since or "
-                "--until (messages are written before their session is analysed)"
-            )
         paths = expand_inputs(capture or [str(read_file)])
         options = ReadOptions(
             path=paths[0],

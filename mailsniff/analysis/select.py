@@ -21,7 +21,7 @@ import ctypes
 import ipaddress
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from mailsniff.analysis.bcc import normalise_address
@@ -66,6 +66,11 @@ class Selection:
             or self.since_ns is not None
             or self.until_ns is not None
         )
+
+    def before_analysis(self) -> Selection:
+        """These filters without those that need the analysed session (applied by the caller
+        with `keeps_session`, e.g. after the export has been told which sessions are kept)."""
+        return replace(self, addresses=None, findings=None, since_ns=None, until_ns=None)
 
     @property
     def active(self) -> bool:

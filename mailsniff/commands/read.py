@@ -385,11 +385,18 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
 def _read_capture(
     options: ReadOptions, out: Console, err: Console, cluster: Any, keylog: KeyLog | None
 ) -> ReadResult:
+    selection = options.selection
+    # Filters that need the analysed session, with an export: applied here, not by the
+    # pipeline, so that the exporter (which holds each message until then) learns whether
+    # its session is kept or dropped; what it writes is what is shown.
+    exporting = options.extract is not None or options.mbox is not None
+    after = selection if exporting and selection.after_analysis else None
     exporter = open_exporter(
         ExportOptions(
             extract=Path(options.extract) if options.extract is not None else None,
             mbox=Path(options.mbox) if options.mbox is not None else None,
             session_ids=options.session_ids,
+            hold=after is not None,
         )
     )
     zeek = (
@@ -398,7 +405,7 @@ def _read_capture(
         else None
     )
     pipeline = Pipeline(
-        session_filter=options.selection,
+        session_filter=selection if after is None else selection.before_analysis(),
         keep_transcript=options.transcript,
         open_sink=exporter.open_sink if exporter is not None else None,
         keylog=keylog,
@@ -451,6 +458,11 @@ def _read_capture(
     copies = SentCopies(tally, shown=wanted, keep=not options.json)
 
     def emit(session: Session) -> None:
+        if after is not None and not after.keeps_session(session):
+            pipeline.stats.filtered += 1  # as the pipeline counts what it filters
+            if exporter is not None:
+                exporter.session_dropped(session)
+            return
         if keep(session.id):
             chain(session)
         else:  # not shown, but it may be the other half of a shown session's Sent copy

@@ -6,6 +6,11 @@ whatever the message size and an export never holds more than one message in mem
 message ends it goes to the mbox (`mbox.py`) and/or becomes a content-addressed .eml with its
 decoded attachments (`eml.py`); the manifest line that ties it to its session is written when
 the session ends, from the finished (and, with --redact, redacted) Session record.
+
+With `hold` (filters that need the analysed session: --address, --finding, --since/--until)
+a finished message stays in its spool file, closed, until its session ends: `session_done`
+then writes it, `session_dropped` (the session did not pass the filters) removes it. What is
+held is on disk, one closed file per message of the sessions still open.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ class ExportOptions:
     extract: Path | None = None  # --extract DIR
     mbox: Path | None = None  # --mbox FILE
     session_ids: frozenset[int] | None = None  # only these sessions (--session)
+    #: Hold each message until its session ends and is kept or dropped (filters that need
+    #: the analysed session: the messages written are those of the sessions shown).
+    hold: bool = False
 
     @property
     def wanted(self) -> bool:
@@ -69,15 +77,26 @@ class _Spool:
         return None  # bytes never captured are not invented; the manifest gives gap_bytes
 
     def end(self, message: Message, owner: Transaction | RetrievedMessage) -> None:
+        held = False
         try:
             self._file.flush()
-            self._exporter._message_done(self, self._session, message, owner)
+            held = self._exporter._message_ended(self, self._session, message, owner)
         except OSError as error:
             raise self._exporter.write_error(error) from None
         finally:
-            self.discard()
+            if held:  # kept on disk, closed, until its session is kept or dropped
+                self._file.close()
+            else:
+                self.discard()
 
     def read_back(self) -> BinaryIO:
+        if self._file.closed:  # held until its session ended
+            fd = os.open(
+                self.name,
+                os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC,
+                dir_fd=self._exporter.spool_fd,
+            )
+            self._file = os.fdopen(fd, "r+b")
         self._file.seek(0)
         return self._file
 
@@ -134,6 +153,8 @@ class Exporter:
         # id(Message) -> what was written for it, until its session ends (the Message object
         # lives in the session record, so the id stays unique meanwhile)
         self._pending: dict[int, StoredMessage | None] = {}
+        # hold: id(Session) -> its finished messages, in order, until the session ends
+        self._held: dict[int, list[tuple[_Spool, Message, Transaction | RetrievedMessage]]] = {}
         self.messages = 0
 
     @property
@@ -162,6 +183,20 @@ class Exporter:
             raise self.write_error(error) from None
         self._spools.add(spool)
         return spool
+
+    def _message_ended(
+        self,
+        spool: _Spool,
+        session: Session,
+        message: Message,
+        owner: Transaction | RetrievedMessage,
+    ) -> bool:
+        """A message ended: write it now, or (hold) keep its spool; True when kept."""
+        if self._options.hold:
+            self._held.setdefault(id(session), []).append((spool, message, owner))
+            return True
+        self._message_done(spool, session, message, owner)
+        return False
 
     def _message_done(
         self,
@@ -192,8 +227,25 @@ class Exporter:
             )
         self._pending[id(message)] = stored
 
+    def session_dropped(self, session: Session) -> None:
+        """The session did not pass the filters: its held messages are not written."""
+        for spool, _, _ in self._held.pop(id(session), ()):
+            spool.discard()
+
     def session_done(self, session: Session) -> None:
-        """Write the manifest lines of the session's messages (after analysis / redaction)."""
+        """Write the manifest lines of the session's messages (after analysis / redaction);
+        with hold, write its held messages first."""
+        held = self._held.pop(id(session), ())
+        for n, (spool, message, owner) in enumerate(held):
+            try:
+                self._message_done(spool, session, message, owner)
+            except OSError as error:
+                raise self.write_error(error) from None
+            except BaseException:
+                for later, _, _ in held[n:]:
+                    later.discard()
+                raise
+            spool.discard()
         owners: list[tuple[str, Transaction | RetrievedMessage, Message]] = []
         for n, txn in enumerate(session.transactions, 1):
             if txn.message is not None:
@@ -219,6 +271,7 @@ class Exporter:
         for spool in list(getattr(self, "_spools", ())):
             spool.discard()
         getattr(self, "_pending", {}).clear()
+        getattr(self, "_held", {}).clear()
         if self._store is not None:
             self._store.close()
         if self.spool_fd >= 0:

@@ -313,12 +313,6 @@ def test_report_takes_the_filters(tmp_path: Path) -> None:
     assert "<th>filtered out</th><td>2 sessions" in page
 
 
-def test_extract_with_a_session_level_filter_is_refused(tmp_path: Path) -> None:
-    line = _usage_error("read", SEED, "--extract", str(tmp_path), "--address", "cccc@163.com")
-    assert "--extract/--mbox cannot be combined with --address" in line
-    assert not list(tmp_path.iterdir())
-
-
 # -- the Selection itself ---------------------------------------------------------------------
 
 
