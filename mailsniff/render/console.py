@@ -356,6 +356,25 @@ def render_overview(console: Console, sessions: Sequence[Session]) -> None:
     render_overview_rows(console, len(rows), overview_widths(rows), iter(rows))
 
 
+def _hidden_note(hidden: list[str], width: int) -> str:
+    """The one line naming the overview columns left out, as long as `width` allows: every
+    name when they fit (a console of 80 columns), else the first ones and how many more."""
+    names = [h.removesuffix(" (UTC)") for h in hidden]
+    listed = _join(names)
+    for text in (
+        f"hidden at {width} columns: {listed} (--plain shows all)",
+        f"hidden: {listed} (--plain shows all)",
+        f"hidden: {listed} (--plain)",
+    ):
+        if len(text) <= width:
+            return text
+    for k in range(len(names) - 1, 0, -1):
+        text = f"hidden: {_join(names[:k])} +{len(names) - k} (--plain)"
+        if len(text) <= width:
+            return text
+    return f"{len(names)} columns hidden (--plain)"
+
+
 def render_overview_rows(
     console: Console, count: int, natural: list[int], rows: Iterator[OverviewRow]
 ) -> None:
@@ -367,13 +386,7 @@ def render_overview_rows(
     shown = {i for i, _ in layout}
     hidden = [h for i, h in enumerate(_OVERVIEW_HEADERS) if i not in shown]
     if hidden:
-        console.print(
-            Text(
-                f"hidden at {console.width} columns: {_join(hidden)} (--plain shows all)",
-                style=_DIM,
-            ),
-            crop=True,
-        )
+        console.print(Text(_hidden_note(hidden, console.width), style=_DIM), crop=True)
     console.print(_overview_lines([header], layout), crop=True)
     while chunk := list(islice(rows, _OVERVIEW_CHUNK)):
         console.print(_overview_lines(chunk, layout), crop=True)

@@ -27,7 +27,12 @@ from mailsniff.model import (
     TranscriptLine,
 )
 from mailsniff.protocols.base import Direction
-from mailsniff.render.console import render_overview, render_session, render_summary
+from mailsniff.render.console import (
+    _OVERVIEW_HEADERS,
+    render_overview,
+    render_session,
+    render_summary,
+)
 
 T0 = 1_151_932_038_000_000_000  # 2006-07-03T13:07:18Z, the seed's Received: date
 MS = 1_000_000
@@ -629,15 +634,24 @@ def test_render_overview_on_a_narrow_console_leaves_columns_out_but_keeps_endpoi
     ordered = sorted(pop3.findings, key=lambda f: rank[f.severity or FindingKind(f.kind).severity])
     kinds = ",".join(dict.fromkeys(f.kind for f in ordered))
     assert kinds.startswith(row.split()[-1].removesuffix("\u2026"))
-    hidden = [line for line in text.splitlines() if line.startswith("hidden at ")]
+    lines = text.splitlines()
+    hidden = [n for n, line in enumerate(lines) if line.startswith("hidden")]
     if width >= 140:
         assert hidden == []
     else:
-        # the note names every column left out, and only those
-        note = " ".join(text.split("hidden at ", 1)[1].split("(--plain")[0].split())
-        header = line_with(text, "id", "proto")
-        for column in ("duration", "tls", "rcpt/msg", "MAIL FROM", "user", "complete"):
-            assert (column in note) != (column in header), column
+        # the note is one whole line (not wrapped, not cut) right above the header, and
+        # names every column left out, and only those
+        (n,) = hidden
+        note, header = lines[n], lines[n + 1]
+        assert header.split()[:2] == ["id", "proto"]
+        found = re.fullmatch(
+            r"hidden(?: at \d+ columns)?: (.*?)(?: \+(\d+))? \(--plain[^)]*\)", note
+        )
+        assert found is not None, note
+        named, more = found.group(1).split(", "), int(found.group(2) or 0)
+        left_out = [c.removesuffix(" (UTC)") for c in _OVERVIEW_HEADERS if c not in header]
+        assert named == left_out[: len(named)] and len(named) + more == len(left_out)
+        assert more == 0 or width < 80  # at 80 columns every name fits
 
 
 def test_render_overview_lists_finding_kinds_not_a_count() -> None:
