@@ -2,21 +2,26 @@
 
     python benchmarks/report_size.py                  # 10,000 sessions
     python benchmarks/report_size.py --sessions 2000 --keep out/
+    python benchmarks/report_size.py --report out/report.html --loads 5   # load an existing one
 
 Writes a capture of N mail sessions (70% SMTP submission: AUTH LOGIN, a refused first try in one
 of ten, one message of 1-3 To, 0-2 Cc and 0-1 Bcc recipients with a small attachment, one in
 twenty refused after DATA; 30% POP3: USER/PASS, STAT, RETR, DELE), from 400 clients to 30
 servers among 1,200 addresses (so the graph is capped and the timeline has many lanes), runs
 `mailsniff report` on it, and prints the report's size and the time headless Chromium (Debian
-`chromium`, driven by Playwright) takes to load it. Targets: under 20 MB, under 3 s. A benchmark,
-not a test: figures go in docs/report.md.
+`chromium`, driven by Playwright) takes to load it: the wall time from navigation to the `load`
+event, for each of --loads fresh pages (the browser started beforehand), with the machine's load
+average, and the Chromium CPU seconds. Targets: under 20 MB, under 3 s (the median wall time).
+A benchmark, not a test: figures go in docs/report.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -155,8 +160,6 @@ def records(count: int, seed: int) -> Iterator[tuple[int, bytes]]:
 
 def _chromium_cpu() -> float:
     """CPU seconds (user + system) used so far by every running Chromium process."""
-    import os
-
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -197,9 +200,14 @@ def load_figures(path: Path) -> dict[str, float]:
         loaded, cpu_loaded = time.perf_counter() - started, _chromium_cpu() - cpu0
         rows = int(page.eval_on_selector_all("tr.srow", "rs => rs.length"))
         total = int(page.eval_on_selector("#shown", "e => Number(e.textContent)"))
-        page.wait_for_function(
-            f"document.querySelectorAll('tr.srow').length >= {total}", timeout=300_000
-        )
+        # Polled from here: wait_for_function compiles its expression with eval, which the
+        # report's Content-Security-Policy forbids.
+        deadline = time.monotonic() + 300
+        script = f"document.querySelectorAll('tr.srow').length >= {total}"
+        while not page.evaluate(script):
+            if time.monotonic() > deadline:
+                raise SystemExit("the session list never completed")
+            time.sleep(0.02)
         complete, cpu_complete = time.perf_counter() - started, _chromium_cpu() - cpu0
         browser.close()
     if errors:
@@ -219,26 +227,39 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="write the capture and report here")
+    parser.add_argument("--report", type=Path, help="load this report instead of making one")
+    parser.add_argument("--loads", type=int, default=3, help="times the report is loaded")
     args = parser.parse_args()
-    folder = args.keep or Path(tempfile.mkdtemp(prefix="report-size-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    capture, report = folder / "sessions.pcap", folder / "report.html"
-    started = time.perf_counter()
-    write_pcap(capture, records(args.sessions, args.seed))
-    print(f"capture: {capture.stat().st_size:,} bytes, {time.perf_counter() - started:.1f}s")
-    started = time.perf_counter()
-    command = [sys.executable, "-m", "mailsniff", "report", str(capture), "-o", str(report)]
-    subprocess.run([*command, "--no-progress"], check=True, cwd=HERE.parent)
-    built = time.perf_counter() - started
+    if args.report is not None:
+        report = args.report
+    else:
+        folder = args.keep or Path(tempfile.mkdtemp(prefix="report-size-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        capture, report = folder / "sessions.pcap", folder / "report.html"
+        started = time.perf_counter()
+        write_pcap(capture, records(args.sessions, args.seed))
+        print(f"capture: {capture.stat().st_size:,} bytes, {time.perf_counter() - started:.1f}s")
+        started = time.perf_counter()
+        command = [sys.executable, "-m", "mailsniff", "report", str(capture), "-o", str(report)]
+        subprocess.run([*command, "--no-progress"], check=True, cwd=HERE.parent)
+        built = time.perf_counter() - started
+        print(f"report built in {built:.1f}s")
     size = report.stat().st_size
-    print(f"report: {size:,} bytes ({size / 2**20:.1f} MiB), built in {built:.1f}s")
-    f = load_figures(report)
-    print(
-        f"headless Chromium: load event {f['load_s']:.2f}s ({f['load_cpu_s']:.2f} CPU s, "
-        f"{f['rows_at_load']:.0f} session rows), whole session list {f['complete_s']:.2f}s "
-        f"({f['complete_cpu_s']:.2f} CPU s, {f['rows']:.0f} rows)"
-    )
-    return 0 if size < 20_000_000 and f["load_s"] < 3 else 1
+    print(f"report: {size:,} bytes ({size / 2**20:.1f} MiB)")
+    walls: list[float] = []
+    for n in range(1, max(args.loads, 1) + 1):
+        load_average = os.getloadavg()[0]
+        f = load_figures(report)
+        walls.append(f["load_s"])
+        print(
+            f"load {n}: load event {f['load_s']:.2f}s wall ({f['load_cpu_s']:.2f} CPU s, "
+            f"{f['rows_at_load']:.0f} session rows), whole session list {f['complete_s']:.2f}s "
+            f"({f['complete_cpu_s']:.2f} CPU s, {f['rows']:.0f} rows); load average "
+            f"{load_average:.1f} on {os.cpu_count()} cores"
+        )
+    median = statistics.median(walls)
+    print(f"load event wall time: median {median:.2f}s, min {min(walls):.2f}s over {len(walls)}")
+    return 0 if size < 20_000_000 and median < 3 else 1
 
 
 if __name__ == "__main__":
