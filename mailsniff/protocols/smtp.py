@@ -234,6 +234,30 @@ _ENDS_CHUNKING = frozenset({"DATA", "RSET", "MAIL", "HELO", "EHLO", "LHLO", "QUI
 _TLS_RECORD_START = 0x16  # handshake record (RFC 8446 5.1)
 
 
+def _path_end(text: str) -> int:
+    """Where the `>` closing the path `text` opens stands, past quoted local parts; -1 if none.
+
+    RFC 5321 4.1.2: a Local-part may be a Quoted-string, whose qtextSMTP includes `>` and whose
+    quoted-pairSMTP escapes any printable character, so `<"a>b"@x>` is one address. A quote
+    that is never closed falls back to the first `>`, as a server would most likely read it.
+    """
+    quoted = False
+    i, n = 1, len(text)
+    while i < n:
+        c = text[i]
+        if quoted:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                quoted = False
+        elif c == '"':
+            quoted = True
+        elif c == ">":
+            return i
+        i += 1
+    return text.find(">")
+
+
 def parse_path(argument: str, keyword: str) -> tuple[str | None, Params]:
     """Split a MAIL/RCPT argument into the address and its ESMTP parameters.
 
@@ -250,7 +274,7 @@ def parse_path(argument: str, keyword: str) -> tuple[str | None, Params]:
         return None, ()
     rest = rest.strip()
     if rest.startswith("<"):
-        end = rest.find(">")
+        end = _path_end(rest) if '"' in rest else rest.find(">")
         if end < 0:
             address, tail = rest[1:], ""
         else:

@@ -162,6 +162,18 @@ def test_smtp_parse_path_tolerates_spaces_missing_brackets_and_source_routes() -
     assert parse_path("TO <x@y>", "TO") == (None, ())
 
 
+def test_smtp_quoted_local_part_may_hold_the_closing_bracket() -> None:
+    # RFC 5321 4.1.2: a Quoted-string local part may contain ">" (qtextSMTP) or escape it.
+    assert parse_path('TO:<"a>b"@x> NOTIFY=NEVER', "TO") == ('"a>b"@x', (("NOTIFY", "NEVER"),))
+    assert parse_path('TO:<"a\\">b"@x>', "TO") == ('"a\\">b"@x', ())
+    # a quote never closed: the first ">" ends the path, as before
+    assert parse_path('FROM:<"a@x> SIZE=9', "FROM") == ('"a@x', (("SIZE", "9"),))
+    evs = events([GREET, (C, b'MAIL FROM:<s@x>\r\nRCPT TO:<"<svg onload=1>"@d.example> X=1\r\n')])
+    _, rcpt = of(evs, Command)
+    assert rcpt.address == '"<svg onload=1>"@d.example'
+    assert rcpt.params == (("X", "1"),)
+
+
 def test_smtp_utf8_address_and_8bit_argument_survive() -> None:
     evs = events([GREET, (C, "MAIL FROM:<用户@例子.中国> SMTPUTF8\r\n".encode())])
     (mail,) = of(evs, Command)
