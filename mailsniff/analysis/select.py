@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 
 from mailsniff.analysis.bcc import normalise_address
 from mailsniff.analysis.kinds import FindingKind
+from mailsniff.capture.bpf import BpfProgram, compile_filter, dlt_of_linktype
 from mailsniff.capture.frame import Frame
 from mailsniff.errors import UsageError
 from mailsniff.model import Address, Message, Session
@@ -271,9 +272,6 @@ def parse_time(value: str | None, option: str) -> int | None:
 
 # -- BPF on capture files ---------------------------------------------------------------------
 
-#: Link types whose number in a capture file differs from libpcap's DLT number.
-_LINKTYPE_TO_DLT = {101: 12}  # LINKTYPE_RAW -> DLT_RAW (Linux)
-
 
 @dataclass(slots=True)
 class BpfFilter:
@@ -281,17 +279,20 @@ class BpfFilter:
     (`bpf_filter`), compiled once per link type met."""
 
     expression: str
-    _programs: dict[int, object] = field(default_factory=dict)
+    _programs: dict[int, BpfProgram] = field(default_factory=dict)
     _run: object = None
 
     def __post_init__(self) -> None:
         self._run = _libpcap_bpf_filter()
         self.program(1)  # an expression that does not compile is a usage error at once
 
-    def program(self, linktype: int) -> object:
+    def program(self, linktype: int) -> BpfProgram:
         program = self._programs.get(linktype)
         if program is None:
-            program = self._programs[linktype] = _compile(self.expression, linktype)
+            compiled = compile_filter(self.expression, dlt_of_linktype(linktype))
+            if isinstance(compiled, str):
+                raise UsageError(f"-f: invalid filter {self.expression!r}: {compiled}")
+            program = self._programs[linktype] = compiled
         return program
 
     def keeps(self, frame: Frame) -> bool:
@@ -299,7 +300,7 @@ class BpfFilter:
         data = frame.data
         run = self._run
         assert callable(run)
-        return bool(run(program.bf_insns, data, frame.wirelen, len(data)))  # type: ignore[attr-defined]
+        return bool(run(program.instructions, data, frame.wirelen, len(data)))
 
 
 def _libpcap_bpf_filter() -> object:
@@ -315,21 +316,3 @@ def _libpcap_bpf_filter() -> object:
     run.restype = ctypes.c_uint
     run.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint, ctypes.c_uint]
     return run
-
-
-def _compile(expression: str, linktype: int) -> object:
-    from scapy.arch.common import compile_filter
-    from scapy.error import Scapy_Exception
-
-    dlt = _LINKTYPE_TO_DLT.get(linktype, linktype)
-    try:
-        return compile_filter(expression, linktype=dlt)
-    except Scapy_Exception as error:
-        text = str(error)
-        prefix = f"Failed to compile filter expression {expression!r} ("
-        reason = text[len(prefix) : -1] if text.startswith(prefix) and text.endswith(")") else text
-        raise UsageError(f"-f: invalid filter {expression!r}: {reason}") from None
-    except (ImportError, OSError) as error:
-        raise UsageError(
-            f"-f: cannot compile the filter: {error}", hint="install libpcap (Debian: libpcap0.8)"
-        ) from None
