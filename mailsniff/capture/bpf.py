@@ -1,5 +1,6 @@
 """tcpdump filter expressions compiled by libpcap: the one compiler behind `-f` on capture files
-(analysis.select) and the live capture's socket filter (capture.sniff).
+(analysis.select, which runs the programs with libpcap's interpreter) and the live capture's
+socket filter (capture.sniff).
 
 libpcap is called directly (through scapy's ctypes bindings) on a "dead" handle for the link
 type wanted, so no interface or privilege is needed and libpcap's own reason for a bad
@@ -9,13 +10,21 @@ expression comes back as it is, not parsed out of another library's message.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from mailsniff.capture.writer import SNAPLEN
 from mailsniff.errors import UsageError
 
-__all__ = ["DLT_RAW", "BpfProgram", "FilterError", "compile_filter", "dlt_of_linktype"]
+__all__ = [
+    "DLT_RAW",
+    "BpfProgram",
+    "FilterError",
+    "bpf_interpreter",
+    "compile_filter",
+    "dlt_of_linktype",
+]
 
 #: libpcap's DLT for raw IP on Linux (LINKTYPE_RAW, 101, in capture files).
 DLT_RAW = 12
@@ -50,9 +59,7 @@ class BpfProgram:
         return ctypes.string_at(self._program.bf_insns, int(self._program.bf_len) * 8)
 
     def free(self) -> None:
-        from scapy.libs.winpcapy import pcap_freecode
-
-        pcap_freecode(ctypes.byref(self._program))
+        _libpcap().pcap_freecode(ctypes.byref(self._program))
 
 
 def compile_filter(expression: str, dlt: int) -> BpfProgram | str:
@@ -63,23 +70,38 @@ def compile_filter(expression: str, dlt: int) -> BpfProgram | str:
     """
     if "\0" in expression:
         return "the expression contains a NUL character"
-    try:
-        from scapy.libs.structures import bpf_program
-        from scapy.libs.winpcapy import pcap_close, pcap_compile, pcap_geterr, pcap_open_dead
-    except (ImportError, OSError) as error:
-        raise FilterError(
-            f"cannot load libpcap to compile the filter: {error}",
-            hint="install libpcap (Debian: libpcap0.8)",
-        ) from None
-    handle = pcap_open_dead(dlt, SNAPLEN)
+    from scapy.libs.structures import bpf_program
+
+    pcap = _libpcap()
+    handle = pcap.pcap_open_dead(dlt, SNAPLEN)
     if not handle:
         return f"libpcap cannot compile filters for link type {dlt}"
     program = bpf_program()
     try:
         text = expression.encode("utf-8", "surrogateescape")
-        if pcap_compile(handle, ctypes.byref(program), text, 1, _NETMASK_UNKNOWN) != 0:
-            reason = bytes(pcap_geterr(handle) or b"").decode("utf-8", "replace")
+        if pcap.pcap_compile(handle, ctypes.byref(program), text, 1, _NETMASK_UNKNOWN) != 0:
+            reason = bytes(pcap.pcap_geterr(handle) or b"").decode("utf-8", "replace")
             return " ".join(reason.split()) or "libpcap gave no reason"
     finally:
-        pcap_close(handle)
+        pcap.pcap_close(handle)
     return BpfProgram(program)
+
+
+def bpf_interpreter() -> Callable[[Any, bytes, int, int], int]:
+    """libpcap's `u_int bpf_filter(const struct bpf_insn *, const u_char *, u_int wirelen,
+    u_int caplen)`: nonzero when the program keeps the packet."""
+    run = _libpcap()._lib.bpf_filter
+    run.restype = ctypes.c_uint
+    run.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint, ctypes.c_uint]
+    return cast(Callable[[Any, bytes, int, int], int], run)
+
+
+def _libpcap() -> Any:
+    """scapy's ctypes bindings of libpcap (FilterError when libpcap cannot be loaded)."""
+    try:
+        from scapy.libs import winpcapy
+    except (ImportError, OSError) as error:
+        raise FilterError(
+            f"cannot load libpcap: {error}", hint="install libpcap (Debian: libpcap0.8)"
+        ) from None
+    return winpcapy
