@@ -17,18 +17,12 @@ from mailsniff import __version__, _compiled
 from mailsniff.analysis.select import parse_ports
 from mailsniff.capture.multi import expand_inputs
 from mailsniff.commands.options import (
-    Addresses,
-    Bpf,
-    Findings,
-    Hosts,
+    NO_FILTERS,
+    Filters,
     Plain,
-    Ports,
-    Protocols,
-    Since,
-    Until,
     exclusive,
     plain_output,
-    selection_of,
+    with_filters,
 )
 from mailsniff.commands.read import ReadOptions, ReadResult, read_capture
 from mailsniff.errors import MailsniffError, UsageError
@@ -134,6 +128,7 @@ _MBOX_OPTION = typer.Option(
 
 
 @app.command()
+@with_filters
 def read(
     capture: Annotated[
         list[str] | None,
@@ -186,14 +181,7 @@ def read(
         list[int] | None,
         typer.Option("--session", "-s", help="Only the session(s) with this ID (repeatable)."),
     ] = None,
-    protocol: Protocols = None,
-    hosts: Hosts = None,
-    ports: Ports = None,
-    address: Addresses = None,
-    finding: Findings = None,
-    since: Since = None,
-    until: Until = None,
-    bpf: Bpf = None,
+    filters: Filters = NO_FILTERS,  # --protocol, --host, --port, ... -f (with_filters)
     progress: Annotated[bool, _PROGRESS_OPTION] = True,
     extract: Annotated[str | None, _EXTRACT_OPTION] = None,
     mbox: Annotated[str | None, _MBOX_OPTION] = None,
@@ -220,7 +208,7 @@ def read(
         exclusive(**{"--summary": summary, "--json": json_output})
         exclusive(**{"--summary": summary, "--transcript": transcript})
         exclusive(**{"--json": json_output, "--plain": plain})
-        selection = selection_of(address, finding, hosts, ports, protocol, since, until, bpf)
+        selection = filters.selection()
         paths = expand_inputs(capture or [str(read_file)])
         options = ReadOptions(
             path=paths[0],
@@ -252,6 +240,7 @@ def read(
 
 
 @app.command()
+@with_filters
 def creds(
     capture: Annotated[
         str, typer.Argument(help="pcap or pcapng file (optionally gzip-compressed); - for stdin.")
@@ -260,14 +249,7 @@ def creds(
         bool, typer.Option("--json", help="JSON Lines: one record per credential.")
     ] = False,
     plain: Plain = None,
-    protocol: Protocols = None,
-    hosts: Hosts = None,
-    ports: Ports = None,
-    address: Addresses = None,
-    finding: Findings = None,
-    since: Since = None,
-    until: Until = None,
-    bpf: Bpf = None,
+    filters: Filters = NO_FILTERS,  # --protocol, --host, --port, ... -f (with_filters)
     redact: Annotated[bool, _REDACT_ALL_OPTION] = False,
     progress: Annotated[bool, _PROGRESS_OPTION] = True,
     keylog: Annotated[str | None, _KEYLOG_OPTION] = None,
@@ -282,7 +264,7 @@ def creds(
             path=capture,
             json=json_output,
             plain=not json_output and plain_output(plain),
-            selection=selection_of(address, finding, hosts, ports, protocol, since, until, bpf),
+            selection=filters.selection(),
             redact=redact,
             progress=progress,
             keylog=keylog or None,
@@ -300,6 +282,7 @@ def creds(
 
 
 @app.command()
+@with_filters
 def report(
     captures: Annotated[
         list[str],
@@ -308,14 +291,7 @@ def report(
     output: Annotated[
         str, typer.Option("-o", "--output", metavar="FILE", help="The HTML file to write.")
     ],
-    protocol: Protocols = None,
-    hosts: Hosts = None,
-    ports: Ports = None,
-    address: Addresses = None,
-    finding: Findings = None,
-    since: Since = None,
-    until: Until = None,
-    bpf: Bpf = None,
+    filters: Filters = NO_FILTERS,  # --protocol, --host, --port, ... -f (with_filters)
     redact: Annotated[bool, _REDACT_ALL_OPTION] = False,
     progress: Annotated[bool, _PROGRESS_OPTION] = True,
     keylog: Annotated[str | None, _KEYLOG_OPTION] = None,
@@ -333,7 +309,7 @@ def report(
             paths=paths,
             output=output,
             command_line=line,
-            selection=selection_of(address, finding, hosts, ports, protocol, since, until, bpf),
+            selection=filters.selection(),
             redact=redact,
             progress=progress,
             keylog=keylog or None,

@@ -17,15 +17,15 @@ with one line for bad input. Sessions left out are counted by the pipeline
 
 from __future__ import annotations
 
-import ctypes
 import ipaddress
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from mailsniff.analysis.bcc import normalise_address
 from mailsniff.analysis.kinds import FindingKind
+from mailsniff.capture.bpf import BpfProgram, bpf_interpreter, compile_filter, dlt_of_linktype
 from mailsniff.capture.frame import Frame
 from mailsniff.errors import UsageError
 from mailsniff.model import Address, Message, Session
@@ -276,9 +276,6 @@ def parse_time(value: str | None, option: str) -> int | None:
 
 # -- BPF on capture files ---------------------------------------------------------------------
 
-#: Link types whose number in a capture file differs from libpcap's DLT number.
-_LINKTYPE_TO_DLT = {101: 12}  # LINKTYPE_RAW -> DLT_RAW (Linux)
-
 
 @dataclass(slots=True)
 class BpfFilter:
@@ -286,55 +283,27 @@ class BpfFilter:
     (`bpf_filter`), compiled once per link type met."""
 
     expression: str
-    _programs: dict[int, object] = field(default_factory=dict)
-    _run: object = None
+    #: Link type -> its program's instructions (the programs are kept alive with them).
+    _instructions: dict[int, object] = field(default_factory=dict)
+    _programs: list[BpfProgram] = field(default_factory=list)
+    _run: Callable[[object, bytes, int, int], int] = field(init=False)
 
     def __post_init__(self) -> None:
-        self._run = _libpcap_bpf_filter()
+        self._run = bpf_interpreter()
         self.program(1)  # an expression that does not compile is a usage error at once
 
     def program(self, linktype: int) -> object:
-        program = self._programs.get(linktype)
-        if program is None:
-            program = self._programs[linktype] = _compile(self.expression, linktype)
-        return program
+        """The instructions of the program for `linktype`, compiled when first needed."""
+        instructions = self._instructions.get(linktype)
+        if instructions is None:
+            compiled = compile_filter(self.expression, dlt_of_linktype(linktype))
+            if isinstance(compiled, str):
+                raise UsageError(f"-f: invalid filter {self.expression!r}: {compiled}")
+            self._programs.append(compiled)
+            instructions = self._instructions[linktype] = compiled.instructions
+        return instructions
 
     def keeps(self, frame: Frame) -> bool:
-        program = self._programs.get(frame.linktype) or self.program(frame.linktype)
+        instructions = self._instructions.get(frame.linktype) or self.program(frame.linktype)
         data = frame.data
-        run = self._run
-        assert callable(run)
-        return bool(run(program.bf_insns, data, frame.wirelen, len(data)))  # type: ignore[attr-defined]
-
-
-def _libpcap_bpf_filter() -> object:
-    """libpcap's `u_int bpf_filter(const struct bpf_insn *, const u_char *, u_int, u_int)`."""
-    try:
-        from scapy.libs.winpcapy import _lib
-    except (ImportError, OSError) as error:
-        raise UsageError(
-            f"-f: cannot load libpcap to run the filter: {error}",
-            hint="install libpcap (Debian: libpcap0.8)",
-        ) from None
-    run = _lib.bpf_filter
-    run.restype = ctypes.c_uint
-    run.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint, ctypes.c_uint]
-    return run
-
-
-def _compile(expression: str, linktype: int) -> object:
-    from scapy.arch.common import compile_filter
-    from scapy.error import Scapy_Exception
-
-    dlt = _LINKTYPE_TO_DLT.get(linktype, linktype)
-    try:
-        return compile_filter(expression, linktype=dlt)
-    except Scapy_Exception as error:
-        text = str(error)
-        prefix = f"Failed to compile filter expression {expression!r} ("
-        reason = text[len(prefix) : -1] if text.startswith(prefix) and text.endswith(")") else text
-        raise UsageError(f"-f: invalid filter {expression!r}: {reason}") from None
-    except (ImportError, OSError) as error:
-        raise UsageError(
-            f"-f: cannot compile the filter: {error}", hint="install libpcap (Debian: libpcap0.8)"
-        ) from None
+        return bool(self._run(instructions, data, frame.wirelen, len(data)))

@@ -13,10 +13,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mailsniff.capture.bpf import DLT_RAW, FilterError, compile_filter
 from mailsniff.capture.frame import Frame
 from mailsniff.capture.ring import PacketRing, setup_ring
 from mailsniff.capture.writer import SNAPLEN, PcapWriter
-from mailsniff.errors import InputError, MailsniffError, UsageError
+from mailsniff.errors import InputError, MailsniffError
 from mailsniff.limits import QUEUE_BYTES, QUEUE_FRAMES
 from mailsniff.status import ExitStatus
 
@@ -54,7 +55,6 @@ _ARPHRD_NONE = 0xFFFE
 _LINKTYPE_ETHERNET = 1
 _LINKTYPE_RAW = 101
 _LINKTYPE_LINUX_SLL = 113
-_DLT_RAW = 12  # libpcap's DLT for raw IP on Linux (LINKTYPE_RAW in files)
 #: The interface name that captures on all of them (tcpdump's).
 ANY = "any"
 _TIMESPEC = struct.Struct("@qq")
@@ -69,10 +69,6 @@ class CapturePermissionError(MailsniffError):
 
 class UnknownInterfaceError(InputError):
     """No interface by that name."""
-
-
-class FilterError(UsageError):
-    """libpcap rejected the capture filter."""
 
 
 def interfaces() -> list[str]:
@@ -106,10 +102,10 @@ def _link_of(hatype: int) -> tuple[int, int, int]:
     if hatype in (_ARPHRD_ETHER, _ARPHRD_LOOPBACK):
         return socket.SOCK_RAW, _LINKTYPE_ETHERNET, _LINKTYPE_ETHERNET
     if hatype in (_ARPHRD_NONE, _ARPHRD_RAWIP):
-        return socket.SOCK_RAW, _LINKTYPE_RAW, _DLT_RAW
+        return socket.SOCK_RAW, _LINKTYPE_RAW, DLT_RAW
     # Anything else: the kernel strips the link header, we write a Linux cooked (SLL) one;
     # the filter runs on the network-layer packet.
-    return socket.SOCK_DGRAM, _LINKTYPE_LINUX_SLL, _DLT_RAW
+    return socket.SOCK_DGRAM, _LINKTYPE_LINUX_SLL, DLT_RAW
 
 
 class _SockFprog(ctypes.Structure):
@@ -121,30 +117,13 @@ def compile_bpf(expression: str, dlt: int) -> bytes:
 
     Raises FilterError with libpcap's message when the expression is invalid.
     """
+    program = compile_filter(expression, dlt)
+    if isinstance(program, str):
+        raise FilterError(f"invalid capture filter {expression!r}: {program}")
     try:
-        from scapy.arch.common import compile_filter
-        from scapy.error import Scapy_Exception
-    except ImportError as error:  # pragma: no cover - scapy is a dependency
-        raise FilterError(f"cannot compile the capture filter: {error}") from None
-    try:
-        program = compile_filter(expression, linktype=dlt)
-    except Scapy_Exception as error:
-        text = str(error)
-        prefix = f"Failed to compile filter expression {expression!r} ("
-        reason = text[len(prefix) : -1] if text.startswith(prefix) and text.endswith(")") else text
-        raise FilterError(f"invalid capture filter {expression!r}: {reason}") from None
-    except (ImportError, OSError) as error:
-        raise FilterError(
-            f"cannot compile the capture filter: {error}",
-            hint="install libpcap (Debian: libpcap0.8)",
-        ) from None
-    length = int(program.bf_len)
-    raw = _keep_whole_packets(ctypes.string_at(program.bf_insns, length * 8))
-    with contextlib.suppress(ImportError):  # scapy before 2.6 leaks the program instead
-        from scapy.arch.common import free_filter  # type: ignore[attr-defined,unused-ignore]
-
-        free_filter(program)
-    return raw
+        return _keep_whole_packets(program.code())
+    finally:
+        program.free()
 
 
 _BPF_INSN = struct.Struct("@HBBI")
@@ -212,7 +191,7 @@ def open_capture_socket(iface: str, bpf: str, ring_size: int | None = None) -> C
         ) from None
     hatype = _ARPHRD_NONE if every else _hardware_type(iface)
     sock_type, linktype, dlt = (
-        (socket.SOCK_DGRAM, _LINKTYPE_LINUX_SLL, _DLT_RAW) if every else _link_of(hatype)
+        (socket.SOCK_DGRAM, _LINKTYPE_LINUX_SLL, DLT_RAW) if every else _link_of(hatype)
     )
     program = compile_bpf(bpf, dlt)
     try:

@@ -1,11 +1,17 @@
 """The options `read`, `creds` and `report` share: their filters (applied by
-analysis/select.py), --plain, and the check that flags which cannot go together are not given
-together. One definition each, so the commands' flags and help agree."""
+analysis/select.py; `with_filters` gives a command all of them as one `Filters`), --plain, and
+the check that flags which cannot go together are not given together. One definition each, so
+the commands' flags and help agree."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
-from typing import Annotated
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -22,89 +28,129 @@ from mailsniff.analysis.select import (
 from mailsniff.errors import UsageError
 from mailsniff.session import registry
 
-# The filters of read, creds and report (applied by analysis/select.py).
-Addresses = Annotated[
-    list[str] | None,
-    typer.Option(
+
+def _option(*decls: str, metavar: str, help: str, **settings: Any) -> Any:
+    """A filter option (none shows a default: not given means no filter)."""
+    return typer.Option(*decls, metavar=metavar, help=help, show_default=False, **settings)
+
+
+def _complete_findings(incomplete: str) -> list[tuple[str, str]]:
+    return [(k.value, k.meaning) for k in FindingKind if k.value.startswith(incomplete)]
+
+
+def _complete_protocols(incomplete: str) -> list[str]:
+    return [n for n in registry.names() if n.startswith(incomplete.lower())]
+
+
+#: The filters of read, creds and report (applied by analysis/select.py), in the order their
+#: help lists them: Filters' field -> its option.
+_OPTIONS: dict[str, Any] = {
+    "protocol": _option(
+        "--protocol",
+        "-p",
+        metavar="NAME",
+        autocompletion=_complete_protocols,
+        help=f"Only these protocols ({', '.join(registry.names())}; comma-separated).",
+    ),
+    "hosts": _option(
+        "--host",
+        metavar="IP|CIDR",
+        help="Only sessions with an address in this range at either end (repeatable).",
+    ),
+    "ports": _option(
+        "--port",
+        metavar="PORT",
+        help="Only sessions with this TCP port at either end (comma-separated or repeated).",
+    ),
+    "address": _option(
         "--address",
         metavar="ADDR",
         help="Only sessions with this address in the envelope or a header, any role; "
         "@domain for a whole domain (comma-separated or repeated).",
-        show_default=False,
     ),
-]
-Findings = Annotated[
-    list[str] | None,
-    typer.Option(
+    "finding": _option(
         "--finding",
         metavar="KIND",
-        autocompletion=lambda incomplete: [
-            (k.value, k.meaning) for k in FindingKind if k.value.startswith(incomplete)
-        ],
+        autocompletion=_complete_findings,
         help="Only sessions with a finding of this kind (comma-separated or repeated).",
-        show_default=False,
     ),
-]
-Hosts = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--host",
-        metavar="IP|CIDR",
-        help="Only sessions with an address in this range at either end (repeatable).",
-        show_default=False,
-    ),
-]
-Ports = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--port",
-        metavar="PORT",
-        help="Only sessions with this TCP port at either end (comma-separated or repeated).",
-        show_default=False,
-    ),
-]
-Protocols = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--protocol",
-        "-p",
-        metavar="NAME",
-        autocompletion=lambda incomplete: [
-            n for n in registry.names() if n.startswith(incomplete.lower())
-        ],
-        help=f"Only these protocols ({', '.join(registry.names())}; comma-separated).",
-        show_default=False,
-    ),
-]
-Since = Annotated[
-    str | None,
-    typer.Option(
+    "since": _option(
         "--since",
         metavar="TIME",
         help="Only sessions active at or after TIME (ISO 8601, UTC unless a zone is given, "
         "or epoch seconds).",
-        show_default=False,
     ),
-]
-Until = Annotated[
-    str | None,
-    typer.Option(
-        "--until",
-        metavar="TIME",
-        help="Only sessions active at or before TIME.",
-        show_default=False,
-    ),
-]
-Bpf = Annotated[
-    str | None,
-    typer.Option(
+    "until": _option("--until", metavar="TIME", help="Only sessions active at or before TIME."),
+    "bpf": _option(
         "-f",
         "--filter",
         metavar="EXPR",
         help="BPF filter (tcpdump syntax) run on every packet before anything else.",
-        show_default=False,
     ),
-]
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Filters:
+    """The filter options as given on the command line (None: not given)."""
+
+    protocol: list[str] | None = None
+    hosts: list[str] | None = None
+    ports: list[str] | None = None
+    address: list[str] | None = None
+    finding: list[str] | None = None
+    since: str | None = None
+    until: str | None = None
+    bpf: str | None = None
+
+    def selection(self) -> Selection:
+        """The filters checked (a bad value is a usage error)."""
+        since_ns = parse_time(self.since, "--since")
+        until_ns = parse_time(self.until, "--until")
+        if since_ns is not None and until_ns is not None and since_ns > until_ns:
+            raise UsageError(f"--since {self.since} is after --until {self.until}")
+        selection = Selection(
+            protocols=parse_protocols(self.protocol),
+            networks=parse_networks(self.hosts),
+            ports=frozenset(parse_ports(self.ports) or ()) or None,
+            addresses=parse_addresses(self.address),
+            findings=parse_findings(self.finding),
+            since_ns=since_ns,
+            until_ns=until_ns,
+            bpf=self.bpf,
+        )
+        selection.packet_filter()  # an expression libpcap rejects stops here
+        return selection
+
+
+#: What a command declares where the filter options go (see with_filters).
+NO_FILTERS = Filters()
+
+R = TypeVar("R")
+
+
+def with_filters(command: Callable[..., R]) -> Callable[..., R]:
+    """Give a command the filter options: its parameter `filters: Filters = NO_FILTERS` stands
+    for them in its signature (Typer lists them there, in _OPTIONS' order), and the command
+    gets them back as one Filters."""
+    signature = inspect.signature(command, eval_str=True)
+    params = list(signature.parameters.values())
+    at = [p.name for p in params].index("filters")
+    kind, types = params[at].kind, typing.get_type_hints(Filters)
+    options = [
+        inspect.Parameter(name, kind, default=None, annotation=Annotated[types[name], option])
+        for name, option in _OPTIONS.items()
+    ]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> R:
+        given = {name: kwargs.pop(name, None) for name in _OPTIONS}
+        return command(*args, filters=Filters(**given), **kwargs)
+
+    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*params[:at], *options, *params[at + 1 :]]
+    )
+    return wrapper
 
 
 Plain = Annotated[
@@ -132,34 +178,6 @@ def plain_output(flag: bool | None) -> bool:
         return not os.isatty(sys.stdout.fileno())
     except (OSError, ValueError, AttributeError):
         return True  # not a file at all (an in-process runner): not a terminal
-
-
-def selection_of(
-    address: list[str] | None,
-    finding: list[str] | None,
-    host: list[str] | None,
-    port: list[str] | None,
-    protocol: list[str] | None,
-    since: str | None,
-    until: str | None,
-    bpf: str | None,
-) -> Selection:
-    """The filters of the command line, checked (a bad value is a usage error)."""
-    since_ns, until_ns = parse_time(since, "--since"), parse_time(until, "--until")
-    if since_ns is not None and until_ns is not None and since_ns > until_ns:
-        raise UsageError(f"--since {since} is after --until {until}")
-    selection = Selection(
-        protocols=parse_protocols(protocol),
-        networks=parse_networks(host),
-        ports=frozenset(parse_ports(port) or ()) or None,
-        addresses=parse_addresses(address),
-        findings=parse_findings(finding),
-        since_ns=since_ns,
-        until_ns=until_ns,
-        bpf=bpf,
-    )
-    selection.packet_filter()  # an expression libpcap rejects stops here
-    return selection
 
 
 def exclusive(**flags: object) -> None:

@@ -20,6 +20,7 @@ from mailsniff.commands.mx import mx_warnings
 from mailsniff.errors import MailsniffError, UsageError
 from mailsniff.export.redact import redact_session, text_redactor
 from mailsniff.model import Session, TranscriptLine
+from mailsniff.protocols.smtp import SmtpAnomalyKind
 from mailsniff.render.active import dry_run_grid, outcome_table
 from mailsniff.render.console import render_session, transcript_text
 from mailsniff.render.jsonl import dumps, session_record
@@ -59,7 +60,7 @@ SMTP_PORT = 25
 SMTPS_PORT = 465
 #: Anomaly the reader flags for cleartext after STARTTLS; our own client feeds the decrypted
 #: side on purpose, so it says nothing about this session.
-_OWN_CLEARTEXT = "cleartext-after-starttls"
+_OWN_CLEARTEXT = SmtpAnomalyKind.CLEARTEXT_AFTER_STARTTLS
 
 
 def show_lines(out: Console, secrets: list[str] | None) -> Callable[[list[TranscriptLine]], None]:

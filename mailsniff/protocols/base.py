@@ -7,6 +7,7 @@ Nothing here (or anywhere in `mailsniff.protocols`) does I/O: parsers are fed
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from mailsniff.limits import MAX_LINE
 from mailsniff.mail.rfc2047 import detect_chinese
@@ -16,6 +17,7 @@ __all__ = [
     "Anomaly",
     "Direction",
     "Line",
+    "ParserAnomalyKind",
     "ReceiveBuffer",
     "SaslStep",
     "StreamGap",
@@ -27,6 +29,12 @@ __all__ = [
 # -- events every parser emits (the protocol-specific ones live in each parser's module) -------
 
 
+class ParserAnomalyKind(StrEnum):
+    """What kind of anomaly a parser saw: each protocol's parser module has its own StrEnum
+    (SmtpAnomalyKind, Pop3AnomalyKind, ImapAnomalyKind) derived from this one. The value is the
+    machine name output shows before the detail (`unknown-command: XYZZY`)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Anomaly:
     """Something a well-behaved peer would not send, damage, or a place the parser had to guess."""
@@ -34,7 +42,7 @@ class Anomaly:
     ts_ns: int
     direction: Direction
     raw: bytes = b""  # the offending bytes, when there are some
-    kind: str  # short machine name, e.g. "unknown-reply", "garbage", "overlong-line"
+    kind: ParserAnomalyKind  # e.g. SmtpAnomalyKind.UNKNOWN_COMMAND ("unknown-command")
     detail: str  # one line for a person
 
 

@@ -68,6 +68,7 @@ from mailsniff.protocols.imap_events import (
     Greeting,
     IdInfo,
     IdleDone,
+    ImapAnomalyKind,
     ImapEvent,
     ListEntry,
     MailboxSelected,
@@ -342,7 +343,11 @@ class ImapParser:
         if side.inflater is not None:
             out.append(
                 self._anomaly(
-                    ts_ns, direction, b"", "compressed-gap", "deflate stream broken by lost bytes"
+                    ts_ns,
+                    direction,
+                    b"",
+                    ImapAnomalyKind.COMPRESSED_GAP,
+                    "deflate stream broken by lost bytes",
                 )
             )
             side.dead = True
@@ -398,14 +403,16 @@ class ImapParser:
                         ts_ns,
                         side.direction,
                         b"",
-                        "literal-cut",
+                        ImapAnomalyKind.LITERAL_CUT,
                         f"connection ended {side.left} byte(s) before the end of a literal",
                     )
                 )
             rest = side.buf.take_rest() if side.mode is _Mode.LINE else b""
             if rest:
                 out.append(
-                    self._anomaly(ts_ns, side.direction, rest[:MAX_LINE], "unterminated-line")
+                    self._anomaly(
+                        ts_ns, side.direction, rest[:MAX_LINE], ImapAnomalyKind.UNTERMINATED_LINE
+                    )
                 )
                 self._line(ts_ns, side, Line(rest.rstrip(b"\r")[:MAX_LINE], b""), out)
             self._abandon_line(ts_ns, side, out, "close")
@@ -445,7 +452,11 @@ class ImapParser:
             try:
                 piece = inflater.decompress(chunk, _INFLATE_PIECE)
             except zlib.error as error:
-                out.append(self._anomaly(ts, side.direction, b"", "inflate-error", str(error)))
+                out.append(
+                    self._anomaly(
+                        ts, side.direction, b"", ImapAnomalyKind.INFLATE_ERROR, str(error)
+                    )
+                )
                 side.dead = True
                 self._end_message(ts, side, False, out)
                 return
@@ -453,7 +464,11 @@ class ImapParser:
             total += len(piece)
             if total > MAX_INFLATE_PER_FEED:
                 detail = f"more than {MAX_INFLATE_PER_FEED} bytes inflated from {len(data)}"
-                out.append(self._anomaly(ts, side.direction, b"", "decompression-bomb", detail))
+                out.append(
+                    self._anomaly(
+                        ts, side.direction, b"", ImapAnomalyKind.DECOMPRESSION_BOMB, detail
+                    )
+                )
                 side.dead = True
                 self._end_message(ts, side, False, out)
                 return
@@ -471,7 +486,7 @@ class ImapParser:
         if not side.reported_end:
             side.reported_end = True
             detail = "bytes after the end of the deflate stream are not parsed"
-            out.append(self._anomaly(ts, side.direction, b"", "deflate-end", detail))
+            out.append(self._anomaly(ts, side.direction, b"", ImapAnomalyKind.DEFLATE_END, detail))
 
     def _drain(self, ts: int, side: _Side, out: list[ImapEvent]) -> None:
         while not side.dead and not side.compressed:
@@ -535,7 +550,11 @@ class ImapParser:
             kept = bytes(side.keep or b"")
             if side.cut:
                 detail = f"{side.cut} byte(s) of a literal beyond {MAX_INLINE_LITERAL} not kept"
-                out.append(self._anomaly(ts, side.direction, kept[:80], "literal-too-long", detail))
+                out.append(
+                    self._anomaly(
+                        ts, side.direction, kept[:80], ImapAnomalyKind.LITERAL_TOO_LONG, detail
+                    )
+                )
             if builder is not None:
                 builder.add(kept, len(kept))
             if len(side.raw) < MAX_LINE:
@@ -569,7 +588,9 @@ class ImapParser:
             self._flush_skipped(ts, side, out)
         if line.overlong:
             detail = f"{line.overlong} byte(s) beyond {MAX_LINE} dropped"
-            out.append(self._anomaly(ts, side.direction, raw[:80], "overlong-line", detail))
+            out.append(
+                self._anomaly(ts, side.direction, raw[:80], ImapAnomalyKind.OVERLONG_LINE, detail)
+            )
         if side.builder is not None:  # the logical line goes on after a literal
             self._segment(ts, side, raw, out)
         elif side.direction is Direction.SERVER:
@@ -593,7 +614,9 @@ class ImapParser:
         if marker.minus and marker.size > 4096:
             detail = f"{{{marker.size}-}}: LITERAL- allows at most 4096 bytes (RFC 7888 5)"
             out.append(
-                self._anomaly(ts, side.direction, raw[-40:], "literal-minus-too-long", detail)
+                self._anomaly(
+                    ts, side.direction, raw[-40:], ImapAnomalyKind.LITERAL_MINUS_TOO_LONG, detail
+                )
             )
         self._begin_literal(ts, side, marker, out)
 
@@ -619,7 +642,9 @@ class ImapParser:
         if side.mode is not _Mode.WAIT or marker is None:
             return
         detail = "the server's '+' to a synchronising literal was not seen: literal assumed sent"
-        out.append(self._anomaly(ts, Direction.CLIENT, b"", "continuation-assumed", detail))
+        out.append(
+            self._anomaly(ts, Direction.CLIENT, b"", ImapAnomalyKind.CONTINUATION_ASSUMED, detail)
+        )
         self._begin_literal(ts, side, marker, out)
 
     def _resume_client(self, ts: int, out: list[ImapEvent]) -> None:
@@ -631,7 +656,11 @@ class ImapParser:
         self._end_message(ts, side, False, out)
         if side.builder is not None and side.head is not None:
             detail = f"{side.head.name or 'line'} cut short by {why}"
-            out.append(self._anomaly(ts, side.direction, bytes(side.raw[:200]), "line-cut", detail))
+            out.append(
+                self._anomaly(
+                    ts, side.direction, bytes(side.raw[:200]), ImapAnomalyKind.LINE_CUT, detail
+                )
+            )
         self._reset_line(side)
 
     def _reset_line(self, side: _Side) -> None:
@@ -661,7 +690,9 @@ class ImapParser:
     def _flush_skipped(self, ts: int, side: _Side, out: list[ImapEvent]) -> None:
         if side.skipped:
             detail = f"{side.skipped} line(s) skipped after lost bytes"
-            out.append(self._anomaly(ts, side.direction, b"", "skipped-lines", detail))
+            out.append(
+                self._anomaly(ts, side.direction, b"", ImapAnomalyKind.SKIPPED_LINES, detail)
+            )
             side.skipped = 0
 
     # ----------------------------------------------------------------------------------------
@@ -682,26 +713,36 @@ class ImapParser:
                 out.append(IdleDone(ts_ns=ts, direction=Direction.CLIENT, raw=raw, tag=tag))
                 return
             detail = "IDLE not ended by DONE"
-            out.append(self._anomaly(ts, Direction.CLIENT, raw[:200], "idle-not-done", detail))
+            out.append(
+                self._anomaly(
+                    ts, Direction.CLIENT, raw[:200], ImapAnomalyKind.IDLE_NOT_DONE, detail
+                )
+            )
         if self._auth is not None and b" " not in stripped:
             self._client_sasl(ts, raw, stripped, out)
             return
         if self._auth is not None:
             detail = "a command while AUTHENTICATE was still going on"
             out.append(
-                self._anomaly(ts, Direction.CLIENT, raw[:200], "authenticate-abandoned", detail)
+                self._anomaly(
+                    ts, Direction.CLIENT, raw[:200], ImapAnomalyKind.AUTHENTICATE_ABANDONED, detail
+                )
             )
             self._auth = None
         if not stripped:
             out.append(
-                self._anomaly(ts, Direction.CLIENT, raw, "empty-line", "an empty command line")
+                self._anomaly(
+                    ts, Direction.CLIENT, raw, ImapAnomalyKind.EMPTY_LINE, "an empty command line"
+                )
             )
             return
         parts = raw.split(b" ", 2)
         tag_raw = parts[0]
         if len(parts) < 2 or not parts[1] or not _TAG.match(tag_raw):
             detail = "not `tag SP command` (RFC 3501 9)"
-            out.append(self._anomaly(ts, Direction.CLIENT, raw[:200], "bad-command", detail))
+            out.append(
+                self._anomaly(ts, Direction.CLIENT, raw[:200], ImapAnomalyKind.BAD_COMMAND, detail)
+            )
             return
         name = to_text(parts[1]).upper()
         rest = parts[2] if len(parts) > 2 else b""
@@ -766,7 +807,9 @@ class ImapParser:
             pending.auth = _Auth("LOGIN", None, user=user, secret=secret, secret_raw=secret_raw)
             if self._login_disabled:
                 detail = "LOGIN after the server advertised LOGINDISABLED"
-                out.append(self._anomaly(ts, Direction.CLIENT, b"", "login-disabled", detail))
+                out.append(
+                    self._anomaly(ts, Direction.CLIENT, b"", ImapAnomalyKind.LOGIN_DISABLED, detail)
+                )
         elif name == "AUTHENTICATE":
             mechanism = text_of(args[0]).upper() if args else ""
             pending.auth = _Auth("AUTHENTICATE", mechanism)
@@ -854,7 +897,9 @@ class ImapParser:
         queue = self._pending.setdefault(tag, [])
         if queue:
             detail = f"tag {tag!r} reused while a command with it is still pending"
-            out.append(self._anomaly(ts, Direction.CLIENT, b"", "duplicate-tag", detail))
+            out.append(
+                self._anomaly(ts, Direction.CLIENT, b"", ImapAnomalyKind.DUPLICATE_TAG, detail)
+            )
         queue.append(pending)
         self._order.append(tag)
         self._pending_bytes += pending.size
@@ -877,7 +922,9 @@ class ImapParser:
                 f"more than {MAX_PENDING} commands or {MAX_PENDING_BYTES} bytes of commands "
                 "unanswered: the oldest is forgotten"
             )
-            out.append(self._anomaly(ts, Direction.CLIENT, b"", "too-many-pending", detail))
+            out.append(
+                self._anomaly(ts, Direction.CLIENT, b"", ImapAnomalyKind.TOO_MANY_PENDING, detail)
+            )
 
     def _take_pending(self, tag: str) -> _Pending | None:
         queue = self._pending.get(tag)
@@ -949,7 +996,9 @@ class ImapParser:
             if not self._greeted:
                 self._no_greeting(ts, raw, out)
             detail = "not a tagged, untagged or continuation response (RFC 3501 7)"
-            out.append(self._anomaly(ts, Direction.SERVER, raw[:200], "bad-response", detail))
+            out.append(
+                self._anomaly(ts, Direction.SERVER, raw[:200], ImapAnomalyKind.BAD_RESPONSE, detail)
+            )
             return
         if not self._greeted:
             self._no_greeting(ts, raw, out)
@@ -960,7 +1009,9 @@ class ImapParser:
     def _no_greeting(self, ts: int, raw: bytes, out: list[ImapEvent]) -> None:
         self._greeted = True
         detail = "the first server line is not a greeting (capture began mid-connection?)"
-        out.append(self._anomaly(ts, Direction.SERVER, raw[:200], "no-greeting", detail))
+        out.append(
+            self._anomaly(ts, Direction.SERVER, raw[:200], ImapAnomalyKind.NO_GREETING, detail)
+        )
 
     def _resp_text(self, text: bytes) -> tuple[str | None, CodeArgs, str]:
         """resp-text = ["[" resp-text-code "]" SP] text (RFC 3501 9)."""
@@ -1100,7 +1151,9 @@ class ImapParser:
         command = pending.command if pending is not None else None
         if pending is None:
             detail = f"tagged {status} for tag {tag!r} that no captured command used"
-            out.append(self._anomaly(ts, Direction.SERVER, raw[:200], "unknown-tag", detail))
+            out.append(
+                self._anomaly(ts, Direction.SERVER, raw[:200], ImapAnomalyKind.UNKNOWN_TAG, detail)
+            )
         out.append(
             Completion(
                 ts_ns=ts,
@@ -1232,7 +1285,11 @@ class ImapParser:
         if later:
             # RFC 3501 6.2.1 / CVE-2011-0411: commands sent in clear after STARTTLS.
             detail = f"{len(later)} command(s) sent in clear after STARTTLS"
-            out.append(self._anomaly(ts, Direction.CLIENT, b"", "pipelined-after-starttls", detail))
+            out.append(
+                self._anomaly(
+                    ts, Direction.CLIENT, b"", ImapAnomalyKind.PIPELINED_AFTER_STARTTLS, detail
+                )
+            )
         out.append(TlsStarted(ts_ns=ts, direction=Direction.SERVER, raw=raw))
         self._starttls = None
         self._tls = True
@@ -1269,7 +1326,11 @@ class ImapParser:
         mechanism = text_of(args[0]).upper() if args else ""
         if self._compressing or mechanism != "DEFLATE":
             detail = f"COMPRESS {mechanism} accepted: not parsed further"
-            out.append(self._anomaly(ts, Direction.SERVER, raw, "unknown-compression", detail))
+            out.append(
+                self._anomaly(
+                    ts, Direction.SERVER, raw, ImapAnomalyKind.UNKNOWN_COMPRESSION, detail
+                )
+            )
             self._client.dead = self._server.dead = True
             return
         self._compressing = True
@@ -1296,7 +1357,11 @@ class ImapParser:
                 problems.append(f"{builder.dropped} token(s) beyond the bounds dropped")
             out.append(
                 self._anomaly(
-                    ts, side.direction, bytes(side.raw[:200]), "syntax", "; ".join(problems)
+                    ts,
+                    side.direction,
+                    bytes(side.raw[:200]),
+                    ImapAnomalyKind.SYNTAX,
+                    "; ".join(problems),
                 )
             )
         if head.kind is _Kind.COMMAND:
@@ -1584,7 +1649,9 @@ class ImapParser:
         )
 
     @staticmethod
-    def _anomaly(ts: int, direction: Direction, raw: bytes, kind: str, detail: str = "") -> Anomaly:
+    def _anomaly(
+        ts: int, direction: Direction, raw: bytes, kind: ImapAnomalyKind, detail: str = ""
+    ) -> Anomaly:
         return Anomaly(ts_ns=ts, direction=direction, raw=raw, kind=kind, detail=detail)
 
 

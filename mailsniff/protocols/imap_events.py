@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailsniff.protocols.base import Anomaly, Direction, SaslStep, StreamGap, TlsStarted
+from mailsniff.protocols.base import (
+    Anomaly,
+    Direction,
+    ParserAnomalyKind,
+    SaslStep,
+    StreamGap,
+    TlsStarted,
+)
 from mailsniff.protocols.imap_grammar import Token
 
 __all__ = [
@@ -23,6 +30,7 @@ __all__ = [
     "Greeting",
     "IdInfo",
     "IdleDone",
+    "ImapAnomalyKind",
     "ImapEvent",
     "ListEntry",
     "MailboxSelected",
@@ -40,6 +48,37 @@ __all__ = [
     "TlsStarted",
     "Untagged",
 ]
+
+
+class ImapAnomalyKind(ParserAnomalyKind):
+    """The anomalies the IMAP parser reports."""
+
+    NO_GREETING = "no-greeting"  # the first server line is not a greeting
+    BAD_COMMAND = "bad-command"  # a client line that is not `tag SP command`
+    EMPTY_LINE = "empty-line"  # an empty command line
+    BAD_RESPONSE = "bad-response"  # a server line neither tagged, untagged nor continuation
+    SYNTAX = "syntax"  # a command or response its grammar does not parse (the problems listed)
+    UNKNOWN_TAG = "unknown-tag"  # a completion for a tag no captured command used
+    DUPLICATE_TAG = "duplicate-tag"  # a tag reused while a command with it is pending
+    TOO_MANY_PENDING = "too-many-pending"  # more unanswered commands than kept: oldest forgotten
+    OVERLONG_LINE = "overlong-line"  # a line beyond limits.MAX_LINE: the rest dropped
+    UNTERMINATED_LINE = "unterminated-line"  # the stream ended inside a line
+    LINE_CUT = "line-cut"  # a line (or its literal) cut short by a gap or the end
+    LITERAL_CUT = "literal-cut"  # the connection ended inside a literal
+    LITERAL_TOO_LONG = "literal-too-long"  # a literal beyond what is kept inline
+    LITERAL_MINUS_TOO_LONG = "literal-minus-too-long"  # {n-} over 4096 bytes (RFC 7888 5)
+    CONTINUATION_ASSUMED = "continuation-assumed"  # a literal sent with no '+' seen
+    SKIPPED_LINES = "skipped-lines"  # lines skipped after lost bytes
+    IDLE_NOT_DONE = "idle-not-done"  # IDLE ended by something other than DONE
+    AUTHENTICATE_ABANDONED = "authenticate-abandoned"  # a command in the middle of AUTHENTICATE
+    LOGIN_DISABLED = "login-disabled"  # LOGIN after the server advertised LOGINDISABLED
+    PIPELINED_AFTER_STARTTLS = "pipelined-after-starttls"  # commands sent in clear after STARTTLS
+    UNKNOWN_COMPRESSION = "unknown-compression"  # COMPRESS other than DEFLATE accepted
+    COMPRESSED_GAP = "compressed-gap"  # lost bytes broke the deflate stream
+    INFLATE_ERROR = "inflate-error"  # the deflate stream does not inflate
+    DECOMPRESSION_BOMB = "decompression-bomb"  # far more bytes inflated than were sent
+    DEFLATE_END = "deflate-end"  # bytes after the end of the deflate stream
+
 
 # --------------------------------------------------------------------------------------------
 

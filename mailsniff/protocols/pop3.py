@@ -23,6 +23,7 @@ from mailsniff.protocols.base import (
     Anomaly,
     Direction,
     Line,
+    ParserAnomalyKind,
     ReceiveBuffer,
     SaslStep,
     StreamGap,
@@ -39,6 +40,7 @@ __all__ = [
     "BODY_WINDOW",
     "MAX_PENDING_COMMANDS",
     "MultilineData",
+    "Pop3AnomalyKind",
     "Pop3Event",
     "Pop3Parser",
     "Response",
@@ -49,6 +51,27 @@ __all__ = [
     "TlsStarted",
     "multiline_expected",
 ]
+
+
+class Pop3AnomalyKind(ParserAnomalyKind):
+    """The anomalies the POP3 parser reports."""
+
+    NO_GREETING = "no-greeting"  # the client spoke first: the greeting was not captured
+    BAD_GREETING = "bad-greeting"  # the server's first line is not +OK/-ERR
+    EMPTY_COMMAND = "empty-command"  # an empty line from the client
+    MALFORMED_COMMAND = "malformed-command"  # a client line that is not a POP3 verb
+    OVERLONG_LINE = "overlong-line"  # a line beyond limits.MAX_LINE: the rest dropped
+    UNTERMINATED_LINE = "unterminated-line"  # the stream ended inside a line
+    RESYNC = "resync"  # after a gap: a line cut by it skipped
+    UNKNOWN_SERVER_LINE = "unknown-server-line"  # a server line where +OK/-ERR belongs
+    UNPAIRED_RESPONSE = "unpaired-response"  # a response while no command waits for one
+    UNANSWERED_COMMANDS = "unanswered-commands"  # more commands waiting than kept
+    MISSING_TERMINATOR = "missing-terminator"  # a multi-line response not ended by "."
+    SKIPPED_LINES = "skipped-lines"  # server lines of an unknown response skipped
+    ANSWERS_LOST = "answers-lost"  # the responses to some commands were never captured
+    CLEARTEXT_AFTER_STLS = "cleartext-after-stls"  # cleartext where the TLS handshake belongs
+    PIPELINED_AFTER_STLS = "pipelined-after-stls"  # commands sent in clear after STLS
+
 
 #: Most bytes of a message body looked at (copied out of the receive buffer) at once. A body's
 #: first look is small (`_FIRST_WINDOW`), so many tiny bodies in one large feed stay cheap.
@@ -340,7 +363,9 @@ class Pop3Parser:
             # Cleartext where the TLS handshake should be: a decrypted capture, or injection.
             # Say so, and read it for what it says (as the SMTP parser does after STARTTLS).
             detail = "client bytes after STLS are cleartext: parsed as commands"
-            out.append(self._anomaly(ts_ns, direction, b"", "cleartext-after-stls", detail))
+            out.append(
+                self._anomaly(ts_ns, direction, b"", Pop3AnomalyKind.CLEARTEXT_AFTER_STLS, detail)
+            )
             self._enter(_Sync.RESPONSE)
         if direction is Direction.SERVER and not self._server_started:
             self._server_started = True
@@ -354,7 +379,7 @@ class Pop3Parser:
                             ts_ns=ts_ns,
                             direction=direction,
                             raw=b"",
-                            kind="no-greeting",
+                            kind=Pop3AnomalyKind.NO_GREETING,
                             detail="the client spoke first: the server greeting was not captured",
                         )
                     )
@@ -447,10 +472,14 @@ class Pop3Parser:
                     continue
                 if direction is Direction.SERVER and self._sync is not _Sync.UNKNOWN:
                     # A server that closes right after its last line sometimes omits the CRLF.
-                    out.append(self._anomaly(ts_ns, direction, rest, "unterminated-line"))
+                    out.append(
+                        self._anomaly(ts_ns, direction, rest, Pop3AnomalyKind.UNTERMINATED_LINE)
+                    )
                     self._line(ts_ns, direction, Line(rest.rstrip(b"\r"), b""), out)
                 else:
-                    out.append(self._anomaly(ts_ns, direction, rest, "unterminated-line"))
+                    out.append(
+                        self._anomaly(ts_ns, direction, rest, Pop3AnomalyKind.UNTERMINATED_LINE)
+                    )
             if self._sync is _Sync.BODY:
                 self._end_body(ts_ns, b"", False, out)
             self._flush_skipped(ts_ns, out)
@@ -474,12 +503,20 @@ class Pop3Parser:
             self._after_gap[client] = False
             first = raw.split(b" ", 1)[0].upper().decode("ascii", "replace")
             if self._in_sasl() or first not in _KNOWN_VERBS:
-                out.append(self._anomaly(ts, client, raw, "resync", "line cut by a gap skipped"))
+                out.append(
+                    self._anomaly(
+                        ts, client, raw, Pop3AnomalyKind.RESYNC, "line cut by a gap skipped"
+                    )
+                )
                 return
         if line.overlong:
             out.append(
                 self._anomaly(
-                    ts, client, raw, "overlong-line", f"{line.overlong} bytes beyond the limit"
+                    ts,
+                    client,
+                    raw,
+                    Pop3AnomalyKind.OVERLONG_LINE,
+                    f"{line.overlong} bytes beyond the limit",
                 )
             )
         if self._in_sasl() and self._sasl is not None:
@@ -487,7 +524,11 @@ class Pop3Parser:
             out.append(sasl_step(ts, client, raw, raw, _mechanism(self._sasl)))
             return
         if not raw.strip():
-            out.append(self._anomaly(ts, client, raw, "empty-command", "empty line from client"))
+            out.append(
+                self._anomaly(
+                    ts, client, raw, Pop3AnomalyKind.EMPTY_COMMAND, "empty line from client"
+                )
+            )
             return
         verb_raw, _, arg_raw = raw.partition(b" ")
         verb = verb_raw.decode("ascii", "replace").upper()
@@ -504,7 +545,9 @@ class Pop3Parser:
         )
         out.append(cmd)
         if not _VERB.match(verb_raw):
-            out.append(self._anomaly(ts, client, raw, "malformed-command", "not a POP3 verb"))
+            out.append(
+                self._anomaly(ts, client, raw, Pop3AnomalyKind.MALFORMED_COMMAND, "not a POP3 verb")
+            )
         if self._first_command_ts is None and not self._server_started:
             self._first_command_ts = ts
         if len(self._pending) >= MAX_PENDING_COMMANDS:
@@ -516,7 +559,7 @@ class Pop3Parser:
                         ts,
                         client,
                         b"",
-                        "unanswered-commands",
+                        Pop3AnomalyKind.UNANSWERED_COMMANDS,
                         f"more than {MAX_PENDING_COMMANDS} commands without an answer",
                     )
                 )
@@ -543,12 +586,20 @@ class Pop3Parser:
                 self._body_line(ts, line, out, tail=raw != b".")
                 return
             if not _is_status(raw):
-                out.append(self._anomaly(ts, server, raw, "resync", "line cut by a gap skipped"))
+                out.append(
+                    self._anomaly(
+                        ts, server, raw, Pop3AnomalyKind.RESYNC, "line cut by a gap skipped"
+                    )
+                )
                 return
         if line.overlong and self._sync is not _Sync.BODY:
             out.append(
                 self._anomaly(
-                    ts, server, raw, "overlong-line", f"{line.overlong} bytes beyond the limit"
+                    ts,
+                    server,
+                    raw,
+                    Pop3AnomalyKind.OVERLONG_LINE,
+                    f"{line.overlong} bytes beyond the limit",
                 )
             )
         match self._sync:
@@ -574,7 +625,11 @@ class Pop3Parser:
         self._enter(_Sync.RESPONSE)
         status = parse_status(raw)
         if status is None:
-            out.append(self._anomaly(ts, Direction.SERVER, raw, "bad-greeting", "not +OK/-ERR"))
+            out.append(
+                self._anomaly(
+                    ts, Direction.SERVER, raw, Pop3AnomalyKind.BAD_GREETING, "not +OK/-ERR"
+                )
+            )
             return
         match = _TIMESTAMP.search(raw)
         out.append(
@@ -600,7 +655,9 @@ class Pop3Parser:
         status = parse_status(raw)
         if status is None:
             out.append(
-                self._anomaly(ts, server, raw, "unknown-server-line", "expected +OK or -ERR")
+                self._anomaly(
+                    ts, server, raw, Pop3AnomalyKind.UNKNOWN_SERVER_LINE, "expected +OK or -ERR"
+                )
             )
             return
         ok, text = status
@@ -623,7 +680,13 @@ class Pop3Parser:
         )
         if command is None:
             out.append(
-                self._anomaly(ts, server, raw, "unpaired-response", "no command awaits an answer")
+                self._anomaly(
+                    ts,
+                    server,
+                    raw,
+                    Pop3AnomalyKind.UNPAIRED_RESPONSE,
+                    "no command awaits an answer",
+                )
             )
             self._enter(_Sync.UNKNOWN)  # a body may follow that we cannot recognise
             return
@@ -639,7 +702,7 @@ class Pop3Parser:
                         ts,
                         Direction.CLIENT,
                         b"",
-                        "pipelined-after-stls",
+                        Pop3AnomalyKind.PIPELINED_AFTER_STLS,
                         f"{len(self._pending)} command(s) sent in clear after STLS",
                     )
                 )
@@ -677,7 +740,11 @@ class Pop3Parser:
             # damaged with a command still waiting, are cut here.
             out.append(
                 self._anomaly(
-                    ts, Direction.SERVER, raw, "missing-terminator", f"{verb} body not ended by '.'"
+                    ts,
+                    Direction.SERVER,
+                    raw,
+                    Pop3AnomalyKind.MISSING_TERMINATOR,
+                    f"{verb} body not ended by '.'",
                 )
             )
             self._end_body(ts, b"", False, out)
@@ -693,7 +760,7 @@ class Pop3Parser:
                     ts,
                     Direction.SERVER,
                     raw[:80],
-                    "overlong-line",
+                    Pop3AnomalyKind.OVERLONG_LINE,
                     f"at least {line.overlong} bytes of a body line dropped",
                 )
             )
@@ -892,13 +959,15 @@ class Pop3Parser:
                 parts.append(f"{self._skipped} server line(s) of an unknown response skipped")
             if self._lost:
                 parts.append(f"the answers to {self._lost} command(s) were lost")
-            kind = "skipped-lines" if self._skipped else "answers-lost"
+            kind = Pop3AnomalyKind.SKIPPED_LINES if self._skipped else Pop3AnomalyKind.ANSWERS_LOST
             out.append(self._anomaly(ts, Direction.SERVER, b"", kind, "; ".join(parts)))
             self._skipped = 0
             self._lost = 0
 
     @staticmethod
-    def _anomaly(ts: int, direction: Direction, raw: bytes, kind: str, detail: str = "") -> Anomaly:
+    def _anomaly(
+        ts: int, direction: Direction, raw: bytes, kind: Pop3AnomalyKind, detail: str = ""
+    ) -> Anomaly:
         return Anomaly(ts_ns=ts, direction=direction, raw=raw, kind=kind, detail=detail)
 
 

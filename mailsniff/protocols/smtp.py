@@ -35,6 +35,7 @@ from mailsniff.protocols.base import (
     Anomaly,
     Direction,
     Line,
+    ParserAnomalyKind,
     ReceiveBuffer,
     SaslStep,
     StreamGap,
@@ -60,6 +61,7 @@ __all__ = [
     "Params",
     "Reply",
     "SaslStep",
+    "SmtpAnomalyKind",
     "SmtpEvent",
     "SmtpParser",
     "StreamGap",
@@ -67,6 +69,38 @@ __all__ = [
     "TlsStarted",
     "parse_path",
 ]
+
+
+# --------------------------------------------------------------------------- anomalies
+
+
+class SmtpAnomalyKind(ParserAnomalyKind):
+    """The anomalies the SMTP parser reports (the module's docstring says which it tolerates)."""
+
+    EMPTY_COMMAND = "empty-command"  # an empty line where a command belongs
+    GARBAGE_COMMAND = "garbage-command"  # a client line with no command verb
+    UNKNOWN_COMMAND = "unknown-command"  # a verb SMTP and its extensions do not define
+    BAD_PATH = "bad-path"  # MAIL FROM / RCPT TO without a <path> that parses
+    BDAT_INVALID = "bdat-invalid"  # BDAT without `n [LAST]`
+    LINE_TOO_LONG = "line-too-long"  # a client line beyond limits.MAX_LINE: the rest dropped
+    UNTERMINATED_LINE = "unterminated-line"  # a line without CRLF, ended by the other side
+    TOO_MANY_PENDING = "too-many-pending"  # more unanswered commands than kept: oldest dropped
+    RESYNC = "resync"  # after a gap: bytes skipped to the next line that parses
+    DATA_TERMINATOR_NOT_CRLF = "data-terminator-not-crlf"  # content ended by a bare-LF dot
+    MESSAGE_UNTERMINATED = "message-unterminated"  # the stream ended inside message content
+    MALFORMED_REPLY = "malformed-reply"  # a server line that is no reply
+    INVALID_REPLY_CODE = "invalid-reply-code"  # a code outside 2xx-5xx / x0x-x5x
+    REPLY_CODE_MISMATCH = "reply-code-mismatch"  # a multi-line reply changing its code
+    UNTERMINATED_REPLY = "unterminated-reply"  # the stream ended inside a multi-line reply
+    REPLY_UNTERMINATED = "reply-unterminated"  # a multi-line reply's last line never came
+    REPLY_NOT_SEEN = "reply-not-seen"  # a reply the client waited for never came: assumed
+    REPLY_LOST = "reply-lost"  # a reply answering a later command: earlier ones lost
+    REPLIES_LOST = "replies-lost"  # a gap in the server side swallowed waiting replies
+    REPLY_CODE_UNEXPECTED = "reply-code-unexpected"  # a code that answers no waiting command
+    REPLY_WITHOUT_COMMAND = "reply-without-command"  # a reply while no command waits
+    END_OF_DATA_NOT_CAPTURED = "end-of-data-not-captured"  # a reply to content whose end was lost
+    DATA_REFUSED_AFTER_CONTENT = "data-refused-after-content"  # content assumed, DATA refused
+    CLEARTEXT_AFTER_STARTTLS = "cleartext-after-starttls"  # cleartext where TLS belongs
 
 
 # --------------------------------------------------------------------------- events
@@ -456,7 +490,9 @@ class SmtpParser:
                 # smtp-decrypted) or injection. Say so, and read it for what it says.
                 self._tls_unchecked = _NO_DIRECTIONS
                 detail = "client bytes after STARTTLS are cleartext: parsed as commands"
-                self._anomaly(ts_ns, direction, "cleartext-after-starttls", detail, out)
+                self._anomaly(
+                    ts_ns, direction, SmtpAnomalyKind.CLEARTEXT_AFTER_STARTTLS, detail, out
+                )
                 self._enter(ClientState.COMMAND)
             else:
                 self._encrypted(ts_ns, direction, data, out)
@@ -505,11 +541,13 @@ class SmtpParser:
         sbuf = self._buf[Direction.SERVER]
         if len(sbuf):
             sbuf.append(b"\n")
-            self._anomaly(ts_ns, Direction.SERVER, "unterminated-line", "server", out)
+            self._anomaly(ts_ns, Direction.SERVER, SmtpAnomalyKind.UNTERMINATED_LINE, "server", out)
             self._server(ts_ns, out)
         if self._reply is not None:
             r, self._reply = self._reply, None
-            self._anomaly(ts_ns, Direction.SERVER, "unterminated-reply", str(r.code), out)
+            self._anomaly(
+                ts_ns, Direction.SERVER, SmtpAnomalyKind.UNTERMINATED_REPLY, str(r.code), out
+            )
             self._on_reply(ts_ns, r.code, tuple(r.lines), bytes(r.raw), out)
         ts = ts_ns
         cbuf = self._buf[Direction.CLIENT]
@@ -528,7 +566,7 @@ class SmtpParser:
             self._end_message(ts_ns, b"", False, out)
         elif len(cbuf):
             self._client_append(ts_ns, b"\n")
-            self._anomaly(ts_ns, Direction.CLIENT, "unterminated-line", "client", out)
+            self._anomaly(ts_ns, Direction.CLIENT, SmtpAnomalyKind.UNTERMINATED_LINE, "client", out)
             self._client(out)
         if self._bdat_open and self._state is ClientState.COMMAND:
             self._end_message(ts_ns, b"", False, out)
@@ -560,15 +598,17 @@ class SmtpParser:
             self._state = state
 
     def _anomaly(
-        self, ts: int, direction: Direction, kind: str, detail: str, out: list[SmtpEvent],
-        raw: bytes = b"",
+        self, ts: int, direction: Direction, kind: SmtpAnomalyKind, detail: str,
+        out: list[SmtpEvent], raw: bytes = b"",
     ) -> None:  # fmt: skip
         out.append(Anomaly(ts_ns=ts, direction=direction, raw=raw, kind=kind, detail=detail))
 
     def _push(self, ts: int, pending: _Pending, out: list[SmtpEvent]) -> None:
         if len(self._pending) >= MAX_PENDING_COMMANDS:
             dropped = self._pending.pop(0)
-            self._anomaly(ts, Direction.CLIENT, "too-many-pending", str(dropped.verb), out)
+            self._anomaly(
+                ts, Direction.CLIENT, SmtpAnomalyKind.TOO_MANY_PENDING, str(dropped.verb), out
+            )
         self._pending.append(pending)
 
     def _next_seq(self) -> int:
@@ -649,7 +689,11 @@ class SmtpParser:
             ts = self._client_ts()
             if line.overlong:
                 self._anomaly(
-                    ts, Direction.CLIENT, "line-too-long", f"{line.overlong} bytes dropped", out
+                    ts,
+                    Direction.CLIENT,
+                    SmtpAnomalyKind.LINE_TOO_LONG,
+                    f"{line.overlong} bytes dropped",
+                    out,
                 )
             if state is ClientState.AUTH:
                 self._on_sasl_line(ts, line, out)
@@ -703,22 +747,28 @@ class SmtpParser:
             self._resync[Direction.CLIENT] = False
             if self._skipped[Direction.CLIENT]:
                 detail = f"{self._skipped[Direction.CLIENT]} client bytes skipped to resync"
-                self._anomaly(ts, Direction.CLIENT, "resync", detail, out)
+                self._anomaly(ts, Direction.CLIENT, SmtpAnomalyKind.RESYNC, detail, out)
         seq = self._next_seq()
         if verb is None:
-            kind = "empty-command" if not raw.strip() else "garbage-command"
+            kind = (
+                SmtpAnomalyKind.EMPTY_COMMAND
+                if not raw.strip()
+                else SmtpAnomalyKind.GARBAGE_COMMAND
+            )
             self._anomaly(ts, Direction.CLIENT, kind, repr(raw[:40]), out, raw=wire)
             self._push(ts, _Pending(seq, None), out)
             return
         argument = to_text(arg_b.strip(b" \t"))
         if verb not in _KNOWN_VERBS:
-            self._anomaly(ts, Direction.CLIENT, "unknown-command", verb, out)
+            self._anomaly(ts, Direction.CLIENT, SmtpAnomalyKind.UNKNOWN_COMMAND, verb, out)
         address: str | None = None
         params: Params = ()
         if verb in ("MAIL", "RCPT"):
             address, params = parse_path(argument, "FROM" if verb == "MAIL" else "TO")
             if address is None:
-                self._anomaly(ts, Direction.CLIENT, "bad-path", f"{verb} {argument}"[:80], out)
+                self._anomaly(
+                    ts, Direction.CLIENT, SmtpAnomalyKind.BAD_PATH, f"{verb} {argument}"[:80], out
+                )
         out.append(
             Command(
                 ts_ns=ts, direction=Direction.CLIENT, raw=wire, seq=seq, verb=verb,
@@ -764,7 +814,7 @@ class SmtpParser:
         # reads it either way. An argument that is not `n [LAST]` leaves no chunk to read.
         m = _BDAT.match(argument)
         if m is None:
-            self._anomaly(ts, Direction.CLIENT, "bdat-invalid", argument[:80], out)
+            self._anomaly(ts, Direction.CLIENT, SmtpAnomalyKind.BDAT_INVALID, argument[:80], out)
             self._push(ts, _Pending(seq, "BDAT"), out)
             return
         size, last = int(m.group(1)), m.group(2) is not None
@@ -870,13 +920,15 @@ class SmtpParser:
                 # Cleartext sent after STARTTLS but before the handshake would be taken as
                 # if it came through TLS by a vulnerable peer (CVE-2011-0411 and kin).
                 detail = f"{direction} bytes after STARTTLS do not start a TLS record"
-                self._anomaly(ts, direction, "cleartext-after-starttls", detail, out)
+                self._anomaly(ts, direction, SmtpAnomalyKind.CLEARTEXT_AFTER_STARTTLS, detail, out)
 
     def _release(self, ts: int, why: str, out: list[SmtpEvent]) -> None:
         """Stop waiting for a reply that is not coming: assume it was the positive one."""
         for p in self._pending:
             if p.barrier:
-                self._anomaly(ts, Direction.SERVER, "reply-not-seen", f"{p.verb}: {why}", out)
+                self._anomaly(
+                    ts, Direction.SERVER, SmtpAnomalyKind.REPLY_NOT_SEEN, f"{p.verb}: {why}", out
+                )
                 self._assume_positive(ts, p, out)
                 return
 
@@ -915,7 +967,11 @@ class SmtpParser:
                         ts = self._client_ts()
                         if not (self._prev_crlf and term.endswith(b"\r\n")):
                             self._anomaly(
-                                ts, Direction.CLIENT, "data-terminator-not-crlf", repr(term), out
+                                ts,
+                                Direction.CLIENT,
+                                SmtpAnomalyKind.DATA_TERMINATOR_NOT_CRLF,
+                                repr(term),
+                                out,
                             )
                         self._end_message(ts, term, True, out)
                         return True
@@ -971,7 +1027,7 @@ class SmtpParser:
         elif verb == "BDAT" and self._state is ClientState.BDAT:
             self._enter(ClientState.COMMAND)
         if not complete:
-            self._anomaly(ts, Direction.CLIENT, "message-unterminated", verb, out)
+            self._anomaly(ts, Direction.CLIENT, SmtpAnomalyKind.MESSAGE_UNTERMINATED, verb, out)
 
     # ------------------------------------------------------------------ server side
 
@@ -1007,10 +1063,10 @@ class SmtpParser:
             self._resync[Direction.SERVER] = False
             if self._skipped[Direction.SERVER]:
                 detail = f"{self._skipped[Direction.SERVER]} server bytes skipped to resync"
-                self._anomaly(ts, Direction.SERVER, "resync", detail, out)
+                self._anomaly(ts, Direction.SERVER, SmtpAnomalyKind.RESYNC, detail, out)
         if m is None:
             self._anomaly(
-                ts, Direction.SERVER, "malformed-reply", repr(line.raw[:40]), out,
+                ts, Direction.SERVER, SmtpAnomalyKind.MALFORMED_REPLY, repr(line.raw[:40]), out,
                 raw=line.raw + line.ending,
             )  # fmt: skip
             return False
@@ -1025,7 +1081,11 @@ class SmtpParser:
                 r = None
             else:
                 self._anomaly(
-                    ts, Direction.SERVER, "reply-code-mismatch", f"{r.code} then {code}", out
+                    ts,
+                    Direction.SERVER,
+                    SmtpAnomalyKind.REPLY_CODE_MISMATCH,
+                    f"{r.code} then {code}",
+                    out,
                 )
         if r is None:
             r = self._reply = _Reassembly(code)
@@ -1040,7 +1100,7 @@ class SmtpParser:
 
     def _cut_reply(self, ts: int, r: _Reassembly, why: str, out: list[SmtpEvent]) -> None:
         """A multi-line reply whose final line never came: take it as complete."""
-        self._anomaly(ts, Direction.SERVER, "reply-unterminated", why, out)
+        self._anomaly(ts, Direction.SERVER, SmtpAnomalyKind.REPLY_UNTERMINATED, why, out)
         self._on_reply(ts, r.code, tuple(r.lines), bytes(r.raw), out)
 
     def _client_waits(self) -> bool:
@@ -1063,7 +1123,7 @@ class SmtpParser:
                 self._skipped[Direction.SERVER] += len(rest)
             else:
                 detail = "server line without CRLF, ended by the client's next bytes"
-                self._anomaly(ts, Direction.SERVER, "unterminated-line", detail, out)
+                self._anomaly(ts, Direction.SERVER, SmtpAnomalyKind.UNTERMINATED_LINE, detail, out)
                 self._server_line(ts, Line(rest.removesuffix(b"\r"), b""), out)
         r = self._reply
         if r is not None:
@@ -1082,7 +1142,11 @@ class SmtpParser:
         # assume the positive answer where the client's next bytes depend on it.
         if self._pending:
             self._anomaly(
-                ts, Direction.SERVER, "replies-lost", f"{len(self._pending)} unanswered", out
+                ts,
+                Direction.SERVER,
+                SmtpAnomalyKind.REPLIES_LOST,
+                f"{len(self._pending)} unanswered",
+                out,
             )
         for p in list(self._pending):
             if p.barrier:
@@ -1110,11 +1174,13 @@ class SmtpParser:
                     for _ in range(i):
                         lost = pending.pop(0)
                         detail = f"{lost.verb}: no reply before the {code} answering {q.verb}"
-                        self._anomaly(ts, Direction.SERVER, "reply-lost", detail, out)
+                        self._anomaly(ts, Direction.SERVER, SmtpAnomalyKind.REPLY_LOST, detail, out)
                     break
             else:
                 detail = f"{code} does not answer {pending[0].verb}"
-                self._anomaly(ts, Direction.SERVER, "reply-code-unexpected", detail, out)
+                self._anomaly(
+                    ts, Direction.SERVER, SmtpAnomalyKind.REPLY_CODE_UNEXPECTED, detail, out
+                )
         return pending.pop(0)
 
     def _on_reply(
@@ -1132,7 +1198,7 @@ class SmtpParser:
         enhanced = parse_enhanced(lines[0]) if lines else None
         if not (200 <= code <= 559 and code // 10 % 10 <= 5):
             # RFC 5321 4.2.1: the first digit is 2-5 and the second 0-5.
-            self._anomaly(ts, Direction.SERVER, "invalid-reply-code", str(code), out)
+            self._anomaly(ts, Direction.SERVER, SmtpAnomalyKind.INVALID_REPLY_CODE, str(code), out)
         if (
             not self._pending
             and self._state is ClientState.DATA
@@ -1142,13 +1208,19 @@ class SmtpParser:
             # it saw the end of data that the capture lost. End the message there, pair the
             # reply with it, and read what follows as commands.
             self._anomaly(
-                ts, Direction.SERVER, "end-of-data-not-captured", f"server replied {code}", out
+                ts,
+                Direction.SERVER,
+                SmtpAnomalyKind.END_OF_DATA_NOT_CAPTURED,
+                f"server replied {code}",
+                out,
             )
             self._end_message(ts, b"", False, out)
             self._pending.append(_Pending(self._body_seq, "DATA", _Await.END, True))
             self._start_resync(Direction.CLIENT)
         if not self._pending:
-            self._anomaly(ts, Direction.SERVER, "reply-without-command", str(code), out)
+            self._anomaly(
+                ts, Direction.SERVER, SmtpAnomalyKind.REPLY_WITHOUT_COMMAND, str(code), out
+            )
             out.append(
                 Reply(
                     ts_ns=ts, direction=Direction.SERVER, raw=raw, code=code, lines=lines,
@@ -1184,7 +1256,9 @@ class SmtpParser:
                     self._begin_content("DATA")
             case _Await.DATA if p.assumed and self._state is ClientState.DATA:
                 # Content was assumed but DATA was refused: what followed were commands.
-                self._anomaly(ts, Direction.SERVER, "data-refused-after-content", str(code), out)
+                self._anomaly(
+                    ts, Direction.SERVER, SmtpAnomalyKind.DATA_REFUSED_AFTER_CONTENT, str(code), out
+                )
             case _Await.AUTH if self._state is ClientState.AUTH:
                 self._enter(ClientState.COMMAND)
             case _Await.STARTTLS if code == ReplyCode.SERVICE_READY:

@@ -22,6 +22,7 @@ from mailsniff.errors import MailsniffError, UsageError
 from mailsniff.limits import MAX_LINE, MAX_REPLY_LINES
 from mailsniff.model import Endpoint, Protocol, Session, TranscriptLine
 from mailsniff.protocols.base import Direction
+from mailsniff.protocols.pop3 import Pop3AnomalyKind
 from mailsniff.protocols.replies import Reply, parse_line
 from mailsniff.send import NetworkError, RejectedError
 from mailsniff.send.message import dot_stuff
@@ -48,7 +49,7 @@ _RECV = 65536
 _TLS_NOTES = frozenset({"TLS started: the rest is encrypted", "TLS from here on: not parsed"})
 OWN_TLS_NOTE = "TLS started: shown decrypted (mailsniff's own connection)"
 #: The anomaly a handler restarted inside TLS reports (no greeting there: it came before).
-_NO_GREETING = "no-greeting"
+_NO_GREETING = Pop3AnomalyKind.NO_GREETING
 
 #: Called with transcript lines as they are recorded (to print them as they happen).
 ShowLines = Callable[[list[TranscriptLine]], None]

@@ -19,6 +19,7 @@ from mailsniff.protocols.pop3 import (
     Command,
     Greeting,
     MultilineData,
+    Pop3AnomalyKind,
     Pop3Event,
     Pop3Parser,
     Response,
@@ -37,7 +38,14 @@ __all__ = ["Pop3SessionHandler", "decode_oauthbearer"]
 
 
 #: Anomalies whose line is shown nowhere else, so the transcript carries it with the anomaly.
-_SHOWN_ANOMALIES = frozenset({"unknown-server-line", "bad-greeting", "empty-command", "resync"})
+_SHOWN_ANOMALIES = frozenset(
+    {
+        Pop3AnomalyKind.UNKNOWN_SERVER_LINE,
+        Pop3AnomalyKind.BAD_GREETING,
+        Pop3AnomalyKind.EMPTY_COMMAND,
+        Pop3AnomalyKind.RESYNC,
+    }
+)
 
 
 def decode_oauthbearer(data: bytes) -> tuple[str | None, str | None]:
@@ -422,7 +430,7 @@ class Pop3SessionHandler(ParserDriven[Pop3Event]):
     def _on_anomaly(self, event: Anomaly) -> None:
         self._anomalies.event(event)
         shown = event.kind in _SHOWN_ANOMALIES or (
-            event.kind == "unterminated-line" and event.direction is Direction.CLIENT
+            event.kind is Pop3AnomalyKind.UNTERMINATED_LINE and event.direction is Direction.CLIENT
         )
         if shown:
             self._transcript.add(event.ts_ns, event.direction, to_text(event.raw), event.kind)

@@ -19,7 +19,7 @@ from mailsniff.analysis.select import (
 )
 from mailsniff.cli import app
 from mailsniff.errors import UsageError
-from tests.cli_runner import PCAPS, run_cli
+from tests.cli_runner import PCAPS, PUBLIC, run_cli
 
 #: 1 SMTP 192.168.1.100 -> 202.108.5.81:25 (2006-07-03 13:07:18, auth failed then ok,
 #: from-mismatch, sender-rejected), 2 POP3 -> 202.108.5.104:110 (13:08:37, from-mismatch),
@@ -269,6 +269,17 @@ def test_bpf_on_a_pcapng_file(tmp_path: Path) -> None:
     ids, summary = _read_bpf(str(target), "-f", "tcp port 110")
     assert ids == [2]
     assert summary["frames"] == 37
+
+
+def test_bpf_on_a_bsd_loopback_capture_link_type_0() -> None:
+    # Link type 0 (NULL, BSD loopback) is compiled for as it is, not mistaken for "no link
+    # type given" and compiled for some interface's link type instead.
+    path = str(PUBLIC / "suricata-verify" / "smtp-pipelining.pcap")
+    _, summary = _read(path, "-f", "src port 25")
+    tcpdump = subprocess.run(
+        ["tcpdump", "-nn", "-r", path, "src port 25"], capture_output=True, text=True, check=True
+    )
+    assert summary["frames"] == len(tcpdump.stdout.splitlines()) == 9
 
 
 # -- the same filters in --jobs workers, creds and report -------------------------------------

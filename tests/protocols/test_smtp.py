@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ from mailsniff.protocols.smtp import (
     MessageGap,
     Reply,
     SaslStep,
+    SmtpAnomalyKind,
     SmtpEvent,
     SmtpParser,
     StreamGap,
@@ -204,6 +206,20 @@ def test_smtp_garbage_line_is_an_anomaly_that_still_takes_a_reply() -> None:
     replies = of(evs, Reply)
     assert [r.for_command for r in replies] == [None, "NOOP"]
     assert [r.seq for r in replies] == [1, 2]
+
+
+def test_smtp_anomaly_kinds_are_members_written_as_their_names() -> None:
+    evs = events([GREET, (C, b"\x16\x03\x01\r\n\r\nXYZZY\r\n"), (S, b"500 no\r\n" * 3)])
+    found = [a.kind for a in of(evs, Anomaly)]
+    assert found == [
+        SmtpAnomalyKind.GARBAGE_COMMAND,
+        SmtpAnomalyKind.EMPTY_COMMAND,
+        SmtpAnomalyKind.UNKNOWN_COMMAND,
+    ]
+    assert all(type(kind) is SmtpAnomalyKind for kind in found)
+    # Output shows and writes the machine name, never the member's repr.
+    assert [f"{k}" for k in found] == ["garbage-command", "empty-command", "unknown-command"]
+    assert json.dumps(found) == '["garbage-command", "empty-command", "unknown-command"]'
 
 
 def test_smtp_overlong_line_is_cut_and_the_next_line_still_parses() -> None:
