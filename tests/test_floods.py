@@ -9,10 +9,12 @@ import tracemalloc
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from mailsniff.capture.frame import Frame
 from mailsniff.commands.read import ReadOptions, Tally, read_capture, summarise
+from mailsniff.export import Exporter, ExportOptions
 from mailsniff.model import Session
 from mailsniff.pipeline import Pipeline
 from mailsniff.reassembly import Reassembler
@@ -341,3 +343,59 @@ def test_memory_of_many_open_mail_connections_is_bounded_by_parking() -> None:
     assert current / 20000 < 1800, current / 20000
     sessions = list(pipeline.finish_each())
     assert len(sessions) == 20000 and {s.helo for s in sessions} == {"client.example"}
+
+
+def _mail_then_idle(n: int) -> list[Frame]:
+    """`n` connections each send a message and stay open (idle) until all have; then all
+    close: the sessions are parked while their messages wait for the manifest."""
+    conns = [_Conn(i) for i in range(n)]
+    frames: list[Frame] = []
+    for i, conn in enumerate(conns):
+        frames += conn.opening(i * _SECOND, helo=f"EHLO h{i}.example\r\n".encode())
+        frames.append(conn.s(i * _SECOND + 5, _PSH | _ACK, b"250 mx\r\n"))
+    for i, conn in enumerate(conns):
+        frames += _mail(conn, (n + i) * _SECOND, i)[:-4]  # the transaction, not the close
+    for i, conn in enumerate(conns):
+        frames += conn.closing((3 * n + i) * _SECOND)
+    return frames
+
+
+@pytest.mark.parametrize("hold", [False, True], ids=["at-message-end", "held-for-filters"])
+def test_messages_of_parked_sessions_are_exported_with_their_manifest_lines(
+    tmp_path: Path, hold: bool
+) -> None:
+    """A busy tap: sessions parked on disk after their message ended (read back as new
+    objects) still get every .eml, mbox entry and manifest line, the same as in memory."""
+    frames = _mail_then_idle(40)
+
+    def run(park_at: int) -> tuple[list[str], list[str], bytes, int]:
+        out = tmp_path / f"p{park_at}"
+        exporter = Exporter(ExportOptions(extract=out / "x", mbox=out / "all.mbox", hold=hold))
+        pipeline = Pipeline(
+            reassembler=Reassembler(server_ports=frozenset({25})),
+            open_sink=exporter.open_sink,
+        )
+        pipeline.park_at = park_at
+        most_parked = 0
+        with exporter:
+            for k, frame in enumerate(frames):
+                pipeline.feed(frame)
+                for session in pipeline.drain():
+                    exporter.session_done(session)
+                if k % 10 == 9:
+                    pipeline.expire(frame.ts_ns)
+                    most_parked = max(most_parked, pipeline.parked_sessions)
+            for session in pipeline.finish_each():
+                exporter.session_done(session)
+        manifest = sorted((out / "x" / "manifest.jsonl").read_text().splitlines())
+        emls = sorted(p.name for p in (out / "x").glob("*.eml"))
+        return manifest, emls, (out / "all.mbox").read_bytes(), most_parked
+
+    manifest, emls, mbox, parked_none = run(park_at=1000)
+    parked_manifest, parked_emls, parked_mbox, most_parked = run(park_at=8)
+    assert parked_none == 0 and most_parked >= 30
+    assert len(manifest) == len(emls) == 40
+    assert parked_manifest == manifest
+    assert parked_emls == emls
+    assert parked_mbox.count(b"\nSubject: parked ") == 40
+    assert sorted(parked_mbox.split(b"\nFrom ")) == sorted(mbox.split(b"\nFrom "))

@@ -118,6 +118,14 @@ class _Spool:
         self._exporter._spools.discard(self)
 
 
+#: A message while its session is open: the session's id, the message's sha256 and size.
+_MessageKey = tuple[int, str, int]
+
+
+def _message_key(session: Session, message: Message) -> _MessageKey:
+    return (session.id, message.sha256, message.size)
+
+
 class Exporter:
     """Receives messages from the pipeline (`open_sink`) and finished sessions (`session_done`).
 
@@ -150,10 +158,11 @@ class Exporter:
             self.close()
             raise
         self._spools: set[_Spool] = set()
-        # id(Message) -> what was written for it, until its session ends (the Message object
-        # lives in the session record, so the id stays unique meanwhile)
-        self._pending: dict[int, StoredMessage | None] = {}
-        # hold: id(Session) -> its finished messages, in order, until the session ends
+        # What was written for each message, until its session ends (in order, for the rare
+        # session that carries the same message twice). Keyed by value, not by the objects'
+        # ids: an idle session is parked on disk and read back as new objects (park.py).
+        self._pending: dict[_MessageKey, list[StoredMessage | None]] = {}
+        # hold: session id -> its finished messages, in order, until the session ends
         self._held: dict[int, list[tuple[_Spool, Message, Transaction | RetrievedMessage]]] = {}
         self.messages = 0
 
@@ -193,7 +202,7 @@ class Exporter:
     ) -> bool:
         """A message ended: write it now, or (hold) keep its spool; True when kept."""
         if self._options.hold:
-            self._held.setdefault(id(session), []).append((spool, message, owner))
+            self._held.setdefault(session.id, []).append((spool, message, owner))
             return True
         self._message_done(spool, session, message, owner)
         return False
@@ -225,17 +234,17 @@ class Exporter:
             stored = self._store.add_message(
                 spool.read_back(), spool.name, spool.hash.hexdigest(), spool.size
             )
-        self._pending[id(message)] = stored
+        self._pending.setdefault(_message_key(session, message), []).append(stored)
 
     def session_dropped(self, session: Session) -> None:
         """The session did not pass the filters: its held messages are not written."""
-        for spool, _, _ in self._held.pop(id(session), ()):
+        for spool, _, _ in self._held.pop(session.id, ()):
             spool.discard()
 
     def session_done(self, session: Session) -> None:
         """Write the manifest lines of the session's messages (after analysis / redaction);
         with hold, write its held messages first."""
-        held = self._held.pop(id(session), ())
+        held = self._held.pop(session.id, ())
         for n, (spool, message, owner) in enumerate(held):
             try:
                 self._message_done(spool, session, message, owner)
@@ -253,9 +262,13 @@ class Exporter:
         for n, retrieved in enumerate(session.messages, 1):
             owners.append((f"m{n}", retrieved, retrieved.message))
         for where, owner, message in owners:
-            if id(message) not in self._pending:
+            key = _message_key(session, message)
+            queue = self._pending.get(key)
+            if not queue:
                 continue
-            stored = self._pending.pop(id(message))
+            stored = queue.pop(0)
+            if not queue:
+                del self._pending[key]
             if self._store is not None and stored is not None:
                 try:
                     self._store.record(manifest_record(session, where, owner, message, stored))
