@@ -9,6 +9,7 @@ whether it is whole. Findings are left to analysis.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from mailsniff.limits import MAX_CAPABILITIES, MAX_TRANSCRIPT_LINES
 from mailsniff.mail.mime import MessageAccumulator
@@ -122,6 +123,12 @@ class ImapSessionHandler(ParserDriven[ImapEvent]):
         #: --transcript: lines that opened a literal, shown with it (not again with the command)
         self._literal_lines: list[tuple[Direction, bytes]] = []
         self._dropped = 0
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Read back after parking (mailsniff.park): the commands waiting for an answer are
+        new objects with new ids, so the maps keyed by their ids are keyed again."""
+        self.__dict__.update(state)
+        self._exchange_at = {id(entry[0]): entry for entry in self._exchange_at.values()}
 
     def close(self, ts_ns: int) -> None:
         super().close(ts_ns)

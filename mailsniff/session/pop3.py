@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from mailsniff.limits import (
     MAX_CAPABILITIES,
@@ -108,6 +109,13 @@ class Pop3SessionHandler(ParserDriven[Pop3Event]):
         self._message_partial = False
         self._capabilities: list[str] | None = None
         self._anomalies = AnomalyLog(session)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Read back after parking (mailsniff.park): the commands waiting for an answer are
+        new objects with new ids, so the maps keyed by their ids are keyed again."""
+        self.__dict__.update(state)
+        self._exchange_at = {id(entry[0]): entry for entry in self._exchange_at.values()}
+        self._auth_for = {id(entry[0]): entry for entry in self._auth_for.values()}
 
     def close(self, ts_ns: int) -> None:
         super().close(ts_ns)
