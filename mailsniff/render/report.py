@@ -24,6 +24,7 @@ import html
 import json
 import zlib
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -319,7 +320,10 @@ class ReportBuilder:
             inline_rows=INLINE_ROWS,
             rows_per_block=ROWS_PER_BLOCK,
             row_blocks=rows,
-            index=[_index_row(s, chunk_of.get(s.key)) for s in sessions],
+            index=[
+                _index_row(s, chunk_of.get(s.key), self._sent_copies.get(s.key, ()))
+                for s in sessions
+            ],
             clients=sorted({s.record["client"]["ip"] for s in sessions}),
             protocols=sorted({s.record["protocol"] for s in sessions}),
             kinds=sorted({f["kind"] for _, f in findings}),
@@ -407,7 +411,8 @@ def _messages(record: JsonObject) -> list[JsonObject]:
     return out + [r["message"] for r in record["messages"]]
 
 
-def _index_row(s: _Slim, chunk: str | None) -> JsonObject:
+def _index_row(s: _Slim, chunk: str | None, sent_copies: Sequence[JsonObject]) -> JsonObject:
+    """A row of the session list; `sent_copies` are its Sent-copy links (add_sent_copy)."""
     r = s.record
     messages = _messages(r)
     subjects = [m["subject"] for m in messages if m["subject"]]
@@ -429,6 +434,7 @@ def _index_row(s: _Slim, chunk: str | None) -> JsonObject:
             *subjects,
             *files,
             *[a["name"] for m in messages for a in m["from"] + m["to"] + m["cc"]],
+            *(["sent copy", *(c["key"] for c in sent_copies)] if sent_copies else []),
         ]
     ).lower()
     return {
@@ -444,6 +450,7 @@ def _index_row(s: _Slim, chunk: str | None) -> JsonObject:
         "worst": worst,
         "addr": " ".join(addresses),
         "search": search,
+        "sent_copies": len(sent_copies),
     }
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from tests.cli_runner import PCAPS
 from tests.e2e.synth import Conn, frames, tcp_segments, write_pcap
 from tests.report.conftest import wait_until
-from tests.report.test_report_browser import assert_clean_load, count, make_report
+from tests.report.test_report_browser import assert_clean_load, count, make_report, visible_rows
 
 MUTT = PCAPS / "sent-copy-mutt.pcap"
 SAME = "the same in the Sent copy"
@@ -51,6 +51,25 @@ def test_mutt_report_links_the_message_and_its_sent_copy(tmp_path: Path, open_re
     assert "APPEND Sent" in page.inner_text("#s1-2-m1")
     imap.locator("a").click()
     wait_until(page, "location.hash === '#s1-1-t1'")
+
+
+def test_session_list_marks_and_finds_the_sessions_with_a_sent_copy(
+    tmp_path: Path, open_report: Any
+) -> None:
+    """Beside the seed capture's three sessions, the list tags the mutt capture's two halves
+    and the search box finds them by "sent copy" or by the Message-ID that links them."""
+    page = open_report(make_report(tmp_path, MUTT, PCAPS / "seed-telnet.pcap")).page
+    tagged = page.eval_on_selector_all(
+        "tr.srow:has(span.sentcopy)", "rows => rows.map(r => r.dataset.s)"
+    )
+    assert sorted(tagged) == ["s1-1", "s1-2"]
+    assert len(visible_rows(page)) == 5
+    page.fill("#q", "sent copy")
+    assert visible_rows(page) == ["s1-1", "s1-2"]
+    page.fill("#q", "axCjySQSYMi1Lxi6@example.com")
+    assert visible_rows(page) == ["s1-1", "s1-2"]
+    page.fill("#q", "")
+    assert len(visible_rows(page)) == 5
 
 
 MARKUP_ID = "id<script>window.__pwned=1</script>\u202e@evil.example"
