@@ -12,8 +12,11 @@ Determinism: a worker names each flow by (global index of the frame that created
 within that frame) and tags each finished session with (frame index of its end, phase, flow
 key). The parent numbers flows 1, 2, ... in flow-key order over all workers (what one process
 does, since it numbers flows as they start) and emits sessions in tag order, each once every
-worker has reported progress past its end frame: a k-way merge with bounded buffering (a worker
-blocks on its pipe when the parent does not need its output yet).
+worker has reported progress past its tag: a k-way merge with bounded buffering (a worker
+blocks on its pipe when the parent does not need its output yet). Progress is a tag too: past a
+frame while reading, past a flow key while the connections still open at the end of the input
+are ended one at a time (in flow-key order), so that neither a worker nor the parent holds the
+sessions of every connection open at the end at once.
 
 Idle expiry runs at fixed frame numbers (every EXPIRE_EVERY frames, at the largest timestamp
 read so far) in every mode, so one process and N workers end the same idle connections at the
@@ -56,6 +59,8 @@ EXPIRE_EVERY = 4096
 AUTO_JOBS_MIN_BYTES = 32 * 1024 * 1024
 #: Flow keys: frame index * _PER_FRAME + flows created earlier within that frame.
 _PER_FRAME = 1 << 12
+#: A worker's progress: every session tagged up to it has been sent.
+_Tag = tuple[int, int, int]
 #: Frames between two progress reports of a worker (a power of 2).
 _BATCH = 2048
 _ETHERNET = 1
@@ -223,7 +228,7 @@ def _work(
         try:
             for frame in frames:
                 if frame is None:  # a live source with nothing new: report progress now
-                    conn.send(("batch", index, flows, sessions, reader.bytes_read))
+                    conn.send(("batch", (index, _INF, 0), flows, sessions, reader.bytes_read))
                     flows, sessions = [], []
                     continue
                 index += 1
@@ -259,16 +264,23 @@ def _work(
                     elif segment_owner(seg, n) == me:
                         feed_own(index, None, seg)
                 if index & batch_mask == batch_mask:
-                    conn.send(("batch", index, flows, sessions, reader.bytes_read))
+                    conn.send(("batch", (index, _INF, 0), flows, sessions, reader.bytes_read))
                     flows, sessions = [], []
         except TruncatedCaptureError as error:
             truncated = (error.message, error.records_read)
         side.finish()
-        pipeline.finish()
-        ended(index + 1, 0)
+        # The connections open at the end, ended one at a time (in flow-key order), their
+        # sessions sent in batches as they come.
+        end = index + 1
+        for session in pipeline.finish_each():
+            tag = (end, 0, session.id)
+            sessions.append((tag, session if prepare is None else prepare(session)))
+            if len(sessions) >= _BATCH:
+                conn.send(("batch", tag, flows, sessions, reader.bytes_read))
+                flows, sessions = [], []
         pipeline.stats.first_ts_ns = first
         pipeline.stats.last_ts_ns = latest if first is not None else None
-        conn.send(("batch", _INF, flows, sessions, reader.bytes_read))
+        conn.send(("batch", (_INF, 0, 0), flows, sessions, reader.bytes_read))
         result = ShardResult(
             stats=_stats(pipeline, side if me == 0 else None),
             warnings=list(getattr(reader, "warnings", [])),
@@ -327,7 +339,7 @@ def add_stats(pipeline: Pipeline, stats: dict[str, Any]) -> None:
 class _Shard:
     conn: Any
     process: Any
-    progress: int = -1
+    progress: _Tag = (-1, 0, 0)
     bytes_read: int = 0
     flows: deque[tuple[int, bool]] = field(default_factory=deque)
     sessions: deque[tuple[tuple[int, int, int], Any]] = field(default_factory=deque)
@@ -404,7 +416,8 @@ def _merge(
     ids: dict[int, int] = {}
     while True:
         horizon = min(s.progress for s in shards)
-        limit = (horizon + 1) * _PER_FRAME if horizon < _INF else _INF * _PER_FRAME
+        frame = horizon[0]
+        limit = (frame + 1) * _PER_FRAME if frame < _INF else _INF * _PER_FRAME
         # Number the flows every worker is past, in key order.
         ready_flows = []
         for s in shards:
@@ -420,7 +433,7 @@ def _merge(
         ready_sessions = []
         for s in shards:
             taken_s = []
-            while s.sessions and s.sessions[0][0][0] <= horizon:
+            while s.sessions and s.sessions[0][0] <= horizon:
                 taken_s.append(s.sessions.popleft())
             ready_sessions.append(taken_s)
         for tag, payload in heapq.merge(*ready_sessions, key=lambda item: item[0]):
@@ -428,7 +441,7 @@ def _merge(
             if isinstance(payload, Session):
                 payload.id = number
             yield number, payload
-        if horizon >= _INF:
+        if frame >= _INF:
             break
         if on_progress is not None:
             on_progress(min(s.bytes_read for s in shards))

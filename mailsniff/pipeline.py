@@ -24,14 +24,21 @@ from mailsniff.limits import (
     PARK_SESSIONS_AT,
     PROBE_PAYLOADS,
 )
-from mailsniff.model import AnomalyKind, Endpoint, Session, SessionAnomaly, timestamp_in_range
+from mailsniff.model import (
+    AnomalyKind,
+    Direction,
+    Endpoint,
+    Session,
+    SessionAnomaly,
+    timestamp_in_range,
+)
 from mailsniff.net.decoder import PacketDecoder
 from mailsniff.net.segment import TCP_SYN, Segment
 from mailsniff.park import ParkingLot
 from mailsniff.reassembly import Flow, FlowData, FlowEnd, FlowEvent, FlowGap, FlowStart, Reassembler
 from mailsniff.session import registry
 from mailsniff.session.base import ParserDriven, SessionHandler
-from mailsniff.session.entry import HandlerFactory, ProtocolEntry
+from mailsniff.session.entry import ProtocolEntry
 from mailsniff.session.opaque import OpaqueHandler
 from mailsniff.session.tls_layer import TlsLayer
 from mailsniff.sink import OpenSink
@@ -41,6 +48,7 @@ __all__ = ["SessionFilter", "Pipeline", "server_ports"]
 
 #: Check idle flows every this many candidate segments.
 _EXPIRE_EVERY = 4096
+_CLIENT = Direction.CLIENT
 
 
 def server_ports() -> frozenset[int]:
@@ -50,25 +58,6 @@ def server_ports() -> frozenset[int]:
 
 def _is_greeting(data: bytes) -> bool:
     return registry.detect_greeting(data) is not None
-
-
-class _Bound:
-    """A handler factory bound to the export hook (an object, not a closure: it is pickled with
-    the handler that keeps it when an idle session is parked)."""
-
-    __slots__ = ("factory", "open_sink")
-
-    def __init__(self, factory: HandlerFactory, open_sink: OpenSink | None) -> None:
-        self.factory, self.open_sink = factory, open_sink
-
-    def __call__(self, session: Session) -> SessionHandler:
-        return self.factory(session, self.open_sink)
-
-
-def _bind(
-    factory: HandlerFactory, open_sink: OpenSink | None
-) -> Callable[[Session], SessionHandler]:
-    return _Bound(factory, open_sink)
 
 
 def _conflict_anomalies(flow: Flow) -> list[SessionAnomaly]:
@@ -126,6 +115,12 @@ class _Active:
     session: Session
     handler: SessionHandler
     flow: Flow
+    #: No TLS layer reads the connection yet and its handler's parser may report TLS started
+    #: (STARTTLS, STLS): the stream bytes handed to the handler so far, per direction, say where
+    #: the layer takes over (see `_tls_layer`).
+    clear: bool = False
+    client_fed: int = 0
+    server_fed: int = 0
 
 
 @dataclass(slots=True)
@@ -250,7 +245,7 @@ class Pipeline:
                 break
             a = active[fid]
             ticket = (
-                lot.park((a.session, a.handler))
+                lot.park((a.session, a.handler, a.clear, a.client_fed, a.server_fed))
                 if isinstance(a.handler, ParserDriven | TlsLayer)
                 else None
             )
@@ -457,8 +452,10 @@ class Pipeline:
         ticket = self._parked.pop(flow.id, None)
         if ticket is not None:
             assert self._lot is not None
-            parked_session, parked_handler = self._lot.unpark(ticket)
-            active = self._active[flow.id] = _Active(parked_session, parked_handler, flow)
+            session, handler, clear, client_fed, server_fed = self._lot.unpark(ticket)
+            active = self._active[flow.id] = _Active(
+                session, handler, flow, clear, client_fed, server_fed
+            )
             return active
         waiting = self._waiting.pop(flow.id, None)
         if waiting is None:
@@ -481,24 +478,39 @@ class Pipeline:
                 "(a proxy or tunnel handshake, not parsed)"
             )
             session.anomalies.append(SessionAnomaly(AnomalyKind.PREAMBLE, detail))
-        make = None if entry.handler is None else _bind(entry.handler, self.open_sink)
-        handler: SessionHandler
-        if implicit_tls or make is not None:
-            # TLS, from the first byte (the entry's implicit-TLS ports) or after the handler's
-            # parser reports it started (STARTTLS, STLS), is read by a layer below the protocol's
-            # handler: decrypted with the key log, or at least described.
-            handler = TlsLayer(
+        inner = None if entry.handler is None else entry.handler(session, self.open_sink)
+        active = self._active[flow.id] = _Active(
+            session, inner or OpaqueHandler(session), flow, clear=inner is not None
+        )
+        if implicit_tls:
+            self._tls_layer(active, None)
+        return active
+
+    def _tls_layer(self, active: _Active, ts_ns: int | None) -> None:
+        """Put a TLS layer under the connection's protocol handler, the moment TLS can happen:
+        before the first byte on an implicit-TLS port (`ts_ns` None), or as the handler's parser
+        reports TLS started (STARTTLS, STLS). The layer decrypts with the key log, or at least
+        describes the TLS; a dialogue that stays in clear never has one."""
+        session, inner = active.session, active.handler
+        if ts_ns is None:
+            active.handler = TlsLayer(
                 session,
-                make(session) if make is not None else None,
+                inner if active.clear else None,
                 self.keylog,
-                implicit=implicit_tls,
+                implicit=True,
                 wait_for_keys=self.wait_for_keys,
                 greeting=_is_greeting,
             )
         else:
-            handler = OpaqueHandler(session)
-        active = self._active[flow.id] = _Active(session, handler, flow)
-        return active
+            active.handler = TlsLayer.take_over(
+                session,
+                inner,
+                self.keylog,
+                fed=(active.client_fed, active.server_fed),
+                ts_ns=ts_ns,
+                wait_for_keys=self.wait_for_keys,
+            )
+        active.clear = False
 
     def _handle(self, events: list[FlowEvent]) -> None:
         for event in events:
@@ -506,6 +518,13 @@ class Pipeline:
                 active = self._active.get(event.flow.id) or self._activate(event.flow)
                 if active is not None:
                     active.handler.data(event.ts_ns, event.direction, event.data)
+                    if active.clear:
+                        if event.direction is _CLIENT:
+                            active.client_fed += len(event.data)
+                        else:
+                            active.server_fed += len(event.data)
+                        if active.session.tls:
+                            self._tls_layer(active, event.ts_ns)
                     if self._unparkable:  # it moved on: may be fit to park when idle again
                         self._unparkable.discard(event.flow.id)
             elif isinstance(event, FlowStart):
@@ -516,6 +535,11 @@ class Pipeline:
                     if event.length == 0 and event.flow.id in self._starts_at_greeting:
                         continue  # began at the greeting: a line start, nothing lost after it
                     active.handler.gap(event.ts_ns, event.direction, event.length)
+                    if active.clear:
+                        if event.direction is _CLIENT:
+                            active.client_fed += event.length
+                        else:
+                            active.server_fed += event.length
             elif isinstance(event, FlowEnd):
                 if event.reason == "evicted" and not (
                     event.flow.id in self._active or event.flow.id in self._parked

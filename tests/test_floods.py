@@ -439,3 +439,57 @@ def test_parking_every_session_after_every_packet_changes_nothing() -> None:
     assert len(paths) >= 40
     for path in paths:
         assert _records_of(path, True) == _records_of(path, False), path
+
+
+def test_sessions_parked_in_clear_and_after_starttls_resume_with_tls_where_it_began() -> None:
+    """30 connections greeted and EHLO'd, all idle; then each upgrades with STARTTLS and sends
+    a ClientHello; then all idle again; then each closes. With at most 6 sessions in memory,
+    sessions are parked both before the upgrade (no TLS layer yet) and after it (a TLS layer
+    reading them): the records are the same as in memory, and TLS is placed where it began in
+    each direction's stream."""
+    conns = [_Conn(i) for i in range(30)]
+    hello = b"\x16\x03\x01\x00\x06\x01\x00\x00\x02\x03\x03"  # a (cut) ClientHello record
+    ehlo_reply = b"250-mx\r\n250 STARTTLS\r\n"
+    frames: list[Frame] = []
+    for i, conn in enumerate(conns):
+        frames += conn.opening(i * _SECOND)
+        frames.append(conn.s(i * _SECOND + 5, _PSH | _ACK, ehlo_reply))
+    greeted = len(frames)
+    for i, conn in enumerate(conns):
+        ts = (100 + i) * _SECOND
+        frames.append(conn.c(ts, _PSH | _ACK, b"STARTTLS\r\n"))
+        frames.append(conn.s(ts + 1, _PSH | _ACK, b"220 ready\r\n"))
+        frames.append(conn.c(ts + 2, _PSH | _ACK, hello))
+    upgraded = len(frames)
+    for i, conn in enumerate(conns):
+        frames += conn.closing((200 + i) * _SECOND)[2:]  # FIN both ways
+
+    def run(park_at: int) -> tuple[list[object], int, int]:
+        pipeline = _pipeline(max_flows=1000)
+        pipeline.park_at = park_at
+        parked_in_clear = parked_in_tls = 0
+        sessions: list[Session] = []
+        for k, frame in enumerate(frames):
+            pipeline.feed(frame)
+            sessions += pipeline.drain()
+            if k % 5 == 4 or k in (greeted - 1, upgraded - 1):
+                pipeline.expire(frame.ts_ns)
+                if k == greeted - 1:
+                    parked_in_clear = pipeline.parked_sessions
+                elif k == upgraded - 1:
+                    parked_in_tls = pipeline.parked_sessions
+        sessions += pipeline.finish_each()
+        return _records(sessions), parked_in_clear, parked_in_tls
+
+    in_memory, _, _ = run(park_at=1000)
+    parked, parked_in_clear, parked_in_tls = run(park_at=6)
+    assert parked_in_clear >= 20 and parked_in_tls >= 20
+    assert len(parked) == 30
+    assert parked == in_memory
+    client_at = len(b"EHLO client.example\r\nSTARTTLS\r\n")
+    server_at = len(b"220 mx.example.com ESMTP\r\n" + ehlo_reply + b"220 ready\r\n")
+    for record in parked:
+        assert isinstance(record, dict)
+        assert record["tls"] is True
+        assert record["tls_info"]["mode"] == "starttls"
+        assert record["tls_info"]["start_offset"] == {"client": client_at, "server": server_at}

@@ -6,13 +6,14 @@ outside a protocol's own modules names SMTP or POP3 by branch. A new protocol is
 (`mailsniff.protocols`), its session builder (`mailsniff.session`) and one `register()` call;
 optionally a console view (`mailsniff.render.views`).
 
-Where TLS sits: every connection of an entry with a handler is read through a TLS layer
-(`session.tls_layer.TlsLayer`) wrapped around the entry's handler. On one of the entry's
-`implicit_tls_ports` TLS starts at the first byte (unless the server greets in clear); elsewhere
-it starts when the handler's parser reports the upgrade (STARTTLS, STLS: the handler sets
-`Session.tls`, and its parser hands over the bytes past that point with `tls_handover()` and
-reads the decrypted dialogue after `resume_plaintext()`). With a key log the layer feeds the
-entry's handler the plaintext; without one it records what it saw of the TLS.
+Where TLS sits: a connection where TLS happens is read through a TLS layer
+(`session.tls_layer.TlsLayer`) that the pipeline puts under the entry's handler when TLS can
+start. On one of the entry's `implicit_tls_ports` that is before the first byte (TLS starts there
+unless the server greets in clear); elsewhere it is when the handler's parser reports the upgrade
+(STARTTLS, STLS: the handler sets `Session.tls`, and its parser hands over the bytes past that
+point with `tls_handover()` and reads the decrypted dialogue after `resume_plaintext()`). A
+dialogue that stays in clear is read by the entry's handler alone. With a key log the layer feeds
+the entry's handler the plaintext; without one it records what it saw of the TLS.
 """
 
 from __future__ import annotations

@@ -3,10 +3,12 @@ protocol's own handler the plaintext, as if it had been sent in clear.
 
     handler = TlsLayer(session, SmtpSessionHandler(session), keylog, implicit=False)
 
-Protocol-agnostic: it wraps any SessionHandler. In clear it passes the bytes through and watches
-the session: when the handler's parser reports TlsStarted (STARTTLS/STLS accepted; the handler
-sets `session.tls`), the layer takes the bytes the parser had buffered past that point
-(`tls_handover()`), and from then on feeds both directions to a `TlsConnection`. Decrypted
+Protocol-agnostic: it wraps any SessionHandler, and only a connection where TLS can happen. The
+pipeline puts it under the handler at once on an implicit-TLS port, otherwise the moment the
+handler's parser reports TlsStarted (STARTTLS/STLS accepted; the handler sets `session.tls`):
+`TlsLayer.take_over` takes the bytes the parser had buffered past that point (`tls_handover()`),
+and from then on feeds both directions to a `TlsConnection`. A dialogue that stays in clear never
+has a layer (nor pays for one). Decrypted
 application data goes to the same handler after `resume_plaintext()`, so the dialogue simply goes
 on (EHLO again, AUTH, MAIL, DATA ...). On an implicit-TLS port (465, 995, 993) TLS starts at the
 first byte -- unless the server greets in clear there, which is recorded as an anomaly and
@@ -55,8 +57,14 @@ _NO_KEYS = KeyLog()
 _TLS_CONTENT_TYPES = frozenset({20, 21, 22, 23})
 
 
+def _no_greeting(data: bytes) -> bool:
+    """A server's first bytes are never taken for a cleartext greeting (a module-level function,
+    not a lambda: a layer is pickled with it when its idle session is parked)."""
+    return False
+
+
 class _Mode(Enum):
-    CLEAR = "clear"  # cleartext dialogue, TLS may start
+    CLEAR = "clear"  # cleartext dialogue (a server greeting in clear on an implicit-TLS port)
     PROBE = "probe"  # TLS started: are the next bytes TLS records?
     TLS = "tls"  # a TlsConnection reads both directions
     RAW = "raw"  # not TLS after all: bytes go to the handler as they are
@@ -93,7 +101,7 @@ class TlsLayer:
         *,
         implicit: bool,
         wait_for_keys: bool = False,
-        greeting: Callable[[bytes], bool] = lambda data: False,
+        greeting: Callable[[bytes], bool] = _no_greeting,
     ) -> None:
         self.session = session
         #: Is a server's first payload a cleartext greeting (on an implicit-TLS port)?
@@ -113,6 +121,25 @@ class TlsLayer:
         self._cut: set[Direction] = set()  # directions whose plaintext was cut for good
         self._anomalies = 0
         self._note: int | None = None  # transcript index of the handler's "TLS started" line
+
+    @classmethod
+    def take_over(
+        cls,
+        session: Session,
+        inner: SessionHandler,
+        keylog: KeyLog | None,
+        *,
+        fed: tuple[int, int],
+        ts_ns: int,
+        wait_for_keys: bool = False,
+    ) -> TlsLayer:
+        """A layer under `inner`, whose parser has just reported TLS started after `fed`
+        (client, server) stream bytes: it takes the bytes the parser buffered past the upgrade
+        (`tls_handover()`) and reads both directions from there on."""
+        layer = cls(session, inner, keylog, implicit=False, wait_for_keys=wait_for_keys)
+        layer._fed = {Direction.CLIENT: fed[0], Direction.SERVER: fed[1]}
+        layer._started(ts_ns)
+        return layer
 
     # ------------------------------------------------------------------ SessionHandler
 

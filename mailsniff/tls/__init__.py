@@ -21,42 +21,21 @@ offset where TLS started to mark decrypted lines in a transcript). A record that
 decrypted is never guessed at: it is reported with its reason and position.
 """
 
+from mailsniff.tls import events
 from mailsniff.tls.connection import TlsConnection
 from mailsniff.tls.detect import starts_with_tls
-from mailsniff.tls.events import (
-    DecryptFailure,
-    TlsAlert,
-    TlsAnomaly,
-    TlsData,
-    TlsDecryptError,
-    TlsEvent,
-    TlsGap,
-    TlsHandshake,
-    TlsInfo,
-    TlsParameters,
-    TlsUndecryptable,
-)
+from mailsniff.tls.events import *  # noqa: F403 - the event types are this package's vocabulary
 from mailsniff.tls.keylog import KeyLog, KeyLogProblem
 from mailsniff.tls.suites import CipherSuite, suite, suite_name, version_name
 
 __all__ = [
     "CipherSuite",
-    "DecryptFailure",
     "KeyLog",
     "KeyLogProblem",
-    "TlsAlert",
-    "TlsAnomaly",
     "TlsConnection",
-    "TlsData",
-    "TlsDecryptError",
-    "TlsEvent",
-    "TlsGap",
-    "TlsHandshake",
-    "TlsInfo",
-    "TlsParameters",
-    "TlsUndecryptable",
     "starts_with_tls",
     "suite",
     "suite_name",
     "version_name",
 ]
+__all__ += events.__all__

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mailsniff.model import Direction
 from mailsniff.tls.events import (
@@ -40,9 +41,13 @@ from mailsniff.tls.handshake import (
     parse_server_hello,
 )
 from mailsniff.tls.keylog import KeyLog
-from mailsniff.tls.keys import key_block, master_secret, tls13_keys, tls13_next_secret
-from mailsniff.tls.record import RecordCipher, make_cipher, tls12_key_material_length
 from mailsniff.tls.suites import CipherSuite, suite
+
+# Key derivation and record decryption (`keys`, `record`) use the `cryptography` package, a few
+# MB of memory and tens of ms of start-up: they are imported where keys are first derived, so
+# that reading cleartext mail, or TLS without its keys, never loads it.
+if TYPE_CHECKING:
+    from mailsniff.tls.record import RecordCipher
 
 __all__ = [
     "MAX_HANDSHAKE_MESSAGE",
@@ -525,12 +530,17 @@ class TlsConnection:
             if why is not None:
                 return why
         assert self._tls12_keys is not None
+        from mailsniff.tls.record import make_cipher
+
         key, iv, mac_key = self._tls12_keys[side.direction]
         side.cipher = make_cipher(s, False, key, iv, mac_key, self.info.encrypt_then_mac)
         self._keys_found = True
         return None
 
     def _set_tls13_secret(self, side: _Side, secret: bytes) -> None:
+        from mailsniff.tls.keys import tls13_keys
+        from mailsniff.tls.record import make_cipher
+
         s = self._suite
         assert s is not None
         side.secret = secret
@@ -540,6 +550,9 @@ class TlsConnection:
         self._keys_found = True
 
     def _derive_tls12(self, ch: ClientHello, sh: ServerHello, s: CipherSuite) -> str | None:
+        from mailsniff.tls.keys import key_block, master_secret
+        from mailsniff.tls.record import tls12_key_material_length
+
         master = self._keylog.master_secret(ch.random)
         if master is None:
             pms = self._keylog.pre_master_secret(ch.random)
@@ -702,6 +715,8 @@ class TlsConnection:
         elif mtype == 24 and encrypted and self._tls13:
             cs = self._suite
             if cs is not None and side.secret:
+                from mailsniff.tls.keys import tls13_next_secret
+
                 self._set_tls13_secret(side, tls13_next_secret(cs.prf, side.secret))
                 side.epoch_ok = True
             self._key_change(side, rec, out)
