@@ -42,7 +42,10 @@ class Anomaly:
     ts_ns: int
     direction: Direction
     raw: bytes = b""  # the offending bytes, when there are some
-    kind: ParserAnomalyKind  # e.g. SmtpAnomalyKind.UNKNOWN_COMMAND ("unknown-command")
+    #: A member of a protocol's ParserAnomalyKind (SmtpAnomalyKind.UNKNOWN_COMMAND is
+    #: "unknown-command"). Typed as their common StrEnum base: the compiled build checks a field
+    #: typed with an enum class by exact type, and ImapAnomalyKind is not compiled.
+    kind: StrEnum
     detail: str  # one line for a person
 
 
