@@ -14,6 +14,7 @@ closed or collected.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import pickle
 import tempfile
@@ -29,6 +30,27 @@ MAX_PARKED_BYTES = 1 << 20
 _REFUSED = ("mailsniff.export", "mailsniff.sink")
 
 
+#: type -> the names of its fields when it is a frozen dataclass, else None (see _rebuild).
+_FROZEN: dict[type, tuple[str, ...] | None] = {}
+
+
+def _frozen_fields(cls: type) -> tuple[str, ...] | None:
+    params = getattr(cls, "__dataclass_params__", None)
+    if params is None or not params.frozen:
+        return None
+    fields = dataclasses.fields(cls)
+    if any(not f.init for f in fields):
+        return None
+    return tuple(f.name for f in fields)
+
+
+def _rebuild(cls: type, names: tuple[str, ...], values: tuple[object, ...]) -> object:
+    """A frozen dataclass read back through its constructor. The compiled build's frozen
+    records (parser events waiting for their answer) cannot be unpickled field by field: its
+    generic unpickling sets each attribute, which a frozen class refuses."""
+    return cls(**dict(zip(names, values, strict=True)))
+
+
 class _Pickler(pickle.Pickler):
     def __init__(self, file: IO[bytes], shared: dict[int, str]) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
@@ -38,10 +60,17 @@ class _Pickler(pickle.Pickler):
         return self._shared.get(id(obj))
 
     def reducer_override(self, obj: Any) -> Any:  # noqa: ANN401 - pickle's own signature
+        cls = type(obj)
+        try:
+            names = _FROZEN[cls]
+        except KeyError:
+            names = _FROZEN[cls] = _frozen_fields(cls)
+        if names is not None:
+            return _rebuild, (cls, names, tuple([getattr(obj, name) for name in names]))
         # An export's sink is shared with the exporter (a copy would write nowhere): a session
         # in the middle of an exported message is not idle, it stays in memory.
-        if type(obj).__module__.startswith(_REFUSED):
-            raise pickle.PicklingError(f"{type(obj).__name__} is not parked")
+        if cls.__module__.startswith(_REFUSED):
+            raise pickle.PicklingError(f"{cls.__name__} is not parked")
         return NotImplemented
 
 
