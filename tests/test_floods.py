@@ -249,8 +249,8 @@ def test_console_view_from_spilled_sessions_equals_rendering_them_in_memory(
 # -- idle open sessions parked on disk ------------------------------------------------------
 
 
-def _mail(conn: _Conn, ts: int, n: int) -> list[Frame]:
-    """A whole transaction with a message, then QUIT and the close."""
+def _transaction(conn: _Conn, ts: int, n: int) -> list[Frame]:
+    """A whole transaction with a message (MAIL, RCPT, DATA, the message, 250)."""
     message = f"From: a{n}@example.org\r\nTo: b@example.net\r\nSubject: parked {n}\r\n\r\nhi\r\n"
     steps = [
         (True, f"MAIL FROM:<a{n}@example.org>\r\n"),
@@ -262,24 +262,31 @@ def _mail(conn: _Conn, ts: int, n: int) -> list[Frame]:
         (True, message + ".\r\n"),
         (False, f"250 queued as Q{n}\r\n"),
     ]
-    frames = [
+    return [
         conn.c(ts + k, _PSH | _ACK, text.encode())
         if client
         else conn.s(ts + k, _PSH | _ACK, text.encode())
         for k, (client, text) in enumerate(steps)
     ]
-    return frames + conn.closing(ts + len(steps))
 
 
-def _open_then_mail(n: int) -> list[Frame]:
-    """`n` connections greeted and EHLO'd one after the other, then each sends a message."""
+def _opened(n: int, ehlo_reply: bytes) -> tuple[list[_Conn], list[Frame]]:
+    """`n` connections greeted and EHLO'd one after the other, answered with `ehlo_reply`."""
     conns = [_Conn(i) for i in range(n)]
     frames: list[Frame] = []
     for i, conn in enumerate(conns):
         frames += conn.opening(i * _SECOND, helo=f"EHLO h{i}.example\r\n".encode())
-        frames.append(conn.s(i * _SECOND + 5, _PSH | _ACK, b"250-mx\r\n250 PIPELINING\r\n"))
+        frames.append(conn.s(i * _SECOND + 5, _PSH | _ACK, ehlo_reply))
+    return conns, frames
+
+
+def _open_then_mail(n: int) -> list[Frame]:
+    """`n` connections opened, then each sends a message, QUITs and closes."""
+    conns, frames = _opened(n, b"250-mx\r\n250 PIPELINING\r\n")
     for i, conn in enumerate(conns):
-        frames += _mail(conn, (n + i) * _SECOND, i)
+        ts = (n + i) * _SECOND
+        frames += _transaction(conn, ts, i)
+        frames += conn.closing(ts + 8)
     return frames
 
 
@@ -352,13 +359,9 @@ def test_memory_of_many_open_mail_connections_is_bounded_by_parking() -> None:
 def _mail_then_idle(n: int) -> list[Frame]:
     """`n` connections each send a message and stay open (idle) until all have; then all
     close: the sessions are parked while their messages wait for the manifest."""
-    conns = [_Conn(i) for i in range(n)]
-    frames: list[Frame] = []
+    conns, frames = _opened(n, b"250 mx\r\n")
     for i, conn in enumerate(conns):
-        frames += conn.opening(i * _SECOND, helo=f"EHLO h{i}.example\r\n".encode())
-        frames.append(conn.s(i * _SECOND + 5, _PSH | _ACK, b"250 mx\r\n"))
-    for i, conn in enumerate(conns):
-        frames += _mail(conn, (n + i) * _SECOND, i)[:-4]  # the transaction, not the close
+        frames += _transaction(conn, (n + i) * _SECOND, i)
     for i, conn in enumerate(conns):
         frames += conn.closing((3 * n + i) * _SECOND)
     return frames
