@@ -20,12 +20,11 @@ from mailsniff.model import (
     TranscriptLine,
 )
 from mailsniff.protocols import smtp as grammar
-from mailsniff.protocols.base import Direction, to_text
+from mailsniff.protocols.base import Anomaly, Direction, SaslStep, StreamGap, TlsStarted, to_text
 from mailsniff.protocols.ntlm import describe_ntlm
 from mailsniff.protocols.replies import is_negative, is_positive
 from mailsniff.protocols.sasl import decode_cram_md5, decode_plain, decode_xoauth2
 from mailsniff.protocols.smtp import (
-    Anomaly,
     Command,
     Greeting,
     MessageData,
@@ -33,11 +32,8 @@ from mailsniff.protocols.smtp import (
     MessageGap,
     Params,
     Reply,
-    SaslStep,
     SmtpEvent,
     SmtpParser,
-    StreamGap,
-    TlsStarted,
 )
 from mailsniff.session.auth import fold_ntlm, fold_ntlm_challenge
 from mailsniff.session.base import AnomalyLog, ParserDriven, TranscriptRecorder
