@@ -20,6 +20,7 @@ from mailsniff.analysis.findings import analyse
 from mailsniff.export.redact import MASK, redact_session
 from mailsniff.model import AuthAttempt, Endpoint, Protocol, Session, SessionAnomaly, TranscriptLine
 from mailsniff.protocols.base import Direction
+from mailsniff.protocols.smtp import SmtpAnomalyKind
 from mailsniff.render.console import render_session
 from mailsniff.render.creds import CredentialTable, render_credentials
 from mailsniff.render.jsonl import dumps, session_record
@@ -211,7 +212,9 @@ def test_redact_removes_any_long_secret_and_its_base64_from_every_line(
         TranscriptLine(0, Direction.CLIENT, piece + secret + piece, note=f"{piece} {encoded}")
         for piece in pieces
     ]
-    session.anomalies = [SessionAnomaly("garbage", f"{p}{encoded}{p}") for p in pieces]
+    session.anomalies = [
+        SessionAnomaly(SmtpAnomalyKind.GARBAGE_COMMAND, f"{p}{encoded}{p}") for p in pieces
+    ]
     redact_session(session)
     texts = [t for line in session.transcript for t in (line.text, line.note or "")]
     texts += [a.text for a in session.anomalies]
