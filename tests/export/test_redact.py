@@ -26,7 +26,7 @@ from mailsniff.render.creds import CredentialTable, render_credentials
 from mailsniff.render.jsonl import dumps, session_record
 from mailsniff.session.pop3 import Pop3SessionHandler
 from mailsniff.session.smtp import SmtpSessionHandler
-from tests.cli_runner import PCAPS, REPO
+from tests.cli_runner import PCAPS, REPO, read_json
 from tests.export.captures import smtp_steps, write_smtp_capture
 from tests.factories import make_session
 from tests.helpers import C, S, Step
@@ -179,6 +179,18 @@ def test_malformed_plain_never_puts_the_password_in_the_username(tmp_path: Path)
         ("PLAIN", None, "no-nul-at-all-pw-3"),
         ("LOGIN", "alice", NOT_UTF8.decode("latin-1")),
     ]
+
+
+def test_redact_keeps_which_transcript_lines_were_decrypted() -> None:
+    """Masking a line's text leaves the rest of it: lines read from decrypted TLS stay marked
+    (pcaps/starttls-keylog.pcap: AUTH PLAIN inside STARTTLS)."""
+    args = ("--keylog", str(PCAPS / "starttls-keylog.keys"), "--transcript")
+    [clear] = read_json(PCAPS / "starttls-keylog.pcap", *args)
+    [masked] = read_json(PCAPS / "starttls-keylog.pcap", *args, "--redact")
+    assert masked["auth"][0]["password"] == MASK
+    flags = [line["decrypted"] for line in clear["transcript"]]
+    assert True in flags and False in flags
+    assert [line["decrypted"] for line in masked["transcript"]] == flags
 
 
 def test_redact_masks_whole_words_only_for_short_secrets() -> None:
