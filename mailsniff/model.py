@@ -345,8 +345,9 @@ class ImapState:
 
 class AnomalyKind(StrEnum):
     """The anomalies noted above the parsers (reassembly, the pipeline, the session builders'
-    bounds). A parser's own anomalies keep the machine name it gave them (`unknown-reply`,
-    `garbage-command`, ...): each protocol owns its names, so a new protocol adds its own."""
+    bounds). A parser's own anomalies keep the kind it gave them (a protocol's
+    ParserAnomalyKind, the TLS layer's TlsAnomalyKind): each protocol owns its names, so a new
+    protocol adds its own StrEnum."""
 
     OVERLAP_CONFLICT = "overlap-conflict"  # a range captured twice with different content
     EVICTED = "evicted"  # the flow was ended early to bound memory
@@ -355,7 +356,7 @@ class AnomalyKind(StrEnum):
     CLEARTEXT_ON_TLS_PORT = "cleartext-on-tls-port"  # a greeting without TLS on 465/993/995
     NOT_KEPT = "not-kept"  # records or anomalies beyond a bound, counted
     TLS_UNDECRYPTED = "tls-undecrypted"  # TLS records the key log could not open: a gap
-    TLS_ALERT = "tls-alert"  # a fatal TLS alert (the TLS layer's other kinds are `tls-<kind>`)
+    TLS_ALERT = "tls-alert"  # a fatal TLS alert (the TLS decoder's own: tls.events.TlsAnomalyKind)
 
 
 #: Kinds whose detail is a whole sentence, shown without the kind in front.
@@ -373,10 +374,13 @@ _SENTENCE_KINDS = frozenset(
 @dataclass(slots=True, frozen=True)
 class SessionAnomaly:
     """Something a well-behaved peer would not send, damage, or a guess, as the session keeps it:
-    what kind (an `AnomalyKind` or the parser's machine name), one line for a person, and where
-    (direction, stream offset, time) when that is known."""
+    what kind, one line for a person, and where (direction, stream offset, time) when that is
+    known."""
 
-    kind: str
+    #: An `AnomalyKind`, or the kind a parser or the TLS layer gave it (its value is the machine
+    #: name output shows, `unknown-reply`). Typed as the common StrEnum base: the kinds come from
+    #: several enums, and compiled code checks a field typed with an enum class by exact type.
+    kind: StrEnum
     detail: str = ""
     direction: Direction | None = None
     offset: int | None = None

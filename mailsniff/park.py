@@ -61,16 +61,17 @@ class _Pickler(pickle.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:  # noqa: ANN401 - pickle's own signature
         cls = type(obj)
+        # An export's sink is shared with the exporter (a copy would write nowhere): a session
+        # in the middle of an exported message is not idle, it stays in memory. Checked first,
+        # so that the export's frozen records are refused too, not rebuilt as copies.
+        if cls.__module__.startswith(_REFUSED):
+            raise pickle.PicklingError(f"{cls.__name__} is not parked")
         try:
             names = _FROZEN[cls]
         except KeyError:
             names = _FROZEN[cls] = _frozen_fields(cls)
         if names is not None:
             return _rebuild, (cls, names, tuple([getattr(obj, name) for name in names]))
-        # An export's sink is shared with the exporter (a copy would write nowhere): a session
-        # in the middle of an exported message is not idle, it stays in memory.
-        if cls.__module__.startswith(_REFUSED):
-            raise pickle.PicklingError(f"{cls.__name__} is not parked")
         return NotImplemented
 
 

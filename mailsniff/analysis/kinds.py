@@ -14,6 +14,26 @@ class Severity(StrEnum):
     HIGH = "high"
 
 
+#: A FindingKind member's value: its JSON name, its usual severity, what it means.
+_Member = tuple[str, Severity, str]
+
+
+def _info(name: str, meaning: str) -> _Member:
+    return name, Severity.INFO, meaning
+
+
+def _low(name: str, meaning: str) -> _Member:
+    return name, Severity.LOW, meaning
+
+
+def _medium(name: str, meaning: str) -> _Member:
+    return name, Severity.MEDIUM, meaning
+
+
+def _high(name: str, meaning: str) -> _Member:
+    return name, Severity.HIGH, meaning
+
+
 class FindingKind(StrEnum):
     """A finding's kind: its JSON name, its usual severity (a finding may set its own, as
     from-mismatch does from its context) and what it means."""
@@ -28,74 +48,55 @@ class FindingKind(StrEnum):
         member.meaning = meaning
         return member
 
-    CLEARTEXT_CREDENTIALS = (
-        "cleartext-credentials",
-        Severity.HIGH,
-        "a password or bearer token crossed the network readable",
+    CLEARTEXT_CREDENTIALS = _high(
+        "cleartext-credentials", "a password or bearer token crossed the network readable"
     )
-    CRACKABLE_CREDENTIALS = (
+    CRACKABLE_CREDENTIALS = _high(
         "crackable-credentials",
-        Severity.HIGH,
         "CRAM-MD5/APOP challenge and response, or an NTLM hash, captured: guessable offline",
     )
-    AUTH_FAILED = ("auth-failed", Severity.LOW, "an authentication attempt was refused")
-    LOGIN_DISABLED_IGNORED = (
+    AUTH_FAILED = _low("auth-failed", "an authentication attempt was refused")
+    LOGIN_DISABLED_IGNORED = _medium(
         "login-disabled-ignored",
-        Severity.MEDIUM,
         "IMAP LOGIN/AUTHENTICATE sent in clear although the server advertised LOGINDISABLED",
     )
-    MESSAGES_EXPUNGED = (
-        "messages-expunged",
-        Severity.INFO,
-        "IMAP messages marked \\Deleted or expunged from a mailbox",
+    MESSAGES_EXPUNGED = _info(
+        "messages-expunged", "IMAP messages marked \\Deleted or expunged from a mailbox"
     )
-    BCC = ("bcc", Severity.INFO, "accepted envelope recipients that appear in neither To nor Cc")
-    HEADER_ONLY = (
+    BCC = _info("bcc", "accepted envelope recipients that appear in neither To nor Cc")
+    HEADER_ONLY = _low(
         "header-only",
-        Severity.LOW,
         "addresses shown in To/Cc that were not envelope recipients of the transaction",
     )
-    FROM_MISMATCH = (
-        "from-mismatch",
-        Severity.MEDIUM,
-        "header From differs from MAIL FROM, the authenticated user, or Sender",
+    FROM_MISMATCH = _medium(
+        "from-mismatch", "header From differs from MAIL FROM, the authenticated user, or Sender"
     )
-    SENDER_REJECTED = ("sender-rejected", Severity.LOW, "the server refused MAIL FROM")
-    RECIPIENT_REJECTED = ("recipient-rejected", Severity.LOW, "the server refused a RCPT TO")
-    MESSAGE_REJECTED = (
-        "message-rejected",
-        Severity.LOW,
-        "the server refused the message after DATA/BDAT (4xx/5xx)",
+    SENDER_REJECTED = _low("sender-rejected", "the server refused MAIL FROM")
+    RECIPIENT_REJECTED = _low("recipient-rejected", "the server refused a RCPT TO")
+    MESSAGE_REJECTED = _low(
+        "message-rejected", "the server refused the message after DATA/BDAT (4xx/5xx)"
     )
-    BCC_HEADER_PRESENT = (
-        "bcc-header-present",
-        Severity.MEDIUM,
-        "a Bcc header was transmitted inside the message",
+    BCC_HEADER_PRESENT = _medium(
+        "bcc-header-present", "a Bcc header was transmitted inside the message"
     )
-    GAP = ("gap", Severity.MEDIUM, "bytes of the connection were never captured")
-    MESSAGE_TRUNCATED = (
+    GAP = _medium("gap", "bytes of the connection were never captured")
+    MESSAGE_TRUNCATED = _low(
         "message-truncated",
-        Severity.LOW,
         "a message exceeded the kept size; size and sha256 still cover all of it",
     )
-    ANOMALY = (
-        "anomaly",
-        Severity.LOW,
-        "the peer broke the protocol (unknown reply, garbage, odd end of data)",
+    ANOMALY = _low(
+        "anomaly", "the peer broke the protocol (unknown reply, garbage, odd end of data)"
     )
-    OVERLAP_CONFLICT = (
+    OVERLAP_CONFLICT = _medium(
         "overlap-conflict",
-        Severity.MEDIUM,
         "TCP bytes captured twice with different content (evasion or corruption)",
     )
-    TLS_LEGACY_VERSION = (
+    TLS_LEGACY_VERSION = _medium(
         "tls-legacy-version",
-        Severity.MEDIUM,
         "TLS below 1.2 negotiated (SSL 3.0, TLS 1.0, 1.1: deprecated, RFC 8996)",
     )
-    TLS_NO_FORWARD_SECRECY = (
+    TLS_NO_FORWARD_SECRECY = _low(
         "tls-no-forward-secrecy",
-        Severity.LOW,
         "a TLS suite without forward secrecy (RSA key transport): the server's private key "
         "decrypts recorded traffic",
     )

@@ -64,7 +64,8 @@ class LiveOptions:
     ports: tuple[int, ...] | None = None
     bpf: str | None = None
     json: bool = False
-    #: --plain: one tab-separated record per line as each session ends (render/plain.py)
+    #: --plain: one tab-separated record per line as each session ends (render/plain.py); with
+    #: --transcript the `line` records as the dialogue lines arrive
     plain: bool = False
     transcript: bool = False
     write: str | None = None
@@ -167,16 +168,16 @@ class _Run:
         )(session)
 
     def _show(self, session: Session) -> None:
-        if self.options.transcript and not (self.options.json or self.options.plain):
-            self._stream_lines(session)  # the lines that came since the last refresh
+        if self.options.transcript and not self.options.json:
+            # The lines not written yet: those since the last refresh, with --redact all of
+            # them (the chain has just masked the finished session).
+            self._stream_lines(session)
         self.shown_lines.pop(session.id, None)
         links = self.copies.session_done(session)
         if self.options.plain:
+            # With --transcript the `line` records were written as they came: not repeated.
             lines = plain.session_lines(
-                session,
-                summary_only=False,
-                transcript=self.options.transcript,
-                sent_copies=links,
+                session, summary_only=False, transcript=False, sent_copies=links
             )
             self.write_plain(lines)
         elif self.options.json:
@@ -203,16 +204,28 @@ class _Run:
             self.out.file.write(line + "\n")
             self.out.file.flush()
 
-    def stream_transcripts(self) -> None:  # (not with --plain: its lines come per session)
-        """--transcript on the console: print each open session's new dialogue lines."""
+    @property
+    def streams_transcript(self) -> bool:
+        """--transcript on the console or --plain: dialogue lines written as they arrive. Not
+        with --json (they are a field of the session's record), nor with --redact: a secret is
+        known for sure only once its session has ended (IMAP records a LOGIN at its answer),
+        so the lines wait for the session, masked with the rest of it."""
+        return self.options.transcript and not (self.options.json or self.options.redact)
+
+    def stream_transcripts(self) -> None:
+        """--transcript: write each open session's new dialogue lines."""
         for s in self.pipeline.open_sessions:
             self._stream_lines(s)
 
     def _stream_lines(self, s: Session) -> None:
         start = self.shown_lines.get(s.id, 0)
         if len(s.transcript) > start:
-            for line in s.transcript[start:]:
-                self.out.print(transcript_line(s.id, line), soft_wrap=True)
+            new = s.transcript[start:]
+            if self.options.plain:
+                self.write_plain(plain.transcript_lines(s.id, new))
+            else:
+                for line in new:
+                    self.out.print(transcript_line(s.id, line), soft_wrap=True)
             self.shown_lines[s.id] = len(s.transcript)
 
 
@@ -416,7 +429,7 @@ def _loop(run: _Run, capture: ProcessCapture, stop: _Stop) -> None:
                     run.emit(session)
             if now >= next_refresh:
                 next_refresh = now + _REFRESH_S
-                if options.transcript and not (options.json or options.plain):
+                if run.streams_transcript:
                     run.stream_transcripts()
                 if live is not None:
                     view = open_sessions_view(

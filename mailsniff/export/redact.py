@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 
-from mailsniff.model import Session, TranscriptLine
+from mailsniff.model import Session
 
 __all__ = ["MASK", "redact_session", "session_secrets", "text_redactor"]
 
@@ -142,7 +142,7 @@ def redact_session(session: Session) -> Session:
         attempt.reply = scrub.optional(attempt.reply)
         attempt.secrets = []
     session.transcript = [
-        TranscriptLine(line.ts_ns, line.direction, scrub.text(line.text), scrub.optional(line.note))
+        replace(line, text=scrub.text(line.text), note=scrub.optional(line.note))
         for line in session.transcript
     ]
     session.exchanges = [

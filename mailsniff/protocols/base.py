@@ -22,6 +22,7 @@ __all__ = [
     "SaslStep",
     "StreamGap",
     "TlsStarted",
+    "receive_buffers",
     "to_text",
 ]
 
@@ -208,3 +209,8 @@ class ReceiveBuffer:
 
     def peek(self, n: int) -> bytes:
         return bytes(self._buf[:n])
+
+
+def receive_buffers() -> dict[Direction, ReceiveBuffer]:
+    """A parser's ReceiveBuffer for each direction of its connection."""
+    return {Direction.CLIENT: ReceiveBuffer(), Direction.SERVER: ReceiveBuffer()}

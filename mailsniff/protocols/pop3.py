@@ -19,37 +19,33 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from mailsniff.limits import MAX_LINE, MAX_PENDING_COMMANDS
+from mailsniff.model import Direction
 from mailsniff.protocols.base import (
     Anomaly,
-    Direction,
     Line,
     ParserAnomalyKind,
     ReceiveBuffer,
     SaslStep,
     StreamGap,
     TlsStarted,
+    receive_buffers,
     to_text,
 )
 from mailsniff.protocols.sasl import sasl_step
 
 __all__ = [
-    "is_greeting",
-    "Anomaly",
+    "BODY_WINDOW",
     "Command",
     "Greeting",
-    "BODY_WINDOW",
-    "MAX_PENDING_COMMANDS",
     "MultilineData",
     "Pop3AnomalyKind",
     "Pop3Event",
     "Pop3Parser",
     "Response",
     "ResponseEnd",
-    "SaslStep",
-    "parse_status",
-    "StreamGap",
-    "TlsStarted",
+    "is_greeting",
     "multiline_expected",
+    "parse_status",
 ]
 
 
@@ -316,7 +312,7 @@ class Pop3Parser:
     )
 
     def __init__(self) -> None:
-        self._buffers = {Direction.CLIENT: ReceiveBuffer(), Direction.SERVER: ReceiveBuffer()}
+        self._buffers = receive_buffers()
         # After a gap the first line is the tail of a line cut by the loss: distrust it.
         self._after_gap = {Direction.CLIENT: False, Direction.SERVER: False}
         self._pending: deque[Command] = deque()

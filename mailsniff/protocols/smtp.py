@@ -31,42 +31,38 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from mailsniff.limits import MAX_LINE, MAX_PENDING_COMMANDS
+from mailsniff.model import Direction
 from mailsniff.protocols.base import (
     Anomaly,
-    Direction,
     Line,
     ParserAnomalyKind,
     ReceiveBuffer,
     SaslStep,
     StreamGap,
     TlsStarted,
+    receive_buffers,
     to_text,
 )
 from mailsniff.protocols.replies import ReplyCode, parse_enhanced, parse_line
 from mailsniff.protocols.sasl import sasl_step
 
 __all__ = [
-    "is_greeting",
-    "is_hello",
-    "may_be_greeting",
     "AUTH_RESPONSES",
-    "Anomaly",
+    "TRANSITIONS",
     "ClientState",
     "Command",
     "Greeting",
-    "MAX_PENDING_COMMANDS",
     "MessageData",
     "MessageEnd",
     "MessageGap",
     "Params",
     "Reply",
-    "SaslStep",
     "SmtpAnomalyKind",
     "SmtpEvent",
     "SmtpParser",
-    "StreamGap",
-    "TRANSITIONS",
-    "TlsStarted",
+    "is_greeting",
+    "is_hello",
+    "may_be_greeting",
     "parse_path",
 ]
 
@@ -423,7 +419,7 @@ class SmtpParser:
     )
 
     def __init__(self) -> None:
-        self._buf = {Direction.CLIENT: ReceiveBuffer(), Direction.SERVER: ReceiveBuffer()}
+        self._buf = receive_buffers()
         self._resync = _NO_RESYNC  # copied by _start_resync before any write
         self._skipped = _NO_COUNT
         self._state = ClientState.COMMAND

@@ -20,10 +20,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from mailsniff.analysis.sent_copy import SentCopy
 from mailsniff.analysis.summary import Summary
-from mailsniff.model import Address, AuthAttempt, Message, Session
+from mailsniff.model import Address, AuthAttempt, Message, Session, TranscriptLine
 from mailsniff.render.text import format_duration, format_timestamp, safe_text
 
-__all__ = ["finding_kinds", "live_lines", "session_lines", "summary_lines"]
+__all__ = ["finding_kinds", "live_lines", "session_lines", "summary_lines", "transcript_lines"]
 
 
 def _line(*fields: object) -> str:
@@ -182,15 +182,21 @@ def session_lines(
     for link in sent_copies:
         yield from _sent_copy(sid, link)
     if transcript:
-        for t in session.transcript:
-            yield _line(
-                "line",
-                sid,
-                format_timestamp(t.ts_ns),
-                t.direction,
-                t.text,
-                *([_kv("decoded", t.note)] if t.note else []),
-            )
+        yield from transcript_lines(sid, session.transcript)
+
+
+def transcript_lines(session_id: int, lines: Iterable[TranscriptLine]) -> Iterator[str]:
+    """One `line` record per dialogue line (`live --plain --transcript` writes them as they
+    arrive, `read` after its session's other records)."""
+    for t in lines:
+        yield _line(
+            "line",
+            session_id,
+            format_timestamp(t.ts_ns),
+            t.direction,
+            t.text,
+            *([_kv("decoded", t.note)] if t.note else []),
+        )
 
 
 def summary_lines(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 
 from mailsniff.limits import MAX_ANOMALIES, MAX_TRANSCRIPT_LINES
@@ -121,7 +122,7 @@ class AnomalyLog:
         else:
             self._dropped += 1
 
-    def note(self, kind: str, detail: str = "") -> None:
+    def note(self, kind: StrEnum, detail: str = "") -> None:
         """An anomaly the session builder itself notices (no parser event)."""
         self.add(SessionAnomaly(kind, detail))
 

@@ -13,10 +13,9 @@ from mailsniff.limits import (
 from mailsniff.mail.mime import MessageAccumulator
 from mailsniff.model import AnomalyKind, AuthAttempt, Exchange, RetrievedMessage, Session
 from mailsniff.protocols import pop3 as grammar
-from mailsniff.protocols.base import Direction, to_text
+from mailsniff.protocols.base import Anomaly, Direction, SaslStep, StreamGap, TlsStarted, to_text
 from mailsniff.protocols.ntlm import describe_ntlm
 from mailsniff.protocols.pop3 import (
-    Anomaly,
     Command,
     Greeting,
     MultilineData,
@@ -25,9 +24,6 @@ from mailsniff.protocols.pop3 import (
     Pop3Parser,
     Response,
     ResponseEnd,
-    SaslStep,
-    StreamGap,
-    TlsStarted,
 )
 from mailsniff.protocols.sasl import decode_cram_md5, decode_plain, decode_xoauth2
 from mailsniff.session.auth import fold_ntlm, fold_ntlm_challenge

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from mailsniff.limits import (
     MAX_AWAITED,
@@ -20,12 +21,11 @@ from mailsniff.model import (
     TranscriptLine,
 )
 from mailsniff.protocols import smtp as grammar
-from mailsniff.protocols.base import Direction, to_text
+from mailsniff.protocols.base import Anomaly, Direction, SaslStep, StreamGap, TlsStarted, to_text
 from mailsniff.protocols.ntlm import describe_ntlm
 from mailsniff.protocols.replies import is_negative, is_positive
 from mailsniff.protocols.sasl import decode_cram_md5, decode_plain, decode_xoauth2
 from mailsniff.protocols.smtp import (
-    Anomaly,
     Command,
     Greeting,
     MessageData,
@@ -33,18 +33,31 @@ from mailsniff.protocols.smtp import (
     MessageGap,
     Params,
     Reply,
-    SaslStep,
     SmtpEvent,
     SmtpParser,
-    StreamGap,
-    TlsStarted,
 )
 from mailsniff.session.auth import fold_ntlm, fold_ntlm_challenge
 from mailsniff.session.base import AnomalyLog, ParserDriven, TranscriptRecorder
 from mailsniff.session.entry import ProtocolEntry
 from mailsniff.sink import MessageSink, OpenSink
 
-__all__ = ["SmtpSessionHandler"]
+__all__ = ["SmtpSessionAnomalyKind", "SmtpSessionHandler"]
+
+
+class SmtpSessionAnomalyKind(StrEnum):
+    """The anomalies the SMTP session builder notes itself: commands out of order, as the
+    envelope they belong to shows (the parser's own are SmtpAnomalyKind)."""
+
+    RCPT_WITHOUT_MAIL = "rcpt-without-mail"  # RCPT TO with no MAIL FROM before it
+    DATA_WITHOUT_MAIL = "data-without-mail"  # DATA with no MAIL FROM before it
+    BDAT_WITHOUT_MAIL = "bdat-without-mail"  # BDAT with no MAIL FROM before it
+    MESSAGE_WITHOUT_MAIL = "message-without-mail"  # message content whose envelope was not seen
+
+
+_WITHOUT_MAIL = {
+    "DATA": SmtpSessionAnomalyKind.DATA_WITHOUT_MAIL,
+    "BDAT": SmtpSessionAnomalyKind.BDAT_WITHOUT_MAIL,
+}
 
 
 @dataclass(slots=True)
@@ -197,7 +210,9 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
                 self._txn = awaited.txn = txn
             case "RCPT":
                 if self._txn is None:
-                    self._anomalies.note("rcpt-without-mail", f"RCPT {ev.argument}"[:101])
+                    self._anomalies.note(
+                        SmtpSessionAnomalyKind.RCPT_WITHOUT_MAIL, f"RCPT {ev.argument}"[:101]
+                    )
                 else:
                     rcpt = RcptAttempt(
                         address=ev.address if ev.address is not None else ev.argument,
@@ -208,7 +223,7 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
                     awaited.txn, awaited.rcpt = self._txn, rcpt
             case "DATA" | "BDAT":
                 if self._txn is None:
-                    self._anomalies.note(f"{ev.verb.lower()}-without-mail")
+                    self._anomalies.note(_WITHOUT_MAIL[ev.verb])
                 else:
                     self._txn.body_command = ev.verb
                     awaited.txn = self._txn
@@ -387,7 +402,9 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
             txn = self._txn
             if txn is None:
                 # Content whose MAIL FROM was not captured (capture began later, or a gap).
-                self._anomalies.note("message-without-mail", "envelope not captured")
+                self._anomalies.note(
+                    SmtpSessionAnomalyKind.MESSAGE_WITHOUT_MAIL, "envelope not captured"
+                )
                 txn = Transaction(mail_from="", ts_ns=ts)
                 self.session.transactions.append(txn)
                 self._txn = txn

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from enum import Enum
+from enum import Enum, StrEnum
 
 from mailsniff.model import AnomalyKind, Session, SessionAnomaly, SessionTls, TlsFailure
 from mailsniff.protocols.base import Direction
@@ -300,7 +300,7 @@ class TlsLayer:
                 self._update()
             elif isinstance(ev, TlsAnomaly):
                 where = self._base[ev.direction] + ev.offset
-                self._anomaly(f"tls-{ev.kind}", f"{ev.direction} {ev.detail} at offset {where}", ev)
+                self._anomaly(ev.kind, f"{ev.direction} {ev.detail} at offset {where}", ev)
             elif isinstance(ev, TlsAlert) and ev.level == 2:
                 self._anomaly(
                     AnomalyKind.TLS_ALERT,
@@ -347,7 +347,7 @@ class TlsLayer:
             )
         self._inner.gap(ts_ns, direction, 0)
 
-    def _anomaly(self, kind: str, detail: str, ev: TlsAnomaly | TlsAlert | None = None) -> None:
+    def _anomaly(self, kind: StrEnum, detail: str, ev: TlsAnomaly | TlsAlert | None = None) -> None:
         if self._anomalies < MAX_TLS_ANOMALIES:
             self.session.anomalies.append(
                 SessionAnomaly(

@@ -32,6 +32,7 @@ from mailsniff.tls.events import (
     TlsParameters,
     TlsUndecryptable,
 )
+from mailsniff.tls.events import TlsAnomalyKind as Kind
 from mailsniff.tls.handshake import (
     HANDSHAKE_NAMES,
     ClientHello,
@@ -226,11 +227,11 @@ class TlsConnection:
             if side.dead is None and side.buf:
                 kept = len(side.buf)
                 detail = f"connection ended inside a record ({kept} bytes of it captured)"
-                self._anomaly(ts_ns, side, side.base, "truncated-record", detail, out)
+                self._anomaly(ts_ns, side, side.base, Kind.TRUNCATED_RECORD, detail, out)
                 self._problem(f"{side.direction}: {detail} at offset {side.base}")
             if side.dead is None and side.hs:
                 detail = f"connection ended inside a handshake message ({len(side.hs)} bytes)"
-                self._anomaly(ts_ns, side, side.base, "truncated-handshake", detail, out)
+                self._anomaly(ts_ns, side, side.base, Kind.TRUNCATED_HANDSHAKE, detail, out)
         if self._ch is None and any(s.end for s in self._sides.values()):
             self._problem("handshake not captured (no ClientHello)")
         self._closed = True
@@ -285,12 +286,12 @@ class TlsConnection:
             offset = side.base + pos
             if not CT_CCS <= ctype <= CT_HEARTBEAT or major != 3:
                 head = bytes(buf[pos : pos + 5]).hex()
-                self._anomaly(ts, side, offset, "not-a-record", f"bytes {head}", out)
+                self._anomaly(ts, side, offset, Kind.NOT_A_RECORD, f"bytes {head}", out)
                 self._kill(ts, side, offset, f"not a TLS record header ({head})", out)
                 break
             if length > MAX_RECORD:
                 detail = f"record of {length} bytes (at most {MAX_RECORD})"
-                self._anomaly(ts, side, offset, "record-too-long", detail, out)
+                self._anomaly(ts, side, offset, Kind.RECORD_TOO_LONG, detail, out)
                 self._kill(ts, side, offset, detail, out)
                 break
             if size - pos < 5 + length:
@@ -359,7 +360,7 @@ class TlsConnection:
             return True
         if ctype == CT_CCS:
             detail = "second ChangeCipherSpec (renegotiation): its keys are not derived"
-            self._anomaly(rec.ts, side, rec.offset, "renegotiation", detail, out)
+            self._anomaly(rec.ts, side, rec.offset, Kind.RENEGOTIATION, detail, out)
             self._kill(rec.ts, side, rec.offset, detail, out)
             return True
         if not self._encrypted(side, ctype):
@@ -409,7 +410,7 @@ class TlsConnection:
             self._alerts(side, rec, plain, True, out)
         else:
             detail = f"decrypted record of content type {inner}"
-            self._anomaly(rec.ts, side, rec.offset, "unexpected-content-type", detail, out)
+            self._anomaly(rec.ts, side, rec.offset, Kind.UNEXPECTED_CONTENT_TYPE, detail, out)
         return True
 
     def _early(
@@ -468,7 +469,7 @@ class TlsConnection:
             self._undecryptable(rec.ts, side, rec.offset, why, True, out)
         else:
             detail = f"content type {ctype} (heartbeat) record of {len(rec.fragment)} bytes"
-            self._anomaly(rec.ts, side, rec.offset, "heartbeat", detail, out)
+            self._anomaly(rec.ts, side, rec.offset, Kind.HEARTBEAT, detail, out)
 
     def _failed(self, side: _Side, rec: _Record, out: list[TlsEvent]) -> None:
         detail = f"record {rec.number} at offset {rec.offset} failed authentication"
@@ -632,7 +633,7 @@ class TlsConnection:
             if length > MAX_HANDSHAKE_MESSAGE:
                 name = HANDSHAKE_NAMES.get(mtype, str(mtype))
                 detail = f"{name} handshake message of {length} bytes (not parsed)"
-                self._anomaly(rec.ts, side, rec.offset, "handshake-too-long", detail, out)
+                self._anomaly(rec.ts, side, rec.offset, Kind.HANDSHAKE_TOO_LONG, detail, out)
                 n = min(len(hs), length + 4)
                 side.hs_skip = length + 4 - n
                 del hs[:n]
@@ -665,7 +666,7 @@ class TlsConnection:
         if mtype == 1 and client and not encrypted:
             ch = parse_client_hello(body)
             if ch is None:
-                self._anomaly(rec.ts, side, rec.offset, "bad-handshake", "ClientHello", out)
+                self._anomaly(rec.ts, side, rec.offset, Kind.BAD_HANDSHAKE, "ClientHello", out)
             elif self._ch is None:
                 self._ch = ch
                 if ch.early_data:
@@ -674,7 +675,7 @@ class TlsConnection:
         elif mtype == 2 and not client and not encrypted:
             sh = parse_server_hello(body)
             if sh is None:
-                self._anomaly(rec.ts, side, rec.offset, "bad-handshake", "ServerHello", out)
+                self._anomaly(rec.ts, side, rec.offset, Kind.BAD_HANDSHAKE, "ServerHello", out)
                 self._kill(rec.ts, side, rec.offset, "ServerHello not understood", out)
                 return
             self._tls13 = sh.version == 0x0304
@@ -721,12 +722,12 @@ class TlsConnection:
                 side.epoch_ok = True
             self._key_change(side, rec, out)
         elif mtype in (0, 1) and encrypted and not self._tls13:
-            self._anomaly(rec.ts, side, rec.offset, "renegotiation", name, out)
+            self._anomaly(rec.ts, side, rec.offset, Kind.RENEGOTIATION, name, out)
 
     def _key_change(self, side: _Side, rec: _Record, out: list[TlsEvent]) -> None:
         if side.hs:  # RFC 8446 5.1: a key change must be at a record boundary
             detail = "handshake data after a key change in the same record"
-            self._anomaly(rec.ts, side, rec.offset, "key-change-not-at-record-end", detail, out)
+            self._anomaly(rec.ts, side, rec.offset, Kind.KEY_CHANGE_NOT_AT_RECORD_END, detail, out)
             side.hs.clear()
 
     # ------------------------------------------------------------------ alerts and reports
@@ -745,7 +746,7 @@ class TlsConnection:
     ) -> None:
         if len(data) % 2 or not data:
             detail = f"alert record of {len(data)} bytes"
-            self._anomaly(rec.ts, side, rec.offset, "bad-alert", detail, out)
+            self._anomaly(rec.ts, side, rec.offset, Kind.BAD_ALERT, detail, out)
         for i in range(0, len(data) - 1, 2):
             out.append(self._alert_event(side, rec, data[i], data[i + 1], encrypted))
 
@@ -754,7 +755,7 @@ class TlsConnection:
             self._problems.append(text)
 
     def _anomaly(
-        self, ts: int, side: _Side, offset: int, kind: str, detail: str, out: list[TlsEvent]
+        self, ts: int, side: _Side, offset: int, kind: Kind, detail: str, out: list[TlsEvent]
     ) -> None:
         out.append(
             TlsAnomaly(ts_ns=ts, direction=side.direction, offset=offset, kind=kind, detail=detail)

@@ -7,6 +7,7 @@ as fed to the connection, gaps included) of the record it comes from.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from mailsniff.model import Direction
 from mailsniff.tls.suites import suite, version_name
@@ -16,6 +17,7 @@ __all__ = [
     "DecryptFailure",
     "TlsAlert",
     "TlsAnomaly",
+    "TlsAnomalyKind",
     "TlsData",
     "TlsDecryptError",
     "TlsEvent",
@@ -208,11 +210,27 @@ class TlsDecryptError(_Event):
     detail: str
 
 
+class TlsAnomalyKind(StrEnum):
+    """The anomalies the TLS decoder reports; the value is the name a session's anomaly shows."""
+
+    TRUNCATED_RECORD = "tls-truncated-record"  # the connection ended inside a record
+    TRUNCATED_HANDSHAKE = "tls-truncated-handshake"  # it ended inside a handshake message
+    NOT_A_RECORD = "tls-not-a-record"  # bytes that are no TLS record header: the rest not read
+    RECORD_TOO_LONG = "tls-record-too-long"  # a record longer than TLS allows
+    RENEGOTIATION = "tls-renegotiation"  # a second handshake: its keys are not derived
+    UNEXPECTED_CONTENT_TYPE = "tls-unexpected-content-type"  # a decrypted record of no known type
+    HEARTBEAT = "tls-heartbeat"  # a heartbeat record (RFC 6520)
+    HANDSHAKE_TOO_LONG = "tls-handshake-too-long"  # a handshake message beyond the kept size
+    BAD_HANDSHAKE = "tls-bad-handshake"  # a ClientHello or ServerHello that does not parse
+    KEY_CHANGE_NOT_AT_RECORD_END = "tls-key-change-not-at-record-end"  # RFC 8446 5.1 broken
+    BAD_ALERT = "tls-bad-alert"  # an alert record that is not whole two-byte alerts
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TlsAnomaly(_Event):
     """Something a correct TLS peer would not send, or damage to the stream."""
 
-    kind: str
+    kind: TlsAnomalyKind
     detail: str
 
 

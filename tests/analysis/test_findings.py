@@ -19,6 +19,7 @@ from mailsniff.model import (
     Transaction,
 )
 from mailsniff.protocols.base import Direction
+from mailsniff.protocols.smtp import SmtpAnomalyKind
 from tests.factories import make_session
 
 
@@ -180,7 +181,7 @@ def test_analyse_pop3_forged_from_against_sender() -> None:
 
 def test_analyse_caps_anomaly_findings() -> None:
     s = _session()
-    s.anomalies = [SessionAnomaly("garbage", f"line {i}") for i in range(50)]
+    s.anomalies = [SessionAnomaly(SmtpAnomalyKind.GARBAGE_COMMAND, f"line {i}") for i in range(50)]
     analyse(s)
     anomalies = [f for f in s.findings if f.kind == "anomaly"]
     assert len(anomalies) == 21
@@ -298,13 +299,13 @@ def test_overlap_conflicts_are_found_by_kind_not_by_text() -> None:
         AnomalyKind.OVERLAP_CONFLICT, "40 client bytes at offset 7 differ", Direction.CLIENT, 7
     )
     # A peer's garbage line that merely reads like a conflict stays an anomaly.
-    lookalike = SessionAnomaly("garbage", "overlap-conflict: forged")
+    lookalike = SessionAnomaly(SmtpAnomalyKind.GARBAGE_COMMAND, "overlap-conflict: forged")
     s.anomalies = [conflict, lookalike]
     analyse(s)
     found = [(f.kind, f.detail) for f in s.findings if f.kind in ("overlap-conflict", "anomaly")]
     assert found == [
         ("overlap-conflict", "40 client bytes at offset 7 differ"),
-        ("anomaly", "garbage: overlap-conflict: forged"),
+        ("anomaly", "garbage-command: overlap-conflict: forged"),
     ]
     assert (conflict.text, conflict.direction, conflict.offset) == (
         "overlap-conflict: 40 client bytes at offset 7 differ",

@@ -20,12 +20,13 @@ from mailsniff.analysis.findings import analyse
 from mailsniff.export.redact import MASK, redact_session
 from mailsniff.model import AuthAttempt, Endpoint, Protocol, Session, SessionAnomaly, TranscriptLine
 from mailsniff.protocols.base import Direction
+from mailsniff.protocols.smtp import SmtpAnomalyKind
 from mailsniff.render.console import render_session
 from mailsniff.render.creds import CredentialTable, render_credentials
 from mailsniff.render.jsonl import dumps, session_record
 from mailsniff.session.pop3 import Pop3SessionHandler
 from mailsniff.session.smtp import SmtpSessionHandler
-from tests.cli_runner import PCAPS, REPO
+from tests.cli_runner import PCAPS, REPO, read_json
 from tests.export.captures import smtp_steps, write_smtp_capture
 from tests.factories import make_session
 from tests.helpers import C, S, Step
@@ -180,6 +181,18 @@ def test_malformed_plain_never_puts_the_password_in_the_username(tmp_path: Path)
     ]
 
 
+def test_redact_keeps_which_transcript_lines_were_decrypted() -> None:
+    """Masking a line's text leaves the rest of it: lines read from decrypted TLS stay marked
+    (pcaps/starttls-keylog.pcap: AUTH PLAIN inside STARTTLS)."""
+    args = ("--keylog", str(PCAPS / "starttls-keylog.keys"), "--transcript")
+    [clear] = read_json(PCAPS / "starttls-keylog.pcap", *args)
+    [masked] = read_json(PCAPS / "starttls-keylog.pcap", *args, "--redact")
+    assert masked["auth"][0]["password"] == MASK
+    flags = [line["decrypted"] for line in clear["transcript"]]
+    assert True in flags and False in flags
+    assert [line["decrypted"] for line in masked["transcript"]] == flags
+
+
 def test_redact_masks_whole_words_only_for_short_secrets() -> None:
     session = make_session(Protocol.POP3)
     session.auth.append(AuthAttempt("USER", username="bob", password="abc", success=True))
@@ -211,7 +224,9 @@ def test_redact_removes_any_long_secret_and_its_base64_from_every_line(
         TranscriptLine(0, Direction.CLIENT, piece + secret + piece, note=f"{piece} {encoded}")
         for piece in pieces
     ]
-    session.anomalies = [SessionAnomaly("garbage", f"{p}{encoded}{p}") for p in pieces]
+    session.anomalies = [
+        SessionAnomaly(SmtpAnomalyKind.GARBAGE_COMMAND, f"{p}{encoded}{p}") for p in pieces
+    ]
     redact_session(session)
     texts = [t for line in session.transcript for t in (line.text, line.note or "")]
     texts += [a.text for a in session.anomalies]

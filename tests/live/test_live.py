@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import poplib
@@ -282,6 +283,58 @@ def test_plain_by_default_into_a_pipe_one_record_per_line_as_each_session_ends(
     assert live_row[0] == "live" and "stopped=interrupted" in live_row
     assert "interface=lo" in live_row and "kernel_dropped=0" in live_row
     assert [r[0] for r in rows].count("session") == 1
+
+
+def test_plain_transcript_lines_are_written_as_they_arrive_each_once(
+    smtp: SmtpServer, tmp_path: Path
+) -> None:
+    """`live --plain --transcript`, like the console's --transcript: a `line` record for each
+    dialogue line while the connection is still open, not held back until it ends; the
+    session's records do not repeat them, and they are the lines `read` finds in the packets."""
+    pcap = tmp_path / "live.pcap"
+    with live("--ports", str(smtp.port), "--plain", "--transcript", "-w", str(pcap)) as lp:
+        with smtplib.SMTP(smtp.host, smtp.port, timeout=_DEADLINE) as client:
+            client.ehlo("client.example.com")
+            client.mail("alice@example.com")
+            # Still connected, idle: the lines so far come without the session's end.
+            lp.next_stdout(lambda line: "\tclient\tmail FROM:<alice@example.com>" in line)
+            assert not [line for line in lp.out_lines if not line.startswith("line\t")]
+            client.rcpt("to@example.com")
+            client.data(MESSAGE)
+        lp.next_stdout(lambda line: line.startswith("session\t"))
+        status, lines, stderr = lp.finish(signal.SIGINT)
+    assert status == 0, stderr
+    kinds = [line.split("\t")[0] for line in lines]
+    first_session = kinds.index("session")
+    streamed = [line.rstrip("\n") for line in lines if line.startswith("line\t")]
+    assert "line" not in kinds[first_session:]  # every line before its session's records
+    read = run_cli("read", str(pcap), "--plain", "--transcript")
+    assert read.returncode == 0, read.stderr
+    expected = [line for line in read.stdout.splitlines() if line.startswith("line\t")]
+    assert len(expected) > 10 and streamed == expected
+
+
+@pytest.mark.parametrize("view", ["--plain", "--no-plain"])
+def test_redacted_transcript_lines_wait_for_their_session_and_are_masked(
+    smtp: SmtpServer, view: str
+) -> None:
+    """--redact with --transcript: no dialogue line is written while its session is open (a
+    secret is known for sure only once the session has ended); then all of them, the password
+    masked (the AUTH LOGIN answer as sent in base64 and decoded beside it)."""
+    with live("--ports", str(smtp.port), "--transcript", "--redact", view) as lp:
+        with smtplib.SMTP(smtp.host, smtp.port, timeout=_DEADLINE) as client:
+            client.ehlo("client.example.com")
+            client.user, client.password = SMTP_USER, SMTP_PASSWORD
+            client.auth("LOGIN", client.auth_login, initial_response_ok=False)
+            time.sleep(1.0)  # open across several refreshes, which write no line of it
+            assert lp.stdout.empty(), lp.stdout.get()
+        lp.next_stdout(lambda line: "QUIT" in line)
+        status, lines, stderr = lp.finish(signal.SIGINT)
+    assert status == 0, stderr
+    text = "".join(lines)
+    encoded = base64.b64encode(SMTP_PASSWORD.encode()).decode()
+    assert SMTP_PASSWORD not in text and encoded.rstrip("=") not in text
+    assert "235" in text and "********" in text  # every line, the secret masked
 
 
 def test_json_and_plain_cannot_go_together() -> None:

@@ -63,6 +63,21 @@ class TerminalRun:
         os.close(terminal)
         self.data = bytearray()
 
+    def __enter__(self) -> TerminalRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """The command killed if it still runs (a failed wait or assertion left it running)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._close()
+
+    def _close(self) -> None:
+        if self.controller >= 0:
+            os.close(self.controller)
+            self.controller = -1
+
     def pump(self, timeout: float) -> bool:
         """Read what arrived within `timeout`; False once the terminal is closed."""
         ready, _, _ = select.select([self.controller], [], [], timeout)
@@ -89,7 +104,7 @@ class TerminalRun:
             if self.proc.poll() is not None and not select.select([self.controller], [], [], 0)[0]:
                 break
         status = self.proc.wait(timeout=_DEADLINE)
-        os.close(self.controller)
+        self._close()
         screen = pyte.Screen(COLUMNS, ROWS)
         stream = pyte.ByteStream(screen)
         stream.feed(bytes(self.data).replace(b"\n", b"\r\n"))  # the pty's ONLCR
@@ -107,10 +122,8 @@ def _send(server: SmtpServer, n: int) -> None:
 
 def test_live_on_a_terminal_keeps_every_output_line_whole(smtp: SmtpServer, tmp_path: Path) -> None:
     pcap = tmp_path / "live.pcap"
-    run = TerminalRun(
-        "live", "-i", "lo", "--ports", str(smtp.port), "--transcript", "-w", str(pcap)
-    )
-    try:
+    args = ("live", "-i", "lo", "--ports", str(smtp.port), "--transcript", "-w", str(pcap))
+    with TerminalRun(*args) as run:
         run.wait_for(b"Ctrl-C to stop")
         for n in range(3):
             _send(smtp, n)
@@ -119,10 +132,6 @@ def test_live_on_a_terminal_keeps_every_output_line_whole(smtp: SmtpServer, tmp_
             while time.monotonic() < deadline:  # let the view redraw over what was printed
                 run.pump(0.1)
         status, screen = run.finish()
-    finally:
-        if run.proc.poll() is None:
-            run.proc.kill()
-            run.proc.wait()
     assert status == 0
     # What the terminal must show, taken from the packets `live` wrote (read with --json).
     read = run_cli("read", str(pcap), "--json", "--transcript")
@@ -147,8 +156,7 @@ def test_live_on_a_terminal_keeps_every_output_line_whole(smtp: SmtpServer, tmp_
 
 
 def test_plain_on_a_terminal_draws_no_live_view_over_its_records(smtp: SmtpServer) -> None:
-    run = TerminalRun("live", "-i", "lo", "--ports", str(smtp.port), "--plain")
-    try:
+    with TerminalRun("live", "-i", "lo", "--ports", str(smtp.port), "--plain") as run:
         run.wait_for(b"Ctrl-C to stop")
         _send(smtp, 0)  # open for 0.6 s: a view would be drawn several times meanwhile
         run.wait_for(b"session\t1\tsmtp\t")
@@ -156,10 +164,6 @@ def test_plain_on_a_terminal_draws_no_live_view_over_its_records(smtp: SmtpServe
         while time.monotonic() < deadline:
             run.pump(0.1)
         status, screen = run.finish()
-    finally:
-        if run.proc.poll() is None:
-            run.proc.kill()
-            run.proc.wait()
     assert status == 0
     raw = bytes(run.data).decode("utf-8")
     assert "open sessions" not in raw and "\x1b[?25l" not in raw  # no rich Live, ever

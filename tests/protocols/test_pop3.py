@@ -13,11 +13,9 @@ from unittest.mock import patch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailsniff.limits import MAX_LINE
-from mailsniff.protocols.base import Direction
+from mailsniff.limits import MAX_LINE, MAX_PENDING_COMMANDS
+from mailsniff.protocols.base import Anomaly, Direction, SaslStep, StreamGap, TlsStarted
 from mailsniff.protocols.pop3 import (
-    MAX_PENDING_COMMANDS,
-    Anomaly,
     Command,
     Greeting,
     MultilineData,
@@ -25,9 +23,6 @@ from mailsniff.protocols.pop3 import (
     Pop3Parser,
     Response,
     ResponseEnd,
-    SaslStep,
-    StreamGap,
-    TlsStarted,
 )
 from tests.seed_dialogues import SEED_RETR, SEED_SESSION, SEED_TOP
 

@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailsniff.limits import MAX_LINE
+from mailsniff.protocols.base import Anomaly, SaslStep, StreamGap, TlsStarted
 from mailsniff.protocols.replies import ReplyClass, classify, is_negative, parse_enhanced
 from mailsniff.protocols.smtp import (
     TRANSITIONS,
-    Anomaly,
     ClientState,
     Command,
     Greeting,
@@ -24,12 +24,9 @@ from mailsniff.protocols.smtp import (
     MessageEnd,
     MessageGap,
     Reply,
-    SaslStep,
     SmtpAnomalyKind,
     SmtpEvent,
     SmtpParser,
-    StreamGap,
-    TlsStarted,
     parse_path,
 )
 from tests.helpers import C, S, Step, feed_all_ways, feed_steps, normalize

@@ -8,6 +8,8 @@ knows this protocol.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from mailsniff.mail.mime import MessageAccumulator
 from mailsniff.model import Direction, Exchange, RetrievedMessage, Session, SessionAnomaly
 from mailsniff.protocols.base import ReceiveBuffer, to_text
@@ -16,6 +18,12 @@ from mailsniff.session.entry import ProtocolEntry
 from mailsniff.sink import MessageSink, OpenSink
 
 PORT = 7007
+
+
+class EchoAnomalyKind(StrEnum):
+    """The echo protocol's own anomaly (a protocol names its kinds; the core knows none)."""
+
+    UNPAIRED_LINE = "unpaired-line"  # a server line while no client line waits for its echo
 
 
 class EchoHandler:
@@ -46,7 +54,7 @@ class EchoHandler:
                 self.session.exchanges.append(Exchange(sent_ns, verb.upper(), argument, text))
             else:
                 detail = f"server line without a client line: {text!r}"
-                self.session.anomalies.append(SessionAnomaly("unpaired-line", detail))
+                self.session.anomalies.append(SessionAnomaly(EchoAnomalyKind.UNPAIRED_LINE, detail))
 
     def _client_line(self, ts_ns: int, raw: bytes, text: str) -> None:
         if self._message is not None:

@@ -16,6 +16,7 @@ from mailsniff.tls import (
     DecryptFailure,
     KeyLog,
     TlsAnomaly,
+    TlsAnomalyKind,
     TlsConnection,
     TlsData,
     TlsDecryptError,
@@ -86,7 +87,7 @@ def test_truncated_capture_reports_the_cut_record(session) -> None:  # type: ign
             chunks.append((d, data))
     result = decrypt(chunks, keylog)
     anomalies = [e for e in result.events if isinstance(e, TlsAnomaly)]
-    assert [(a.kind, a.offset) for a in anomalies] == [("truncated-record", offset)]
+    assert [(a.kind, a.offset) for a in anomalies] == [(TlsAnomalyKind.TRUNCATED_RECORD, offset)]
     assert result.plain[S] == b"".join(d for o, d in by_offset.items() if o < offset)
 
 
@@ -213,16 +214,18 @@ def test_absurd_and_hostile_records() -> None:
     conn = TlsConnection(KeyLog())
     events = conn.feed(1, C, b"\x16\x03\x01\xff\xff" + b"x" * 100)
     assert [(type(e), getattr(e, "kind", None)) for e in events] == [
-        (TlsAnomaly, "record-too-long"), (TlsUndecryptable, None)
+        (TlsAnomaly, TlsAnomalyKind.RECORD_TOO_LONG), (TlsUndecryptable, None)
     ]  # fmt: skip
     assert conn.feed(2, C, b"y" * 10_000_000) == []  # the rest of a dead direction: dropped
     events = conn.feed(3, S, b"HTTP/1.1 200 OK\r\n")
-    assert events[0].kind == "not-a-record"  # type: ignore[union-attr]
+    assert events[0].kind == TlsAnomalyKind.NOT_A_RECORD  # type: ignore[union-attr]
     # A handshake message claiming 16 MB, sent as real maximum-size records: skipped, bounded.
     conn = TlsConnection(KeyLog())
     body = b"\x01\xff\xff\xff" + bytes(2**14 - 4)
     events = conn.feed(1, C, b"\x16\x03\x01\x40\x00" + body)
     for i in range(200):
         events += conn.feed(2 + i, C, b"\x16\x03\x03\x40\x00" + bytes(2**14))
-    assert [e.kind for e in events if isinstance(e, TlsAnomaly)] == ["handshake-too-long"]
+    assert [e.kind for e in events if isinstance(e, TlsAnomaly)] == [
+        TlsAnomalyKind.HANDSHAKE_TOO_LONG
+    ]
     assert not conn.close(999)
