@@ -19,6 +19,7 @@ from mailsniff.commands.read import ReadOptions, Tally, read_capture, summarise
 from mailsniff.errors import MailsniffError
 from mailsniff.export import Exporter, ExportOptions
 from mailsniff.model import AnomalyKind, Session
+from mailsniff.parallel import drive
 from mailsniff.pipeline import Pipeline
 from mailsniff.reassembly import Reassembler
 from mailsniff.render import console as console_render
@@ -280,6 +281,19 @@ def test_end_of_capture_builds_and_yields_one_session_at_a_time() -> None:
     rest = list(run)
     assert len(rest) == 4 and pipeline.reassembler.open_flows == 0
     assert sorted(s.client.port for s in [first, *rest]) == [10000 + i for i in range(5)]
+
+
+def test_one_process_read_hands_on_each_session_before_ending_the_next_connection() -> None:
+    """`read --jobs 1` (parallel.drive): connections open at the end of the capture are ended
+    one at a time, each session handed on before the next one is built (all were built first
+    before, so 100k open connections held 100k sessions at once)."""
+    frames: list[Frame] = []
+    for i in range(5):
+        frames += _Conn(i).opening(i * _SECOND)
+    pipeline = _pipeline(max_flows=100)
+    still_open: list[int] = []
+    drive(pipeline, frames, lambda _session: still_open.append(pipeline.reassembler.open_flows))
+    assert still_open == [4, 3, 2, 1, 0]
 
 
 # -- console view ---------------------------------------------------------------------------
