@@ -176,8 +176,9 @@ def test_a_half_open_flow_costs_about_a_kilobyte() -> None:
     finally:
         tracemalloc.stop()
     assert pipeline.reassembler.open_flows == 20000
-    # About 1,200 bytes (flow, two directions, their keys, the addresses); about 1,500 before
-    # the directions and the flow shared empty buffers until they need their own.
+    # About 800 bytes (flow, two directions, its key, one dict entry); 1,200 with two keys, an
+    # open-flows entry and a tuple per address; about 1,500 before the directions and the flow
+    # shared empty buffers until they need their own.
     assert current / 20000 < 1300, current / 20000
 
 
