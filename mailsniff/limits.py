@@ -38,6 +38,7 @@ __all__ = [
     "QUEUE_FRAMES",
     "QUEUE_BYTES",
     "MAX_FLOWS",
+    "MAX_HALF_OPEN",
     "PARK_SESSIONS_AT",
 ]
 
@@ -121,6 +122,11 @@ QUEUE_BYTES = 128 * 1024 * 1024
 #: past it the idlest are evicted, those that never carried data first, and those that did are
 #: reported as sessions with an anomaly (a port scan or SYN flood stays in bounded memory).
 MAX_FLOWS = 100_000
+#: Of those, connections that have seen nothing but their opening SYN (a port scan, a SYN flood;
+#: a real connection leaves this state within a round trip): past it the oldest are forgotten
+#: (counted as evicted without data), so that a scan never crowds out connections with data. A
+#: SYN-ACK that comes after its SYN was forgotten starts the connection again.
+MAX_HALF_OPEN = 16_384
 #: Open sessions (record, handler, parser: a few KB each) kept in memory at most between two
 #: expiry checks; past it the idlest are parked on disk until their next packet (mailsniff.park).
 PARK_SESSIONS_AT = 4096

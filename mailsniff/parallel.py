@@ -132,8 +132,9 @@ def drive(pipeline: Pipeline, frames: Iterable[Frame], emit: Callable[[Session],
         if pipeline._ready:
             for session in pipeline.drain():
                 emit(session)
-    pipeline.finish()
-    for session in pipeline.drain():
+    # The connections still open are ended one at a time, each session handed on before the
+    # next is built (not all built first: 100k open connections held 100k sessions at once).
+    for session in pipeline.finish_each():
         emit(session)
 
 
@@ -187,6 +188,7 @@ def _work(
 ) -> None:
     pipeline = make_pipeline()
     pipeline.auto_expire = False
+    pipeline.dropped = []  # sent with each batch: the parent stops waiting for their sessions
     reassembler = pipeline.reassembler
     active = pipeline._active
     waiting = pipeline._waiting  # accepted flows whose session is built at their first event
@@ -223,13 +225,18 @@ def _work(
         if pipeline._ready:
             ended(index, 1)
 
+    def send_batch(tag: _Tag) -> None:
+        nonlocal flows, sessions
+        conn.send(("batch", tag, flows, sessions, reader.bytes_read, pipeline.dropped))
+        flows, sessions = [], []
+        pipeline.dropped = []
+
     reader, frames = open_frames()
     with reader:
         try:
             for frame in frames:
                 if frame is None:  # a live source with nothing new: report progress now
-                    conn.send(("batch", (index, _INF, 0), flows, sessions, reader.bytes_read))
-                    flows, sessions = [], []
+                    send_batch((index, _INF, 0))
                     continue
                 index += 1
                 if not index & expire_mask and index:
@@ -264,8 +271,7 @@ def _work(
                     elif segment_owner(seg, n) == me:
                         feed_own(index, None, seg)
                 if index & batch_mask == batch_mask:
-                    conn.send(("batch", (index, _INF, 0), flows, sessions, reader.bytes_read))
-                    flows, sessions = [], []
+                    send_batch((index, _INF, 0))
         except TruncatedCaptureError as error:
             truncated = (error.message, error.records_read)
         side.finish()
@@ -276,11 +282,10 @@ def _work(
             tag = (end, 0, session.id)
             sessions.append((tag, session if prepare is None else prepare(session)))
             if len(sessions) >= _BATCH:
-                conn.send(("batch", tag, flows, sessions, reader.bytes_read))
-                flows, sessions = [], []
+                send_batch(tag)
         pipeline.stats.first_ts_ns = first
         pipeline.stats.last_ts_ns = latest if first is not None else None
-        conn.send(("batch", (_INF, 0, 0), flows, sessions, reader.bytes_read))
+        send_batch((_INF, 0, 0))
         result = ShardResult(
             stats=_stats(pipeline, side if me == 0 else None),
             warnings=list(getattr(reader, "warnings", [])),
@@ -301,6 +306,8 @@ def _stats(pipeline: Pipeline, side: Any) -> dict[str, Any]:
         "filtered": pipeline.stats.filtered,
         "first_ts_ns": pipeline.stats.first_ts_ns,
         "last_ts_ns": pipeline.stats.last_ts_ns,
+        "evicted_empty": pipeline.reassembler.evicted_empty,
+        "evicted_with_data": pipeline.reassembler.evicted_with_data,
     }
     decoders = [d] if side is None else [d, side.stats]
     for name in ("non_ip", "non_tcp", "malformed", "truncated", "fragments", "fragments_dropped"):
@@ -319,6 +326,8 @@ def add_stats(pipeline: Pipeline, stats: dict[str, Any]) -> None:
     pipeline.stats.segments += stats["segments"]
     pipeline.stats.candidate_segments += stats["candidate_segments"]
     pipeline.stats.filtered += stats["filtered"]
+    pipeline.reassembler.evicted_empty += stats["evicted_empty"]
+    pipeline.reassembler.evicted_with_data += stats["evicted_with_data"]
     mine = pipeline.stats
     first, last = stats["first_ts_ns"], stats["last_ts_ns"]
     if first is not None and (mine.first_ts_ns is None or first < mine.first_ts_ns):
@@ -343,6 +352,8 @@ class _Shard:
     bytes_read: int = 0
     flows: deque[tuple[int, bool]] = field(default_factory=deque)
     sessions: deque[tuple[tuple[int, int, int], Any]] = field(default_factory=deque)
+    #: Keys of flows counted as sessions that ended without one (a heap).
+    dropped: list[int] = field(default_factory=list)
     result: ShardResult | None = None
 
 
@@ -397,9 +408,11 @@ def _receive(shard: _Shard) -> None:
         raise MailsniffError("a --jobs worker ended without its results") from None
     kind = message[0]
     if kind == "batch":
-        _, shard.progress, flows, sessions, shard.bytes_read = message
+        _, shard.progress, flows, sessions, shard.bytes_read, dropped = message
         shard.flows.extend(flows)
         shard.sessions.extend(sessions)
+        for key in dropped:
+            heapq.heappush(shard.dropped, key)
     elif kind == "done":
         shard.result = message[1]
     else:
@@ -429,6 +442,11 @@ def _merge(
             if is_session:
                 ids[key] = next_id
             next_id += 1
+        # Forget the numbers of flows whose session will never come (a flood's half-open
+        # connections evicted before their first byte): they would pile up here.
+        for s in shards:
+            while s.dropped and s.dropped[0] < limit:
+                ids.pop(heapq.heappop(s.dropped), None)
         # Emit the sessions every worker is past, in tag order.
         ready_sessions = []
         for s in shards:

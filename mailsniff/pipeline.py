@@ -166,6 +166,9 @@ class Pipeline:
     _active: dict[int, _Active] = field(default_factory=dict)
     #: Accepted flows with no data yet: (protocol, implicit TLS, greeting after a preamble).
     _waiting: dict[int, tuple[ProtocolEntry, bool, bool]] = field(default_factory=dict)
+    _shapes: dict[tuple[str, bool, bool], tuple[ProtocolEntry, bool, bool]] = field(
+        default_factory=dict
+    )
     _detected: dict[tuple[bytes, int, bytes, int], tuple[ProtocolEntry, tuple[bytes, int]]] = field(
         default_factory=dict
     )
@@ -190,6 +193,10 @@ class Pipeline:
     #: Sessions found unfit to park (a handler that cannot be pickled, an export in progress)
     #: at the last attempt: not tried again before their next event.
     _unparkable: set[int] = field(default_factory=set)
+    #: When a list: the ids of accepted flows that ended without a session after all (evicted
+    #: before their first byte, or left out by a filter on the analysed session), for --jobs'
+    #: numbering (mailsniff.parallel), which otherwise waits for their sessions for ever.
+    dropped: list[int] | None = None
     #: The registered protocols' ports, read once (segments on them go straight to reassembly).
     _ports: frozenset[int] = field(default_factory=server_ports)
 
@@ -443,8 +450,12 @@ class Pipeline:
             self._after_preamble.discard(key)
             self._starts_at_greeting.add(flow.id)
         # The session and its parser are built when the flow's first event after its start
-        # comes: a half-open connection (a scan) costs only the reassembler's state meanwhile.
-        self._waiting[flow.id] = (entry, implicit_tls, preamble)
+        # comes: a half-open connection (a scan) costs only the reassembler's state meanwhile
+        # (and one entry here: the few distinct triples are shared, not one per flow).
+        shape = (entry, implicit_tls, preamble)
+        self._waiting[flow.id] = self._shapes.setdefault(
+            (entry.name, implicit_tls, preamble), shape
+        )
 
     def _activate(self, flow: Flow) -> _Active | None:
         """The session of an accepted flow that had no data or end yet, built now, or read back
@@ -546,7 +557,11 @@ class Pipeline:
                 ):
                     # Evicted under pressure before it carried a byte (a scan's half-open
                     # connection): forgotten, counted in the reassembler's evicted_empty.
-                    self._waiting.pop(event.flow.id, None)
+                    if (
+                        self._waiting.pop(event.flow.id, None) is not None
+                        and self.dropped is not None
+                    ):
+                        self.dropped.append(event.flow.id)
                     self._starts_at_greeting.discard(event.flow.id)
                     continue
                 self._activate(event.flow)
@@ -590,6 +605,8 @@ class Pipeline:
         analyse(session, tls_from_ns=session.tls_from_ns)
         if self.session_filter.after_analysis and not self.session_filter.keeps_session(session):
             self.stats.filtered += 1
+            if self.dropped is not None:
+                self.dropped.append(flow.id)
             return
         if self.on_session is not None:
             self.on_session(session)

@@ -50,6 +50,9 @@
   `Reassembler.evicted_empty` / `evicted_with_data`). A flow that carried data is ended like any
   other, its buffered bytes delivered, so that its session is reported; no tombstone is kept, so
   a later packet of it starts a new, midstream flow.
+  Connections that have seen nothing but their opening SYN (a scan, a SYN flood) are bounded
+  on their own (`max_half_open`): past it the oldest sixteenth of them is evicted the same way
+  (they carried nothing; a later SYN-ACK of one starts it again).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ import heapq
 from bisect import bisect_right, insort
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 
 from mailsniff.limits import (
     IDLE_TIMEOUT_NS,
@@ -66,6 +70,7 @@ from mailsniff.limits import (
     MAX_FLOW_BUFFER,
     MAX_FLOWS,
     MAX_GAPS_RECORDED,
+    MAX_HALF_OPEN,
     MAX_OUT_OF_ORDER,
     MAX_PRE_HANDSHAKE_BYTES,
     MAX_PRE_HANDSHAKE_SEGMENTS,
@@ -100,6 +105,8 @@ _SLOW_FLAGS = TCP_SYN | TCP_FIN | TCP_RST
 _NO_STARTS: list[int] = []
 _NO_PENDING: dict[int, bytes | int] = {}
 _NO_GAPS: list[Gap] = []
+#: Addresses `Reassembler` shares between flows at most (then it starts again).
+_SHARED_ADDRESSES = 4096
 
 Address = tuple[bytes, int]
 _Key = tuple[bytes, int, bytes, int]
@@ -122,8 +129,9 @@ class Flow:
     """One TCP connection as seen on the wire (identity-compared; mutated until it ends)."""
 
     id: int
-    client: Address  # (packed address, port): the side that opened / sends commands
-    server: Address
+    #: (client address, client port, server address, server port), addresses packed: the client
+    #: is the side that opened / sends commands. The reassembler's key for the connection.
+    key: _Key
     start_ns: int
     last_ns: int
     handshake_seen: bool = False  # a SYN or SYN-ACK was seen: offsets are exact from byte 0
@@ -139,6 +147,17 @@ class Flow:
     gap_bytes: int = 0
     #: Overlap conflicts recorded (None until the first: most flows have none).
     conflicts: list[OverlapConflict] | None = None
+
+    @property
+    def client(self) -> Address:
+        """(packed address, port) of the side that opened / sends commands."""
+        key = self.key
+        return (key[0], key[1])
+
+    @property
+    def server(self) -> Address:
+        key = self.key
+        return (key[2], key[3])
 
 
 @dataclass(slots=True, frozen=True, kw_only=True)
@@ -275,6 +294,7 @@ class Reassembler:
         max_buffer: out-of-order bytes one direction may hold before a gap is declared.
         max_segments: out-of-order pieces one direction may hold before a gap is declared.
         max_flows: connections tracked at once; past it the idlest are evicted (see above).
+        max_half_open: of those, connections seen only by their opening SYN (see above).
     """
 
     def __init__(
@@ -285,18 +305,28 @@ class Reassembler:
         max_buffer: int = MAX_FLOW_BUFFER,
         max_segments: int = MAX_OUT_OF_ORDER,
         max_flows: int = MAX_FLOWS,
+        max_half_open: int = MAX_HALF_OPEN,
     ) -> None:
         self._server_ports = server_ports
         self._idle = idle_timeout_ns
         self._max_buffer = max_buffer
         self._max_segments = max_segments
         self._max_flows = max(1, max_flows)
+        self._max_half_open = max(1, max_half_open)
         #: Flows evicted under pressure: never carried data (forgotten), carried data (ended).
         self.evicted_empty = 0
         self.evicted_with_data = 0
+        #: The open flows, oldest first: each flow's key -> its client direction (the server
+        #: direction is its `peer`; a segment from the server is found under the reversed key).
         self._halves: dict[_Key, _Half] = {}
-        self._open: dict[int, tuple[Flow, _Half, _Half]] = {}
         self._tombstones: dict[_Key, int] = {}
+        #: Flows opened by a bare SYN and seen by no other packet yet, oldest first (flow key ->
+        #: client direction). A flow whose second packet took the in-order fast path may stay
+        #: listed: eviction checks again.
+        self._half_open: dict[_Key, _Half] = {}
+        #: Addresses of recent flows, shared by later flows with the same address (a flood's
+        #: server, a scanner's address): one bytes object instead of one per flow.
+        self._addresses: dict[bytes, bytes] = {}
         self._next_id = 1
         self._next_check: int | None = None  # no flow can be idle before this time
 
@@ -306,11 +336,11 @@ class Reassembler:
 
     @property
     def open_flows(self) -> int:
-        return len(self._open)
+        return len(self._halves)
 
     def flows(self) -> list[Flow]:
         """The connections open now (for live views: bytes and packets so far)."""
-        return [entry[0] for entry in self._open.values()]
+        return [half.flow for half in self._halves.values()]
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -324,9 +354,13 @@ class Reassembler:
         Returns:
             Events for this and possibly earlier segments (buffered data it made contiguous).
         """
-        half = self._halves.get((seg.src, seg.sport, seg.dst, seg.dport))
+        halves = self._halves
+        half = halves.get((seg.src, seg.sport, seg.dst, seg.dport))
         if half is None:
-            return self._feed_unknown(seg, server)
+            client = halves.get((seg.dst, seg.dport, seg.src, seg.sport))
+            if client is None:
+                return self._feed_unknown(seg, server)
+            half = client.peer
         flow = half.flow
         flow.last_ns = seg.ts_ns
         flow.packets += 1
@@ -382,9 +416,10 @@ class Reassembler:
         if self._next_check is None or now_ns < self._next_check:
             return events
         soonest: int | None = None
-        for flow, client, server in list(self._open.values()):
+        for client in list(self._halves.values()):
+            flow = client.flow
             if now_ns - flow.last_ns > self._idle:
-                self._end(flow, client, server, "idle", flow.last_ns, events)
+                self._end(client, "idle", flow.last_ns, events)
             else:
                 due = flow.last_ns + self._idle
                 soonest = due if soonest is None else min(soonest, due)
@@ -402,27 +437,37 @@ class Reassembler:
         release each connection's session before the next one's is built.
         """
         self._next_check = None
-        while self._open:
-            flow, client, server = next(iter(self._open.values()))
+        while self._halves:
+            client = next(iter(self._halves.values()))
             events: list[FlowEvent] = []
-            self._end(flow, client, server, "eof", flow.last_ns, events)
+            self._end(client, "eof", client.flow.last_ns, events)
             yield events
 
     def _evict(self, events: list[FlowEvent]) -> None:
         """Too many flows: end the sixteenth idle the longest, those that never carried data
         first (see the module's *Pressure*)."""
-        count = max(1, len(self._open) // 16)
+        count = max(1, len(self._halves) // 16)
 
-        def rank(entry: tuple[Flow, _Half, _Half]) -> tuple[bool, int]:
-            flow, c, s = entry
-            return (_carried_data(flow, c, s), flow.last_ns)
+        def rank(client: _Half) -> tuple[bool, int]:
+            return (_carried_data(client), client.flow.last_ns)
 
-        for flow, c, s in heapq.nsmallest(count, self._open.values(), key=rank):
-            if _carried_data(flow, c, s):
+        for client in heapq.nsmallest(count, self._halves.values(), key=rank):
+            if _carried_data(client):
                 self.evicted_with_data += 1
             else:
                 self.evicted_empty += 1
-            self._end(flow, c, s, "evicted", flow.last_ns, events)
+            self._end(client, "evicted", client.flow.last_ns, events)
+
+    def _evict_half_open(self, events: list[FlowEvent]) -> None:
+        """Too many flows seen only by their SYN: end the oldest sixteenth of them."""
+        half_open = self._half_open
+        for client in list(islice(half_open.values(), max(1, len(half_open) // 16))):
+            flow = client.flow
+            key = flow.key
+            del half_open[key]
+            if flow.packets == 1 and self._halves.get(key) is client and not _carried_data(client):
+                self.evicted_empty += 1
+                self._end(client, "evicted", flow.last_ns, events)
 
     # -- flows ---------------------------------------------------------------------------------
 
@@ -452,12 +497,15 @@ class Reassembler:
             sender_is_client = True
         client, srv = (src, dst) if sender_is_client else (dst, src)
         events: list[FlowEvent] = []
-        if len(self._open) >= self._max_flows:
+        bare_syn = syn and not flags & TCP_ACK and not seg.payload and not seg.missing
+        if bare_syn and len(self._half_open) >= self._max_half_open:
+            self._evict_half_open(events)
+        if len(self._halves) >= self._max_flows:
             self._evict(events)
+        flow_key = (self._address(client[0]), client[1], self._address(srv[0]), srv[1])
         flow = Flow(
             id=self._next_id,
-            client=client,
-            server=srv,
+            key=flow_key,
             start_ns=seg.ts_ns,
             last_ns=seg.ts_ns,
             midstream=not syn,
@@ -467,9 +515,9 @@ class Reassembler:
         c = _Half(flow, Direction.CLIENT)
         s = _Half(flow, Direction.SERVER)
         c.peer, s.peer = s, c
-        self._halves[(client[0], client[1], srv[0], srv[1])] = c
-        self._halves[(srv[0], srv[1], client[0], client[1])] = s
-        self._open[flow.id] = (flow, c, s)
+        self._halves[flow_key] = c
+        if bare_syn:
+            self._half_open[flow_key] = c
         due = seg.ts_ns + self._idle
         if self._next_check is None or due < self._next_check:
             self._next_check = due
@@ -477,15 +525,19 @@ class Reassembler:
         self._process(c if sender_is_client else s, seg, events)
         return events
 
-    def _end(
-        self,
-        flow: Flow,
-        client: _Half,
-        server: _Half,
-        reason: str,
-        ts: int,
-        events: list[FlowEvent],
-    ) -> None:
+    def _address(self, address: bytes) -> bytes:
+        """`address`, or the equal bytes object a recent flow already holds."""
+        known = self._addresses.get(address)
+        if known is None:
+            if len(self._addresses) >= _SHARED_ADDRESSES:
+                self._addresses.clear()
+            known = self._addresses[address] = address
+        return known
+
+    def _end(self, client: _Half, reason: str, ts: int, events: list[FlowEvent]) -> None:
+        """End the flow whose client direction is `client` (an open flow's)."""
+        flow = client.flow
+        server = client.peer
         for half in (client, server):
             self._flush_half(half, ts, events)
         # The two directions point at each other: break the cycle, so that an ended flow is
@@ -493,10 +545,11 @@ class Reassembler:
         del client.peer, server.peer
         flow.close_reason = reason
         events.append(FlowEnd(flow=flow, ts_ns=ts, reason=reason))
-        del self._open[flow.id]
-        a, b = flow.client, flow.server
-        for key in ((a[0], a[1], b[0], b[1]), (b[0], b[1], a[0], a[1])):
-            self._halves.pop(key, None)
+        a = flow.key
+        del self._halves[a]
+        if self._half_open:
+            self._half_open.pop(a, None)
+        for key in (a, (a[2], a[3], a[0], a[1])):
             self._tombstones.pop(key, None)
             if reason != "evicted":  # an evicted connection's later packets start a new flow
                 self._tombstones[key] = ts
@@ -507,6 +560,8 @@ class Reassembler:
 
     def _process(self, half: _Half, seg: Segment, events: list[FlowEvent]) -> None:
         flow = half.flow
+        if flow.packets == 2 and self._half_open:
+            self._half_open.pop(flow.key, None)  # no longer seen only by its SYN
         flags = seg.flags
         ts = seg.ts_ns
         peer = half.peer
@@ -558,14 +613,14 @@ class Reassembler:
                         half.pending_bytes -= len(v)
                 self._resolve_ack(half, ts, events)
         if flags & TCP_RST:
-            entry = self._open.get(flow.id)
-            if entry is not None and entry[0] is flow:
-                self._end(flow, entry[1], entry[2], "rst", ts, events)
+            client = self._halves.get(flow.key)
+            if client is not None and client.flow is flow:
+                self._end(client, "rst", ts, events)
             return
         if half.closed and peer.closed:
-            entry = self._open.get(flow.id)
-            if entry is not None and entry[0] is flow:
-                self._end(flow, entry[1], entry[2], "fin", ts, events)
+            client = self._halves.get(flow.key)
+            if client is not None and client.flow is flow:
+                self._end(client, "fin", ts, events)
 
     def _on_syn(self, half: _Half, seg: Segment, events: list[FlowEvent]) -> bool:
         """Handle the SYN bit; False when the segment was handed to a new flow instead."""
@@ -595,8 +650,7 @@ class Reassembler:
             return True  # stray SYN-ACK on a running flow: ignore the SYN bit
         # A new SYN with another ISN on a live 4-tuple: the port was reused (RFC 9293 3.10.7.4
         # allows a new SYN to reopen a connection in TIME-WAIT).
-        entry = self._open[flow.id]
-        self._end(flow, entry[1], entry[2], "reused", flow.last_ns, events)
+        self._end(self._halves[flow.key], "reused", flow.last_ns, events)
         events.extend(self._feed_unknown(seg, None))
         return False
 
@@ -831,6 +885,9 @@ class Reassembler:
         if chunks:
             half.advance(nxt)
             self._emit_data(half, first, b"".join(chunks), ts, events)
+        if not starts:  # all delivered: drop the buffers (a dict keeps its size when emptied)
+            half.starts = _NO_STARTS
+            half.pending = _NO_PENDING
 
     def _enforce_limits(self, half: _Half, ts: int, events: list[FlowEvent]) -> None:
         """Bounded memory: past either limit, give up on the first hole and deliver what follows."""
@@ -929,8 +986,11 @@ class Reassembler:
             gaps.append(Gap(direction, offset, length, ts))
 
 
-def _carried_data(flow: Flow, client: _Half, server: _Half) -> bool:
-    """Whether a flow delivered, buffered or lost any byte of data."""
+def _carried_data(client: _Half) -> bool:
+    """Whether the flow of `client` (an open flow's client direction) delivered, buffered or
+    lost any byte of data."""
+    flow = client.flow
+    server = client.peer
     return bool(
         flow.client_bytes
         or flow.server_bytes

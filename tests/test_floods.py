@@ -18,7 +18,8 @@ from mailsniff.capture.reader import open_capture
 from mailsniff.commands.read import ReadOptions, Tally, read_capture, summarise
 from mailsniff.errors import MailsniffError
 from mailsniff.export import Exporter, ExportOptions
-from mailsniff.model import Session
+from mailsniff.model import AnomalyKind, Session
+from mailsniff.parallel import drive
 from mailsniff.pipeline import Pipeline
 from mailsniff.reassembly import Reassembler
 from mailsniff.render import console as console_render
@@ -93,8 +94,12 @@ def _syns(n: int) -> Iterator[Frame]:
         yield _Conn(i).c(i * 1000, _SYN)
 
 
-def _pipeline(max_flows: int) -> Pipeline:
-    return Pipeline(reassembler=Reassembler(server_ports=frozenset({25, 110}), max_flows=max_flows))
+def _pipeline(max_flows: int, max_half_open: int = 100_000) -> Pipeline:
+    return Pipeline(
+        reassembler=Reassembler(
+            server_ports=frozenset({25, 110}), max_flows=max_flows, max_half_open=max_half_open
+        )
+    )
 
 
 # -- eviction -------------------------------------------------------------------------------
@@ -171,9 +176,94 @@ def test_a_half_open_flow_costs_about_a_kilobyte() -> None:
     finally:
         tracemalloc.stop()
     assert pipeline.reassembler.open_flows == 20000
-    # About 1,200 bytes (flow, two directions, their keys, the addresses); about 1,500 before
-    # the directions and the flow shared empty buffers until they need their own.
+    # About 800 bytes (flow, two directions, its key, one dict entry); 1,200 with two keys, an
+    # open-flows entry and a tuple per address; about 1,500 before the directions and the flow
+    # shared empty buffers until they need their own.
     assert current / 20000 < 1300, current / 20000
+
+
+def _scan_around_a_late_handshake(syns: int) -> tuple[_Conn, _Conn, list[Frame]]:
+    """A mail connection, then one whose SYN-ACK comes only after a scan of `syns` SYNs,
+    then both go on and close."""
+    mail, late = _Conn(49998), _Conn(49999)  # ports apart from the scan's
+    frames = mail.opening(0)
+    frames.append(late.c(1000, _SYN))
+    frames += [_Conn(i).c(2000 + i, _SYN) for i in range(syns)]
+    ts = 10 * _SECOND
+    frames += [
+        late.s(ts, _SYN | _ACK),
+        late.c(ts + 1, _ACK),
+        late.s(ts + 2, _PSH | _ACK, b"220 mx.example.com ESMTP\r\n"),
+        late.c(ts + 3, _PSH | _ACK, b"EHLO late.example\r\n"),
+    ]
+    frames += late.closing(ts + 10) + mail.closing(ts + 20)
+    return mail, late, frames
+
+
+def test_a_scan_past_the_half_open_bound_forgets_only_the_oldest_bare_syns() -> None:
+    """Connections seen only by their SYN are bounded on their own: a scan of 500 SYNs with a
+    bound of 64 keeps at most 64 of them, never touches a connection that carried data, and a
+    connection whose SYN-ACK comes after its SYN was forgotten starts again from the SYN-ACK."""
+    mail, late, frames = _scan_around_a_late_handshake(500)
+    pipeline = Pipeline(
+        reassembler=Reassembler(server_ports=frozenset({25}), max_flows=100000, max_half_open=64)
+    )
+    sessions: list[Session] = []
+    most = 0
+    for frame in frames:
+        pipeline.feed(frame)
+        sessions += pipeline.drain()
+        most = max(most, pipeline.reassembler.open_flows)
+    sessions += pipeline.finish_each()
+
+    reassembler = pipeline.reassembler
+    assert most <= 64 + 2  # the bare SYNs, the mail connection, the one being opened
+    assert reassembler.evicted_with_data == 0
+    assert reassembler.evicted_empty >= 500 - 64
+    by_port = {s.client.port: s for s in sessions}
+    first = by_port[mail.port]
+    assert first.close_reason == "fin" and first.complete and first.helo == "client.example"
+    again = by_port[late.port]  # its SYN was forgotten; the SYN-ACK opened it again
+    assert again.close_reason == "fin" and again.handshake_seen and again.helo == "late.example"
+    assert not any(a.kind is AnomalyKind.EVICTED for s in sessions for a in s.anomalies)
+    bare = [s for s in sessions if s.client_bytes == s.server_bytes == 0]
+    assert 0 < len(bare) <= 64  # the scan's last SYNs, reported at the end as before
+    # every flow (the scan, the mail connection, the late one twice) reported or forgotten
+    assert reassembler.evicted_empty + len(sessions) == 503
+
+
+def test_a_scan_past_the_half_open_bound_keeps_the_one_process_ids_with_jobs(
+    tmp_path: Path,
+) -> None:
+    """Past the bound of bare SYNs (16,384 in each --jobs worker), the forgotten connections are
+    dropped from the parent's numbering as they are forgotten: every session keeps the id one
+    process gives it (the flows' order), and the mail sessions' records are the same."""
+    from mailsniff.limits import MAX_HALF_OPEN
+    from tests.cli_runner import run_cli
+
+    syns = 2 * MAX_HALF_OPEN + 4000  # past the bound in each of two workers
+    mail, late, frames = _scan_around_a_late_handshake(syns)
+    path = tmp_path / "scan.pcap"
+    _write_pcap(path, frames)
+    outputs = []
+    for jobs in ("1", "2"):
+        proc = run_cli("read", str(path), "--json", "--jobs", jobs)
+        assert proc.returncode == 0, proc.stderr
+        records = [json.loads(line) for line in proc.stdout.splitlines()]
+        summary = records[-1]
+        sessions = {r["client"]["port"]: r for r in records if r["type"] == "session"}
+        assert summary["flows_evicted"]["with_data"] == 0
+        assert summary["flows_evicted"]["without_data"] >= 4000
+        assert summary["sessions"] == len(sessions) <= MAX_HALF_OPEN * int(jobs) + 3
+        # flows are numbered as they start: the mail connection, the late one's SYN, the scan
+        # (scan connection i from port 10000 + i), then the late one again from its SYN-ACK
+        assert sessions[mail.port]["id"] == 1 and sessions[late.port]["id"] == syns + 3
+        for port, record in sessions.items():
+            if port not in (mail.port, late.port):
+                assert record["id"] == port - 10000 + 3 and record["client_bytes"] == 0
+        outputs.append((sessions[mail.port], sessions[late.port]))
+    assert outputs[0] == outputs[1]
+    assert outputs[0][1]["helo"] == "late.example"
 
 
 # -- end of capture -------------------------------------------------------------------------
@@ -192,6 +282,19 @@ def test_end_of_capture_builds_and_yields_one_session_at_a_time() -> None:
     rest = list(run)
     assert len(rest) == 4 and pipeline.reassembler.open_flows == 0
     assert sorted(s.client.port for s in [first, *rest]) == [10000 + i for i in range(5)]
+
+
+def test_one_process_read_hands_on_each_session_before_ending_the_next_connection() -> None:
+    """`read --jobs 1` (parallel.drive): connections open at the end of the capture are ended
+    one at a time, each session handed on before the next one is built (all were built first
+    before, so 100k open connections held 100k sessions at once)."""
+    frames: list[Frame] = []
+    for i in range(5):
+        frames += _Conn(i).opening(i * _SECOND)
+    pipeline = _pipeline(max_flows=100)
+    still_open: list[int] = []
+    drive(pipeline, frames, lambda _session: still_open.append(pipeline.reassembler.open_flows))
+    assert still_open == [4, 3, 2, 1, 0]
 
 
 # -- console view ---------------------------------------------------------------------------

@@ -846,8 +846,8 @@ def test_reassembly_arbitrary_segments_never_raise_and_stay_bounded(
         src, dst = (CLIENT, SERVER) if from_client else (SERVER, CLIENT)
         seg = Segment(i, src[0], src[1], dst[0], dst[1], seq, ack, flags, payload, missing)
         events += r.feed(seg)
-        for _, c, s in r._open.values():  # noqa: SLF001 - checking the bound itself
-            for half in (c, s):
+        for c in r._halves.values():  # noqa: SLF001 - checking the bound itself
+            for half in (c, c.peer):
                 assert half.pending_bytes <= 64 and len(half.starts) <= 4
     events += r.flush()
     assert r.open_flows == 0
