@@ -72,8 +72,13 @@ def classify_reply(code: int) -> ReplyClass | None:
     """The class of a reply code (its first digit), or None for a code outside 100-599. The one
     place replies are classified (`protocols.replies.classify`, stored lines, the client)."""
     if 100 <= code <= 599:
-        return ReplyClass(code // 100)
+        return _REPLY_CLASSES[code // 100 - 1]
     return None
+
+
+#: ReplyClass by first digit - 1 (an index, not a `ReplyClass(n)` call: the enum lookup is a
+#: Python-level call, and every stored reply is classified when a session is written).
+_REPLY_CLASSES: tuple[ReplyClass, ...] = tuple(ReplyClass)
 
 
 #: How a reply of each class ended its command.

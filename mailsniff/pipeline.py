@@ -12,6 +12,7 @@ import ipaddress
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mailsniff.analysis.findings import analyse
 from mailsniff.analysis.select import Selection
@@ -40,9 +41,13 @@ from mailsniff.session import registry
 from mailsniff.session.base import ParserDriven, SessionHandler
 from mailsniff.session.entry import ProtocolEntry
 from mailsniff.session.opaque import OpaqueHandler
-from mailsniff.session.tls_layer import TlsLayer
 from mailsniff.sink import OpenSink
-from mailsniff.tls import KeyLog
+
+if TYPE_CHECKING:
+    from mailsniff.tls import KeyLog
+
+# mailsniff.session.tls_layer (and the TLS modules) are imported where TLS happens
+# (`_tls_layer`) or a key log is given: reading cleartext mail never loads them.
 
 __all__ = ["SessionFilter", "Pipeline", "server_ports"]
 
@@ -241,6 +246,8 @@ class Pipeline:
 
     def _park(self) -> None:
         """Park the sessions idle the longest until half of `park_at` stay in memory."""
+        from mailsniff.session.tls_layer import TlsLayer
+
         if self._lot is None:
             # Shared objects are parked by reference: the export hook and the key log.
             self._lot = ParkingLot({"open_sink": self.open_sink, "keylog": self.keylog})
@@ -292,6 +299,8 @@ class Pipeline:
         """Read what was appended to the key log and decrypt the records held for it."""
         if self.keylog is None or not self.keylog.refresh():
             return
+        from mailsniff.session.tls_layer import TlsLayer
+
         for active in self._active.values():
             if isinstance(active.handler, TlsLayer) and active.handler.waiting_for_keys:
                 active.handler.retry_keys(now_ns)
@@ -502,6 +511,8 @@ class Pipeline:
         before the first byte on an implicit-TLS port (`ts_ns` None), or as the handler's parser
         reports TLS started (STARTTLS, STLS). The layer decrypts with the key log, or at least
         describes the TLS; a dialogue that stays in clear never has one."""
+        from mailsniff.session.tls_layer import TlsLayer
+
         session, inner = active.session, active.handler
         if ts_ns is None:
             active.handler = TlsLayer(
@@ -526,18 +537,19 @@ class Pipeline:
     def _handle(self, events: list[FlowEvent]) -> None:
         for event in events:
             if isinstance(event, FlowData):
-                active = self._active.get(event.flow.id) or self._activate(event.flow)
+                flow, ts_ns, direction, data = event
+                active = self._active.get(flow.id) or self._activate(flow)
                 if active is not None:
-                    active.handler.data(event.ts_ns, event.direction, event.data)
+                    active.handler.data(ts_ns, direction, data)
                     if active.clear:
-                        if event.direction is _CLIENT:
-                            active.client_fed += len(event.data)
+                        if direction is _CLIENT:
+                            active.client_fed += len(data)
                         else:
-                            active.server_fed += len(event.data)
+                            active.server_fed += len(data)
                         if active.session.tls:
-                            self._tls_layer(active, event.ts_ns)
+                            self._tls_layer(active, ts_ns)
                     if self._unparkable:  # it moved on: may be fit to park when idle again
-                        self._unparkable.discard(event.flow.id)
+                        self._unparkable.discard(flow.id)
             elif isinstance(event, FlowStart):
                 self._start(event.flow)
             elif isinstance(event, FlowGap):
@@ -574,9 +586,12 @@ class Pipeline:
     def _finish_session(self, active: _Active, flow: Flow, ts_ns: int, reason: str) -> None:
         session = active.session
         handler = active.handler
-        if self.keylog is not None and isinstance(handler, TlsLayer) and handler.waiting_for_keys:
-            self.keylog.refresh()  # live: the client may have logged its keys just now
-            handler.retry_keys(ts_ns)
+        if self.keylog is not None:
+            from mailsniff.session.tls_layer import TlsLayer
+
+            if isinstance(handler, TlsLayer) and handler.waiting_for_keys:
+                self.keylog.refresh()  # live: the client may have logged its keys just now
+                handler.retry_keys(ts_ns)
         handler.close(ts_ns)
         session.start_ns = flow.start_ns
         session.end_ns = max(flow.last_ns, flow.start_ns)

@@ -63,6 +63,7 @@ from bisect import bisect_right, insort
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
+from typing import NamedTuple
 
 from mailsniff.limits import (
     IDLE_TIMEOUT_NS,
@@ -166,8 +167,10 @@ class FlowStart:
     ts_ns: int
 
 
-@dataclass(slots=True, frozen=True, kw_only=True)
-class FlowData:
+class FlowData(NamedTuple):
+    """Stream bytes of one direction, in order. A named tuple (one per data segment): immutable
+    and four times as fast to build as a frozen dataclass (see `capture.frame.Frame`)."""
+
     flow: Flow
     ts_ns: int
     direction: Direction
@@ -393,9 +396,7 @@ class Reassembler:
                     flow.client_bytes += n
                 else:
                     flow.server_bytes += n
-                return [
-                    FlowData(flow=flow, ts_ns=seg.ts_ns, direction=half.direction, data=payload)
-                ]
+                return [FlowData(flow, seg.ts_ns, half.direction, payload)]
         events: list[FlowEvent] = []
         self._process(half, seg, events)
         return events
@@ -960,7 +961,7 @@ class Reassembler:
             flow.client_bytes += len(data)
         else:
             flow.server_bytes += len(data)
-        events.append(FlowData(flow=flow, ts_ns=ts, direction=half.direction, data=data))
+        events.append(FlowData(flow, ts, half.direction, data))
 
     def _gap(self, half: _Half, offset: int, length: int, ts: int, events: list[FlowEvent]) -> None:
         flow = half.flow

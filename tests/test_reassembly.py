@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import email
 import hashlib
 import socket
@@ -864,7 +863,7 @@ def test_reassembly_data_events_are_immutable_values_equal_to_constructed_ones()
     (event,) = r.feed(seg)  # the in-order fast path builds the event
     assert isinstance(event, FlowData)
     assert event == FlowData(flow=event.flow, ts_ns=seg.ts_ns, direction=C, data=b"NOOP\r\n")
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         event.data = b"x"  # type: ignore[misc]
 
 

@@ -22,13 +22,16 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from mailsniff.analysis.bcc import normalise_address
 from mailsniff.analysis.kinds import FindingKind
-from mailsniff.capture.bpf import BpfProgram, bpf_interpreter, compile_filter, dlt_of_linktype
 from mailsniff.capture.frame import Frame
 from mailsniff.errors import UsageError
 from mailsniff.model import Address, Message, Session
+
+if TYPE_CHECKING:  # loaded with -f only: it brings ctypes and libpcap's bindings
+    from mailsniff.capture.bpf import BpfProgram
 
 __all__ = [
     "BpfFilter",
@@ -123,11 +126,15 @@ class Selection:
         return BpfFilter(self.bpf) if self.bpf is not None else None
 
     def frames(self, frames: Iterable[Frame]) -> Iterator[Frame]:
-        """The frames `-f` lets through (all of them without -f)."""
+        """The frames `-f` lets through (all of them without -f: the same iterator, no layer
+        passing each frame on)."""
+        if self.bpf is None:
+            return iter(frames)
+        return self._filtered(frames)
+
+    def _filtered(self, frames: Iterable[Frame]) -> Iterator[Frame]:
         bpf = self.packet_filter()
-        if bpf is None:
-            yield from frames
-            return
+        assert bpf is not None
         keeps = bpf.keeps
         for frame in frames:
             if keeps(frame):
@@ -289,6 +296,8 @@ class BpfFilter:
     _run: Callable[[object, bytes, int, int], int] = field(init=False)
 
     def __post_init__(self) -> None:
+        from mailsniff.capture.bpf import bpf_interpreter
+
         self._run = bpf_interpreter()
         self.program(1)  # an expression that does not compile is a usage error at once
 
@@ -296,6 +305,8 @@ class BpfFilter:
         """The instructions of the program for `linktype`, compiled when first needed."""
         instructions = self._instructions.get(linktype)
         if instructions is None:
+            from mailsniff.capture.bpf import compile_filter, dlt_of_linktype
+
             compiled = compile_filter(self.expression, dlt_of_linktype(linktype))
             if isinstance(compiled, str):
                 raise UsageError(f"-f: invalid filter {self.expression!r}: {compiled}")

@@ -8,7 +8,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
@@ -31,11 +31,12 @@ from mailsniff.pipeline import Pipeline
 from mailsniff.render import console as console_render
 from mailsniff.render import jsonl
 from mailsniff.render.text import safe_text
-from mailsniff.session.tls_layer import keylog_warning, open_keylog
 from mailsniff.spill import SessionSpill
 from mailsniff.status import ExitStatus
 from mailsniff.stdout import Stdout
-from mailsniff.tls.keylog import KeyLog
+
+if TYPE_CHECKING:  # the TLS modules are loaded with --keylog, or where TLS happens
+    from mailsniff.tls.keylog import KeyLog
 
 __all__ = ["ReadOptions", "ReadResult", "feed_capture", "read_capture", "summarise"]
 
@@ -351,9 +352,13 @@ _FEW_IDS = 10
 
 def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult:
     """Read one capture and render it to `out`; raises MailsniffError for unreadable input."""
-    keylog = open_keylog(options.keylog) if options.keylog is not None else None
-    if keylog is not None and (note := keylog_warning(keylog)) is not None:
-        err.print(Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(note)))
+    keylog = None
+    if options.keylog is not None:
+        from mailsniff.session.tls_layer import keylog_warning, open_keylog
+
+        keylog = open_keylog(options.keylog)
+        if (note := keylog_warning(keylog)) is not None:
+            err.print(Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(note)))
     if options.scheduler is None:
         return _read_capture(options, out, err, None, keylog)
     if options.extract or options.mbox or options.zeek_logs:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Segment", "TCP_FIN", "TCP_SYN", "TCP_RST", "TCP_PSH", "TCP_ACK", "TCP_URG"]
 
@@ -14,9 +14,12 @@ TCP_ACK = 0x10
 TCP_URG = 0x20
 
 
-@dataclass(slots=True, frozen=True)
-class Segment:
-    """One TCP segment (after IP defragmentation), addresses as packed bytes (4 or 16)."""
+class Segment(NamedTuple):
+    """One TCP segment (after IP defragmentation), addresses as packed bytes (4 or 16).
+
+    A named tuple, built once per packet: immutable, hashable, equal by value, and four times
+    as fast to build as a frozen dataclass (see `capture.frame.Frame`).
+    """
 
     ts_ns: int
     src: bytes  # packed IPv4 (4 bytes) or IPv6 (16 bytes) address

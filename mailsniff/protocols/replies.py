@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 from mailsniff.model import ReplyClass, outcome_of
 from mailsniff.model import classify_reply as classify
@@ -84,9 +85,9 @@ REPLY_MEANINGS: dict[int, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class ReplyLine:
-    """One line of a reply (RFC 5321 4.2): its code, its text, and whether another follows."""
+class ReplyLine(NamedTuple):
+    """One line of a reply (RFC 5321 4.2): its code, its text, and whether another follows.
+    A named tuple (one per server line): faster to build than a frozen dataclass."""
 
     code: int
     text: str  # after the code and its separator
