@@ -25,11 +25,14 @@ same points.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import multiprocessing
 import os
 import signal
 import struct
+from array import array
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -63,6 +66,9 @@ _PER_FRAME = 1 << 12
 _Tag = tuple[int, int, int]
 #: Frames between two progress reports of a worker (a power of 2).
 _BATCH = 2048
+#: Sessions per report while the connections open at the end are ended: each is a finished
+#: session, held by the worker and then the parent until the merge writes it.
+_END_BATCH = 256
 _ETHERNET = 1
 _IPV4_TCP = struct.Struct("!IIHH").unpack_from  # at 26: addresses, then (no options) ports
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -188,6 +194,9 @@ def _work(
 ) -> None:
     pipeline = make_pipeline()
     pipeline.auto_expire = False
+    # The bound on open sessions held in memory is for the whole run: each worker parks past
+    # its share of it (n workers would otherwise hold n times as many idle sessions).
+    pipeline.park_at = max(2, pipeline.park_at // n)
     pipeline.dropped = []  # sent with each batch: the parent stops waiting for their sessions
     reassembler = pipeline.reassembler
     active = pipeline._active
@@ -281,7 +290,7 @@ def _work(
         for session in pipeline.finish_each():
             tag = (end, 0, session.id)
             sessions.append((tag, session if prepare is None else prepare(session)))
-            if len(sessions) >= _BATCH:
+            if len(sessions) >= _END_BATCH:
                 send_batch(tag)
         pipeline.stats.first_ts_ns = first
         pipeline.stats.last_ts_ns = latest if first is not None else None
@@ -378,6 +387,10 @@ def run_sharded(
     methods = multiprocessing.get_all_start_methods()
     ctx: Any = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     shards: list[_Shard] = []
+    # Objects made so far (the modules, the options) are left out of later collections, here
+    # and in the forked workers: a collection writes to every object it visits, and each page
+    # it writes stops being shared between the parent and its workers.
+    gc.freeze()
     try:
         for me in range(n):
             receive, send = ctx.Pipe(duplex=False)
@@ -422,11 +435,65 @@ def _receive(shard: _Shard) -> None:
         raise error
 
 
+class _Numbers:
+    """Flow key -> number of the flows whose session has not come yet, as two arrays of
+    machine integers sorted by key (keys are numbered in increasing order): a 100k-connection
+    flood leaves 100k of them waiting, which a dict of Python ints held in ten times the memory.
+    A number taken is marked -1 and the arrays are compacted once most entries are taken."""
+
+    __slots__ = ("_keys", "_numbers", "_taken")
+
+    def __init__(self) -> None:
+        self._keys = array("q")
+        self._numbers = array("q")
+        self._taken = 0
+
+    def __len__(self) -> int:
+        return len(self._keys) - self._taken
+
+    def add(self, key: int, number: int) -> None:
+        keys = self._keys
+        if not keys or key > keys[-1]:
+            keys.append(key)
+            self._numbers.append(number)
+            return
+        i = bisect_left(keys, key)  # not met (keys come in order): kept correct regardless
+        if i < len(keys) and keys[i] == key:
+            if self._numbers[i] < 0:
+                self._taken -= 1
+            self._numbers[i] = number
+        else:
+            keys.insert(i, key)
+            self._numbers.insert(i, number)
+
+    def pop(self, key: int) -> int | None:
+        """The number of `key` (forgotten now), or None when it has none."""
+        keys = self._keys
+        i = bisect_left(keys, key)
+        if i == len(keys) or keys[i] != key:
+            return None
+        number = self._numbers[i]
+        if number < 0:
+            return None
+        self._numbers[i] = -1
+        self._taken += 1
+        if self._taken > 1024 and self._taken * 2 > len(keys):
+            self._compact()
+        return number
+
+    def _compact(self) -> None:
+        live = [i for i, number in enumerate(self._numbers) if number >= 0]
+        keys, numbers = self._keys, self._numbers
+        self._keys = array("q", [keys[i] for i in live])
+        self._numbers = array("q", [numbers[i] for i in live])
+        self._taken = 0
+
+
 def _merge(
     shards: list[_Shard], on_progress: Callable[[int], None] | None
 ) -> Iterator[tuple[int, Any]]:
     next_id = 1
-    ids: dict[int, int] = {}
+    ids = _Numbers()
     while True:
         horizon = min(s.progress for s in shards)
         frame = horizon[0]
@@ -440,13 +507,13 @@ def _merge(
             ready_flows.append(taken)
         for key, is_session in heapq.merge(*ready_flows):
             if is_session:
-                ids[key] = next_id
+                ids.add(key, next_id)
             next_id += 1
         # Forget the numbers of flows whose session will never come (a flood's half-open
         # connections evicted before their first byte): they would pile up here.
         for s in shards:
             while s.dropped and s.dropped[0] < limit:
-                ids.pop(heapq.heappop(s.dropped), None)
+                ids.pop(heapq.heappop(s.dropped))
         # Emit the sessions every worker is past, in tag order.
         ready_sessions = []
         for s in shards:
@@ -456,6 +523,8 @@ def _merge(
             ready_sessions.append(taken_s)
         for tag, payload in heapq.merge(*ready_sessions, key=lambda item: item[0]):
             number = ids.pop(tag[2])
+            if number is None:
+                raise KeyError(tag[2])  # a session of a flow never numbered: a bug
             if isinstance(payload, Session):
                 payload.id = number
             yield number, payload

@@ -599,3 +599,58 @@ def test_sessions_parked_in_clear_and_after_starttls_resume_with_tls_where_it_be
         assert record["tls"] is True
         assert record["tls_info"]["mode"] == "starttls"
         assert record["tls_info"]["start_offset"] == {"client": client_at, "server": server_at}
+
+
+def test_many_connections_open_at_the_end_keep_the_one_process_records_with_jobs(
+    tmp_path: Path,
+) -> None:
+    """6,000 mail connections opened, every third then closed, the rest still open at the end
+    of the capture: with two --jobs workers (each parking past its half of the bound on
+    sessions in memory, the parent keeping the numbers of 4,000 flows whose session comes at
+    the end, reported in small batches) every record, id included, is what one process writes."""
+    from tests.cli_runner import run_cli
+
+    n = 6000
+    conns = [_Conn(i) for i in range(n)]
+    frames: list[Frame] = []
+    for i, conn in enumerate(conns):
+        frames += conn.opening(i * 1000, helo=f"EHLO h{i}.example\r\n".encode())
+        frames.append(conn.s(i * 1000 + 5, _PSH | _ACK, b"250 mx\r\n"))
+    for i, conn in enumerate(conns[::3]):
+        frames += conn.closing(n * 1000 + i * 1000)
+    path = tmp_path / "open.pcap"
+    _write_pcap(path, frames)
+    outputs = []
+    for jobs in ("1", "2"):
+        proc = run_cli("read", str(path), "--json", "--jobs", jobs)
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(proc.stdout)
+    assert outputs[0] == outputs[1]
+    records = [json.loads(line) for line in outputs[0].splitlines()]
+    sessions = [r for r in records if r["type"] == "session"]
+    assert len(sessions) == n
+    assert {r["id"] for r in sessions} == set(range(1, n + 1))
+    by_id = {r["id"]: r for r in sessions}
+    assert by_id[4]["helo"] == "h3.example" and by_id[4]["complete"] is True
+    assert by_id[5]["helo"] == "h4.example" and by_id[5]["complete"] is False
+
+
+def test_the_parents_numbers_of_waiting_flows_are_taken_once_in_any_order() -> None:
+    """The --jobs parent's table of flow numbers (flow keys given in increasing order, taken
+    in the order sessions end): each number is given once, unknown keys have none, and the
+    table stays right as taken entries are compacted away."""
+    from mailsniff.parallel import _Numbers
+
+    numbers = _Numbers()
+    keys = [k * 4096 + (k % 3) for k in range(1, 5001)]
+    for number, key in enumerate(keys, 1):
+        numbers.add(key, number)
+    assert len(numbers) == 5000
+    assert numbers.pop(4096 * 7) is None  # between two keys
+    order = keys[::-2] + keys[-2::-2]  # every other key from the end, then the rest
+    for key in order:
+        assert numbers.pop(key) == keys.index(key) + 1
+        assert numbers.pop(key) is None
+    assert len(numbers) == 0
+    numbers.add(1 << 40, 5001)
+    assert numbers.pop(1 << 40) == 5001
