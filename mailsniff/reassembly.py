@@ -206,7 +206,6 @@ class _Half:
         "direction",
         "peer",
         "started",
-        "base",
         "next_seq",
         "next_off",
         "syn_isn",
@@ -230,8 +229,9 @@ class _Half:
         self.flow = flow
         self.direction = direction
         self.peer: _Half = self
-        self.started = False  # base / next_seq / next_off are meaningful
-        self.base = 0  # sequence number of stream offset 0
+        self.started = False  # next_seq / next_off (and so `base`) are meaningful
+        # Stream offset 0 is sequence number `base` = next_seq - next_off (mod 2**32): computed,
+        # not kept (a flood's hundred thousand open flows held 2 Python ints more each).
         self.next_seq = 0  # sequence number of the next byte to deliver (mod 2**32)
         self.next_off = 0  # its stream offset (unbounded)
         self.syn_isn: int | None = None
@@ -255,15 +255,20 @@ class _Half:
         # are settled (see Reassembler._settle).
         self.provisional = False
 
+    @property
+    def base(self) -> int:
+        """The sequence number of stream offset 0."""
+        return (self.next_seq - self.next_off) & _MASK
+
     def start(self, seq: int) -> None:
         self.started = True
-        self.base = self.next_seq = seq & _MASK
+        self.next_seq = seq & _MASK
         self.next_off = 0
 
     def advance(self, off: int) -> None:
         """Move the next expected byte to stream offset `off`."""
+        self.next_seq = (self.next_seq + off - self.next_off) & _MASK
         self.next_off = off
-        self.next_seq = (self.base + off) & _MASK
 
     def offset(self, seq: int) -> int:
         """Stream offset of sequence number `seq`, the nearest one to the next expected byte."""
@@ -710,8 +715,8 @@ class Reassembler:
     def _rebase(self, half: _Half, base: int) -> None:
         """Make sequence number `base` stream offset 0, moving (and trimming) what is buffered."""
         shift = ((half.base - base + _HALF) & _MASK) - _HALF  # old offset 0 -> new offset
-        half.base = base & _MASK
-        half.advance(0)
+        half.next_seq = base & _MASK  # offset 0: the next byte to deliver
+        half.next_off = 0
         if not shift:
             return
         pending: dict[int, bytes | int] = {}
