@@ -17,6 +17,7 @@ every output takes the count and the links from the same place.
 
 from __future__ import annotations
 
+import pickle
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -222,10 +223,14 @@ def compare(smtp: Candidate, imap: Candidate) -> SentCopy:
 
 @dataclass(slots=True)
 class SentCopyIndex:
-    """Candidates seen so far, by key, on each side; bounded (oldest keys forgotten first)."""
+    """Candidates seen so far, by key, on each side; bounded (oldest keys forgotten first).
+
+    Each is kept pickled (about a quarter of the memory of its objects: most never meet their
+    other half) and read back only when a match comes.
+    """
 
     max_candidates: int = MAX_CANDIDATES
-    _sides: dict[str, OrderedDict[tuple[str, str], list[Candidate]]] = field(
+    _sides: dict[str, OrderedDict[tuple[str, str], list[bytes]]] = field(
         default_factory=lambda: {"smtp": OrderedDict(), "imap": OrderedDict()}
     )
     _sizes: dict[str, int] = field(default_factory=lambda: {"smtp": 0, "imap": 0})
@@ -239,10 +244,13 @@ class SentCopyIndex:
             mine = "smtp" if cand.side.protocol == "smtp" else "imap"
             other = "imap" if mine == "smtp" else "smtp"
             key = (cand.kind, cand.key)
-            for match in self._sides[other].get(key, ()):
+            for kept in self._sides[other].get(key, ()):
+                match: Candidate = pickle.loads(kept)
                 smtp, imap = (cand, match) if mine == "smtp" else (match, cand)
                 links.append(compare(smtp, imap))
-            self._sides[mine].setdefault(key, []).append(cand)
+            self._sides[mine].setdefault(key, []).append(
+                pickle.dumps(cand, pickle.HIGHEST_PROTOCOL)
+            )
             self._sizes[mine] += 1
             while self._sizes[mine] > self.max_candidates:
                 _, dropped = self._sides[mine].popitem(last=False)
