@@ -32,7 +32,8 @@ __all__ = ["COMPILED_MODULES", "GROUP", "STAMP", "STATUS", "select"]
 #: TCP reassembly), the SMTP/POP3 parsers, the MIME walker, RFC 2047, RFC 2231 and address
 #: decoding, and the glue between them: the pipeline, the session builders (with their common
 #: base, which the IMAP builder subclasses: a compiled class cannot be subclassed by an
-#: interpreted one) and the JSON Lines renderer.
+#: interpreted one), the JSON Lines renderer, and the per-frame loops of `read` and its --jobs
+#: workers (which every worker runs for every frame).
 #: setup.py reads this tuple (as a literal), so keep it one.
 COMPILED_MODULES = (
     "mailsniff.capture.frame",
@@ -62,6 +63,7 @@ COMPILED_MODULES = (
     "mailsniff.session.pop3",
     "mailsniff.session.imap",
     "mailsniff.render.jsonl",
+    "mailsniff.shard",
 )
 #: The extension holding the compiled code of all of them (each module's own is a small shim).
 GROUP = "mailsniff._native"
