@@ -114,7 +114,7 @@ class PacketCapture:
                 f"--capture: cannot capture packets: {error}",
                 hint="run as root or give CAP_NET_RAW",
             ) from None
-        _enlarge_buffer(sock.ins, self._buffer_bytes)
+        _enlarge_buffer(getattr(sock, "ins", None), self._buffer_bytes)
         sniffer = AsyncSniffer(
             opened_socket=sock, prn=seen, store=False, started_callback=started.set
         )
@@ -139,7 +139,7 @@ class PacketCapture:
                 sniffer.stop()
             except Exception:  # scapy raises if the sniffer thread died; keep what we have
                 pass
-            self.dropped += _dropped(sock.ins)
+            self.dropped += _dropped(getattr(sock, "ins", None))
             sock.close()
             self.packets.extend(kept)
 
@@ -158,23 +158,25 @@ class PacketCapture:
         return len(self.packets)
 
 
-def _enlarge_buffer(sock: socket.socket, size: int) -> None:
+def _enlarge_buffer(sock: Any, size: int) -> None:
     """Ask for a receive buffer of `size` bytes: beyond net.core.rmem_max when allowed
-    (CAP_NET_ADMIN), else as much as rmem_max grants."""
+    (CAP_NET_ADMIN), else as much as rmem_max grants. (`sock` is a packet socket on Linux;
+    scapy's listener elsewhere may be none, which keeps its own buffer.)"""
     try:
         sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, size)
-    except OSError:
+    except (OSError, AttributeError):
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
-        except OSError:
+        except (OSError, AttributeError):
             pass
 
 
-def _dropped(sock: socket.socket) -> int:
-    """Packets the kernel dropped on the sniffing socket since it was opened (Linux)."""
+def _dropped(sock: Any) -> int:
+    """Packets the kernel dropped on the sniffing socket since it was opened (Linux packet
+    sockets; 0 where that is not known)."""
     try:
         _, drops = struct.unpack("II", sock.getsockopt(_SOL_PACKET, _PACKET_STATISTICS, 8))
-    except OSError:
+    except (OSError, AttributeError, struct.error):
         return 0
     return int(drops)
 
