@@ -12,6 +12,7 @@ import os
 import shlex
 import shutil
 import sysconfig
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +44,13 @@ def want_compiled() -> tuple[bool, str]:
     if env_flag("MAILSNIFF_PURE"):
         return False, "MAILSNIFF_PURE is set"
     return compiler_available()
+
+
+def runtime_requirements() -> list[str]:
+    """[project] dependencies from pyproject.toml: what mypyc needs to type-check the compiled
+    modules (they import rich, typer, cryptography, ...)."""
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        return list(tomllib.load(f)["project"]["dependencies"])
 
 
 def compiled_modules() -> list[str]:

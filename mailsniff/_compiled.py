@@ -29,9 +29,11 @@ from types import ModuleType
 __all__ = ["COMPILED_MODULES", "GROUP", "STAMP", "STATUS", "select"]
 
 #: Modules compiled by the fast build: the per-packet stages (record reading, L2-L4 decoding,
-#: TCP reassembly), the SMTP/POP3 parsers, RFC 2047 and address decoding. Not yet the MIME walker
-#: (mail/mime.py, mail/rfc2231.py): the stdlib email API returns Header objects where its stubs
-#: say str, which compiled code rejects; being made safe for it.
+#: TCP reassembly), the SMTP/POP3 parsers, the MIME walker, RFC 2047, RFC 2231 and address
+#: decoding, and the glue between them: the pipeline, the session builders (with their common
+#: base, which the IMAP builder subclasses: a compiled class cannot be subclassed by an
+#: interpreted one), the JSON Lines renderer, and the per-frame loops of `read` and its --jobs
+#: workers (which every worker runs for every frame).
 #: setup.py reads this tuple (as a literal), so keep it one.
 COMPILED_MODULES = (
     "mailsniff.capture.frame",
@@ -51,6 +53,17 @@ COMPILED_MODULES = (
     "mailsniff.protocols.pop3",
     "mailsniff.mail.rfc2047",
     "mailsniff.mail.addresses",
+    "mailsniff.mail.rfc2231",
+    "mailsniff.mail.mime",
+    "mailsniff.pipeline",
+    "mailsniff.session.base",
+    "mailsniff.session.auth",
+    "mailsniff.session.opaque",
+    "mailsniff.session.smtp",
+    "mailsniff.session.pop3",
+    "mailsniff.session.imap",
+    "mailsniff.render.jsonl",
+    "mailsniff.shard",
 )
 #: The extension holding the compiled code of all of them (each module's own is a small shim).
 GROUP = "mailsniff._native"

@@ -41,8 +41,8 @@ from typing import Any
 from mailsniff.capture.frame import Frame
 from mailsniff.errors import MailsniffError, TruncatedCaptureError
 from mailsniff.model import Session
-from mailsniff.net.segment import Segment
 from mailsniff.pipeline import Pipeline
+from mailsniff.shard import BATCH, ENDED, EXPIRE_EVERY, PER_FRAME, ShardFeeder, mix, segment_owner
 from mailsniff.status import ExitStatus
 
 __all__ = [
@@ -56,23 +56,17 @@ __all__ = [
     "segment_owner",
 ]
 
-#: Idle flows are checked before every this many frames (global frame numbers; a power of 2).
-EXPIRE_EVERY = 4096
 #: `--jobs` default: one worker per core from this much input on, one process below it.
 AUTO_JOBS_MIN_BYTES = 32 * 1024 * 1024
-#: Flow keys: frame index * _PER_FRAME + flows created earlier within that frame.
-_PER_FRAME = 1 << 12
+_PER_FRAME = PER_FRAME
 #: A worker's progress: every session tagged up to it has been sent.
 _Tag = tuple[int, int, int]
-#: Frames between two progress reports of a worker (a power of 2).
-_BATCH = 2048
+_BATCH = BATCH
 #: Sessions per report while the connections open at the end are ended: each is a finished
 #: session, held by the worker and then the parent until the merge writes it.
 _END_BATCH = 256
 _ETHERNET = 1
 _IPV4_TCP = struct.Struct("!IIHH").unpack_from  # at 26: addresses, then (no options) ports
-_GOLDEN = 0x9E3779B97F4A7C15
-_MASK64 = (1 << 64) - 1
 _INF = 1 << 62
 
 
@@ -93,12 +87,6 @@ def choose_jobs(requested: int | None, total_bytes: int | None) -> int:
     return usable_cores()
 
 
-def _mix(ips: int, ports: int, n: int) -> int:
-    """Worker of a connection from the sums of its two addresses and of its two ports (sums:
-    the same for both directions), mixed by a Fibonacci multiply."""
-    return (((ips * 65537 + ports) * _GOLDEN & _MASK64) >> 32) % n
-
-
 def frame_owner(frame: Frame, n: int) -> int:
     """The worker of a plain Ethernet/IPv4/TCP frame (no IP options, not a fragment) from its
     raw bytes; -1 when the frame must be decoded to tell."""
@@ -113,13 +101,7 @@ def frame_owner(frame: Frame, n: int) -> int:
     ):
         return -1
     src, dst, sport, dport = _IPV4_TCP(data, 26)
-    return _mix(src + dst, sport + dport, n)
-
-
-def segment_owner(seg: Segment, n: int) -> int:
-    """The worker of a decoded segment: the same hash frame_owner computes from raw bytes."""
-    ips = int.from_bytes(seg.src, "big") + int.from_bytes(seg.dst, "big")
-    return _mix(ips, seg.sport + seg.dport, n)
+    return mix(src + dst, sport + dport, n)
 
 
 def drive(pipeline: Pipeline, frames: Iterable[Frame], emit: Callable[[Session], None]) -> None:
@@ -198,102 +180,45 @@ def _work(
     # its share of it (n workers would otherwise hold n times as many idle sessions).
     pipeline.park_at = max(2, pipeline.park_at // n)
     pipeline.dropped = []  # sent with each batch: the parent stops waiting for their sessions
-    reassembler = pipeline.reassembler
-    active = pipeline._active
-    waiting = pipeline._waiting  # accepted flows whose session is built at their first event
     side = make_pipeline().decoder  # decodes the frames that cannot be routed raw (all workers)
-    flows: list[tuple[int, bool]] = []
+    # The per-frame loop (mailsniff.shard, compiled in the fast build) comes back here only
+    # when there is something to send.
+    feeder = ShardFeeder(me, n, pipeline, side)
     sessions: list[tuple[tuple[int, int, int], Any]] = []
-    latest = 0
-    first: int | None = None  # the first packet's time: every worker sees every frame
-    index = -1
     truncated: tuple[str, int] | None = None
-    unpack = _IPV4_TCP
-    expire_mask = EXPIRE_EVERY - 1
-    batch_mask = _BATCH - 1
-
-    def ended(index: int, phase: int) -> None:
-        for session in pipeline.drain():
-            key = session.id
-            sessions.append(((index, phase, key), session if prepare is None else prepare(session)))
-
-    def feed_own(index: int, frame: Frame | None, seg: Segment | None) -> None:
-        base = index * _PER_FRAME
-        reassembler._next_id = base
-        if seg is None:
-            assert frame is not None
-            pipeline.feed(frame)
-        else:
-            pipeline.stats.frames += 1
-            pipeline.feed_segment(seg)
-        created = reassembler._next_id - base
-        if created:
-            done = {s.id for s in pipeline._ready}
-            for key in range(base, base + created):
-                flows.append((key, key in waiting or key in active or key in done))
-        if pipeline._ready:
-            ended(index, 1)
 
     def send_batch(tag: _Tag) -> None:
-        nonlocal flows, sessions
+        nonlocal sessions
+        flows, feeder.flows = feeder.flows, []
         conn.send(("batch", tag, flows, sessions, reader.bytes_read, pipeline.dropped))
-        flows, sessions = [], []
+        sessions = []
         pipeline.dropped = []
 
     reader, frames = open_frames()
     with reader:
         try:
-            for frame in frames:
-                if frame is None:  # a live source with nothing new: report progress now
-                    send_batch((index, _INF, 0))
-                    continue
-                index += 1
-                if not index & expire_mask and index:
-                    pipeline.expire(latest)
-                    ended(index, 0)
-                if frame.ts_ns > latest:
-                    latest = frame.ts_ns
-                if first is None or frame.ts_ns < first:
-                    first = frame.ts_ns
-                # frame_owner, inlined: this runs for every frame of the input in every worker
-                data = frame.data
-                if (
-                    frame.linktype == _ETHERNET
-                    and len(data) >= 54
-                    and data[12:15] == b"\x08\x00\x45"
-                    and data[23] == 6
-                    and not data[20] & 0x3F
-                    and not data[21]
-                ):
-                    src, dst, sport, dport = unpack(data, 26)
-                    owner = (((src + dst) * 65537 + sport + dport) * _GOLDEN & _MASK64) >> 32
-                    owner %= n
-                else:
-                    owner = -1
-                if owner == me:
-                    feed_own(index, frame, None)
-                elif owner < 0:
-                    seg = side.decode(frame)
-                    if seg is None:
-                        if me == 0:
-                            pipeline.stats.frames += 1
-                    elif segment_owner(seg, n) == me:
-                        feed_own(index, None, seg)
-                if index & batch_mask == batch_mask:
-                    send_batch((index, _INF, 0))
+            for event in feeder.run(frames):
+                if event == ENDED:
+                    index, phase = feeder.index, feeder.phase
+                    for session in pipeline.drain():
+                        tag = (index, phase, session.id)
+                        sessions.append((tag, session if prepare is None else prepare(session)))
+                else:  # IDLE (a live source with nothing new) or REPORT (a batch read)
+                    send_batch((feeder.index, _INF, 0))
         except TruncatedCaptureError as error:
             truncated = (error.message, error.records_read)
         side.finish()
         # The connections open at the end, ended one at a time (in flow-key order), their
         # sessions sent in batches as they come.
-        end = index + 1
+        end = feeder.index + 1
         for session in pipeline.finish_each():
             tag = (end, 0, session.id)
             sessions.append((tag, session if prepare is None else prepare(session)))
             if len(sessions) >= _END_BATCH:
                 send_batch(tag)
+        first = feeder.first
         pipeline.stats.first_ts_ns = first
-        pipeline.stats.last_ts_ns = latest if first is not None else None
+        pipeline.stats.last_ts_ns = feeder.latest if first is not None else None
         send_batch((_INF, 0, 0))
         result = ShardResult(
             stats=_stats(pipeline, side if me == 0 else None),

@@ -18,12 +18,15 @@ from mailsniff import _compiled
 from tests.paths import EQUIVALENTS, PCAPS, PUBLIC, REPO
 
 #: Captures whose `read --json` output must not depend on the build: SMTP (AUTH, BDAT,
-#: pipelining, RFC 2047/2231 headers, attachments, GBK), POP3 (pcap and pcapng), IMAP, STARTTLS,
+#: pipelining, RFC 2047/2231 headers, attachments, GBK), POP3 (pcap and pcapng), IMAP (a
+#: Dovecot session with FETCH and APPEND; a sent copy linked to its SMTP submission), STARTTLS,
 #: one-sided and gapped flows, a rejected DATA.
 CAPTURES = [
     PCAPS / "cc-bcc-smtplib.pcap",
     PCAPS / "pipelining-bdat.pcap",
     PCAPS / "send-forged-gbk.pcap",
+    PCAPS / "imap-dovecot.pcap",
+    PCAPS / "sent-copy-mutt.pcap",
     PUBLIC / "suricata-verify" / "pop3.pcap",
     PUBLIC / "suricata-verify" / "smtp-rfc2231.pcap",
     PUBLIC / "suricata-verify" / "smtp-bug-5981.pcap",
@@ -93,6 +96,14 @@ def test_pure_and_compiled_read_json_are_byte_identical(path: Path) -> None:
     pure = _read_json(path, MAILSNIFF_PURE="1")
     assert default.count(b'"type": "session"') + default.count(b'"type":"session"') > 0
     assert pure == default
+
+
+def test_pure_and_compiled_read_of_a_decrypted_starttls_session_are_byte_identical() -> None:
+    """With a key log the TLS layer feeds the (compiled) SMTP session builder the plaintext."""
+    options = ("--json", "--keylog", str(PCAPS / "starttls-keylog.keys"))
+    default = _read_json(PCAPS / "starttls-keylog.pcap", *options)
+    assert b'"decrypted":true' in default.replace(b" ", b"")
+    assert _read_json(PCAPS / "starttls-keylog.pcap", *options, MAILSNIFF_PURE="1") == default
 
 
 @pytest.mark.parametrize("path", CAPTURES[:4], ids=lambda p: p.name)

@@ -31,6 +31,7 @@ from mailsniff.pipeline import Pipeline
 from mailsniff.render import console as console_render
 from mailsniff.render import jsonl
 from mailsniff.render.text import safe_text
+from mailsniff.shard import checked_frames
 from mailsniff.spill import SessionSpill
 from mailsniff.status import ExitStatus
 from mailsniff.stdout import Stdout
@@ -80,19 +81,13 @@ def _frames(
     task: Any | None,
 ) -> Iterator[Frame]:
     """Frames from the reader, checking each new link type and moving the progress bar."""
-    checked: set[int] = set()
-    count = 0
-    for frame in reader:
-        if frame.linktype not in checked:
-            checked.add(frame.linktype)
-            if not is_supported(frame.linktype) and not any(
-                is_supported(lt) for lt in reader.linktypes
-            ):
-                raise UnsupportedLinkTypeError(frame.linktype, name=linktype_name(frame.linktype))
-        count += 1
-        if progress is not None and count % _PROGRESS_EVERY == 0:
-            progress.update(task, completed=reader.bytes_read)
-        yield frame
+    if progress is None:
+        return checked_frames(reader)
+
+    def update() -> None:
+        progress.update(task, completed=reader.bytes_read)
+
+    return checked_frames(reader, update, _PROGRESS_EVERY)
 
 
 #: The running counts behind the closing summary (the name the runners know them by).

@@ -94,6 +94,14 @@ def capturing(path: Path | None, out: Console) -> Iterator[PacketCapture | None]
     finally:
         count = capture.save()
         out.print(Text(f"captured {count} packets into {path}", style="dim"))
+        if capture.dropped:
+            out.print(
+                Text(
+                    f"warning: the kernel dropped {capture.dropped} packets the capture could "
+                    "not take in time: the capture has holes (read shows them as gaps)",
+                    style="yellow",
+                )
+            )
 
 
 # --------------------------------------------------------------------------- send

@@ -4,6 +4,8 @@ scapy, written by the shared pcap writer)."""
 from __future__ import annotations
 
 import ipaddress
+import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +24,14 @@ __all__ = ["CaptureError", "PacketCapture", "interface_for"]
 _START_TIMEOUT = 10.0
 _DRAIN_TIMEOUT = 3.0
 _FIN, _RST = 0x01, 0x04
+#: Kernel receive buffer of the sniffing socket. The sniffer dissects every packet in Python, so
+#: while the client sends a burst (or the machine is busy) packets wait in this buffer; scapy's
+#: default (64 KiB, about 50 loopback packets, each seen twice) overflowed under load and the
+#: kernel dropped packets: a capture with holes, read back with gaps.
+_BUFFER_BYTES = 16 * 1024 * 1024
+#: linux/if_packet.h: SOL_PACKET / PACKET_STATISTICS -> struct tpacket_stats {packets, drops}.
+_SOL_PACKET, _PACKET_STATISTICS = 263, 6
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 
 
 class CaptureError(MailsniffError):
@@ -44,9 +54,13 @@ def interface_for(host: str) -> str:
 class PacketCapture:
     """Collects the packets of each watched connection; `save` writes them as one pcap."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, buffer_bytes: int = _BUFFER_BYTES) -> None:
         self.path = path
         self.packets: list[Any] = []
+        #: Packets the kernel dropped because the sniffer fell behind (0: the capture is whole;
+        #: on `lo`, where each packet is seen twice, a lost packet may count twice).
+        self.dropped = 0
+        self._buffer_bytes = buffer_bytes
 
     @contextmanager
     def watch(self, host: str, port: int) -> Iterator[None]:
@@ -54,8 +68,6 @@ class PacketCapture:
         try:
             address = str(ipaddress.ip_address(host))
         except ValueError:
-            import socket
-
             try:
                 address = str(socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)[0][4][0])
             except OSError:
@@ -91,16 +103,25 @@ class PacketCapture:
             if flags & (_FIN | _RST):
                 fins.append(flags)
 
+        from scapy.config import conf
+
+        try:
+            sock = conf.L2listen(
+                iface=interface_for(address), filter=f"tcp and host {address} and port {port}"
+            )
+        except (OSError, PermissionError) as error:
+            raise CaptureError(
+                f"--capture: cannot capture packets: {error}",
+                hint="run as root or give CAP_NET_RAW",
+            ) from None
+        _enlarge_buffer(getattr(sock, "ins", None), self._buffer_bytes)
         sniffer = AsyncSniffer(
-            iface=interface_for(address),
-            filter=f"tcp and host {address} and port {port}",
-            prn=seen,
-            store=False,
-            started_callback=started.set,
+            opened_socket=sock, prn=seen, store=False, started_callback=started.set
         )
         try:
             sniffer.start()
         except (OSError, PermissionError) as error:
+            sock.close()
             raise CaptureError(
                 f"--capture: cannot capture packets: {error}",
                 hint="run as root or give CAP_NET_RAW",
@@ -118,6 +139,8 @@ class PacketCapture:
                 sniffer.stop()
             except Exception:  # scapy raises if the sniffer thread died; keep what we have
                 pass
+            self.dropped += _dropped(getattr(sock, "ins", None))
+            sock.close()
             self.packets.extend(kept)
 
     def save(self) -> int:
@@ -133,6 +156,29 @@ class PacketCapture:
             for frame in frames:
                 writer.write(frame)
         return len(self.packets)
+
+
+def _enlarge_buffer(sock: Any, size: int) -> None:
+    """Ask for a receive buffer of `size` bytes: beyond net.core.rmem_max when allowed
+    (CAP_NET_ADMIN), else as much as rmem_max grants. (`sock` is a packet socket on Linux;
+    scapy's listener elsewhere may be none, which keeps its own buffer.)"""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, size)
+    except (OSError, AttributeError):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+        except (OSError, AttributeError):
+            pass
+
+
+def _dropped(sock: Any) -> int:
+    """Packets the kernel dropped on the sniffing socket since it was opened (Linux packet
+    sockets; 0 where that is not known)."""
+    try:
+        _, drops = struct.unpack("II", sock.getsockopt(_SOL_PACKET, _PACKET_STATISTICS, 8))
+    except (OSError, AttributeError, struct.error):
+        return 0
+    return int(drops)
 
 
 def _frame(packet: Any, linktypes: dict[type, int]) -> Frame:

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
+
+from mypy_extensions import mypyc_attr
 
 from mailsniff.limits import MAX_ANOMALIES, MAX_TRANSCRIPT_LINES
 from mailsniff.model import AnomalyKind, Session, SessionAnomaly, TranscriptLine
 from mailsniff.protocols.base import Anomaly, Direction, to_text
 
-__all__ = ["AnomalyLog", "ParserDriven", "SessionHandler", "TranscriptRecorder"]
+__all__ = [
+    "AnomalyLog",
+    "ParserDriven",
+    "SessionHandler",
+    "TranscriptRecorder",
+    "restore_state",
+    "saved_state",
+]
 
 E = TypeVar("E")
 
@@ -43,6 +52,32 @@ class SansIoParser(Protocol[E]):
     def close(self, ts_ns: int) -> list[E]: ...
 
 
+def saved_state(obj: object) -> dict[str, Any]:
+    """An object's attributes, for pickling (a session parked on disk, mailsniff.park): its
+    `__dict__` in pure Python; compiled objects have none, their class lists the attributes."""
+    names = getattr(type(obj), "__mypyc_attrs__", None)
+    if names is None:
+        return dict(vars(obj))
+    state: dict[str, Any] = {}
+    for name in names:
+        try:
+            state[name] = getattr(obj, name)
+        except AttributeError:  # not set (yet)
+            pass
+    return state
+
+
+def restore_state(obj: object, state: dict[str, Any]) -> None:
+    """The attributes `saved_state` took, set back."""
+    for name, value in state.items():
+        setattr(obj, name, value)
+
+
+# Handlers and their helpers are pickled when their session is parked (mailsniff.park). In the
+# compiled build a class must allow interpreted subclasses for unpickling to create it without
+# calling __init__ (which needs the session) while a call of the class still runs __init__;
+# pure Python ignores the flag. (A protocol added from outside may subclass ParserDriven too.)
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ParserDriven(Generic[E]):
     """A SessionHandler that feeds one sans-IO parser and folds the events it returns.
 
@@ -82,6 +117,7 @@ class ParserDriven(Generic[E]):
             resume()
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # pickled: see ParserDriven
 class TranscriptRecorder:
     """Appends TranscriptLine records to a session, bounded by MAX_TRANSCRIPT_LINES.
 
@@ -106,6 +142,7 @@ class TranscriptRecorder:
         s.transcript.append(TranscriptLine(ts_ns, direction, text, note))
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # pickled: see ParserDriven
 class AnomalyLog:
     """Appends a session's anomalies, at most MAX_ANOMALIES of them; those that did not fit are
     counted in one last record when the session closes."""

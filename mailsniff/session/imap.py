@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from mailsniff.limits import MAX_CAPABILITIES, MAX_TRANSCRIPT_LINES
 from mailsniff.mail.mime import MessageAccumulator
 from mailsniff.model import (
@@ -54,7 +56,13 @@ from mailsniff.protocols.imap_events import (
 )
 from mailsniff.protocols.imap_grammar import text_of
 from mailsniff.protocols.ntlm import describe_ntlm
-from mailsniff.session.base import AnomalyLog, ParserDriven, TranscriptRecorder
+from mailsniff.session.base import (
+    AnomalyLog,
+    ParserDriven,
+    TranscriptRecorder,
+    restore_state,
+    saved_state,
+)
 from mailsniff.session.entry import ProtocolEntry
 from mailsniff.sink import MessageSink, OpenSink
 
@@ -84,6 +92,7 @@ def _argument(command: Command) -> str:
     return to_text(fields[skip]) if len(fields) > skip else ""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # pickled when parked: see session/base.py
 class _Open:
     """A message being read: its accumulator, sink and where it came from."""
 
@@ -98,6 +107,7 @@ class _Open:
         self.head: bytearray | None = bytearray() if head else None
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # pickled when parked: see session/base.py
 class ImapSessionHandler(ParserDriven[ImapEvent]):
     """Drives an ImapParser and folds its events into `session` (no findings: analysis does).
 
@@ -124,10 +134,13 @@ class ImapSessionHandler(ParserDriven[ImapEvent]):
         self._literal_lines: list[tuple[Direction, bytes]] = []
         self._dropped = 0
 
+    def __getstate__(self) -> dict[str, Any]:
+        return saved_state(self)
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Read back after parking (mailsniff.park): the commands waiting for an answer are
         new objects with new ids, so the maps keyed by their ids are keyed again."""
-        self.__dict__.update(state)
+        restore_state(self, state)
         self._exchange_at = {id(entry[0]): entry for entry in self._exchange_at.values()}
 
     def close(self, ts_ns: int) -> None:
@@ -455,7 +468,7 @@ class ImapSessionHandler(ParserDriven[ImapEvent]):
 
 
 #: IMAP's registry entry (RFC 3501 / RFC 9051; implicit TLS 993 RFC 8314).
-ENTRY = ProtocolEntry(
+ENTRY: ProtocolEntry = ProtocolEntry(
     name="imap",
     ports=(143,),
     implicit_tls_ports=(993,),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from mailsniff.limits import (
     MAX_CAPABILITIES,
     MAX_TRANSCRIPT_DATA_LINES,
@@ -27,7 +29,13 @@ from mailsniff.protocols.pop3 import (
 )
 from mailsniff.protocols.sasl import decode_cram_md5, decode_plain, decode_xoauth2
 from mailsniff.session.auth import fold_ntlm, fold_ntlm_challenge
-from mailsniff.session.base import AnomalyLog, ParserDriven, TranscriptRecorder
+from mailsniff.session.base import (
+    AnomalyLog,
+    ParserDriven,
+    TranscriptRecorder,
+    restore_state,
+    saved_state,
+)
 from mailsniff.session.entry import ProtocolEntry
 from mailsniff.sink import MessageSink, OpenSink
 
@@ -72,6 +80,7 @@ def _number(command: Command) -> int | None:
     return None
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # pickled when parked: see session/base.py
 class Pop3SessionHandler(ParserDriven[Pop3Event]):
     """Drives a Pop3Parser and folds its events into `session` (no findings: analysis does that).
 
@@ -106,10 +115,13 @@ class Pop3SessionHandler(ParserDriven[Pop3Event]):
         self._capabilities: list[str] | None = None
         self._anomalies = AnomalyLog(session)
 
+    def __getstate__(self) -> dict[str, Any]:
+        return saved_state(self)
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Read back after parking (mailsniff.park): the commands waiting for an answer are
         new objects with new ids, so the maps keyed by their ids are keyed again."""
-        self.__dict__.update(state)
+        restore_state(self, state)
         self._exchange_at = {id(entry[0]): entry for entry in self._exchange_at.values()}
         self._auth_for = {id(entry[0]): entry for entry in self._auth_for.values()}
 
@@ -441,7 +453,7 @@ class Pop3SessionHandler(ParserDriven[Pop3Event]):
 
 
 #: POP3's registry entry (RFC 1939; implicit TLS 995 RFC 8314).
-ENTRY = ProtocolEntry(
+ENTRY: ProtocolEntry = ProtocolEntry(
     name="pop3",
     ports=(110,),
     implicit_tls_ports=(995,),

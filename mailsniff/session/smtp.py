@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from mypy_extensions import mypyc_attr
+
 from mailsniff.limits import (
     MAX_AWAITED,
     MAX_LINE,
@@ -96,6 +98,7 @@ def _params(params: Params) -> dict[str, str | None]:
     return {k: v for k, v in params}
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # pickled when parked: see session/base.py
 class SmtpSessionHandler(ParserDriven[SmtpEvent]):
     """`SessionHandler` for SMTP: drives an `SmtpParser` and folds its events into `session`.
 
@@ -496,7 +499,7 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
 
 
 #: SMTP's registry entry (RFC 5321; submission 587 RFC 6409; implicit TLS 465 RFC 8314).
-ENTRY = ProtocolEntry(
+ENTRY: ProtocolEntry = ProtocolEntry(
     name="smtp",
     ports=(25, 587, 2525),
     implicit_tls_ports=(465,),

@@ -5,6 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from unittest.mock import patch
 
@@ -18,7 +22,7 @@ from mailsniff.protocols.base import Direction
 from mailsniff.session.base import SessionHandler, TranscriptRecorder
 from mailsniff.session.pop3 import Pop3SessionHandler, decode_oauthbearer
 from tests.factories import make_session
-from tests.paths import PUBLIC
+from tests.paths import PUBLIC, REPO
 from tests.seed_dialogues import SEED_RETR, SEED_SESSION, SEED_TOP
 
 C, S = Direction.CLIENT, Direction.SERVER
@@ -547,7 +551,12 @@ def test_pop3_session_overlong_message_line_is_kept_and_shown_once() -> None:
     assert _fields(build(steps, segment=1460)) == _fields(s)
 
 
-def test_pop3_session_without_transcript_skips_the_per_line_work() -> None:
+_QUIET_BODY = b"Subject: quiet\r\n\r\n" + b"body line\r\n" * 50
+
+
+def _lines_asked_without_transcript() -> list[str]:
+    """The lines a POP3 handler asks its transcript recorder to add, the transcript not kept
+    (a spy recorder patched in: the pure-Python modules only, see below)."""
     asked: list[str] = []
 
     class Spy(TranscriptRecorder):
@@ -557,21 +566,39 @@ def test_pop3_session_without_transcript_skips_the_per_line_work() -> None:
             asked.append(text)
             super().add(ts_ns, direction, text, note)
 
-    content = b"Subject: quiet\r\n\r\n" + b"body line\r\n" * 50
     session = new_session()
     session.keep_transcript = False
     with patch("mailsniff.session.pop3.TranscriptRecorder", Spy):
         handler = Pop3SessionHandler(session)
     handler.data(0, S, b"+OK ready\r\n")
     handler.data(1, C, b"RETR 1\r\n")
-    handler.data(2, S, b"+OK\r\n" + content + b".\r\n")
+    handler.data(2, S, b"+OK\r\n" + _QUIET_BODY + b".\r\n")
     handler.close(3)
-    # No body line is split out or decoded for a transcript that is not kept.
-    assert asked == ["+OK ready", "RETR 1", "+OK", "[... 52 more lines]", "."]
     assert session.transcript == []
     (m,) = session.messages
-    assert m.message.sha256 == hashlib.sha256(content).hexdigest()
+    assert m.message.sha256 == hashlib.sha256(_QUIET_BODY).hexdigest()
     assert session.exchanges[0].reply_lines == 53
+    return asked
+
+
+def test_pop3_session_without_transcript_skips_the_per_line_work() -> None:
+    """No body line is split out or decoded for a transcript that is not kept. Checked on the
+    pure-Python modules in a process of its own: compiled code calls its classes directly,
+    where no patch reaches (the compiled build is the same code; tests/test_compiled.py)."""
+    code = (
+        "import json; from tests.session.test_pop3_session import "
+        "_lines_asked_without_transcript as f; print(json.dumps(f()))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**os.environ, "MAILSNIFF_PURE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == ["+OK ready", "RETR 1", "+OK", "[... 52 more lines]", "."]
 
 
 @given(st.lists(st.tuples(st.sampled_from([C, S]), st.binary(max_size=80)), max_size=30))

@@ -111,6 +111,7 @@ def _capture(smtp: SmtpServer, pop: Pop3Server, pcap: Path, keys: Path | None) -
     with capture.watch(pop.host, pop_port):
         _fetch(pop, keys)
     assert capture.save() > 0
+    assert capture.dropped == 0, "the kernel dropped packets: the capture has holes"
     ports = {smtp.port: 587, pop_port: 995 if keys is not None else 110}
     packets = rdpcap(str(pcap))
     for p in packets:

@@ -1,0 +1,191 @@
+"""The per-frame loops of `read`: the link-type check on the reader's frames, and the routing of
+a `read --jobs` worker (mailsniff.parallel), compiled in the fast build.
+
+Every worker reads every frame of the input and keeps those of its own connections, so what a
+worker does with a frame it does not own is paid once per worker: with two workers, that cost
+alone bounds the speedup. Here the routing runs in compiled code and only comes back to the
+worker's (interpreted) loop at the points where it has something to do: sessions ready, a batch
+of progress to report, a live source with nothing new.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Final, Protocol
+
+from mailsniff.capture.frame import Frame
+from mailsniff.errors import UnsupportedLinkTypeError
+from mailsniff.net.decoder import PacketDecoder
+from mailsniff.net.link import is_supported, linktype_name
+from mailsniff.net.segment import Segment
+from mailsniff.pipeline import Pipeline
+
+__all__ = [
+    "BATCH",
+    "EXPIRE_EVERY",
+    "PER_FRAME",
+    "ShardFeeder",
+    "checked_frames",
+    "mix",
+]
+
+#: Idle flows are checked before every this many frames (global frame numbers; a power of 2).
+EXPIRE_EVERY: Final = 4096
+#: Flow keys: frame index * PER_FRAME + flows created earlier within that frame.
+PER_FRAME: Final = 1 << 12
+#: Frames between two progress reports of a worker (a power of 2).
+BATCH: Final = 2048
+#: What `ShardFeeder.run` stops for.
+IDLE: Final = 0  # a live source had nothing new: report progress
+ENDED: Final = 1  # sessions are ready in the pipeline (`ShardFeeder.phase` says which phase)
+REPORT: Final = 2  # the last frame of a batch was read: report progress
+
+_ETHERNET: Final = 1
+_GOLDEN: Final = 0x9E3779B97F4A7C15
+_MASK64: Final = (1 << 64) - 1
+_IPV4_TCP = struct.Struct("!IIHH")  # at 26: addresses, then (no options) ports
+
+
+class FrameReader(Protocol):
+    """What `checked_frames` reads: frames, and the link types the input declares."""
+
+    @property
+    def linktypes(self) -> Sequence[int]: ...
+
+    def __iter__(self) -> Iterator[Frame]: ...
+
+
+def checked_frames(
+    reader: FrameReader, progress: Callable[[], None] | None = None, every: int = 2048
+) -> Iterator[Frame]:
+    """The reader's frames, each new link type checked (an input of none that can be decoded is
+    an UnsupportedLinkTypeError), `progress()` called every `every` frames."""
+    checked: set[int] = set()
+    count = 0
+    for frame in reader:
+        linktype = frame.linktype
+        if linktype not in checked:
+            checked.add(linktype)
+            if not is_supported(linktype) and not any(is_supported(lt) for lt in reader.linktypes):
+                raise UnsupportedLinkTypeError(linktype, name=linktype_name(linktype))
+        if progress is not None:
+            count += 1
+            if count % every == 0:
+                progress()
+        yield frame
+
+
+def mix(ips: int, ports: int, n: int) -> int:
+    """Worker of a connection from the sums of its two addresses and of its two ports (sums:
+    the same for both directions), mixed by a Fibonacci multiply."""
+    return (((ips * 65537 + ports) * _GOLDEN & _MASK64) >> 32) % n
+
+
+class ShardFeeder:
+    """Worker `me` of `n`: reads every frame, feeds `pipeline` those of its own connections.
+
+    Plain Ethernet/IPv4/TCP frames are routed from their raw header bytes; every other frame is
+    decoded by `side` (in every worker: IP fragments are reassembled everywhere) and routed by
+    its segment. Frames that decode to no TCP segment are counted by worker 0 only. Idle flows
+    are expired at fixed frame numbers. Flows are keyed by (frame index, order within the frame)
+    and listed in `flows` as (key, has a session) for the parent's numbering.
+    """
+
+    def __init__(self, me: int, n: int, pipeline: Pipeline, side: PacketDecoder) -> None:
+        self.me = me
+        self.n = n
+        self.pipeline = pipeline
+        self.side = side
+        #: Global index of the last frame read (-1 before any).
+        self.index = -1
+        #: Largest and smallest capture time read so far (every worker sees every frame).
+        self.latest = 0
+        self.first: int | None = None
+        #: Flows created since the caller last took them: (key, has a session).
+        self.flows: list[tuple[int, bool]] = []
+        #: With ENDED: 0 for sessions ended by an expiry check, 1 for those ended by a frame.
+        self.phase = 0
+
+    def run(self, frames: Iterable[Frame | None]) -> Iterator[int]:
+        """Feed `frames`; stops (yields IDLE, ENDED or REPORT) when the caller has work."""
+        me, n = self.me, self.n
+        pipeline = self.pipeline
+        side = self.side
+        unpack = _IPV4_TCP.unpack_from
+        expire_mask = EXPIRE_EVERY - 1
+        batch_mask = BATCH - 1
+        index = self.index
+        latest = self.latest
+        first = self.first
+        for frame in frames:
+            if frame is None:  # a live source with nothing new
+                yield IDLE
+                continue
+            index += 1
+            self.index = index
+            if index and not index & expire_mask:
+                pipeline.expire(latest)
+                if pipeline._ready:
+                    self.phase = 0
+                    yield ENDED
+            ts = frame.ts_ns
+            if ts > latest:
+                latest = ts
+                self.latest = ts
+            if first is None or ts < first:
+                first = ts
+                self.first = ts
+            data = frame.data
+            if (
+                frame.linktype == _ETHERNET
+                and len(data) >= 54
+                and data[12] == 0x08
+                and data[13] == 0x00
+                and data[14] == 0x45
+                and data[23] == 6
+                and not data[20] & 0x3F
+                and not data[21]
+            ):
+                src, dst, sport, dport = unpack(data, 26)
+                if mix(src + dst, sport + dport, n) == me:
+                    self._feed_own(index, frame, None)
+                    if pipeline._ready:
+                        self.phase = 1
+                        yield ENDED
+            else:
+                seg = side.decode(frame)
+                if seg is None:
+                    if me == 0:
+                        pipeline.stats.frames += 1
+                elif segment_owner(seg, n) == me:
+                    self._feed_own(index, None, seg)
+                    if pipeline._ready:
+                        self.phase = 1
+                        yield ENDED
+            if index & batch_mask == batch_mask:
+                yield REPORT
+
+    def _feed_own(self, index: int, frame: Frame | None, seg: Segment | None) -> None:
+        pipeline = self.pipeline
+        reassembler = pipeline.reassembler
+        base = index * PER_FRAME
+        reassembler._next_id = base
+        if seg is None:
+            assert frame is not None
+            pipeline.feed(frame)
+        else:
+            pipeline.stats.frames += 1
+            pipeline.feed_segment(seg)
+        created = reassembler._next_id - base
+        if created:
+            done = {s.id for s in pipeline._ready}
+            waiting, active = pipeline._waiting, pipeline._active
+            for key in range(base, base + created):
+                self.flows.append((key, key in waiting or key in active or key in done))
+
+
+def segment_owner(seg: Segment, n: int) -> int:
+    """The worker of a decoded segment: the same hash the routing computes from raw bytes."""
+    ips = int.from_bytes(seg.src, "big") + int.from_bytes(seg.dst, "big")
+    return mix(ips, seg.sport + seg.dport, n)
