@@ -42,7 +42,7 @@ from mailsniff.capture.frame import Frame
 from mailsniff.errors import MailsniffError, TruncatedCaptureError
 from mailsniff.model import Session
 from mailsniff.pipeline import Pipeline
-from mailsniff.shard import BATCH, ENDED, EXPIRE_EVERY, PER_FRAME, ShardFeeder, mix, segment_owner
+from mailsniff.shard import ENDED, EXPIRE_EVERY, PER_FRAME, ShardFeeder, mix, segment_owner
 from mailsniff.status import ExitStatus
 
 __all__ = [
@@ -61,7 +61,6 @@ AUTO_JOBS_MIN_BYTES = 32 * 1024 * 1024
 _PER_FRAME = PER_FRAME
 #: A worker's progress: every session tagged up to it has been sent.
 _Tag = tuple[int, int, int]
-_BATCH = BATCH
 #: Sessions per report while the connections open at the end are ended: each is a finished
 #: session, held by the worker and then the parent until the merge writes it.
 _END_BATCH = 256
