@@ -110,10 +110,7 @@ class PacketCapture:
                 iface=interface_for(address), filter=f"tcp and host {address} and port {port}"
             )
         except (OSError, PermissionError) as error:
-            raise CaptureError(
-                f"--capture: cannot capture packets: {error}",
-                hint="run as root or give CAP_NET_RAW",
-            ) from None
+            raise _cannot_capture(error) from None
         _enlarge_buffer(getattr(sock, "ins", None), self._buffer_bytes)
         sniffer = AsyncSniffer(
             opened_socket=sock, prn=seen, store=False, started_callback=started.set
@@ -122,10 +119,7 @@ class PacketCapture:
             sniffer.start()
         except (OSError, PermissionError) as error:
             sock.close()
-            raise CaptureError(
-                f"--capture: cannot capture packets: {error}",
-                hint="run as root or give CAP_NET_RAW",
-            ) from None
+            raise _cannot_capture(error) from None
         try:
             if not started.wait(_START_TIMEOUT):
                 raise CaptureError("--capture: the packet sniffer did not start")
@@ -156,6 +150,12 @@ class PacketCapture:
             for frame in frames:
                 writer.write(frame)
         return len(self.packets)
+
+
+def _cannot_capture(error: OSError) -> CaptureError:
+    return CaptureError(
+        f"--capture: cannot capture packets: {error}", hint="run as root or give CAP_NET_RAW"
+    )
 
 
 def _enlarge_buffer(sock: Any, size: int) -> None:
