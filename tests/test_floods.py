@@ -239,7 +239,6 @@ def test_a_scan_past_the_half_open_bound_keeps_the_one_process_ids_with_jobs(
     dropped from the parent's numbering as they are forgotten: every session keeps the id one
     process gives it (the flows' order), and the mail sessions' records are the same."""
     from mailsniff.limits import MAX_HALF_OPEN
-    from tests.cli_runner import run_cli
 
     syns = 2 * MAX_HALF_OPEN + 4000  # past the bound in each of two workers
     mail, late, frames = _scan_around_a_late_handshake(syns)
@@ -247,9 +246,7 @@ def test_a_scan_past_the_half_open_bound_keeps_the_one_process_ids_with_jobs(
     _write_pcap(path, frames)
     outputs = []
     for jobs in ("1", "2"):
-        proc = run_cli("read", str(path), "--json", "--jobs", jobs)
-        assert proc.returncode == 0, proc.stderr
-        records = [json.loads(line) for line in proc.stdout.splitlines()]
+        records = [json.loads(line) for line in _read_json(path, jobs).splitlines()]
         summary = records[-1]
         sessions = {r["client"]["port"]: r for r in records if r["type"] == "session"}
         assert summary["flows_evicted"]["with_data"] == 0
@@ -310,6 +307,15 @@ def _write_pcap(path: Path, frames: Iterable[Frame]) -> None:
                 )
             )
             f.write(fr.data)
+
+
+def _read_json(path: Path, jobs: str) -> str:
+    """`read --json --jobs JOBS` of `path`, which must succeed: its standard output."""
+    from tests.cli_runner import run_cli
+
+    proc = run_cli("read", str(path), "--json", "--jobs", jobs)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
 
 
 def _console() -> Console:
@@ -608,8 +614,6 @@ def test_many_connections_open_at_the_end_keep_the_one_process_records_with_jobs
     of the capture: with two --jobs workers (each parking past its half of the bound on
     sessions in memory, the parent keeping the numbers of 4,000 flows whose session comes at
     the end, reported in small batches) every record, id included, is what one process writes."""
-    from tests.cli_runner import run_cli
-
     n = 6000
     conns = [_Conn(i) for i in range(n)]
     frames: list[Frame] = []
@@ -620,13 +624,9 @@ def test_many_connections_open_at_the_end_keep_the_one_process_records_with_jobs
         frames += conn.closing(n * 1000 + i * 1000)
     path = tmp_path / "open.pcap"
     _write_pcap(path, frames)
-    outputs = []
-    for jobs in ("1", "2"):
-        proc = run_cli("read", str(path), "--json", "--jobs", jobs)
-        assert proc.returncode == 0, proc.stderr
-        outputs.append(proc.stdout)
-    assert outputs[0] == outputs[1]
-    records = [json.loads(line) for line in outputs[0].splitlines()]
+    one_process = _read_json(path, "1")
+    assert _read_json(path, "2") == one_process
+    records = [json.loads(line) for line in one_process.splitlines()]
     sessions = [r for r in records if r["type"] == "session"]
     assert len(sessions) == n
     assert {r["id"] for r in sessions} == set(range(1, n + 1))
