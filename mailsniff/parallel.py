@@ -30,7 +30,6 @@ import heapq
 import multiprocessing
 import os
 import signal
-import struct
 from array import array
 from bisect import bisect_left
 from collections import deque
@@ -42,7 +41,14 @@ from mailsniff.capture.frame import Frame
 from mailsniff.errors import MailsniffError, TruncatedCaptureError
 from mailsniff.model import Session
 from mailsniff.pipeline import Pipeline
-from mailsniff.shard import ENDED, EXPIRE_EVERY, PER_FRAME, ShardFeeder, mix, segment_owner
+from mailsniff.shard import (
+    ENDED,
+    EXPIRE_EVERY,
+    PER_FRAME,
+    ShardFeeder,
+    frame_owner,
+    segment_owner,
+)
 from mailsniff.status import ExitStatus
 
 __all__ = [
@@ -58,14 +64,11 @@ __all__ = [
 
 #: `--jobs` default: one worker per core from this much input on, one process below it.
 AUTO_JOBS_MIN_BYTES = 32 * 1024 * 1024
-_PER_FRAME = PER_FRAME
 #: A worker's progress: every session tagged up to it has been sent.
 _Tag = tuple[int, int, int]
 #: Sessions per report while the connections open at the end are ended: each is a finished
 #: session, held by the worker and then the parent until the merge writes it.
 _END_BATCH = 256
-_ETHERNET = 1
-_IPV4_TCP = struct.Struct("!IIHH").unpack_from  # at 26: addresses, then (no options) ports
 _INF = 1 << 62
 
 
@@ -84,23 +87,6 @@ def choose_jobs(requested: int | None, total_bytes: int | None) -> int:
     if total_bytes is None or total_bytes < AUTO_JOBS_MIN_BYTES:
         return 1
     return usable_cores()
-
-
-def frame_owner(frame: Frame, n: int) -> int:
-    """The worker of a plain Ethernet/IPv4/TCP frame (no IP options, not a fragment) from its
-    raw bytes; -1 when the frame must be decoded to tell."""
-    data = frame.data
-    if (
-        frame.linktype != _ETHERNET
-        or len(data) < 54
-        or data[12:15] != b"\x08\x00\x45"
-        or data[23] != 6
-        or (data[20] & 0x3F)
-        or data[21]
-    ):
-        return -1
-    src, dst, sport, dport = _IPV4_TCP(data, 26)
-    return mix(src + dst, sport + dport, n)
 
 
 def drive(pipeline: Pipeline, frames: Iterable[Frame], emit: Callable[[Session], None]) -> None:
@@ -376,19 +362,11 @@ class _Numbers:
         return len(self._keys) - self._taken
 
     def add(self, key: int, number: int) -> None:
-        keys = self._keys
-        if not keys or key > keys[-1]:
-            keys.append(key)
-            self._numbers.append(number)
-            return
-        i = bisect_left(keys, key)  # not met (keys come in order): kept correct regardless
-        if i < len(keys) and keys[i] == key:
-            if self._numbers[i] < 0:
-                self._taken -= 1
-            self._numbers[i] = number
-        else:
-            keys.insert(i, key)
-            self._numbers.insert(i, number)
+        """Number `key`, larger than every key added before (the merge numbers flows in key
+        order)."""
+        assert not self._keys or key > self._keys[-1], "flow keys out of order"
+        self._keys.append(key)
+        self._numbers.append(number)
 
     def pop(self, key: int) -> int | None:
         """The number of `key` (forgotten now), or None when it has none."""
@@ -421,7 +399,7 @@ def _merge(
     while True:
         horizon = min(s.progress for s in shards)
         frame = horizon[0]
-        limit = (frame + 1) * _PER_FRAME if frame < _INF else _INF * _PER_FRAME
+        limit = (frame + 1) * PER_FRAME if frame < _INF else _INF * PER_FRAME
         # Number the flows every worker is past, in key order.
         ready_flows = []
         for s in shards:

@@ -27,6 +27,7 @@ __all__ = [
     "PER_FRAME",
     "ShardFeeder",
     "checked_frames",
+    "frame_owner",
     "mix",
 ]
 
@@ -82,6 +83,25 @@ def mix(ips: int, ports: int, n: int) -> int:
     return (((ips * 65537 + ports) * _GOLDEN & _MASK64) >> 32) % n
 
 
+def frame_owner(frame: Frame, n: int) -> int:
+    """The worker of a plain Ethernet/IPv4/TCP frame (no IP options, not a fragment) from its
+    raw bytes; -1 when the frame must be decoded to tell."""
+    data = frame.data
+    if (
+        frame.linktype == _ETHERNET
+        and len(data) >= 54
+        and data[12] == 0x08
+        and data[13] == 0x00
+        and data[14] == 0x45
+        and data[23] == 6
+        and not data[20] & 0x3F
+        and not data[21]
+    ):
+        src, dst, sport, dport = _IPV4_TCP.unpack_from(data, 26)
+        return mix(src + dst, sport + dport, n)
+    return -1
+
+
 class ShardFeeder:
     """Worker `me` of `n`: reads every frame, feeds `pipeline` those of its own connections.
 
@@ -112,7 +132,6 @@ class ShardFeeder:
         me, n = self.me, self.n
         pipeline = self.pipeline
         side = self.side
-        unpack = _IPV4_TCP.unpack_from
         expire_mask = EXPIRE_EVERY - 1
         batch_mask = BATCH - 1
         index = self.index
@@ -136,24 +155,13 @@ class ShardFeeder:
             if first is None or ts < first:
                 first = ts
                 self.first = ts
-            data = frame.data
-            if (
-                frame.linktype == _ETHERNET
-                and len(data) >= 54
-                and data[12] == 0x08
-                and data[13] == 0x00
-                and data[14] == 0x45
-                and data[23] == 6
-                and not data[20] & 0x3F
-                and not data[21]
-            ):
-                src, dst, sport, dport = unpack(data, 26)
-                if mix(src + dst, sport + dport, n) == me:
-                    self._feed_own(index, frame, None)
-                    if pipeline._ready:
-                        self.phase = 1
-                        yield ENDED
-            else:
+            owner = frame_owner(frame, n)
+            if owner == me:
+                self._feed_own(index, frame, None)
+                if pipeline._ready:
+                    self.phase = 1
+                    yield ENDED
+            elif owner < 0:
                 seg = side.decode(frame)
                 if seg is None:
                     if me == 0:
