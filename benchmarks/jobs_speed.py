@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from functools import partial
 
 from mailsniff.analysis.summary import Summary
 from mailsniff.capture.multi import expand_inputs, open_inputs
-from mailsniff.commands.read import _frames
+from mailsniff.commands.read import _frames, _open_frames
 from mailsniff.model import Session
 from mailsniff.parallel import drive, run_sharded
-from mailsniff.pipeline import Pipeline
+from mailsniff.pipeline import Pipeline, SessionFilter
 from mailsniff.render import jsonl
 
 
@@ -35,10 +36,8 @@ def one_process(paths: list[str]) -> tuple[float, float]:
 
 
 def workers(paths: list[str], n: int) -> tuple[float, float, list[float]]:
-    def open_frames():  # type: ignore[no-untyped-def]
-        reader = open_inputs(paths)
-        return reader, _frames(reader, None, None, None)
-
+    # What `read --jobs N` opens in each worker (routed from raw bytes, as without -f).
+    open_frames = partial(_open_frames, paths, SessionFilter())
     wall, cpu = time.perf_counter(), sum(os.times()[:2])
     shards: list[float] = []
     for item in run_sharded(n, open_frames, Pipeline, render):

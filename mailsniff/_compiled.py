@@ -37,6 +37,7 @@ __all__ = ["COMPILED_MODULES", "GROUP", "STAMP", "STATUS", "select"]
 #: setup.py reads this tuple (as a literal), so keep it one.
 COMPILED_MODULES = (
     "mailsniff.capture.frame",
+    "mailsniff.capture.route",
     "mailsniff.capture.pcap",
     "mailsniff.capture.pcapng",
     "mailsniff.net.segment",

@@ -29,10 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailsniff import __version__
-from mailsniff.capture.frame import Frame
 from mailsniff.errors import InputError, MailsniffError, UsageError
 from mailsniff.model import Session
-from mailsniff.parallel import ShardResult, _merge, _Shard, _work
+from mailsniff.parallel import OpenFrames, ShardResult, _merge, _Shard, _work
 from mailsniff.pipeline import Pipeline
 from mailsniff.status import ExitStatus
 
@@ -164,7 +163,7 @@ class _Collect:
 def run_shard(
     me: int,
     n: int,
-    open_frames: Callable[[], tuple[Any, Iterator[Frame]]],
+    open_frames: OpenFrames,
     make_pipeline: Callable[[], Pipeline],
     prepare: Callable[[Session], Any] | None,
 ) -> tuple[str, list[Any]]:
@@ -287,7 +286,7 @@ class ClusterRun:
 
     def sharded(
         self,
-        open_frames: Callable[[], tuple[Any, Iterator[Frame]]],
+        open_frames: OpenFrames,
         make_pipeline: Callable[[], Pipeline],
         prepare: Callable[[Session], Any] | None = None,
         on_shard_done: Callable[[int], None] | None = None,

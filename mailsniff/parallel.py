@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailsniff.capture.frame import Frame
+from mailsniff.capture.frame import Frame, FrameOrTime
 from mailsniff.errors import MailsniffError, TruncatedCaptureError
 from mailsniff.model import Session
 from mailsniff.pipeline import Pipeline
@@ -54,6 +54,7 @@ from mailsniff.status import ExitStatus
 __all__ = [
     "AUTO_JOBS_MIN_BYTES",
     "EXPIRE_EVERY",
+    "OpenFrames",
     "ShardResult",
     "choose_jobs",
     "drive",
@@ -62,6 +63,11 @@ __all__ = [
     "segment_owner",
 ]
 
+#: Opens the input in worker `me` of `n`: (reader, frames). The reader is a context manager with
+#: bytes_read (and for a set of files warnings/truncated). A frame another worker owns may come
+#: as its capture time only (shard.routed_frames); a live stream yields None when nothing new
+#: came for a while (progress is reported then).
+OpenFrames = Callable[[int, int], tuple[Any, Iterator[FrameOrTime | None]]]
 #: `--jobs` default: one worker per core from this much input on, one process below it.
 AUTO_JOBS_MIN_BYTES = 32 * 1024 * 1024
 #: A worker's progress: every session tagged up to it has been sent.
@@ -132,7 +138,7 @@ class ShardResult:
 def _worker(
     me: int,
     n: int,
-    open_frames: Callable[[], tuple[Any, Iterator[Frame | None]]],
+    open_frames: OpenFrames,
     make_pipeline: Callable[[], Pipeline],
     prepare: Callable[[Session], Any] | None,
     conn: Any,
@@ -154,7 +160,7 @@ def _worker(
 def _work(
     me: int,
     n: int,
-    open_frames: Callable[[], tuple[Any, Iterator[Frame | None]]],
+    open_frames: OpenFrames,
     make_pipeline: Callable[[], Pipeline],
     prepare: Callable[[Session], Any] | None,
     conn: Any,
@@ -179,7 +185,7 @@ def _work(
         sessions = []
         pipeline.dropped = []
 
-    reader, frames = open_frames()
+    reader, frames = open_frames(me, n)
     with reader:
         try:
             for event in feeder.run(frames):
@@ -278,7 +284,7 @@ class _Shard:
 
 def run_sharded(
     n: int,
-    open_frames: Callable[[], tuple[Any, Iterator[Frame | None]]],
+    open_frames: OpenFrames,
     make_pipeline: Callable[[], Pipeline],
     prepare: Callable[[Session], Any] | None = None,
     on_progress: Callable[[int], None] | None = None,
@@ -287,9 +293,7 @@ def run_sharded(
     then the list of the workers' ShardResults. With `prepare`, a worker sends
     prepare(session) instead of the session (e.g. its JSON line: the parent only writes it).
 
-    `open_frames()` (called in each worker) returns (reader, frames): the reader (a context
-    manager with bytes_read, and for a set of files warnings/truncated) and its frame stream;
-    a live stream yields None when nothing new came for a while (progress is reported then).
+    `open_frames(me, n)` is called in each worker (see OpenFrames).
 
     Raises:
         MailsniffError: a worker failed (its one-line message).

@@ -10,11 +10,11 @@ of progress to report, a live source with nothing new.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeVar
 
-from mailsniff.capture.frame import Frame
+from mailsniff.capture.frame import Frame, FrameOrTime
+from mailsniff.capture.route import ETHERNET, mix, raw_owner
 from mailsniff.errors import UnsupportedLinkTypeError
 from mailsniff.net.decoder import PacketDecoder
 from mailsniff.net.link import is_supported, linktype_name
@@ -29,6 +29,7 @@ __all__ = [
     "checked_frames",
     "frame_owner",
     "mix",
+    "routed_frames",
 ]
 
 #: Idle flows are checked before every this many frames (global frame numbers; a power of 2).
@@ -42,10 +43,7 @@ IDLE: Final = 0  # a live source had nothing new: report progress
 ENDED: Final = 1  # sessions are ready in the pipeline (`ShardFeeder.phase` says which phase)
 REPORT: Final = 2  # the last frame of a batch was read: report progress
 
-_ETHERNET: Final = 1
-_GOLDEN: Final = 0x9E3779B97F4A7C15
-_MASK64: Final = (1 << 64) - 1
-_IPV4_TCP = struct.Struct("!IIHH")  # at 26: addresses, then (no options) ports
+_Item = TypeVar("_Item", Frame, FrameOrTime)
 
 
 class FrameReader(Protocol):
@@ -57,19 +55,40 @@ class FrameReader(Protocol):
     def __iter__(self) -> Iterator[Frame]: ...
 
 
+class RoutingReader(FrameReader, Protocol):
+    """A reader that can route for a `read --jobs` worker (mailsniff.capture.route)."""
+
+    def routed(self, me: int, n: int) -> Iterator[FrameOrTime]: ...
+
+
 def checked_frames(
     reader: FrameReader, progress: Callable[[], None] | None = None, every: int = 2048
 ) -> Iterator[Frame]:
     """The reader's frames, each new link type checked (an input of none that can be decoded is
     an UnsupportedLinkTypeError), `progress()` called every `every` frames."""
+    return _checked(reader, iter(reader), progress, every)
+
+
+def routed_frames(reader: RoutingReader, me: int, n: int) -> Iterator[FrameOrTime]:
+    """`checked_frames` for worker `me` of `n`: each frame another worker owns only as its
+    capture time, where the reader can tell from the raw bytes."""
+    return _checked(reader, reader.routed(me, n), None, 1)
+
+
+def _checked(
+    reader: FrameReader, items: Iterator[_Item], progress: Callable[[], None] | None, every: int
+) -> Iterator[_Item]:
     checked: set[int] = set()
     count = 0
-    for frame in reader:
-        linktype = frame.linktype
-        if linktype not in checked:
-            checked.add(linktype)
-            if not is_supported(linktype) and not any(is_supported(lt) for lt in reader.linktypes):
-                raise UnsupportedLinkTypeError(linktype, name=linktype_name(linktype))
+    for frame in items:
+        if not isinstance(frame, int):  # (a routed-away frame: Ethernet, supported)
+            linktype = frame.linktype
+            if linktype not in checked:
+                checked.add(linktype)
+                if not is_supported(linktype) and not any(
+                    is_supported(lt) for lt in reader.linktypes
+                ):
+                    raise UnsupportedLinkTypeError(linktype, name=linktype_name(linktype))
         if progress is not None:
             count += 1
             if count % every == 0:
@@ -77,29 +96,13 @@ def checked_frames(
         yield frame
 
 
-def mix(ips: int, ports: int, n: int) -> int:
-    """Worker of a connection from the sums of its two addresses and of its two ports (sums:
-    the same for both directions), mixed by a Fibonacci multiply."""
-    return (((ips * 65537 + ports) * _GOLDEN & _MASK64) >> 32) % n
-
-
 def frame_owner(frame: Frame, n: int) -> int:
     """The worker of a plain Ethernet/IPv4/TCP frame (no IP options, not a fragment) from its
     raw bytes; -1 when the frame must be decoded to tell."""
+    if frame.linktype != ETHERNET:
+        return -1
     data = frame.data
-    if (
-        frame.linktype == _ETHERNET
-        and len(data) >= 54
-        and data[12] == 0x08
-        and data[13] == 0x00
-        and data[14] == 0x45
-        and data[23] == 6
-        and not data[20] & 0x3F
-        and not data[21]
-    ):
-        src, dst, sport, dport = _IPV4_TCP.unpack_from(data, 26)
-        return mix(src + dst, sport + dport, n)
-    return -1
+    return raw_owner(data, 0, len(data), n)
 
 
 class ShardFeeder:
@@ -127,11 +130,10 @@ class ShardFeeder:
         #: With ENDED: 0 for sessions ended by an expiry check, 1 for those ended by a frame.
         self.phase = 0
 
-    def run(self, frames: Iterable[Frame | None]) -> Iterator[int]:
-        """Feed `frames`; stops (yields IDLE, ENDED or REPORT) when the caller has work."""
-        me, n = self.me, self.n
+    def run(self, frames: Iterable[FrameOrTime | None]) -> Iterator[int]:
+        """Feed `frames` (a frame another worker owns may come as its capture time only); stops
+        (yields IDLE, ENDED or REPORT) when the caller has work."""
         pipeline = self.pipeline
-        side = self.side
         expire_mask = EXPIRE_EVERY - 1
         batch_mask = BATCH - 1
         index = self.index
@@ -148,31 +150,38 @@ class ShardFeeder:
                 if pipeline._ready:
                     self.phase = 0
                     yield ENDED
-            ts = frame.ts_ns
+            # A frame another worker owns may come as its capture time only (routed_frames).
+            ts = frame if isinstance(frame, int) else frame.ts_ns
             if ts > latest:
                 latest = ts
                 self.latest = ts
             if first is None or ts < first:
                 first = ts
                 self.first = ts
-            owner = frame_owner(frame, n)
-            if owner == me:
-                self._feed_own(index, frame, None)
-                if pipeline._ready:
-                    self.phase = 1
-                    yield ENDED
-            elif owner < 0:
-                seg = side.decode(frame)
-                if seg is None:
-                    if me == 0:
-                        pipeline.stats.frames += 1
-                elif segment_owner(seg, n) == me:
-                    self._feed_own(index, None, seg)
-                    if pipeline._ready:
-                        self.phase = 1
-                        yield ENDED
+            if not isinstance(frame, int) and self._take(index, frame):
+                self.phase = 1
+                yield ENDED
             if index & batch_mask == batch_mask:
                 yield REPORT
+
+    def _take(self, index: int, frame: Frame) -> bool:
+        """Feed `frame` if it is this worker's; True when sessions are then ready."""
+        me, n = self.me, self.n
+        owner = frame_owner(frame, n)
+        if owner == me:
+            self._feed_own(index, frame, None)
+        elif owner < 0:
+            seg = self.side.decode(frame)
+            if seg is None:
+                if me == 0:
+                    self.pipeline.stats.frames += 1
+                return False
+            if segment_owner(seg, n) != me:
+                return False
+            self._feed_own(index, None, seg)
+        else:
+            return False
+        return bool(self.pipeline._ready)
 
     def _feed_own(self, index: int, frame: Frame | None, seg: Segment | None) -> None:
         pipeline = self.pipeline

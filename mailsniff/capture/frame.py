@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["Frame"]
+__all__ = ["Frame", "FrameOrTime"]
 
 
 class Frame(NamedTuple):
@@ -19,3 +19,8 @@ class Frame(NamedTuple):
     linktype: int  # DLT / LINKTYPE_ value of the interface it was captured on
     data: bytes  # the captured bytes (caplen of them)
     wirelen: int  # original length on the wire (> len(data) when the snaplen cut it)
+
+
+#: What a reader yields when it routes for a `read --jobs` worker (mailsniff.capture.route): a
+#: Frame, or only the capture time (nanoseconds) of a frame another worker owns.
+FrameOrTime = Frame | int

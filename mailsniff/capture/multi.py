@@ -17,8 +17,9 @@ import re
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
-from mailsniff.capture.frame import Frame
+from mailsniff.capture.frame import Frame, FrameOrTime
 from mailsniff.capture.reader import CaptureReader, open_capture
 from mailsniff.errors import InputError, TruncatedCaptureError
 
@@ -84,7 +85,7 @@ class _Input:
     linktypes: list[int]
     last_ns: int | None = None
     reader: CaptureReader | None = None
-    frames: Iterator[Frame] | None = None
+    frames: Iterator[FrameOrTime] | None = None
     done: bool = False
 
 
@@ -184,9 +185,17 @@ class MultiReader:
     # -- the merged stream ---------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Frame]:
+        return cast(Iterator[Frame], self._merged(0, 0))  # n = 0: every record a Frame
+
+    def routed(self, me: int, n: int) -> Iterator[FrameOrTime]:
+        """Read for worker `me` of `n` of `read --jobs`: a Frame, or the capture time of a frame
+        another worker owns (mailsniff.capture.route). Instead of iterating the reader."""
+        return self._merged(me, n)
+
+    def _merged(self, me: int, n: int) -> Iterator[FrameOrTime]:
         pending = [inp for inp in self.inputs if inp.first_ns is not None]
         pending.reverse()  # pop() takes the earliest
-        heap: list[tuple[int, int, int, Frame]] = []
+        heap: list[tuple[int, int, int, FrameOrTime]] = []
         seq = 0
         last_closed: _Input | None = None
         try:
@@ -200,9 +209,9 @@ class MultiReader:
                     elif last_closed is not None and last_closed.last_ns is not None:
                         if _first(inp) < last_closed.last_ns:
                             self._overlap(inp, [last_closed])
-                    frame = self._start(inp)
+                    frame = self._start(inp, me, n)
                     if frame is not None:
-                        heapq.heappush(heap, (frame.ts_ns, self.inputs.index(inp), seq, frame))
+                        heapq.heappush(heap, (_ts(frame), self.inputs.index(inp), seq, frame))
                         seq += 1
                 ts, rank, _, frame = heapq.heappop(heap)
                 inp = self.inputs[rank]
@@ -218,7 +227,7 @@ class MultiReader:
                 if following is None and not inp.done:
                     following = self._next(inp)
                 if following is not None:
-                    heapq.heappush(heap, (following.ts_ns, rank, seq, following))
+                    heapq.heappush(heap, (_ts(following), rank, seq, following))
                     seq += 1
                 else:
                     last_closed = inp
@@ -227,7 +236,7 @@ class MultiReader:
 
     def _straight(
         self, inp: _Input, pending: list[_Input]
-    ) -> Generator[Frame, None, tuple[Frame | None, int | None]]:
+    ) -> Generator[FrameOrTime, None, tuple[FrameOrTime | None, int | None]]:
         """Yield the frames of `inp` up to the first packet of the next file; return the frame
         after them (None: the file ended) and the latest timestamp yielded."""
         assert inp.frames is not None
@@ -237,7 +246,7 @@ class MultiReader:
         error: TruncatedCaptureError | None = None
         try:
             for frame in inp.frames:
-                ts = frame.ts_ns
+                ts = _ts(frame)
                 if ts > bound:
                     self.records_read += count
                     return frame, last
@@ -254,13 +263,13 @@ class MultiReader:
     def _by_rank(self, rank: int) -> _Input:
         return self.inputs[rank]
 
-    def _start(self, inp: _Input) -> Frame | None:
+    def _start(self, inp: _Input, me: int, n: int) -> FrameOrTime | None:
         inp.reader = open_capture(inp.path)
-        inp.frames = iter(inp.reader)
+        inp.frames = inp.reader.routed(me, n)
         self._open.append(inp)
         return self._next(inp)
 
-    def _next(self, inp: _Input) -> Frame | None:
+    def _next(self, inp: _Input) -> FrameOrTime | None:
         assert inp.frames is not None and inp.reader is not None
         try:
             return next(inp.frames)
@@ -303,6 +312,10 @@ def _when(ts_ns: int) -> str:
     except (OverflowError, OSError, ValueError):
         return f"@{ts_ns / 1e9:.6f}"
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+
+
+def _ts(item: FrameOrTime) -> int:
+    return item if isinstance(item, int) else item.ts_ns
 
 
 def _first(inp: _Input) -> int:

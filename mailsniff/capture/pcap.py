@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterator
+from typing import cast
 
-from mailsniff.capture.frame import Frame
+from mailsniff.capture.frame import Frame, FrameOrTime
+from mailsniff.capture.route import ETHERNET, raw_owner
 from mailsniff.errors import TruncatedCaptureError
 from mailsniff.limits import MAX_PACKET_BYTES, MAX_RECORD_BYTES
 
@@ -107,13 +109,19 @@ class PcapSource:
         self._buf = buf[24:]
 
     def __iter__(self) -> Iterator[Frame]:
-        return self._records()
+        return cast(Iterator[Frame], self._records(0, 0))  # n = 0: every record a Frame
 
-    def _records(self) -> Iterator[Frame]:
+    def routed(self, me: int, n: int) -> Iterator[FrameOrTime]:
+        """The records for worker `me` of `n`: a Frame, or the capture time of a frame another
+        worker owns (mailsniff.capture.route)."""
+        return self._records(me, n)
+
+    def _records(self, me: int, n: int) -> Iterator[FrameOrTime]:
         read = self._read
         unpack_from = struct.Struct(self.byte_order + "IIII").unpack_from
         frac_ns = 1 if self.nanosecond else 1000
         linktype = self.linktype
+        route = n > 0 and linktype == ETHERNET
         limit = min(max(self.snaplen, _LIBPCAP_MAX_SNAPLEN), MAX_PACKET_BYTES)
         buf = self._buf
         self._buf = b""
@@ -148,9 +156,14 @@ class PcapSource:
                     )
             self.records_read += 1
             self.offset = base + end
-            yield Frame(
-                ts_sec * 1_000_000_000 + ts_frac * frac_ns, linktype, buf[pos + 16 : end], orig
-            )
+            ts = ts_sec * 1_000_000_000 + ts_frac * frac_ns
+            if route:
+                owner = raw_owner(buf, pos + 16, end, n)
+                if owner >= 0 and owner != me:
+                    yield ts
+                    pos = end
+                    continue
+            yield Frame(ts, linktype, buf[pos + 16 : end], orig)
             pos = end
 
     def _truncated(self, what: str) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from typing import cast
 
-from mailsniff.capture.frame import Frame
+from mailsniff.capture.frame import Frame, FrameOrTime
 from mailsniff.capture.pcap import MAX_PACKET_BYTES, MAX_RECORD_BYTES, ReadFn, refill
+from mailsniff.capture.route import ETHERNET, raw_owner
 from mailsniff.errors import TruncatedCaptureError
 
 __all__ = ["PCAPNG_MAGIC", "PcapngSource", "Interface"]
@@ -85,9 +87,14 @@ class PcapngSource:
         self._interfaces: list[Interface] = []
 
     def __iter__(self) -> Iterator[Frame]:
-        return self._blocks()
+        return cast(Iterator[Frame], self._blocks(0, 0))  # n = 0: every packet a Frame
 
-    def _blocks(self) -> Iterator[Frame]:
+    def routed(self, me: int, n: int) -> Iterator[FrameOrTime]:
+        """The packets for worker `me` of `n`: a Frame, or the capture time of a frame another
+        worker owns (mailsniff.capture.route)."""
+        return self._blocks(me, n)
+
+    def _blocks(self, me: int, n: int) -> Iterator[FrameOrTime]:
         read = self._read
         buf = self._buf
         self._buf = b""
@@ -163,12 +170,15 @@ class PcapngSource:
                 iface = self._interface(ifid)
                 self.records_read += 1
                 self.offset = base + end
-                yield Frame(
-                    iface.ts_ns((ts_hi << 32) | ts_lo),
-                    iface.linktype,
-                    buf[pos + 28 : pos + 28 + caplen],
-                    origlen,
-                )
+                ts = iface.ts_ns((ts_hi << 32) | ts_lo)
+                start = pos + 28
+                owner = -1
+                if n and iface.linktype == ETHERNET:
+                    owner = raw_owner(buf, start, start + caplen, n)
+                if owner >= 0 and owner != me:
+                    yield ts
+                else:
+                    yield Frame(ts, iface.linktype, buf[start : start + caplen], origlen)
             elif btype == _SPB:
                 if blen < 16:
                     self._corrupt(f"corrupt simple packet block: length {blen} < 16")

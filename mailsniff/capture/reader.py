@@ -9,9 +9,9 @@ import sys
 import zlib
 from collections.abc import Iterator
 from types import TracebackType
-from typing import BinaryIO, cast
+from typing import BinaryIO, TypeVar, cast
 
-from mailsniff.capture.frame import Frame
+from mailsniff.capture.frame import Frame, FrameOrTime
 from mailsniff.capture.pcap import PCAP_MAGICS, PcapSource, ReadFn, fill
 from mailsniff.capture.pcapng import PCAPNG_MAGIC, PcapngSource
 from mailsniff.errors import InputError, NotACaptureError, TruncatedCaptureError
@@ -19,6 +19,7 @@ from mailsniff.errors import InputError, NotACaptureError, TruncatedCaptureError
 __all__ = ["CaptureReader", "open_capture"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_Item = TypeVar("_Item", Frame, FrameOrTime)
 #: What a broken gzip stream raises from GzipFile.read (BadGzipFile is an OSError).
 _GZIP_ERRORS = (EOFError, zlib.error, OSError)
 
@@ -100,7 +101,7 @@ class CaptureReader:
         self._gzip = gzip_file
         self._gzip_read = gzip_read
         self._counter = counter
-        self._iter: Iterator[Frame] = self._gzip_frames() if gzip_file else iter(source)
+        self._iter: Iterator[Frame] = self._gzip_frames(iter(source)) if gzip_file else iter(source)
 
     @property
     def records_read(self) -> int:
@@ -121,6 +122,12 @@ class CaptureReader:
 
     def __iter__(self) -> Iterator[Frame]:
         return self._iter
+
+    def routed(self, me: int, n: int) -> Iterator[FrameOrTime]:
+        """Read for worker `me` of `n` of `read --jobs`: a Frame, or the capture time of a frame
+        another worker owns (mailsniff.capture.route). Instead of iterating the reader."""
+        items = self._source.routed(me, n)
+        return self._gzip_frames(items) if self._gzip else items
 
     def __next__(self) -> Frame:
         return next(self._iter)
@@ -143,11 +150,10 @@ class CaptureReader:
         if self._raw is not sys.stdin.buffer:
             self._raw.close()
 
-    def _gzip_frames(self) -> Iterator[Frame]:
-        source = self._source
+    def _gzip_frames(self, items: Iterator[_Item]) -> Iterator[_Item]:
         assert self._gzip_read is not None
         try:
-            yield from source
+            yield from items
         except TruncatedCaptureError as exc:
             if self._gzip_read.error is None:
                 raise

@@ -51,7 +51,9 @@ def run_jobs(run: _Run, capture: ProcessCapture, stop: _Stop, n: int) -> None:
     if writer is not None:
         writer.flush()  # the header: from here on only one worker writes the file
 
-    def open_frames() -> tuple[SpoolReader, Iterator[Frame | None]]:
+    def open_frames(me: int, n: int) -> tuple[SpoolReader, Iterator[Frame | None]]:
+        # Worker me claims the next reader of the spool; its frames come whole (the worker's
+        # loop routes them).
         reader = process.claim_reader(options.count)
         frames = reader.frames_or_idle()
         if writer is not None and reader.index == 0:

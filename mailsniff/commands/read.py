@@ -16,7 +16,7 @@ from rich.text import Text
 from mailsniff.analysis.select import Selection
 from mailsniff.analysis.sent_copy import Candidate, SentCopies, SentCopy, candidates
 from mailsniff.analysis.summary import Summary
-from mailsniff.capture.frame import Frame
+from mailsniff.capture.frame import Frame, FrameOrTime
 from mailsniff.capture.multi import MultiReader, open_inputs
 from mailsniff.capture.reader import CaptureReader
 from mailsniff.errors import TruncatedCaptureError, UnsupportedLinkTypeError, UsageError
@@ -31,7 +31,7 @@ from mailsniff.pipeline import Pipeline
 from mailsniff.render import console as console_render
 from mailsniff.render import jsonl
 from mailsniff.render.text import safe_text
-from mailsniff.shard import checked_frames
+from mailsniff.shard import checked_frames, routed_frames
 from mailsniff.spill import SessionSpill
 from mailsniff.status import ExitStatus
 from mailsniff.stdout import Stdout
@@ -250,9 +250,13 @@ def _truncation_warning(message: str, records_read: int) -> str:
 
 
 def _open_frames(
-    paths: list[str], selection: Selection
-) -> tuple[CaptureReader | MultiReader, Iterator[Frame]]:
+    paths: list[str], selection: Selection, me: int, n: int
+) -> tuple[CaptureReader | MultiReader, Iterator[FrameOrTime]]:
+    """parallel.OpenFrames: the input of worker `me` of `n`. The reader routes from raw bytes
+    unless -f is given (its filter sees every frame whole: what it drops is not counted)."""
     reader = open_inputs(paths)
+    if selection.bpf is None:
+        return reader, routed_frames(reader, me, n)
     return reader, selection.frames(_frames(reader, None, None, None))
 
 

@@ -1,0 +1,67 @@
+"""Which `read --jobs` worker owns a frame, told from its raw bytes (compiled in the fast build).
+
+Every worker reads the whole input and keeps the frames of its own connections. The owner is a
+hash of the connection's two addresses and two ports, symmetric (the same for both
+directions), modulo the number of workers. For a plain Ethernet/IPv4/TCP frame the readers tell
+it from the record's bytes where they lie in the read buffer, so a frame another worker owns
+never becomes a Frame: the reader yields its capture time instead (capture.frame.FrameOrTime).
+IPv4 that is not TCP goes to worker 0, which counts it. Every other frame (fragments, VLAN,
+IPv6, other link types) must be decoded to tell, by every worker.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["ETHERNET", "mix", "raw_owner"]
+
+#: LINKTYPE_ETHERNET: the only link type routed from raw bytes.
+ETHERNET: Final = 1
+#: An odd multiplier below 2**30 (Knuth's golden ratio, scaled): both factors of the product in
+#: `mix` stay below 2**30, where the compiled build multiplies machine integers (a larger
+#: factor takes mypyc's arbitrary-precision path, many times as slow).
+_GOLDEN30: Final = 0x278DDE6D
+_LOW30: Final = (1 << 30) - 1
+#: IPv4 address sums are below this; IPv6 sums (decoded segments only) are folded under it.
+_IPV4_SUMS: Final = 1 << 33
+#: A prime under _IPV4_SUMS: an IPv6 sum folded modulo it keeps every bit's influence.
+_FOLD: Final = (1 << 33) - 9
+
+
+def mix(ips: int, ports: int, n: int) -> int:
+    """Worker (0 .. n-1) of a connection from the sum of its two addresses (as integers) and the
+    sum of its two ports: both sums are the same for the two directions."""
+    if ips >= _IPV4_SUMS:  # IPv6
+        ips %= _FOLD
+    x = ((ips & _LOW30) ^ (ips >> 30) ^ (ports << 13)) & _LOW30
+    return ((x * _GOLDEN30) >> 30) % n
+
+
+def raw_owner(buf: bytes, at: int, end: int, n: int) -> int:
+    """The worker of the Ethernet frame `buf[at:end]` if it is IPv4 and not a fragment: TCP by
+    its connection, any other protocol 0 (no connection: worker 0 decodes and counts it).
+    -1 when the frame must be decoded to tell (fragments, VLAN, IPv6, ...)."""
+    if (
+        end - at < 34
+        or buf[at + 12] != 0x08
+        or buf[at + 13] != 0x00
+        or buf[at + 14] & 0xF0 != 0x40
+        or buf[at + 20] & 0x3F
+        or buf[at + 21]
+    ):
+        return -1
+    if buf[at + 23] != 6:
+        return 0
+    tcp = at + 14 + (buf[at + 14] & 0x0F) * 4
+    if tcp < at + 34 or end - tcp < 20:
+        return -1  # a header too short for what it claims: the decoder reports it
+    # The sums of the two addresses and of the two ports, byte column by byte column.
+    ips = (
+        (buf[at + 26] + buf[at + 30] << 24)
+        + (buf[at + 27] + buf[at + 31] << 16)
+        + (buf[at + 28] + buf[at + 32] << 8)
+        + buf[at + 29]
+        + buf[at + 33]
+    )
+    ports = (buf[tcp] + buf[tcp + 2] << 8) + buf[tcp + 1] + buf[tcp + 3]
+    return mix(ips, ports, n)
