@@ -137,6 +137,12 @@ class PcapSource:
                     return
                 if size < 16:
                     self._truncated(f"capture ends inside a record header ({size} of 16 bytes)")
+            # Declared int: the compiled build unboxes the fields once and computes on machine
+            # integers (struct's result is untyped, and each operation on it was generic).
+            ts_sec: int
+            ts_frac: int
+            incl: int
+            orig: int
             ts_sec, ts_frac, incl, orig = unpack_from(buf, pos)
             if incl > limit:
                 self.offset = base + pos
