@@ -72,7 +72,7 @@ def checked_frames(
 def routed_frames(reader: RoutingReader, me: int, n: int) -> Iterator[FrameOrTime]:
     """`checked_frames` for worker `me` of `n`: each frame another worker owns only as its
     capture time, where the reader can tell from the raw bytes."""
-    return _checked(reader, reader.routed(me, n), None, 1)
+    return _checked(reader, reader.routed(me, n), None, 0)
 
 
 def _checked(
@@ -97,8 +97,8 @@ def _checked(
 
 
 def frame_owner(frame: Frame, n: int) -> int:
-    """The worker of a plain Ethernet/IPv4/TCP frame (no IP options, not a fragment) from its
-    raw bytes; -1 when the frame must be decoded to tell."""
+    """The worker of a frame told from its raw bytes (capture.route.raw_owner); -1 when the
+    frame must be decoded to tell."""
     if frame.linktype != ETHERNET:
         return -1
     data = frame.data
@@ -108,9 +108,11 @@ def frame_owner(frame: Frame, n: int) -> int:
 class ShardFeeder:
     """Worker `me` of `n`: reads every frame, feeds `pipeline` those of its own connections.
 
-    Plain Ethernet/IPv4/TCP frames are routed from their raw header bytes; every other frame is
-    decoded by `side` (in every worker: IP fragments are reassembled everywhere) and routed by
-    its segment. Frames that decode to no TCP segment are counted by worker 0 only. Idle flows
+    Ethernet/IPv4 frames that are not fragments are routed from their raw bytes
+    (capture.route.raw_owner; by the reader already with `routed_frames`, which leaves only the
+    capture time of another worker's frame); every other frame is decoded by `side` (in every
+    worker: IP fragments are reassembled everywhere) and routed by its segment. Frames that
+    decode to no TCP segment are counted by worker 0 only. Idle flows
     are expired at fixed frame numbers. Flows are keyed by (frame index, order within the frame)
     and listed in `flows` as (key, has a session) for the parent's numbering.
     """

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import cast
 
 from mailsniff.capture.frame import Frame, FrameOrTime
-from mailsniff.capture.route import ETHERNET, raw_owner
+from mailsniff.capture.route import ETHERNET, elsewhere
 from mailsniff.errors import TruncatedCaptureError
 from mailsniff.limits import MAX_PACKET_BYTES, MAX_RECORD_BYTES
 
@@ -163,13 +163,10 @@ class PcapSource:
             self.records_read += 1
             self.offset = base + end
             ts = ts_sec * 1_000_000_000 + ts_frac * frac_ns
-            if route:
-                owner = raw_owner(buf, pos + 16, end, n)
-                if owner >= 0 and owner != me:
-                    yield ts
-                    pos = end
-                    continue
-            yield Frame(ts, linktype, buf[pos + 16 : end], orig)
+            if route and elsewhere(buf, pos + 16, end, me, n):
+                yield ts
+            else:
+                yield Frame(ts, linktype, buf[pos + 16 : end], orig)
             pos = end
 
     def _truncated(self, what: str) -> None:

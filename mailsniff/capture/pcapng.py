@@ -8,7 +8,7 @@ from typing import cast
 
 from mailsniff.capture.frame import Frame, FrameOrTime
 from mailsniff.capture.pcap import MAX_PACKET_BYTES, MAX_RECORD_BYTES, ReadFn, refill
-from mailsniff.capture.route import ETHERNET, raw_owner
+from mailsniff.capture.route import ETHERNET, elsewhere
 from mailsniff.errors import TruncatedCaptureError
 
 __all__ = ["PCAPNG_MAGIC", "PcapngSource", "Interface"]
@@ -171,14 +171,11 @@ class PcapngSource:
                 self.records_read += 1
                 self.offset = base + end
                 ts = iface.ts_ns((ts_hi << 32) | ts_lo)
-                start = pos + 28
-                owner = -1
-                if n and iface.linktype == ETHERNET:
-                    owner = raw_owner(buf, start, start + caplen, n)
-                if owner >= 0 and owner != me:
+                start, stop = pos + 28, pos + 28 + caplen
+                if n and iface.linktype == ETHERNET and elsewhere(buf, start, stop, me, n):
                     yield ts
                 else:
-                    yield Frame(ts, iface.linktype, buf[start : start + caplen], origlen)
+                    yield Frame(ts, iface.linktype, buf[start:stop], origlen)
             elif btype == _SPB:
                 if blen < 16:
                     self._corrupt(f"corrupt simple packet block: length {blen} < 16")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["ETHERNET", "mix", "raw_owner"]
+__all__ = ["ETHERNET", "elsewhere", "mix", "raw_owner"]
 
 #: LINKTYPE_ETHERNET: the only link type routed from raw bytes.
 ETHERNET: Final = 1
@@ -65,3 +65,10 @@ def raw_owner(buf: bytes, at: int, end: int, n: int) -> int:
     )
     ports = (buf[tcp] + buf[tcp + 2] << 8) + buf[tcp + 1] + buf[tcp + 3]
     return mix(ips, ports, n)
+
+
+def elsewhere(buf: bytes, at: int, end: int, me: int, n: int) -> bool:
+    """Whether the Ethernet frame `buf[at:end]` is, by its raw bytes, another worker's than
+    `me` of `n`: what a routing reader yields only the capture time of."""
+    owner = raw_owner(buf, at, end, n)
+    return owner >= 0 and owner != me
