@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Final, Protocol, TypeVar
 
-from mailsniff.capture.frame import Frame, FrameOrTime
-from mailsniff.capture.route import ETHERNET, mix, raw_owner
+from mailsniff.capture.frame import Frame, FrameOrTime, time_of
+from mailsniff.capture.route import mix, raw_owner
 from mailsniff.errors import UnsupportedLinkTypeError
 from mailsniff.net.decoder import PacketDecoder
 from mailsniff.net.link import is_supported, linktype_name
@@ -99,10 +99,8 @@ def _checked(
 def frame_owner(frame: Frame, n: int) -> int:
     """The worker of a frame told from its raw bytes (capture.route.raw_owner); -1 when the
     frame must be decoded to tell."""
-    if frame.linktype != ETHERNET:
-        return -1
     data = frame.data
-    return raw_owner(data, 0, len(data), n)
+    return raw_owner(frame.linktype, data, 0, len(data), n)
 
 
 class ShardFeeder:
@@ -153,7 +151,7 @@ class ShardFeeder:
                     self.phase = 0
                     yield ENDED
             # A frame another worker owns may come as its capture time only (routed_frames).
-            ts = frame if isinstance(frame, int) else frame.ts_ns
+            ts = time_of(frame)
             if ts > latest:
                 latest = ts
                 self.latest = ts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["Frame", "FrameOrTime"]
+__all__ = ["Frame", "FrameOrTime", "time_of"]
 
 
 class Frame(NamedTuple):
@@ -24,3 +24,8 @@ class Frame(NamedTuple):
 #: What a reader yields when it routes for a `read --jobs` worker (mailsniff.capture.route): a
 #: Frame, or only the capture time (nanoseconds) of a frame another worker owns.
 FrameOrTime = Frame | int
+
+
+def time_of(item: FrameOrTime) -> int:
+    """The capture time of a frame, or the time itself."""
+    return item if isinstance(item, int) else item.ts_ns

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import cast
 
-from mailsniff.capture.frame import Frame, FrameOrTime
+from mailsniff.capture.frame import Frame, FrameOrTime, time_of
 from mailsniff.capture.reader import CaptureReader, open_capture
 from mailsniff.errors import InputError, TruncatedCaptureError
 
@@ -211,7 +211,7 @@ class MultiReader:
                             self._overlap(inp, [last_closed])
                     frame = self._start(inp, me, n)
                     if frame is not None:
-                        heapq.heappush(heap, (_ts(frame), self.inputs.index(inp), seq, frame))
+                        heapq.heappush(heap, (time_of(frame), self.inputs.index(inp), seq, frame))
                         seq += 1
                 ts, rank, _, frame = heapq.heappop(heap)
                 inp = self.inputs[rank]
@@ -227,7 +227,7 @@ class MultiReader:
                 if following is None and not inp.done:
                     following = self._next(inp)
                 if following is not None:
-                    heapq.heappush(heap, (_ts(following), rank, seq, following))
+                    heapq.heappush(heap, (time_of(following), rank, seq, following))
                     seq += 1
                 else:
                     last_closed = inp
@@ -246,7 +246,7 @@ class MultiReader:
         error: TruncatedCaptureError | None = None
         try:
             for frame in inp.frames:
-                ts = _ts(frame)
+                ts = time_of(frame)
                 if ts > bound:
                     self.records_read += count
                     return frame, last
@@ -312,10 +312,6 @@ def _when(ts_ns: int) -> str:
     except (OverflowError, OSError, ValueError):
         return f"@{ts_ns / 1e9:.6f}"
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
-
-
-def _ts(item: FrameOrTime) -> int:
-    return item if isinstance(item, int) else item.ts_ns
 
 
 def _first(inp: _Input) -> int:

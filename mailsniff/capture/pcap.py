@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import cast
 
 from mailsniff.capture.frame import Frame, FrameOrTime
-from mailsniff.capture.route import ETHERNET, elsewhere
+from mailsniff.capture.route import elsewhere
 from mailsniff.errors import TruncatedCaptureError
 from mailsniff.limits import MAX_PACKET_BYTES, MAX_RECORD_BYTES
 
@@ -121,7 +121,6 @@ class PcapSource:
         unpack_from = struct.Struct(self.byte_order + "IIII").unpack_from
         frac_ns = 1 if self.nanosecond else 1000
         linktype = self.linktype
-        route = n > 0 and linktype == ETHERNET
         limit = min(max(self.snaplen, _LIBPCAP_MAX_SNAPLEN), MAX_PACKET_BYTES)
         buf = self._buf
         self._buf = b""
@@ -163,7 +162,7 @@ class PcapSource:
             self.records_read += 1
             self.offset = base + end
             ts = ts_sec * 1_000_000_000 + ts_frac * frac_ns
-            if route and elsewhere(buf, pos + 16, end, me, n):
+            if n and elsewhere(linktype, buf, pos + 16, end, me, n):
                 yield ts
             else:
                 yield Frame(ts, linktype, buf[pos + 16 : end], orig)

@@ -8,7 +8,7 @@ from typing import cast
 
 from mailsniff.capture.frame import Frame, FrameOrTime
 from mailsniff.capture.pcap import MAX_PACKET_BYTES, MAX_RECORD_BYTES, ReadFn, refill
-from mailsniff.capture.route import ETHERNET, elsewhere
+from mailsniff.capture.route import elsewhere
 from mailsniff.errors import TruncatedCaptureError
 
 __all__ = ["PCAPNG_MAGIC", "PcapngSource", "Interface"]
@@ -172,7 +172,7 @@ class PcapngSource:
                 self.offset = base + end
                 ts = iface.ts_ns((ts_hi << 32) | ts_lo)
                 start, stop = pos + 28, pos + 28 + caplen
-                if n and iface.linktype == ETHERNET and elsewhere(buf, start, stop, me, n):
+                if n and elsewhere(iface.linktype, buf, start, stop, me, n):
                     yield ts
                 else:
                     yield Frame(ts, iface.linktype, buf[start:stop], origlen)

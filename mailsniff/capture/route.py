@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["ETHERNET", "elsewhere", "mix", "raw_owner"]
+__all__ = ["elsewhere", "mix", "raw_owner"]
 
 #: LINKTYPE_ETHERNET: the only link type routed from raw bytes.
-ETHERNET: Final = 1
+_ETHERNET: Final = 1
 #: An odd multiplier below 2**30 (Knuth's golden ratio, scaled): both factors of the product in
 #: `mix` stay below 2**30, where the compiled build multiplies machine integers (a larger
 #: factor takes mypyc's arbitrary-precision path, many times as slow).
@@ -37,12 +37,13 @@ def mix(ips: int, ports: int, n: int) -> int:
     return ((x * _GOLDEN30) >> 30) % n
 
 
-def raw_owner(buf: bytes, at: int, end: int, n: int) -> int:
-    """The worker of the Ethernet frame `buf[at:end]` if it is IPv4 and not a fragment: TCP by
+def raw_owner(linktype: int, buf: bytes, at: int, end: int, n: int) -> int:
+    """The worker of the frame `buf[at:end]` if it is Ethernet and IPv4, not a fragment: TCP by
     its connection, any other protocol 0 (no connection: worker 0 decodes and counts it).
-    -1 when the frame must be decoded to tell (fragments, VLAN, IPv6, ...)."""
+    -1 when the frame must be decoded to tell (fragments, VLAN, IPv6, other link types, ...)."""
     if (
-        end - at < 34
+        linktype != _ETHERNET
+        or end - at < 34
         or buf[at + 12] != 0x08
         or buf[at + 13] != 0x00
         or buf[at + 14] & 0xF0 != 0x40
@@ -67,8 +68,8 @@ def raw_owner(buf: bytes, at: int, end: int, n: int) -> int:
     return mix(ips, ports, n)
 
 
-def elsewhere(buf: bytes, at: int, end: int, me: int, n: int) -> bool:
-    """Whether the Ethernet frame `buf[at:end]` is, by its raw bytes, another worker's than
-    `me` of `n`: what a routing reader yields only the capture time of."""
-    owner = raw_owner(buf, at, end, n)
+def elsewhere(linktype: int, buf: bytes, at: int, end: int, me: int, n: int) -> bool:
+    """Whether the frame `buf[at:end]` is, by its raw bytes, another worker's than `me` of `n`:
+    what a routing reader yields only the capture time of."""
+    owner = raw_owner(linktype, buf, at, end, n)
     return owner >= 0 and owner != me
