@@ -63,21 +63,14 @@ from mailsniff.session.base import (
     restore_state,
     saved_state,
 )
-from mailsniff.session.entry import ProtocolEntry
 from mailsniff.sink import MessageSink, OpenSink
 
-__all__ = ["ENTRY", "ImapSessionHandler", "is_greeting"]
+__all__ = ["ImapSessionHandler"]
 
 #: At most this many mailbox selections and message changes are kept per session.
 MAX_IMAP_RECORDS = MAX_TRANSCRIPT_LINES
 #: --transcript shows at most this much of a literal's first line.
 _HEAD_BYTES = 200
-
-
-def is_greeting(payload: bytes) -> bool:
-    """RFC 3501 7.1: an IMAP server opens with `* OK`, `* PREAUTH` (or `* BYE`)."""
-    head = payload[:12].upper()
-    return head.startswith((b"* OK ", b"* OK\r", b"* PREAUTH", b"* BYE "))
 
 
 def _verb(command: Command) -> str:
@@ -465,15 +458,3 @@ class ImapSessionHandler(ParserDriven[ImapEvent]):
                 record.imap.uid = event.uid
             if event.flags is not None:
                 record.imap.flags = list(event.flags)
-
-
-#: IMAP's registry entry (RFC 3501 / RFC 9051; implicit TLS 993 RFC 8314).
-ENTRY: ProtocolEntry = ProtocolEntry(
-    name="imap",
-    ports=(143,),
-    implicit_tls_ports=(993,),
-    greeting=is_greeting,
-    handler=ImapSessionHandler,
-    record=RetrievedMessage,
-    description="mailbox access",
-)

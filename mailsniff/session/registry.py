@@ -4,7 +4,9 @@ The pipeline (ports, greeting detection, which handler folds a connection), the 
 `--protocol` choices, live capture's default filter, analysis and the renderers read it; nothing
 outside a protocol's own modules names SMTP or POP3 by branch. A new protocol is its parser
 (`mailsniff.protocols`), its session builder (`mailsniff.session`) and one `register()` call;
-optionally a console view (`mailsniff.render.views`).
+optionally a console view (`mailsniff.render.views`). An entry's `handler` may import its
+builder when the first connection needs it: IMAP's entry (`session.imap_entry`) does, so that a
+capture without IMAP never loads the IMAP parser.
 
 Where TLS sits: a connection where TLS happens is read through a TLS layer
 (`session.tls_layer.TlsLayer`) that the pipeline puts under the entry's handler when TLS can
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from mailsniff.session import imap, pop3, smtp
+from mailsniff.session import imap_entry, pop3, smtp
 from mailsniff.session.entry import HandlerFactory, ProtocolEntry
 
 __all__ = [
@@ -40,7 +42,7 @@ _ENTRIES: dict[str, ProtocolEntry] = {
     for e in (
         smtp.ENTRY,
         pop3.ENTRY,
-        imap.ENTRY,
+        imap_entry.ENTRY,
     )
 }
 #: Bumped on every change, so that readers caching derived tables know to rebuild them.
