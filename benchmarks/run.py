@@ -113,6 +113,10 @@ def main() -> None:
     args = parser.parse_args()
 
     mailsniff = shutil.which("mailsniff") or sys.exit("mailsniff is not installed (pip install .)")
+    # Measure what a user runs: with PYTHONDONTWRITEBYTECODE set (some CI images and sandboxes
+    # set it) an editable install compiles every interpreted module from source on every run,
+    # about 0.1 s of each start-up. The `--version` call below writes the bytecode once.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     tshark = None if args.no_tshark else shutil.which("tshark")
     if not args.no_tshark and tshark is None:
         sys.exit("tshark not found (apt-get install tshark), or pass --no-tshark")
