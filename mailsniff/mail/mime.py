@@ -71,13 +71,18 @@ _ADDRESS_FIELDS = {
 }
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class HeaderField:
     """One top-level header field as captured."""
 
     name: str  # as written (without any whitespace before the colon)
     raw_value: bytes  # after the colon, 8-bit bytes kept, folded lines joined by CRLF
     value: str  # decoded for display (8-bit and RFC 2047 undone, unfolded, trimmed)
+
+    def __init__(self, name: str, raw_value: bytes, value: str) -> None:
+        self.name = name
+        self.raw_value = raw_value
+        self.value = value
 
 
 @dataclass(slots=True)

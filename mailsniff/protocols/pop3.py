@@ -80,7 +80,7 @@ _FIRST_WINDOW = 16 * 1024
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Greeting:
     """The server's first line (RFC 1939 4): `+OK text`, or `-ERR text` when it refuses."""
 
@@ -91,8 +91,25 @@ class Greeting:
     text: str  # after the status indicator
     challenge: str | None  # APOP timestamp `<...>` (RFC 1939 7), when the greeting carries one
 
+    def __init__(
+        self,
+        *,
+        ts_ns: int,
+        direction: Direction,
+        raw: bytes,
+        ok: bool,
+        text: str,
+        challenge: str | None,
+    ) -> None:
+        self.ts_ns = ts_ns
+        self.direction = direction
+        self.raw = raw
+        self.ok = ok
+        self.text = text
+        self.challenge = challenge
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
+@dataclass(slots=True, kw_only=True)
 class Command:
     """One client command line (RFC 1939 3); the verb upper-cased, the argument as sent."""
 
@@ -103,8 +120,25 @@ class Command:
     argument: str  # everything after the first space, as sent ("" when none)
     args: tuple[str, ...]  # the argument split on whitespace
 
+    def __init__(
+        self,
+        *,
+        ts_ns: int,
+        direction: Direction,
+        raw: bytes,
+        verb: str,
+        argument: str,
+        args: tuple[str, ...],
+    ) -> None:
+        self.ts_ns = ts_ns
+        self.direction = direction
+        self.raw = raw
+        self.verb = verb
+        self.argument = argument
+        self.args = args
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
+@dataclass(slots=True, kw_only=True)
 class Response:
     """A `+OK` / `-ERR` status line, paired with the command it answers (None: no command seen)."""
 
@@ -117,8 +151,29 @@ class Response:
     multiline: bool  # a dot-terminated body follows (MultilineData... then ResponseEnd)
     command: Command | None
 
+    def __init__(
+        self,
+        *,
+        ts_ns: int,
+        direction: Direction,
+        raw: bytes,
+        ok: bool,
+        text: str,
+        code: str | None,
+        multiline: bool,
+        command: Command | None,
+    ) -> None:
+        self.ts_ns = ts_ns
+        self.direction = direction
+        self.raw = raw
+        self.ok = ok
+        self.text = text
+        self.code = code
+        self.multiline = multiline
+        self.command = command
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
+@dataclass(slots=True, kw_only=True)
 class MultilineData:
     """Content of a multi-line response body, dot-unstuffed (RFC 1939 3).
 
@@ -135,8 +190,17 @@ class MultilineData:
     data: bytes  # the content: dot-unstuffed, with the line endings as sent (CRLF or bare LF)
     dropped: int = 0  # bytes of an overlong listing line that were not kept (at least this many)
 
+    def __init__(
+        self, *, ts_ns: int, direction: Direction, raw: bytes, data: bytes, dropped: int = 0
+    ) -> None:
+        self.ts_ns = ts_ns
+        self.direction = direction
+        self.raw = raw
+        self.data = data
+        self.dropped = dropped
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
+@dataclass(slots=True, kw_only=True)
 class ResponseEnd:
     """The end of a multi-line body: the `.` line, or an ending forced by damage or close."""
 
@@ -146,6 +210,23 @@ class ResponseEnd:
     command: Command | None
     lines: int  # body lines (without the terminator)
     complete: bool  # False: the terminator was never seen (close, or a missing `.`)
+
+    def __init__(
+        self,
+        *,
+        ts_ns: int,
+        direction: Direction,
+        raw: bytes,
+        command: Command | None,
+        lines: int,
+        complete: bool,
+    ) -> None:
+        self.ts_ns = ts_ns
+        self.direction = direction
+        self.raw = raw
+        self.command = command
+        self.lines = lines
+        self.complete = complete
 
 
 Pop3Event = (

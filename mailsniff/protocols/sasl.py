@@ -29,13 +29,18 @@ __all__ = [
 _B64 = re.compile(rb"^[A-Za-z0-9+/]*={0,2}$")
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Decoded:
     """A base64 SASL blob: the bytes, their text, and whether it really was base64."""
 
     ok: bool  # False: not valid base64 (shown as sent)
     data: bytes
     text: str
+
+    def __init__(self, ok: bool, data: bytes, text: str) -> None:
+        self.ok = ok
+        self.data = data
+        self.text = text
 
 
 def b64decode(blob: bytes | str) -> Decoded:

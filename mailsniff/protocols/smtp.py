@@ -105,22 +105,37 @@ class SmtpAnomalyKind(ParserAnomalyKind):
 Params = tuple[tuple[str, str | None], ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class _Event:
     ts_ns: int
     direction: Direction
     raw: bytes = b""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Greeting(_Event):
     """The server's first reply (RFC 5321 4.3.1), usually 220, possibly multi-line."""
 
     code: int
     lines: tuple[str, ...]  # text after "220 " / "220-" on each line
 
+    def __init__(
+        self,
+        *,
+        ts_ns: int,
+        direction: Direction,
+        code: int,
+        lines: tuple[str, ...],
+        raw: bytes = b"",
+    ) -> None:
+        self.ts_ns = ts_ns
+        self.direction = direction
+        self.code = code
+        self.lines = lines
+        self.raw = raw
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
+@dataclass(slots=True, kw_only=True)
 class Command(_Event):
     """One client command line (RFC 5321 4.1.1). `verb` is upper-cased; `argument` as sent."""
 
@@ -130,8 +145,29 @@ class Command(_Event):
     address: str | None = None  # MAIL / RCPT: the path inside <...> ("" for <>)
     params: Params = ()  # MAIL / RCPT ESMTP parameters
 
+    def __init__(
+        self,
+        *,
+        ts_ns: int,
+        direction: Direction,
+        seq: int,
+        verb: str,
+        argument: str,
+        raw: bytes = b"",
+        address: str | None = None,
+        params: Params = (),
+    ) -> None:
+        self.ts_ns = ts_ns
+        self.direction = direction
+        self.seq = seq
+        self.verb = verb
+        self.argument = argument
+        self.raw = raw
+        self.address = address
+        self.params = params
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
+@dataclass(slots=True, kw_only=True)
 class Reply(_Event):
     """A complete server reply, multi-line ones joined (RFC 5321 4.2.1)."""
 
@@ -141,6 +177,29 @@ class Reply(_Event):
     for_command: str | None  # verb of the command it answers; None when unpaired
     seq: int | None  # Command.seq / SaslStep.seq / MessageEnd.seq it answers
     ends_message: bool = False  # the reply to the end of DATA content or to BDAT ... LAST
+
+    def __init__(
+        self,
+        *,
+        ts_ns: int,
+        direction: Direction,
+        code: int,
+        lines: tuple[str, ...],
+        enhanced: str | None,
+        for_command: str | None,
+        seq: int | None,
+        raw: bytes = b"",
+        ends_message: bool = False,
+    ) -> None:
+        self.ts_ns = ts_ns
+        self.direction = direction
+        self.code = code
+        self.lines = lines
+        self.enhanced = enhanced
+        self.for_command = for_command
+        self.seq = seq
+        self.raw = raw
+        self.ends_message = ends_message
 
     @property
     def first_line(self) -> str:
@@ -152,21 +211,27 @@ class Reply(_Event):
         return _code_line(self.code, self.lines[-1] if self.lines else "")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class MessageData(_Event):
     """Message content: `data` is dot-unstuffed (DATA) or the chunk itself (BDAT); `raw` as sent."""
 
     data: bytes
 
+    def __init__(self, *, ts_ns: int, direction: Direction, data: bytes, raw: bytes = b"") -> None:
+        self.ts_ns = ts_ns
+        self.direction = direction
+        self.data = data
+        self.raw = raw
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
+@dataclass(slots=True, kw_only=True)
 class MessageGap(_Event):
     """`length` bytes inside message content were never captured."""
 
     length: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class MessageEnd(_Event):
     """End of message content: the DATA terminator, the end of BDAT LAST, or the connection."""
 
@@ -174,6 +239,25 @@ class MessageEnd(_Event):
     body_command: str  # "DATA" or "BDAT"
     size: int  # content bytes emitted for this message (after unstuffing)
     complete: bool  # False when the connection ended (or gave up) before the terminator
+
+    def __init__(
+        self,
+        *,
+        ts_ns: int,
+        direction: Direction,
+        seq: int,
+        body_command: str,
+        size: int,
+        complete: bool,
+        raw: bytes = b"",
+    ) -> None:
+        self.ts_ns = ts_ns
+        self.direction = direction
+        self.seq = seq
+        self.body_command = body_command
+        self.size = size
+        self.complete = complete
+        self.raw = raw
 
 
 SmtpEvent = (
