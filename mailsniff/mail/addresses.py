@@ -25,10 +25,15 @@ _WSP = " \t\r\n"
 TokenKind = Literal["atom", "quoted", "comment", "angle", "ws", ",", ";", ":"]
 
 
-@dataclass(slots=True, frozen=True)
+# `__init__` written out: the compiled build compiles it (see protocols/base.py).
+@dataclass(slots=True)
 class _Token:
     kind: TokenKind
     text: str
+
+    def __init__(self, kind: TokenKind, text: str) -> None:
+        self.kind = kind
+        self.text = text
 
 
 def _scan_delimited(text: str, start: int, close: str, defects: list[str]) -> tuple[str, int]:

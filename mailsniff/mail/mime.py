@@ -71,6 +71,7 @@ _ADDRESS_FIELDS = {
 }
 
 
+# `__init__` written out: the compiled build compiles it (see protocols/base.py).
 @dataclass(slots=True)
 class HeaderField:
     """One top-level header field as captured."""
@@ -509,10 +510,15 @@ _TOO_DEEP = f"MIME: nesting deeper than {MAX_DEPTH} levels, the parts below list
 _TOO_MANY = f"more than {MAX_PARTS} MIME parts: the rest not listed"
 
 
+# `__init__` written out: the compiled build compiles it (see protocols/base.py).
 @dataclass(slots=True)
 class _Walk:
     strict: bool = True  # False: read what only the stdlib reads exactly as best we can
     count: int = 1  # parts made so far (the root counts)
+
+    def __init__(self, strict: bool = True, count: int = 1) -> None:
+        self.strict = strict
+        self.count = count
 
 
 @dataclass(slots=True)
@@ -523,6 +529,22 @@ class _Part:
     end: int
     defects: list[MessageDefect]
     children: list[_Part] | None = None  # None: a leaf, whose payload is raw[start:end]
+
+    def __init__(
+        self,
+        head: EmailMessage,
+        ctype: str,
+        start: int,
+        end: int,
+        defects: list[MessageDefect],
+        children: list[_Part] | None = None,
+    ) -> None:
+        self.head = head
+        self.ctype = ctype
+        self.start = start
+        self.end = end
+        self.defects = defects
+        self.children = children
 
 
 def _field_value(raw: bytes, start: int, end: int) -> str:

@@ -178,10 +178,15 @@ def _q_decode(raw: bytes) -> bytes:
     return _Q_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), raw.replace(b"_", b" "))
 
 
+# `__init__` written out: the compiled build compiles it (see protocols/base.py).
 @dataclass(slots=True)
 class _Word:
     charset: str  # as written
     data: bytes
+
+    def __init__(self, charset: str, data: bytes) -> None:
+        self.charset = charset
+        self.data = data
 
 
 def decode_words(text: str) -> tuple[str, list[str]]:

@@ -80,6 +80,7 @@ _FIRST_WINDOW = 16 * 1024
 # --------------------------------------------------------------------------------------------
 
 
+# `__init__` written out: the compiled build compiles it (see protocols/base.py).
 @dataclass(slots=True, kw_only=True)
 class Greeting:
     """The server's first line (RFC 1939 4): `+OK text`, or `-ERR text` when it refuses."""

@@ -105,6 +105,7 @@ class SmtpAnomalyKind(ParserAnomalyKind):
 Params = tuple[tuple[str, str | None], ...]
 
 
+# `__init__` written out: the compiled build compiles it (see protocols/base.py).
 @dataclass(slots=True, kw_only=True)
 class _Event:
     ts_ns: int
@@ -430,6 +431,7 @@ class _Await(Enum):
     STARTTLS = "starttls"  # 220 starts TLS
 
 
+# `__init__` written out: the compiled build compiles it (see protocols/base.py).
 @dataclass(slots=True)
 class _Pending:
     seq: int
@@ -437,6 +439,20 @@ class _Pending:
     kind: _Await = _Await.GENERIC
     ends_message: bool = False
     assumed: bool = False  # the positive reply was already assumed (no server side, or lost)
+
+    def __init__(
+        self,
+        seq: int,
+        verb: str | None,
+        kind: _Await = _Await.GENERIC,
+        ends_message: bool = False,
+        assumed: bool = False,
+    ) -> None:
+        self.seq = seq
+        self.verb = verb
+        self.kind = kind
+        self.ends_message = ends_message
+        self.assumed = assumed
 
     @property
     def barrier(self) -> bool:

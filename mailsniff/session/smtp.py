@@ -62,6 +62,7 @@ _WITHOUT_MAIL = {
 }
 
 
+# `__init__` written out: the compiled build compiles it (see protocols/base.py).
 @dataclass(slots=True)
 class _Awaited:
     """What a command's reply will be written into."""
@@ -72,6 +73,22 @@ class _Awaited:
     rcpt: RcptAttempt | None = None
     answered: bool = False
     prior: Transaction | None = None  # MAIL: the transaction still open before it
+
+    def __init__(
+        self,
+        verb: str,
+        exchange: int | None = None,
+        txn: Transaction | None = None,
+        rcpt: RcptAttempt | None = None,
+        answered: bool = False,
+        prior: Transaction | None = None,
+    ) -> None:
+        self.verb = verb
+        self.exchange = exchange
+        self.txn = txn
+        self.rcpt = rcpt
+        self.answered = answered
+        self.prior = prior
 
 
 @dataclass(slots=True)

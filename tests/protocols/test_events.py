@@ -1,5 +1,6 @@
-"""The parser events whose `__init__` is written out (protocols/base.py says why) take exactly
-their dataclass fields, with the same defaults, and set each of them."""
+"""The dataclasses whose `__init__` is written out (protocols/base.py says why: the parser
+events and the helpers made per token, line or MIME part) take exactly their dataclass fields,
+with the same defaults, and set each of them."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import dataclasses
 
 import pytest
 
+from mailsniff.mail import addresses, mime, rfc2047
 from mailsniff.mail.mime import HeaderField
 from mailsniff.protocols import base, pop3, sasl, smtp
+from mailsniff.session import smtp as smtp_session
 
 WRITTEN = [
     smtp.Greeting,
@@ -25,6 +28,12 @@ WRITTEN = [
     base.Line,
     sasl.Decoded,
     HeaderField,
+    addresses._Token,
+    rfc2047._Word,
+    smtp._Pending,
+    smtp_session._Awaited,
+    mime._Part,
+    mime._Walk,
 ]
 
 
