@@ -46,8 +46,10 @@ def _frozen_fields(cls: type) -> tuple[str, ...] | None:
 
 def _rebuild(cls: type, names: tuple[str, ...], values: tuple[object, ...]) -> object:
     """A frozen dataclass read back through its constructor. The compiled build's frozen
-    records (parser events waiting for their answer) cannot be unpickled field by field: its
-    generic unpickling sets each attribute, which a frozen class refuses."""
+    records (IMAP parser events waiting for their answer) cannot be unpickled field by field:
+    its generic unpickling sets each attribute, which a frozen class refuses. (The SMTP and
+    POP3 events a parser holds are not frozen and allow interpreted subclasses, which the
+    compiled build unpickles field by field: see protocols/base.py.)"""
     return cls(**dict(zip(names, values, strict=True)))
 
 

@@ -18,6 +18,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 
+from mypy_extensions import mypyc_attr
+
 from mailsniff.limits import MAX_LINE, MAX_PENDING_COMMANDS
 from mailsniff.model import Direction
 from mailsniff.protocols.base import (
@@ -110,6 +112,7 @@ class Greeting:
         self.challenge = challenge
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # pickled when parked: see park.py
 @dataclass(slots=True, kw_only=True)
 class Command:
     """One client command line (RFC 1939 3); the verb upper-cased, the argument as sent."""
@@ -139,6 +142,7 @@ class Command:
         self.args = args
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # pickled when parked: see park.py
 @dataclass(slots=True, kw_only=True)
 class Response:
     """A `+OK` / `-ERR` status line, paired with the command it answers (None: no command seen)."""

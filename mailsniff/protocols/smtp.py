@@ -30,6 +30,8 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 
+from mypy_extensions import mypyc_attr
+
 from mailsniff.limits import MAX_LINE, MAX_PENDING_COMMANDS
 from mailsniff.model import Direction
 from mailsniff.protocols.base import (
@@ -106,6 +108,7 @@ Params = tuple[tuple[str, str | None], ...]
 
 
 # `__init__` written out: the compiled build compiles it (see protocols/base.py).
+@mypyc_attr(allow_interpreted_subclasses=True)  # as its subclass Command must (see park.py)
 @dataclass(slots=True, kw_only=True)
 class _Event:
     ts_ns: int
@@ -136,6 +139,7 @@ class Greeting(_Event):
         self.raw = raw
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # pickled when parked: see park.py
 @dataclass(slots=True, kw_only=True)
 class Command(_Event):
     """One client command line (RFC 5321 4.1.1). `verb` is upper-cased; `argument` as sent."""
@@ -432,6 +436,7 @@ class _Await(Enum):
 
 
 # `__init__` written out: the compiled build compiles it (see protocols/base.py).
+@mypyc_attr(allow_interpreted_subclasses=True)  # pickled when parked: see park.py
 @dataclass(slots=True)
 class _Pending:
     seq: int
