@@ -32,7 +32,8 @@ __all__ = ["COMPILED_MODULES", "GROUP", "STAMP", "STATUS", "select"]
 #: TCP reassembly), the SMTP/POP3 parsers, the MIME walker, RFC 2047, RFC 2231 and address
 #: decoding, and the glue between them: the pipeline, the session builders (with their common
 #: base, which the IMAP builder subclasses: a compiled class cannot be subclassed by an
-#: interpreted one), the JSON Lines renderer, and the per-frame loops of `read` and its --jobs
+#: interpreted one), the analysis run on every session as it ends (findings, Bcc, sender, ids),
+#: the text helpers and JSON Lines renderer, and the per-frame loops of `read` and its --jobs
 #: workers (which every worker runs for every frame).
 #: setup.py reads this tuple (as a literal), so keep it one.
 COMPILED_MODULES = (
@@ -63,6 +64,11 @@ COMPILED_MODULES = (
     "mailsniff.session.smtp",
     "mailsniff.session.pop3",
     "mailsniff.session.imap",
+    "mailsniff.analysis.bcc",
+    "mailsniff.analysis.sender",
+    "mailsniff.analysis.ids",
+    "mailsniff.analysis.findings",
+    "mailsniff.render.text",
     "mailsniff.render.jsonl",
     "mailsniff.shard",
 )

@@ -54,9 +54,13 @@ UNSAFE_CHARACTERS = (
 )
 
 
+#: Lone surrogates (mypyc takes no surrogate in a string literal).
+_SURROGATES = (chr(0xD800), chr(0xDFFF))
+
+
 def is_unsafe(ch: str) -> bool:
     """True for a character that must never reach a terminal as itself."""
-    return ch in UNSAFE_CHARACTERS or "\ud800" <= ch <= "\udfff"
+    return ch in UNSAFE_CHARACTERS or _SURROGATES[0] <= ch <= _SURROGATES[1]
 
 
 def _escape(ch: str) -> str:
