@@ -26,7 +26,7 @@ TokenKind = Literal["atom", "quoted", "comment", "angle", "ws", ",", ";", ":"]
 
 
 # `__init__` written out: the compiled build compiles it (see protocols/base.py).
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class _Token:
     kind: TokenKind
     text: str

@@ -72,7 +72,7 @@ _ADDRESS_FIELDS = {
 
 
 # `__init__` written out: the compiled build compiles it (see protocols/base.py).
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class HeaderField:
     """One top-level header field as captured."""
 
@@ -511,7 +511,7 @@ _TOO_MANY = f"more than {MAX_PARTS} MIME parts: the rest not listed"
 
 
 # `__init__` written out: the compiled build compiles it (see protocols/base.py).
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class _Walk:
     strict: bool = True  # False: read what only the stdlib reads exactly as best we can
     count: int = 1  # parts made so far (the root counts)
@@ -521,7 +521,7 @@ class _Walk:
         self.count = count
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class _Part:
     head: EmailMessage  # the part's header fields only
     ctype: str  # head.get_content_type()

@@ -179,7 +179,7 @@ def _q_decode(raw: bytes) -> bytes:
 
 
 # `__init__` written out: the compiled build compiles it (see protocols/base.py).
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class _Word:
     charset: str  # as written
     data: bytes

@@ -4,13 +4,14 @@ Nothing here (or anywhere in `mailsniff.protocols`) does I/O: parsers are fed
 `(ts_ns, direction, bytes)` and hand back typed events, like h11.
 
 The events made for every line or segment (`Line`, `SaslStep`, and in `smtp` and `pop3` the
-commands, replies and message data) write their `__init__` out: the compiled build compiles it,
-where a dataclass's generated `__init__` stays interpreted code (about 1 us per event against
-0.07 us). They are not frozen, since a frozen dataclass can only set its fields through
-`object.__setattr__`; nothing changes an event after it is made. tests/protocols/test_events.py
-checks each written `__init__` against the class's fields. Those a parser or session builder
-holds between segments (and so pickles when a session is parked) allow interpreted subclasses:
-the compiled build then unpickles them without calling their `__init__`.
+commands, replies and message data) write their `__init__` out (`init=False`: `@dataclass` then
+writes none at import): the compiled build compiles it, where a dataclass's generated `__init__`
+stays interpreted code (about 1 us per event against 0.07 us). They are not frozen, since a frozen
+dataclass can only set its fields through `object.__setattr__`; nothing changes an event after it
+is made. tests/protocols/test_events.py checks each written `__init__` against the class's fields.
+Those a parser or session builder holds between segments (and so pickles when a session is parked)
+allow interpreted subclasses: the compiled build then unpickles them without calling their
+`__init__`.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class TlsStarted:
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # pickled when parked: see park.py
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, init=False)
 class SaslStep:
     """One line of a SASL exchange (RFC 4422 3), base64 undone: a server challenge (SMTP `334`,
     POP3 and IMAP `+ `) or a client response. A response given on the command line itself (SMTP
@@ -133,7 +134,7 @@ class SaslStep:
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # pickled when parked: see park.py
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Line:
     """One line taken from a stream."""
 

@@ -83,7 +83,7 @@ _FIRST_WINDOW = 16 * 1024
 
 
 # `__init__` written out: the compiled build compiles it (see protocols/base.py).
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, init=False)
 class Greeting:
     """The server's first line (RFC 1939 4): `+OK text`, or `-ERR text` when it refuses."""
 
@@ -113,7 +113,7 @@ class Greeting:
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # pickled when parked: see park.py
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, init=False)
 class Command:
     """One client command line (RFC 1939 3); the verb upper-cased, the argument as sent."""
 
@@ -143,7 +143,7 @@ class Command:
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # pickled when parked: see park.py
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, init=False)
 class Response:
     """A `+OK` / `-ERR` status line, paired with the command it answers (None: no command seen)."""
 
@@ -178,7 +178,7 @@ class Response:
         self.command = command
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, init=False)
 class MultilineData:
     """Content of a multi-line response body, dot-unstuffed (RFC 1939 3).
 
@@ -205,7 +205,7 @@ class MultilineData:
         self.dropped = dropped
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, init=False)
 class ResponseEnd:
     """The end of a multi-line body: the `.` line, or an ending forced by damage or close."""
 

@@ -30,7 +30,7 @@ _B64 = re.compile(rb"^[A-Za-z0-9+/]*={0,2}$")
 
 
 # `__init__` written out: the compiled build compiles it (see protocols/base.py).
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Decoded:
     """A base64 SASL blob: the bytes, their text, and whether it really was base64."""
 

@@ -116,7 +116,7 @@ class _Event:
     raw: bytes = b""
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, init=False)
 class Greeting(_Event):
     """The server's first reply (RFC 5321 4.3.1), usually 220, possibly multi-line."""
 
@@ -140,7 +140,7 @@ class Greeting(_Event):
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # pickled when parked: see park.py
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, init=False)
 class Command(_Event):
     """One client command line (RFC 5321 4.1.1). `verb` is upper-cased; `argument` as sent."""
 
@@ -172,7 +172,7 @@ class Command(_Event):
         self.params = params
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, init=False)
 class Reply(_Event):
     """A complete server reply, multi-line ones joined (RFC 5321 4.2.1)."""
 
@@ -216,7 +216,7 @@ class Reply(_Event):
         return _code_line(self.code, self.lines[-1] if self.lines else "")
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, init=False)
 class MessageData(_Event):
     """Message content: `data` is dot-unstuffed (DATA) or the chunk itself (BDAT); `raw` as sent."""
 
@@ -236,7 +236,7 @@ class MessageGap(_Event):
     length: int
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, init=False)
 class MessageEnd(_Event):
     """End of message content: the DATA terminator, the end of BDAT LAST, or the connection."""
 
@@ -437,7 +437,7 @@ class _Await(Enum):
 
 # `__init__` written out: the compiled build compiles it (see protocols/base.py).
 @mypyc_attr(allow_interpreted_subclasses=True)  # pickled when parked: see park.py
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class _Pending:
     seq: int
     verb: str | None

@@ -64,7 +64,7 @@ _WITHOUT_MAIL = {
 
 # `__init__` written out: the compiled build compiles it (see protocols/base.py).
 @mypyc_attr(allow_interpreted_subclasses=True)  # pickled when parked: see park.py
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class _Awaited:
     """What a command's reply will be written into."""
 
