@@ -107,9 +107,10 @@ class SmtpAnomalyKind(ParserAnomalyKind):
 Params = tuple[tuple[str, str | None], ...]
 
 
-# `__init__` written out: the compiled build compiles it (see protocols/base.py).
+# The events below write their `__init__` out (all but the rare MessageGap): the compiled build
+# compiles it (see protocols/base.py). Nothing builds an `_Event` itself: it has no `__init__`.
 @mypyc_attr(allow_interpreted_subclasses=True)  # as its subclass Command must (see park.py)
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, init=False)
 class _Event:
     ts_ns: int
     direction: Direction

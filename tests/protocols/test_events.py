@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import enum
+import functools
 import sys
 import types
 import typing
@@ -46,17 +47,23 @@ WRITTEN = [
 ]
 
 
-def _hints(cls: type) -> dict[str, object]:
-    """Each field's declared type, read from the source (the compiled build keeps only erased
-    annotations, `type` for a union) and evaluated in the class's module."""
-    module = sys.modules[cls.__module__]
+@functools.cache
+def _class_nodes(module_name: str) -> dict[str, ast.ClassDef]:
+    """The classes of a mailsniff module, as its source declares them (parsed once)."""
     package = Path(mailsniff.__file__).parent
-    source = package.joinpath(*cls.__module__.split(".")[1:]).with_suffix(".py")
-    classes = {
+    source = package.joinpath(*module_name.split(".")[1:]).with_suffix(".py")
+    return {
         node.name: node
         for node in ast.walk(ast.parse(source.read_text()))
         if isinstance(node, ast.ClassDef)
     }
+
+
+def _hints(cls: type) -> dict[str, object]:
+    """Each field's declared type, read from the source (the compiled build keeps only erased
+    annotations, `type` for a union) and evaluated in the class's module."""
+    module = sys.modules[cls.__module__]
+    classes = _class_nodes(cls.__module__)
     hints: dict[str, object] = {}
     for klass in reversed(cls.__mro__):
         node = classes.get(klass.__name__) if klass.__module__ == cls.__module__ else None
