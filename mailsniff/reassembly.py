@@ -319,6 +319,9 @@ class Reassembler:
         self._idle = idle_timeout_ns
         self._max_buffer = max_buffer
         self._max_segments = max_segments
+        # A direction whose handshake was not seen holds no more than any direction may.
+        self._hold_bytes = min(MAX_PRE_HANDSHAKE_BYTES, max_buffer)
+        self._hold_segments = min(MAX_PRE_HANDSHAKE_SEGMENTS, max_segments)
         self._max_flows = max(1, max_flows)
         self._max_half_open = max(1, max_half_open)
         #: Flows evicted under pressure: never carried data (forgotten), carried data (ended).
@@ -706,10 +709,7 @@ class Reassembler:
             self._add(half, o, payload, ts)
         if missing:
             self._add(half, o + len(payload), missing, ts)
-        if (
-            half.pending_bytes > MAX_PRE_HANDSHAKE_BYTES
-            or len(half.starts) > MAX_PRE_HANDSHAKE_SEGMENTS
-        ):
+        if half.pending_bytes > self._hold_bytes or len(half.starts) > self._hold_segments:
             self._settle(half, None, ts, events)
 
     def _rebase(self, half: _Half, base: int) -> None:
