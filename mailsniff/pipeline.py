@@ -537,7 +537,7 @@ class Pipeline:
     def _handle(self, events: list[FlowEvent]) -> None:
         for event in events:
             if isinstance(event, FlowData):
-                flow, ts_ns, direction, data = event
+                flow, ts_ns, direction, data = event.flow, event.ts_ns, event.direction, event.data
                 active = self._active.get(flow.id) or self._activate(flow)
                 if active is not None:
                     active.handler.data(ts_ns, direction, data)

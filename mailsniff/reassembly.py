@@ -63,7 +63,8 @@ from bisect import bisect_right, insort
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import NamedTuple
+
+from mypy_extensions import mypyc_attr
 
 from mailsniff.limits import (
     IDLE_TIMEOUT_NS,
@@ -167,14 +168,22 @@ class FlowStart:
     ts_ns: int
 
 
-class FlowData(NamedTuple):
-    """Stream bytes of one direction, in order. A named tuple (one per data segment): immutable
-    and four times as fast to build as a frozen dataclass (see `capture.frame.Frame`)."""
+@dataclass(slots=True, init=False)
+@mypyc_attr(allow_interpreted_subclasses=True)
+class FlowData:
+    """Stream bytes of one direction, in order. One per data segment, so its `__init__` is
+    written out (see `capture.frame.Frame`); nothing changes one once it is made."""
 
     flow: Flow
     ts_ns: int
     direction: Direction
     data: bytes
+
+    def __init__(self, flow: Flow, ts_ns: int, direction: Direction, data: bytes) -> None:
+        self.flow = flow
+        self.ts_ns = ts_ns
+        self.direction = direction
+        self.data = data
 
 
 @dataclass(slots=True, frozen=True, kw_only=True)

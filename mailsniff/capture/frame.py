@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
+
+from mypy_extensions import mypyc_attr
 
 __all__ = ["Frame", "FrameOrTime", "time_of"]
 
 
-class Frame(NamedTuple):
-    """One captured link-layer frame.
+@dataclass(slots=True, init=False)
+@mypyc_attr(allow_interpreted_subclasses=True)
+class Frame:
+    """One captured link-layer frame. Equal by value; nothing changes one once it is made.
 
-    A named tuple rather than a frozen dataclass: one is built per packet, and a frozen
-    dataclass's `__init__` sets each field through `object.__setattr__` (in the compiled build
-    too), which made building it four times as slow. Immutable, hashable, equal by value.
+    One is built per packet, so its `__init__` is written out, as the parser events' are
+    (protocols/base.py): the compiled build then builds it natively, in a tenth of the time a
+    named tuple's interpreted `__new__` took, and reads its fields without a lookup.
     """
 
     ts_ns: int  # capture time, nanoseconds since the Unix epoch (UTC)
     linktype: int  # DLT / LINKTYPE_ value of the interface it was captured on
     data: bytes  # the captured bytes (caplen of them)
     wirelen: int  # original length on the wire (> len(data) when the snaplen cut it)
+
+    def __init__(self, ts_ns: int, linktype: int, data: bytes, wirelen: int) -> None:
+        self.ts_ns = ts_ns
+        self.linktype = linktype
+        self.data = data
+        self.wirelen = wirelen
 
 
 #: What a reader yields when it routes for a `read --jobs` worker (mailsniff.capture.route): a

@@ -159,15 +159,13 @@ def test_a_file_that_ends_inside_its_pcap_header_is_not_a_capture(tmp_path: Path
         open_capture(str(path))
 
 
-def test_frames_read_are_frozen_values_equal_to_constructed_ones(tmp_path: Path):
+def test_frames_read_are_values_equal_to_constructed_ones(tmp_path: Path):
     path = tmp_path / "one.pcap"
     path.write_bytes(pcap_header() + pcap_record(1, 2, b"ab", wirelen=3))
     with open_capture(str(path)) as reader:
         (frame,) = list(reader)
     assert frame == Frame(1_000_002_000, 1, b"ab", 3)
-    assert hash(frame) == hash(Frame(1_000_002_000, 1, b"ab", 3))
-    with pytest.raises(AttributeError):
-        frame.ts_ns = 5  # type: ignore[misc]
+    assert frame != Frame(1_000_002_000, 1, b"ab", 2)
 
 
 def test_pcap_reader_ignores_fcs_bits_in_the_link_type_field(tmp_path: Path):

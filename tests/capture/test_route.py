@@ -3,6 +3,7 @@ their capture time, and every frame still comes, once, in file order."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import shutil
 import struct
@@ -134,9 +135,9 @@ def test_what_the_router_tells_from_raw_bytes_and_what_it_leaves_to_the_decoder(
         assert frame_owner(_syn(a, 40001, b, 25, frag=0x4000), n) == frame_owner(plain, n) >= 0
         # a header length under 20 bytes: the decoder reports it
         broken = plain.data[:14] + b"\x44" + plain.data[15:]
-        assert frame_owner(plain._replace(data=broken), n) == -1
+        assert frame_owner(dataclasses.replace(plain, data=broken), n) == -1
         # cut inside the TCP ports: the decoder tells truncated from malformed
-        assert frame_owner(plain._replace(data=plain.data[:36]), n) == -1
+        assert frame_owner(dataclasses.replace(plain, data=plain.data[:36]), n) == -1
 
 
 def test_connections_spread_over_the_workers() -> None:

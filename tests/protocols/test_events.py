@@ -1,5 +1,6 @@
 """The dataclasses whose `__init__` is written out (protocols/base.py says why: the parser
-events and the helpers made per token, line or MIME part) take exactly their dataclass fields,
+events, the helpers made per token, line or MIME part, and the frame, segment and stream data
+records made per packet) take exactly their dataclass fields,
 with the same defaults, and set each of them. Compiled, the written `__init__` also checks each
 argument's type, so the values given here are of the declared types."""
 
@@ -18,9 +19,12 @@ from pathlib import Path
 import pytest
 
 import mailsniff
+from mailsniff.capture.frame import Frame
 from mailsniff.mail import addresses, mime, rfc2047
 from mailsniff.mail.mime import HeaderField
+from mailsniff.net.segment import Segment
 from mailsniff.protocols import base, pop3, sasl, smtp
+from mailsniff.reassembly import Flow, FlowData
 from mailsniff.session import smtp as smtp_session
 
 WRITTEN = [
@@ -44,6 +48,9 @@ WRITTEN = [
     smtp_session._Awaited,
     mime._Part,
     mime._Walk,
+    Frame,
+    Segment,
+    FlowData,
 ]
 
 
@@ -100,6 +107,8 @@ def _value(hint: object, i: int) -> object:
         return list(hint)[i % len(hint)]
     if hint is EmailMessage:
         return EmailMessage()
+    if hint is Flow:
+        return Flow(id=i, key=(b"\x0a\0\0\1", 1025, b"\x0a\0\0\2", 25), start_ns=i, last_ns=i)
     raise AssertionError(f"no sample value for {hint!r}")
 
 
