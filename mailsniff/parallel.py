@@ -33,11 +33,11 @@ import signal
 from array import array
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailsniff.capture.frame import Frame, FrameOrTime
+from mailsniff.capture.frame import FrameOrTime
 from mailsniff.errors import MailsniffError, TruncatedCaptureError
 from mailsniff.model import Session
 from mailsniff.pipeline import Pipeline
@@ -46,6 +46,7 @@ from mailsniff.shard import (
     EXPIRE_EVERY,
     PER_FRAME,
     ShardFeeder,
+    drive,
     frame_owner,
     segment_owner,
 )
@@ -93,28 +94,6 @@ def choose_jobs(requested: int | None, total_bytes: int | None) -> int:
     if total_bytes is None or total_bytes < AUTO_JOBS_MIN_BYTES:
         return 1
     return usable_cores()
-
-
-def drive(pipeline: Pipeline, frames: Iterable[Frame], emit: Callable[[Session], None]) -> None:
-    """One process: feed every frame, expiring idle flows at the fixed frame numbers, and hand
-    each finished session to `emit` in the order they end."""
-    pipeline.auto_expire = False
-    latest = 0
-    for index, frame in enumerate(frames):
-        if index and index % EXPIRE_EVERY == 0:
-            pipeline.expire(latest)
-            for session in pipeline.drain():
-                emit(session)
-        if frame.ts_ns > latest:
-            latest = frame.ts_ns
-        pipeline.feed(frame)
-        if pipeline._ready:
-            for session in pipeline.drain():
-                emit(session)
-    # The connections still open are ended one at a time, each session handed on before the
-    # next is built (not all built first: 100k open connections held 100k sessions at once).
-    for session in pipeline.finish_each():
-        emit(session)
 
 
 # -- workers ------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The per-frame loops of `read`: the link-type check on the reader's frames, and the routing of
-a `read --jobs` worker (mailsniff.parallel), compiled in the fast build.
+"""The per-frame loops of `read`: the link-type check on the reader's frames, the one-process
+loop (`drive`), and the routing of a `read --jobs` worker (mailsniff.parallel), compiled in the
+fast build.
 
 Every worker reads every frame of the input and keeps those of its own connections, so what a
 worker does with a frame it does not own is paid once per worker: with two workers, that cost
@@ -16,6 +17,7 @@ from typing import Final, Protocol, TypeVar
 from mailsniff.capture.frame import Frame, FrameOrTime, time_of
 from mailsniff.capture.route import mix, raw_owner
 from mailsniff.errors import UnsupportedLinkTypeError
+from mailsniff.model import Session
 from mailsniff.net.decoder import PacketDecoder
 from mailsniff.net.link import is_supported, linktype_name
 from mailsniff.net.segment import Segment
@@ -27,6 +29,7 @@ __all__ = [
     "PER_FRAME",
     "ShardFeeder",
     "checked_frames",
+    "drive",
     "frame_owner",
     "mix",
     "routed_frames",
@@ -94,6 +97,31 @@ def _checked(
             if count % every == 0:
                 progress()
         yield frame
+
+
+def drive(pipeline: Pipeline, frames: Iterable[Frame], emit: Callable[[Session], None]) -> None:
+    """One process: feed every frame, expiring idle flows at the fixed frame numbers, and hand
+    each finished session to `emit` in the order they end."""
+    pipeline.auto_expire = False
+    expire_mask = EXPIRE_EVERY - 1
+    latest = 0
+    index = 0
+    for frame in frames:
+        if index and not index & expire_mask:
+            pipeline.expire(latest)
+            for session in pipeline.drain():
+                emit(session)
+        index += 1
+        if frame.ts_ns > latest:
+            latest = frame.ts_ns
+        pipeline.feed(frame)
+        if pipeline._ready:
+            for session in pipeline.drain():
+                emit(session)
+    # The connections still open are ended one at a time, each session handed on before the
+    # next is built (not all built first: 100k open connections held 100k sessions at once).
+    for session in pipeline.finish_each():
+        emit(session)
 
 
 def frame_owner(frame: Frame, n: int) -> int:
