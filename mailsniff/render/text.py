@@ -12,7 +12,7 @@ literally looking like an escaped ESC.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from mailsniff.model import timestamp_in_range
 
@@ -100,7 +100,8 @@ def shorten(s: str, width: int) -> str:
     return s[: width - 1] + ELLIPSIS
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Naive, read as UTC: `isoformat` then writes no offset, and the "Z" is added.
+_EPOCH = datetime(1970, 1, 1)
 
 
 def format_timestamp(ts_ns: int, *, micro: bool = True) -> str:
@@ -111,14 +112,13 @@ def format_timestamp(ts_ns: int, *, micro: bool = True) -> str:
     GNU date's `@SECONDS`, so nothing is lost and it cannot be taken for a date.
     """
     seconds, rest = divmod(ts_ns, 1_000_000_000)
-    fraction = f".{rest // 1000:06d}" if micro else ""
     if not timestamp_in_range(ts_ns):
-        return f"@{seconds}{fraction}"
-    m = _EPOCH + timedelta(seconds=seconds)
-    return (
-        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
-        f"{fraction}Z"
-    )
+        return f"@{seconds}.{rest // 1000:06d}" if micro else f"@{seconds}"
+    # isoformat (C) writes the year with four digits, and the microseconds even when they are 0.
+    if micro:
+        m = _EPOCH + timedelta(seconds=seconds, microseconds=rest // 1000)
+        return m.isoformat(timespec="microseconds") + "Z"
+    return (_EPOCH + timedelta(seconds=seconds)).isoformat(timespec="seconds") + "Z"
 
 
 def format_clock(ts_ns: int) -> str:
