@@ -343,6 +343,10 @@ def summary_record(summary: JsonObject) -> JsonObject:
 _MUST_ESCAPE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
 
 
+#: json.dumps(record, ensure_ascii=False, separators=(",", ":")), made once.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _escape(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
 
@@ -351,7 +355,9 @@ def dumps(record: JsonObject) -> str:
     """One line of JSON; non-ASCII kept as UTF-8; lone surrogates, C0/C1 controls, DEL, bidi
     controls and every character a reader may treat as a line break escaped as \\uXXXX, so a
     record is always one line and inert on a terminal (never raises)."""
-    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    text = _ENCODER.encode(record)
+    if text.isascii():  # known without a scan: only DEL can need escaping, and no surrogate
+        return text.replace("\x7f", "\\u007f")
     if _MUST_ESCAPE.search(text) is not None:  # the common case stays one C-speed scan
         text = _MUST_ESCAPE.sub(_escape, text)
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
