@@ -9,6 +9,7 @@ answered by EHLO/HELO) reach reassembly.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -92,6 +93,8 @@ def _conflict_anomalies(flow: Flow) -> list[SessionAnomaly]:
 
 
 def _ip_text(packed: bytes) -> str:
+    if len(packed) == 4:  # inet_ntoa (C) writes what ipaddress writes for IPv4
+        return socket.inet_ntoa(packed)
     return str(ipaddress.ip_address(packed))
 
 

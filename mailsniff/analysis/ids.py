@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
+import socket
 import struct
 
 from mailsniff.model import Endpoint, Session
@@ -27,7 +28,10 @@ _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def _packed(ip: str) -> bytes:
-    return ipaddress.ip_address(ip.split("%", 1)[0]).packed
+    try:  # IPv4 in dotted quads, the common case, in C (the same strict form ipaddress takes)
+        return socket.inet_pton(socket.AF_INET, ip)
+    except OSError:
+        return ipaddress.ip_address(ip.split("%", 1)[0]).packed
 
 
 def community_id(a: Endpoint, b: Endpoint, proto: int = IPPROTO_TCP, seed: int = 0) -> str:
