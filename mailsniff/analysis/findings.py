@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 
 from mailsniff.analysis.bcc import compare_envelope, normalise_address
 from mailsniff.analysis.ids import identify
@@ -105,7 +104,10 @@ def _refer(
     out: list[Finding], first: int, *, transaction: int | None = None, message: int | None = None
 ) -> None:
     """Tie the findings from `first` on to the transaction / retrieved message they are about."""
-    out[first:] = [replace(f, transaction=transaction, message=message) for f in out[first:]]
+    out[first:] = [
+        Finding(f.kind, f.detail, f.severity, transaction=transaction, message=message)
+        for f in out[first:]
+    ]
 
 
 def _imap_findings(session: Session, out: list[Finding], tls_from_ns: int | None) -> None:
@@ -271,7 +273,11 @@ def analyse(session: Session, *, tls_from_ns: int | None = None) -> Session:
     if len(anomalies) > MAX_ANOMALY_FINDINGS:
         extra = len(anomalies) - MAX_ANOMALY_FINDINGS
         out.append(Finding(FindingKind.ANOMALY, f"... and {extra} more anomalies"))
+    # (Built, not dataclasses.replace'd: replace looks the fields up for every finding.)
     session.findings = [
-        f if f.severity else replace(f, severity=SEVERITY.get(f.kind, "medium")) for f in out
+        f
+        if f.severity
+        else Finding(f.kind, f.detail, SEVERITY.get(f.kind, "medium"), f.transaction, f.message)
+        for f in out
     ]
     return session
