@@ -102,6 +102,8 @@ def shorten(s: str, width: int) -> str:
 
 #: Naive, read as UTC: `isoformat` then writes no offset, and the "Z" is added.
 _EPOCH = datetime(1970, 1, 1)
+#: Seconds since the epoch -> "2006-07-03T13:07:18": a capture's times share few seconds.
+_SECONDS: dict[int, str] = {}
 
 
 def format_timestamp(ts_ns: int, *, micro: bool = True) -> str:
@@ -112,13 +114,17 @@ def format_timestamp(ts_ns: int, *, micro: bool = True) -> str:
     GNU date's `@SECONDS`, so nothing is lost and it cannot be taken for a date.
     """
     seconds, rest = divmod(ts_ns, 1_000_000_000)
+    # The microseconds as six digits, without a format spec (each one is a str.format call).
+    fraction = "." + str(1_000_000 + rest // 1000)[1:] if micro else ""
     if not timestamp_in_range(ts_ns):
-        return f"@{seconds}.{rest // 1000:06d}" if micro else f"@{seconds}"
-    # isoformat (C) writes the year with four digits, and the microseconds even when they are 0.
-    if micro:
-        m = _EPOCH + timedelta(seconds=seconds, microseconds=rest // 1000)
-        return m.isoformat(timespec="microseconds") + "Z"
-    return (_EPOCH + timedelta(seconds=seconds)).isoformat(timespec="seconds") + "Z"
+        return f"@{seconds}{fraction}"
+    head = _SECONDS.get(seconds)
+    if head is None:
+        if len(_SECONDS) >= 4096:
+            _SECONDS.clear()
+        # isoformat (C) writes the year with four digits, as ISO 8601 wants.
+        head = _SECONDS[seconds] = (_EPOCH + timedelta(seconds=seconds)).isoformat()
+    return head + fraction + "Z"
 
 
 def format_clock(ts_ns: int) -> str:
