@@ -338,9 +338,17 @@ def summary_record(summary: JsonObject) -> JsonObject:
 
 #: Characters JSON allows raw inside strings but that must never be written as themselves:
 #: DEL and the C1 controls (a terminal obeys CSI 0x9b, OSC 0x9d ...), the bidi overrides,
-#: isolates and marks (UAX #9), and the characters line-splitting readers (Python's
-#: str.splitlines, JavaScript) take for line ends. json.dumps already escapes C0 controls.
-_MUST_ESCAPE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+#: isolates and marks (UAX #9), the characters line-splitting readers (Python's
+#: str.splitlines, JavaScript) take for line ends, and lone surrogates (no UTF-8 for them).
+#: json.dumps already escapes C0 controls. (The surrogates' bounds by chr(): the compiled
+#: build takes no lone surrogate in a literal.)
+_MUST_ESCAPE = re.compile(
+    "[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029"
+    + chr(0xD800)
+    + "-"
+    + chr(0xDFFF)
+    + "]"
+)
 
 
 #: json.dumps(record, ensure_ascii=False, separators=(",", ":")), made once.
@@ -356,8 +364,10 @@ def dumps(record: JsonObject) -> str:
     controls and every character a reader may treat as a line break escaped as \\uXXXX, so a
     record is always one line and inert on a terminal (never raises)."""
     text = _ENCODER.encode(record)
-    if text.isascii():  # known without a scan: only DEL can need escaping, and no surrogate
+    if text.isascii():  # known without a scan: only DEL can need escaping
         return text.replace("\x7f", "\\u007f")
-    if _MUST_ESCAPE.search(text) is not None:  # the common case stays one C-speed scan
-        text = _MUST_ESCAPE.sub(_escape, text)
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    # Every character escaped is unprintable (Cc, Cf, Zl, Zp, Cs): the common case is one
+    # C-speed pass of isprintable, faster than the regex's.
+    if text.isprintable():
+        return text
+    return _MUST_ESCAPE.sub(_escape, text)
