@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from mypy_extensions import mypyc_attr
@@ -51,6 +50,12 @@ _SHOWN_ANOMALIES = frozenset(
         Pop3AnomalyKind.RESYNC,
     }
 )
+
+
+def _replied(exchange: Exchange, reply: str | None, lines: int) -> Exchange:
+    """`exchange` with its reply (built: dataclasses.replace looks the fields up every call,
+    and every POP3 command's exchange gets its reply this way)."""
+    return Exchange(exchange.ts_ns, exchange.command, exchange.argument, reply, lines)
 
 
 def decode_oauthbearer(data: bytes) -> tuple[str | None, str | None]:
@@ -233,7 +238,7 @@ class Pop3SessionHandler(ParserDriven[Pop3Event]):
         entry = self._exchange_at.pop(id(command), None)
         if entry is not None:
             index = entry[1]
-            s.exchanges[index] = replace(s.exchanges[index], reply=line, reply_lines=1)
+            s.exchanges[index] = _replied(s.exchanges[index], line, 1)
         found = self._auth_for.pop(id(command), None)
         if found is not None:
             attempt = found[1]
@@ -324,9 +329,8 @@ class Pop3SessionHandler(ParserDriven[Pop3Event]):
         if event.complete:
             self._transcript.add(event.ts_ns, event.direction, ".")
         if self._body_index is not None:
-            s.exchanges[self._body_index] = replace(
-                s.exchanges[self._body_index], reply_lines=1 + event.lines
-            )
+            old = s.exchanges[self._body_index]
+            s.exchanges[self._body_index] = _replied(old, old.reply, 1 + event.lines)
         command = event.command
         sink, self._sink = self._sink, None
         if self._message is not None and command is not None:
