@@ -63,6 +63,7 @@ from bisect import bisect_right, insort
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
+from typing import Final
 
 from mypy_extensions import mypyc_attr
 
@@ -80,6 +81,10 @@ from mailsniff.limits import (
 )
 from mailsniff.model import Direction, Gap
 from mailsniff.net.segment import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Segment
+
+#: Module constants: compiled, a C global (`Direction.CLIENT` looks through the enum class).
+_CLIENT: Final = Direction.CLIENT
+_SERVER: Final = Direction.SERVER
 
 __all__ = [
     "Flow",
@@ -409,7 +414,7 @@ class Reassembler:
                 half.prev_off, half.prev_data = half.last_off, half.last_data
                 half.last_off = off
                 half.last_data = payload
-                if half.direction is Direction.CLIENT:
+                if half.direction is _CLIENT:
                     flow.client_bytes += n
                 else:
                     flow.server_bytes += n
@@ -530,8 +535,8 @@ class Reassembler:
             packets=1,
         )
         self._next_id += 1
-        c = _Half(flow, Direction.CLIENT)
-        s = _Half(flow, Direction.SERVER)
+        c = _Half(flow, _CLIENT)
+        s = _Half(flow, _SERVER)
         c.peer, s.peer = s, c
         self._halves[flow_key] = c
         if bare_syn:
@@ -971,7 +976,7 @@ class Reassembler:
         half.last_off = off
         half.last_data = data
         flow = half.flow
-        if half.direction is Direction.CLIENT:
+        if half.direction is _CLIENT:
             flow.client_bytes += len(data)
         else:
             flow.server_bytes += len(data)

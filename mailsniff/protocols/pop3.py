@@ -17,6 +17,7 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Final
 
 from mypy_extensions import mypyc_attr
 
@@ -34,6 +35,10 @@ from mailsniff.protocols.base import (
     to_text,
 )
 from mailsniff.protocols.sasl import sasl_step
+
+#: Module constants: compiled, a C global (`Direction.CLIENT` looks through the enum class).
+_CLIENT: Final = Direction.CLIENT
+_SERVER: Final = Direction.SERVER
 
 __all__ = [
     "BODY_WINDOW",
@@ -374,7 +379,7 @@ class Pop3Parser:
 
     Example:
         parser = Pop3Parser()
-        events = parser.feed(ts, Direction.SERVER, b"+OK ready\\r\\n")
+        events = parser.feed(ts, _SERVER, b"+OK ready\\r\\n")
     """
 
     __slots__ = (
@@ -400,7 +405,7 @@ class Pop3Parser:
     def __init__(self) -> None:
         self._buffers = receive_buffers()
         # After a gap the first line is the tail of a line cut by the loss: distrust it.
-        self._after_gap = {Direction.CLIENT: False, Direction.SERVER: False}
+        self._after_gap = {_CLIENT: False, _SERVER: False}
         self._pending: deque[Command] = deque()
         self._sync = _Sync.GREETING
         self._body: _Body | None = None
@@ -437,7 +442,7 @@ class Pop3Parser:
         if self._closed or not data:
             return out
         if self._sync is _Sync.TLS:
-            if not (self._tls_unchecked and direction is Direction.CLIENT):
+            if not (self._tls_unchecked and direction is _CLIENT):
                 return out
             self._tls_unchecked = False
             if data[0] == _TLS_HANDSHAKE:
@@ -449,7 +454,7 @@ class Pop3Parser:
                 self._anomaly(ts_ns, direction, b"", Pop3AnomalyKind.CLEARTEXT_AFTER_STLS, detail)
             )
             self._enter(_Sync.RESPONSE)
-        if direction is Direction.SERVER and not self._server_started:
+        if direction is _SERVER and not self._server_started:
             self._server_started = True
             if self._sync is _Sync.GREETING and self._first_command_ts is not None:
                 if self._first_command_ts < ts_ns:
@@ -466,7 +471,7 @@ class Pop3Parser:
                         )
                     )
         buf = self._buffers[direction]
-        server = direction is Direction.SERVER
+        server = direction is _SERVER
         if server and not len(buf) and self._in_bulk_body():
             # The hot path: a message body arriving segment by segment goes straight to the
             # body scanner; only what follows its terminator is buffered.
@@ -515,7 +520,7 @@ class Pop3Parser:
         buf.clear()
         self._after_gap[direction] = True
         inside: Command | None = None
-        if direction is Direction.SERVER:
+        if direction is _SERVER:
             self._server_started = True
             if self._sync is _Sync.BODY and self._body is not None:
                 # Inside a body every captured byte is content: keep the partial line, and the
@@ -548,11 +553,11 @@ class Pop3Parser:
         if self._closed:
             return out
         if self._sync is not _Sync.TLS:
-            for direction in (Direction.CLIENT, Direction.SERVER):
+            for direction in (_CLIENT, _SERVER):
                 rest = self._take_rest(direction)
                 if not rest:
                     continue
-                if direction is Direction.SERVER and self._sync is not _Sync.UNKNOWN:
+                if direction is _SERVER and self._sync is not _Sync.UNKNOWN:
                     # A server that closes right after its last line sometimes omits the CRLF.
                     out.append(
                         self._anomaly(ts_ns, direction, rest, Pop3AnomalyKind.UNTERMINATED_LINE)
@@ -573,14 +578,14 @@ class Pop3Parser:
     # ----------------------------------------------------------------------------------------
 
     def _line(self, ts: int, direction: Direction, line: Line, out: list[Pop3Event]) -> None:
-        if direction is Direction.CLIENT:
+        if direction is _CLIENT:
             self._client_line(ts, line, out)
         else:
             self._server_line(ts, line, out)
 
     def _client_line(self, ts: int, line: Line, out: list[Pop3Event]) -> None:
         raw = line.raw
-        client = Direction.CLIENT
+        client = _CLIENT
         if self._after_gap[client]:
             self._after_gap[client] = False
             first = raw.split(b" ", 1)[0].upper().decode("ascii", "replace")
@@ -658,7 +663,7 @@ class Pop3Parser:
 
     def _server_line(self, ts: int, line: Line, out: list[Pop3Event]) -> None:
         raw = line.raw
-        server = Direction.SERVER
+        server = _SERVER
         if self._sync is _Sync.BODY and not self._after_gap[server]:  # the hot path
             self._body_line(ts, line, out)
             return
@@ -708,16 +713,14 @@ class Pop3Parser:
         status = parse_status(raw)
         if status is None:
             out.append(
-                self._anomaly(
-                    ts, Direction.SERVER, raw, Pop3AnomalyKind.BAD_GREETING, "not +OK/-ERR"
-                )
+                self._anomaly(ts, _SERVER, raw, Pop3AnomalyKind.BAD_GREETING, "not +OK/-ERR")
             )
             return
         match = _TIMESTAMP.search(raw)
         out.append(
             Greeting(
                 ts_ns=ts,
-                direction=Direction.SERVER,
+                direction=_SERVER,
                 raw=raw,
                 ok=status[0],
                 text=status[1],
@@ -726,7 +729,7 @@ class Pop3Parser:
         )
 
     def _status_line(self, ts: int, raw: bytes, out: list[Pop3Event]) -> None:
-        server = Direction.SERVER
+        server = _SERVER
         head = self._pending[0] if self._pending else None
         # RFC 5034 4: continuation = "+" SP [base64]; only meaningful inside an AUTH exchange.
         if head is not None and head is self._sasl and raw[:1] == b"+" and not _is_status(raw):
@@ -782,7 +785,7 @@ class Pop3Parser:
                 out.append(
                     self._anomaly(
                         ts,
-                        Direction.CLIENT,
+                        _CLIENT,
                         b"",
                         Pop3AnomalyKind.PIPELINED_AFTER_STLS,
                         f"{len(self._pending)} command(s) sent in clear after STLS",
@@ -823,7 +826,7 @@ class Pop3Parser:
             out.append(
                 self._anomaly(
                     ts,
-                    Direction.SERVER,
+                    _SERVER,
                     raw,
                     Pop3AnomalyKind.MISSING_TERMINATOR,
                     f"{verb} body not ended by '.'",
@@ -840,7 +843,7 @@ class Pop3Parser:
             out.append(
                 self._anomaly(
                     ts,
-                    Direction.SERVER,
+                    _SERVER,
                     raw[:80],
                     Pop3AnomalyKind.OVERLONG_LINE,
                     f"at least {line.overlong} bytes of a body line dropped",
@@ -850,7 +853,7 @@ class Pop3Parser:
         out.append(
             MultilineData(
                 ts_ns=ts,
-                direction=Direction.SERVER,
+                direction=_SERVER,
                 raw=raw,
                 data=content + line.ending,
                 dropped=line.overlong,
@@ -863,14 +866,14 @@ class Pop3Parser:
             self._sync is _Sync.BODY
             and body is not None
             and body.bulk
-            and not self._after_gap[Direction.SERVER]
+            and not self._after_gap[_SERVER]
         )
 
     def _take_rest(self, direction: Direction) -> bytes:
         """Every unparsed byte of `direction`, the unfinished line of a bulk body first."""
         rest = self._buffers[direction].take_rest()
         body = self._body
-        if direction is Direction.SERVER and body is not None and body.partial:
+        if direction is _SERVER and body is not None and body.partial:
             rest = bytes(body.partial) + rest
             body.partial.clear()
         return rest
@@ -973,7 +976,7 @@ class Pop3Parser:
             data = data[1:]
         body.line_start = raw[-1:] == b"\n"
         body.lines += raw.count(b"\n")
-        out.append(MultilineData(ts_ns=ts, direction=Direction.SERVER, raw=raw, data=data))
+        out.append(MultilineData(ts_ns=ts, direction=_SERVER, raw=raw, data=data))
 
     def _end_body(self, ts: int, raw: bytes, complete: bool, out: list[Pop3Event]) -> None:
         body = self._body
@@ -984,7 +987,7 @@ class Pop3Parser:
         out.append(
             ResponseEnd(
                 ts_ns=ts,
-                direction=Direction.SERVER,
+                direction=_SERVER,
                 raw=raw,
                 command=body.command,
                 lines=body.lines,
@@ -1042,7 +1045,7 @@ class Pop3Parser:
             if self._lost:
                 parts.append(f"the answers to {self._lost} command(s) were lost")
             kind = Pop3AnomalyKind.SKIPPED_LINES if self._skipped else Pop3AnomalyKind.ANSWERS_LOST
-            out.append(self._anomaly(ts, Direction.SERVER, b"", kind, "; ".join(parts)))
+            out.append(self._anomaly(ts, _SERVER, b"", kind, "; ".join(parts)))
             self._skipped = 0
             self._lost = 0
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -37,6 +37,10 @@ from mailsniff.session.base import (
 )
 from mailsniff.session.entry import ProtocolEntry
 from mailsniff.sink import MessageSink, OpenSink
+
+#: Module constants: compiled, a C global (`Direction.CLIENT` looks through the enum class).
+_CLIENT: Final = Direction.CLIENT
+_SERVER: Final = Direction.SERVER
 
 __all__ = ["Pop3SessionHandler", "decode_oauthbearer"]
 
@@ -355,7 +359,7 @@ class Pop3SessionHandler(ParserDriven[Pop3Event]):
     def _on_sasl(self, event: SaslStep) -> None:
         attempt = self._sasl_attempt
         note: str | None = None
-        if event.direction is Direction.SERVER:
+        if event.direction is _SERVER:
             if event.base64 and event.text:
                 self._sasl_challenge = event.text
                 note = f"decoded: {event.text}"
@@ -450,7 +454,7 @@ class Pop3SessionHandler(ParserDriven[Pop3Event]):
     def _on_anomaly(self, event: Anomaly) -> None:
         self._anomalies.event(event)
         shown = event.kind in _SHOWN_ANOMALIES or (
-            event.kind is Pop3AnomalyKind.UNTERMINATED_LINE and event.direction is Direction.CLIENT
+            event.kind is Pop3AnomalyKind.UNTERMINATED_LINE and event.direction is _CLIENT
         )
         if shown:
             self._transcript.add(event.ts_ns, event.direction, to_text(event.raw), event.kind)
