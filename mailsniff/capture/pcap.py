@@ -6,6 +6,8 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import cast
 
+from mypy_extensions import i64
+
 from mailsniff.capture.frame import Frame, FrameOrTime
 from mailsniff.capture.route import elsewhere
 from mailsniff.errors import TruncatedCaptureError
@@ -119,7 +121,7 @@ class PcapSource:
     def _records(self, me: int, n: int) -> Iterator[FrameOrTime]:
         read = self._read
         unpack_from = struct.Struct(self.byte_order + "IIII").unpack_from
-        frac_ns = 1 if self.nanosecond else 1000
+        frac_ns: i64 = 1 if self.nanosecond else 1000
         linktype = self.linktype
         limit = min(max(self.snaplen, _LIBPCAP_MAX_SNAPLEN), MAX_PACKET_BYTES)
         buf = self._buf
@@ -137,9 +139,11 @@ class PcapSource:
                 if size < 16:
                     self._truncated(f"capture ends inside a record header ({size} of 16 bytes)")
             # Declared int: the compiled build unboxes the fields once and computes on machine
-            # integers (struct's result is untyped, and each operation on it was generic).
-            ts_sec: int
-            ts_frac: int
+            # integers (struct's result is untyped, and each operation on it was generic). The
+            # time as i64: seconds (up to 2**32) times 10**9 fits, and a tagged int's multiply
+            # takes the arbitrary-precision path once a factor passes 2**30.
+            ts_sec: i64
+            ts_frac: i64
             incl: int
             orig: int
             ts_sec, ts_frac, incl, orig = unpack_from(buf, pos)
