@@ -134,3 +134,32 @@ def test_dumps_escapes_unicode_line_breaks_so_records_stay_one_line() -> None:
 @given(st.text())
 def test_dumps_is_always_one_line_for_splitlines(text: str) -> None:
     assert len(dumps({"t": text}).splitlines()) == 1
+
+
+_TEXT = st.text(
+    alphabet=st.one_of(
+        st.characters(codec="utf-8"),  # any character that has UTF-8
+        st.sampled_from(["\x00", "\x1f", '"', "\\", "\x7f", "\x9b", "\u2028", "\u202e", "\ud800"]),
+    ),
+    max_size=12,
+)
+_JSON = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**70), max_value=2**70),  # past 64 bits too
+        _TEXT,
+    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_TEXT, inner, max_size=4)),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(_TEXT, _JSON, max_size=6))
+def test_the_fast_encoder_writes_what_the_stdlib_encoder_writes(record: dict[str, object]) -> None:
+    """orjson, and the stdlib encoder where orjson refuses a value, write the text
+    json.dumps(ensure_ascii=False, separators=(",", ":")) writes, for every type a record holds:
+    the JSON Lines stay the same bytes whichever writes them."""
+    from mailsniff.render import jsonl
+
+    assert jsonl._encode(record) == json.dumps(record, ensure_ascii=False, separators=(",", ":"))
