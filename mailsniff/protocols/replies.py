@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import NamedTuple
 
 from mailsniff.model import ReplyClass, outcome_of
 from mailsniff.model import classify_reply as classify
@@ -85,13 +84,19 @@ REPLY_MEANINGS: dict[int, str] = {
 }
 
 
-class ReplyLine(NamedTuple):
+@dataclass(slots=True, init=False)
+class ReplyLine:
     """One line of a reply (RFC 5321 4.2): its code, its text, and whether another follows.
-    A named tuple (one per server line): faster to build than a frozen dataclass."""
+    One per server line, so its `__init__` is written out (protocols/base.py says why)."""
 
     code: int
     text: str  # after the code and its separator
     more: bool  # "-" after the code: a multi-line reply goes on
+
+    def __init__(self, code: int, text: str, more: bool) -> None:
+        self.code = code
+        self.text = text
+        self.more = more
 
 
 # RFC 5321 4.2: Reply-line = *( Reply-code "-" [ textstring ] CRLF )

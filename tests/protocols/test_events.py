@@ -24,6 +24,7 @@ from mailsniff.mail import addresses, mime, rfc2047
 from mailsniff.mail.mime import HeaderField
 from mailsniff.net.segment import Segment
 from mailsniff.protocols import base, pop3, sasl, smtp
+from mailsniff.protocols.replies import ReplyLine
 from mailsniff.reassembly import Flow, FlowData
 from mailsniff.session import smtp as smtp_session
 
@@ -48,6 +49,7 @@ WRITTEN = [
     smtp_session._Awaited,
     mime._Part,
     mime._Walk,
+    ReplyLine,
     Frame,
     Segment,
     FlowData,
