@@ -101,11 +101,11 @@ __all__ = [
 ]
 
 
-_MASK = 0xFFFFFFFF
-_HALF = 0x80000000
+_MASK: Final = 0xFFFFFFFF
+_HALF: Final = 0x80000000
 #: Largest TCP window (RFC 7323 2.3): no retransmission lies further behind the next byte.
-_MAX_BEHIND = 1 << 30
-_SLOW_FLAGS = TCP_SYN | TCP_FIN | TCP_RST
+_MAX_BEHIND: Final = 1 << 30
+_SLOW_FLAGS: Final = TCP_SYN | TCP_FIN | TCP_RST
 #: Shared empty buffers of a direction with nothing out of order (most of them, always for a
 #: half-open flow): `_add` gives a direction its own before the first piece is buffered, and
 #: `Flow.gaps` is replaced by a list of its own at the first gap.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import Final
 
 from mailsniff import limits
 from mailsniff.capture.frame import Frame
@@ -23,12 +24,13 @@ from mailsniff.net.tcp import TCP_HEADER, parse_tcp
 
 __all__ = ["DecodeStats", "PacketDecoder"]
 
-_FRAGMENTED = IPV4_MF | IPV4_OFFSET_MASK
+_FRAGMENTED: Final = IPV4_MF | IPV4_OFFSET_MASK
 _IPV4 = IPV4_HEADER.unpack_from
 _TCP = TCP_HEADER.unpack_from
 #: Ethernet type, then the IPv4 and TCP headers, as one struct for the commonest frame.
 _ETH_IPV4_TCP = struct.Struct("!H" + IPV4_HEADER.format[1:] + TCP_HEADER.format[1:]).unpack_from
-_ethernet = LINK_DECODERS[1]
+#: LINKTYPE_ETHERNET, whose frames take the fastest path.
+_LINKTYPE_ETHERNET: Final = 1
 #: Next-header values worth reassembling an IPv6 fragment for: TCP, or an extension header
 #: that may stand in front of it inside the fragmentable part.
 _IPV6_REASSEMBLED = frozenset({PROTO_TCP, 0, 43, 60, 51})
@@ -92,34 +94,50 @@ class PacketDecoder:
         """
         stats = self.stats
         stats.frames += 1
-        link = self._links.get(frame.linktype)
+        data = frame.data
+        linktype = frame.linktype
+        if linktype == _LINKTYPE_ETHERNET and len(data) >= 54:
+            # Fastest path: Ethernet + IPv4 (no options, unfragmented) + TCP, one unpack. The
+            # fields are declared: the compiled build unboxes each once (struct's tuple is
+            # untyped, and every test on an untyped value is a generic call).
+            ethertype: int
+            vihl: int
+            total: int
+            frag: int
+            proto: int
+            src: bytes
+            dst: bytes
+            sport: int
+            dport: int
+            seq: int
+            ack: int
+            doff: int
+            flags: int
+            (ethertype, vihl, total, _ident, frag, proto, src, dst,
+             sport, dport, seq, ack, doff, flags) = _ETH_IPV4_TCP(data, 12)  # fmt: skip
+            end = 14 + total
+            if (
+                ethertype == ETHERTYPE_IPV4
+                and vihl == 0x45
+                and proto == PROTO_TCP
+                and not frag & _FRAGMENTED
+                and 40 <= total
+                and end <= len(data)
+                and doff >= 0x50
+            ):
+                start = 34 + ((doff >> 4) << 2)
+                if start <= end:
+                    stats.tcp += 1
+                    return Segment(
+                        frame.ts_ns, src, sport, dst, dport, seq, ack, flags,
+                        data[start:end], 0,
+                    )  # fmt: skip
+        link = self._links.get(linktype)
         if link is None:
             counts = stats.unsupported_linktype
-            counts[frame.linktype] = counts.get(frame.linktype, 0) + 1
+            counts[linktype] = counts.get(linktype, 0) + 1
             return None
-        data = frame.data
         try:
-            if link is _ethernet and len(data) >= 54:
-                # Fastest path: Ethernet + IPv4 (no options, unfragmented) + TCP, one unpack.
-                (ethertype, vihl, total, _ident, frag, proto, src, dst,
-                 sport, dport, seq, ack, doff, flags) = _ETH_IPV4_TCP(data, 12)  # fmt: skip
-                end = 14 + total
-                if (
-                    ethertype == ETHERTYPE_IPV4
-                    and vihl == 0x45
-                    and proto == PROTO_TCP
-                    and not frag & _FRAGMENTED
-                    and 40 <= total
-                    and end <= len(data)
-                    and doff >= 0x50
-                ):
-                    start = 34 + ((doff >> 4) << 2)
-                    if start <= end:
-                        stats.tcp += 1
-                        return Segment(
-                            frame.ts_ns, src, sport, dst, dport, seq, ack, flags,
-                            data[start:end], 0,
-                        )  # fmt: skip
             ethertype, off = link(data)
             if ethertype == ETHERTYPE_IPV4:
                 # Fast path for the common case: a whole, unfragmented IPv4 packet without

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 __all__ = [
     "PROTO_TCP",
@@ -16,9 +17,9 @@ __all__ = [
     "skip_ipv6_extensions",
 ]
 
-PROTO_TCP = 6
-IPV4_MF = 0x2000
-IPV4_OFFSET_MASK = 0x1FFF
+PROTO_TCP: Final = 6
+IPV4_MF: Final = 0x2000
+IPV4_OFFSET_MASK: Final = 0x1FFF
 
 #: version+IHL, total length, identification, flags+fragment offset, protocol, src, dst.
 IPV4_HEADER = struct.Struct("!BxHHHxB2x4s4s")

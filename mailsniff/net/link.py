@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from typing import Final
 
 from mailsniff.limits import MAX_VLAN_TAGS
 
@@ -21,10 +22,10 @@ __all__ = [
     "linktype_name",
 ]
 
-ETHERTYPE_IPV4 = 0x0800
-ETHERTYPE_IPV6 = 0x86DD
+ETHERTYPE_IPV4: Final = 0x0800
+ETHERTYPE_IPV6: Final = 0x86DD
 #: The "ethertype" a link decoder returns when the frame is too short for its header.
-MALFORMED = -1
+MALFORMED: Final = -1
 #: 802.1Q C-tag, 802.1ad S-tag, and the pre-standard QinQ 0x9100.
 _VLAN_TPIDS = frozenset({0x8100, 0x88A8, 0x9100})
 #: BSD address families: AF_INET is 2 everywhere; AF_INET6 is 24 (NetBSD, OpenBSD),
