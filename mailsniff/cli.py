@@ -35,15 +35,19 @@ T = TypeVar("T")
 
 
 class _Group(typer.core.TyperGroup):
-    """The command group: help tidied and examples added as it is built (commands/manual.py)."""
+    """The command group: help tidied and examples added as it is built (commands/manual.py),
+    plain option values coerced without pydantic (commands/coercion.py)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from mailsniff.commands.coercion import plain_coercion
         from mailsniff.commands.manual import tidy_help
 
         super().__init__(*args, **kwargs)
         tidy_help(self)
+        plain_coercion(self)
         for command in self.commands.values():
             tidy_help(command)
+            plain_coercion(command)  # plain values without importing pydantic
 
 
 app = typer.Typer(

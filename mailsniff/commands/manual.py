@@ -10,7 +10,7 @@ completion for bash, zsh and fish, bound to the `mailsniff` command.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import Enum
 from pathlib import Path
 from typing import Any, get_args, get_origin
@@ -103,19 +103,25 @@ def _tidy_param(param: Any) -> None:
     param.display_type_rich = lambda ctx, name=name: name
 
 
-def tidy_help(command: click.Command) -> None:
-    """Name every value by its meaning and end the help with the command's examples."""
+def each_parameter(command: click.Command, prepare: Callable[[click.Parameter], None]) -> None:
+    """`prepare` every parameter of `command`, the help option too, which click makes only when
+    the command line is parsed."""
     for param in command.params:
-        _tidy_param(param)
+        prepare(param)
     made = command.get_help_option
 
     def help_option(ctx: click.Context) -> Any:
         option = made(ctx)
         if option is not None:
-            _tidy_param(option)
+            prepare(option)
         return option
 
     command.get_help_option = help_option  # type: ignore[method-assign]
+
+
+def tidy_help(command: click.Command) -> None:
+    """Name every value by its meaning and end the help with the command's examples."""
+    each_parameter(command, _tidy_param)
     examples = EXAMPLES.get(command.name or "")
     if examples and not command.epilog:
         command.epilog = "Examples:\n" + "\n".join(f"  {e}" for e in examples)
