@@ -28,7 +28,6 @@ from mailsniff.limits import (
 )
 from mailsniff.model import (
     AnomalyKind,
-    Direction,
     Endpoint,
     Session,
     SessionAnomaly,
@@ -37,6 +36,7 @@ from mailsniff.model import (
 from mailsniff.net.decoder import PacketDecoder
 from mailsniff.net.segment import TCP_SYN, Segment
 from mailsniff.park import ParkingLot
+from mailsniff.protocols.base import CLIENT
 from mailsniff.reassembly import Flow, FlowData, FlowEnd, FlowEvent, FlowGap, FlowStart, Reassembler
 from mailsniff.session import registry
 from mailsniff.session.base import ParserDriven, SessionHandler
@@ -54,7 +54,6 @@ __all__ = ["SessionFilter", "Pipeline", "server_ports"]
 
 #: Check idle flows every this many candidate segments.
 _EXPIRE_EVERY = 4096
-_CLIENT = Direction.CLIENT
 
 
 def server_ports() -> frozenset[int]:
@@ -545,7 +544,7 @@ class Pipeline:
                 if active is not None:
                     active.handler.data(ts_ns, direction, data)
                     if active.clear:
-                        if direction is _CLIENT:
+                        if direction is CLIENT:
                             active.client_fed += len(data)
                         else:
                             active.server_fed += len(data)
@@ -562,7 +561,7 @@ class Pipeline:
                         continue  # began at the greeting: a line start, nothing lost after it
                     active.handler.gap(event.ts_ns, event.direction, event.length)
                     if active.clear:
-                        if event.direction is _CLIENT:
+                        if event.direction is CLIENT:
                             active.client_fed += event.length
                         else:
                             active.server_fed += event.length

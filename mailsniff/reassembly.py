@@ -82,7 +82,8 @@ from mailsniff.limits import (
 from mailsniff.model import Direction, Gap
 from mailsniff.net.segment import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Segment
 
-#: Module constants: compiled, a C global (`Direction.CLIENT` looks through the enum class).
+#: The directions as Final constants, as `protocols.base.CLIENT` / `SERVER` are for the layers
+#: above (reassembly sits below them): a C global compiled.
 _CLIENT: Final = Direction.CLIENT
 _SERVER: Final = Direction.SERVER
 

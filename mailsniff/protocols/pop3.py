@@ -17,13 +17,14 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Final
 
 from mypy_extensions import mypyc_attr
 
 from mailsniff.limits import MAX_LINE, MAX_PENDING_COMMANDS
 from mailsniff.model import Direction
 from mailsniff.protocols.base import (
+    CLIENT,
+    SERVER,
     Anomaly,
     Line,
     ParserAnomalyKind,
@@ -35,10 +36,6 @@ from mailsniff.protocols.base import (
     to_text,
 )
 from mailsniff.protocols.sasl import sasl_step
-
-#: Module constants: compiled, a C global (`Direction.CLIENT` looks through the enum class).
-_CLIENT: Final = Direction.CLIENT
-_SERVER: Final = Direction.SERVER
 
 __all__ = [
     "BODY_WINDOW",
@@ -379,7 +376,7 @@ class Pop3Parser:
 
     Example:
         parser = Pop3Parser()
-        events = parser.feed(ts, _SERVER, b"+OK ready\\r\\n")
+        events = parser.feed(ts, SERVER, b"+OK ready\\r\\n")
     """
 
     __slots__ = (
@@ -405,7 +402,7 @@ class Pop3Parser:
     def __init__(self) -> None:
         self._buffers = receive_buffers()
         # After a gap the first line is the tail of a line cut by the loss: distrust it.
-        self._after_gap = {_CLIENT: False, _SERVER: False}
+        self._after_gap = {CLIENT: False, SERVER: False}
         self._pending: deque[Command] = deque()
         self._sync = _Sync.GREETING
         self._body: _Body | None = None
@@ -442,7 +439,7 @@ class Pop3Parser:
         if self._closed or not data:
             return out
         if self._sync is _Sync.TLS:
-            if not (self._tls_unchecked and direction is _CLIENT):
+            if not (self._tls_unchecked and direction is CLIENT):
                 return out
             self._tls_unchecked = False
             if data[0] == _TLS_HANDSHAKE:
@@ -454,7 +451,7 @@ class Pop3Parser:
                 self._anomaly(ts_ns, direction, b"", Pop3AnomalyKind.CLEARTEXT_AFTER_STLS, detail)
             )
             self._enter(_Sync.RESPONSE)
-        if direction is _SERVER and not self._server_started:
+        if direction is SERVER and not self._server_started:
             self._server_started = True
             if self._sync is _Sync.GREETING and self._first_command_ts is not None:
                 if self._first_command_ts < ts_ns:
@@ -471,7 +468,7 @@ class Pop3Parser:
                         )
                     )
         buf = self._buffers[direction]
-        server = direction is _SERVER
+        server = direction is SERVER
         if server and not len(buf) and self._in_bulk_body():
             # The hot path: a message body arriving segment by segment goes straight to the
             # body scanner; only what follows its terminator is buffered.
@@ -520,7 +517,7 @@ class Pop3Parser:
         buf.clear()
         self._after_gap[direction] = True
         inside: Command | None = None
-        if direction is _SERVER:
+        if direction is SERVER:
             self._server_started = True
             if self._sync is _Sync.BODY and self._body is not None:
                 # Inside a body every captured byte is content: keep the partial line, and the
@@ -553,11 +550,11 @@ class Pop3Parser:
         if self._closed:
             return out
         if self._sync is not _Sync.TLS:
-            for direction in (_CLIENT, _SERVER):
+            for direction in (CLIENT, SERVER):
                 rest = self._take_rest(direction)
                 if not rest:
                     continue
-                if direction is _SERVER and self._sync is not _Sync.UNKNOWN:
+                if direction is SERVER and self._sync is not _Sync.UNKNOWN:
                     # A server that closes right after its last line sometimes omits the CRLF.
                     out.append(
                         self._anomaly(ts_ns, direction, rest, Pop3AnomalyKind.UNTERMINATED_LINE)
@@ -578,14 +575,14 @@ class Pop3Parser:
     # ----------------------------------------------------------------------------------------
 
     def _line(self, ts: int, direction: Direction, line: Line, out: list[Pop3Event]) -> None:
-        if direction is _CLIENT:
+        if direction is CLIENT:
             self._client_line(ts, line, out)
         else:
             self._server_line(ts, line, out)
 
     def _client_line(self, ts: int, line: Line, out: list[Pop3Event]) -> None:
         raw = line.raw
-        client = _CLIENT
+        client = CLIENT
         if self._after_gap[client]:
             self._after_gap[client] = False
             first = raw.split(b" ", 1)[0].upper().decode("ascii", "replace")
@@ -663,7 +660,7 @@ class Pop3Parser:
 
     def _server_line(self, ts: int, line: Line, out: list[Pop3Event]) -> None:
         raw = line.raw
-        server = _SERVER
+        server = SERVER
         if self._sync is _Sync.BODY and not self._after_gap[server]:  # the hot path
             self._body_line(ts, line, out)
             return
@@ -712,15 +709,13 @@ class Pop3Parser:
         self._enter(_Sync.RESPONSE)
         status = parse_status(raw)
         if status is None:
-            out.append(
-                self._anomaly(ts, _SERVER, raw, Pop3AnomalyKind.BAD_GREETING, "not +OK/-ERR")
-            )
+            out.append(self._anomaly(ts, SERVER, raw, Pop3AnomalyKind.BAD_GREETING, "not +OK/-ERR"))
             return
         match = _TIMESTAMP.search(raw)
         out.append(
             Greeting(
                 ts_ns=ts,
-                direction=_SERVER,
+                direction=SERVER,
                 raw=raw,
                 ok=status[0],
                 text=status[1],
@@ -729,7 +724,7 @@ class Pop3Parser:
         )
 
     def _status_line(self, ts: int, raw: bytes, out: list[Pop3Event]) -> None:
-        server = _SERVER
+        server = SERVER
         head = self._pending[0] if self._pending else None
         # RFC 5034 4: continuation = "+" SP [base64]; only meaningful inside an AUTH exchange.
         if head is not None and head is self._sasl and raw[:1] == b"+" and not _is_status(raw):
@@ -785,7 +780,7 @@ class Pop3Parser:
                 out.append(
                     self._anomaly(
                         ts,
-                        _CLIENT,
+                        CLIENT,
                         b"",
                         Pop3AnomalyKind.PIPELINED_AFTER_STLS,
                         f"{len(self._pending)} command(s) sent in clear after STLS",
@@ -826,7 +821,7 @@ class Pop3Parser:
             out.append(
                 self._anomaly(
                     ts,
-                    _SERVER,
+                    SERVER,
                     raw,
                     Pop3AnomalyKind.MISSING_TERMINATOR,
                     f"{verb} body not ended by '.'",
@@ -843,7 +838,7 @@ class Pop3Parser:
             out.append(
                 self._anomaly(
                     ts,
-                    _SERVER,
+                    SERVER,
                     raw[:80],
                     Pop3AnomalyKind.OVERLONG_LINE,
                     f"at least {line.overlong} bytes of a body line dropped",
@@ -853,7 +848,7 @@ class Pop3Parser:
         out.append(
             MultilineData(
                 ts_ns=ts,
-                direction=_SERVER,
+                direction=SERVER,
                 raw=raw,
                 data=content + line.ending,
                 dropped=line.overlong,
@@ -866,14 +861,14 @@ class Pop3Parser:
             self._sync is _Sync.BODY
             and body is not None
             and body.bulk
-            and not self._after_gap[_SERVER]
+            and not self._after_gap[SERVER]
         )
 
     def _take_rest(self, direction: Direction) -> bytes:
         """Every unparsed byte of `direction`, the unfinished line of a bulk body first."""
         rest = self._buffers[direction].take_rest()
         body = self._body
-        if direction is _SERVER and body is not None and body.partial:
+        if direction is SERVER and body is not None and body.partial:
             rest = bytes(body.partial) + rest
             body.partial.clear()
         return rest
@@ -976,7 +971,7 @@ class Pop3Parser:
             data = data[1:]
         body.line_start = raw[-1:] == b"\n"
         body.lines += raw.count(b"\n")
-        out.append(MultilineData(ts_ns=ts, direction=_SERVER, raw=raw, data=data))
+        out.append(MultilineData(ts_ns=ts, direction=SERVER, raw=raw, data=data))
 
     def _end_body(self, ts: int, raw: bytes, complete: bool, out: list[Pop3Event]) -> None:
         body = self._body
@@ -987,7 +982,7 @@ class Pop3Parser:
         out.append(
             ResponseEnd(
                 ts_ns=ts,
-                direction=_SERVER,
+                direction=SERVER,
                 raw=raw,
                 command=body.command,
                 lines=body.lines,
@@ -1045,7 +1040,7 @@ class Pop3Parser:
             if self._lost:
                 parts.append(f"the answers to {self._lost} command(s) were lost")
             kind = Pop3AnomalyKind.SKIPPED_LINES if self._skipped else Pop3AnomalyKind.ANSWERS_LOST
-            out.append(self._anomaly(ts, _SERVER, b"", kind, "; ".join(parts)))
+            out.append(self._anomaly(ts, SERVER, b"", kind, "; ".join(parts)))
             self._skipped = 0
             self._lost = 0
 

@@ -29,13 +29,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Final
 
 from mypy_extensions import mypyc_attr
 
 from mailsniff.limits import MAX_LINE, MAX_PENDING_COMMANDS
 from mailsniff.model import Direction
 from mailsniff.protocols.base import (
+    CLIENT,
+    SERVER,
     Anomaly,
     Line,
     ParserAnomalyKind,
@@ -48,10 +49,6 @@ from mailsniff.protocols.base import (
 )
 from mailsniff.protocols.replies import ReplyCode, parse_enhanced, parse_line
 from mailsniff.protocols.sasl import sasl_step
-
-#: Module constants: compiled, a C global (`Direction.CLIENT` looks through the enum class).
-_CLIENT: Final = Direction.CLIENT
-_SERVER: Final = Direction.SERVER
 
 __all__ = [
     "AUTH_RESPONSES",
@@ -482,8 +479,8 @@ class _Reassembly:
 
 #: Shared per-direction tables, replaced by a connection's own copy on its first write (after a
 #: gap, or when TLS starts): most connections never need one.
-_NO_RESYNC: dict[Direction, bool] = {_CLIENT: False, _SERVER: False}
-_NO_COUNT: dict[Direction, int] = {_CLIENT: 0, _SERVER: 0}
+_NO_RESYNC: dict[Direction, bool] = {CLIENT: False, SERVER: False}
+_NO_COUNT: dict[Direction, int] = {CLIENT: 0, SERVER: 0}
 _NO_REST: dict[Direction, bytes] = {}  # shared, never written: `_start_tls` makes a fresh one
 _NO_DIRECTIONS: frozenset[Direction] = frozenset()
 
@@ -589,7 +586,7 @@ class SmtpParser:
             return out
         if self._state is ClientState.TLS:
             if (
-                direction is _CLIENT
+                direction is CLIENT
                 and direction in self._tls_unchecked
                 and data[0] != _TLS_RECORD_START
             ):
@@ -605,7 +602,7 @@ class SmtpParser:
                 self._encrypted(ts_ns, direction, data, out)
                 return out
         buf = self._buf[direction]
-        if direction is _SERVER:
+        if direction is SERVER:
             self._server_seen = True
             buf.append(data)
             self._server(ts_ns, out)
@@ -629,7 +626,7 @@ class SmtpParser:
             self.encrypted_bytes[direction] += length
             self._tls_unchecked = self._tls_unchecked - {direction}
             return out
-        if direction is _SERVER:
+        if direction is SERVER:
             self._server_gap(ts_ns, length, out)
             self._client(out)
         else:
@@ -645,17 +642,17 @@ class SmtpParser:
         if self._state is ClientState.TLS:
             return out
         # Unterminated last lines are still lines (a telnet user closing after "QUIT").
-        sbuf = self._buf[_SERVER]
+        sbuf = self._buf[SERVER]
         if len(sbuf):
             sbuf.append(b"\n")
-            self._anomaly(ts_ns, _SERVER, SmtpAnomalyKind.UNTERMINATED_LINE, "server", out)
+            self._anomaly(ts_ns, SERVER, SmtpAnomalyKind.UNTERMINATED_LINE, "server", out)
             self._server(ts_ns, out)
         if self._reply is not None:
             r, self._reply = self._reply, None
-            self._anomaly(ts_ns, _SERVER, SmtpAnomalyKind.UNTERMINATED_REPLY, str(r.code), out)
+            self._anomaly(ts_ns, SERVER, SmtpAnomalyKind.UNTERMINATED_REPLY, str(r.code), out)
             self._on_reply(ts_ns, r.code, tuple(r.lines), bytes(r.raw), out)
         ts = ts_ns
-        cbuf = self._buf[_CLIENT]
+        cbuf = self._buf[CLIENT]
         self._client(out)
         for _ in range(len(self._pending)):
             if not (len(cbuf) and self._held()):
@@ -671,7 +668,7 @@ class SmtpParser:
             self._end_message(ts_ns, b"", False, out)
         elif len(cbuf):
             self._client_append(ts_ns, b"\n")
-            self._anomaly(ts_ns, _CLIENT, SmtpAnomalyKind.UNTERMINATED_LINE, "client", out)
+            self._anomaly(ts_ns, CLIENT, SmtpAnomalyKind.UNTERMINATED_LINE, "client", out)
             self._client(out)
         if self._bdat_open and self._state is ClientState.COMMAND:
             self._end_message(ts_ns, b"", False, out)
@@ -711,7 +708,7 @@ class SmtpParser:
     def _push(self, ts: int, pending: _Pending, out: list[SmtpEvent]) -> None:
         if len(self._pending) >= MAX_PENDING_COMMANDS:
             dropped = self._pending.pop(0)
-            self._anomaly(ts, _CLIENT, SmtpAnomalyKind.TOO_MANY_PENDING, str(dropped.verb), out)
+            self._anomaly(ts, CLIENT, SmtpAnomalyKind.TOO_MANY_PENDING, str(dropped.verb), out)
         self._pending.append(pending)
 
     def _next_seq(self) -> int:
@@ -728,11 +725,11 @@ class SmtpParser:
     def _client_append(self, ts: int, data: bytes) -> None:
         self._c_in += len(data)
         self._marks.append((self._c_in, ts))
-        self._buf[_CLIENT].append(data)
+        self._buf[CLIENT].append(data)
 
     def _client_ts(self, last: bool = True) -> int:
         """Capture time of the last client byte consumed (`last`) or of the next one."""
-        offset = self._c_in - len(self._buf[_CLIENT]) - (1 if last else 0)
+        offset = self._c_in - len(self._buf[CLIENT]) - (1 if last else 0)
         marks = self._marks
         done = 0
         while len(marks) - done > 1 and marks[done][0] <= offset:
@@ -745,9 +742,9 @@ class SmtpParser:
         """The client sent a line after the server's unfinished reply began, at a point where
         it would only do so once the reply was over (RFC 2920 3.1)."""
         since = self._partial_since
-        if since is None or not (self._reply is not None or len(self._buf[_SERVER])):
+        if since is None or not (self._reply is not None or len(self._buf[SERVER])):
             return False
-        buf = self._buf[_CLIENT]
+        buf = self._buf[CLIENT]
         start = self._c_in - len(buf)
         if self._held():  # any line end among the bytes that came after
             new_line = b"\n" in buf.peek(len(buf))[max(since - start, 0) :]
@@ -758,12 +755,12 @@ class SmtpParser:
 
     def _client(self, out: list[SmtpEvent], fresh: bool = False) -> None:
         """Parse buffered client bytes; `fresh`: new client bytes just arrived."""
-        buf = self._buf[_CLIENT]
+        buf = self._buf[CLIENT]
         while len(buf):
             ts = self._client_ts(last=False)
             state = self._state
             if state is ClientState.TLS:
-                self._encrypted(ts, _CLIENT, buf.take_rest(), out)
+                self._encrypted(ts, CLIENT, buf.take_rest(), out)
                 break
             if state is ClientState.DATA:
                 if not self._content(ts, out):
@@ -793,7 +790,7 @@ class SmtpParser:
             if line.overlong:
                 self._anomaly(
                     ts,
-                    _CLIENT,
+                    CLIENT,
                     SmtpAnomalyKind.LINE_TOO_LONG,
                     f"{line.overlong} bytes dropped",
                     out,
@@ -804,12 +801,12 @@ class SmtpParser:
                 self._on_command_line(ts, line, out)
 
     def _client_gap(self, ts: int, length: int, out: list[SmtpEvent]) -> None:
-        buf = self._buf[_CLIENT]
+        buf = self._buf[CLIENT]
         if self._state is ClientState.DATA:
             rest = buf.take_rest()
             if rest:
                 self._emit_content(ts, rest, rest, out)
-            out.append(MessageGap(ts_ns=ts, direction=_CLIENT, length=length))
+            out.append(MessageGap(ts_ns=ts, direction=CLIENT, length=length))
             # The lost bytes may have ended a line: a terminator right after the gap still
             # counts, but a dot there is not taken as stuffing.
             self._at_line_start = True
@@ -820,15 +817,15 @@ class SmtpParser:
         if self._state is ClientState.BDAT:
             lost = min(length, self._chunk_left)
             self._chunk_left -= lost
-            out.append(MessageGap(ts_ns=ts, direction=_CLIENT, length=lost))
+            out.append(MessageGap(ts_ns=ts, direction=CLIENT, length=lost))
             if self._chunk_left == 0:
                 self._finish_chunk(ts, out)
                 if length > lost:
-                    self._start_resync(_CLIENT)
+                    self._start_resync(CLIENT)
             return
         if self._state in (ClientState.AUTH, ClientState.TLS_MAYBE):
             self._enter(ClientState.COMMAND)
-        self._start_resync(_CLIENT)
+        self._start_resync(CLIENT)
 
     def _start_resync(self, direction: Direction) -> None:
         self._buf[direction].clear()
@@ -842,15 +839,15 @@ class SmtpParser:
         wire = raw + line.ending
         verb_b, _, arg_b = raw.strip(b" \t").partition(b" ")
         verb = verb_b.decode("ascii", "replace").upper() if _VERB.match(verb_b) else None
-        if self._resync[_CLIENT]:
+        if self._resync[CLIENT]:
             # After a gap, trust only a line that starts with a command we know.
             if verb not in _KNOWN_VERBS:
-                self._skipped[_CLIENT] += line.size
+                self._skipped[CLIENT] += line.size
                 return
-            self._resync[_CLIENT] = False
-            if self._skipped[_CLIENT]:
-                detail = f"{self._skipped[_CLIENT]} client bytes skipped to resync"
-                self._anomaly(ts, _CLIENT, SmtpAnomalyKind.RESYNC, detail, out)
+            self._resync[CLIENT] = False
+            if self._skipped[CLIENT]:
+                detail = f"{self._skipped[CLIENT]} client bytes skipped to resync"
+                self._anomaly(ts, CLIENT, SmtpAnomalyKind.RESYNC, detail, out)
         seq = self._next_seq()
         if verb is None:
             kind = (
@@ -858,21 +855,21 @@ class SmtpParser:
                 if not raw.strip()
                 else SmtpAnomalyKind.GARBAGE_COMMAND
             )
-            self._anomaly(ts, _CLIENT, kind, repr(raw[:40]), out, raw=wire)
+            self._anomaly(ts, CLIENT, kind, repr(raw[:40]), out, raw=wire)
             self._push(ts, _Pending(seq, None), out)
             return
         argument = to_text(arg_b.strip(b" \t"))
         if verb not in _KNOWN_VERBS:
-            self._anomaly(ts, _CLIENT, SmtpAnomalyKind.UNKNOWN_COMMAND, verb, out)
+            self._anomaly(ts, CLIENT, SmtpAnomalyKind.UNKNOWN_COMMAND, verb, out)
         address: str | None = None
         params: Params = ()
         if verb in ("MAIL", "RCPT"):
             address, params = parse_path(argument, "FROM" if verb == "MAIL" else "TO")
             if address is None:
-                self._anomaly(ts, _CLIENT, SmtpAnomalyKind.BAD_PATH, f"{verb} {argument}"[:80], out)
+                self._anomaly(ts, CLIENT, SmtpAnomalyKind.BAD_PATH, f"{verb} {argument}"[:80], out)
         out.append(
             Command(
-                ts_ns=ts, direction=_CLIENT, raw=wire, seq=seq, verb=verb,
+                ts_ns=ts, direction=CLIENT, raw=wire, seq=seq, verb=verb,
                 argument=argument, address=address, params=params,
             )
         )  # fmt: skip
@@ -915,7 +912,7 @@ class SmtpParser:
         # reads it either way. An argument that is not `n [LAST]` leaves no chunk to read.
         m = _BDAT.match(argument)
         if m is None:
-            self._anomaly(ts, _CLIENT, SmtpAnomalyKind.BDAT_INVALID, argument[:80], out)
+            self._anomaly(ts, CLIENT, SmtpAnomalyKind.BDAT_INVALID, argument[:80], out)
             self._push(ts, _Pending(seq, "BDAT"), out)
             return
         size, last = int(m.group(1)), m.group(2) is not None
@@ -932,7 +929,7 @@ class SmtpParser:
             self._finish_chunk(ts, out)
 
     def _chunk(self, ts: int, out: list[SmtpEvent]) -> None:
-        data = self._buf[_CLIENT].take_bytes(self._chunk_left)
+        data = self._buf[CLIENT].take_bytes(self._chunk_left)
         self._chunk_left -= len(data)
         if data:
             self._emit_content(ts, data, data, out)
@@ -944,7 +941,7 @@ class SmtpParser:
         if self._chunk_last:
             out.append(
                 MessageEnd(
-                    ts_ns=ts, direction=_CLIENT, seq=self._body_seq, body_command="BDAT",
+                    ts_ns=ts, direction=CLIENT, seq=self._body_seq, body_command="BDAT",
                     size=self._body_size, complete=True,
                 )
             )  # fmt: skip
@@ -971,7 +968,7 @@ class SmtpParser:
     ) -> None:
         out.append(
             sasl_step(
-                ts, _CLIENT, blob + ending, blob, self._mechanism,
+                ts, CLIENT, blob + ending, blob, self._mechanism,
                 initial=self._auth_initial, seq=seq, empty_is_base64=False,
             )
         )  # fmt: skip
@@ -997,8 +994,8 @@ class SmtpParser:
 
     def _start_tls(self, ts: int, out: list[SmtpEvent]) -> None:
         self._enter(ClientState.TLS)
-        out.append(TlsStarted(ts_ns=ts, direction=_SERVER))
-        self._tls_unchecked = frozenset((_CLIENT, _SERVER))
+        out.append(TlsStarted(ts_ns=ts, direction=SERVER))
+        self._tls_unchecked = frozenset((CLIENT, SERVER))
         if self.encrypted_bytes is _NO_COUNT:
             self.encrypted_bytes = dict(_NO_COUNT)
         self._tls_rest = {}
@@ -1027,7 +1024,7 @@ class SmtpParser:
         """Stop waiting for a reply that is not coming: assume it was the positive one."""
         for p in self._pending:
             if p.barrier:
-                self._anomaly(ts, _SERVER, SmtpAnomalyKind.REPLY_NOT_SEEN, f"{p.verb}: {why}", out)
+                self._anomaly(ts, SERVER, SmtpAnomalyKind.REPLY_NOT_SEEN, f"{p.verb}: {why}", out)
                 self._assume_positive(ts, p, out)
                 return
 
@@ -1050,7 +1047,7 @@ class SmtpParser:
 
     def _content(self, ts: int, out: list[SmtpEvent]) -> bool:
         """Consume DATA content (RFC 5321 4.5.2); False when more bytes are needed."""
-        buf = self._buf[_CLIENT]
+        buf = self._buf[CLIENT]
         data = bytearray()
         raw = bytearray()
         while len(buf):
@@ -1067,7 +1064,7 @@ class SmtpParser:
                         if not (self._prev_crlf and term.endswith(b"\r\n")):
                             self._anomaly(
                                 ts,
-                                _CLIENT,
+                                CLIENT,
                                 SmtpAnomalyKind.DATA_TERMINATOR_NOT_CRLF,
                                 repr(term),
                                 out,
@@ -1108,13 +1105,13 @@ class SmtpParser:
 
     def _emit_content(self, ts: int, data: bytes, raw: bytes, out: list[SmtpEvent]) -> None:
         self._body_size += len(data)
-        out.append(MessageData(ts_ns=ts, direction=_CLIENT, raw=raw, data=data))
+        out.append(MessageData(ts_ns=ts, direction=CLIENT, raw=raw, data=data))
 
     def _end_message(self, ts: int, term: bytes, complete: bool, out: list[SmtpEvent]) -> None:
         verb = self._body_verb
         out.append(
             MessageEnd(
-                ts_ns=ts, direction=_CLIENT, raw=term, seq=self._body_seq,
+                ts_ns=ts, direction=CLIENT, raw=term, seq=self._body_seq,
                 body_command=verb, size=self._body_size, complete=complete,
             )
         )  # fmt: skip
@@ -1126,12 +1123,12 @@ class SmtpParser:
         elif verb == "BDAT" and self._state is ClientState.BDAT:
             self._enter(ClientState.COMMAND)
         if not complete:
-            self._anomaly(ts, _CLIENT, SmtpAnomalyKind.MESSAGE_UNTERMINATED, verb, out)
+            self._anomaly(ts, CLIENT, SmtpAnomalyKind.MESSAGE_UNTERMINATED, verb, out)
 
     # ------------------------------------------------------------------ server side
 
     def _server(self, ts: int, out: list[SmtpEvent]) -> None:
-        buf = self._buf[_SERVER]
+        buf = self._buf[SERVER]
         while self._state is not ClientState.TLS:
             line = _take_line(buf)
             if line is None:
@@ -1139,7 +1136,7 @@ class SmtpParser:
             if not self._server_line(ts, line, out):
                 continue
             self._partial_since = None
-            if len(self._buf[_CLIENT]):
+            if len(self._buf[CLIENT]):
                 # A reply may release client bytes that were waiting for it (RFC 2920 3.1);
                 # they come before the next reply, which may answer them.
                 self._client(out)
@@ -1147,7 +1144,7 @@ class SmtpParser:
 
     def _note_partial(self) -> None:
         """Remember where the client stream stood when the server's unfinished reply began."""
-        if self._reply is None and not len(self._buf[_SERVER]):
+        if self._reply is None and not len(self._buf[SERVER]):
             self._partial_since = None
         elif self._partial_since is None:
             self._partial_since = self._c_in
@@ -1155,17 +1152,17 @@ class SmtpParser:
     def _server_line(self, ts: int, line: Line, out: list[SmtpEvent]) -> bool:
         """One server line; True when it completed a reply."""
         m = parse_line(line.raw)
-        if self._resync[_SERVER]:
+        if self._resync[SERVER]:
             if m is None:
-                self._skipped[_SERVER] += line.size
+                self._skipped[SERVER] += line.size
                 return False
-            self._resync[_SERVER] = False
-            if self._skipped[_SERVER]:
-                detail = f"{self._skipped[_SERVER]} server bytes skipped to resync"
-                self._anomaly(ts, _SERVER, SmtpAnomalyKind.RESYNC, detail, out)
+            self._resync[SERVER] = False
+            if self._skipped[SERVER]:
+                detail = f"{self._skipped[SERVER]} server bytes skipped to resync"
+                self._anomaly(ts, SERVER, SmtpAnomalyKind.RESYNC, detail, out)
         if m is None:
             self._anomaly(
-                ts, _SERVER, SmtpAnomalyKind.MALFORMED_REPLY, repr(line.raw[:40]), out,
+                ts, SERVER, SmtpAnomalyKind.MALFORMED_REPLY, repr(line.raw[:40]), out,
                 raw=line.raw + line.ending,
             )  # fmt: skip
             return False
@@ -1181,7 +1178,7 @@ class SmtpParser:
             else:
                 self._anomaly(
                     ts,
-                    _SERVER,
+                    SERVER,
                     SmtpAnomalyKind.REPLY_CODE_MISMATCH,
                     f"{r.code} then {code}",
                     out,
@@ -1199,7 +1196,7 @@ class SmtpParser:
 
     def _cut_reply(self, ts: int, r: _Reassembly, why: str, out: list[SmtpEvent]) -> None:
         """A multi-line reply whose final line never came: take it as complete."""
-        self._anomaly(ts, _SERVER, SmtpAnomalyKind.REPLY_UNTERMINATED, why, out)
+        self._anomaly(ts, SERVER, SmtpAnomalyKind.REPLY_UNTERMINATED, why, out)
         self._on_reply(ts, r.code, tuple(r.lines), bytes(r.raw), out)
 
     def _client_waits(self) -> bool:
@@ -1215,14 +1212,14 @@ class SmtpParser:
 
     def _end_partial(self, ts: int, out: list[SmtpEvent]) -> None:
         """The client went on: the server's unfinished line or reply was all it got."""
-        sbuf = self._buf[_SERVER]
+        sbuf = self._buf[SERVER]
         if len(sbuf):
             rest = sbuf.take_rest()
-            if self._resync[_SERVER]:
-                self._skipped[_SERVER] += len(rest)
+            if self._resync[SERVER]:
+                self._skipped[SERVER] += len(rest)
             else:
                 detail = "server line without CRLF, ended by the client's next bytes"
-                self._anomaly(ts, _SERVER, SmtpAnomalyKind.UNTERMINATED_LINE, detail, out)
+                self._anomaly(ts, SERVER, SmtpAnomalyKind.UNTERMINATED_LINE, detail, out)
                 self._server_line(ts, Line(rest.removesuffix(b"\r"), b""), out)
         r = self._reply
         if r is not None:
@@ -1233,7 +1230,7 @@ class SmtpParser:
     def _server_gap(self, ts: int, length: int, out: list[SmtpEvent]) -> None:
         self._reply = None
         self._partial_since = None
-        self._start_resync(_SERVER)
+        self._start_resync(SERVER)
         if length == 0 and not self._server_seen:
             self._greeted = True  # capture began mid-connection: no greeting to expect
             return
@@ -1242,7 +1239,7 @@ class SmtpParser:
         if self._pending:
             self._anomaly(
                 ts,
-                _SERVER,
+                SERVER,
                 SmtpAnomalyKind.REPLIES_LOST,
                 f"{len(self._pending)} unanswered",
                 out,
@@ -1273,11 +1270,11 @@ class SmtpParser:
                     for _ in range(i):
                         lost = pending.pop(0)
                         detail = f"{lost.verb}: no reply before the {code} answering {q.verb}"
-                        self._anomaly(ts, _SERVER, SmtpAnomalyKind.REPLY_LOST, detail, out)
+                        self._anomaly(ts, SERVER, SmtpAnomalyKind.REPLY_LOST, detail, out)
                     break
             else:
                 detail = f"{code} does not answer {pending[0].verb}"
-                self._anomaly(ts, _SERVER, SmtpAnomalyKind.REPLY_CODE_UNEXPECTED, detail, out)
+                self._anomaly(ts, SERVER, SmtpAnomalyKind.REPLY_CODE_UNEXPECTED, detail, out)
         return pending.pop(0)
 
     def _on_reply(
@@ -1288,12 +1285,12 @@ class SmtpParser:
             # RFC 5321 4.3.1: 220 ready, or 554 / 421 refusing service. Anything else while
             # commands wait is a reply whose greeting was not captured.
             if not self._pending or code in (220, 421, 554):
-                out.append(Greeting(ts_ns=ts, direction=_SERVER, raw=raw, code=code, lines=lines))
+                out.append(Greeting(ts_ns=ts, direction=SERVER, raw=raw, code=code, lines=lines))
                 return
         enhanced = parse_enhanced(lines[0]) if lines else None
         if not (200 <= code <= 559 and code // 10 % 10 <= 5):
             # RFC 5321 4.2.1: the first digit is 2-5 and the second 0-5.
-            self._anomaly(ts, _SERVER, SmtpAnomalyKind.INVALID_REPLY_CODE, str(code), out)
+            self._anomaly(ts, SERVER, SmtpAnomalyKind.INVALID_REPLY_CODE, str(code), out)
         if (
             not self._pending
             and self._state is ClientState.DATA
@@ -1304,19 +1301,19 @@ class SmtpParser:
             # reply with it, and read what follows as commands.
             self._anomaly(
                 ts,
-                _SERVER,
+                SERVER,
                 SmtpAnomalyKind.END_OF_DATA_NOT_CAPTURED,
                 f"server replied {code}",
                 out,
             )
             self._end_message(ts, b"", False, out)
             self._pending.append(_Pending(self._body_seq, "DATA", _Await.END, True))
-            self._start_resync(_CLIENT)
+            self._start_resync(CLIENT)
         if not self._pending:
-            self._anomaly(ts, _SERVER, SmtpAnomalyKind.REPLY_WITHOUT_COMMAND, str(code), out)
+            self._anomaly(ts, SERVER, SmtpAnomalyKind.REPLY_WITHOUT_COMMAND, str(code), out)
             out.append(
                 Reply(
-                    ts_ns=ts, direction=_SERVER, raw=raw, code=code, lines=lines,
+                    ts_ns=ts, direction=SERVER, raw=raw, code=code, lines=lines,
                     enhanced=enhanced, for_command=None, seq=None,
                 )
             )  # fmt: skip
@@ -1330,7 +1327,7 @@ class SmtpParser:
             # RFC 4954 4: an empty challenge ("334 " or "334") is valid and decodes to nothing.
             out.append(
                 sasl_step(
-                    ts, _SERVER, raw, blob.encode("latin-1", "replace"),
+                    ts, SERVER, raw, blob.encode("latin-1", "replace"),
                     self._mechanism, seq=p.seq,
                 )
             )  # fmt: skip
@@ -1339,7 +1336,7 @@ class SmtpParser:
             return
         out.append(
             Reply(
-                ts_ns=ts, direction=_SERVER, raw=raw, code=code, lines=lines,
+                ts_ns=ts, direction=SERVER, raw=raw, code=code, lines=lines,
                 enhanced=enhanced, for_command=p.verb, seq=p.seq, ends_message=p.ends_message,
             )
         )  # fmt: skip
@@ -1350,7 +1347,7 @@ class SmtpParser:
             case _Await.DATA if p.assumed and self._state is ClientState.DATA:
                 # Content was assumed but DATA was refused: what followed were commands.
                 self._anomaly(
-                    ts, _SERVER, SmtpAnomalyKind.DATA_REFUSED_AFTER_CONTENT, str(code), out
+                    ts, SERVER, SmtpAnomalyKind.DATA_REFUSED_AFTER_CONTENT, str(code), out
                 )
             case _Await.AUTH if self._state is ClientState.AUTH:
                 self._enter(ClientState.COMMAND)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 from mypy_extensions import mypyc_attr
 
@@ -14,7 +14,15 @@ from mailsniff.limits import (
 from mailsniff.mail.mime import MessageAccumulator
 from mailsniff.model import AnomalyKind, AuthAttempt, Exchange, RetrievedMessage, Session
 from mailsniff.protocols import pop3 as grammar
-from mailsniff.protocols.base import Anomaly, Direction, SaslStep, StreamGap, TlsStarted, to_text
+from mailsniff.protocols.base import (
+    CLIENT,
+    SERVER,
+    Anomaly,
+    SaslStep,
+    StreamGap,
+    TlsStarted,
+    to_text,
+)
 from mailsniff.protocols.ntlm import describe_ntlm
 from mailsniff.protocols.pop3 import (
     Command,
@@ -37,10 +45,6 @@ from mailsniff.session.base import (
 )
 from mailsniff.session.entry import ProtocolEntry
 from mailsniff.sink import MessageSink, OpenSink
-
-#: Module constants: compiled, a C global (`Direction.CLIENT` looks through the enum class).
-_CLIENT: Final = Direction.CLIENT
-_SERVER: Final = Direction.SERVER
 
 __all__ = ["Pop3SessionHandler", "decode_oauthbearer"]
 
@@ -359,7 +363,7 @@ class Pop3SessionHandler(ParserDriven[Pop3Event]):
     def _on_sasl(self, event: SaslStep) -> None:
         attempt = self._sasl_attempt
         note: str | None = None
-        if event.direction is _SERVER:
+        if event.direction is SERVER:
             if event.base64 and event.text:
                 self._sasl_challenge = event.text
                 note = f"decoded: {event.text}"
@@ -454,7 +458,7 @@ class Pop3SessionHandler(ParserDriven[Pop3Event]):
     def _on_anomaly(self, event: Anomaly) -> None:
         self._anomalies.event(event)
         shown = event.kind in _SHOWN_ANOMALIES or (
-            event.kind is Pop3AnomalyKind.UNTERMINATED_LINE and event.direction is _CLIENT
+            event.kind is Pop3AnomalyKind.UNTERMINATED_LINE and event.direction is CLIENT
         )
         if shown:
             self._transcript.add(event.ts_ns, event.direction, to_text(event.raw), event.kind)

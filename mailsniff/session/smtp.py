@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Final
 
 from mypy_extensions import mypyc_attr
 
@@ -24,7 +23,16 @@ from mailsniff.model import (
     TranscriptLine,
 )
 from mailsniff.protocols import smtp as grammar
-from mailsniff.protocols.base import Anomaly, Direction, SaslStep, StreamGap, TlsStarted, to_text
+from mailsniff.protocols.base import (
+    CLIENT,
+    SERVER,
+    Anomaly,
+    Direction,
+    SaslStep,
+    StreamGap,
+    TlsStarted,
+    to_text,
+)
 from mailsniff.protocols.ntlm import describe_ntlm
 from mailsniff.protocols.replies import is_negative, is_positive
 from mailsniff.protocols.sasl import decode_cram_md5, decode_plain, decode_xoauth2
@@ -43,10 +51,6 @@ from mailsniff.session.auth import fold_ntlm, fold_ntlm_challenge
 from mailsniff.session.base import AnomalyLog, ParserDriven, TranscriptRecorder
 from mailsniff.session.entry import ProtocolEntry
 from mailsniff.sink import MessageSink, OpenSink
-
-#: Module constants: compiled, a C global (`Direction.CLIENT` looks through the enum class).
-_CLIENT: Final = Direction.CLIENT
-_SERVER: Final = Direction.SERVER
 
 __all__ = ["SmtpSessionAnomalyKind", "SmtpSessionHandler"]
 
@@ -170,7 +174,7 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
                     self._on_command(ev)
                 case Reply():
                     self._on_reply(ev)
-                case SaslStep() if ev.direction is _SERVER:
+                case SaslStep() if ev.direction is SERVER:
                     self._on_challenge(ev)
                 case SaslStep():
                     self._on_response(ev)
@@ -182,7 +186,7 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
                     self._on_message_end(ev)
                 case TlsStarted():
                     self.session.tls = True
-                    self._line(ev.ts_ns, _SERVER, "", "TLS started: the rest is encrypted")
+                    self._line(ev.ts_ns, SERVER, "", "TLS started: the rest is encrypted")
                 case Anomaly():
                     self._anomalies.event(ev, with_raw=False)
                 case StreamGap():
@@ -361,7 +365,7 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
     def _annotate_initial(self, ev: SaslStep) -> None:
         """Put the decoded initial response on the transcript line of its AUTH command."""
         s = self.session
-        if not s.transcript or s.transcript[-1].direction is not _CLIENT:
+        if not s.transcript or s.transcript[-1].direction is not CLIENT:
             return
         last = s.transcript[-1]
         if last.text.upper().startswith("AUTH") and last.note is None:
@@ -474,7 +478,7 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
     def _content_line(self, body: _Body, ts: int) -> None:
         if body.lines_shown < MAX_TRANSCRIPT_DATA_LINES:
             text = to_text(bytes(body.line).removesuffix(b"\r"))
-            self._line(ts, _CLIENT, text)
+            self._line(ts, CLIENT, text)
             body.lines_shown += 1
         else:
             body.lines_hidden += 1
@@ -489,12 +493,12 @@ class SmtpSessionHandler(ParserDriven[SmtpEvent]):
         if body.lines_hidden:
             self._line(
                 ev.ts_ns,
-                _CLIENT,
+                CLIENT,
                 f"[{body.lines_hidden} more message lines]",
                 "message lines not shown",
             )
         if ev.body_command == "BDAT":
-            self._line(ev.ts_ns, _CLIENT, f"[{ev.size} bytes of BDAT content]")
+            self._line(ev.ts_ns, CLIENT, f"[{ev.size} bytes of BDAT content]")
         if ev.raw:
             self._wire_lines(ev.ts_ns, ev.direction, ev.raw, "end of message")
         body.txn.body_command = body.txn.body_command or ev.body_command
