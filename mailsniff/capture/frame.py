@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from mypy_extensions import mypyc_attr
 
-__all__ = ["Frame", "FrameOrTime", "time_of"]
+__all__ = ["LINKTYPE_ETHERNET", "Frame", "FrameOrTime", "time_of"]
+
+
+#: The LINKTYPE_ value of Ethernet, the link type the readers route and the decoder takes fastest.
+LINKTYPE_ETHERNET: Final = 1
 
 
 @dataclass(slots=True, init=False)

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Final
 
+from mailsniff.capture.frame import LINKTYPE_ETHERNET
+
 __all__ = ["elsewhere", "mix", "raw_owner"]
 
-#: LINKTYPE_ETHERNET: the only link type routed from raw bytes.
-_ETHERNET: Final = 1
 #: An odd multiplier below 2**30 (Knuth's golden ratio, scaled): both factors of the product in
 #: `mix` stay below 2**30, where the compiled build multiplies machine integers (a larger
 #: factor takes mypyc's arbitrary-precision path, many times as slow).
@@ -42,7 +42,7 @@ def raw_owner(linktype: int, buf: bytes, at: int, end: int, n: int) -> int:
     its connection, any other protocol 0 (no connection: worker 0 decodes and counts it).
     -1 when the frame must be decoded to tell (fragments, VLAN, IPv6, other link types, ...)."""
     if (
-        linktype != _ETHERNET
+        linktype != LINKTYPE_ETHERNET  # the only link type routed from raw bytes
         or end - at < 34
         or buf[at + 12] != 0x08
         or buf[at + 13] != 0x00

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from mailsniff import limits
-from mailsniff.capture.frame import Frame
+from mailsniff.capture.frame import LINKTYPE_ETHERNET, Frame
 from mailsniff.net.defrag import Defragmenter
 from mailsniff.net.ip import (
     IPV4_HEADER,
@@ -29,8 +29,6 @@ _IPV4 = IPV4_HEADER.unpack_from
 _TCP = TCP_HEADER.unpack_from
 #: Ethernet type, then the IPv4 and TCP headers, as one struct for the commonest frame.
 _ETH_IPV4_TCP = struct.Struct("!H" + IPV4_HEADER.format[1:] + TCP_HEADER.format[1:]).unpack_from
-#: LINKTYPE_ETHERNET, whose frames take the fastest path.
-_LINKTYPE_ETHERNET: Final = 1
 #: Next-header values worth reassembling an IPv6 fragment for: TCP, or an extension header
 #: that may stand in front of it inside the fragmentable part.
 _IPV6_REASSEMBLED = frozenset({PROTO_TCP, 0, 43, 60, 51})
@@ -96,7 +94,7 @@ class PacketDecoder:
         stats.frames += 1
         data = frame.data
         linktype = frame.linktype
-        if linktype == _LINKTYPE_ETHERNET and len(data) >= 54:
+        if linktype == LINKTYPE_ETHERNET and len(data) >= 54:
             # Fastest path: Ethernet + IPv4 (no options, unfragmented) + TCP, one unpack. The
             # fields are declared: the compiled build unboxes each once (struct's tuple is
             # untyped, and every test on an untyped value is a generic call).
