@@ -1,13 +1,13 @@
 """Option values coerced without pydantic where the result is certain.
 
-typer 0.29 coerces every parameter's value, given or not, through a pydantic `TypeAdapter` built
-on first use, and importing pydantic alone takes about 50 ms: a fifth of the start-up of every
-command. Most of mailsniff's parameters are strings, lists of strings and whole numbers (flags
-are bools, which typer already passes through). For those, when the value is one the adapter
-would return as it is (a str, a list of str, an int) or read plainly (a decimal number), this
-gives the same value itself. Any other value, and every other kind of parameter, goes to typer's
-own coercion, built when first needed. tests/cli/test_coercion.py holds the two to the same
-results.
+typer 0.29 coerces every parameter's value through a pydantic `TypeAdapter` it builds for the
+parameter before looking at the value (a parameter not given, None, included), and importing
+pydantic alone takes about 50 ms: a fifth of the start-up of every command. Most of mailsniff's
+parameters are strings, flags, whole numbers and lists of strings. For those, when the value is
+one the adapter would return as it is (a str, a bool, a float, an int, a list of str) or read
+plainly (a decimal number), this gives the same value itself. Any other value, and every other
+kind of parameter, goes to typer's own coercion, built when first needed.
+tests/cli/test_coercion.py holds the two to the same results.
 
 It reaches into typer's internals (`typer._coercion`, a parameter's `_runtime_param`), as
 commands/manual.py does; pyproject.toml pins typer below 0.30 for both.
@@ -32,6 +32,7 @@ __all__ = ["PlainRuntimeParam", "plain_coercion"]
 _DECIMAL = re.compile(r"-?[1-9][0-9]{0,17}|0")
 #: What a parameter takes, for the short cut (_OTHER: none, typer's coercion for every value).
 _STR, _INT, _BOOL, _FLOAT, _STR_LIST, _INT_LIST, _OTHER = range(7)
+_SCALARS: dict[type, int] = {str: _STR, int: _INT, bool: _BOOL, float: _FLOAT}
 
 
 @dataclass(frozen=True)
@@ -94,11 +95,10 @@ def _kind(descriptor: TypeDescriptor) -> int:
     if descriptor.file_annotation is not None or info.parser is not None:
         return _OTHER
     annotation = descriptor.annotation
-    kinds = {str: _STR, int: _INT, bool: _BOOL, float: _FLOAT}
-    if isinstance(annotation, type) and annotation in kinds:
+    if isinstance(annotation, type) and annotation in _SCALARS:
         if annotation is float and (info.min is not None or info.max is not None):
             return _OTHER
-        return kinds[annotation]
+        return _SCALARS[annotation]
     if annotation == list[str]:
         return _STR_LIST
     if annotation == list[int] and info.min is None and info.max is None:
