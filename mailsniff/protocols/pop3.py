@@ -32,6 +32,7 @@ from mailsniff.protocols.base import (
     SaslStep,
     StreamGap,
     TlsStarted,
+    find_dot_line,
     receive_buffers,
     to_text,
 )
@@ -926,7 +927,7 @@ class Pop3Parser:
             return 0
         # RFC 1939 3: the body ends with a line holding a single "." (CRLF; bare LF tolerated).
         # Most chunks have no line after their first that begins with a dot: one search says so.
-        dots = chunk.find(b"\n.", 0, end)
+        dots = find_dot_line(chunk, 0, end)
         dot = -1  # where the "." of the terminator line is
         if body.line_start and (chunk.startswith(b".\r\n") or chunk.startswith(b".\n")):
             dot = 0

@@ -1078,7 +1078,7 @@ class SmtpParser:
                         continue
                     self._at_line_start = False  # after a gap the dot may be mid-line: keep it
                 self._gap_edge = False
-            j = buf.find(b"\n.")
+            j = buf.find_dot_line()
             if j < 0:
                 piece = buf.take_rest()
                 self._note_line_end(piece)

@@ -1,11 +1,11 @@
-"""ReceiveBuffer: bounded lines, the same whatever the chunking."""
+"""ReceiveBuffer: bounded lines, the same whatever the chunking; the dot-line search."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailsniff.protocols.base import Line, ReceiveBuffer, to_text
+from mailsniff.protocols.base import Line, ReceiveBuffer, find_dot_line, to_text
 
 
 def lines_of(chunks: list[bytes], max_line: int = 10) -> tuple[list[Line], bytes]:
@@ -61,3 +61,32 @@ def test_to_text_never_raises_and_prefers_utf8() -> None:
     assert to_text(b"\xd5\xc5\xb7\xab") == "张帆"  # GBK, as Chinese servers send it
     assert to_text(b"cr\xe9\xe9e \xd5\xc5") == "cr\xe9\xe9e \xd5\xc5"  # latin-1, not 2 ideographs
     assert to_text(b"\xd5\xc5\xb7\xab\x80") == "\xd5\xc5\xb7\xab\x80"  # invalid GB18030
+
+
+# Bodies made of the bytes that matter to the search: many dots not after a newline (past the
+# point where it stops hopping from dot to dot), newlines, CRs and ordinary text.
+_BODY_BYTES = st.lists(st.sampled_from([b".", b"\n", b"\r", b"a", b"..", b"a.b"]), max_size=80)
+
+
+@given(_BODY_BYTES, st.integers(0, 120), st.integers(0, 120), st.booleans())
+def test_find_dot_line_is_the_two_byte_search(
+    pieces: list[bytes], start: int, end: int, mutable: bool
+) -> None:
+    """SMTP's and POP3's terminator and dot-unstuffing rest on it: any difference from
+    `find(b"\\n.")` would end a message early or miss its end."""
+    raw = b"".join(pieces)
+    data = bytearray(raw) if mutable else raw
+    end = min(end, len(data))
+    assert find_dot_line(data, start, end) == data.find(b"\n.", start, end)
+
+
+def test_find_dot_line_in_base64_and_in_text_with_many_dots() -> None:
+    base64_body = b"QUJD" * 19 + b"\r\n"
+    text = b"One. Two. Three. Four. Five. Six. Seven. Eight. Nine. Ten.\r\n"
+    for body in (base64_body * 50, text * 50):
+        message = body + b".\r\n"
+        assert find_dot_line(message, 0, len(message)) == len(body) - 1
+        assert find_dot_line(body, 0, len(body)) == -1
+    buf = ReceiveBuffer()
+    buf.append(text * 3 + b"..stuffed\r\n")
+    assert buf.find_dot_line() == len(text) * 3 - 1
