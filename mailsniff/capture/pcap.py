@@ -69,6 +69,21 @@ def fill(read: ReadFn, buf: bytes, need: int) -> bytes:
     return b"".join(parts)
 
 
+def _u32(buf: bytes, at: int, big: bool) -> i64:
+    """The unsigned 32-bit field at `buf[at]`, big- or little-endian: a record header's fields.
+
+    Four byte reads, which the compiled build does on machine integers: a third of the time of
+    `struct.unpack_from`, which builds a tuple and four int objects for each record.
+    """
+    b0: i64 = buf[at]
+    b1: i64 = buf[at + 1]
+    b2: i64 = buf[at + 2]
+    b3: i64 = buf[at + 3]
+    if big:
+        return (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
+    return b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)
+
+
 class PcapSource:
     """Yields the records of a pcap file as Frames, reading the stream chunk by chunk.
 
@@ -122,7 +137,7 @@ class PcapSource:
 
     def _records(self, me: int, n: int) -> Iterator[FrameOrTime]:
         read = self._read
-        unpack_from = struct.Struct(self.byte_order + "IIII").unpack_from
+        big = self.byte_order == ">"
         frac_ns: i64 = 1 if self.nanosecond else 1000
         linktype = self.linktype
         limit = min(max(self.snaplen, _LIBPCAP_MAX_SNAPLEN), MAX_PACKET_BYTES)
@@ -140,15 +155,12 @@ class PcapSource:
                     return
                 if size < 16:
                     self._truncated(f"capture ends inside a record header ({size} of 16 bytes)")
-            # Declared int: the compiled build unboxes the fields once and computes on machine
-            # integers (struct's result is untyped, and each operation on it was generic). The
-            # time as i64: seconds (up to 2**32) times 10**9 fits, and a tagged int's multiply
-            # takes the arbitrary-precision path once a factor passes 2**30.
-            ts_sec: i64
-            ts_frac: i64
-            incl: int
-            orig: int
-            ts_sec, ts_frac, incl, orig = unpack_from(buf, pos)
+            # The time as i64: seconds (up to 2**32) times 10**9 fits, and a tagged int's
+            # multiply takes the arbitrary-precision path once a factor passes 2**30.
+            ts_sec = _u32(buf, pos, big)
+            ts_frac = _u32(buf, pos + 4, big)
+            incl = int(_u32(buf, pos + 8, big))
+            orig = int(_u32(buf, pos + 12, big))
             if incl > limit:
                 self.offset = base + pos
                 self._truncated(

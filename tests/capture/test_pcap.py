@@ -66,14 +66,17 @@ def test_pcap_reader_reads_both_byte_orders_and_resolutions(tmp_path: Path, orde
     path = tmp_path / "x.pcap"
     packets = _packets(3)
     frac = 999_999_999 if nano else 999_999
-    body = b"".join(pcap_record(1000 + i, frac, raw, order=order) for i, raw in enumerate(packets))
+    # Four different bytes in the seconds, the top one past 2**31: a byte read from the wrong
+    # place or shifted the wrong way changes the time.
+    sec = 0xF1E2D3C4
+    body = b"".join(pcap_record(sec + i, frac, raw, order=order) for i, raw in enumerate(packets))
     path.write_bytes(pcap_header(order=order, nano=nano, linktype=101) + body)
     with open_capture(str(path)) as reader:
         frames = list(reader)
         assert reader.format == "pcap"
         assert reader.linktypes == [101]
     scale = 1 if nano else 1000
-    assert [f.ts_ns for f in frames] == [(1000 + i) * 10**9 + frac * scale for i in range(3)]
+    assert [f.ts_ns for f in frames] == [(sec + i) * 10**9 + frac * scale for i in range(3)]
     assert [f.data for f in frames] == packets
     assert {f.linktype for f in frames} == {101}
 
