@@ -43,29 +43,39 @@ ReadFn = Callable[[int], bytes]
 
 def refill(read: ReadFn, buf: bytes, pos: int, base: int, need: int) -> tuple[bytes, int]:
     """Keep `buf[pos:]` and read until `need` bytes are there (or the input ends): the new buffer
-    and the stream offset of its first byte (`base` is that of `buf`)."""
-    return fill(read, buf[pos:], need), base + pos
+    and the stream offset of its first byte (`base` is that of `buf`).
+
+    Only a record cut by the end of the last read is copied: its missing bytes are read on their
+    own and joined to its start, and the read after it starts a new chunk. Joining every chunk to
+    the bytes left of the one before copied the whole input a second time.
+    """
+    rest = buf[pos:]
+    return fill(read, rest, need, exact=bool(rest)), base + pos
 
 
-def fill(read: ReadFn, buf: bytes, need: int) -> bytes:
+def fill(read: ReadFn, buf: bytes, need: int, exact: bool = False) -> bytes:
     """Return ``buf`` extended by reads until it holds at least ``need`` bytes or the input ends.
 
     Args:
         read: the stream's read method.
         buf: the bytes not yet consumed.
         need: how many bytes the caller wants available.
+        exact: read only the bytes missing, not a chunk of CHUNK_SIZE.
 
     Returns:
-        The extended buffer (shorter than ``need`` only at end of input).
+        The extended buffer (shorter than ``need`` only at end of input); what one read
+        returned, uncopied, when ``buf`` is empty.
     """
-    parts = [buf]
+    parts = [buf] if buf else []
     have = len(buf)
     while have < need:
-        chunk = read(max(CHUNK_SIZE, need - have))
+        chunk = read(need - have if exact else max(CHUNK_SIZE, need - have))
         if not chunk:
             break
         parts.append(chunk)
         have += len(chunk)
+    if len(parts) == 1:
+        return parts[0]
     return b"".join(parts)
 
 
