@@ -17,7 +17,7 @@ from mailsniff.capture.frame import Frame
 from mailsniff.capture.reader import open_capture
 from mailsniff.commands.read import ReadOptions, Tally, read_capture, summarise
 from mailsniff.errors import MailsniffError
-from mailsniff.export import Exporter, ExportOptions
+from mailsniff.export.exporter import Exporter, ExportOptions
 from mailsniff.model import AnomalyKind, Session
 from mailsniff.parallel import drive
 from mailsniff.pipeline import Pipeline

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mailsniff.export import ExportOptions
+from mailsniff.export.exporter import ExportOptions
 from mailsniff.park import ParkingLot
 from mailsniff.protocols.base import Line
 

@@ -23,8 +23,8 @@ from mailsniff.capture.sniff import (
 )
 from mailsniff.commands.read import Tally, summarise
 from mailsniff.errors import InputError, UsageError
-from mailsniff.export import Exporter, ExportOptions, open_exporter
 from mailsniff.export.chain import SinkChain
+from mailsniff.export.exporter import Exporter, ExportOptions, open_exporter
 from mailsniff.model import Session
 from mailsniff.pipeline import Pipeline
 from mailsniff.render import console as console_render

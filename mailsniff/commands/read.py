@@ -20,23 +20,22 @@ from mailsniff.capture.frame import Frame, FrameOrTime
 from mailsniff.capture.multi import MultiReader, open_inputs
 from mailsniff.capture.reader import CaptureReader
 from mailsniff.errors import TruncatedCaptureError, UnsupportedLinkTypeError, UsageError
-from mailsniff.export import ExportOptions, open_exporter
 from mailsniff.export.chain import SinkChain
 from mailsniff.export.redact import redact_session
-from mailsniff.export.zeek import ZeekLogs
 from mailsniff.model import Session
 from mailsniff.net.link import is_supported, linktype_name
 from mailsniff.parallel import add_stats, choose_jobs, drive, run_sharded
 from mailsniff.pipeline import Pipeline
-from mailsniff.render import console as console_render
 from mailsniff.render import jsonl
 from mailsniff.render.text import safe_text
 from mailsniff.shard import checked_frames, routed_frames
-from mailsniff.spill import SessionSpill
 from mailsniff.status import ExitStatus
 from mailsniff.stdout import Stdout
 
-if TYPE_CHECKING:  # the TLS modules are loaded with --keylog, or where TLS happens
+if TYPE_CHECKING:  # loaded where they are used: exports, console output, TLS (--keylog)
+    from mailsniff.export.exporter import Exporter
+    from mailsniff.export.zeek import ZeekLogs
+    from mailsniff.spill import SessionSpill
     from mailsniff.tls.keylog import KeyLog
 
 __all__ = ["ReadOptions", "ReadResult", "feed_capture", "read_capture", "summarise"]
@@ -395,19 +394,24 @@ def _read_capture(
     # its session is kept or dropped; what it writes is what is shown.
     exporting = options.extract is not None or options.mbox is not None
     after = selection if exporting and selection.after_analysis else None
-    exporter = open_exporter(
-        ExportOptions(
-            extract=Path(options.extract) if options.extract is not None else None,
-            mbox=Path(options.mbox) if options.mbox is not None else None,
-            session_ids=options.session_ids,
-            hold=after is not None,
+    # The writers are loaded only when asked for: `read --json` starts without them.
+    exporter: Exporter | None = None
+    if exporting:
+        from mailsniff.export.exporter import ExportOptions, open_exporter
+
+        exporter = open_exporter(
+            ExportOptions(
+                extract=Path(options.extract) if options.extract is not None else None,
+                mbox=Path(options.mbox) if options.mbox is not None else None,
+                session_ids=options.session_ids,
+                hold=after is not None,
+            )
         )
-    )
-    zeek = (
-        ZeekLogs.open(options.zeek_logs, json_lines=options.zeek_json)
-        if options.zeek_logs
-        else None
-    )
+    zeek: ZeekLogs | None = None
+    if options.zeek_logs:
+        from mailsniff.export.zeek import ZeekLogs
+
+        zeek = ZeekLogs.open(options.zeek_logs, json_lines=options.zeek_json)
     pipeline = Pipeline(
         session_filter=selection if after is None else selection.before_analysis(),
         keep_transcript=options.transcript,
@@ -420,7 +424,11 @@ def _read_capture(
     prepare = partial(_prepare, options.redact, options.transcript)
 
     # Console output only (JSON streams and keeps nothing): finished sessions wait on disk.
-    spill = None if options.json else SessionSpill()
+    spill: SessionSpill | None = None
+    if not options.json:
+        from mailsniff.spill import SessionSpill
+
+        spill = SessionSpill()
     stdout = Stdout(out)  # a closed pipe or a failed write never stops the reading or the export
     tally = Tally()
     wanted = options.session_ids
@@ -547,6 +555,8 @@ def _render(
     if options.plain:
         _render_plain(out, options, spill, pipeline, warnings, copies)
         return
+    from mailsniff.render import console as console_render
+
     wanted = options.session_ids
     single = wanted is not None and len(spill) == 1
     if not single:

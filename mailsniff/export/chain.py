@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from mailsniff.analysis.credentials import CredentialTable
 from mailsniff.analysis.summary import Summary
-from mailsniff.export import Exporter
 from mailsniff.export.redact import redact_session
-from mailsniff.export.zeek import ZeekLogs
 from mailsniff.model import Session
+
+if TYPE_CHECKING:  # the sinks a runner asked for are loaded by that runner, only then
+    from mailsniff.analysis.credentials import CredentialTable
+    from mailsniff.export.exporter import Exporter
+    from mailsniff.export.zeek import ZeekLogs
 
 __all__ = ["SinkChain"]
 
