@@ -20,7 +20,7 @@ from __future__ import annotations
 import pickle
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mailsniff.analysis.bcc import normalise_address
 from mailsniff.analysis.summary import Summary
@@ -29,6 +29,7 @@ from mailsniff.model import Message, Session
 __all__ = [
     "Candidate",
     "CopySide",
+    "PackedCandidate",
     "RecipientView",
     "SentCopies",
     "SentCopy",
@@ -37,6 +38,7 @@ __all__ = [
     "compare",
     "describe_side",
     "match_key",
+    "pack",
     "title",
 ]
 
@@ -221,16 +223,40 @@ def compare(smtp: Candidate, imap: Candidate) -> SentCopy:
     )
 
 
+#: A Candidate as the index keeps it: (side, kind, key, the pickled Candidate). Side is "smtp"
+#: or "imap" (the protocol of an APPEND's session may be another name for IMAP). A --jobs worker
+#: packs its sessions' candidates, so that the parent only files bytes away.
+PackedCandidate = tuple[str, str, str, bytes]
+
+
+def pack(found: list[Candidate]) -> list[PackedCandidate]:
+    """The candidates as the index keeps them (their session is given again to `add_packed`)."""
+    return [_pack_one(c) for c in found]
+
+
+def _pack_one(cand: Candidate) -> PackedCandidate:
+    side = "smtp" if cand.side.protocol == "smtp" else "imap"
+    return side, cand.kind, cand.key, pickle.dumps(cand, pickle.HIGHEST_PROTOCOL)
+
+
+def _unpack(session: int, blob: bytes) -> Candidate:
+    """A kept candidate, read back, with its session's final id."""
+    cand: Candidate = pickle.loads(blob)
+    if cand.side.session != session:
+        cand = replace(cand, side=replace(cand.side, session=session))
+    return cand
+
+
 @dataclass(slots=True)
 class SentCopyIndex:
     """Candidates seen so far, by key, on each side; bounded (oldest keys forgotten first).
 
     Each is kept pickled (about a quarter of the memory of its objects: most never meet their
-    other half) and read back only when a match comes.
+    other half) with its session's id, and read back only when a match comes.
     """
 
     max_candidates: int = MAX_CANDIDATES
-    _sides: dict[str, OrderedDict[tuple[str, str], list[bytes]]] = field(
+    _sides: dict[str, OrderedDict[tuple[str, str], list[tuple[int, bytes]]]] = field(
         default_factory=lambda: {"smtp": OrderedDict(), "imap": OrderedDict()}
     )
     _sizes: dict[str, int] = field(default_factory=lambda: {"smtp": 0, "imap": 0})
@@ -238,25 +264,35 @@ class SentCopyIndex:
     forgotten: int = 0
 
     def add(self, found: list[Candidate]) -> list[SentCopy]:
-        """Index one session's candidates; return the links they complete (each once)."""
+        """Index candidates (of finished sessions); return the links they complete (each once)."""
         links: list[SentCopy] = []
         for cand in found:
-            mine = "smtp" if cand.side.protocol == "smtp" else "imap"
-            other = "imap" if mine == "smtp" else "smtp"
-            key = (cand.kind, cand.key)
-            for kept in self._sides[other].get(key, ()):
-                match: Candidate = pickle.loads(kept)
+            self._file(cand.side.session, _pack_one(cand), links)
+        return links
+
+    def add_packed(self, session: int, found: list[PackedCandidate]) -> list[SentCopy]:
+        """`add` for candidates already packed (`pack`), of the session numbered `session`."""
+        links: list[SentCopy] = []
+        for packed in found:
+            self._file(session, packed, links)
+        return links
+
+    def _file(self, session: int, packed: PackedCandidate, links: list[SentCopy]) -> None:
+        mine, kind, key, blob = packed
+        other = "imap" if mine == "smtp" else "smtp"
+        matches = self._sides[other].get((kind, key), ())
+        if matches:
+            cand = _unpack(session, blob)
+            for kept_session, kept in matches:
+                match = _unpack(kept_session, kept)
                 smtp, imap = (cand, match) if mine == "smtp" else (match, cand)
                 links.append(compare(smtp, imap))
-            self._sides[mine].setdefault(key, []).append(
-                pickle.dumps(cand, pickle.HIGHEST_PROTOCOL)
-            )
-            self._sizes[mine] += 1
-            while self._sizes[mine] > self.max_candidates:
-                _, dropped = self._sides[mine].popitem(last=False)
-                self._sizes[mine] -= len(dropped)
-                self.forgotten += len(dropped)
-        return links
+        self._sides[mine].setdefault((kind, key), []).append((session, blob))
+        self._sizes[mine] += 1
+        while self._sizes[mine] > self.max_candidates:
+            _, dropped = self._sides[mine].popitem(last=False)
+            self._sizes[mine] -= len(dropped)
+            self.forgotten += len(dropped)
 
 
 def describe_side(side: CopySide) -> str:
@@ -298,7 +334,14 @@ class SentCopies:
 
     def add(self, found: list[Candidate]) -> list[SentCopy]:
         """Index one session's candidates; the links they complete, counted once."""
-        links = self.index.add(found) if found else []
+        return self._counted(self.index.add(found) if found else [])
+
+    def add_packed(self, session: int, found: list[PackedCandidate]) -> list[SentCopy]:
+        """`add` for the packed candidates of the session numbered `session` (a --jobs
+        worker's)."""
+        return self._counted(self.index.add_packed(session, found) if found else [])
+
+    def _counted(self, links: list[SentCopy]) -> list[SentCopy]:
         if self.shown is not None:
             shown = self.shown
             links = [x for x in links if x.smtp.session in shown or x.imap.session in shown]

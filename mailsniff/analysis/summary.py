@@ -7,7 +7,7 @@ The console's summary panel, live capture's panel and the JSON `summary` record 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from mailsniff.model import AuthAttempt, Session
 
@@ -57,3 +57,17 @@ class Summary:
         self.incomplete += 0 if s.complete else 1
         for f in s.findings:
             self.findings[str(f.kind)] = self.findings.get(str(f.kind), 0) + 1
+
+    def merge(self, other: Summary) -> None:
+        """Add the counts of `other` (made elsewhere: a --jobs worker's, for one session)."""
+        for name in _COUNTS:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if isinstance(mine, dict):
+                for key, value in theirs.items():
+                    mine[key] = mine.get(key, 0) + value
+            else:
+                setattr(self, name, mine + theirs)
+
+
+#: Every count of a Summary (its fields), for `merge`.
+_COUNTS = tuple(f.name for f in fields(Summary))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +14,13 @@ from rich.console import Console
 from rich.text import Text
 
 from mailsniff.analysis.select import Selection
-from mailsniff.analysis.sent_copy import Candidate, SentCopies, SentCopy, candidates
+from mailsniff.analysis.sent_copy import (
+    PackedCandidate,
+    SentCopies,
+    SentCopy,
+    candidates,
+    pack,
+)
 from mailsniff.analysis.summary import Summary
 from mailsniff.capture.frame import Frame, FrameOrTime
 from mailsniff.capture.multi import MultiReader, open_inputs
@@ -97,17 +103,6 @@ def _time(ts_ns: int | None) -> str | None:
     return jsonl.iso8601(ts_ns) if ts_ns is not None else None
 
 
-def _add_summary(total: Summary, one: Summary) -> None:
-    """Add the counts of `one` (a --jobs worker's, for one session) to `total`."""
-    for f in fields(Summary):
-        mine, theirs = getattr(total, f.name), getattr(one, f.name)
-        if isinstance(mine, dict):
-            for key, value in theirs.items():
-                mine[key] = mine.get(key, 0) + value
-        else:
-            setattr(total, f.name, mine + theirs)
-
-
 @dataclass(slots=True, frozen=True)
 class RenderedSession:
     """A session's JSON line made by a --jobs worker, cut where its final id goes."""
@@ -115,8 +110,8 @@ class RenderedSession:
     head: str
     tail: str
     counts: Summary
-    #: What a Sent-copy link may join (made in the worker, its session id set by the parent).
-    copies: list[Candidate]
+    #: What a Sent-copy link may join, packed in the worker (the parent gives the session id).
+    copies: list[PackedCandidate]
 
 
 def summarise(tally: Tally, pipeline: Pipeline, warnings: list[str]) -> dict[str, Any]:
@@ -341,7 +336,7 @@ def _prepare(redact: bool, transcript: bool, session: Session) -> RenderedSessio
     line = jsonl.dumps(jsonl.session_record(session, transcript=transcript))
     head, cut, tail = line.partition('"id":0,')
     assert cut
-    return RenderedSession(head + '"id":', "," + tail + "\n", counts, cands)
+    return RenderedSession(head + '"id":', "," + tail + "\n", counts, pack(cands))
 
 
 #: Up to this many sessions, a --session error names each ID the capture has.
@@ -450,12 +445,11 @@ def _read_capture(
         return True
 
     def emit_rendered(session_id: int, rendered: RenderedSession) -> None:
-        cands = [replace(c, side=replace(c.side, session=session_id)) for c in rendered.copies]
         if not keep(session_id):
-            hidden_links(copies.add(cands))
+            hidden_links(copies.add_packed(session_id, rendered.copies))
         else:
-            _add_summary(tally, rendered.counts)
-            links = copies.add(cands)
+            tally.merge(rendered.counts)
+            links = copies.add_packed(session_id, rendered.copies)
             line = f"{rendered.head}{session_id}{rendered.tail}"
             if links:  # rare: name the other half in this record, as one process does
                 record = json.loads(line)
