@@ -311,7 +311,7 @@ def _header_like_lines(raw_value: bytes) -> tuple[list[str], int]:
     where the first of them starts (len(raw_value) when none does)."""
     names: list[str] = []
     cut = len(raw_value)
-    if b"\n" not in raw_value:
+    if raw_value.find(b"\n") < 0:  # find, not `in`: see rfc2047.decode_header_bytes
         return names, cut
     for match in _HEADER_LIKE.finditer(raw_value):
         name = match.group(1).decode("ascii")

@@ -74,8 +74,25 @@ _Q_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
 _B64_JUNK = re.compile(r"[^A-Za-z0-9+/]")
 
 
+#: normalize_charset's answers, by label: a message names a few charsets, over and over. Bounded,
+#: since the labels come from the capture.
+_CHARSETS: dict[str, str | None] = {}
+_MAX_CHARSETS = 256
+
+
 def normalize_charset(label: str) -> str | None:
     """The Python text codec name for a MIME charset label, or None when Python has none."""
+    try:
+        return _CHARSETS[label]
+    except KeyError:
+        pass
+    name = _codec_name(label)
+    if len(_CHARSETS) < _MAX_CHARSETS:
+        _CHARSETS[label] = name
+    return name
+
+
+def _codec_name(label: str) -> str | None:
     name = label.strip().strip('"').lower()
     name = _CHARSET_ALIASES.get(name, name)
     try:
@@ -147,6 +164,8 @@ def _decode_bytes(data: bytes, label: str, defects: list[str]) -> str:
 
 def unfold(text: str) -> str:
     """RFC 5322 2.2.3 unfolding: drop each CRLF (or bare LF) that precedes whitespace."""
+    if "\n" not in text and "\r" not in text:
+        return text  # one line: most header values
     text = _FOLD.sub("", text)
     return text.replace("\r", "").replace("\n", "")
 
@@ -172,7 +191,7 @@ def _payload_bytes(encoding: str, payload: str, defects: list[str]) -> bytes | N
 
 def _q_decode(raw: bytes) -> bytes:
     """Q encoding (RFC 2047 4.2): '_' is a space, =XX a byte, any other '=' kept as written."""
-    if b"==" not in raw and not raw.endswith(b"="):
+    if raw.find(b"==") < 0 and not raw.endswith(b"="):  # find: see decode_header_bytes
         # binascii reads the rest exactly so (it only differs on '==' and a final '=')
         return binascii.a2b_qp(raw, header=True)
     return _Q_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), raw.replace(b"_", b" "))
@@ -275,7 +294,9 @@ def decode_raw_header(raw: bytes) -> tuple[str, list[str]]:
 
 def decode_header_bytes(raw: bytes) -> tuple[str, list[str]]:
     """A raw header value (bytes, possibly folded and 8-bit) fully decoded for display."""
-    if raw.isascii() and b"=?" not in raw and b"\r" not in raw and b"\n" not in raw:
+    # `find`, not `in`: a bytes `in` first tries its operand as an integer, and builds and
+    # drops a TypeError each time (this runs for every header of every message).
+    if raw.isascii() and raw.find(b"=?") < 0 and raw.find(b"\r") < 0 and raw.find(b"\n") < 0:
         return raw.decode("ascii").strip(" \t"), []  # nothing to decode, unfold or record
     text, defects = decode_raw_header(raw)
     decoded, more = decode_words(text)
