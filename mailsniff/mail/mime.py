@@ -617,7 +617,7 @@ def _delimiter(
                 rest = rest[2:]
             if rest.endswith(b"\r"):
                 rest = rest[:-1]
-            if b"\r" in rest and strict:
+            if strict and rest.find(b"\r") >= 0:
                 raise _Fallback  # a bare CR ends a line for feedparser
             if not rest.strip(b" \t\r"):
                 return at, (nl + 1 if nl >= 0 else end), close

@@ -902,7 +902,7 @@ class Pop3Parser:
         assert body is not None
         held = len(body.partial)
         if held:
-            if b"\n" not in new:  # the same line goes on
+            if new.find(b"\n") < 0:  # the same line goes on (find: see rfc2047.decode_header_bytes)
                 body.partial += new
                 self._overlong_pieces(ts, out)
                 return -1

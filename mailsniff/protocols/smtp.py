@@ -747,7 +747,7 @@ class SmtpParser:
         buf = self._buf[CLIENT]
         start = self._c_in - len(buf)
         if self._held():  # any line end among the bytes that came after
-            new_line = b"\n" in buf.peek(len(buf))[max(since - start, 0) :]
+            new_line = buf.peek(len(buf)).find(b"\n", max(since - start, 0)) >= 0
         else:
             i = buf.find(b"\n")
             new_line = i >= 0 and start + i >= since
@@ -1371,7 +1371,7 @@ def is_greeting(payload: bytes) -> bool:
     (RFC 5321 4.2: the greeting names the service in practice; `220-` starts a multi-line one).
     A `220` greeting that does not name SMTP (FTP's too) is told by the client's first line."""
     line = payload[:512].split(b"\n", 1)[0].upper()
-    return line.startswith((b"220 ", b"220-")) and b"SMTP" in line
+    return line.startswith((b"220 ", b"220-")) and line.find(b"SMTP") >= 0
 
 
 def may_be_greeting(payload: bytes) -> bool:
