@@ -913,13 +913,16 @@ class MessageAccumulator:
 
     Every byte is hashed and counted; only the first `max_bytes` are kept for parsing. An
     optional `sink` receives every byte too (for export), so nothing is kept twice here.
+    The pieces are kept as they came and joined once, at the end: growing one buffer copied
+    each message's bytes again at every reallocation, and once more to parse them.
     """
 
-    __slots__ = ("_buf", "_max", "_hash", "_size", "_gap_bytes", "_gaps", "sink")
+    __slots__ = ("_parts", "_kept", "_max", "_hash", "_size", "_gap_bytes", "_gaps", "sink")
 
     def __init__(self, max_bytes: int = MAX_MESSAGE, sink: RawSink | None = None) -> None:
         self.sink = sink
-        self._buf = bytearray()
+        self._parts: list[bytes] = []
+        self._kept = 0
         self._max = max_bytes
         self._hash = hashlib.sha256()
         self._size = 0
@@ -935,28 +938,32 @@ class MessageAccumulator:
             self.sink.write(data)
         self._hash.update(data)
         self._size += len(data)
-        room = self._max - len(self._buf)
+        room = self._max - self._kept
         if room >= len(data):
-            self._buf += data
+            self._parts.append(data)
+            self._kept += len(data)
         elif room > 0:
-            self._buf += data[:room]
+            self._parts.append(data[:room])
+            self._kept = self._max
 
     def note_gap(self, length: int) -> None:
         """`length` bytes inside the message were never captured (not hashed, not counted)."""
         if self.sink is not None:
             self.sink.gap(length)
         self._gap_bytes += length
-        if len(self._gaps) < MAX_DEFECTS and len(self._buf) < self._max:
-            self._gaps.append(len(self._buf))
+        if len(self._gaps) < MAX_DEFECTS and self._kept < self._max:
+            self._gaps.append(self._kept)
 
     def finish(self) -> Message:
-        msg = _parse(bytes(self._buf), self._size, self._hash.hexdigest(), self._gaps)
-        msg.truncated = self._size > len(self._buf)
+        raw = b"".join(self._parts)
+        self._parts = [raw]
+        msg = _parse(raw, self._size, self._hash.hexdigest(), self._gaps)
+        msg.truncated = self._size > len(raw)
         msg.gap_bytes = self._gap_bytes
         if msg.truncated:
-            msg.defects.append(f"only the first {len(self._buf)} of {self._size} bytes parsed")
+            msg.defects.append(f"only the first {len(raw)} of {self._size} bytes parsed")
         elif msg.message_id is None and not self._gap_bytes:
-            msg.body_sha256 = body_sha256(self._buf)
+            msg.body_sha256 = body_sha256(raw)
         return msg
 
 
