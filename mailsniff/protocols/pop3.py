@@ -1054,4 +1054,4 @@ class Pop3Parser:
 
 def is_greeting(payload: bytes) -> bool:
     """A flow's first server bytes are a POP3 greeting: `+OK` (RFC 1939 4)."""
-    return payload[:512].split(b"\n", 1)[0].upper().startswith(b"+OK")
+    return payload[:3].upper() == b"+OK"  # (a first line shorter than that holds its newline)

@@ -1370,8 +1370,10 @@ def is_greeting(payload: bytes) -> bool:
     """A flow's first server bytes are an SMTP greeting: `220 <domain> ... SMTP/ESMTP ...`
     (RFC 5321 4.2: the greeting names the service in practice; `220-` starts a multi-line one).
     A `220` greeting that does not name SMTP (FTP's too) is told by the client's first line."""
+    if not payload.startswith((b"220 ", b"220-")):
+        return False  # most flows probed: told without copying their first line
     line = payload[:512].split(b"\n", 1)[0].upper()
-    return line.startswith((b"220 ", b"220-")) and line.find(b"SMTP") >= 0
+    return line.find(b"SMTP") >= 0
 
 
 def may_be_greeting(payload: bytes) -> bool:
