@@ -12,6 +12,7 @@ import typer
 import typer.core
 from rich.console import Console
 from rich.text import Text
+from typer.main import get_command_name
 
 from mailsniff import __version__, _compiled
 from mailsniff.analysis.select import parse_ports
@@ -50,17 +51,36 @@ class _Group(typer.core.TyperGroup):
             plain_coercion(command)  # plain values without importing pydantic
 
 
-app = typer.Typer(
-    name="mailsniff",
-    cls=_Group,
-    help="Packet-level analyzer for SMTP and POP3: reassembles mail dialogues from captures, "
-    "decodes AUTH and RFC 2047 headers, and puts each message's envelope next to its headers.",
-    rich_markup_mode="rich",
-    pretty_exceptions_enable=False,
-    no_args_is_help=True,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+def _typer() -> typer.Typer:
+    return typer.Typer(
+        name="mailsniff",
+        cls=_Group,
+        help="Packet-level analyzer for SMTP and POP3: reassembles mail dialogues from captures, "
+        "decodes AUTH and RFC 2047 headers, and puts each message's envelope next to its headers.",
+        rich_markup_mode="rich",
+        pretty_exceptions_enable=False,
+        no_args_is_help=True,
+        add_completion=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+
+app = _typer()
+
+
+def _app_for(args: list[str]) -> typer.Typer:
+    """`app` with only the command `args` name first, when they name one: the only command
+    that will run. Typer reads each command's whole signature as it builds the group (20 ms for
+    the nine, at every start). Anything else (help, --version, a misspelt command, shell
+    completion) gets the whole app."""
+    if args:
+        for info in app.registered_commands:
+            if info.callback is not None and get_command_name(info.callback.__name__) == args[0]:
+                one = _typer()
+                one.registered_callback = app.registered_callback
+                one.registered_commands = [info]
+                return one
+    return app
 
 
 class _Stdout(Console):
@@ -781,7 +801,7 @@ def main() -> None:
         enable_completion()
     try:
         # One name in usage lines and for shell completion, however it was started.
-        app(prog_name="mailsniff", complete_var="_MAILSNIFF_COMPLETE")
+        _app_for(sys.argv[1:])(prog_name="mailsniff", complete_var="_MAILSNIFF_COMPLETE")
     except KeyboardInterrupt:
         _stderr().print(Text("mailsniff: interrupted", style="bold red"))
         sys.exit(int(ExitStatus.INTERRUPTED))

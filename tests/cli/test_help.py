@@ -11,7 +11,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from mailsniff.cli import app
+from mailsniff.cli import _app_for, app
 from mailsniff.commands.manual import EXAMPLES, man_page
 from tests.cli_runner import REPO, run_cli
 
@@ -161,3 +161,24 @@ def test_zsh_and_fish_scripts_ask_mailsniff_and_get_answers(on_path: dict[str, s
 def test_an_unknown_shell_is_a_usage_error() -> None:
     result = CliRunner().invoke(app, ["completion", "tcsh"])
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_command_run_by_name_is_the_one_the_whole_app_has(command: str) -> None:
+    """`mailsniff CMD ...` builds only CMD (cli._app_for): the same options, help and errors."""
+    one = _app_for([command, "--json"])
+    assert one is not app
+    group = typer.main.get_command(one)
+    assert isinstance(group, typer.core.TyperGroup)
+    assert list(group.commands) == [command]
+    mine, theirs = group.commands[command], _group().commands[command]
+    assert [p.opts for p in mine.params] == [p.opts for p in theirs.params]
+    for args in ([command, "--help"], [command, "--no-such-option"]):
+        alone = CliRunner().invoke(one, args, env={"COLUMNS": "200"})
+        whole = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+        assert (alone.exit_code, alone.output) == (whole.exit_code, whole.output)
+
+
+@pytest.mark.parametrize("args", [[], ["--help"], ["--version"], ["rea"], ["-h", "read"]])
+def test_anything_but_a_command_name_first_gets_every_command(args: list[str]) -> None:
+    assert _app_for(args) is app
