@@ -110,7 +110,24 @@ def outcome_of(cls: ReplyClass | None) -> str:
 
 def reply_outcome(reply: str | None) -> str:
     """How a stored reply line ended its command (see `outcome_of`)."""
-    return outcome_of(stored_reply_class(reply))
+    if not reply:
+        return "unknown"
+    # The outcome depends on the first three characters only (a code, or `+`/`-`), and every
+    # recipient's status is asked for several times (analysis, JSON, the Sent copy): remembered
+    # by them (a bounded table: the replies come from the capture).
+    head = reply[:3]
+    try:
+        return _OUTCOME_OF_HEAD[head]
+    except KeyError:
+        pass
+    outcome = outcome_of(stored_reply_class(reply))
+    if len(_OUTCOME_OF_HEAD) < _MAX_HEADS:
+        _OUTCOME_OF_HEAD[head] = outcome
+    return outcome
+
+
+_OUTCOME_OF_HEAD: dict[str, str] = {}
+_MAX_HEADS = 4096
 
 
 def reply_positive(reply: str | None) -> bool:

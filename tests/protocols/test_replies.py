@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from mailsniff.model import ReplyClass, reply_failed, reply_outcome, reply_positive
+from mailsniff.model import (
+    ReplyClass,
+    outcome_of,
+    reply_failed,
+    reply_outcome,
+    reply_positive,
+    stored_reply_class,
+)
 from mailsniff.protocols.replies import Reply, ReplyLine, classify, parse_line
 
 
@@ -49,4 +58,16 @@ def test_pop3_status_indicators_are_classified_as_replies() -> None:
         "unknown",
         False,
         False,
+    )
+
+
+@given(st.text(alphabet="0123456789+-OK ERabc\t", max_size=8))
+def test_a_reply_outcome_is_that_of_its_class_every_time_it_is_asked(reply: str) -> None:
+    """reply_outcome remembers outcomes by the reply's first three characters: a second ask,
+    and any reply sharing them, gets the class's outcome too."""
+    expected = outcome_of(stored_reply_class(reply))
+    assert reply_outcome(reply) == expected
+    assert reply_outcome(reply) == expected
+    assert reply_outcome(reply[:3] + " something else") == outcome_of(
+        stored_reply_class(reply[:3] + " something else")
     )
