@@ -19,6 +19,8 @@ __all__ = ["ENTRY", "is_greeting"]
 
 def is_greeting(payload: bytes) -> bool:
     """RFC 3501 7.1: an IMAP server opens with `* OK`, `* PREAUTH` (or `* BYE`)."""
+    if not payload.startswith(b"* "):
+        return False  # most flows probed: told without copying their first bytes
     head = payload[:12].upper()
     return head.startswith((b"* OK ", b"* OK\r", b"* PREAUTH", b"* BYE "))
 
