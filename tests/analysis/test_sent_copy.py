@@ -5,10 +5,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from mailsniff.analysis.sent_copy import SentCopies, SentCopyIndex, candidates
+from mailsniff.analysis.sent_copy import (
+    Candidate,
+    CopySide,
+    SentCopies,
+    SentCopyIndex,
+    _unpack,
+    candidates,
+    pack,
+)
 from mailsniff.analysis.summary import Summary
 from mailsniff.capture.reader import open_capture
 from mailsniff.pipeline import Pipeline
@@ -199,3 +208,23 @@ def test_plain_output_carries_the_link_and_the_count_of_the_console_and_json() -
     assert records(PCAPS / "sent-copy-mutt.pcap")[-1]["sent_copies"] == 1
     console = run_cli("read", path, "--no-plain")
     assert "sent copies     1 (SMTP message filed by IMAP)" in console.stdout
+
+
+def test_a_packed_candidate_reads_back_whole_under_its_final_session_id() -> None:
+    """The index keeps candidates packed as plain tuples: every field of both records must come
+    back (a field added to CopySide or Candidate and not packed would come back as its
+    default, and this fails), with the session numbered by the parent."""
+    side = CopySide(
+        "imaps", 7, "Cuid", 3, mailbox="Sent", imap_uid=42, flags=("\\Seen",), outcome="OK",
+        sha256="ab" * 32, size=1234,
+    )  # fmt: skip
+    cand = Candidate(
+        side, "message-id", "x@y", (("a@b", "accepted"),), {"To": [("a@b", "A")]}, "s@t"
+    )
+    blank = CopySide("", 0, None, 0)
+    others = [f.name for f in fields(CopySide) if f.name != "session"]
+    assert all(getattr(side, name) != getattr(blank, name) for name in others)
+    (packed,) = pack([cand])
+    assert packed[:3] == ("imap", "message-id", "x@y")
+    assert _unpack(7, packed[3]) == cand
+    assert _unpack(9, packed[3]) == replace(cand, side=replace(side, session=9))
