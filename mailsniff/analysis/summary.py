@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from mailsniff.model import AuthAttempt, Session
 
@@ -57,6 +58,11 @@ class Summary:
         self.incomplete += 0 if s.complete else 1
         for f in s.findings:
             self.findings[str(f.kind)] = self.findings.get(str(f.kind), 0) + 1
+
+    def __reduce__(self) -> tuple[type[Summary], tuple[Any, ...]]:
+        # Its fields in order: a --jobs worker sends one per session, and a dataclass pickles
+        # through copyreg and an interpreted __getstate__ (ten times as slow each way).
+        return Summary, tuple([getattr(self, name) for name in _COUNTS])
 
     def merge(self, other: Summary) -> None:
         """Add the counts of `other` (made elsewhere: a --jobs worker's, for one session)."""

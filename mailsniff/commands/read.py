@@ -113,6 +113,10 @@ class RenderedSession:
     #: What a Sent-copy link may join, packed in the worker (the parent gives the session id).
     copies: list[PackedCandidate]
 
+    def __reduce__(self) -> tuple[type[RenderedSession], tuple[Any, ...]]:
+        # Sent by a worker for every session: as its fields (see Summary.__reduce__).
+        return RenderedSession, (self.head, self.tail, self.counts, self.copies)
+
 
 def summarise(tally: Tally, pipeline: Pipeline, warnings: list[str]) -> dict[str, Any]:
     """The closing summary record (JSON): counts of facts established elsewhere."""

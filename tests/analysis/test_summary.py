@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
 import re
+from dataclasses import fields
 from pathlib import Path
 
 from typer.testing import CliRunner
 
+from mailsniff.analysis.summary import Summary
 from mailsniff.cli import app
 from tests.e2e import synth
 from tests.jsonschema_check import validate_lines
@@ -64,3 +67,22 @@ def test_console_and_json_summaries_agree(tmp_path: Path) -> None:
     assert summary["messages"] == console_count(text, "messages") == 0
     assert summary["incomplete_sessions"] == console_count(text, "incomplete")
     assert summary["bcc_recipients"] == console_count(text, "bcc recipients") == 0
+
+
+def test_a_summary_travels_between_processes_whole() -> None:
+    """--jobs workers send one per session (Summary.__reduce__): every count comes back, and
+    merging adds each one."""
+    one = Summary(
+        sessions=1, by_protocol={"smtp": 1}, messages=2, credentials=3, bcc_recipients=4,
+        gaps=5, incomplete=6, findings={"bcc": 7}, sent_copies=8,
+    )  # fmt: skip
+    assert all(getattr(one, f.name) != getattr(Summary(), f.name) for f in fields(Summary))
+    back = pickle.loads(pickle.dumps(one, pickle.HIGHEST_PROTOCOL))
+    assert back == one
+    total = Summary(by_protocol={"pop3": 1})
+    total.merge(back)
+    total.merge(back)
+    assert total == Summary(
+        sessions=2, by_protocol={"pop3": 1, "smtp": 2}, messages=4, credentials=6,
+        bcc_recipients=8, gaps=10, incomplete=12, findings={"bcc": 14}, sent_copies=16,
+    )  # fmt: skip
