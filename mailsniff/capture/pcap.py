@@ -21,7 +21,6 @@ __all__ = [
     "MAX_RECORD_BYTES",
     "ReadFn",
     "fill",
-    "read_u32",
 ]
 
 #: Bytes asked of the stream per read: records are parsed out of chunks this big. 256 KiB, not
@@ -80,9 +79,8 @@ def fill(read: ReadFn, buf: bytes, need: int, exact: bool = False) -> bytes:
     return b"".join(parts)
 
 
-def read_u32(buf: bytes, at: int, big: bool) -> i64:
-    """The unsigned 32-bit field at `buf[at]`, big- or little-endian: the fields of a pcap
-    record header and of a pcapng block.
+def _u32(buf: bytes, at: int, big: bool) -> i64:
+    """The unsigned 32-bit field at `buf[at]`, big- or little-endian: a record header's fields.
 
     Four byte reads, which the compiled build does on machine integers: a third of the time of
     `struct.unpack_from`, which builds a tuple and four int objects for each record.
@@ -169,10 +167,10 @@ class PcapSource:
                     self._truncated(f"capture ends inside a record header ({size} of 16 bytes)")
             # The time as i64: seconds (up to 2**32) times 10**9 fits, and a tagged int's
             # multiply takes the arbitrary-precision path once a factor passes 2**30.
-            ts_sec = read_u32(buf, pos, big)
-            ts_frac = read_u32(buf, pos + 4, big)
-            incl = int(read_u32(buf, pos + 8, big))
-            orig = int(read_u32(buf, pos + 12, big))
+            ts_sec = _u32(buf, pos, big)
+            ts_frac = _u32(buf, pos + 4, big)
+            incl = int(_u32(buf, pos + 8, big))
+            orig = int(_u32(buf, pos + 12, big))
             if incl > limit:
                 self.offset = base + pos
                 self._truncated(

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import cast
 
 from mailsniff.capture.frame import Frame, FrameOrTime
-from mailsniff.capture.pcap import MAX_PACKET_BYTES, MAX_RECORD_BYTES, ReadFn, read_u32, refill
+from mailsniff.capture.pcap import MAX_PACKET_BYTES, MAX_RECORD_BYTES, ReadFn, refill
 from mailsniff.capture.route import elsewhere
 from mailsniff.errors import TruncatedCaptureError
 
@@ -102,7 +102,9 @@ class PcapngSource:
         pos = 0
         size = len(buf)
         order = "<"
-        big = False
+        head = struct.Struct("<II").unpack_from
+        u32 = struct.Struct("<I").unpack_from
+        epb = struct.Struct("<IIIII").unpack_from
         while True:
             if pos + 12 > size:
                 buf, base = refill(read, buf, pos, base, 12)
@@ -112,9 +114,7 @@ class PcapngSource:
                     return
                 if size < 12:
                     self._corrupt(f"capture ends inside a block header ({size} of 12 bytes)")
-            # Fields read as in pcap.py (read_u32): no struct tuple per block.
-            btype = int(read_u32(buf, pos, big))
-            blen = int(read_u32(buf, pos + 4, big))
+            btype, blen = head(buf, pos)
             if btype == _SHB:
                 magic = buf[pos + 8 : pos + 12]
                 if magic == b"\x4d\x3c\x2b\x1a":
@@ -123,8 +123,10 @@ class PcapngSource:
                     order = ">"
                 else:
                     self._corrupt(f"section header has a bad byte-order magic {magic.hex()}")
-                big = order == ">"
-                blen = int(read_u32(buf, pos + 4, big))  # (the block type reads the same)
+                head = struct.Struct(order + "II").unpack_from
+                u32 = struct.Struct(order + "I").unpack_from
+                epb = struct.Struct(order + "IIIII").unpack_from
+                btype, blen = head(buf, pos)
                 if blen < 28:
                     self._corrupt(f"corrupt section header block: length {blen} < 28")
                 self._interfaces = []
@@ -143,7 +145,7 @@ class PcapngSource:
                 pos, size = 0, len(buf)
                 if end > size:
                     self._corrupt(f"capture ends inside a block ({size} of {blen} bytes present)")
-            trailer = int(read_u32(buf, end - 4, big))
+            trailer = u32(buf, end - 4)[0]
             if trailer != blen:
                 self._corrupt(
                     f"corrupt block: type {btype:#x} trailer length {trailer} differs from {blen}"
@@ -156,11 +158,7 @@ class PcapngSource:
                 if blen < 32:
                     self._corrupt(f"corrupt {name}: length {blen} < 32")
                 if btype == _EPB:
-                    ifid = int(read_u32(buf, pos + 8, big))
-                    ts_hi = int(read_u32(buf, pos + 12, big))
-                    ts_lo = int(read_u32(buf, pos + 16, big))
-                    caplen = int(read_u32(buf, pos + 20, big))
-                    origlen = int(read_u32(buf, pos + 24, big))
+                    ifid, ts_hi, ts_lo, caplen, origlen = epb(buf, pos + 8)
                 else:
                     ifid, _drops, ts_hi, ts_lo, caplen, origlen = struct.unpack_from(
                         order + "HHIIII", buf, pos + 8
@@ -182,7 +180,7 @@ class PcapngSource:
                 if blen < 16:
                     self._corrupt(f"corrupt simple packet block: length {blen} < 16")
                 iface = self._interface(0)
-                origlen = int(read_u32(buf, pos + 8, big))
+                origlen = u32(buf, pos + 8)[0]
                 caplen = min(origlen, blen - 16)
                 if iface.snaplen:
                     caplen = min(caplen, iface.snaplen)
