@@ -7,7 +7,15 @@ from typing import Final
 
 from mypy_extensions import mypyc_attr
 
-__all__ = ["LINKTYPE_ETHERNET", "Frame", "FrameOrTime", "time_of"]
+from mailsniff import _compiled
+
+__all__ = ["LINKTYPE_ETHERNET", "NATIVE", "Frame", "FrameOrTime", "time_of"]
+
+#: Whether this process runs the compiled build (mailsniff._compiled decides for all the
+#: compiled modules at once). The pcap reader and the decoder read header fields byte by byte
+#: when it does: machine integers, a third of the time of a struct unpack, which builds a tuple
+#: and an int object per field. Interpreted, a dozen byte reads are the slower: they use struct.
+NATIVE: Final = _compiled.STATUS == "compiled"
 
 
 #: The LINKTYPE_ value of Ethernet, the link type the readers route and the decoder takes fastest.
