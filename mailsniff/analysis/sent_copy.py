@@ -223,9 +223,10 @@ def compare(smtp: Candidate, imap: Candidate) -> SentCopy:
     )
 
 
-#: A Candidate as the index keeps it: (side, kind, key, the pickled Candidate). Side is "smtp"
-#: or "imap" (the protocol of an APPEND's session may be another name for IMAP). A --jobs worker
-#: packs its sessions' candidates, so that the parent only files bytes away.
+#: A Candidate as the index keeps it: (side, kind, key, its fields pickled, all but the session
+#: id, which is kept beside it). Side is "smtp" or "imap" (the protocol of an APPEND's session may
+#: be another name for IMAP). A --jobs worker packs its sessions' candidates, so that the parent
+#: only files bytes away.
 PackedCandidate = tuple[str, str, str, bytes]
 
 
