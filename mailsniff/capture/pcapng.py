@@ -6,6 +6,8 @@ import struct
 from collections.abc import Iterator
 from typing import cast
 
+from mypy_extensions import i64
+
 from mailsniff.capture.frame import Frame, FrameOrTime
 from mailsniff.capture.pcap import MAX_PACKET_BYTES, MAX_RECORD_BYTES, ReadFn, refill
 from mailsniff.capture.route import elsewhere
@@ -33,7 +35,7 @@ _OPT_IF_TSOFFSET = 14
 class Interface:
     """What an Interface Description Block says about the packets captured on it."""
 
-    __slots__ = ("linktype", "snaplen", "ts_mul", "ts_shift", "ts_div", "ts_offset_ns")
+    __slots__ = ("linktype", "snaplen", "ts_mul", "ts_shift", "ts_div", "ts_offset_ns", "fast_max")
 
     def __init__(self, linktype: int, snaplen: int, tsresol: int, tsoffset_s: int) -> None:
         """Precompute the timestamp conversion: ns = (ts * ts_mul >> ts_shift) // ts_div + off.
@@ -54,9 +56,21 @@ class Interface:
             self.ts_mul, self.ts_shift, self.ts_div = 10 ** (9 - exponent), 0, 1
         else:
             self.ts_mul, self.ts_shift, self.ts_div = 1, 0, 10 ** (exponent - 9)
+        # Timestamps up to this are converted on machine integers (the product stays under
+        # 2**62, the shift and the divisor fit in 64 bits): the compiled build multiplied a
+        # microsecond timestamp (about 2**51) as arbitrary-precision integers, a microsecond a
+        # packet. Larger ones (and odd resolutions) take Python's integers: the same result.
+        fits = self.ts_shift < 62 and self.ts_div < 1 << 62
+        self.fast_max = (1 << 62) // self.ts_mul if fits else -1
 
     def ts_ns(self, ts: int) -> int:
         """Convert a raw 64-bit block timestamp to nanoseconds since the epoch."""
+        if 0 <= ts <= self.fast_max:
+            raw: i64 = ts
+            mul: i64 = self.ts_mul
+            shift: i64 = self.ts_shift
+            div: i64 = self.ts_div
+            return int(((raw * mul) >> shift) // div) + self.ts_offset_ns
         return ((ts * self.ts_mul) >> self.ts_shift) // self.ts_div + self.ts_offset_ns
 
 

@@ -7,11 +7,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.utils import PcapNgWriter
 
 from mailsniff.capture.frame import Frame
+from mailsniff.capture.pcapng import Interface
 from mailsniff.capture.reader import open_capture
 from mailsniff.errors import TruncatedCaptureError
 from tests.capture.capture_builders import (
@@ -201,3 +204,18 @@ def test_pcapng_raises_on_a_section_header_too_short_to_be_one(tmp_path):
     short_shb = struct.pack("<III", 0x0A0D0D0A, 12, 0x1A2B3C4D)
     with pytest.raises(TruncatedCaptureError, match="section header"):
         _read(_write(tmp_path, short_shb + b"\0" * 20))
+
+
+@given(
+    st.integers(0, 255),
+    st.integers(-(2**63), 2**63 - 1),
+    st.one_of(st.integers(0, 2**64 - 1), st.integers(1_600_000_000 * 10**6, 1_800_000_000 * 10**9)),
+)
+def test_interface_time_conversion_is_exact_for_every_resolution_and_timestamp(
+    tsresol: int, tsoffset_s: int, ts: int
+) -> None:
+    """A block timestamp in nanoseconds, on machine integers where they hold it, else Python's:
+    both give what the formula gives for any 64-bit timestamp, resolution and offset."""
+    iface = Interface(1, 0, tsresol, tsoffset_s)
+    expected = ((ts * iface.ts_mul) >> iface.ts_shift) // iface.ts_div + iface.ts_offset_ns
+    assert iface.ts_ns(ts) == expected
