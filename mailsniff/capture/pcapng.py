@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from typing import cast
+from typing import Final, cast
 
 from mypy_extensions import i64
 
@@ -17,19 +17,22 @@ __all__ = ["PCAPNG_MAGIC", "PcapngSource", "Interface"]
 
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 
-_SHB = 0x0A0D0D0A
-_IDB = 0x00000001
-_PB = 0x00000002  # obsolete Packet Block
-_SPB = 0x00000003
-_EPB = 0x00000006
-_BYTE_ORDER_MAGIC = 0x1A2B3C4D
-_PACKET_BLOCKS = frozenset({_EPB, _PB, _SPB})
+# Final: the compiled build reads them as C constants (a module-dict lookup each use else, and
+# the block loop used several for every packet).
+_SHB: Final = 0x0A0D0D0A
+_IDB: Final = 0x00000001
+_PB: Final = 0x00000002  # obsolete Packet Block
+_SPB: Final = 0x00000003
+_EPB: Final = 0x00000006
+_BYTE_ORDER_MAGIC: Final = 0x1A2B3C4D
+_PACKET_BLOCKS: Final = frozenset({_EPB, _PB, _SPB})
 #: A packet block: the packet, its 32 bytes of framing, and room for options.
-_MAX_PACKET_BLOCK = MAX_PACKET_BYTES + 64 * 1024
+_MAX_PACKET_BLOCK: Final = MAX_PACKET_BYTES + 64 * 1024
+_MAX_BLOCK: Final = MAX_RECORD_BYTES
 
-_OPT_END = 0
-_OPT_IF_TSRESOL = 9
-_OPT_IF_TSOFFSET = 14
+_OPT_END: Final = 0
+_OPT_IF_TSRESOL: Final = 9
+_OPT_IF_TSOFFSET: Final = 14
 
 
 class Interface:
@@ -128,6 +131,16 @@ class PcapngSource:
                     return
                 if size < 12:
                     self._corrupt(f"capture ends inside a block header ({size} of 12 bytes)")
+            # Declared: the compiled build unboxes each field once (struct's are untyped, and
+            # every test and sum on an untyped value was a generic call).
+            btype: int
+            blen: int
+            trailer: int
+            ifid: int
+            ts_hi: int
+            ts_lo: int
+            caplen: int
+            origlen: int
             btype, blen = head(buf, pos)
             if btype == _SHB:
                 magic = buf[pos + 8 : pos + 12]
@@ -146,7 +159,7 @@ class PcapngSource:
                 self._interfaces = []
             if blen < 12 or blen % 4:
                 self._corrupt(f"corrupt block: type {btype:#x} has a bad length {blen}")
-            limit = _MAX_PACKET_BLOCK if btype in _PACKET_BLOCKS else MAX_RECORD_BYTES
+            limit = _MAX_PACKET_BLOCK if btype in _PACKET_BLOCKS else _MAX_BLOCK
             if blen > limit:
                 self._corrupt(
                     f"oversize or corrupt block: type {btype:#x} has length {blen}, over the "
@@ -159,7 +172,7 @@ class PcapngSource:
                 pos, size = 0, len(buf)
                 if end > size:
                     self._corrupt(f"capture ends inside a block ({size} of {blen} bytes present)")
-            trailer = u32(buf, end - 4)[0]
+            (trailer,) = u32(buf, end - 4)
             if trailer != blen:
                 self._corrupt(
                     f"corrupt block: type {btype:#x} trailer length {trailer} differs from {blen}"
