@@ -13,7 +13,7 @@ import socket
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from mailsniff.analysis.findings import analyse
 from mailsniff.analysis.select import Selection
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 __all__ = ["SessionFilter", "Pipeline", "server_ports"]
 
 #: Check idle flows every this many candidate segments.
-_EXPIRE_EVERY = 4096
+_EXPIRE_EVERY: Final = 4096
 
 
 def server_ports() -> frozenset[int]:

@@ -114,7 +114,7 @@ _NO_STARTS: list[int] = []
 _NO_PENDING: dict[int, bytes | int] = {}
 _NO_GAPS: list[Gap] = []
 #: Addresses `Reassembler` shares between flows at most (then it starts again).
-_SHARED_ADDRESSES = 4096
+_SHARED_ADDRESSES: Final = 4096
 
 Address = tuple[bytes, int]
 _Key = tuple[bytes, int, bytes, int]

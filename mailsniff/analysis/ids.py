@@ -18,13 +18,14 @@ import hashlib
 import ipaddress
 import socket
 import struct
+from typing import Final
 
 from mailsniff.model import Endpoint, Session
 
 __all__ = ["IPPROTO_TCP", "community_id", "file_uid", "flow_uid", "identify"]
 
 IPPROTO_TCP = 6
-_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_BASE62: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def _packed(ip: str) -> bytes:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Final
 
 from mailsniff.analysis.bcc import normalise_address
 from mailsniff.model import Message
@@ -31,9 +32,11 @@ __all__ = ["SEVERITIES", "FromVerdict", "judge_from", "list_context"]
 #: Severity levels, lowest first.
 SEVERITIES = ("info", "low", "medium", "high")
 
-_VERP = re.compile(r"[+\-][^@]*=")  # list-bounces+bob=example.com@..., bounce-17-bob=x.org@...
-_BATV = re.compile(r"^prvs=[^=]+=", re.IGNORECASE)
-_LIST_LOCAL = re.compile(r"(-bounces?|-owner|-request|^owner-|^bounces?)($|[+\-=.])")
+_VERP: Final = re.compile(
+    r"[+\-][^@]*="
+)  # list-bounces+bob=example.com@..., bounce-17-bob=x.org@...
+_BATV: Final = re.compile(r"^prvs=[^=]+=", re.IGNORECASE)
+_LIST_LOCAL: Final = re.compile(r"(-bounces?|-owner|-request|^owner-|^bounces?)($|[+\-=.])")
 
 
 @dataclass(slots=True, frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterator
-from typing import cast
+from typing import Final, cast
 
 from mypy_extensions import i64
 
@@ -28,7 +28,7 @@ __all__ = [
 #: MiB buffer back to the system and every new one page-faulted in; see docs/performance.md).
 CHUNK_SIZE = 1 << 18
 #: libpcap's MAXIMUM_SNAPLEN: records up to this size are accepted whatever the header's snaplen.
-_LIBPCAP_MAX_SNAPLEN = 262144
+_LIBPCAP_MAX_SNAPLEN: Final = 262144
 
 #: First four bytes of the file (as read) -> (struct byte order, nanosecond resolution).
 PCAP_MAGICS: dict[bytes, tuple[str, bool]] = {

@@ -10,7 +10,7 @@ decoded. Parsing never raises; oddities are returned as defects.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 from mailsniff.limits import MAX_ADDRESSES
 from mailsniff.mail.rfc2047 import ENCODED_WORD, decode_raw_header, decode_words, unfold
@@ -19,8 +19,8 @@ from mailsniff.model import Address
 __all__ = ["MAX_ADDRESSES", "parse_address_header", "parse_address_list"]
 
 
-_SPECIALS = '()<>,;:"'
-_WSP = " \t\r\n"
+_SPECIALS: Final = '()<>,;:"'
+_WSP: Final = " \t\r\n"
 
 TokenKind = Literal["atom", "quoted", "comment", "angle", "ws", ",", ";", ":"]
 

@@ -22,7 +22,7 @@ from email.errors import MessageDefect
 from email.message import Message as EmailMessage
 from email.parser import BytesParser
 from email.utils import collapse_rfc2231_value
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import pybase64
 
@@ -52,18 +52,18 @@ __all__ = [
 
 # field-name = 1*ftext (printable US-ASCII except ':'), RFC 5322 3.6.8; WSP before ':' is the
 # obsolete syntax of RFC 5322 4.5.
-_FIELD = re.compile(rb"([\x21-\x39\x3b-\x7e]+)([ \t]*):")
-_LINE = re.compile(rb"[^\n]*\n|[^\n]+")
+_FIELD: Final = re.compile(rb"([\x21-\x39\x3b-\x7e]+)([ \t]*):")
+_LINE: Final = re.compile(rb"[^\n]*\n|[^\n]+")
 
 # A continuation line written like a header field of its own: `    Subject: hi` folded into From.
-_HEADER_LIKE = re.compile(rb"\r?\n[ \t]+([A-Za-z][A-Za-z0-9-]*)[ \t]*:")
-_COMMON_FIELDS = {
+_HEADER_LIKE: Final = re.compile(rb"\r?\n[ \t]+([A-Za-z][A-Za-z0-9-]*)[ \t]*:")
+_COMMON_FIELDS: Final = {
     "from", "sender", "reply-to", "to", "cc", "bcc", "subject", "date", "message-id",
     "in-reply-to", "references", "received", "return-path", "mime-version", "content-type",
     "content-transfer-encoding", "content-disposition", "user-agent", "organization",
 }  # fmt: skip
 
-_ADDRESS_FIELDS = {
+_ADDRESS_FIELDS: Final = {
     "from": "from_",
     "sender": "sender",
     "reply-to": "reply_to",
@@ -491,9 +491,9 @@ def attachment_payloads(raw: bytes) -> list[tuple[Attachment, bytes]]:
 
 
 # feedparser's headerRE without its 'From ' and continuation branches
-_PART_FIELD = re.compile(rb"[\x21-\x39\x3b-\x7e]*:")
-_UUENCODE = ("x-uuencode", "uuencode", "uue", "x-uue")
-_BASE64_ALPHABET_CHECK = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
+_PART_FIELD: Final = re.compile(rb"[\x21-\x39\x3b-\x7e]*:")
+_UUENCODE: Final = ("x-uuencode", "uuencode", "uue", "x-uue")
+_BASE64_ALPHABET_CHECK: Final = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
 
 
 class _Fallback(Exception):
@@ -508,8 +508,10 @@ class _TooManyDefect(MessageDefect):
     """More than MAX_PARTS parts met below the nesting bound."""
 
 
-_TOO_DEEP = f"MIME: nesting deeper than {MAX_DEPTH} levels, the parts below listed without it"
-_TOO_MANY = f"more than {MAX_PARTS} MIME parts: the rest not listed"
+_TOO_DEEP: Final = (
+    f"MIME: nesting deeper than {MAX_DEPTH} levels, the parts below listed without it"
+)
+_TOO_MANY: Final = f"more than {MAX_PARTS} MIME parts: the rest not listed"
 
 
 # `__init__` written out: the compiled build compiles it (see protocols/base.py).

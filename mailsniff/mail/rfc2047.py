@@ -22,6 +22,7 @@ import binascii
 import codecs
 import re
 from dataclasses import dataclass
+from typing import Final
 
 from mailsniff.limits import MAX_WORDS
 
@@ -68,16 +69,16 @@ _CHARSET_ALIASES: dict[str, str] = {
 
 # charset (optionally *language, RFC 2231 section 5), encoding, encoded text; no whitespace inside.
 ENCODED_WORD = re.compile(r"=\?([^?\s*]+)(?:\*[^?\s]*)?\?([QqBb])\?([^?\s]*)\?=")
-_FOLD = re.compile(r"\r?\n(?=[ \t])")
-_WSP_ONLY = re.compile(r"[ \t\r\n]*")
-_Q_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
-_B64_JUNK = re.compile(r"[^A-Za-z0-9+/]")
+_FOLD: Final = re.compile(r"\r?\n(?=[ \t])")
+_WSP_ONLY: Final = re.compile(r"[ \t\r\n]*")
+_Q_ESCAPE: Final = re.compile(rb"=([0-9A-Fa-f]{2})")
+_B64_JUNK: Final = re.compile(r"[^A-Za-z0-9+/]")
 
 
 #: normalize_charset's answers, by label: a message names a few charsets, over and over. Bounded,
 #: since the labels come from the capture.
 _CHARSETS: dict[str, str | None] = {}
-_MAX_CHARSETS = 256
+_MAX_CHARSETS: Final = 256
 
 
 def normalize_charset(label: str) -> str | None:
@@ -117,12 +118,12 @@ def _windows_1252(data: bytes) -> str:
 
 # What GBK/GB18030 Chinese text is made of beyond ASCII: CJK ideographs, CJK and general
 # punctuation, fullwidth forms, circled numbers and box drawing.
-_CHINESE = re.compile(
+_CHINESE: Final = re.compile(
     "[\u2000-\u206f\u2460-\u24ff\u2500-\u257f\u3000-\u303f\u3400-\u4dbf"
     "\u4e00-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]"
 )
-_NON_ASCII = re.compile("[^\x00-\x7f]+")
-_TWO_IDEOGRAPHS = re.compile("[\u3400-\u4dbf\u4e00-\u9fff]{2}")
+_NON_ASCII: Final = re.compile("[^\x00-\x7f]+")
+_TWO_IDEOGRAPHS: Final = re.compile("[\u3400-\u4dbf\u4e00-\u9fff]{2}")
 
 
 def detect_chinese(raw: bytes) -> str | None:

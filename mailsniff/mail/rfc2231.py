@@ -20,16 +20,16 @@ from __future__ import annotations
 import re
 import urllib.parse
 from email.message import Message
-from typing import Any, cast
+from typing import Any, Final, cast
 
 __all__ = ["ParamMessage", "ParamValue", "parse_params"]
 
 #: A parameter value: quoted as written, or (charset, language, quoted value) for RFC 2231.
 ParamValue = str | tuple[str | None, str | None, str]
 
-_SECTION = re.compile(r"(\w+)\*(?:([0-9]+)\*?)?", re.ASCII)
+_SECTION: Final = re.compile(r"(\w+)\*(?:([0-9]+)\*?)?", re.ASCII)
 #: Section numbers longer than this are read as this many nines (int() refuses 4300+ digits).
-_MAX_SECTION_DIGITS = 18
+_MAX_SECTION_DIGITS: Final = 18
 
 
 def _quote(text: str) -> str:

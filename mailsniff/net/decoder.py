@@ -25,13 +25,15 @@ from mailsniff.net.tcp import TCP_HEADER, parse_tcp
 __all__ = ["DecodeStats", "PacketDecoder"]
 
 _FRAGMENTED: Final = IPV4_MF | IPV4_OFFSET_MASK
-_IPV4 = IPV4_HEADER.unpack_from
-_TCP = TCP_HEADER.unpack_from
+_IPV4: Final = IPV4_HEADER.unpack_from
+_TCP: Final = TCP_HEADER.unpack_from
 #: Ethernet type, then the IPv4 and TCP headers, as one struct for the commonest frame.
-_ETH_IPV4_TCP = struct.Struct("!H" + IPV4_HEADER.format[1:] + TCP_HEADER.format[1:]).unpack_from
+_ETH_IPV4_TCP: Final = struct.Struct(
+    "!H" + IPV4_HEADER.format[1:] + TCP_HEADER.format[1:]
+).unpack_from
 #: Next-header values worth reassembling an IPv6 fragment for: TCP, or an extension header
 #: that may stand in front of it inside the fragmentable part.
-_IPV6_REASSEMBLED = frozenset({PROTO_TCP, 0, 43, 60, 51})
+_IPV6_REASSEMBLED: Final = frozenset({PROTO_TCP, 0, 43, 60, 51})
 
 
 @dataclass(slots=True)

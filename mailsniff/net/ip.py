@@ -23,14 +23,14 @@ IPV4_OFFSET_MASK: Final = 0x1FFF
 
 #: version+IHL, total length, identification, flags+fragment offset, protocol, src, dst.
 IPV4_HEADER = struct.Struct("!BxHHHxB2x4s4s")
-_IPV4 = IPV4_HEADER.unpack_from
-_IPV6 = struct.Struct("!IHBx16s16s").unpack_from
-_IPV6_FRAG = struct.Struct("!BxHI").unpack_from
+_IPV4: Final = IPV4_HEADER.unpack_from
+_IPV6: Final = struct.Struct("!IHBx16s16s").unpack_from
+_IPV6_FRAG: Final = struct.Struct("!BxHI").unpack_from
 
 #: RFC 8200 4.3-4.6 headers that are walked over: hop-by-hop, routing, destination options.
-_IPV6_SKIPPED = frozenset({0, 43, 60})
-_IPV6_FRAGMENT = 44
-_IPV6_AH = 51  # RFC 4302: length in 4-byte units minus 2
+_IPV6_SKIPPED: Final = frozenset({0, 43, 60})
+_IPV6_FRAGMENT: Final = 44
+_IPV6_AH: Final = 51  # RFC 4302: length in 4-byte units minus 2
 
 #: (proto, src, dst, payload start, payload end, bytes missing, flags+offset field, id)
 IPv4Header = tuple[int, bytes, bytes, int, int, int, int, int]

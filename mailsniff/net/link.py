@@ -27,14 +27,19 @@ ETHERTYPE_IPV6: Final = 0x86DD
 #: The "ethertype" a link decoder returns when the frame is too short for its header.
 MALFORMED: Final = -1
 #: 802.1Q C-tag, 802.1ad S-tag, and the pre-standard QinQ 0x9100.
-_VLAN_TPIDS = frozenset({0x8100, 0x88A8, 0x9100})
+_VLAN_TPIDS: Final = frozenset({0x8100, 0x88A8, 0x9100})
 #: BSD address families: AF_INET is 2 everywhere; AF_INET6 is 24 (NetBSD, OpenBSD),
 #: 28 (FreeBSD) or 30 (Darwin), 10 (Linux).
-_AF_TO_ETHERTYPE = {2: ETHERTYPE_IPV4, 24: ETHERTYPE_IPV6, 28: ETHERTYPE_IPV6, 30: ETHERTYPE_IPV6}
+_AF_TO_ETHERTYPE: Final = {
+    2: ETHERTYPE_IPV4,
+    24: ETHERTYPE_IPV6,
+    28: ETHERTYPE_IPV6,
+    30: ETHERTYPE_IPV6,
+}
 
-_U16 = struct.Struct("!H").unpack_from
-_U32_BE = struct.Struct(">I").unpack_from
-_U32_LE = struct.Struct("<I").unpack_from
+_U16: Final = struct.Struct("!H").unpack_from
+_U32_BE: Final = struct.Struct(">I").unpack_from
+_U32_LE: Final = struct.Struct("<I").unpack_from
 
 #: data -> (ethertype, offset of the L3 header); ethertype MALFORMED when the header is cut.
 LinkDecoder = Callable[[bytes], tuple[int, int]]
@@ -139,7 +144,7 @@ LINK_DECODERS: dict[int, LinkDecoder] = {
     276: linux_sll2,
 }
 
-_NAMES = {
+_NAMES: Final = {
     0: "BSD loopback NULL",
     1: "Ethernet",
     9: "PPP",

@@ -17,6 +17,7 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Final
 
 from mypy_extensions import mypyc_attr
 
@@ -77,7 +78,7 @@ class Pop3AnomalyKind(ParserAnomalyKind):
 #: Most bytes of a message body looked at (copied out of the receive buffer) at once. A body's
 #: first look is small (`_FIRST_WINDOW`), so many tiny bodies in one large feed stay cheap.
 BODY_WINDOW = 1024 * 1024
-_FIRST_WINDOW = 16 * 1024
+_FIRST_WINDOW: Final = 16 * 1024
 
 
 # --------------------------------------------------------------------------------------------
@@ -259,13 +260,13 @@ Pop3Event = (
 #:   RETR, TOP        always (RFC 1939 7, 7)
 #:   LIST, UIDL       without an argument only (RFC 1939 5, 7)
 #:   AUTH             without an argument only: the mechanism list (RFC 1734 practice, RFC 5034 4)
-_MULTILINE_ALWAYS = frozenset({"CAPA", "RETR", "TOP"})
-_MULTILINE_WITHOUT_ARGUMENT = frozenset({"LIST", "UIDL", "AUTH"})
+_MULTILINE_ALWAYS: Final = frozenset({"CAPA", "RETR", "TOP"})
+_MULTILINE_WITHOUT_ARGUMENT: Final = frozenset({"LIST", "UIDL", "AUTH"})
 #: Bodies whose lines are short listings, never message text: a status line inside one means the
 #: server forgot the terminator (Zeek's bad-list-retr-crafted trace).
-_LISTING = frozenset({"CAPA", "LIST", "UIDL", "AUTH"})
+_LISTING: Final = frozenset({"CAPA", "LIST", "UIDL", "AUTH"})
 #: Verbs whose line after a gap is trusted as the start of a command (RFC 1939, 2449, 5034, 2595).
-_KNOWN_VERBS = frozenset(
+_KNOWN_VERBS: Final = frozenset(
     {
         "USER",
         "PASS",
@@ -289,13 +290,13 @@ _KNOWN_VERBS = frozenset(
 )
 
 # verb = 1*40(ALPHA / DIGIT / "-" / "_")  (RFC 1939 3 says 3-4 letters; vendors add more)
-_VERB = re.compile(rb"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
-_ARG_SEP = re.compile(r"[ \t\r\n\x0b\x0c]+")
+_VERB: Final = re.compile(rb"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
+_ARG_SEP: Final = re.compile(r"[ \t\r\n\x0b\x0c]+")
 
 # APOP timestamp: msg-id "<" ... ">" in the greeting (RFC 1939 7)
-_TIMESTAMP = re.compile(rb"<[^<>\s]*>")
+_TIMESTAMP: Final = re.compile(rb"<[^<>\s]*>")
 # resp-code = "[" resp-level *("/" resp-level) "]" (RFC 2449 8)
-_RESP_CODE = re.compile(r"^\[([^\]\s]{1,64})\]")
+_RESP_CODE: Final = re.compile(r"^\[([^\]\s]{1,64})\]")
 
 
 def multiline_expected(command: Command | None) -> bool:
@@ -330,7 +331,7 @@ def _mechanism(command: Command) -> str:
 
 
 #: A TLS record carrying a handshake starts with content type 22 (RFC 8446 5.1).
-_TLS_HANDSHAKE = 22
+_TLS_HANDSHAKE: Final = 22
 
 
 class _Sync(Enum):

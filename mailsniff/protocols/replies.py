@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Final
 
 from mailsniff.model import ReplyClass, outcome_of
 from mailsniff.model import classify_reply as classify
@@ -101,7 +102,7 @@ class ReplyLine:
 
 # RFC 5321 4.2: Reply-line = *( Reply-code "-" [ textstring ] CRLF )
 #                            Reply-code [ SP textstring ] CRLF
-_LINE = re.compile(rb"^([2-5][0-9][0-9])(?:([ -])(.*)|)$", re.DOTALL)
+_LINE: Final = re.compile(rb"^([2-5][0-9][0-9])(?:([ -])(.*)|)$", re.DOTALL)
 
 
 def parse_line(raw: bytes) -> ReplyLine | None:
@@ -155,7 +156,7 @@ def is_negative(code: int) -> bool:
 
 # RFC 3463 2: status-code = class "." subject "." detail
 #   class = "2" / "4" / "5"; subject = 1*3digit; detail = 1*3digit
-_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
+_ENHANCED: Final = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?=\s|$)")
 
 
 def parse_enhanced(text: str) -> str | None:

@@ -10,6 +10,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
+from typing import Final
 
 from mailsniff.model import Direction
 from mailsniff.protocols.base import SaslStep, to_text
@@ -26,7 +27,7 @@ __all__ = [
     "sasl_step",
 ]
 
-_B64 = re.compile(rb"^[A-Za-z0-9+/]*={0,2}$")
+_B64: Final = re.compile(rb"^[A-Za-z0-9+/]*={0,2}$")
 
 
 # `__init__` written out: the compiled build compiles it (see protocols/base.py).

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Final
 
 from mypy_extensions import mypyc_attr
 
@@ -322,7 +323,7 @@ TRANSITIONS: dict[tuple[ClientState, ClientState], str] = {
 #: used only when no server reply is captured (RFC 4954 4; LOGIN: username then password).
 AUTH_RESPONSES: dict[str, int] = {"LOGIN": 2, "PLAIN": 1, "CRAM-MD5": 1, "XOAUTH2": 1, "NTLM": 2}
 
-_KNOWN_VERBS = frozenset(
+_KNOWN_VERBS: Final = frozenset(
     {
         "HELO", "EHLO", "LHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "VRFY", "EXPN", "HELP",
         "NOOP", "QUIT", "AUTH", "STARTTLS", "TURN", "ETRN", "ATRN", "SEND", "SOML", "SAML",
@@ -331,13 +332,13 @@ _KNOWN_VERBS = frozenset(
 )  # fmt: skip
 
 # RFC 5321 4.1.1: verbs are alphabetic keywords; extensions use letters, digits and "-".
-_VERB = re.compile(rb"^[A-Za-z][A-Za-z0-9-]{0,19}$")
+_VERB: Final = re.compile(rb"^[A-Za-z][A-Za-z0-9-]{0,19}$")
 # RFC 3030 2: bdat-cmd = "BDAT" SP chunk-size [ SP end-marker ] CRLF
 #             chunk-size = 1*DIGIT; end-marker = "LAST"
-_BDAT = re.compile(r"^(\d{1,18})(?:\s+(LAST))?\s*$", re.IGNORECASE)
+_BDAT: Final = re.compile(r"^(\d{1,18})(?:\s+(LAST))?\s*$", re.IGNORECASE)
 #: Commands that end a pipelined group: the client waits for their reply (RFC 2920 3.1; RFC
 #: 4954 4 AUTH, RFC 3207 4 STARTTLS).
-_ENDS_GROUP = frozenset(
+_ENDS_GROUP: Final = frozenset(
     {"EHLO", "HELO", "LHLO", "DATA", "VRFY", "EXPN", "TURN", "QUIT", "NOOP", "AUTH", "STARTTLS"}
 )
 #: Reply codes that answer only some commands (RFC 5321 4.3.2, RFC 4954 4 and 6, RFC 3207 4),
@@ -352,8 +353,10 @@ _ANSWERS_ONLY: dict[int, frozenset[str]] = {
     # a new greeting after XCLIENT (Postfix), or the role reversal of TURN / ATRN (RFC 2645)
     ReplyCode.SERVICE_READY: frozenset({"STARTTLS", "XCLIENT", "TURN", "ATRN"}),
 }
-_ENDS_CHUNKING = frozenset({"DATA", "RSET", "MAIL", "HELO", "EHLO", "LHLO", "QUIT", "STARTTLS"})
-_TLS_RECORD_START = 0x16  # handshake record (RFC 8446 5.1)
+_ENDS_CHUNKING: Final = frozenset(
+    {"DATA", "RSET", "MAIL", "HELO", "EHLO", "LHLO", "QUIT", "STARTTLS"}
+)
+_TLS_RECORD_START: Final = 0x16  # handshake record (RFC 8446 5.1)
 
 
 def _path_end(text: str) -> int:
@@ -1362,8 +1365,8 @@ class SmtpParser:
 # -- recognising SMTP on a port that is not a mail port ---------------------------------------
 
 # RFC 5321 4.1.1.1 / RFC 2033 4.1: the client's first command after the greeting.
-_HELLO_VERBS = (b"EHLO", b"HELO", b"LHLO")
-_HELLO = re.compile(rb"(?:EHLO|HELO|LHLO)[ \t\r\n]", re.IGNORECASE)
+_HELLO_VERBS: Final = (b"EHLO", b"HELO", b"LHLO")
+_HELLO: Final = re.compile(rb"(?:EHLO|HELO|LHLO)[ \t\r\n]", re.IGNORECASE)
 
 
 def is_greeting(payload: bytes) -> bool:

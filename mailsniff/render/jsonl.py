@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -344,7 +344,7 @@ def summary_record(summary: JsonObject) -> JsonObject:
 #: str.splitlines, JavaScript) take for line ends, and lone surrogates (no UTF-8 for them).
 #: json.dumps already escapes C0 controls. (The surrogates' bounds by chr(): the compiled
 #: build takes no lone surrogate in a literal.)
-_MUST_ESCAPE = re.compile(
+_MUST_ESCAPE: Final = re.compile(
     "[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029"
     + chr(0xD800)
     + "-"

@@ -13,6 +13,7 @@ literally looking like an escaped ESC.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Final
 
 from mailsniff.model import timestamp_in_range
 
@@ -31,12 +32,12 @@ __all__ = [
 
 ELLIPSIS = "\u2026"
 
-_NAMED_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_NAMED_ESCAPES: Final = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 #: Format characters that reorder or isolate text (UAX #9 explicit directional formatting
 #: characters and marks), plus the Unicode line and paragraph separators, which some terminals
 #: treat as line breaks.
-_BIDI_AND_SEPARATORS = frozenset(
+_BIDI_AND_SEPARATORS: Final = frozenset(
     [chr(c) for c in range(0x202A, 0x202F)]  # LRE RLE PDF LRO RLO
     + [chr(c) for c in range(0x2066, 0x206A)]  # LRI RLI FSI PDI
     + ["\u200e", "\u200f", "\u061c"]  # LRM RLM ALM
@@ -55,7 +56,7 @@ UNSAFE_CHARACTERS = (
 
 
 #: Lone surrogates (mypyc takes no surrogate in a string literal).
-_SURROGATES = (chr(0xD800), chr(0xDFFF))
+_SURROGATES: Final = (chr(0xD800), chr(0xDFFF))
 
 
 def is_unsafe(ch: str) -> bool:
@@ -101,7 +102,7 @@ def shorten(s: str, width: int) -> str:
 
 
 #: Naive, read as UTC: `isoformat` then writes no offset, and the "Z" is added.
-_EPOCH = datetime(1970, 1, 1)
+_EPOCH: Final = datetime(1970, 1, 1)
 #: Seconds since the epoch -> "2006-07-03T13:07:18": a capture's times share few seconds.
 _SECONDS: dict[int, str] = {}
 

@@ -9,7 +9,7 @@ whether it is whole. Findings are left to analysis.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -70,7 +70,7 @@ __all__ = ["ImapSessionHandler"]
 #: At most this many mailbox selections and message changes are kept per session.
 MAX_IMAP_RECORDS = MAX_TRANSCRIPT_LINES
 #: --transcript shows at most this much of a literal's first line.
-_HEAD_BYTES = 200
+_HEAD_BYTES: Final = 200
 
 
 def _verb(command: Command) -> str:

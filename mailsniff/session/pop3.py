@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -50,7 +50,7 @@ __all__ = ["Pop3SessionHandler", "decode_oauthbearer"]
 
 
 #: Anomalies whose line is shown nowhere else, so the transcript carries it with the anomaly.
-_SHOWN_ANOMALIES = frozenset(
+_SHOWN_ANOMALIES: Final = frozenset(
     {
         Pop3AnomalyKind.UNKNOWN_SERVER_LINE,
         Pop3AnomalyKind.BAD_GREETING,
