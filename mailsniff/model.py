@@ -9,6 +9,7 @@ since the Unix epoch (UTC); renderers turn them into ISO 8601.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
@@ -110,24 +111,15 @@ def outcome_of(cls: ReplyClass | None) -> str:
 
 def reply_outcome(reply: str | None) -> str:
     """How a stored reply line ended its command (see `outcome_of`)."""
-    if not reply:
-        return "unknown"
-    # The outcome depends on the first three characters only (a code, or `+`/`-`), and every
-    # recipient's status is asked for several times (analysis, JSON, the Sent copy): remembered
-    # by them (a bounded table: the replies come from the capture).
-    head = reply[:3]
-    try:
-        return _OUTCOME_OF_HEAD[head]
-    except KeyError:
-        pass
-    outcome = outcome_of(stored_reply_class(reply))
-    if len(_OUTCOME_OF_HEAD) < _MAX_HEADS:
-        _OUTCOME_OF_HEAD[head] = outcome
-    return outcome
+    return _outcome_of_head(reply[:3]) if reply else "unknown"
 
 
-_OUTCOME_OF_HEAD: dict[str, str] = {}
-_MAX_HEADS = 4096
+# The outcome depends on a reply's first three characters only (a code, or `+`/`-`), and every
+# recipient's status is asked for several times (analysis, JSON, the Sent copy): remembered by
+# them (a bounded cache, since the replies come from the capture).
+@functools.lru_cache(maxsize=4096)
+def _outcome_of_head(head: str) -> str:
+    return outcome_of(stored_reply_class(head))
 
 
 def reply_positive(reply: str | None) -> bool:

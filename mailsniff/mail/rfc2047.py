@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -75,25 +76,11 @@ _Q_ESCAPE: Final = re.compile(rb"=([0-9A-Fa-f]{2})")
 _B64_JUNK: Final = re.compile(r"[^A-Za-z0-9+/]")
 
 
-#: normalize_charset's answers, by label: a message names a few charsets, over and over. Bounded,
-#: since the labels come from the capture.
-_CHARSETS: dict[str, str | None] = {}
-_MAX_CHARSETS: Final = 256
-
-
+# A message names a few charsets, over and over: each label is looked up once (a bounded cache,
+# since the labels come from the capture).
+@functools.lru_cache(maxsize=256)
 def normalize_charset(label: str) -> str | None:
     """The Python text codec name for a MIME charset label, or None when Python has none."""
-    try:
-        return _CHARSETS[label]
-    except KeyError:
-        pass
-    name = _codec_name(label)
-    if len(_CHARSETS) < _MAX_CHARSETS:
-        _CHARSETS[label] = name
-    return name
-
-
-def _codec_name(label: str) -> str | None:
     name = label.strip().strip('"').lower()
     name = _CHARSET_ALIASES.get(name, name)
     try:
