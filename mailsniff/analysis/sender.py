@@ -32,9 +32,8 @@ __all__ = ["SEVERITIES", "FromVerdict", "judge_from", "list_context"]
 #: Severity levels, lowest first.
 SEVERITIES = ("info", "low", "medium", "high")
 
-_VERP: Final = re.compile(
-    r"[+\-][^@]*="
-)  # list-bounces+bob=example.com@..., bounce-17-bob=x.org@...
+# list-bounces+bob=example.com@..., bounce-17-bob=x.org@...
+_VERP: Final = re.compile(r"[+\-][^@]*=")
 _BATV: Final = re.compile(r"^prvs=[^=]+=", re.IGNORECASE)
 _LIST_LOCAL: Final = re.compile(r"(-bounces?|-owner|-request|^owner-|^bounces?)($|[+\-=.])")
 

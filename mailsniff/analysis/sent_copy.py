@@ -241,8 +241,8 @@ def _pack_one(cand: Candidate) -> PackedCandidate:
     c = cand.side
     side = (c.protocol, c.uid, c.index, c.mailbox, c.imap_uid, c.flags, c.outcome, c.sha256, c.size)
     values = (side, cand.kind, cand.key, cand.envelope, cand.headers, cand.mail_from)
-    kind = "smtp" if c.protocol == "smtp" else "imap"
-    return kind, cand.kind, cand.key, pickle.dumps(values, pickle.HIGHEST_PROTOCOL)
+    half = "smtp" if c.protocol == "smtp" else "imap"
+    return half, cand.kind, cand.key, pickle.dumps(values, pickle.HIGHEST_PROTOCOL)
 
 
 def _unpack(session: int, blob: bytes) -> Candidate:
