@@ -79,7 +79,7 @@ def fill(read: ReadFn, buf: bytes, need: int, exact: bool = False) -> bytes:
     return b"".join(parts)
 
 
-def _u32(buf: bytes, at: int, big: bool) -> i64:
+def _u32(buf: bytes, at: i64, big: bool) -> i64:
     """The unsigned 32-bit field at `buf[at]`, big- or little-endian: a record header's fields
     in the compiled build (capture.frame.NATIVE), four byte reads on machine integers."""
     b0: i64 = buf[at]
@@ -152,8 +152,11 @@ class PcapSource:
         buf = self._buf
         self._buf = b""
         base = self.offset  # stream offset of buf[0]
-        pos = 0
-        size = len(buf)
+        # Offsets in the buffer as machine integers (i64): the compiled build indexes and
+        # slices the bytes without converting them.
+        pos: i64 = 0
+        size: i64 = len(buf)
+        end: i64
         while True:
             if pos + 16 > size:
                 buf, base = refill(read, buf, pos, base, 16)
