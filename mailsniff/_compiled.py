@@ -32,9 +32,9 @@ __all__ = ["COMPILED_MODULES", "GROUP", "STAMP", "STATUS", "select"]
 #: TCP reassembly), the SMTP/POP3 parsers, the MIME walker, RFC 2047, RFC 2231 and address
 #: decoding, and the glue between them: the pipeline, the session builders (with their common
 #: base, which the IMAP builder subclasses: a compiled class cannot be subclassed by an
-#: interpreted one), the analysis run on every session as it ends (findings, Bcc, sender, ids),
-#: the text helpers and JSON Lines renderer, and the per-frame loops of `read` and its --jobs
-#: workers (which every worker runs for every frame).
+#: interpreted one), the analysis run on every session as it ends (findings, Bcc, sender, ids,
+#: the summary's counts), the text helpers and JSON Lines renderer, and the per-frame loops of
+#: `read` and its --jobs workers (which every worker runs for every frame).
 #: setup.py reads this tuple (as a literal), so keep it one.
 COMPILED_MODULES = (
     "mailsniff.capture.frame",
@@ -68,6 +68,7 @@ COMPILED_MODULES = (
     "mailsniff.analysis.sender",
     "mailsniff.analysis.ids",
     "mailsniff.analysis.findings",
+    "mailsniff.analysis.summary",
     "mailsniff.render.text",
     "mailsniff.render.jsonl",
     "mailsniff.shard",
