@@ -62,10 +62,26 @@ class Stdout:
         self.error: str | None = "it is closed" if _closed_at_start else None
 
     def write(self, text: str) -> None:
+        self._put(text, None)
+
+    def write_bytes(self, data: bytes) -> None:
+        """`write` of text already encoded as UTF-8 (the lines --jobs workers make): to the
+        stream's binary buffer when it has one, after any text written before."""
+        self._put("", data)
+
+    def _put(self, text: str, data: bytes | None) -> None:
         if self.gone or self.error is not None:
             return
         stream = self._console.file if self._console is not None else sys.stdout
         try:
+            if data is not None:
+                buffer = getattr(stream, "buffer", None)
+                if buffer is not None:
+                    stream.flush()
+                    buffer.write(data)
+                    buffer.flush()
+                    return
+                text = data.decode("utf-8")
             stream.write(text)
             stream.flush()
         except BrokenPipeError:

@@ -105,10 +105,11 @@ def _time(ts_ns: int | None) -> str | None:
 
 @dataclass(slots=True, frozen=True)
 class RenderedSession:
-    """A session's JSON line made by a --jobs worker, cut where its final id goes."""
+    """A session's JSON line made by a --jobs worker, cut where its final id goes: UTF-8, as
+    it is written (the parent joins the three and writes the bytes; no text crosses twice)."""
 
-    head: str
-    tail: str
+    head: bytes
+    tail: bytes
     counts: Summary
     #: What a Sent-copy link may join, packed in the worker (the parent gives the session id).
     copies: list[PackedCandidate]
@@ -337,10 +338,10 @@ def _prepare(redact: bool, transcript: bool, session: Session) -> RenderedSessio
     counts = Summary.of([session])
     cands = candidates(session)
     session.id = 0
-    line = jsonl.dumps(jsonl.session_record(session, transcript=transcript))
-    head, cut, tail = line.partition('"id":0,')
+    line = jsonl.dumps(jsonl.session_record(session, transcript=transcript)).encode()
+    head, cut, tail = line.partition(b'"id":0,')
     assert cut
-    return RenderedSession(head + '"id":', "," + tail + "\n", counts, pack(cands))
+    return RenderedSession(head + b'"id":', b"," + tail + b"\n", counts, pack(cands))
 
 
 #: Up to this many sessions, a --session error names each ID the capture has.
@@ -454,12 +455,13 @@ def _read_capture(
         else:
             tally.merge(rendered.counts)
             links = copies.add_packed(session_id, rendered.copies)
-            line = f"{rendered.head}{session_id}{rendered.tail}"
-            if links:  # rare: name the other half in this record, as one process does
+            line = b"%b%d%b" % (rendered.head, session_id, rendered.tail)
+            if not links:
+                stdout.write_bytes(line)
+            else:  # rare: name the other half in this record, as one process does
                 record = json.loads(line)
                 jsonl.add_sent_copy_refs(record, links)
-                line = jsonl.dumps(record) + "\n"
-            stdout.write(line)
+                stdout.write(jsonl.dumps(record) + "\n")
             for one in links:
                 stdout.write(jsonl.dumps(jsonl.sent_copy_record(one)) + "\n")
 

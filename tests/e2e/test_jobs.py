@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.cli_runner import PCAPS, PUBLIC, run_cli
+from mailsniff.status import ExitStatus
+from tests.cli_runner import PCAPS, PUBLIC, REPO, run_cli
 from tests.e2e import synth
 from tests.e2e.many_flows import many_connections, write_records
 from tests.e2e.test_network_conditions import fragmented
@@ -97,3 +101,33 @@ def test_jobs_must_be_positive() -> None:
     proc = run_cli("read", str(PCAPS / "seed-telnet.pcap"), "--jobs", "0")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
+
+
+def test_a_full_closed_or_gone_output_is_reported_as_one_process_reports_it(
+    tmp_path: Path,
+) -> None:
+    """The parent writes the workers' lines as bytes: /dev/full, a closed stdout and a reader
+    gone (`| head -1`) end as they do with one process."""
+    path = str(write_records(tmp_path / "many.pcap", many_connections(8)))
+    argv = [sys.executable, "-m", "mailsniff", "read", path, "--json"]
+    for jobs in ("1", "2"):
+        with open("/dev/full", "wb") as full:
+            proc = subprocess.run(
+                [*argv, "--jobs", jobs], stdout=full, stderr=subprocess.PIPE, cwd=REPO
+            )
+        assert proc.returncode == ExitStatus.WRITE_FAILED, proc.stderr
+        assert proc.stderr == (
+            b"mailsniff: error: cannot write to standard output: No space left on device\n"
+        )
+        proc = subprocess.run(
+            [*argv, "--jobs", jobs], capture_output=True, cwd=REPO, preexec_fn=lambda: os.close(1)
+        )
+        assert proc.returncode == ExitStatus.WRITE_FAILED, proc.stderr
+        assert proc.stderr == b"mailsniff: error: cannot write to standard output: it is closed\n"
+        gone = subprocess.Popen(
+            [*argv, "--jobs", jobs], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO
+        )
+        assert gone.stdout is not None and gone.stderr is not None
+        gone.stdout.close()
+        assert gone.wait(timeout=120) == 0
+        assert gone.stderr.read() == b""
