@@ -13,10 +13,10 @@ within that frame) and tags each finished session with (frame index of its end, 
 key). The parent numbers flows 1, 2, ... in flow-key order over all workers (what one process
 does, since it numbers flows as they start) and emits sessions in tag order, each once every
 worker has reported progress past its tag: a k-way merge with bounded buffering (a worker
-blocks on its pipe when the parent does not need its output yet). Progress is a tag too: past a
-frame while reading, past a flow key while the connections still open at the end of the input
-are ended one at a time (in flow-key order), so that neither a worker nor the parent holds the
-sessions of every connection open at the end at once.
+blocks on its pipe, of 1 MiB, when the parent does not need its output yet). Progress is a tag
+too: past a frame while reading, past a flow key while the connections still open at the end of
+the input are ended one at a time (in flow-key order), so that neither a worker nor the parent
+holds the sessions of every connection open at the end at once.
 
 Idle expiry runs at fixed frame numbers (every EXPIRE_EVERY frames, at the largest timestamp
 read so far) in every mode, so one process and N workers end the same idle connections at the
@@ -25,6 +25,7 @@ same points.
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import heapq
 import multiprocessing
@@ -77,6 +78,10 @@ _Tag = tuple[int, int, int]
 #: session, held by the worker and then the parent until the merge writes it.
 _END_BATCH = 256
 _INF = 1 << 62
+#: Bytes a worker's pipe holds (Linux; 64 KiB by default): some thirty batches, so a worker
+#: ahead of the others goes on while the parent waits for theirs (with one batch's room it
+#: stopped at every batch, and the two workers kept in step at the pace of the slower).
+_PIPE_BYTES = 1 << 20
 
 
 def usable_cores() -> int:
@@ -287,6 +292,7 @@ def run_sharded(
     try:
         for me in range(n):
             receive, send = ctx.Pipe(duplex=False)
+            _widen(send)
             process = ctx.Process(
                 target=_worker,
                 args=(me, n, open_frames, make_pipeline, prepare, send),
@@ -305,6 +311,17 @@ def run_sharded(
             if shard.process.is_alive():
                 shard.process.terminate()
             shard.process.join()
+
+
+def _widen(conn: Any) -> None:
+    """Give a worker's pipe _PIPE_BYTES of room where the system allows it (else it keeps its
+    default: the merge is the same, only the workers wait more)."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is not None:
+        try:
+            fcntl.fcntl(conn.fileno(), set_size, _PIPE_BYTES)
+        except OSError:
+            pass
 
 
 def _receive(shard: _Shard) -> None:
