@@ -169,12 +169,8 @@ def run_shard(
 ) -> tuple[str, list[Any]]:
     """One shard, as a Dask task: (mailsniff version, the messages a --jobs worker sends)."""
     conn = _Collect()
-    cpu = sum(os.times()[:2])  # a Dask worker runs many tasks: this one's share
     try:
         _work(me, n, open_frames, make_pipeline, prepare, conn)
-        done = conn.messages[-1]
-        if done[0] == "done":
-            done[1].cpu_seconds = sum(os.times()[:2]) - cpu
     except MailsniffError as error:
         conn.messages.append(("error", error.message, error.hint, int(error.exit_status)))
     except Exception as error:  # noqa: BLE001 - reported by the client as one line

@@ -8,6 +8,11 @@ every worker, so fragments are reassembled everywhere and the resulting segment 
 worker owning its 4-tuple. Frames that decode to no TCP segment are counted by worker 0 only,
 so the summary's counts are the same sums as one process makes.
 
+`read` runs worker 0 in the parent itself (run_sharded `local`): it reads and analyses its
+shard between merges, whenever the other workers have nothing waiting, so N jobs are N
+processes and merging takes no core from the workers (a parent of its own, woken by each batch,
+ran on the core of the worker it waited for: the one behind, which set the pace).
+
 Determinism: a worker names each flow by (global index of the frame that created it, order
 within that frame) and tags each finished session with (frame index of its end, phase, flow
 key). The parent numbers flows 1, 2, ... in flow-key order over all workers (what one process
@@ -34,7 +39,7 @@ import signal
 from array import array
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +83,9 @@ _Tag = tuple[int, int, int]
 #: session, held by the worker and then the parent until the merge writes it.
 _END_BATCH = 256
 _INF = 1 << 62
+#: Sessions and flows of the in-process shard (run_sharded `local`) that may wait for the other
+#: workers' before it stops to wait for them too: its lead, in memory.
+_LOCAL_AHEAD = 8192
 #: Bytes a worker's pipe holds (Linux; 64 KiB by default): some thirty batches, so a worker
 #: ahead of the others goes on while the parent waits for theirs (with one batch's room it
 #: stopped at every batch, and the two workers kept in step at the pace of the slower).
@@ -115,7 +123,8 @@ class ShardResult:
     truncated: tuple[str, int] | None
     #: A file of a set was cut short (the rest was still read).
     set_truncated: bool
-    #: The worker's own CPU time (user + system), for benchmarks.
+    #: The CPU time (user + system) the shard's process used while it ran the shard (a Dask
+    #: worker runs other tasks; the in-process shard of `read` merges too), for benchmarks.
     cpu_seconds: float = 0.0
 
 
@@ -149,6 +158,21 @@ def _work(
     prepare: Callable[[Session], Any] | None,
     conn: Any,
 ) -> None:
+    """Worker `me` of `n`: every message of `_messages`, sent on `conn` as it is made."""
+    for message in _messages(me, n, open_frames, make_pipeline, prepare):
+        conn.send(message)
+
+
+def _messages(
+    me: int,
+    n: int,
+    open_frames: OpenFrames,
+    make_pipeline: Callable[[], Pipeline],
+    prepare: Callable[[Session], Any] | None,
+) -> Generator[tuple[Any, ...], None, None]:
+    """Worker `me` of `n`: its ("batch", progress tag, flows, sessions, bytes read, dropped)
+    messages as it reads, then ("done", ShardResult)."""
+    cpu = sum(os.times()[:2])
     pipeline = make_pipeline()
     pipeline.auto_expire = False
     # The bound on open sessions held in memory is for the whole run: each worker parks past
@@ -162,12 +186,13 @@ def _work(
     sessions: list[tuple[tuple[int, int, int], Any]] = []
     truncated: tuple[str, int] | None = None
 
-    def send_batch(tag: _Tag) -> None:
+    def batch(tag: _Tag) -> tuple[Any, ...]:
         nonlocal sessions
         flows, feeder.flows = feeder.flows, []
-        conn.send(("batch", tag, flows, sessions, reader.bytes_read, pipeline.dropped))
+        message = ("batch", tag, flows, sessions, reader.bytes_read, pipeline.dropped)
         sessions = []
         pipeline.dropped = []
+        return message
 
     reader, frames = open_frames(me, n)
     with reader:
@@ -179,7 +204,7 @@ def _work(
                         tag = (index, phase, session.id)
                         sessions.append((tag, session if prepare is None else prepare(session)))
                 else:  # IDLE (a live source with nothing new) or REPORT (a batch read)
-                    send_batch((feeder.index, _INF, 0))
+                    yield batch((feeder.index, _INF, 0))
         except TruncatedCaptureError as error:
             truncated = (error.message, error.records_read)
         side.finish()
@@ -190,19 +215,19 @@ def _work(
             tag = (end, 0, session.id)
             sessions.append((tag, session if prepare is None else prepare(session)))
             if len(sessions) >= _END_BATCH:
-                send_batch(tag)
+                yield batch(tag)
         first = feeder.first
         pipeline.stats.first_ts_ns = first
         pipeline.stats.last_ts_ns = feeder.latest if first is not None else None
-        send_batch((_INF, 0, 0))
+        yield batch((_INF, 0, 0))
         result = ShardResult(
             stats=_stats(pipeline, side if me == 0 else None),
             warnings=list(getattr(reader, "warnings", [])),
             truncated=truncated,
             set_truncated=bool(getattr(reader, "truncated", False)),
-            cpu_seconds=sum(os.times()[:2]),
+            cpu_seconds=sum(os.times()[:2]) - cpu,
         )
-    conn.send(("done", result))
+    yield ("done", result)
 
 
 def _stats(pipeline: Pipeline, side: Any) -> dict[str, Any]:
@@ -257,6 +282,8 @@ def add_stats(pipeline: Pipeline, stats: dict[str, Any]) -> None:
 class _Shard:
     conn: Any
     process: Any
+    #: The in-process shard's messages (run_sharded with `local`): read by running it on.
+    local: Generator[tuple[Any, ...], None, None] | None = None
     progress: _Tag = (-1, 0, 0)
     bytes_read: int = 0
     flows: deque[tuple[int, bool]] = field(default_factory=deque)
@@ -272,10 +299,14 @@ def run_sharded(
     make_pipeline: Callable[[], Pipeline],
     prepare: Callable[[Session], Any] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    *,
+    local: bool = False,
 ) -> Iterator[tuple[int, Any] | list[ShardResult]]:
     """Run `n` workers; yield (session id, session) in the one-process order and numbering,
     then the list of the workers' ShardResults. With `prepare`, a worker sends
     prepare(session) instead of the session (e.g. its JSON line: the parent only writes it).
+    With `local`, worker 0 is this process: it runs its shard between merges (n - 1 are
+    forked), so merging takes no core from the workers and its sessions are not pickled.
 
     `open_frames(me, n)` is called in each worker (see OpenFrames).
 
@@ -290,7 +321,10 @@ def run_sharded(
     # it writes stops being shared between the parent and its workers.
     gc.freeze()
     try:
-        for me in range(n):
+        if local:  # started by the merge's first read of it, after the forks
+            own = _messages(0, n, open_frames, make_pipeline, prepare)
+            shards.append(_Shard(conn=None, process=None, local=own))
+        for me in range(1 if local else 0, n):
             receive, send = ctx.Pipe(duplex=False)
             _widen(send)
             process = ctx.Process(
@@ -305,6 +339,9 @@ def run_sharded(
         yield [s.result for s in shards if s.result is not None]
     finally:
         for shard in shards:
+            if shard.local is not None:
+                shard.local.close()  # its reader closed, if it stopped early
+                continue
             shard.conn.close()
             if shard.result is not None:
                 shard.process.join(5)  # done: it is only exiting
@@ -325,10 +362,13 @@ def _widen(conn: Any) -> None:
 
 
 def _receive(shard: _Shard) -> None:
-    try:
-        message = shard.conn.recv()
-    except EOFError:
-        raise MailsniffError("a --jobs worker ended without its results") from None
+    if shard.local is not None:
+        message = next(shard.local)  # the in-process shard: its next batch, read and analysed
+    else:
+        try:
+            message = shard.conn.recv()
+        except EOFError:
+            raise MailsniffError("a --jobs worker ended without its results") from None
     kind = message[0]
     if kind == "batch":
         _, shard.progress, flows, sessions, shard.bytes_read, dropped = message
@@ -391,6 +431,20 @@ class _Numbers:
         self._taken = 0
 
 
+def _next_to_read(shards: list[_Shard]) -> _Shard:
+    """The shard the merge reads next: the one furthest behind, which holds up the output;
+    but while that is a process with nothing sent yet, the in-process shard runs on (up to
+    _LOCAL_AHEAD messages waiting to be merged) instead of leaving its core idle."""
+    behind = min(shards, key=lambda s: s.progress)
+    if behind.local is not None:
+        return behind
+    for s in shards:
+        if s.local is not None and s.result is None:
+            if len(s.sessions) + len(s.flows) < _LOCAL_AHEAD and not behind.conn.poll():
+                return s
+    return behind
+
+
 def _merge(
     shards: list[_Shard], on_progress: Callable[[int], None] | None
 ) -> Iterator[tuple[int, Any]]:
@@ -434,8 +488,7 @@ def _merge(
             break
         if on_progress is not None:
             on_progress(min(s.bytes_read for s in shards))
-        behind = min(shards, key=lambda s: s.progress)
-        _receive(behind)
+        _receive(_next_to_read(shards))
     for shard in shards:
         while shard.result is None:
             _receive(shard)

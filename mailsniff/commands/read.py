@@ -279,7 +279,7 @@ def _feed_sharded(
             bar.update(task, completed=done)
 
     if isinstance(n, int):
-        items = run_sharded(n, open_frames, workers[0], workers[1], moved)
+        items = run_sharded(n, open_frames, workers[0], workers[1], moved, local=True)
     else:
         total = bar.tasks[0].total if bar is not None else None
 

@@ -131,3 +131,17 @@ def test_a_full_closed_or_gone_output_is_reported_as_one_process_reports_it(
         gone.stdout.close()
         assert gone.wait(timeout=120) == 0
         assert gone.stderr.read() == b""
+
+
+def test_a_capture_cut_short_reads_the_same_with_every_job_count(tmp_path: Path) -> None:
+    """Worker 0 runs in the parent (run_sharded `local`): a record cut by the end of the file
+    is reported there, with the same sessions, warning and status as one process gives."""
+    whole = write_records(tmp_path / "many.pcap", many_connections(8)).read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(whole[: len(whole) - 100])
+    procs = [run_cli("read", str(cut), "--json", "--jobs", jobs) for jobs in ("1", "2", "4")]
+    assert [p.returncode for p in procs] == [ExitStatus.TRUNCATED] * 3
+    assert "capture ends inside a record" in procs[0].stderr
+    assert procs[1].stdout == procs[0].stdout and procs[2].stdout == procs[0].stdout
+    assert procs[1].stderr == procs[0].stderr and procs[2].stderr == procs[0].stderr
+    assert json.loads(procs[0].stdout.splitlines()[-1])["sessions"] == 8
