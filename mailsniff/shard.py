@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Final, Protocol, TypeVar
 
-from mailsniff.capture.frame import Frame, FrameOrTime, time_of
+from mailsniff.capture.frame import Frame, FrameOrTime
 from mailsniff.capture.route import mix, raw_owner
 from mailsniff.errors import UnsupportedLinkTypeError
 from mailsniff.model import Session
@@ -166,31 +166,44 @@ class ShardFeeder:
         batch_mask = BATCH - 1
         index = self.index
         latest = self.latest
-        first = self.first
-        for frame in frames:
-            if frame is None:  # a live source with nothing new
-                yield IDLE
-                continue
-            index += 1
-            self.index = index
-            if index and not index & expire_mask:
-                pipeline.expire(latest)
-                if pipeline._ready:
-                    self.phase = 0
+        # The smallest time as a plain int (no None to box it): `any_time` says if there is one.
+        any_time = self.first is not None
+        first = self.first if self.first is not None else 0
+        # The counters live in locals and reach the attributes at each stop and at the end (an
+        # error from the reader included): half the frames are another worker's, and each
+        # costs only the few lines below.
+        try:
+            for frame in frames:
+                if frame is None:  # a live source with nothing new
+                    self.index = index
+                    yield IDLE
+                    continue
+                index += 1
+                if index and not index & expire_mask:
+                    pipeline.expire(latest)
+                    if pipeline._ready:
+                        self.index = index
+                        self.phase = 0
+                        yield ENDED
+                # A frame another worker owns comes as its capture time only (routed_frames).
+                ts = frame if isinstance(frame, int) else frame.ts_ns
+                if ts > latest:
+                    latest = ts
+                if not any_time or ts < first:
+                    first = ts
+                    any_time = True
+                if not isinstance(frame, int) and self._take(index, frame):
+                    self.index = index
+                    self.latest = latest
+                    self.phase = 1
                     yield ENDED
-            # A frame another worker owns may come as its capture time only (routed_frames).
-            ts = time_of(frame)
-            if ts > latest:
-                latest = ts
-                self.latest = ts
-            if first is None or ts < first:
-                first = ts
-                self.first = ts
-            if not isinstance(frame, int) and self._take(index, frame):
-                self.phase = 1
-                yield ENDED
-            if index & batch_mask == batch_mask:
-                yield REPORT
+                if index & batch_mask == batch_mask:
+                    self.index = index
+                    yield REPORT
+        finally:
+            self.index = index
+            self.latest = latest
+            self.first = first if any_time else None
 
     def _take(self, index: int, frame: Frame) -> bool:
         """Feed `frame` if it is this worker's; True when sessions are then ready."""
