@@ -3,9 +3,11 @@
     python benchmarks/jobs_speed.py benchmarks/out/bench-125000-s1.pcap --jobs 1 2 4
 
 On a busy machine wall-clock time says little about what --jobs gains (the workers wait for a
-core); the CPU time each process used does. For --jobs N the run takes at least as long as its
-busiest worker's CPU time, and on N idle cores about that long: the "critical path" column, and
-the speedup it implies against one process. Wall-clock seconds are printed too.
+core); the CPU time each process used does. For --jobs N, as `read` runs it, the parent runs
+shard 0 and merges (its CPU time is that shard's, merging included) and N - 1 forked workers run
+the others. The run takes at least as long as its busiest process's CPU time, and on N idle
+cores about that long: the "critical path" column, and the speedup it implies against one
+process. Wall-clock seconds are printed too.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def workers(paths: list[str], n: int) -> tuple[float, float, list[float]]:
     open_frames = partial(_open_frames, paths, SessionFilter())
     wall, cpu = time.perf_counter(), sum(os.times()[:2])
     shards: list[float] = []
-    for item in run_sharded(n, open_frames, Pipeline, render):
+    for item in run_sharded(n, open_frames, Pipeline, render, local=True):
         if isinstance(item, list):
             shards = [r.cpu_seconds for r in item]
     return time.perf_counter() - wall, sum(os.times()[:2]) - cpu, shards
