@@ -6,12 +6,10 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 import typer.core
-from rich.console import Console
-from rich.text import Text
 from typer.main import get_command_name
 
 from mailsniff import __version__, _compiled
@@ -26,9 +24,13 @@ from mailsniff.commands.options import (
     with_filters,
 )
 from mailsniff.commands.read import ReadOptions, ReadResult, read_capture
+from mailsniff.consoles import LazyConsole, say
 from mailsniff.errors import MailsniffError, UsageError
 from mailsniff.render.text import safe_text
 from mailsniff.status import ExitStatus
+
+if TYPE_CHECKING:  # rich is imported when a console is first needed (mailsniff.consoles)
+    from rich.console import Console
 
 __all__ = ["app", "main"]
 
@@ -83,18 +85,30 @@ def _app_for(args: list[str]) -> typer.Typer:
     return app
 
 
-class _Stdout(Console):
+def _stdout() -> Console:
     """stdout console: a closed pipe (`| head`) ends the program quietly with status 0."""
+    from rich.console import Console
 
-    def on_broken_pipe(self) -> None:
-        _quiet_broken_pipe()
+    class _Stdout(Console):
+        def on_broken_pipe(self) -> None:
+            _quiet_broken_pipe()
+
+    return _Stdout(highlight=False, soft_wrap=False)
 
 
 def _stderr() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _warn(text: str) -> None:
+    say(_stderr(), "mailsniff: warning: ", "bold yellow", safe_text(text))
+
+
 def _fail(error: MailsniffError) -> NoReturn:
+    from rich.text import Text
+
     # Messages quote servers' replies and capture file names: escaped like all captured text.
     message = Text("mailsniff: error: ", style="bold red")
     message.append(safe_text(error.message))
@@ -253,13 +267,12 @@ def read(
             redact=redact,
             keylog=keylog or None,
         )
-        return read_capture(options, _Stdout(highlight=False, soft_wrap=False), _stderr())
+        # Consoles made on first use: `read --json` writes its lines without one.
+        return read_capture(options, LazyConsole(_stdout), LazyConsole(_stderr, stderr=True))
 
     result = _guarded(debug, action)
     if result.warning is not None:
-        _stderr().print(
-            Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(result.warning))
-        )
+        _warn(result.warning)
     raise typer.Exit(int(result.status))
 
 
@@ -293,15 +306,13 @@ def creds(
             progress=progress,
             keylog=keylog or None,
         )
-        return read_credentials(options, _Stdout(highlight=False, soft_wrap=False), _stderr())
+        return read_credentials(options, _stdout(), _stderr())
 
     result = _guarded(debug, action)
     if result.filtered:
-        _stderr().print(Text(f"mailsniff: {result.filtered} sessions filtered out", style="dim"))
+        say(_stderr(), f"mailsniff: {result.filtered} sessions filtered out", "dim")
     if result.warning is not None:
-        _stderr().print(
-            Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(result.warning))
-        )
+        _warn(result.warning)
     raise typer.Exit(int(result.status))
 
 
@@ -342,9 +353,7 @@ def report(
 
     result = _guarded(debug, action)
     if result.warning is not None:
-        _stderr().print(
-            Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(result.warning))
-        )
+        _warn(result.warning)
     raise typer.Exit(int(result.status))
 
 
@@ -465,7 +474,7 @@ def live(
             redact=redact,
             keylog=keylog or None,
         )
-        return run_live(options, _Stdout(highlight=False, soft_wrap=False), _stderr())
+        return run_live(options, _stdout(), _stderr())
 
     result = _guarded(debug, action)
     raise typer.Exit(int(result.status))
@@ -484,12 +493,11 @@ def _guarded(debug: bool, action: Callable[[], T]) -> T:
     except Exception as error:  # a bug in mailsniff: say so in one line, not a traceback
         if debug:
             raise
-        _stderr().print(
-            Text(
-                safe_text(f"mailsniff: internal error: {type(error).__name__}: {error} "),
-                style="bold red",
-            )
-            + Text("(run with --debug for the traceback; please report it)")
+        say(
+            _stderr(),
+            safe_text(f"mailsniff: internal error: {type(error).__name__}: {error} "),
+            "bold red",
+            "(run with --debug for the traceback; please report it)",
         )
         raise typer.Exit(int(ExitStatus.ERROR)) from None
 
@@ -522,7 +530,7 @@ class PopChoice(StrEnum):
 
 def _active(debug: bool, call: Callable[[Console], None]) -> NoReturn:
     """Run a send/mx/pop action: its output on stdout, a failure as one line and its status."""
-    _guarded(debug, lambda: call(_Stdout(highlight=False, soft_wrap=False)))
+    _guarded(debug, lambda: call(_stdout()))
     raise typer.Exit(int(ExitStatus.SUCCESS))
 
 
@@ -803,8 +811,8 @@ def main() -> None:
         # One name in usage lines and for shell completion, however it was started.
         _app_for(sys.argv[1:])(prog_name="mailsniff", complete_var="_MAILSNIFF_COMPLETE")
     except KeyboardInterrupt:
-        _stderr().print(Text("mailsniff: interrupted", style="bold red"))
+        say(_stderr(), "mailsniff: interrupted", "bold red")
         sys.exit(int(ExitStatus.INTERRUPTED))
     except _Terminated:
-        _stderr().print(Text("mailsniff: terminated", style="bold red"))
+        say(_stderr(), "mailsniff: terminated", "bold red")
         sys.exit(int(ExitStatus.TERMINATED))

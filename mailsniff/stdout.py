@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from mailsniff.errors import OutputError
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from mailsniff.consoles import AnyConsole
 
 __all__ = ["Stdout", "fix_closed_standard_streams"]
 
@@ -56,7 +56,7 @@ class Stdout:
 
     __slots__ = ("gone", "error", "_console")
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: AnyConsole | None = None) -> None:
         self._console = console
         self.gone = False  # the reader closed the pipe: quiet, not an error
         self.error: str | None = "it is closed" if _closed_at_start else None

@@ -10,9 +10,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.text import Text
-
 from mailsniff.analysis.select import Selection
 from mailsniff.analysis.sent_copy import (
     PackedCandidate,
@@ -25,6 +22,7 @@ from mailsniff.analysis.summary import Summary
 from mailsniff.capture.frame import Frame, FrameOrTime
 from mailsniff.capture.multi import MultiReader, open_inputs
 from mailsniff.capture.reader import CaptureReader
+from mailsniff.consoles import AnyConsole, real_console, say
 from mailsniff.errors import TruncatedCaptureError, UnsupportedLinkTypeError, UsageError
 from mailsniff.export.chain import SinkChain
 from mailsniff.export.redact import redact_session
@@ -38,7 +36,9 @@ from mailsniff.shard import checked_frames, routed_frames
 from mailsniff.status import ExitStatus
 from mailsniff.stdout import Stdout
 
-if TYPE_CHECKING:  # loaded where they are used: exports, console output, TLS (--keylog)
+if TYPE_CHECKING:  # loaded where they are used: exports, console output, TLS (--keylog), rich
+    from rich.console import Console
+
     from mailsniff.export.exporter import Exporter
     from mailsniff.export.zeek import ZeekLogs
     from mailsniff.spill import SessionSpill
@@ -157,7 +157,7 @@ def summarise(tally: Tally, pipeline: Pipeline, warnings: list[str]) -> dict[str
 def feed_capture(
     path: str | list[str],
     pipeline: Pipeline,
-    err: Console,
+    err: AnyConsole,
     emit: Callable[[Session], None],
     *,
     progress: bool = True,
@@ -199,7 +199,7 @@ def feed_capture(
                 BarColumn(),
                 DownloadColumn(),
                 TimeRemainingColumn(),
-                console=err,
+                console=real_console(err),
                 transient=True,
                 # rich would otherwise route stdout through the bar's console (stderr): the
                 # JSON Lines written to stdout must stay on stdout.
@@ -348,7 +348,7 @@ def _prepare(redact: bool, transcript: bool, session: Session) -> RenderedSessio
 _FEW_IDS = 10
 
 
-def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult:
+def read_capture(options: ReadOptions, out: AnyConsole, err: AnyConsole) -> ReadResult:
     """Read one capture and render it to `out`; raises MailsniffError for unreadable input."""
     keylog = None
     if options.keylog is not None:
@@ -356,7 +356,7 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
 
         keylog = open_keylog(options.keylog)
         if (note := keylog_warning(keylog)) is not None:
-            err.print(Text("mailsniff: warning: ", style="bold yellow") + Text(safe_text(note)))
+            say(err, "mailsniff: warning: ", "bold yellow", safe_text(note))
     if options.scheduler is None:
         return _read_capture(options, out, err, None, keylog)
     if options.extract or options.mbox or options.zeek_logs:
@@ -379,14 +379,14 @@ def read_capture(options: ReadOptions, out: Console, err: Console) -> ReadResult
         run = ClusterRun(client, n, paths)
         result = _read_capture(options, out, err, run, keylog)
         for note in run.notes:
-            err.print(Text("mailsniff: note: ", style="bold") + Text(note))
+            say(err, "mailsniff: note: ", "bold", note)
         return result
     finally:
         client.close()
 
 
 def _read_capture(
-    options: ReadOptions, out: Console, err: Console, cluster: Any, keylog: KeyLog | None
+    options: ReadOptions, out: AnyConsole, err: AnyConsole, cluster: Any, keylog: KeyLog | None
 ) -> ReadResult:
     selection = options.selection
     # Filters that need the analysed session, with an export: applied here, not by the
@@ -519,14 +519,14 @@ def _read_capture(
 
     refused = exporter.refused if exporter is not None else []
     for text in refused:
-        err.print(Text("mailsniff: warning: ", style="bold yellow") + Text(text))
+        say(err, "mailsniff: warning: ", "bold yellow", text)
     missing = _missing_sessions(wanted, found, known, few)
     if options.json:
         summary = summarise(tally, pipeline, warnings)
         stdout.write(jsonl.dumps(jsonl.summary_record(summary)) + "\n")
     elif spill is not None and stdout.error is None and missing is None:
         try:
-            _render(out, options, spill, pipeline, warnings, copies)
+            _render(real_console(out), options, spill, pipeline, warnings, copies)
         except OSError as error:
             stdout.failed(error)
     if spill is not None:
@@ -536,7 +536,7 @@ def _read_capture(
     warning = "; ".join(warnings) if status is ExitStatus.TRUNCATED else None
     if stdout.error is not None:
         if warning is not None:
-            err.print(Text("mailsniff: warning: ", style="bold yellow") + Text(warning))
+            say(err, "mailsniff: warning: ", "bold yellow", warning)
         stdout.check()
     if refused and status is ExitStatus.SUCCESS:
         status = ExitStatus.EXPORT_REFUSED

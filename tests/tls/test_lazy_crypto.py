@@ -8,34 +8,15 @@ import json
 import subprocess
 import sys
 
+from tests.import_probe import run_probed
 from tests.paths import PCAPS, REPO
-
-# `mailsniff read ...` in a fresh interpreter (the real CLI entry point), then whether the
-# process had imported `cryptography`, as the last line on stderr.
-_PROBE = """
-import sys
-from mailsniff.cli import main
-sys.argv = ["mailsniff", *sys.argv[1:]]
-try:
-    main()
-except SystemExit as exit:
-    status = exit.code
-print("cryptography imported:", "cryptography" in sys.modules, status, file=sys.stderr)
-"""
 
 
 def _read(*args: str) -> tuple[list[dict[str, object]], bool]:
-    proc = subprocess.run(
-        [sys.executable, "-c", _PROBE, "read", "--jobs", "1", "--json", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=300,
-    )
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.endswith(" 0") or last.endswith(" None"), proc.stderr
+    proc, loaded = run_probed("cryptography", "read", "--jobs", "1", "--json", *args)
+    assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in proc.stdout.splitlines()]
-    return [r for r in records if r["type"] == "session"], "imported: True" in last
+    return [r for r in records if r["type"] == "session"], loaded
 
 
 def test_importing_mailsniff_does_not_load_cryptography() -> None:
