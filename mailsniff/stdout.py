@@ -84,15 +84,15 @@ class Stdout:
                 text = data.decode("utf-8")
             stream.write(text)
             stream.flush()
-        except BrokenPipeError:
-            self.gone = True
-            _discard_stdout()
         except OSError as error:
             self.failed(error)
 
     def failed(self, error: OSError) -> None:
-        """A write to stdout failed (not a closed pipe): remember it, discard the rest."""
-        if self.error is None:
+        """A write to stdout failed: the reader gone (`| head`, a closed pipe) is quiet; any
+        other failure is remembered. The rest is discarded."""
+        if isinstance(error, BrokenPipeError):
+            self.gone = True
+        elif self.error is None:
             self.error = error.strerror or str(error)
         _discard_stdout()
 

@@ -12,7 +12,7 @@ import pytest
 
 from mailsniff.status import ExitStatus
 from tests.jsonschema_check import validate_lines
-from tests.paths import EQUIVALENTS, PUBLIC, REPO
+from tests.paths import EQUIVALENTS, PCAPS, PUBLIC, REPO
 
 
 def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
@@ -135,3 +135,18 @@ def test_closed_output_pipe_ends_quietly() -> None:
         err = proc.stderr.read().decode()
         assert proc.wait(timeout=60) == 0, err
         assert err == ""
+
+
+def test_plain_output_into_a_closed_pipe_ends_quietly() -> None:
+    """`mailsniff read small.pcap | head -1`: the report is written at the end, in one go, and
+    the pipe is gone by then; that is the reader leaving, not a write error (status 0)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailsniff", "read", str(PCAPS / "seed-telnet.pcap"), "--plain"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 0
+    assert proc.stderr.read() == b""
