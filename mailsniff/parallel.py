@@ -5,8 +5,9 @@ and keeps the frames of its own connections: the owner of a frame is a symmetric
 TCP 4-tuple modulo N. Plain Ethernet/IPv4/TCP frames are routed from their raw header bytes
 without decoding; every other frame (IPv4 fragments, VLAN, IPv6, other link types) is decoded by
 every worker, so fragments are reassembled everywhere and the resulting segment lands on the
-worker owning its 4-tuple. Frames that decode to no TCP segment are counted by worker 0 only,
-so the summary's counts are the same sums as one process makes.
+worker owning its 4-tuple. Frames that decode to no TCP segment are counted by the last worker
+only (worker 0 of `read` is the parent, which merges too), so the summary's counts are the same
+sums as one process makes.
 
 `read` runs worker 0 in the parent itself (run_sharded `local`): it reads and analyses its
 shard between merges, whenever the other workers have nothing waiting, so N jobs are N
@@ -221,7 +222,7 @@ def _messages(
         pipeline.stats.last_ts_ns = feeder.latest if first is not None else None
         yield batch((_INF, 0, 0))
         result = ShardResult(
-            stats=_stats(pipeline, side if me == 0 else None),
+            stats=_stats(pipeline, side if me == n - 1 else None),
             warnings=list(getattr(reader, "warnings", [])),
             truncated=truncated,
             set_truncated=bool(getattr(reader, "truncated", False)),

@@ -138,7 +138,7 @@ class ShardFeeder:
     (capture.route.raw_owner; by the reader already with `routed_frames`, which leaves only the
     capture time of another worker's frame); every other frame is decoded by `side` (in every
     worker: IP fragments are reassembled everywhere) and routed by its segment. Frames that
-    decode to no TCP segment are counted by worker 0 only. Idle flows
+    decode to no TCP segment are counted by the last worker only. Idle flows
     are expired at fixed frame numbers. Flows are keyed by (frame index, order within the frame)
     and listed in `flows` as (key, has a session) for the parent's numbering.
     """
@@ -214,7 +214,7 @@ class ShardFeeder:
         elif owner < 0:
             seg = self.side.decode(frame)
             if seg is None:
-                if me == 0:
+                if me == n - 1:
                     self.pipeline.stats.frames += 1
                 return False
             if segment_owner(seg, n) != me:

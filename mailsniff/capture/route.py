@@ -5,8 +5,9 @@ hash of the connection's two addresses and two ports, symmetric (the same for bo
 directions), modulo the number of workers. For a plain Ethernet/IPv4/TCP frame the readers tell
 it from the record's bytes where they lie in the read buffer, so a frame another worker owns
 never becomes a Frame: the reader yields its capture time instead (capture.frame.FrameOrTime).
-IPv4 that is not TCP goes to worker 0, which counts it. Every other frame (fragments, VLAN,
-IPv6, other link types) must be decoded to tell, by every worker.
+IPv4 that is not TCP goes to the last worker, which counts it (worker 0 of `read` also merges).
+Every other frame (fragments, VLAN, IPv6, other link types) must be decoded to tell, by every
+worker.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def _mix(ips: i64, ports: i64, n: i64) -> i64:
 
 def raw_owner(linktype: i64, buf: bytes, at: i64, end: i64, n: i64) -> i64:
     """The worker of the frame `buf[at:end]` if it is Ethernet and IPv4, not a fragment: TCP by
-    its connection, any other protocol 0 (no connection: worker 0 decodes and counts it).
+    its connection, any other protocol n - 1 (no connection: the last worker decodes and counts
+    it; worker 0 is the parent of `read`, which merges too).
     -1 when the frame must be decoded to tell (fragments, VLAN, IPv6, other link types, ...).
 
     Every worker runs it on every frame: offsets and bytes are machine integers (i64), a sixth
@@ -65,7 +67,7 @@ def raw_owner(linktype: i64, buf: bytes, at: i64, end: i64, n: i64) -> i64:
     ):
         return -1
     if buf[at + 23] != 6:
-        return 0
+        return n - 1
     tcp = at + 14 + (version_ihl & 0x0F) * 4
     if tcp < at + 34 or end - tcp < 20:
         return -1  # a header too short for what it claims: the decoder reports it
