@@ -125,4 +125,5 @@ def test_progress_bar_on_a_terminal_keeps_json_on_stdout(tmp_path: Path) -> None
     assert proc.returncode == 0
     records = validate_lines(out.read_text())
     assert [r["type"] for r in records] == ["session"] * 3 + ["summary"]
+    assert b"reading" in b"".join(chunks)  # the bar itself (the console is made on first use)
     assert b'"type"' not in b"".join(chunks)
