@@ -434,8 +434,9 @@ class _Numbers:
 
 def _next_to_read(shards: list[_Shard]) -> _Shard:
     """The shard the merge reads next: the one furthest behind, which holds up the output;
-    but while that is a process with nothing sent yet, the in-process shard runs on (up to
-    _LOCAL_AHEAD messages waiting to be merged) instead of leaving its core idle."""
+    but while that is a process with nothing sent yet, the in-process shard runs on (until
+    _LOCAL_AHEAD of its sessions and flows wait to be merged) instead of leaving its core
+    idle."""
     behind = min(shards, key=lambda s: s.progress)
     if behind.local is not None:
         return behind
