@@ -24,7 +24,7 @@ from mailsniff.commands.options import (
     with_filters,
 )
 from mailsniff.commands.read import ReadOptions, ReadResult, read_capture
-from mailsniff.consoles import LazyConsole, say
+from mailsniff.consoles import LazyConsole, say, warn
 from mailsniff.errors import MailsniffError, UsageError
 from mailsniff.render.text import safe_text
 from mailsniff.status import ExitStatus
@@ -103,18 +103,13 @@ def _stderr() -> Console:
 
 
 def _warn(text: str) -> None:
-    say(_stderr(), "mailsniff: warning: ", "bold yellow", safe_text(text))
+    warn(_stderr(), safe_text(text))
 
 
 def _fail(error: MailsniffError) -> NoReturn:
-    from rich.text import Text
-
     # Messages quote servers' replies and capture file names: escaped like all captured text.
-    message = Text("mailsniff: error: ", style="bold red")
-    message.append(safe_text(error.message))
-    if error.hint:
-        message.append(f" ({safe_text(error.hint)})")
-    _stderr().print(message)
+    hint = f" ({safe_text(error.hint)})" if error.hint else ""
+    say(_stderr(), "mailsniff: error: ", "bold red", safe_text(error.message) + hint)
     raise typer.Exit(int(error.exit_status))
 
 

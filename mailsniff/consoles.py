@@ -16,7 +16,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeAlias
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["AnyConsole", "LazyConsole", "real_console", "say"]
+__all__ = ["AnyConsole", "LazyConsole", "real_console", "say", "warn"]
 
 
 class LazyConsole:
@@ -67,6 +67,11 @@ def say(console: AnyConsole, label: str, style: str, text: str = "") -> None:
     from rich.text import Text
 
     console.print(Text(label, style=style) + Text(text))
+
+
+def warn(console: AnyConsole, text: str) -> None:
+    """`mailsniff: warning: <text>` (the text as given: escape captured text first)."""
+    say(console, "mailsniff: warning: ", "bold yellow", text)
 
 
 def _may_be_terminal(stream: IO[str]) -> bool:

@@ -22,7 +22,7 @@ from mailsniff.analysis.summary import Summary
 from mailsniff.capture.frame import Frame, FrameOrTime
 from mailsniff.capture.multi import MultiReader, open_inputs
 from mailsniff.capture.reader import CaptureReader
-from mailsniff.consoles import AnyConsole, real_console, say
+from mailsniff.consoles import AnyConsole, real_console, say, warn
 from mailsniff.errors import TruncatedCaptureError, UnsupportedLinkTypeError, UsageError
 from mailsniff.export.chain import SinkChain
 from mailsniff.export.redact import redact_session
@@ -356,7 +356,7 @@ def read_capture(options: ReadOptions, out: AnyConsole, err: AnyConsole) -> Read
 
         keylog = open_keylog(options.keylog)
         if (note := keylog_warning(keylog)) is not None:
-            say(err, "mailsniff: warning: ", "bold yellow", safe_text(note))
+            warn(err, safe_text(note))
     if options.scheduler is None:
         return _read_capture(options, out, err, None, keylog)
     if options.extract or options.mbox or options.zeek_logs:
@@ -519,7 +519,7 @@ def _read_capture(
 
     refused = exporter.refused if exporter is not None else []
     for text in refused:
-        say(err, "mailsniff: warning: ", "bold yellow", text)
+        warn(err, text)
     missing = _missing_sessions(wanted, found, known, few)
     if options.json:
         summary = summarise(tally, pipeline, warnings)
@@ -536,7 +536,7 @@ def _read_capture(
     warning = "; ".join(warnings) if status is ExitStatus.TRUNCATED else None
     if stdout.error is not None:
         if warning is not None:
-            say(err, "mailsniff: warning: ", "bold yellow", warning)
+            warn(err, warning)
         stdout.check()
     if refused and status is ExitStatus.SUCCESS:
         status = ExitStatus.EXPORT_REFUSED
