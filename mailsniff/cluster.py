@@ -31,7 +31,7 @@ from typing import Any
 from mailsniff import __version__
 from mailsniff.errors import InputError, MailsniffError, UsageError
 from mailsniff.model import Session
-from mailsniff.parallel import OpenFrames, ShardResult, _merge, _Shard, _work
+from mailsniff.parallel import OpenFrames, ShardResult, _merge, _Shard, _work, error_message
 from mailsniff.pipeline import Pipeline
 from mailsniff.status import ExitStatus
 
@@ -171,12 +171,8 @@ def run_shard(
     conn = _Collect()
     try:
         _work(me, n, open_frames, make_pipeline, prepare, conn)
-    except MailsniffError as error:
-        conn.messages.append(("error", error.message, error.hint, int(error.exit_status)))
     except Exception as error:  # noqa: BLE001 - reported by the client as one line
-        conn.messages.append(
-            ("error", f"{type(error).__name__}: {error}", None, int(ExitStatus.ERROR))
-        )
+        conn.messages.append(error_message(error))
     return __version__, conn.messages
 
 

@@ -66,6 +66,7 @@ __all__ = [
     "ShardResult",
     "choose_jobs",
     "drive",
+    "error_message",
     "frame_owner",
     "run_sharded",
     "segment_owner",
@@ -143,12 +144,18 @@ def _worker(
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         _work(me, n, open_frames, make_pipeline, prepare, conn)
-    except MailsniffError as error:
-        conn.send(("error", error.message, error.hint, int(error.exit_status)))
     except BaseException as error:  # noqa: BLE001 - reported by the parent as one line
-        conn.send(("error", f"{type(error).__name__}: {error}", None, int(ExitStatus.ERROR)))
+        conn.send(error_message(error))
     finally:
         conn.close()
+
+
+def error_message(error: BaseException) -> tuple[str, str, str | None, int]:
+    """A failed shard's last message, which the parent raises as one line: a MailsniffError as
+    it is, anything else (a bug) named by its type."""
+    if isinstance(error, MailsniffError):
+        return ("error", error.message, error.hint, int(error.exit_status))
+    return ("error", f"{type(error).__name__}: {error}", None, int(ExitStatus.ERROR))
 
 
 def _work(
