@@ -156,6 +156,8 @@ class Protocol(StrEnum):
 
 @dataclass(slots=True, frozen=True)
 class Endpoint:
+    """One side of a connection: its IP address (text) and TCP port."""
+
     ip: str
     port: int
 
@@ -175,12 +177,16 @@ class Gap:
 
 @dataclass(slots=True, frozen=True)
 class Address:
+    """One address of a header field (From, To, Cc, ...), as parsed."""
+
     name: str  # display name, RFC 2047 decoded; "" when absent
     address: str  # addr-spec as written (local@domain), "" for an empty group
 
 
 @dataclass(slots=True, frozen=True)
 class Attachment:
+    """One attachment (or named inline part) of a message, decoded to hash it."""
+
     filename: str | None
     content_type: str
     size: int  # decoded bytes
@@ -219,6 +225,8 @@ class Message:
 
 @dataclass(slots=True)
 class AuthAttempt:
+    """One authentication attempt (SASL AUTH, POP3 USER/PASS or APOP, IMAP LOGIN)."""
+
     mechanism: str  # SASL name upper-case, "USER" / "APOP" for POP3
     username: str | None = None
     password: str | None = None
@@ -244,6 +252,8 @@ class AuthAttempt:
 
 @dataclass(slots=True)
 class RcptAttempt:
+    """One RCPT TO command of an SMTP transaction, with its reply."""
+
     address: str
     params: dict[str, str | None] = field(default_factory=dict)
     reply: str | None = None  # None when the reply was not captured
@@ -415,6 +425,8 @@ class SessionAnomaly:
 
 @dataclass(slots=True, frozen=True)
 class Finding:
+    """Something analysis points out about a session (analysis.kinds lists the kinds)."""
+
     kind: str  # an analysis.kinds.FindingKind: "cleartext-credentials", "bcc", "gap", ...
     detail: str
     #: "info", "low", "medium" or "high"; analysis fills in the kind's own when left None

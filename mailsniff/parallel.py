@@ -34,7 +34,6 @@ from __future__ import annotations
 import fcntl
 import gc
 import heapq
-import multiprocessing
 import os
 import signal
 from array import array
@@ -288,6 +287,9 @@ def add_stats(pipeline: Pipeline, stats: dict[str, Any]) -> None:
 
 @dataclass(slots=True)
 class _Shard:
+    """One worker as the merge sees it: its connection (or in-process messages), what it
+    sent that is not merged yet, and its progress."""
+
     conn: Any
     process: Any
     #: The in-process shard's messages (run_sharded with `local`): read by running it on.
@@ -321,6 +323,8 @@ def run_sharded(
     Raises:
         MailsniffError: a worker failed (its one-line message).
     """
+    import multiprocessing  # here: one process (and every other command) never needs it
+
     methods = multiprocessing.get_all_start_methods()
     ctx: Any = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     shards: list[_Shard] = []

@@ -10,8 +10,8 @@ from tests.paths import REPO
 
 __all__ = ["run_probed"]
 
-# argv[1] is the package; the last line on stderr says whether it was imported; the exit
-# status is the command's.
+# argv[1] is the package or module (its submodules count); the last line on stderr says whether
+# it was imported; the exit status is the command's.
 _PROBE = """
 import sys
 from mailsniff.__main__ import main
@@ -22,7 +22,7 @@ try:
     main()
 except SystemExit as exit:
     status = exit.code
-imported = any(m.split(".")[0] == package for m in sys.modules)
+imported = any(m == package or m.startswith(package + ".") for m in sys.modules)
 print("imported:", imported, file=sys.stderr)
 raise SystemExit(status)
 """

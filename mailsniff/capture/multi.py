@@ -77,6 +77,8 @@ def expand_inputs(args: list[str]) -> list[str]:
 
 @dataclass(slots=True)
 class _Input:
+    """One file of a set: what opening it told, and its reader once it is read."""
+
     path: str
     order: int  # position in the list given
     size: int

@@ -51,6 +51,8 @@ _PROGRESS_EVERY = 2048
 
 @dataclass(slots=True, frozen=True, kw_only=True)
 class ReadOptions:
+    """What `mailsniff read` was asked to do (the command line, parsed)."""
+
     path: str
     #: Several captures read as one (files, in any order; `path` is then the first).
     paths: tuple[str, ...] = ()
@@ -74,6 +76,8 @@ class ReadOptions:
 
 @dataclass(slots=True)
 class ReadResult:
+    """How a read ended: its exit status, the warning line if any, the sessions shown."""
+
     status: ExitStatus
     warning: str | None
     sessions: int

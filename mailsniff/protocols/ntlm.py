@@ -25,6 +25,8 @@ _NAMES = {NEGOTIATE: "NEGOTIATE", CHALLENGE: "CHALLENGE", AUTHENTICATE: "AUTHENT
 
 @dataclass(slots=True, frozen=True)
 class NtlmMessage:
+    """One NTLM message (type 1, 2 or 3) of an NTLM authentication."""
+
     kind: int  # 1, 2 or 3
     flags: int
     domain: str | None = None  # type 1 (when supplied) and type 3
