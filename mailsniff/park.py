@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import pickle
-import tempfile
 import weakref
 from typing import IO, Any
 
@@ -110,6 +109,8 @@ class ParkingLot:
         if len(data) > MAX_PARKED_BYTES:
             return None
         if self._file is None:
+            import tempfile  # here: most runs never park a session
+
             self._file = tempfile.TemporaryFile(prefix="mailsniff-park-")
             self._closer = weakref.finalize(self, self._file.close)
         self._file.seek(self._end)

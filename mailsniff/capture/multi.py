@@ -10,7 +10,6 @@ at once. Out-of-order and overlapping files are reported as warnings.
 
 from __future__ import annotations
 
-import glob
 import heapq
 import os
 import re
@@ -59,6 +58,8 @@ def expand_inputs(args: list[str]) -> list[str]:
                 raise InputError(f"cannot read {arg}: the directory holds no files")
             paths.extend(found)
         elif _GLOB_CHARS.search(arg):
+            import glob  # here: only for a pattern the shell left unexpanded
+
             matched = sorted((p for p in glob.glob(arg) if os.path.isfile(p)), key=_natural)
             if not matched:
                 raise InputError(f"cannot read {arg}: no file matches this pattern")

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 import stat
 import sys
 import zlib
 from collections.abc import Iterator
 from types import TracebackType
-from typing import BinaryIO, TypeVar, cast
+from typing import TYPE_CHECKING, BinaryIO, TypeVar, cast
 
 from mailsniff.capture.frame import Frame, FrameOrTime
 from mailsniff.capture.pcap import PCAP_MAGICS, PcapSource, ReadFn, fill
 from mailsniff.capture.pcapng import PCAPNG_MAGIC, PcapngSource
 from mailsniff.errors import InputError, NotACaptureError, TruncatedCaptureError
+
+if TYPE_CHECKING:
+    import gzip
 
 __all__ = ["CaptureReader", "open_capture"]
 
@@ -225,6 +227,8 @@ def _sniff(path: str, raw: BinaryIO, total: int | None) -> CaptureReader:
     counter: _CountingStream | None = None
     read: ReadFn = raw.read
     if head[:2] == _GZIP_MAGIC:
+        import gzip  # here: only a compressed capture needs it
+
         counter = _CountingStream(raw, head)
         gzip_file = gzip.GzipFile(fileobj=cast(BinaryIO, counter), mode="rb")
         gzip_read = _GzipRead(gzip_file)
