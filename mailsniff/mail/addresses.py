@@ -117,13 +117,30 @@ def _tokenize(text: str, defects: list[str]) -> list[_Token]:
     return tokens
 
 
-@dataclass(slots=True)
+# `__init__` written out: the compiled build compiles it (see protocols/base.py).
+@dataclass(slots=True, init=False)
 class _Mailbox:
+    """One mailbox (or group name) of an address list, as its tokens are read."""
+
     words: list[_Token] = field(default_factory=list)  # atoms and quoted strings
     spaced: list[bool] = field(default_factory=list)  # per word: whitespace or comment before it
     comments: list[str] = field(default_factory=list)
     angle: str | None = None
     after_angle: bool = False
+
+    def __init__(
+        self,
+        words: list[_Token] | None = None,
+        spaced: list[bool] | None = None,
+        comments: list[str] | None = None,
+        angle: str | None = None,
+        after_angle: bool = False,
+    ) -> None:
+        self.words = [] if words is None else words
+        self.spaced = [] if spaced is None else spaced
+        self.comments = [] if comments is None else comments
+        self.angle = angle
+        self.after_angle = after_angle
 
     def empty(self) -> bool:
         return not self.words and self.angle is None

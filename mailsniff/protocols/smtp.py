@@ -471,13 +471,22 @@ class _Pending:
         return self.kind in (_Await.DATA, _Await.AUTH, _Await.STARTTLS) and not self.assumed
 
 
-@dataclass(slots=True)
+# `__init__` written out: the compiled build compiles it (see protocols/base.py).
+@mypyc_attr(allow_interpreted_subclasses=True)  # pickled when parked: see park.py
+@dataclass(slots=True, init=False)
 class _Reassembly:
     """A reply being collected line by line."""
 
     code: int = 0
     lines: list[str] = field(default_factory=list)
     raw: bytearray = field(default_factory=bytearray)
+
+    def __init__(
+        self, code: int = 0, lines: list[str] | None = None, raw: bytearray | None = None
+    ) -> None:
+        self.code = code
+        self.lines = [] if lines is None else lines
+        self.raw = bytearray() if raw is None else raw
 
 
 #: Shared per-direction tables, replaced by a connection's own copy on its first write (after a

@@ -1,7 +1,7 @@
 """The dataclasses whose `__init__` is written out (protocols/base.py says why: the parser
-events, the helpers made per token, line or MIME part, and the frame, segment and stream data
-records made per packet) take exactly their dataclass fields,
-with the same defaults, and set each of them. Compiled, the written `__init__` also checks each
+events, the helpers made per token, line, reply, mailbox or MIME part, and the frame, segment
+and stream data records made per packet) take exactly their dataclass fields, with the same
+defaults, and set each of them. Compiled, the written `__init__` also checks each
 argument's type, so the values given here are of the declared types."""
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ WRITTEN = [
     addresses._Token,
     rfc2047._Word,
     smtp._Pending,
+    smtp._Reassembly,
+    addresses._Mailbox,
     smtp_session._Awaited,
     mime._Part,
     mime._Walk,
@@ -105,6 +107,8 @@ def _value(hint: object, i: int) -> object:
         return f"text{i}"
     if hint is bytes:
         return f"bytes{i}".encode()
+    if hint is bytearray:
+        return bytearray(f"bytes{i}".encode())
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return list(hint)[i % len(hint)]
     if hint is EmailMessage:
@@ -123,12 +127,24 @@ def test_written_init_takes_and_sets_every_field(cls: type) -> None:
     given = {f.name: _value(hints[f.name], i) for i, f in enumerate(fields)}
     made = cls(**given) if kw_only else cls(*given.values())
     assert {f.name: getattr(made, f.name) for f in fields} == given
-    # Only the required ones given: the others take the dataclass's defaults.
-    required = {f.name: given[f.name] for f in fields if f.default is dataclasses.MISSING}
+    # Only the required ones given: the others take the dataclass's defaults, a default made by
+    # a factory (an empty list) made afresh for each instance.
+    missing = dataclasses.MISSING
+    required = {
+        f.name: given[f.name]
+        for f in fields
+        if f.default is missing and f.default_factory is missing
+    }
     made = cls(**required) if kw_only else cls(*required.values())
+    other = cls(**required) if kw_only else cls(*required.values())
     for f in fields:
-        want = required[f.name] if f.name in required else f.default
-        assert getattr(made, f.name) == want, f.name
+        if f.name in required:
+            assert getattr(made, f.name) == required[f.name], f.name
+        elif f.default_factory is not missing:
+            assert getattr(made, f.name) == f.default_factory(), f.name
+            assert getattr(made, f.name) is not getattr(other, f.name), f.name
+        else:
+            assert getattr(made, f.name) == f.default, f.name
     # And nothing else is accepted.
     with pytest.raises(TypeError):
         cls(**given, unknown=1)
