@@ -2,7 +2,7 @@
 
 Each shard is one task: a worker reads the whole input from shared storage (the task carries
 only paths) and keeps the connections of its shard, exactly as a `--jobs` worker process does
-(parallel._work), but collects its results instead of streaming them. The result stays on the
+(parallel._messages), but collects its results instead of streaming them. The result stays on the
 Dask worker; the client fetches it in parts by small tasks that depend on it (the scheduler
 runs them where the result is) and merges all shards in the one-process order (parallel._merge).
 
@@ -31,7 +31,7 @@ from typing import Any
 from mailsniff import __version__
 from mailsniff.errors import InputError, MailsniffError, UsageError
 from mailsniff.model import Session
-from mailsniff.parallel import OpenFrames, ShardResult, _merge, _Shard, _work, error_message
+from mailsniff.parallel import OpenFrames, ShardResult, _merge, _messages, _Shard, error_message
 from mailsniff.pipeline import Pipeline
 from mailsniff.status import ExitStatus
 
@@ -148,18 +148,6 @@ def cluster_shards(client: Any) -> int:
 # -- on a worker --------------------------------------------------------------------------------
 
 
-class _Collect:
-    """What parallel._work sends to its parent, kept in a list."""
-
-    __slots__ = ("messages",)
-
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    def send(self, message: Any) -> None:
-        self.messages.append(message)
-
-
 def run_shard(
     me: int,
     n: int,
@@ -168,12 +156,13 @@ def run_shard(
     prepare: Callable[[Session], Any] | None,
 ) -> tuple[str, list[Any]]:
     """One shard, as a Dask task: (mailsniff version, the messages a --jobs worker sends)."""
-    conn = _Collect()
+    messages: list[Any] = []
     try:
-        _work(me, n, open_frames, make_pipeline, prepare, conn)
+        for message in _messages(me, n, open_frames, make_pipeline, prepare):
+            messages.append(message)
     except Exception as error:  # noqa: BLE001 - reported by the client as one line
-        conn.messages.append(error_message(error))
-    return __version__, conn.messages
+        messages.append(error_message(error))
+    return __version__, messages
 
 
 def _part(result: tuple[str, list[Any]], start: int) -> tuple[str, list[Any], bool]:

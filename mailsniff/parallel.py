@@ -142,7 +142,8 @@ def _worker(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        _work(me, n, open_frames, make_pipeline, prepare, conn)
+        for message in _messages(me, n, open_frames, make_pipeline, prepare):
+            conn.send(message)  # as it is made: the parent merges while this worker reads on
     except BaseException as error:  # noqa: BLE001 - reported by the parent as one line
         conn.send(error_message(error))
     finally:
@@ -155,19 +156,6 @@ def error_message(error: BaseException) -> tuple[str, str, str | None, int]:
     if isinstance(error, MailsniffError):
         return ("error", error.message, error.hint, int(error.exit_status))
     return ("error", f"{type(error).__name__}: {error}", None, int(ExitStatus.ERROR))
-
-
-def _work(
-    me: int,
-    n: int,
-    open_frames: OpenFrames,
-    make_pipeline: Callable[[], Pipeline],
-    prepare: Callable[[Session], Any] | None,
-    conn: Any,
-) -> None:
-    """Worker `me` of `n`: every message of `_messages`, sent on `conn` as it is made."""
-    for message in _messages(me, n, open_frames, make_pipeline, prepare):
-        conn.send(message)
 
 
 def _messages(
