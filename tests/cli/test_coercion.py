@@ -3,8 +3,6 @@ coercion gives, refuses nothing typer takes, and keeps pydantic out of a plain `
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -18,7 +16,8 @@ from typer.core import TyperGroup, _TyperParameter
 
 from mailsniff.cli import app
 from mailsniff.commands.coercion import PlainRuntimeParam
-from tests.paths import PCAPS, REPO
+from tests.import_probe import run_probed
+from tests.paths import PCAPS
 
 
 def _parameters() -> list[tuple[click.Command, _TyperParameter]]:
@@ -90,29 +89,9 @@ def test_the_short_cut_gives_what_typer_gives(
 
 
 def test_a_plain_read_never_imports_pydantic_and_a_bad_value_still_gets_typers_message() -> None:
-    probe = (
-        "import sys\n"
-        "from mailsniff.cli import main\n"
-        "sys.argv = ['mailsniff', *sys.argv[1:]]\n"
-        "try:\n    main()\n"
-        "except SystemExit as exit:\n    status = exit.code\n"
-        "print('pydantic imported:', 'pydantic' in sys.modules, status, file=sys.stderr)\n"
-    )
     capture = str(PCAPS / "cc-bcc-smtplib.pcap")
-
-    def run(*args: str) -> list[str]:
-        proc = subprocess.run(
-            [sys.executable, "-c", probe, *args],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=300,
-        )
-        return proc.stderr.strip().splitlines()
-
-    assert run("read", capture, "--json", "--jobs", "2", "-p", "smtp")[-1].endswith(
-        "imported: False 0"
-    )
-    errors = run("read", capture, "--jobs", "two")
-    assert errors[-1].endswith("imported: True 2")
-    assert "Invalid value for '--jobs'" in "\n".join(errors)
+    proc, pydantic = run_probed("pydantic", "read", capture, "--json", "--jobs", "2", "-p", "smtp")
+    assert proc.returncode == 0 and not pydantic, proc.stderr
+    proc, pydantic = run_probed("pydantic", "read", capture, "--jobs", "two")
+    assert proc.returncode == 2 and pydantic, proc.stderr
+    assert "Invalid value for '--jobs'" in proc.stderr

@@ -16,6 +16,7 @@ import pytest
 from tests.cli_runner import PCAPS, PUBLIC, REPO, run_cli
 from tests.dask_cluster import LocalCluster, start_cluster
 from tests.e2e.many_flows import many_connections, write_records
+from tests.import_probe import run_probed
 
 CAPTURES = [
     str(PCAPS / "cc-bcc-smtplib.pcap"),
@@ -132,19 +133,10 @@ def test_a_worker_lost_mid_run_changes_nothing(tmp_path: Path, big_capture: Path
 
 
 def test_no_dask_import_without_scheduler() -> None:
-    code = (
-        "import sys\n"
-        "from mailsniff.cli import main\n"
-        f"sys.argv = ['mailsniff', 'read', {str(PCAPS / 'cc-bcc-smtplib.pcap')!r}, '--json']\n"
-        "try:\n    main()\nexcept SystemExit as e:\n    assert e.code in (0, None), e.code\n"
-        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed'))\n"
-        "sys.stderr.write('LOADED:' + ','.join(loaded))\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300
-    )
+    capture = str(PCAPS / "cc-bcc-smtplib.pcap")
+    proc, dask = run_probed(("dask", "distributed"), "read", capture, "--json")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.endswith("LOADED:")
+    assert not dask
     assert '"type":"session"' in proc.stdout
 
 
